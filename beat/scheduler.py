@@ -1,0 +1,196 @@
+"""APScheduler in one long-running process, driven by the `schedules` table.
+
+Only the holder of a PostgreSQL advisory lock acts; a second process waits on the lock and takes
+over when the first one's connection dies. The lock is a courtesy, not the guard: two leaders can
+overlap until a dead connection is noticed, and a firing's idempotency key (schedule name and
+scheduled time, unique in `jobs`) makes their firings one job.
+
+Misfires: APScheduler coalesces firings missed while the process runs (a late firing runs once,
+within a 60 s grace). After downtime, a schedule whose misfire policy is `run_once` fires once for
+the latest time it missed; one whose policy is `skip` waits for its next time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import threading
+import uuid
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Connection, Engine, text
+
+from ombaro import commands, schedules
+from ombaro.db import session_factory
+from ombaro.models.jobs import Schedule
+
+log = logging.getLogger(__name__)
+
+LEADER_LOCK_KEY = 7_201_120_001  # pg_advisory_lock key of the scheduler leader
+INTERVAL_ANCHOR = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # interval firings align across processes
+GRACE = dt.timedelta(seconds=60)
+
+
+def trigger_for(schedule: Schedule) -> BaseTrigger:
+    if schedule.cron:
+        return CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
+    assert schedule.interval_seconds is not None
+    return IntervalTrigger(seconds=schedule.interval_seconds, start_date=INTERVAL_ANCHOR, timezone=dt.UTC)
+
+
+def latest_fire_time(schedule: Schedule, *, after: dt.datetime, now: dt.datetime) -> dt.datetime | None:
+    """The last time at or before `now` and after `after` that the schedule was due, if any."""
+    if schedule.interval_seconds:
+        step = dt.timedelta(seconds=schedule.interval_seconds)
+        last = INTERVAL_ANCHOR + step * ((now - INTERVAL_ANCHOR) // step)
+        return last if last > after else None
+    trigger = trigger_for(schedule)
+    last = None
+    candidate = trigger.get_next_fire_time(None, after + dt.timedelta(microseconds=1))
+    while candidate is not None and candidate <= now:
+        last = candidate
+        candidate = trigger.get_next_fire_time(last, last + dt.timedelta(microseconds=1))
+    return last
+
+
+def signature(schedule: Schedule) -> str:
+    fields = [schedule.kind, schedule.cron, schedule.interval_seconds, schedule.timezone, schedule.params,
+              schedule.overlap_policy]
+    return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Beat:
+    def __init__(self, engine: Engine, enqueue: commands.Enqueue, *, leader_lock: bool = True,
+                 reload_seconds: float = 15, relay_interval: float = 10, relay_stale_seconds: int = 300,
+                 lock_poll_seconds: float = 2) -> None:
+        self.engine, self.enqueue = engine, enqueue
+        self.sessions = session_factory(engine)
+        self.leader_lock, self.reload_seconds = leader_lock, reload_seconds
+        self.relay_interval, self.relay_stale_seconds = relay_interval, relay_stale_seconds
+        self.lock_poll_seconds = lock_poll_seconds
+        self._signatures: dict[str, str] = {}
+
+    # -- leadership ------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            lock = self._acquire(stop) if self.leader_lock else None
+            if stop.is_set():
+                break
+            try:
+                log.info("scheduler leading (leader lock %s)", "held" if lock else "disabled")
+                self._lead(stop, lock)
+            finally:
+                if lock is not None:
+                    lock.close()  # closing the session releases the advisory lock
+
+    def _acquire(self, stop: threading.Event) -> Connection | None:
+        waiting_logged = False
+        while not stop.is_set():
+            conn = None
+            try:
+                conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_KEY}).scalar_one():
+                    return conn
+                conn.close()
+                if not waiting_logged:
+                    log.info("another scheduler leads; waiting to take over")
+                    waiting_logged = True
+            except Exception as exc:
+                log.warning("scheduler cannot reach the database: %s", exc)
+                if conn is not None:
+                    conn.invalidate()
+            stop.wait(self.lock_poll_seconds)
+        return None
+
+    def _lead(self, stop: threading.Event, lock: Connection | None) -> None:
+        scheduler = BackgroundScheduler(timezone=dt.UTC, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": int(GRACE.total_seconds())})
+        scheduler.start()
+        self._signatures.clear()
+        try:
+            self.catch_up()
+            self.sync(scheduler)
+            scheduler.add_job(self.relay, "interval", seconds=self.relay_interval, id="relay",
+                              next_run_time=dt.datetime.now(dt.UTC))
+            while not stop.wait(self.reload_seconds):
+                if lock is not None and not self._still_leader(lock):
+                    return
+                self.sync(scheduler)
+        finally:
+            scheduler.shutdown(wait=True)
+
+    def _still_leader(self, lock: Connection) -> bool:
+        try:
+            lock.execute(text("SELECT 1"))
+            return True
+        except Exception as exc:
+            log.error("lost the leader lock's connection (%s); stepping down", exc)
+            lock.invalidate()
+            return False
+
+    # -- schedules -------------------------------------------------------------------------------
+
+    def sync(self, scheduler: BackgroundScheduler) -> None:
+        """Make APScheduler's jobs match the enabled rows (added, edited, disabled, deleted)."""
+        with self.sessions() as session:
+            rows = {str(s.id): s for s in schedules.enabled_schedules(session)}
+        for job_id in set(self._signatures) - set(rows):
+            scheduler.remove_job(job_id)
+            del self._signatures[job_id]
+        for job_id, schedule in rows.items():
+            sig = signature(schedule)
+            if self._signatures.get(job_id) == sig:
+                continue
+            scheduler.add_job(self.fire, trigger_for(schedule), args=[schedule.id], id=job_id,
+                              name=schedule.name, replace_existing=True)
+            self._signatures[job_id] = sig
+
+    def fire(self, schedule_id: uuid.UUID, now: dt.datetime | None = None) -> schedules.Firing | None:
+        now = now or dt.datetime.now(dt.UTC)
+        try:
+            with self.sessions() as session, session.begin():
+                schedule = session.get(Schedule, schedule_id)
+                if schedule is None or not schedule.enabled:
+                    return None
+                due = latest_fire_time(schedule, after=now - GRACE, now=now)
+                if due is None:
+                    return None
+                firing = schedules.fire(session, schedule, due, enqueue=self.enqueue)
+            log.info("schedule %s for %s: %s", firing.schedule, firing.scheduled_for, firing.outcome)
+            return firing
+        except Exception:
+            log.exception("firing schedule %s failed", schedule_id)
+            return None
+
+    def catch_up(self, now: dt.datetime | None = None) -> list[schedules.Firing]:
+        """After downtime: fire once, for the latest missed time, the schedules that want it."""
+        now = now or dt.datetime.now(dt.UTC)
+        fired = []
+        with self.sessions() as session, session.begin():
+            for schedule in schedules.enabled_schedules(session):
+                if schedule.misfire_policy != "run_once" or schedule.last_fired_for is None:
+                    continue
+                after = max(schedule.last_fired_for, now - dt.timedelta(days=7))
+                missed = latest_fire_time(schedule, after=after, now=now)
+                if missed is not None:
+                    fired.append(schedules.fire(session, schedule, missed, enqueue=self.enqueue))
+        for firing in fired:
+            log.info("caught up schedule %s for %s: %s", firing.schedule, firing.scheduled_for, firing.outcome)
+        return fired
+
+    def relay(self) -> int:
+        try:
+            with self.sessions() as session, session.begin():
+                sent = commands.relay(session, self.enqueue, stale_seconds=self.relay_stale_seconds)
+            if sent:
+                log.info("relay handed %s job(s) to the broker", sent)
+            return sent
+        except Exception:
+            log.exception("relay failed")
+            return 0

@@ -1,0 +1,105 @@
+"""`ombaro`: the operator's command line (services, migrations, demo data)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from ombaro.config import PROJECT_ROOT, load_settings
+
+
+def _var_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("OMBARO_VAR_DIR") or PROJECT_ROOT / "var").resolve()
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    warnings.filterwarnings("ignore", module="platformdirs")
+    from ombaro import services
+
+    var_dir = _var_dir()
+    if args.action == "up":
+        urls = services.up(var_dir)
+        print(f"PostgreSQL: {urls.database_url}\nRedis:      {urls.redis_url}\n(data under {var_dir})")
+    elif args.action == "down":
+        services.down(var_dir)
+        print("embedded services stopped (data kept)")
+    else:
+        print(json.dumps(services.status(var_dir), indent=2))
+    return 0
+
+
+def alembic_config(url: str | None = None):
+    from alembic.config import Config
+
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from alembic import command
+
+    command.upgrade(alembic_config(), args.revision)
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    if not args.demo:
+        print("nothing to seed: pass --demo", file=sys.stderr)
+        return 2
+    from sqlalchemy import text
+
+    from ombaro.db import get_engine
+    from ombaro.demo import seed_demo
+
+    with get_engine().begin() as conn:
+        if conn.execute(text("SELECT EXISTS (SELECT 1 FROM vendors)")).scalar_one():
+            print("demo data already present; nothing to do")
+            return 0
+        began = time.perf_counter()
+        counts = seed_demo(conn, seed=args.seed, scale=args.scale, progress=lambda m: print(f"  {m}", flush=True))
+    print(f"seeded {sum(counts.values())} rows in {time.perf_counter() - began:.1f}s:")
+    for table, count in counts.items():
+        print(f"  {table:<28} {count:>8}")
+    return 0
+
+
+def cmd_env(_args: argparse.Namespace) -> int:
+    settings = load_settings()
+    print(f"export DATABASE_URL='{settings.database_url}'\nexport REDIS_URL='{settings.redis_url}'")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ombaro", description="OMBARO Ops operator commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+    services = sub.add_parser("services", help="embedded PostgreSQL and Redis under ./var")
+    services.add_argument("action", choices=["up", "down", "status"])
+    services.set_defaults(func=cmd_services)
+    migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade)")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.set_defaults(func=cmd_migrate)
+    seed = sub.add_parser("seed", help="fill the database with the demo data set (once)")
+    seed.add_argument("--demo", action="store_true", help="the deterministic demo data set")
+    seed.add_argument("--seed", type=int, default=20261126, help="random seed (default 20261126)")
+    seed.add_argument("--scale", type=float, default=1.0, help="size relative to the default (1.0)")
+    seed.set_defaults(func=cmd_seed)
+    env = sub.add_parser("env", help="print DATABASE_URL and REDIS_URL as shell exports")
+    env.set_defaults(func=cmd_env)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""The command log: every command is a row in `jobs` before it is a message in the broker.
+
+Flow (design.md, "the spine"):
+1. `submit` inserts the job in the caller's transaction; the message is sent after commit.
+2. If the broker is down the job stays `queued` with no `enqueued_at`; `relay` hands it over later.
+3. `execute` claims the job with one UPDATE under its row lock (a redelivered message finds it
+   taken and does nothing), runs the handler in a transaction of its own, and records the outcome
+   fenced by the attempt number, so a worker that lost its lease cannot overwrite a newer attempt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, event, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from ombaro.models.jobs import Job
+
+log = logging.getLogger(__name__)
+
+# (job id, kind) -> hands the job to the broker; raises when the broker cannot be reached.
+Enqueue = Callable[[uuid.UUID, str], None]
+
+
+class Progress(Protocol):
+    def __call__(self, percent: float, message: str | None = None) -> None: ...
+
+
+# A handler does the domain work of one job inside the session it is given and returns its result.
+Handler = Callable[[Session, Job, Progress], dict[str, Any] | None]
+
+
+class CommandError(Exception):
+    """A command-level error the API maps to an HTTP status in one place (web/errors.py)."""
+
+
+class IdempotencyConflict(CommandError):
+    """The Idempotency-Key was already used with a different request body."""
+
+
+class JobNotFound(CommandError):
+    pass
+
+
+class RetryLater(Exception):
+    """Raised by a handler for a transient failure: the job is queued again after a back-off."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    created: bool  # False: an earlier request with the same Idempotency-Key made this job
+
+
+def to_json(value: Any) -> Any:
+    """Params and results are stored as JSON: dates as ISO strings, money as decimal strings."""
+    return json.loads(json.dumps(value, default=_json_default, sort_keys=True))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def fingerprint(kind: str, params: dict[str, Any]) -> str:
+    canonical = json.dumps({"kind": kind, "params": to_json(params)}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit(
+    session: Session,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    enqueue: Enqueue,
+    key: str | None = None,
+    scope: str = "anonymous",
+    requested_by: uuid.UUID | None = None,
+    schedule_id: uuid.UUID | None = None,
+    scheduled_for: dt.datetime | None = None,
+    max_attempts: int = 3,
+) -> Submitted:
+    """Record a command in the caller's transaction; it is handed to the broker after commit.
+
+    With a key, one job exists per (kind, scope, key): a concurrent second insert waits on the
+    unique index and then finds the first one's job (IETF Idempotency-Key draft semantics).
+    """
+    stored = to_json(params)
+    digest = fingerprint(kind, stored)
+    insert = (
+        pg_insert(Job)
+        .values(kind=kind, params=stored, requested_by=requested_by, idempotency_scope=scope,
+                idempotency_key=key, request_hash=digest, schedule_id=schedule_id,
+                scheduled_for=scheduled_for, max_attempts=max_attempts, enqueued_at=func.now())
+        .on_conflict_do_nothing(index_elements=["kind", "idempotency_scope", "idempotency_key"],
+                                index_where=text("idempotency_key IS NOT NULL"))
+        .returning(Job.id)
+    )
+    new_id = session.execute(insert).scalar_one_or_none()
+    if new_id is None:
+        existing = session.scalars(
+            select(Job).where(Job.kind == kind, Job.idempotency_scope == scope, Job.idempotency_key == key)
+        ).one()
+        if existing.request_hash != digest:
+            raise IdempotencyConflict(
+                f"Idempotency-Key {key!r} was already used for a different {kind} request"
+            )
+        return Submitted(existing, created=False)
+    job = session.get_one(Job, new_id)
+    enqueue_after_commit(session, job.id, kind, enqueue)
+    return Submitted(job, created=True)
+
+
+def enqueue_after_commit(session: Session, job_id: uuid.UUID, kind: str, enqueue: Enqueue) -> None:
+    pending: list[tuple[uuid.UUID, str, Enqueue]] = session.info.setdefault("ombaro.enqueue", [])
+    if not pending:
+        event.listen(session, "after_commit", _send_pending, once=True)
+        event.listen(session, "after_rollback", _drop_pending, once=True)
+    pending.append((job_id, kind, enqueue))
+
+
+def _drop_pending(session: Session) -> None:
+    session.info.pop("ombaro.enqueue", None)
+
+
+def _send_pending(session: Session) -> None:
+    pending = session.info.pop("ombaro.enqueue", [])
+    if event.contains(session, "after_rollback", _drop_pending):
+        event.remove(session, "after_rollback", _drop_pending)
+    failed = [job_id for job_id, kind, enqueue in pending if not _try_enqueue(job_id, kind, enqueue)]
+    if failed:
+        # Jobs were inserted as enqueued (the common case costs no second write); undo that so the
+        # relay hands them over at its next tick instead of after the stale period.
+        engine = session.get_bind()
+        with engine.begin() as conn:
+            conn.execute(update(Job).where(Job.id.in_(failed)).values(enqueued_at=None))
+
+
+def _try_enqueue(job_id: uuid.UUID, kind: str, enqueue: Enqueue) -> bool:
+    try:
+        enqueue(job_id, kind)
+    except Exception as exc:  # any broker failure: the job is safe in the database
+        log.warning("broker unreachable, job %s (%s) left queued for the relay: %s", job_id, kind, exc)
+        return False
+    return True
+
+
+def relay(session: Session, enqueue: Enqueue, *, stale_seconds: int, limit: int = 500) -> int:
+    """Hand to the broker the jobs that are due and not in it: never enqueued, enqueued long ago
+    and still queued (a message lost), or running with an expired lease (a worker died)."""
+    session.execute(
+        update(Job)
+        .where(Job.status == "running", Job.lease_expires_at < func.now(), Job.attempts >= Job.max_attempts)
+        .values(status="failed", finished_at=func.now(),
+                error={"type": "WorkerLost", "message": "the job's worker stopped reporting, attempts exhausted"})
+    )
+    stale = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, stale_seconds)
+    due = session.execute(
+        select(Job.id, Job.kind)
+        .where(Job.run_after <= func.now())
+        .where(
+            ((Job.status == "queued") & (Job.enqueued_at.is_(None) | (Job.enqueued_at < stale)))
+            | ((Job.status == "running") & (Job.lease_expires_at < func.now()))
+        )
+        .order_by(Job.run_after)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    sent: list[uuid.UUID] = []
+    for job_id, kind in due:
+        if not _try_enqueue(job_id, kind, enqueue):
+            break  # the broker is down: the rest waits for the next tick
+        sent.append(job_id)
+    if sent:
+        session.execute(update(Job).where(Job.id.in_(sent)).values(enqueued_at=func.now()))
+    return len(sent)
+
+
+def get_job(session: Session, job_id: uuid.UUID) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id}")
+    return job
+
+
+def list_jobs(
+    session: Session, *, kinds: Iterable[str] = (), statuses: Iterable[str] = (),
+    before: dt.datetime | None = None, limit: int = 50,
+) -> Sequence[Job]:
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if kinds := list(kinds):
+        query = query.where(Job.kind.in_(kinds))
+    if statuses := list(statuses):
+        query = query.where(Job.status.in_(statuses))
+    if before is not None:
+        query = query.where(Job.created_at < before)
+    return session.scalars(query).all()
+
+
+# ---- running a job (worker side) -------------------------------------------------------------
+
+
+def backoff_seconds(attempt: int) -> int:
+    return min(600, 15 * 2 ** (attempt - 1))
+
+
+def execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_seconds: int) -> str:
+    """Claim, run and record one job. Returns what happened: 'succeeded', 'failed', 'retrying'
+    or 'skipped' (another delivery has it, it is finished, or it is not due yet)."""
+    with engine.begin() as conn:
+        attempt = conn.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.run_after <= func.now(), Job.attempts < Job.max_attempts)
+            .where((Job.status == "queued")
+                   | ((Job.status == "running") & (Job.lease_expires_at < func.now())))
+            .values(status="running", attempts=Job.attempts + 1, progress=0, progress_message=None,
+                    started_at=func.coalesce(Job.started_at, func.now()), finished_at=None,
+                    lease_expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds))
+            .returning(Job.attempts)
+        ).scalar_one_or_none()
+    if attempt is None:
+        log.info("job %s not claimable (finished, running elsewhere or not due): skipped", job_id)
+        return "skipped"
+
+    fenced = (Job.id == job_id, Job.status == "running", Job.attempts == attempt)
+    progress = _ProgressReporter(engine, fenced, lease_seconds)
+    try:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            job = session.get_one(Job, job_id)
+            result = handler(session, job, progress)
+            done = session.execute(
+                update(Job).where(*fenced)
+                .values(status="succeeded", result=to_json(result or {}), error=None, progress=100,
+                        finished_at=func.now(), lease_expires_at=None)
+            )
+            if done.rowcount != 1:
+                raise LeaseLost(f"job {job_id} attempt {attempt} lost its lease; its work is rolled back")
+        return "succeeded"
+    except LeaseLost:
+        log.warning("job %s attempt %s lost its lease to another worker; rolled back", job_id, attempt)
+        return "skipped"
+    except Exception as exc:
+        transient = isinstance(exc, RetryLater | OperationalError)
+        return _record_failure(engine, fenced, job_id, attempt, exc, transient=transient)
+
+
+class LeaseLost(Exception):
+    pass
+
+
+def _record_failure(engine: Engine, fenced: tuple[Any, ...], job_id: uuid.UUID, attempt: int,
+                    exc: Exception, *, transient: bool) -> str:
+    error = {"type": type(exc).__name__, "message": str(exc)[:2000], "attempt": attempt,
+             "trace": traceback.format_exc(limit=8)[-4000:]}
+    with engine.begin() as conn:
+        max_attempts = conn.execute(select(Job.max_attempts).where(Job.id == job_id)).scalar_one()
+        if transient and attempt < max_attempts:
+            delay = backoff_seconds(attempt)
+            conn.execute(update(Job).where(*fenced).values(
+                status="queued", error=error, enqueued_at=None, lease_expires_at=None,
+                run_after=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay)))
+            log.warning("job %s attempt %s failed transiently, retry in %ss: %s", job_id, attempt, delay, exc)
+            return "retrying"
+        conn.execute(update(Job).where(*fenced).values(
+            status="failed", error=error, finished_at=func.now(), lease_expires_at=None))
+    log.error("job %s attempt %s failed: %s", job_id, attempt, exc)
+    return "failed"
+
+
+class _ProgressReporter:
+    """Writes progress on its own short transaction (visible while the job's own is open),
+    extends the lease, and writes at most twice a second."""
+
+    def __init__(self, engine: Engine, fenced: tuple[Any, ...], lease_seconds: int) -> None:
+        self._engine, self._fenced, self._lease = engine, fenced, lease_seconds
+        self._last = 0.0
+
+    def __call__(self, percent: float, message: str | None = None) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.5 and percent < 100:
+            return
+        self._last = now
+        with self._engine.begin() as conn:
+            conn.execute(update(Job).where(*self._fenced).values(
+                progress=max(0.0, min(100.0, round(percent, 2))), progress_message=message,
+                lease_expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, self._lease)))

@@ -1,0 +1,101 @@
+"""Reporting: the materialized views behind the dashboards, refreshed without blocking readers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from ombaro.commands import Progress
+from ombaro.models.jobs import ViewRefresh
+
+# Refreshed in this order; each must have a unique index on plain columns (concurrent refresh).
+VIEWS: tuple[str, ...] = ("dashboard_stats", "daily_booking_stats")
+
+
+class UnknownView(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    view: str
+    concurrent: bool
+    duration_ms: int
+    rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"view": self.view, "concurrent": self.concurrent, "duration_ms": self.duration_ms,
+                "rows": self.rows}
+
+
+def refresh_views(session: Session, views: Sequence[str] | None = None, *, job_id: uuid.UUID | None = None,
+                  progress: Progress | None = None) -> dict[str, Any]:
+    chosen = list(views) if views else list(VIEWS)
+    unknown = sorted(set(chosen) - set(VIEWS))
+    if unknown:
+        raise UnknownView(f"unknown views: {', '.join(unknown)}")
+    outcomes = []
+    for done, view in enumerate(chosen):
+        outcomes.append(refresh_view(session, view, job_id=job_id))
+        if progress:
+            progress(100 * (done + 1) / len(chosen), f"refreshed {view}")
+    return {"views": [o.as_dict() for o in outcomes]}
+
+
+def refresh_view(session: Session, view: str, *, job_id: uuid.UUID | None = None) -> RefreshOutcome:
+    """Refresh one view and record it. Two refreshes of one view never overlap: the second waits
+    on a transaction-level advisory lock keyed by the view's name. CONCURRENTLY keeps readers
+    served; a view never populated cannot be refreshed concurrently, so its first refresh is plain."""
+    if view not in VIEWS:
+        raise UnknownView(f"unknown view: {view}")
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('ombaro.refresh.' || :view))"), {"view": view})
+    populated = session.execute(
+        text("SELECT ispopulated FROM pg_matviews WHERE schemaname = current_schema() AND matviewname = :v"),
+        {"v": view},
+    ).scalar_one()
+    started_at = session.execute(select(func.clock_timestamp())).scalar_one()
+    began = time.perf_counter()
+    mode = "CONCURRENTLY " if populated else ""
+    session.execute(text(f"REFRESH MATERIALIZED VIEW {mode}{view}"))  # view is from VIEWS, not input
+    rows = session.execute(text(f"SELECT count(*) FROM {view}")).scalar_one()
+    duration_ms = round((time.perf_counter() - began) * 1000)
+    session.add(ViewRefresh(view_name=view, job_id=job_id, concurrent=bool(populated), started_at=started_at,
+                            finished_at=started_at + dt.timedelta(milliseconds=duration_ms),
+                            duration_ms=duration_ms, row_count=rows))
+    session.flush()
+    return RefreshOutcome(view, bool(populated), duration_ms, rows)
+
+
+def last_refresh(session: Session, view: str) -> ViewRefresh | None:
+    return session.scalars(
+        select(ViewRefresh).where(ViewRefresh.view_name == view).order_by(ViewRefresh.started_at.desc()).limit(1)
+    ).first()
+
+
+def dashboard(session: Session, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The 30-day dashboard figures and how fresh they are (None until the first refresh)."""
+    populated = session.execute(
+        text("SELECT ispopulated FROM pg_matviews WHERE schemaname = current_schema() "
+             "AND matviewname = 'dashboard_stats'")
+    ).scalar_one()
+    stats = None
+    if populated:
+        row = session.execute(text(
+            "SELECT confirmed_bookings, completed_bookings, cancelled_bookings, total_bookings, total_revenue, "
+            "window_start, window_end FROM dashboard_stats")).mappings().first()
+        stats = dict(row) if row else None
+    last = last_refresh(session, "dashboard_stats")
+    current = now or session.execute(select(func.now())).scalar_one()
+    return {
+        "stats": stats,
+        "refreshed_at": last.finished_at if last else None,
+        "age_seconds": round((current - last.finished_at).total_seconds()) if last else None,
+        "refresh_duration_ms": last.duration_ms if last else None,
+    }

@@ -1,0 +1,195 @@
+"""Test fixtures: real PostgreSQL and Redis, real Celery workers where delivery is the point.
+
+TEST_DATABASE_URL / TEST_REDIS_URL point at servers to use; unset, the embedded services under
+./var are started (`ombaro services up`). Each test session creates its own databases named
+`<base>_t_<random>` on that server and drops them at the end; Redis is flushed (database index
+from TEST_REDIS_URL, default 1 on the embedded server)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from ombaro.cli import alembic_config
+from ombaro.config import PROJECT_ROOT, normalise_database_url
+
+warnings.filterwarnings("ignore", module="platformdirs")
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
+def servers() -> dict[str, str]:
+    database_url = os.environ.get("TEST_DATABASE_URL")
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if not database_url or not redis_url:
+        from ombaro import services
+
+        urls = services.up(Path(os.environ.get("OMBARO_VAR_DIR") or PROJECT_ROOT / "var"))
+        database_url = database_url or urls.database_url
+        redis_url = redis_url or urls.redis_url.rsplit("/", 1)[0] + "/1"
+    database_url = normalise_database_url(database_url)
+    return {"database_url": database_url, "redis_url": redis_url,
+            "admin_url": make_url(database_url).set(database="postgres").render_as_string(hide_password=False)}
+
+
+@pytest.fixture(scope="session")
+def make_database(servers: dict[str, str]) -> Iterator[Callable[[], str]]:
+    """Factory: a new empty database on the test server, dropped when the session ends."""
+    created: list[str] = []
+    base = make_url(servers["database_url"]).database or "ombaro"
+
+    def make() -> str:
+        name = f"{base}_t_{secrets.token_hex(4)}"
+        with psycopg.connect(_plain(servers["admin_url"]), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return make_url(servers["database_url"]).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with psycopg.connect(_plain(servers["admin_url"]), autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    cfg = alembic_config(url)
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, revision)
+
+
+@pytest.fixture(scope="session")
+def db_url(make_database: Callable[[], str]) -> str:
+    """The session's database, migrated to head."""
+    url = make_database()
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url(servers: dict[str, str]) -> str:
+    redis.Redis.from_url(servers["redis_url"]).flushdb()
+    return servers["redis_url"]
+
+
+
+
+@pytest.fixture(scope="session")
+def service_env(db_url: str, redis_url: str) -> dict[str, str]:
+    """Environment for code under test, in this process and in subprocesses."""
+    env = {"DATABASE_URL": db_url, "REDIS_URL": redis_url, "OMBARO_LOG_LEVEL": "INFO"}
+    os.environ.update(env)
+    return {**os.environ, **env}
+
+
+@pytest.fixture(scope="session")
+def engine(db_url: str, service_env: dict[str, str]) -> Iterator[Engine]:
+    eng = create_engine(db_url, pool_pre_ping=True)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def clean_jobs(engine: Engine) -> None:
+    """Each command-flow test starts from an empty command log and untouched schedules."""
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE view_refreshes, jobs"))
+        conn.execute(text("DELETE FROM schedules WHERE name <> 'reports.refresh-dashboards'"))
+        conn.execute(text("UPDATE schedules SET enabled = true, last_fired_for = NULL"))
+
+
+@pytest.fixture
+def app(service_env: dict[str, str], db_url: str, redis_url: str):
+    from web import create_app
+
+    return create_app({"DATABASE_URL": db_url, "REDIS_URL": redis_url})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Process:
+    """A child process of the engine (worker, scheduler, gunicorn) with its output kept."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     cwd=PROJECT_ROOT, start_new_session=True)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, needle: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.output():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"process exited ({self.proc.returncode}):\n{self.output()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{needle!r} not seen in {timeout}s:\n{self.output()[-4000:]}")
+            time.sleep(0.1)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path, service_env: dict[str, str]) -> Iterator[Callable[..., Process]]:
+    started: list[Process] = []
+
+    def start(name: str, *args: str, env: dict[str, str] | None = None) -> Process:
+        process = Process(list(args), {**service_env, **(env or {})}, tmp_path / f"{name}-{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def start_worker(spawn: Callable[..., Process], name: str = "worker", concurrency: int = 2,
+                 env: dict[str, str] | None = None) -> Process:
+    worker = spawn(name, sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel=INFO",
+                   "-Q", "dispatch,bulk,maintenance", f"--concurrency={concurrency}", "--without-heartbeat",
+                   "--without-gossip", "--without-mingle", "-n", f"{name}-{secrets.token_hex(3)}@%h", env=env)
+    worker.wait_for("ready.")
+    return worker
+
+
+@pytest.fixture
+def worker(spawn: Callable[..., Process], clean_jobs: None) -> Process:
+    """A real Celery worker process on all queues, against the test database and Redis."""
+    return start_worker(spawn)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that touch a database carry the `db` marker (CI runs them again on PostgreSQL 15)."""
+    for item in items:
+        if {"db_url", "make_database", "engine"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.db)

@@ -1,0 +1,50 @@
+"""The HTTP API: Flask + flask-smorest. Handlers load, authorise, submit and answer; the domain
+lives in `ombaro`, the work in `workers`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from flask import Flask
+from flask_smorest import Api
+
+from ombaro.config import load_settings
+from ombaro.db import engine_for, session_factory
+from web.errors import register_error_handlers
+from web.extension import Ombaro
+
+
+def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
+    """Build the app. `test_config` overrides environment variables (DATABASE_URL, REDIS_URL, ...)."""
+    settings = load_settings({**os.environ, **(test_config or {})})
+    logging.basicConfig(level=settings.log_level)
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        API_TITLE="OMBARO Ops",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_REDOC_PATH=None,
+        OPENAPI_SWAGGER_UI_PATH=None,
+        JSON_SORT_KEYS=False,
+    )
+    engine = engine_for(settings.database_url)
+    from workers.app import enqueuer  # the web layer enqueues; it never runs tasks
+
+    app.extensions["ombaro"] = Ombaro(settings=settings, engine=engine, sessions=session_factory(engine),
+                                      enqueue=enqueuer(settings.redis_url))
+    api = Api(app)
+    register_error_handlers(app)
+
+    from web.api import docs, health, jobs, reports
+
+    for blueprint in (jobs.blp, reports.blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(docs.bp)
+    app.teardown_appcontext(Ombaro.close_session)
+    return app

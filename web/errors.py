@@ -1,0 +1,88 @@
+"""Every error leaves as application/problem+json (RFC 9457), mapped here and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json, request
+from werkzeug.exceptions import HTTPException
+
+from ombaro.commands import IdempotencyConflict, JobNotFound
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+# Domain errors and the HTTP status each one means.
+DOMAIN_STATUS: dict[type[Exception], int] = {
+    JobNotFound: 404,
+    IdempotencyConflict: 422,
+}
+
+
+class BadRequestHeader(Exception):
+    """A request header is malformed; carries the header name for the `errors` object."""
+
+    def __init__(self, header: str, message: str) -> None:
+        super().__init__(message)
+        self.header = header
+
+
+def problem(status: int, title: str, detail: str | None = None, *, errors: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "instance": request.path}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _field_errors(exc: HTTPException) -> dict[str, Any] | None:
+    """webargs puts marshmallow's messages under the request location: {"json": {"field": [...]}}."""
+    messages = getattr(exc, "data", {}).get("messages") if getattr(exc, "data", None) else None
+    if not messages:
+        return None
+    if len(messages) == 1:
+        (only,) = messages.values()
+        return only if isinstance(only, dict) else {"_body": only}
+    return messages
+
+
+def register_error_handlers(app: Flask) -> None:
+    for exc_type, status in DOMAIN_STATUS.items():
+        app.register_error_handler(exc_type, _domain_handler(status))
+
+    @app.errorhandler(BadRequestHeader)
+    def bad_header(exc: BadRequestHeader) -> Response:
+        return problem(400, "Bad Request", str(exc), errors={exc.header: [str(exc)]})
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        # Registered after flask-smorest's own handler, so it answers for every route.
+        errors = _field_errors(exc)
+        detail = exc.description
+        if errors and exc.code == 422:
+            detail = "The request is not valid; `errors` names each field and what is wrong with it."
+        elif errors and exc.code == 400:
+            detail = "The request body is not valid JSON."
+        data = getattr(exc, "data", None) or {}
+        return problem(exc.code or 500, exc.name, detail, errors=errors, headers=data.get("headers"))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500, "Internal Server Error", "An unexpected error occurred; it has been logged.")
+
+
+def _domain_handler(status: int):
+    title = {404: "Not Found", 409: "Conflict", 422: "Unprocessable Content"}.get(status, "Error")
+
+    def handle(exc: Exception) -> Response:
+        return problem(status, title, str(exc))
+
+    return handle
