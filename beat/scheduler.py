@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import threading
 import uuid
 
@@ -36,9 +37,24 @@ INTERVAL_ANCHOR = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # interval firings ali
 GRACE = dt.timedelta(seconds=60)
 
 
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def crontab_days(field: str) -> str:
+    """APScheduler 3 numbers weekdays from Monday=0, crontab from Sunday=0: `0 2 * * 1` must mean
+    Monday. Numbers become names (steps after '/' stay numbers) so both read the same."""
+    def convert(part: str) -> str:
+        base, slash, step = part.partition("/")
+        return re.sub(r"\d+", lambda m: _CRON_DAYS[int(m.group())], base) + slash + step
+
+    return ",".join(convert(part) for part in field.split(","))
+
+
 def trigger_for(schedule: Schedule) -> BaseTrigger:
     if schedule.cron:
-        return CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
+        minute, hour, day, month, day_of_week = schedule.cron.split()
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=crontab_days(day_of_week),
+                           timezone=schedule.timezone)
     assert schedule.interval_seconds is not None
     return IntervalTrigger(seconds=schedule.interval_seconds, start_date=INTERVAL_ANCHOR, timezone=dt.UTC)
 

@@ -16,6 +16,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -26,7 +27,7 @@ from sqlalchemy.engine import make_url
 from ombaro.cli import alembic_config
 from ombaro.config import PROJECT_ROOT, normalise_database_url
 
-warnings.filterwarnings("ignore", module="platformdirs")
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
 
 
 def _plain(url: str) -> str:
@@ -116,10 +117,19 @@ def clean_jobs(engine: Engine) -> None:
 
 
 @pytest.fixture
-def app(service_env: dict[str, str], db_url: str, redis_url: str):
+def app_factory(service_env: dict[str, str], db_url: str, redis_url: str) -> Callable[..., Any]:
+    """create_app against the test services; keyword arguments override settings (env names)."""
     from web import create_app
 
-    return create_app({"DATABASE_URL": db_url, "REDIS_URL": redis_url})
+    def make(**overrides: str) -> Any:
+        return create_app({"DATABASE_URL": db_url, "REDIS_URL": redis_url, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def app(app_factory: Callable[..., Any]) -> Any:
+    return app_factory()
 
 
 @pytest.fixture

@@ -1,0 +1,145 @@
+"""The scheduler: one job per firing however many schedulers run, leader takeover, misfires, overlap."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from beat.scheduler import Beat, crontab_days, latest_fire_time
+from ombaro import schedules
+from ombaro.models.jobs import Schedule
+from tests.conftest import Process
+from tests.helpers import count_jobs, wait_until
+
+
+def no_broker(job_id: uuid.UUID, kind: str) -> None:
+    """Firings in these tests need not reach a worker."""
+
+
+def add_schedule(engine: Engine, name: str, **values: object) -> uuid.UUID:
+    with Session(engine) as session, session.begin():
+        session.execute(text("UPDATE schedules SET enabled = false"))  # only this one fires
+        schedule = Schedule(name=name, kind=values.pop("kind", "system.ping"), params={}, **values)
+        session.add(schedule)
+        session.flush()
+        return schedule.id
+
+
+def start_beat(spawn: Callable[..., Process], name: str, *flags: str) -> Process:
+    return spawn(name, sys.executable, "-m", "beat", "--reload-seconds", "1", *flags)
+
+
+def test_two_schedulers_without_the_lock_make_one_job_per_firing(
+    engine: Engine, spawn: Callable[..., Process], worker: Process,
+) -> None:
+    schedule_id = add_schedule(engine, "test.every-second", interval_seconds=1, overlap_policy="queue_one")
+    beats = [start_beat(spawn, f"beat{n}", "--no-leader-lock") for n in range(2)]
+    for beat in beats:
+        beat.wait_for("scheduler leading")
+    time.sleep(7)
+    for beat in beats:
+        beat.stop()
+
+    with engine.connect() as conn:
+        per_firing = conn.execute(text("SELECT scheduled_for, count(*) FROM jobs WHERE schedule_id = :id "
+                                       "GROUP BY scheduled_for"), {"id": schedule_id}).all()
+    assert len(per_firing) >= 4, per_firing
+    assert {count for _, count in per_firing} == {1}
+    logs = "".join(beat.output() for beat in beats)
+    assert logs.count(": submitted") == len(per_firing)
+    assert ": duplicate" in logs  # both really fired: the second found the first one's job
+
+
+def test_standby_scheduler_takes_over_when_the_leader_dies(
+    engine: Engine, spawn: Callable[..., Process], clean_jobs: None,
+) -> None:
+    schedule_id = add_schedule(engine, "test.takeover", interval_seconds=1, overlap_policy="queue_one")
+    first = start_beat(spawn, "leader")
+    first.wait_for("scheduler leading")
+    second = start_beat(spawn, "standby")
+    second.wait_for("another scheduler leads; waiting")
+    assert "scheduler leading" not in second.output()
+
+    first.stop(signal.SIGKILL)  # its database session dies with it, and the advisory lock with that
+    killed_at = dt.datetime.now(dt.UTC)
+    second.wait_for("scheduler leading", timeout=20)
+    # The standby fires from then on (the schedule's job is queued: queue_one keeps one waiting).
+    with Session(engine) as session, session.begin():
+        session.execute(text("UPDATE jobs SET status = 'succeeded' WHERE schedule_id = :id"), {"id": schedule_id})
+    wait_until(lambda: count_jobs(engine, "schedule_id = :id AND created_at > :t", id=schedule_id, t=killed_at),
+               timeout=20, what="a firing by the new leader")
+
+
+def test_run_once_misfire_policy_fires_once_for_the_latest_missed_time(engine: Engine, clean_jobs: None) -> None:
+    now = dt.datetime(2026, 11, 26, 10, 7, 30, tzinfo=dt.UTC)
+    add_schedule(engine, "test.catch-up", cron="*/5 * * * *", timezone="UTC",
+                 last_fired_for=now - dt.timedelta(hours=2))
+    beat = Beat(engine, no_broker, leader_lock=False)
+
+    fired = beat.catch_up(now=now)
+    assert [(f.outcome, f.scheduled_for) for f in fired] == [("submitted", dt.datetime(2026, 11, 26, 10, 5,
+                                                                                       tzinfo=dt.UTC))]
+    assert beat.catch_up(now=now) == []  # last_fired_for moved: nothing missed any more
+    assert count_jobs(engine, "kind = 'system.ping'") == 1
+
+
+def test_skip_misfire_policy_does_not_catch_up(engine: Engine, clean_jobs: None) -> None:
+    now = dt.datetime(2026, 11, 26, 10, 7, 30, tzinfo=dt.UTC)
+    add_schedule(engine, "test.no-catch-up", cron="*/5 * * * *", timezone="UTC", misfire_policy="skip",
+                 last_fired_for=now - dt.timedelta(hours=2))
+    assert Beat(engine, no_broker, leader_lock=False).catch_up(now=now) == []
+    assert count_jobs(engine) == 0
+
+
+def test_a_firing_fired_twice_is_one_job(engine: Engine, clean_jobs: None) -> None:
+    schedule_id = add_schedule(engine, "test.twice", cron="0 2 * * 1", timezone="Asia/Kolkata")
+    monday_2am_ist = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30)))
+    outcomes = []
+    for _ in range(2):
+        with Session(engine) as session, session.begin():
+            schedule = session.get_one(Schedule, schedule_id)
+            outcomes.append(schedules.fire(session, schedule, monday_2am_ist, enqueue=no_broker).outcome)
+    assert outcomes == ["submitted", "duplicate"]
+    assert count_jobs(engine, "scheduled_for = :t", t=monday_2am_ist) == 1
+
+
+@pytest.mark.parametrize(("policy", "previous_status", "expected"), [
+    ("skip", "queued", "skipped-overlap"),
+    ("skip", "running", "skipped-overlap"),
+    ("queue_one", "running", "submitted"),
+    ("queue_one", "queued", "skipped-overlap"),
+    ("skip", "succeeded", "submitted"),
+])
+def test_overlap_policy(engine: Engine, clean_jobs: None, policy: str, previous_status: str, expected: str) -> None:
+    schedule_id = add_schedule(engine, f"test.overlap-{policy}", interval_seconds=60, overlap_policy=policy)
+    first, second = (dt.datetime(2026, 11, 26, 10, m, tzinfo=dt.UTC) for m in (0, 1))
+    with Session(engine) as session, session.begin():
+        schedule = session.get_one(Schedule, schedule_id)
+        assert schedules.fire(session, schedule, first, enqueue=no_broker).outcome == "submitted"
+        session.execute(text("UPDATE jobs SET status = :s WHERE schedule_id = :id"),
+                        {"s": previous_status, "id": schedule_id})
+        assert schedules.fire(session, schedule, second, enqueue=no_broker).outcome == expected
+
+
+def test_latest_fire_time_follows_the_schedules_zone() -> None:
+    schedule = Schedule(name="weekly", kind="x", cron="0 2 * * 1", timezone="Asia/Kolkata")
+    now = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)  # a Wednesday
+    last = latest_fire_time(schedule, after=now - dt.timedelta(days=8), now=now)
+    assert last == dt.datetime(2026, 11, 22, 20, 30, tzinfo=dt.UTC)  # Monday 02:00 IST, as crontab means
+    interval = Schedule(name="often", kind="x", interval_seconds=300)
+    assert latest_fire_time(interval, after=now - dt.timedelta(hours=1), now=now + dt.timedelta(seconds=299)) == now
+
+
+@pytest.mark.parametrize(("field", "expected"), [
+    ("1", "mon"), ("0", "sun"), ("7", "sun"), ("1-5", "mon-fri"), ("*", "*"), ("*/2", "*/2"), ("1,3,5", "mon,wed,fri"),
+])
+def test_crontab_weekdays_are_read_as_crontab_means_them(field: str, expected: str) -> None:
+    assert crontab_days(field) == expected
