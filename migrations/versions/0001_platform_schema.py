@@ -6,7 +6,6 @@ partitions and their maintenance function, and the two materialized views.
 
 Revision ID: 0001
 Revises:
-Create Date: 2025-01-02
 """
 
 from collections.abc import Sequence
