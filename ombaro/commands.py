@@ -112,10 +112,10 @@ def submit(
                 scheduled_for=scheduled_for, max_attempts=max_attempts, enqueued_at=func.now())
         .on_conflict_do_nothing(index_elements=["kind", "idempotency_scope", "idempotency_key"],
                                 index_where=text("idempotency_key IS NOT NULL"))
-        .returning(Job.id)
+        .returning(Job)
     )
-    new_id = session.execute(insert).scalar_one_or_none()
-    if new_id is None:
+    job = session.scalars(insert).one_or_none()  # RETURNING the row: no second round trip
+    if job is None:
         existing = session.scalars(
             select(Job).where(Job.kind == kind, Job.idempotency_scope == scope, Job.idempotency_key == key)
         ).one()
@@ -124,7 +124,6 @@ def submit(
                 f"Idempotency-Key {key!r} was already used for a different {kind} request"
             )
         return Submitted(existing, created=False)
-    job = session.get_one(Job, new_id)
     enqueue_after_commit(session, job.id, kind, enqueue)
     return Submitted(job, created=True)
 

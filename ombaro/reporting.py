@@ -35,27 +35,30 @@ class RefreshOutcome:
                 "rows": self.rows}
 
 
-def refresh_views(session: Session, views: Sequence[str] | None = None, *, job_id: uuid.UUID | None = None,
-                  progress: Progress | None = None) -> dict[str, Any]:
+def refresh_views(session: Session, views: Sequence[str] | None = None, *, zone: str = "Asia/Kolkata",
+                  job_id: uuid.UUID | None = None, progress: Progress | None = None) -> dict[str, Any]:
     chosen = list(views) if views else list(VIEWS)
     unknown = sorted(set(chosen) - set(VIEWS))
     if unknown:
         raise UnknownView(f"unknown views: {', '.join(unknown)}")
     outcomes = []
     for done, view in enumerate(chosen):
-        outcomes.append(refresh_view(session, view, job_id=job_id))
+        outcomes.append(refresh_view(session, view, zone=zone, job_id=job_id))
         if progress:
             progress(100 * (done + 1) / len(chosen), f"refreshed {view}")
     return {"views": [o.as_dict() for o in outcomes]}
 
 
-def refresh_view(session: Session, view: str, *, job_id: uuid.UUID | None = None) -> RefreshOutcome:
+def refresh_view(session: Session, view: str, *, zone: str = "Asia/Kolkata",
+                 job_id: uuid.UUID | None = None) -> RefreshOutcome:
     """Refresh one view and record it. Two refreshes of one view never overlap: the second waits
     on a transaction-level advisory lock keyed by the view's name. CONCURRENTLY keeps readers
     served; a view never populated cannot be refreshed concurrently, so its first refresh is plain."""
     if view not in VIEWS:
         raise UnknownView(f"unknown view: {view}")
     session.execute(text("SELECT pg_advisory_xact_lock(hashtext('ombaro.refresh.' || :view))"), {"view": view})
+    # The views count "today" in the platform's zone (docs/schema.md): set it for this transaction.
+    session.execute(text("SELECT set_config('ombaro.timezone', :zone, true)"), {"zone": zone})
     populated = session.execute(
         text("SELECT ispopulated FROM pg_matviews WHERE schemaname = current_schema() AND matviewname = :v"),
         {"v": view},

@@ -26,7 +26,8 @@ def run(job_id: str, handler: commands.Handler) -> str:
 @celery.task(name="reports.refresh")
 def refresh_reports(job_id: str) -> str:
     def handler(session: Session, job: Job, progress: commands.Progress) -> dict[str, Any]:
-        return reporting.refresh_views(session, job.params.get("views"), job_id=job.id, progress=progress)
+        return reporting.refresh_views(session, job.params.get("views"), zone=load_settings().timezone,
+                                       job_id=job.id, progress=progress)
 
     return run(job_id, handler)
 

@@ -21,6 +21,8 @@ def conn(engine: Engine, clean_jobs: None) -> Iterator[Connection]:
     """A connection whose transaction is rolled back after the test (views and rows alike)."""
     with engine.connect() as connection:
         outer = connection.begin()
+        for view in reporting.VIEWS:  # as if never refreshed (an earlier test may have committed one)
+            connection.execute(text(f"REFRESH MATERIALIZED VIEW {view} WITH NO DATA"))
         yield connection
         outer.rollback()
 

@@ -1,0 +1,141 @@
+"""Command submissions per second through POST /api/v1/reports/refresh (distinct Idempotency-Keys)
+under gunicorn, against a bare Flask route returning the same JSON shape under the same gunicorn
+settings, in the same run. Prints the median of several alternating rounds and the ratio.
+
+Runs against a scratch database (`<db>_bench`, migrated here, dropped after) on the configured
+PostgreSQL server (DATABASE_URL or the embedded one) and Redis database 2 of the configured server.
+Usage: python bench/api.py [--seconds 5] [--rounds 3] [--clients 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import redis
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ombaro.cli import alembic_config  # noqa: E402
+from ombaro.config import load_settings  # noqa: E402
+
+GUNICORN = ["--workers", "2", "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(app: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", *GUNICORN, "--bind", f"127.0.0.1:{port}", app],
+                            env=env, cwd=ROOT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, port
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"gunicorn for {app} did not start") from None
+            time.sleep(0.1)
+
+
+def load(port: int, seconds: float, clients: int) -> float:
+    """Requests per second from `clients` keep-alive connections posting for `seconds`."""
+    counts = [0] * clients
+    errors: list[str] = []
+    stop_at = time.monotonic() + seconds
+    body = json.dumps({}).encode()
+
+    def client(n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while time.monotonic() < stop_at:
+            conn.request("POST", "/api/v1/reports/refresh", body=body, headers={
+                "Content-Type": "application/json", "Idempotency-Key": secrets.token_hex(12)})
+            response = conn.getresponse()
+            response.read()
+            if response.status != 202:
+                errors.append(f"HTTP {response.status}")
+                return
+            counts[n] += 1
+        conn.close()
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise RuntimeError(f"requests failed: {errors[:3]}")
+    return sum(counts) / (time.monotonic() - began)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+
+    settings = load_settings()
+    url = make_url(settings.database_url)
+    bench_db = f"{url.database}_bench"
+    admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    bench_url = url.set(database=bench_db).render_as_string(hide_password=False)
+    redis_url = settings.redis_url.rsplit("/", 1)[0] + "/2"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{bench_db}"')
+    from alembic import command
+
+    cfg = alembic_config(bench_url)
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "head")
+    env = {**os.environ, "DATABASE_URL": bench_url, "REDIS_URL": redis_url, "OMBARO_LOG_LEVEL": "WARNING"}
+
+    servers = {"engine": serve("web:create_app()", env), "bare": serve("bench.bare_app:create_app()", env)}
+    results: dict[str, list[float]] = {"engine": [], "bare": []}
+    try:
+        for name in results:  # warm both up (connection pools, imports)
+            load(servers[name][1], 1, args.clients)
+        for round_no in range(args.rounds):
+            for name in ("bare", "engine") if round_no % 2 == 0 else ("engine", "bare"):
+                results[name].append(load(servers[name][1], args.seconds, args.clients))
+                print(f"round {round_no + 1}: {name:<6} {results[name][-1]:8.1f} req/s", flush=True)
+    finally:
+        for proc, _ in servers.values():
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+        redis.Redis.from_url(redis_url).flushdb()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            jobs = psycopg.connect(make_url(bench_url).set(drivername="postgresql")
+                                   .render_as_string(hide_password=False)).execute(
+                "SELECT count(*) FROM jobs").fetchone()
+            conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+    engine, bare = statistics.median(results["engine"]), statistics.median(results["bare"])
+    print(f"\njobs recorded: {jobs[0] if jobs else '?'}")
+    print(f"command submissions: {engine:.1f} req/s (median of {args.rounds})")
+    print(f"bare Flask route:    {bare:.1f} req/s (median of {args.rounds})")
+    print(f"ratio engine/bare:   {engine / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()
