@@ -33,7 +33,7 @@ run: seed
 	@echo ""
 	@echo "OMBARO Ops: API at http://127.0.0.1:$(PORT)/api/v1  (docs http://127.0.0.1:$(PORT)/docs, health /readyz)"
 	@echo ""
-	OMBARO_PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" OMBARO_PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)

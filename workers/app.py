@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from ombaro.commands import Enqueue
 from ombaro.config import Settings, load_settings
@@ -69,7 +69,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_time_limit": TASK_TIME_LIMIT,
         "task_soft_time_limit": TASK_TIME_LIMIT - 60,
-        "task_queues": [Queue(name) for name in QUEUES],
+        # One direct exchange per queue: a message routed to `dispatch` can only land in `dispatch`.
+        "task_queues": [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
         "task_default_queue": "bulk",
         "task_create_missing_queues": False,
         "broker_connection_retry_on_startup": True,
