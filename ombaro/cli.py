@@ -47,6 +47,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from alembic import command
 
     command.upgrade(alembic_config(), args.revision)
+    from ombaro.access.permissions import seed_permissions
+    from ombaro.db import transaction
+
+    with transaction() as session:
+        added = seed_permissions(session)
+    print(f"permission matrix: {added} default grant(s) added")
     return 0
 
 
@@ -57,7 +63,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     from sqlalchemy import text
 
     from ombaro.db import get_engine
-    from ombaro.demo import seed_demo
+    from ombaro.demo import DEMO_PASSWORD, enable_demo_logins, seed_demo
 
     with get_engine().begin() as conn:
         if conn.execute(text("SELECT EXISTS (SELECT 1 FROM vendors)")).scalar_one():
@@ -65,9 +71,13 @@ def cmd_seed(args: argparse.Namespace) -> int:
             return 0
         began = time.perf_counter()
         counts = seed_demo(conn, seed=args.seed, scale=args.scale, progress=lambda m: print(f"  {m}", flush=True))
+        logins = enable_demo_logins(conn)
     print(f"seeded {sum(counts.values())} rows in {time.perf_counter() - began:.1f}s:")
     for table, count in counts.items():
         print(f"  {table:<28} {count:>8}")
+    print(f"\ndemo logins (password {DEMO_PASSWORD!r}, development data only):")
+    for email, role in logins:
+        print(f"  {role:<22} {email}")
     return 0
 
 
@@ -84,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     services.add_argument("action", choices=["up", "down", "status"])
     services.set_defaults(func=cmd_services)
     migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade)")
-    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.add_argument("revision", nargs="?", default="heads")
     migrate.set_defaults(func=cmd_migrate)
     seed = sub.add_parser("seed", help="fill the database with the demo data set (once)")
     seed.add_argument("--demo", action="store_true", help="the deterministic demo data set")

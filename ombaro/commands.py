@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from ombaro.db import WORKER_ROLE, act_as
 from ombaro.models.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ def execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_second
     """Claim, run and record one job. Returns what happened: 'succeeded', 'failed', 'retrying'
     or 'skipped' (another delivery has it, it is finished, or it is not due yet)."""
     with engine.begin() as conn:
-        attempt = conn.execute(
+        claimed = conn.execute(
             update(Job)
             .where(Job.id == job_id, Job.run_after <= func.now(), Job.attempts < Job.max_attempts)
             .where((Job.status == "queued")
@@ -233,16 +234,20 @@ def execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_second
             .values(status="running", attempts=Job.attempts + 1, progress=0, progress_message=None,
                     started_at=func.coalesce(Job.started_at, func.now()), finished_at=None,
                     lease_expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds))
-            .returning(Job.attempts)
-        ).scalar_one_or_none()
-    if attempt is None:
+            .returning(Job.attempts, Job.requested_by)
+        ).one_or_none()
+    if claimed is None:
         log.info("job %s not claimable (finished, running elsewhere or not due): skipped", job_id)
         return "skipped"
 
+    attempt, requested_by = claimed
     fenced = (Job.id == job_id, Job.status == "running", Job.attempts == attempt)
     progress = _ProgressReporter(engine, fenced, lease_seconds)
     try:
         with Session(engine, expire_on_commit=False) as session, session.begin():
+            # The handler runs as the workers' role and says on whose behalf (docs/access.md).
+            act_as(session, WORKER_ROLE, {"role": "worker", "job": str(job_id),
+                                          "sub": str(requested_by) if requested_by else None})
             job = session.get_one(Job, job_id)
             result = handler(session, job, progress)
             done = session.execute(

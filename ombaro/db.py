@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ombaro.config import load_settings
@@ -31,3 +33,18 @@ def transaction(engine: Engine | None = None) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception."""
     with session_factory(engine)() as session, session.begin():
         yield session
+
+
+API_ROLE = "ombaro_api"
+WORKER_ROLE = "ombaro_worker"
+
+
+def act_as(session: Session | Connection, db_role: str, claims: dict[str, Any] | None) -> None:
+    """Run the rest of this transaction as `db_role` with `claims` (docs/access.md): row-level
+    security then decides which rows exist. Both settings are transaction-local, so a pooled
+    connection carries nothing into its next transaction."""
+    if db_role not in (API_ROLE, WORKER_ROLE):
+        raise ValueError(f"not a request role: {db_role}")
+    session.execute(text(f"SET LOCAL ROLE {db_role}"))
+    session.execute(text("SELECT set_config('request.jwt.claims', :claims, true)"),
+                    {"claims": json.dumps(claims, default=str) if claims else ""})

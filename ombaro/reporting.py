@@ -60,13 +60,12 @@ def refresh_view(session: Session, view: str, *, zone: str = "Asia/Kolkata",
     # The views count "today" in the platform's zone (docs/schema.md): set it for this transaction.
     session.execute(text("SELECT set_config('ombaro.timezone', :zone, true)"), {"zone": zone})
     populated = session.execute(
-        text("SELECT ispopulated FROM pg_matviews WHERE schemaname = current_schema() AND matviewname = :v"),
-        {"v": view},
+        text("SELECT ispopulated FROM pg_matviews WHERE schemaname = 'public' AND matviewname = :v"), {"v": view},
     ).scalar_one()
     started_at = session.execute(select(func.clock_timestamp())).scalar_one()
     began = time.perf_counter()
-    mode = "CONCURRENTLY " if populated else ""
-    session.execute(text(f"REFRESH MATERIALIZED VIEW {mode}{view}"))  # view is from VIEWS, not input
+    # Only the owner may refresh; workers go through its SECURITY DEFINER function (migration 0003).
+    session.execute(text("SELECT refresh_materialized_view(:v, :concurrent)"), {"v": view, "concurrent": populated})
     rows = session.execute(text(f"SELECT count(*) FROM {view}")).scalar_one()
     duration_ms = round((time.perf_counter() - began) * 1000)
     session.add(ViewRefresh(view_name=view, job_id=job_id, concurrent=bool(populated), started_at=started_at,

@@ -23,6 +23,7 @@ import pytest
 import redis
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from ombaro.cli import alembic_config
 from ombaro.config import PROJECT_ROOT, normalise_database_url
@@ -68,12 +69,18 @@ def make_database(servers: dict[str, str]) -> Iterator[Callable[[], str]]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def migrate(url: str, revision: str = "head") -> None:
+def migrate(url: str, revision: str = "heads") -> None:
     from alembic import command
 
     cfg = alembic_config(url)
     cfg.attributes["configure_logger"] = False
     command.upgrade(cfg, revision)
+    from ombaro.access.permissions import seed_permissions
+    from ombaro.db import transaction
+
+    if revision == "heads":
+        with transaction(create_engine(url, poolclass=NullPool)) as session:
+            seed_permissions(session)
 
 
 @pytest.fixture(scope="session")
@@ -132,9 +139,29 @@ def app(app_factory: Callable[..., Any]) -> Any:
     return app_factory()
 
 
+@pytest.fixture(scope="session")
+def operator(engine: Engine) -> Any:
+    """An IT-department account: may refresh reports and read every job."""
+    from tests.helpers import make_account
+
+    return make_account(engine, "it_department")
+
+
 @pytest.fixture
-def client(app):
+def client(app: Any, operator: Any) -> Any:
+    """A test client sending the operator's access token with every request."""
+    return authed(app, operator)
+
+
+@pytest.fixture
+def anon_client(app: Any) -> Any:
     return app.test_client()
+
+
+def authed(app: Any, account: Any) -> Any:
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = account.headers["Authorization"]
+    return test_client
 
 
 class Process:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import secrets
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 
 def job_row(engine: Engine, job_id: uuid.UUID | str) -> dict[str, Any]:
@@ -35,3 +39,59 @@ def wait_for_status(engine: Engine, job_id: uuid.UUID | str, statuses: tuple[str
 def count_jobs(engine: Engine, where: str = "true", **params: Any) -> int:
     with engine.connect() as conn:
         return conn.execute(text(f"SELECT count(*) FROM jobs WHERE {where}"), params).scalar_one()
+
+
+@dataclass(frozen=True)
+class Account:
+    id: uuid.UUID
+    role: str
+    email: str
+    password: str
+    token: str
+    vendor_id: uuid.UUID | None = None
+    therapist_id: uuid.UUID | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_account(engine: Engine, role: str, *, vendor_id: uuid.UUID | None = None,
+                 bank_details: dict[str, str] | None = None) -> Account:
+    """An account of `role` (with its employee, vendor or therapist row) and a fresh access token."""
+    from ombaro.config import load_settings
+    from ombaro.identity import accounts, tokens
+
+    settings = load_settings()
+    tag = secrets.token_hex(5)
+    email, mobile = f"{role}.{tag}@example.test", f"+9198{int(tag, 16) % 10**8:08d}"
+    therapist_id = None
+    with Session(engine) as session, session.begin():
+        if role == "customer":
+            user = accounts.register_customer(session, email=email, mobile=mobile, password=PASSWORD, name=role)
+        elif role == "therapist":
+            assert vendor_id is not None, "a therapist belongs to a vendor"
+            therapist = accounts.create_therapist(
+                session, settings, vendor_id=vendor_id, email=email, mobile=mobile, password=PASSWORD,
+                name=f"Therapist {tag}", details={"specialization": ["SWD"], "bank_details": bank_details})
+            user_id, therapist_id = therapist.user_id, therapist.id
+        else:
+            extra: dict[str, Any] = {}
+            if role == "vendor":
+                extra["vendor"] = {"business_name": f"Spa {tag}", "business_type": "spa",
+                                   "business_address": {"city": "Pune", "latitude": 18.52, "longitude": 73.85},
+                                   "contact_person": "Owner", "contact_mobile": mobile, "contact_email": email,
+                                   "verification_status": "verified"}
+            else:
+                extra["employee"] = {"department": role, "designation": "Officer",
+                                     "joining_date": dt.date(2025, 4, 1), "bank_details": bank_details}
+            user = accounts.create_staff_account(session, settings, creator_role="super_admin", email=email,
+                                                 mobile=mobile, password=PASSWORD, name=role, role=role, **extra)
+        if role != "therapist":
+            user_id = user.id
+    token = tokens.issue_access_token(settings, user_id, role)
+    return Account(user_id, role, email, PASSWORD, token, vendor_id=user_id if role == "vendor" else vendor_id,
+                   therapist_id=therapist_id)

@@ -7,9 +7,11 @@ import logging
 import os
 from collections.abc import Mapping
 
+import redis
 from flask import Flask
 from flask_smorest import Api
 
+from ombaro import logmask
 from ombaro.config import load_settings
 from ombaro.db import engine_for, session_factory
 from web.errors import register_error_handlers
@@ -20,6 +22,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     """Build the app. `test_config` overrides environment variables (DATABASE_URL, REDIS_URL, ...)."""
     settings = load_settings({**os.environ, **(test_config or {})})
     logging.basicConfig(level=settings.log_level)
+    logmask.install()
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
@@ -31,18 +34,28 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
         OPENAPI_REDOC_PATH=None,
         OPENAPI_SWAGGER_UI_PATH=None,
         JSON_SORT_KEYS=False,
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                                              "bearerFormat": "JWT"}}},
+            "security": [{"bearerAuth": []}],
+        },
     )
     engine = engine_for(settings.database_url)
     from workers.app import enqueuer  # the web layer enqueues; it never runs tasks
 
-    app.extensions["ombaro"] = Ombaro(settings=settings, engine=engine, sessions=session_factory(engine),
-                                      enqueue=enqueuer(settings.redis_url))
+    app.extensions["ombaro"] = Ombaro(
+        settings=settings, engine=engine, sessions=session_factory(engine), enqueue=enqueuer(settings.redis_url),
+        redis=redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2))
     api = Api(app)
     register_error_handlers(app)
 
-    from web.api import docs, health, jobs, reports
+    from web.api import blueprints, docs, health
+    from web.audit import record_staff_changes
+    from web.auth import resolve_user
 
-    for blueprint in (jobs.blp, reports.blp):
+    app.before_request(resolve_user)
+    app.after_request(record_staff_changes)
+    for blueprint in blueprints():
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)

@@ -1,10 +1,29 @@
-"""Who is calling. The one place the current user is resolved: the identity issue replaces the
-body of `current_user` (tokens, roles) and every endpoint picks it up from here."""
+"""Who is calling and what they may do: the one place the current user is resolved, and the
+decorators with which every endpoint declares, in one line, the permission it needs."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import g, request
+
+from ombaro.access import permissions
+from ombaro.identity import accounts, tokens
+from web.extension import Ombaro
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class NotAuthenticated(Exception):
+    """401: no valid access token where one is needed."""
+
+
+class PermissionDenied(Exception):
+    """403: authenticated, but the role may not do this."""
 
 
 @dataclass(frozen=True)
@@ -13,14 +32,126 @@ class CurrentUser:
     role: str | None
 
     @property
+    def is_authenticated(self) -> bool:
+        return self.id is not None
+
+    @property
     def idempotency_scope(self) -> str:
         # Idempotency keys are unique per caller (IETF draft): one client's key never matches another's.
         return str(self.id) if self.id else "anonymous"
+
+    def claims(self) -> dict[str, str] | None:
+        """What row-level security sees (docs/access.md); None for anonymous: no rows at all."""
+        return {"sub": str(self.id), "role": str(self.role)} if self.id else None
 
 
 ANONYMOUS = CurrentUser(id=None, role=None)
 
 
+@dataclass(frozen=True)
+class Permission:
+    module: str | None  # None: any authenticated caller
+    action: str | None
+    public: bool = False
+
+    def __str__(self) -> str:
+        if self.public:
+            return "public"
+        return f"{self.module}:{self.action}" if self.module else "authenticated"
+
+
+PUBLIC = Permission(None, None, public=True)
+AUTHENTICATED = Permission(None, None)
+
+
 def current_user() -> CurrentUser:
-    """Until authentication lands every caller is anonymous."""
-    return ANONYMOUS
+    return g.get("user", ANONYMOUS)
+
+
+def resolve_user() -> None:
+    """before_request: verify the bearer token (signature, expiry, issuer, audience) and look the
+    account up, so a suspended user is refused at once and a role change applies at once."""
+    g.user = ANONYMOUS
+    header = request.headers.get("Authorization")
+    if header is None:
+        return
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("the Authorization header must be 'Bearer <access token>'")
+    ombaro = Ombaro.get()
+    try:
+        claims = tokens.verify_access_token(ombaro.settings, token.strip())
+    except tokens.TokenError as exc:
+        raise NotAuthenticated("the access token is invalid or expired") from exc
+    with ombaro.sessions() as session:
+        principal = accounts.principal_of(session, claims.user_id)
+    if principal is None:
+        raise NotAuthenticated("the access token's account no longer exists")
+    if principal.status != "active":
+        raise PermissionDenied(f"this account is {principal.status}")
+    g.user = CurrentUser(principal.user_id, principal.role)
+
+
+def may(module: str, action: str, user: CurrentUser | None = None) -> bool:
+    user = user or current_user()
+    if not user.is_authenticated:
+        return False
+    with Ombaro.get().sessions() as session:
+        grants = permissions.GRANTS_CACHE.get(session)
+    return permissions.allowed_by(grants, user.role, module, action)
+
+
+def _declare(permission: Permission, check: Callable[[], None] | None) -> Callable[[F], F]:
+    def decorate(view: F) -> F:
+        if check is None:
+            view.permission = permission  # type: ignore[attr-defined]
+            return view
+
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            check()
+            return view(*args, **kwargs)
+
+        guarded.permission = permission  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
+def requires(module: str, action: str) -> Callable[[F], F]:
+    """The caller's role must hold `action` on `module`. Place it right under the route decorator
+    so it runs before the body is parsed: a caller without the permission learns nothing more."""
+    if module not in permissions.MODULES or action not in permissions.ACTIONS:
+        raise ValueError(f"unknown permission {module}:{action}")
+
+    def check() -> None:
+        user = current_user()
+        if not user.is_authenticated:
+            raise NotAuthenticated("this endpoint needs an access token")
+        if not may(module, action, user):
+            raise PermissionDenied(f"a {user.role} may not {action} {module}")
+
+    return _declare(Permission(module, action), check)
+
+
+def authenticated(view: F) -> F:
+    """Any logged-in caller (e.g. their own profile); row-level security narrows the rows."""
+    def check() -> None:
+        if not current_user().is_authenticated:
+            raise NotAuthenticated("this endpoint needs an access token")
+
+    return _declare(AUTHENTICATED, check)(view)
+
+
+def public(view: F) -> F:
+    """Open to anyone (login, registration, health)."""
+    return _declare(PUBLIC, None)(view)
+
+
+def permission_of(view: Callable[..., Any]) -> Permission | None:
+    while view is not None:
+        declared = getattr(view, "permission", None)
+        if isinstance(declared, Permission):
+            return declared
+        view = getattr(view, "__wrapped__", None)  # type: ignore[assignment]
+    return None

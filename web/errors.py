@@ -9,16 +9,33 @@ from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
 from ombaro.commands import IdempotencyConflict, JobNotFound
+from ombaro.identity.accounts import AccountDisabled, AccountExists, InvalidCredentials, NotAllowed
+from ombaro.identity.tokens import TokenError
+from ombaro.ratelimit import Limited
 
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
 
+class NotFound(Exception):
+    """404 for a domain object the caller cannot see: row-level security makes another tenant's
+    row indistinguishable from one that does not exist."""
+
+
 # Domain errors and the HTTP status each one means.
 DOMAIN_STATUS: dict[type[Exception], int] = {
     JobNotFound: 404,
+    NotFound: 404,
     IdempotencyConflict: 422,
+    AccountExists: 409,
+    AccountDisabled: 403,
+    NotAllowed: 403,
+    InvalidCredentials: 401,
+    TokenError: 401,
 }
+
+
+
 
 
 class BadRequestHeader(Exception):
@@ -57,6 +74,20 @@ def register_error_handlers(app: Flask) -> None:
     for exc_type, status in DOMAIN_STATUS.items():
         app.register_error_handler(exc_type, _domain_handler(status))
 
+    from web.auth import NotAuthenticated, PermissionDenied
+
+    @app.errorhandler(NotAuthenticated)
+    def not_authenticated(exc: NotAuthenticated) -> Response:
+        return problem(401, "Unauthorized", str(exc), headers={"WWW-Authenticate": 'Bearer realm="ombaro"'})
+
+    @app.errorhandler(PermissionDenied)
+    def denied(exc: PermissionDenied) -> Response:
+        return problem(403, "Forbidden", str(exc))
+
+    @app.errorhandler(Limited)
+    def limited(exc: Limited) -> Response:
+        return problem(429, "Too Many Requests", str(exc), headers={"Retry-After": str(exc.retry_after)})
+
     @app.errorhandler(BadRequestHeader)
     def bad_header(exc: BadRequestHeader) -> Response:
         return problem(400, "Bad Request", str(exc), errors={exc.header: [str(exc)]})
@@ -80,7 +111,8 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def _domain_handler(status: int):
-    title = {404: "Not Found", 409: "Conflict", 422: "Unprocessable Content"}.get(status, "Error")
+    title = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
+             422: "Unprocessable Content"}.get(status, "Error")
 
     def handle(exc: Exception) -> Response:
         return problem(status, title, str(exc))

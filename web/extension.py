@@ -1,23 +1,26 @@
-"""What the app holds for the request handlers: settings, engine, sessions and the enqueuer."""
+"""What the app holds for the request handlers: settings, engine, sessions, Redis and the enqueuer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis
 from flask import current_app, g
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from ombaro.commands import Enqueue
 from ombaro.config import Settings
+from ombaro.db import API_ROLE, act_as
 
 
 @dataclass(frozen=True)
 class Ombaro:
     settings: Settings
     engine: Engine
-    sessions: sessionmaker[Session]
+    sessions: sessionmaker[Session]  # service sessions (the owner): authentication, audit
     enqueue: Enqueue
+    redis: redis.Redis
 
     @staticmethod
     def get() -> Ombaro:
@@ -31,7 +34,18 @@ class Ombaro:
 
 
 def db_session() -> Session:
-    """The request's session; one transaction per request is opened by the handler with begin()."""
+    """The request's session. Every transaction it opens runs as the request role with the
+    caller's claims (docs/access.md), so row-level security, not the handler's query, decides
+    which rows exist: a forgotten WHERE cannot leak another tenant's data."""
     if "db_session" not in g:
-        g.db_session = Ombaro.get().sessions()
+        from web.auth import current_user
+
+        session = Ombaro.get().sessions()
+        claims = current_user().claims()
+
+        @event.listens_for(session, "after_begin")
+        def as_caller(_session: Session, _tx: SessionTransaction, connection: Connection) -> None:
+            act_as(connection, API_ROLE, claims)
+
+        g.db_session = session
     return g.db_session

@@ -30,3 +30,17 @@ class JobQuerySchema(Schema):
     status = fields.List(fields.String(validate=validate.OneOf(JOB_STATUSES)), load_default=list)
     before = fields.AwareDateTime(load_default=None, metadata={"description": "created before (paging)"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+MOBILE = validate.Regexp(r"^\+?[0-9]{10,15}$", error="Not a valid mobile number (10 to 15 digits, optional +).")
+PASSWORD = validate.Length(min=10, max=128, error="Passwords are 10 to 128 characters.")
+GENDERS = ("male", "female", "other")
+
+
+class BankDetailsSchema(Schema):
+    account_number = fields.String(required=True, validate=validate.Regexp(
+        r"^[0-9]{9,18}$", error="An account number is 9 to 18 digits."))
+    ifsc = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Z]{4}0[A-Z0-9]{6}$", error="Not a valid IFSC code (e.g. HDFC0001234)."))
+    bank_name = fields.String(required=True, validate=validate.Length(min=2, max=100))
+    branch = fields.String(validate=validate.Length(max=100))

@@ -7,6 +7,7 @@ makes the second delivery a no-op; a job whose message is lost is handed over ag
 
 from __future__ import annotations
 
+import pkgutil
 import uuid
 from dataclasses import replace
 from functools import lru_cache
@@ -82,9 +83,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def task_modules() -> list[str]:
+    """Every module of workers/tasks/: one per capability."""
+    import workers.tasks as package
+
+    return [f"{package.__name__}.{module.name}" for module in pkgutil.iter_modules(package.__path__)]
+
+
 # The worker's app (`celery -A workers worker`). Its configuration is read lazily, when first
 # needed, not at import time.
-celery = Celery("ombaro", include=["workers.tasks"])
+celery = Celery("ombaro", include=task_modules())
 celery.add_defaults(lambda: celery_config(load_settings()))
 
 

@@ -1,5 +1,6 @@
 """Every table of the engine. Importing this package registers them all on Base.metadata."""
 
+from ombaro.models.access import AuditLog, RefreshToken
 from ombaro.models.analytics import AnalyticsEvent
 from ombaro.models.base import Base
 from ombaro.models.bookings import Booking, BookingItem, Review, TherapistAssignment
@@ -24,6 +25,7 @@ __all__ = [
     "AddonService",
     "AnalyticsEvent",
     "AttendanceRecord",
+    "AuditLog",
     "Base",
     "Booking",
     "BookingItem",
@@ -40,6 +42,7 @@ __all__ = [
     "PerformanceReview",
     "Promotion",
     "PromotionUsage",
+    "RefreshToken",
     "Review",
     "RolePermission",
     "SalaryRecord",

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from ombaro import reporting
 
+PLATFORM_TODAY = "(now() AT TIME ZONE 'Asia/Kolkata')::date"
+
 
 @pytest.fixture
 def conn(engine: Engine, clean_jobs: None) -> Iterator[Connection]:
@@ -41,7 +43,8 @@ def add_bookings(conn: Connection, rows: list[tuple[str, str, str, int]]) -> Non
         conn.execute(text(
             "INSERT INTO bookings (booking_number, customer_id, vendor_id, booking_type, service_location, "
             "booking_date, booking_time, status, payment_status, total_amount) VALUES (:number, :customer, :vendor, "
-            "'home_service', '{\"city\": \"Pune\", \"address\": \"MG Road\"}', CURRENT_DATE - :days, '10:00', "
+            "'home_service', '{\"city\": \"Pune\", \"address\": \"MG Road\"}', "
+            f"{PLATFORM_TODAY} - :days, '10:00', "
             ":status, :payment, :total)"),
             {"number": f"OBO-20261126-{n:04d}-{vendor.hex[:4]}", "customer": customer, "vendor": vendor,
              "days": days_ago, "status": status, "payment": payment_status, "total": Decimal(total)})
@@ -58,6 +61,7 @@ def test_first_refresh_is_plain_then_concurrent_and_each_is_recorded(conn: Conne
 
 
 def test_dashboard_figures_match_the_bookings(conn: Connection) -> None:
+    conn.execute(text("DELETE FROM therapist_assignments; DELETE FROM bookings"))  # only this test's (rolled back)
     add_bookings(conn, [("completed", "paid", "1500.50", 1), ("completed", "paid", "2000.25", 3),
                         ("confirmed", "pending", "999.00", 0), ("cancelled", "refunded", "800.00", 2),
                         ("completed", "paid", "5000.00", 45)])  # outside the 30-day window
@@ -68,7 +72,7 @@ def test_dashboard_figures_match_the_bookings(conn: Connection) -> None:
     expected = conn.execute(text(
         "SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'confirmed'), "
         "count(*) FILTER (WHERE status = 'cancelled'), sum(total_amount) FILTER (WHERE payment_status = 'paid') "
-        "FROM bookings WHERE booking_date >= CURRENT_DATE - 30")).one()
+        f"FROM bookings WHERE booking_date BETWEEN {PLATFORM_TODAY} - 30 AND {PLATFORM_TODAY}")).one()
     stats = board["stats"]
     assert (stats["completed_bookings"], stats["confirmed_bookings"], stats["cancelled_bookings"]) == (2, 1, 1)
     assert stats["total_revenue"] == expected[3] == Decimal("3500.75")
@@ -126,3 +130,15 @@ def test_dashboard_endpoint_says_when_it_was_refreshed(client, engine: Engine, c
     assert dt.datetime.fromisoformat(response.json["refreshed_at"]) == finished
     assert response.json["refresh_duration_ms"] == outcome.duration_ms
     assert set(response.json["stats"]) >= {"completed_bookings", "total_revenue", "window_start", "window_end"}
+
+
+def test_the_workers_role_refreshes_through_the_owners_function(engine: Engine, clean_jobs: None) -> None:
+    from ombaro.db import WORKER_ROLE, act_as
+
+    with Session(engine) as session, session.begin():
+        act_as(session, WORKER_ROLE, {"role": "worker"})
+        assert session.execute(text("SELECT current_user")).scalar_one() == "ombaro_worker"
+        outcome = reporting.refresh_view(session, "daily_booking_stats")
+    assert outcome.view == "daily_booking_stats"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM view_refreshes")).scalar_one() == 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from tests.helpers import count_jobs
+from tests.conftest import authed
+from tests.helpers import Account, count_jobs
 
 PROBLEM = "application/problem+json"
 
@@ -39,8 +40,9 @@ def test_malformed_json_is_400_and_writes_nothing(client, engine: Engine, clean_
     assert count_jobs(engine) == 0
 
 
-def test_oversized_body_is_413_and_writes_nothing(app_factory, engine: Engine, clean_jobs: None) -> None:
-    client = app_factory(OMBARO_MAX_REQUEST_BYTES="1024").test_client()
+def test_oversized_body_is_413_and_writes_nothing(app_factory, engine: Engine, clean_jobs: None,
+                                                  operator: Account) -> None:
+    client = authed(app_factory(OMBARO_MAX_REQUEST_BYTES="1024"), operator)
     response = client.post("/api/v1/reports/refresh", data='{"views": ["' + "x" * 4096 + '"]}',
                            content_type="application/json")
     assert response.status_code == 413
@@ -75,9 +77,9 @@ def test_job_list_filters_by_kind_and_status(client, engine: Engine, clean_jobs:
     assert set(bad.json["errors"]) == {"status", "limit"}
 
 
-def test_health_and_readiness(client) -> None:
-    assert client.get("/healthz").json == {"status": "ok"}
-    ready = client.get("/readyz")
+def test_health_and_readiness(anon_client) -> None:
+    assert anon_client.get("/healthz").json == {"status": "ok"}
+    ready = anon_client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json["checks"] == {"database": "ok", "broker": "ok"}
 
@@ -90,7 +92,8 @@ def test_readiness_is_503_without_a_broker_and_shows_no_trace(app_factory) -> No
     assert "Traceback" not in response.get_data(as_text=True)
 
 
-def test_openapi_document_comes_from_the_request_schemas(client) -> None:
+def test_openapi_document_comes_from_the_request_schemas(anon_client) -> None:
+    client = anon_client
     spec = client.get("/openapi.json").json
     assert spec["openapi"].startswith("3.")
     assert {"/api/v1/jobs", "/api/v1/jobs/{job_id}", "/api/v1/reports/refresh", "/api/v1/reports/dashboard"} <= set(
@@ -100,7 +103,8 @@ def test_openapi_document_comes_from_the_request_schemas(client) -> None:
     assert "views" in spec["components"]["schemas"][schema_name]["properties"]
 
 
-def test_docs_page_is_served_without_a_cdn(client) -> None:
+def test_docs_page_is_served_without_a_cdn(anon_client) -> None:
+    client = anon_client
     page = client.get("/docs")
     assert page.status_code == 200
     assert "/openapi.json" in page.get_data(as_text=True)

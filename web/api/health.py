@@ -8,6 +8,7 @@ import redis
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
+from web.auth import public
 from web.extension import Ombaro
 
 log = logging.getLogger(__name__)
@@ -15,12 +16,14 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@public
 def healthz() -> Response:
     """The process is up; checks nothing else."""
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
+@public
 def readyz() -> tuple[Response, int]:
     """Database and broker reachable: 200, otherwise 503 naming what failed (no stack traces)."""
     ombaro = Ombaro.get()

@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from ombaro import reporting
+from web.auth import requires
 from web.commanding import submit
 from web.extension import db_session
 from web.schemas import JobSchema
@@ -40,6 +41,7 @@ class DashboardSchema(Schema):
 
 
 @blp.post("/refresh")
+@requires("reports", "create")
 @blp.arguments(RefreshSchema, required=False)
 @blp.response(202, JobSchema)
 def refresh(params: dict[str, Any]) -> Any:
@@ -48,6 +50,7 @@ def refresh(params: dict[str, Any]) -> Any:
 
 
 @blp.get("/dashboard")
+@requires("reports", "read")
 @blp.response(200, DashboardSchema)
 def dashboard() -> Any:
     """Bookings and revenue of the last 30 days, with when they were last refreshed."""

@@ -1,26 +1,16 @@
-"""One thin task per command kind: claim the job, make one domain call, record the outcome.
-
-The task name is the command kind. Each task only adapts the job's params to the domain call.
-"""
+"""Tasks of the spine: refreshing the reporting views, and the pipeline check `system.ping`."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from ombaro import commands, diagnostics, reporting
 from ombaro.config import load_settings
-from ombaro.db import get_engine
 from ombaro.models.jobs import Job
 from workers.app import celery
-
-
-def run(job_id: str, handler: commands.Handler) -> str:
-    settings = load_settings()
-    return commands.execute(uuid.UUID(job_id), handler, engine=get_engine(),
-                            lease_seconds=settings.job_lease_seconds)
+from workers.tasks import run
 
 
 @celery.task(name="reports.refresh")

@@ -1,0 +1,212 @@
+"""The cost of row-level security on a hot read: a customer and a vendor listing their latest 50
+bookings out of a million, as the request role with claims set (policies applied), against the same
+query run by the owner, to whom no policy applies. Prints medians and the ratio of each.
+
+Three ways of running each listing, alternated over random customers / vendors:
+  owner  the owner (superuser or BYPASSRLS: no policy applies) with the explicit WHERE filter;
+  rls    ombaro_api with the claims, and the same SQL (explicit WHERE, as the API writes it);
+  bare   ombaro_api with the claims and no WHERE at all: the policies alone pick the rows.
+The ratio asked for is rls / owner; `bare` shows why the API still writes the filter.
+
+Runs against a scratch database (`<db>_access_bench`, migrated here, dropped after unless --keep) on
+the configured PostgreSQL server (DATABASE_URL or the embedded one).
+Usage: python bench/access.py [--iterations 1000] [--bare-iterations 10] [--bookings 1000000] [--keep | --reuse]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ombaro.cli import alembic_config  # noqa: E402
+from ombaro.config import load_settings, normalise_database_url  # noqa: E402
+
+VENDORS = 200
+CUSTOMERS = 100_000
+API = "ombaro_api"
+
+# Ids are md5 of a label, so every statement can compute any user's id from its number without a
+# lookup table: customer n is md5('customer:n')::uuid.
+BUILD = [
+    ("users", """
+        INSERT INTO auth.users (id, email, encrypted_password, created_at)
+        SELECT md5(kind || ':' || n)::uuid, kind || n || '@bench.example', '!', now() - interval '400 days'
+        FROM (SELECT 'vendor' AS kind, n FROM generate_series(1, %(vendors)s) AS n
+              UNION ALL SELECT 'customer', n FROM generate_series(1, %(customers)s) AS n) AS who
+    """),
+    ("vendors", """
+        INSERT INTO vendors (id, business_name, business_type, business_address, contact_person, contact_mobile,
+                             contact_email, verification_status, status)
+        SELECT md5('vendor:' || n)::uuid, 'Spa ' || n, 'spa',
+               jsonb_build_object('city', (ARRAY['Pune', 'Mumbai', 'Bengaluru', 'Delhi'])[1 + n %% 4],
+                                  'latitude', 18.5 + n / 1000.0, 'longitude', 73.8 + n / 1000.0),
+               'Owner ' || n, '+9198' || lpad(n::text, 8, '0'), 'vendor' || n || '@bench.example', 'verified', 'active'
+        FROM generate_series(1, %(vendors)s) AS n
+    """),
+    # A year of bookings. Vendors are skewed (a few big spas take many bookings: random()^2), customers
+    # uniform, about ten bookings each; dates spread over the year before today, times 09:00-20:30.
+    ("bookings", """
+        INSERT INTO bookings (booking_number, customer_id, vendor_id, booking_type, service_location, booking_date,
+                              booking_time, status, payment_status, subtotal_amount, tax_amount, total_amount,
+                              created_at, updated_at)
+        SELECT 'BNC-' || g,
+               md5('customer:' || (1 + floor(random() * %(customers)s))::int)::uuid,
+               md5('vendor:' || (1 + floor(power(random(), 2) * %(vendors)s))::int)::uuid,
+               'spa_visit', '{"city": "Pune"}'::jsonb, day, time '09:00' + (floor(random() * 24) * interval '30 min'),
+               (ARRAY['completed', 'completed', 'completed', 'cancelled', 'confirmed'])[1 + floor(random() * 5)::int],
+               'paid', price, round(price * 0.18, 2), round(price * 1.18, 2), day, day
+        FROM (SELECT g, current_date - floor(random() * 365)::int AS day,
+                     (1500 + floor(random() * 40) * 100)::numeric AS price
+              FROM generate_series(1, %(bookings)s) AS g) AS b
+    """),
+]
+
+LISTINGS = {
+    "customer": ("customer_id", "customer"),
+    "vendor": ("vendor_id", "vendor"),
+}
+COLUMNS = "id, booking_number, booking_date, booking_time, status, total_amount"
+
+
+def listing(column: str | None) -> str:
+    where = f"WHERE {column} = %(who)s " if column else ""
+    return f"SELECT {COLUMNS} FROM bookings {where}ORDER BY booking_date DESC LIMIT 50"
+
+
+def database_url() -> str:
+    return normalise_database_url(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL") \
+        else load_settings().database_url
+
+
+def build(url: str, bookings: int) -> None:
+    params = {"vendors": VENDORS, "customers": CUSTOMERS, "bookings": bookings}
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT setseed(0.42)")  # the same data set every run
+        for name, sql in BUILD:
+            began = time.monotonic()
+            count = conn.execute(sql, params).rowcount
+            print(f"built {name}: {count:,} rows in {time.monotonic() - began:.1f} s", flush=True)
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+
+
+def run(conn: psycopg.Connection[Any], sql: str, who: str, as_request: dict[str, str] | None) -> float:
+    """Seconds the listing took, in a transaction of its own (as a request's would be)."""
+    with conn.transaction():
+        if as_request is not None:
+            conn.execute(f"SET LOCAL ROLE {API}")
+            conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps(as_request),))
+        began = time.perf_counter()
+        rows = conn.execute(sql, {"who": who}).fetchall()
+        elapsed = time.perf_counter() - began
+    if not rows:
+        raise RuntimeError(f"no bookings listed for {who}: the benchmark would time nothing")
+    return elapsed
+
+
+def explain(conn: psycopg.Connection[Any], sql: str, who: str, as_request: dict[str, str] | None) -> str:
+    with conn.transaction():
+        if as_request is not None:
+            conn.execute(f"SET LOCAL ROLE {API}")
+            conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps(as_request),))
+        plan = conn.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}", {"who": who}).fetchall()
+    return "\n".join("    " + line for (line,) in plan)
+
+
+def measure(url: str, iterations: int, bare_iterations: int) -> dict[str, dict[str, float]]:
+    rng = random.Random(7)
+    results: dict[str, dict[str, float]] = {}
+    # autocommit: each conn.transaction() is then a real BEGIN/COMMIT, so SET LOCAL ends with it.
+    with psycopg.connect(url, autocommit=True) as conn:
+        is_bypassing = conn.execute(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()
+        if not (is_bypassing and is_bypassing[0]):
+            raise SystemExit("the baseline needs an owner that bypasses RLS (superuser or BYPASSRLS)")
+        for name, (column, role) in LISTINGS.items():
+            kind = "customer" if name == "customer" else "vendor"
+            population = CUSTOMERS if kind == "customer" else VENDORS
+            ids = [row[0] for row in conn.execute(
+                f"SELECT md5('{kind}:' || n)::uuid::text FROM generate_series(1, %s) AS n", (population,))]
+            listed = {r[0] for r in conn.execute(f"SELECT DISTINCT {column}::text FROM bookings")}
+            ids = [i for i in ids if i in listed]
+            filtered, unfiltered = listing(column), listing(None)
+            sample = ids[0]
+            claims = {"sub": sample, "role": role}
+            print(f"\n{name}: plans for one {kind}")
+            for label, sql, as_request in (("owner", filtered, None), ("rls", filtered, claims),
+                                           ("bare", unfiltered, claims)):
+                print(f"  {label}:\n{explain(conn, sql, sample, as_request)}")
+            timings: dict[str, list[float]] = {"owner": [], "rls": [], "bare": []}
+            for _ in range(20):  # warm caches and psycopg's prepared statements
+                who = rng.choice(ids)
+                run(conn, filtered, who, None)
+                run(conn, filtered, who, {"sub": who, "role": role})
+            for i in range(iterations):
+                who = rng.choice(ids)
+                # `bare` can take seconds a listing (it reads the whole table): fewer of those.
+                order = [("owner", filtered, None), ("rls", filtered, {"sub": who, "role": role}),
+                         *([("bare", unfiltered, {"sub": who, "role": role})] if i < bare_iterations else [])]
+                for label, sql, as_request in order if i % 2 == 0 else reversed(order):
+                    timings[label].append(run(conn, sql, who, as_request))
+            results[name] = {label: statistics.median(values) * 1000 for label, values in timings.items()}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=1000)
+    parser.add_argument("--bare-iterations", type=int, default=10)
+    parser.add_argument("--bookings", type=int, default=1_000_000)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database afterwards")
+    parser.add_argument("--reuse", action="store_true", help="measure a scratch database kept by --keep")
+    args = parser.parse_args()
+
+    url = make_url(database_url())
+    bench_db = f"{url.database}_access_bench"
+    admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    bench_url = url.set(database=bench_db).render_as_string(hide_password=False)
+    plain_url = url.set(drivername="postgresql", database=bench_db).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+        if not args.reuse:
+            conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{bench_db}"')
+    try:
+        from alembic import command
+
+        cfg = alembic_config(bench_url)
+        cfg.attributes["configure_logger"] = False
+        command.upgrade(cfg, "heads")  # with --reuse: picks up index changes of the migration
+        if not args.reuse:
+            build(plain_url, args.bookings)
+        results = measure(plain_url, args.iterations, args.bare_iterations)
+    finally:
+        if not (args.keep or args.reuse):
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+
+    print(f"\nPostgreSQL {version[0] if version else '?'}, {args.bookings:,} bookings, {VENDORS} vendors, "
+          f"{CUSTOMERS:,} customers; median of {args.iterations} listings (50 latest) each, "
+          f"{args.bare_iterations} without WHERE")
+    for name, medians in results.items():
+        print(f"{name:<9} owner {medians['owner']:.3f} ms   rls {medians['rls']:.3f} ms   "
+              f"ratio rls/owner {medians['rls'] / medians['owner']:.2f}   "
+              f"(policies alone, no WHERE: {medians['bare']:.3f} ms, {medians['bare'] / medians['owner']:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""The audit log: every state-changing request by a staff role, written on the service
+connection after the request. The request role may insert but never update or delete it, and a
+trigger refuses updates and deletes to everyone (migration 0003)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Engine, insert
+
+from ombaro.models.access import AuditLog
+
+
+def record(engine: Engine, *, actor_id: uuid.UUID | None, actor_role: str | None, method: str, path: str,
+           endpoint: str | None, status: int, ip: str | None, user_agent: str | None, request_id: str | None,
+           details: dict[str, Any] | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(AuditLog).values(
+            actor_id=actor_id, actor_role=actor_role, method=method, path=path[:500], endpoint=endpoint,
+            status=status, ip=ip, user_agent=(user_agent or "")[:300] or None, request_id=request_id,
+            details=details or {}))

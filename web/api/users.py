@@ -1,0 +1,91 @@
+"""Accounts created by the roles allowed to (super admin: any; HR: employees), and their status."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from ombaro.access.roles import ROLES
+from ombaro.identity import accounts
+from ombaro.models.hr import EMPLOYEE_TYPES
+from ombaro.models.identity import ACCOUNT_STATUSES
+from ombaro.models.vendors import BUSINESS_TYPES
+from web.auth import current_user, requires
+from web.errors import NotFound
+from web.extension import Ombaro
+from web.schemas import MOBILE, PASSWORD, BankDetailsSchema
+
+blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Staff, vendor and therapist accounts")
+
+
+class EmployeeDetailsSchema(Schema):
+    department = fields.String(required=True, validate=validate.Length(min=2, max=60))
+    designation = fields.String(required=True, validate=validate.Length(min=2, max=100))
+    employee_type = fields.String(validate=validate.OneOf(EMPLOYEE_TYPES))
+    joining_date = fields.Date(required=True)
+    reporting_manager = fields.UUID()
+    bank_details = fields.Nested(BankDetailsSchema)
+
+
+class VendorDetailsSchema(Schema):
+    business_name = fields.String(required=True, validate=validate.Length(min=2, max=200))
+    business_type = fields.String(required=True, validate=validate.OneOf(BUSINESS_TYPES))
+    business_address = fields.Dict(required=True)
+    contact_person = fields.String(required=True)
+    contact_mobile = fields.String(required=True, validate=MOBILE)
+    contact_email = fields.Email(required=True)
+    gst_number = fields.String(validate=validate.Length(equal=15))
+    pan_number = fields.String(validate=validate.Regexp(r"^[A-Z]{5}[0-9]{4}[A-Z]$"))
+    commission_rate = fields.Decimal(places=2, validate=validate.Range(min=0, max=100))
+
+
+class CreateUserSchema(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    mobile = fields.String(required=True, validate=MOBILE)
+    password = fields.String(required=True, load_only=True, validate=PASSWORD)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    employee = fields.Nested(EmployeeDetailsSchema)
+    vendor = fields.Nested(VendorDetailsSchema)
+
+
+class UserSchema(Schema):
+    id = fields.UUID()
+    email = fields.String()
+    role = fields.String()
+    status = fields.String()
+
+
+class StatusSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(ACCOUNT_STATUSES))
+
+
+@blp.post("")
+@requires("users", "create")
+@blp.arguments(CreateUserSchema)
+@blp.response(201, UserSchema)
+def create_user(body: dict[str, Any]) -> Any:
+    """Super admin creates any account but a customer's; HR creates employees' accounts."""
+    ombaro = Ombaro.get()
+    with ombaro.sessions() as session, session.begin():
+        user = accounts.create_staff_account(session, ombaro.settings, creator_role=str(current_user().role), **body)
+        return {"id": user.id, "email": user.email, "role": body["role"], "status": "active"}
+
+
+@blp.put("/<uuid:user_id>/status")
+@requires("users", "update")
+@blp.arguments(StatusSchema)
+@blp.response(200, UserSchema)
+def set_status(body: dict[str, Any], user_id: uuid.UUID) -> Any:
+    """Suspend or re-activate an account; a suspended user is refused at their next request."""
+    with Ombaro.get().sessions() as session, session.begin():
+        principal = accounts.principal_of(session, user_id)
+        if principal is None:
+            raise NotFound(f"no user {user_id}")
+        if principal.role == "super_admin" and current_user().role != "super_admin":
+            raise accounts.NotAllowed("only a super admin may change a super admin's status")
+        accounts.set_status(session, user_id, body["status"])
+        return {"id": user_id, "role": principal.role, "status": body["status"]}

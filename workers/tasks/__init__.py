@@ -1,0 +1,16 @@
+"""One thin task per command kind, one module per capability: claim the job, make one domain
+call, record the outcome. The task name is the command kind; a task only adapts the job's params
+to the domain call. workers/app.py includes every module of this package."""
+
+from __future__ import annotations
+
+import uuid
+
+from ombaro import commands
+from ombaro.config import load_settings
+from ombaro.db import get_engine
+
+
+def run(job_id: str, handler: commands.Handler) -> str:
+    settings = load_settings()
+    return commands.execute(uuid.UUID(job_id), handler, engine=get_engine(), lease_seconds=settings.job_lease_seconds)
