@@ -28,6 +28,8 @@ ROUTES: dict[str, str] = {
     "settlements.": "bulk",
     "payroll.": "bulk",
     "campaigns.": "bulk",
+    "payments.": "bulk",
+    "notifications.": "bulk",
     "reports.": "maintenance",
     "locations.": "maintenance",
     "system.": "maintenance",

@@ -19,7 +19,8 @@ def declare_all_queues(redis_url: str) -> None:
 
 @pytest.mark.parametrize(("kind", "queue"), [
     ("dispatch.match", "dispatch"), ("settlements.run", "bulk"), ("payroll.run", "bulk"),
-    ("campaigns.send_chunk", "bulk"), ("reports.refresh", "maintenance"), ("locations.prune", "maintenance"),
+    ("campaigns.send_chunk", "bulk"), ("payments.webhook", "bulk"), ("notifications.send", "bulk"),
+    ("reports.refresh", "maintenance"), ("locations.prune", "maintenance"),
 ])
 def test_a_message_lands_in_its_kinds_queue_only(redis_url: str, kind: str, queue: str) -> None:
     client = redis.Redis.from_url(redis_url)
