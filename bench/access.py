@@ -74,7 +74,7 @@ BUILD = [
     """),
 ]
 
-LISTINGS = {
+LISTINGS = {  # listing -> (the column that is the caller, the claims' role)
     "customer": ("customer_id", "customer"),
     "vendor": ("vendor_id", "vendor"),
 }
@@ -130,37 +130,35 @@ def explain(conn: psycopg.Connection[Any], sql: str, who: str, as_request: dict[
 def measure(url: str, iterations: int, bare_iterations: int) -> dict[str, dict[str, float]]:
     rng = random.Random(7)
     results: dict[str, dict[str, float]] = {}
+    # One connection per side, as in production where a request pool always switches to ombaro_api:
+    # a prepared statement whose role changes between executions is planned again every time.
     # autocommit: each conn.transaction() is then a real BEGIN/COMMIT, so SET LOCAL ends with it.
-    with psycopg.connect(url, autocommit=True) as conn:
-        is_bypassing = conn.execute(
+    with psycopg.connect(url, autocommit=True) as owner, psycopg.connect(url, autocommit=True) as request:
+        is_bypassing = owner.execute(
             "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()
         if not (is_bypassing and is_bypassing[0]):
             raise SystemExit("the baseline needs an owner that bypasses RLS (superuser or BYPASSRLS)")
         for name, (column, role) in LISTINGS.items():
-            kind = "customer" if name == "customer" else "vendor"
-            population = CUSTOMERS if kind == "customer" else VENDORS
-            ids = [row[0] for row in conn.execute(
-                f"SELECT md5('{kind}:' || n)::uuid::text FROM generate_series(1, %s) AS n", (population,))]
-            listed = {r[0] for r in conn.execute(f"SELECT DISTINCT {column}::text FROM bookings")}
-            ids = [i for i in ids if i in listed]
+            ids = [row[0] for row in owner.execute(f"SELECT DISTINCT {column}::text FROM bookings")]
             filtered, unfiltered = listing(column), listing(None)
             sample = ids[0]
-            claims = {"sub": sample, "role": role}
-            print(f"\n{name}: plans for one {kind}")
-            for label, sql, as_request in (("owner", filtered, None), ("rls", filtered, claims),
-                                           ("bare", unfiltered, claims)):
+            print(f"\n{name}: plans for one {name}")
+            for label, conn, sql, as_request in (("owner", owner, filtered, None),
+                                                 ("rls", request, filtered, {"sub": sample, "role": role}),
+                                                 ("bare", request, unfiltered, {"sub": sample, "role": role})):
                 print(f"  {label}:\n{explain(conn, sql, sample, as_request)}")
-            timings: dict[str, list[float]] = {"owner": [], "rls": [], "bare": []}
             for _ in range(20):  # warm caches and psycopg's prepared statements
                 who = rng.choice(ids)
-                run(conn, filtered, who, None)
-                run(conn, filtered, who, {"sub": who, "role": role})
+                run(owner, filtered, who, None)
+                run(request, filtered, who, {"sub": who, "role": role})
+            timings: dict[str, list[float]] = {"owner": [], "rls": [], "bare": []}
             for i in range(iterations):
                 who = rng.choice(ids)
+                claims = {"sub": who, "role": role}
                 # `bare` can take seconds a listing (it reads the whole table): fewer of those.
-                order = [("owner", filtered, None), ("rls", filtered, {"sub": who, "role": role}),
-                         *([("bare", unfiltered, {"sub": who, "role": role})] if i < bare_iterations else [])]
-                for label, sql, as_request in order if i % 2 == 0 else reversed(order):
+                order = [("owner", owner, filtered, None), ("rls", request, filtered, claims),
+                         *([("bare", request, unfiltered, claims)] if i < bare_iterations else [])]
+                for label, conn, sql, as_request in order if i % 2 == 0 else reversed(order):
                     timings[label].append(run(conn, sql, who, as_request))
             results[name] = {label: statistics.median(values) * 1000 for label, values in timings.items()}
     return results

@@ -58,3 +58,4 @@ class AuditLog(Base):
     user_agent: Mapped[str | None]
     request_id: Mapped[str | None]
     details: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+

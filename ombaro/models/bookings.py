@@ -39,6 +39,9 @@ class Booking(Base):
         Index("idx_bookings_vendor", "vendor_id"),
         Index("idx_bookings_status", "status"),
         Index("idx_bookings_date", "booking_date", "booking_time"),
+        # "My latest bookings" under row-level security (migration 0003, docs/access.md).
+        Index("idx_bookings_customer_date", "customer_id", text("booking_date DESC")),
+        Index("idx_bookings_vendor_date", "vendor_id", text("booking_date DESC")),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

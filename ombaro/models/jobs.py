@@ -30,6 +30,7 @@ class Job(Base):
         # The relay's scan: jobs waiting to be (re)handed to the broker.
         Index("ix_jobs_relay", "run_after", postgresql_where=text("status IN ('queued', 'running')")),
         Index("ix_jobs_schedule", "schedule_id", "status"),
+        Index("ix_jobs_requested_by", "requested_by", text("created_at DESC")),  # "my jobs" (migration 0003)
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -49,7 +49,7 @@ PLATFORM_MODULES = {
 }
 
 
-def _upgrade(url: str, revision: str = "head") -> None:
+def _upgrade(url: str, revision: str = "heads") -> None:
     cfg = alembic_config(url)
     cfg.attributes["configure_logger"] = False
     command.upgrade(cfg, revision)
