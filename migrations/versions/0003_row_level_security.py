@@ -114,7 +114,9 @@ AUTH_FUNCTIONS: dict[str, str] = {
             me uuid := auth.uid();
             found uuid;
         BEGIN
-            IF me IS NULL THEN
+            -- Only vendor accounts act for a vendor: every other caller skips the lookups (cheaper
+            -- policies for customers and staff, and stricter).
+            IF me IS NULL OR auth.role() IS DISTINCT FROM 'vendor' THEN
                 RETURN NULL;
             END IF;
             SELECT v.id INTO found FROM public.vendors AS v WHERE v.id = me;
@@ -131,7 +133,7 @@ AUTH_FUNCTIONS: dict[str, str] = {
             me uuid := auth.uid();
             found uuid;
         BEGIN
-            IF me IS NULL THEN
+            IF me IS NULL OR auth.role() IS DISTINCT FROM 'therapist' THEN
                 RETURN NULL;
             END IF;
             SELECT t.id INTO found FROM public.therapists AS t WHERE t.user_id = me
