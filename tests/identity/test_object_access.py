@@ -66,3 +66,10 @@ def test_finance_sees_every_vendors_settlements(app: Any, world: World, engine: 
     finance = make_account(engine, "finance_department")
     seen = {s["id"] for s in client_for(app, finance).get("/api/v1/settlements?limit=200").json}
     assert {str(world.settlement_a), str(world.settlement_b)} <= seen
+
+
+def test_vendor_and_therapist_list_only_their_bookings(app: Any, world: World) -> None:
+    for account in (world.vendor_a, world.therapist_a):
+        listed = {b["id"] for b in client_for(app, account).get("/api/v1/bookings").json}
+        assert listed == {str(world.booking_1)}, account.role
+    assert {b["id"] for b in client_for(app, world.vendor_b).get("/api/v1/bookings").json} == {str(world.booking_2)}

@@ -7,10 +7,10 @@ from typing import Any
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 
-from ombaro.models.bookings import BOOKING_STATUSES, Booking
-from web.auth import requires
+from ombaro.models.bookings import BOOKING_STATUSES, Booking, TherapistAssignment
+from web.auth import current_user, requires
 from web.errors import NotFound
 from web.extension import db_session
 
@@ -45,9 +45,25 @@ def list_bookings(status: list[str], limit: int) -> Any:
     """The caller's bookings (a customer's own, a vendor's, a therapist's assigned ones; all for
     the desks that serve customers), newest first."""
     query = select(Booking).order_by(Booking.booking_date.desc(), Booking.booking_time.desc()).limit(limit)
+    query = own_rows(query, current_user().role)
     if status:
         query = query.where(Booking.status.in_(status))
     return db_session().scalars(query).all()
+
+
+def own_rows(query: Select[Any], role: str | None) -> Select[Any]:
+    """Row-level security already limits the rows; saying which ones in the query lets PostgreSQL
+    use the per-customer / per-vendor index instead of filtering every booking through the
+    policies (docs/access.md: 2 s against 0.1 ms at a million bookings)."""
+    if role == "customer":
+        return query.where(Booking.customer_id == func.auth.uid())
+    if role == "vendor":
+        return query.where(Booking.vendor_id == func.auth.vendor_id())
+    if role == "therapist":
+        mine = select(TherapistAssignment.booking_id).where(
+            TherapistAssignment.therapist_id == func.auth.therapist_id())
+        return query.where(Booking.id.in_(mine))
+    return query
 
 
 @blp.get("/<uuid:booking_id>")
