@@ -44,7 +44,9 @@ def servers() -> dict[str, str]:
 
         urls = services.up(Path(os.environ.get("OMBARO_VAR_DIR") or PROJECT_ROOT / "var"))
         database_url = database_url or urls.database_url
-        redis_url = redis_url or urls.redis_url.rsplit("/", 1)[0] + "/1"
+        # A database index of its own per test session: workers of two sessions running at once on
+        # one machine must not consume each other's messages.
+        redis_url = redis_url or urls.redis_url.rsplit("/", 1)[0] + f"/{1 + secrets.randbelow(15)}"
     database_url = normalise_database_url(database_url)
     return {"database_url": database_url, "redis_url": redis_url,
             "admin_url": make_url(database_url).set(database="postgres").render_as_string(hide_password=False)}

@@ -44,7 +44,9 @@ def test_two_schedulers_without_the_lock_make_one_job_per_firing(
     beats = [start_beat(spawn, f"beat{n}", "--no-leader-lock") for n in range(2)]
     for beat in beats:
         beat.wait_for("scheduler leading")
-    time.sleep(7)
+    # At least four firings (seconds) while both run; on a loaded machine this may take longer than 4 s.
+    wait_until(lambda: count_jobs(engine, "schedule_id = :id", id=schedule_id) >= 4, timeout=60, what="four firings")
+    time.sleep(1)  # let the slower scheduler fire the last of them too
     for beat in beats:
         beat.stop()
 

@@ -40,7 +40,7 @@ def _migrated_engine(make_database: Callable[[], str]) -> Engine:
     url = make_database()
     cfg = alembic_config(url)
     cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "heads")
     return create_engine(url)
 
 
