@@ -8,10 +8,12 @@ ombaro/services.py), whose URLs it wrote to var/services.json.
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,6 +30,42 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+@dataclass(frozen=True)
+class MessagingSettings:
+    """Campaigns and notifications (docs/campaigns.md). A provider whose credentials are unset is
+    replaced by the development outbox; `*_host`/`*_base` point the SDKs at another server (tests)."""
+
+    sendgrid_api_key: str = ""
+    sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_webhook_public_key: str = ""  # base64 DER of the Event Webhook's ECDSA verification key
+    email_from: str = "OMBARO <hello@ombaro.example>"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_api_base: str = "https://api.twilio.com"
+    sms_from: str = ""  # an E.164 number or a Messaging Service SID (MG...)
+    whatsapp_from: str = ""  # e.g. whatsapp:+14155238886
+    fcm_credentials_file: str = ""  # a Google service-account JSON file
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    public_base_url: str = ""  # where providers and recipients reach the API (links, callbacks)
+    provider_timeout_seconds: float = 10.0
+    provider_concurrency: int = 8  # parallel calls per worker process for one-message-per-request APIs
+    # Requests per second per provider bucket, shared by every worker (a token bucket in Redis).
+    provider_rates: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_PROVIDER_RATES))
+    # Unit cost of one message per channel, in rupees (the spend guard at approval).
+    channel_costs: Mapping[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_CHANNEL_COSTS))
+    # At most this many marketing messages per customer, channel and rolling 7 days.
+    weekly_cap: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(MESSAGE_CHANNELS, 3))
+    attribution_days: int = 7
+    unsubscribe_secret: bytes = b""
+
+
+MESSAGE_CHANNELS = ("email", "sms", "whatsapp", "push", "in_app")
+DEFAULT_PROVIDER_RATES = {"sendgrid": 50.0, "twilio_sms": 10.0, "twilio_whatsapp": 20.0, "fcm": 100.0,
+                          "outbox": 2000.0}
+DEFAULT_CHANNEL_COSTS = {"email": Decimal("0.05"), "sms": Decimal("0.25"), "whatsapp": Decimal("0.80"),
+                         "push": Decimal("0.00"), "in_app": Decimal("0.00")}
 
 
 @dataclass(frozen=True)
@@ -57,6 +95,18 @@ class Settings:
     login_limit_per_account: int = 10
     register_limit_per_address: int = 10
     limit_window_seconds: int = 900
+    # Payments (docs/settlements.md): `outbox` (development: no money moves) or `razorpay` (the SDK).
+    payments_provider: str = "outbox"
+    razorpay_key_id: str = ""
+    razorpay_key_secret: str = ""
+    razorpay_webhook_secret: str = ""
+    razorpay_base_url: str = "https://api.razorpay.com"
+    razorpay_timeout_seconds: float = 10.0
+    convenience_fee: Decimal = Decimal("0.00")  # per online order, added to what the customer pays
+    settlement_batch_vendors: int = 200  # vendors settled per transaction (one job per batch)
+
+    # Campaigns and notifications: providers, rates, costs, caps (docs/campaigns.md).
+    messaging: MessagingSettings = field(default_factory=lambda: MessagingSettings())
 
     @property
     def zone(self) -> ZoneInfo:
@@ -115,6 +165,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         login_limit_per_account=_int(env, "OMBARO_LOGIN_LIMIT_PER_ACCOUNT", 10),
         register_limit_per_address=_int(env, "OMBARO_REGISTER_LIMIT_PER_ADDRESS", 10),
         limit_window_seconds=_int(env, "OMBARO_LIMIT_WINDOW_SECONDS", 900),
+        payments_provider=_choice(env, "OMBARO_PAYMENTS_PROVIDER", ("outbox", "razorpay"), "outbox"),
+        razorpay_key_id=env.get("RAZORPAY_KEY_ID", ""),
+        razorpay_key_secret=env.get("RAZORPAY_KEY_SECRET", ""),
+        razorpay_webhook_secret=env.get("RAZORPAY_WEBHOOK_SECRET", ""),
+        razorpay_base_url=env.get("RAZORPAY_BASE_URL") or "https://api.razorpay.com",
+        razorpay_timeout_seconds=float(_int(env, "RAZORPAY_TIMEOUT_SECONDS", 10)),
+        convenience_fee=_money(env, "OMBARO_CONVENIENCE_FEE", "0.00"),
+        settlement_batch_vendors=_int(env, "OMBARO_SETTLEMENT_BATCH_VENDORS", 200),
+        messaging=load_messaging(env, jwt_secret=env.get("OMBARO_JWT_SECRET") or secrets["jwt_secret"]),
     )
 
 
@@ -152,6 +211,74 @@ def parse_data_keys(raw: str) -> dict[str, bytes]:
     if not keys:
         raise ConfigError("OMBARO_DATA_KEYS holds no key")
     return keys
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
+def _money(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    raw = env.get(name) or default
+    try:
+        value = Decimal(raw)
+    except ArithmeticError as exc:
+        raise ConfigError(f"{name}={raw!r} is not an amount") from exc
+    if value < 0 or value != value.quantize(Decimal("0.01")):
+        raise ConfigError(f"{name}={raw!r} must be a non-negative amount in rupees with at most 2 decimals")
+    return value
+
+
+def load_messaging(env: Mapping[str, str], *, jwt_secret: str) -> MessagingSettings:
+    rates = {**DEFAULT_PROVIDER_RATES, **{k: float(v) for k, v in _pairs(env, "OMBARO_PROVIDER_RATES").items()}}
+    costs = {**DEFAULT_CHANNEL_COSTS, **{k: Decimal(v) for k, v in _pairs(env, "OMBARO_CHANNEL_COSTS").items()}}
+    raw_cap = env.get("OMBARO_MARKETING_WEEKLY_CAP", "").strip()
+    if raw_cap.isdigit():  # one number for every channel, or channel=N pairs
+        cap = dict.fromkeys(MESSAGE_CHANNELS, int(raw_cap))
+    else:
+        cap = {**dict.fromkeys(MESSAGE_CHANNELS, 3),
+               **{k: int(v) for k, v in _pairs(env, "OMBARO_MARKETING_WEEKLY_CAP").items()}}
+    unknown = (set(costs) | set(cap)) - set(MESSAGE_CHANNELS)
+    if unknown or any(r <= 0 for r in rates.values()) or any(c < 0 for c in costs.values()):
+        raise ConfigError(f"OMBARO_PROVIDER_RATES / OMBARO_CHANNEL_COSTS / OMBARO_MARKETING_WEEKLY_CAP: "
+                          f"unknown channels {sorted(unknown)} or a rate <= 0 or a cost < 0")
+    secret = env.get("OMBARO_UNSUBSCRIBE_SECRET", "")
+    # Derived from the JWT secret unless set: unsubscribe links stay valid as long as that secret.
+    key = secret.encode() if secret else hmac.new(jwt_secret.encode(), b"ombaro.unsubscribe", "sha256").digest()
+    return MessagingSettings(
+        sendgrid_api_key=env.get("SENDGRID_API_KEY", ""),
+        sendgrid_host=env.get("OMBARO_SENDGRID_HOST") or "https://api.sendgrid.com",
+        sendgrid_webhook_public_key=env.get("OMBARO_SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
+        email_from=env.get("OMBARO_EMAIL_FROM") or "OMBARO <hello@ombaro.example>",
+        twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
+        twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
+        twilio_api_base=env.get("OMBARO_TWILIO_API_BASE") or "https://api.twilio.com",
+        sms_from=env.get("OMBARO_SMS_FROM", ""),
+        whatsapp_from=env.get("OMBARO_WHATSAPP_FROM", ""),
+        fcm_credentials_file=env.get("OMBARO_FCM_CREDENTIALS", ""),
+        fcm_base_url=env.get("OMBARO_FCM_BASE_URL") or "https://fcm.googleapis.com",
+        public_base_url=(env.get("OMBARO_PUBLIC_BASE_URL") or "").rstrip("/"),
+        provider_timeout_seconds=float(env.get("OMBARO_PROVIDER_TIMEOUT_SECONDS") or 10),
+        provider_concurrency=max(1, _int(env, "OMBARO_PROVIDER_CONCURRENCY", 8)),
+        provider_rates=rates,
+        channel_costs=costs,
+        weekly_cap=cap,
+        attribution_days=_int(env, "OMBARO_ATTRIBUTION_DAYS", 7),
+        unsubscribe_secret=key,
+    )
+
+
+def _pairs(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """`a=1,b=2` -> {"a": "1", "b": "2"}."""
+    pairs: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in env.get(name, "").split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"{name}: {part!r} is not name=value")
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -8,10 +8,22 @@ from typing import Any
 from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
+from ombaro.attendance import AttendanceConflict, InvalidAttendance, NotOnRolls
+from ombaro.bookings import BookingNotFound, BookingRejected, NotACustomer
+from ombaro.bookings import InvalidTransition as BookingStateConflict
+from ombaro.campaigns.lifecycle import CampaignNotFound, InvalidCampaign, InvalidTransition, SpendExceeded
+from ombaro.campaigns.unsubscribe import InvalidToken, TokenUsed
 from ombaro.commands import IdempotencyConflict, JobNotFound
+from ombaro.dispatch.lifecycle import AssignmentNotFound
 from ombaro.identity.accounts import AccountDisabled, AccountExists, InvalidCredentials, NotAllowed
 from ombaro.identity.tokens import TokenError
+from ombaro.leave import InvalidLeave, LeaveConflict, LeaveNotAllowed, LeaveNotFound
+from ombaro.locations import NotATherapist, NotOnTheWay, PingsRejected
+from ombaro.payments import InvalidSignature, PaymentConflict, PaymentNotFound, ProviderDown
+from ombaro.payroll.errors import PayrollConflict, PayrollForbidden, PayrollInvalid, PayrollNotFound
 from ombaro.ratelimit import Limited
+from ombaro.settlements import InvalidPeriod, InvalidRequest, MissingTdsRate, SettlementNotFound
+from ombaro.settlements.payouts import MakerCheckerViolation, SettlementConflict
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +44,45 @@ DOMAIN_STATUS: dict[type[Exception], int] = {
     NotAllowed: 403,
     InvalidCredentials: 401,
     TokenError: 401,
+    # Payments and settlements (docs/settlements.md).
+    PaymentNotFound: 404,
+    PaymentConflict: 409,
+    InvalidSignature: 422,
+    ProviderDown: 503,
+    SettlementNotFound: 404,
+    SettlementConflict: 409,
+    MakerCheckerViolation: 403,
+    InvalidPeriod: 422,
+    InvalidRequest: 422,
+    MissingTdsRate: 422,
+    # Attendance, leave and payroll (docs/payroll.md).
+    NotOnRolls: 404,
+    AttendanceConflict: 409,
+    InvalidAttendance: 422,
+    LeaveNotFound: 404,
+    LeaveConflict: 409,
+    LeaveNotAllowed: 403,
+    InvalidLeave: 422,
+    PayrollNotFound: 404,
+    PayrollConflict: 409,
+    PayrollForbidden: 403,
+    PayrollInvalid: 422,
+    # Campaigns (docs/campaigns.md).
+    CampaignNotFound: 404,
+    InvalidCampaign: 422,
+    InvalidTransition: 409,
+    SpendExceeded: 422,
+    InvalidToken: 404,
+    TokenUsed: 410,
+    # Bookings, dispatch and live locations (docs/dispatch.md).
+    BookingNotFound: 404,
+    AssignmentNotFound: 404,
+    BookingRejected: 422,
+    PingsRejected: 422,
+    BookingStateConflict: 409,
+    NotOnTheWay: 409,
+    NotACustomer: 403,
+    NotATherapist: 403,
 }
 
 

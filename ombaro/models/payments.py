@@ -14,7 +14,7 @@ from ombaro.models.base import Base, created_at, updated_at, uuid_pk
 
 PAYMENT_METHODS = ("credit_card", "debit_card", "upi", "net_banking", "wallet", "cash")
 PAYMENT_STATUSES = ("pending", "processing", "success", "failed", "refunded", "partially_refunded")
-SETTLEMENT_STATUSES = ("pending", "processing", "completed", "failed")
+SETTLEMENT_STATUSES = ("pending", "approved", "processing", "completed", "failed")  # "approved": migration 0005
 
 
 class Payment(Base):

@@ -1,0 +1,221 @@
+"""A month's payroll run for 10,000 employees with 300,000 attendance rows (a 30-day month), leave,
+raises, joiners, leavers and adjustments, against one hand-written SQL aggregate of the same
+attendance (the floor: what reading the month's attendance costs at all), in the same process.
+
+The run goes through the real command path (commands.execute: claim, worker role under row-level
+security, fenced success): the run job fans out its batches, which are executed here one after
+another as a worker would. A second pass (a re-run: it loads and computes everyone again, and
+writes nothing since nothing changed) runs under tracemalloc to show memory per batch stays flat.
+
+Runs against a scratch database (`<db>_payroll_bench`, migrated here, dropped after) on the
+configured PostgreSQL server (DATABASE_URL or the embedded one).
+Usage: python bench/payroll.py [--employees 10000] [--batch-size 500] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ombaro import commands  # noqa: E402
+from ombaro.cli import alembic_config  # noqa: E402
+from ombaro.config import load_settings  # noqa: E402
+from ombaro.models.jobs import Job  # noqa: E402
+from ombaro.payroll import runs  # noqa: E402
+
+YEAR, MONTH, START, END = 2026, 6, "2026-06-01", "2026-06-30"
+
+DATA = [
+    # Employees: 1% join on the 10th, 1% leave on the 20th.
+    """
+    WITH u AS (INSERT INTO auth.users (email, encrypted_password)
+               SELECT 'bench' || n || '@example.test', 'x' FROM generate_series(1, :n) AS n RETURNING id, email)
+    INSERT INTO employees (id, employee_code, name, email, mobile, gender, department, designation, joining_date,
+                           last_working_date)
+    SELECT id, 'B' || lpad((row_number() OVER ())::text, 6, '0'), 'Bench Person', email, '+919800000000',
+           CASE WHEN random() < 0.45 THEN 'female' ELSE 'male' END, 'operations', 'Executive',
+           CASE WHEN random() < 0.01 THEN DATE '2026-06-10' ELSE DATE '2025-01-01' END,
+           CASE WHEN random() < 0.01 THEN DATE '2026-06-20' END
+    FROM u
+    """,
+    # One structure each; 5% get a raise on the 15th.
+    """
+    INSERT INTO compensation_structures (employee_id, effective_from, basic, hra, transport, special, pt_state,
+                                         esi_applicable, pf_applicable)
+    SELECT id, least(joining_date, DATE '2025-01-01'), b, round(b * 0.4, 2), 1600, round(b * 0.1, 2),
+           (ARRAY['MH', 'KA', 'TN', 'WB', NULL])[1 + floor(random() * 5)::int], random() < 0.3, random() < 0.9
+    FROM (SELECT id, joining_date, round((8000 + random() * 92000)::numeric, 2) AS b FROM employees) AS e
+    """,
+    """
+    INSERT INTO compensation_structures (employee_id, effective_from, basic, hra, transport, special, pt_state)
+    SELECT employee_id, DATE '2026-06-15', round(basic * 1.1, 2), round(hra * 1.1, 2), transport, special, pt_state
+    FROM compensation_structures WHERE random() < 0.05
+    """,
+    # A 30-day month of attendance: one row per employee per day (300,000 for 10,000 employees).
+    """
+    INSERT INTO attendance_records (employee_id, date, status, work_hours)
+    SELECT id, day, status, CASE WHEN status IN ('present', 'late', 'work_from_home')
+                                 THEN round((7.5 + r2 * 2.5)::numeric, 2)
+                                 WHEN status = 'half_day' THEN 4.50 END
+    FROM (SELECT e.id, d::date AS day, random() AS r2,
+                 CASE WHEN extract(isodow FROM d) = 7 THEN 'holiday'
+                      WHEN r < 0.82 THEN 'present' WHEN r < 0.88 THEN 'late' WHEN r < 0.93 THEN 'work_from_home'
+                      WHEN r < 0.96 THEN 'half_day' ELSE 'absent' END AS status
+          FROM (SELECT id, random() AS r FROM employees) AS e
+          CROSS JOIN generate_series(DATE '2026-06-01', DATE '2026-06-30', interval '1 day') AS d) AS x
+    """,
+    # 10% take two days' approved leave (a fifth of it unpaid); their days are marked leave.
+    """
+    INSERT INTO leave_requests (employee_id, leave_type, from_date, to_date, reason, status)
+    SELECT id, CASE WHEN random() < 0.2 THEN 'unpaid' ELSE 'casual' END, DATE '2026-06-08', DATE '2026-06-09',
+           'bench', 'approved'
+    FROM employees WHERE random() < 0.1
+    """,
+    """
+    UPDATE attendance_records AS a SET status = 'leave', work_hours = NULL FROM leave_requests AS l
+    WHERE l.employee_id = a.employee_id AND a.date BETWEEN l.from_date AND l.to_date
+    """,
+    """
+    INSERT INTO payroll_adjustments (employee_id, year, month, kind, amount)
+    SELECT id, 2026, 6, (ARRAY['bonus', 'loan_emi', 'salary_advance'])[1 + floor(random() * 3)::int], 1000
+    FROM employees WHERE random() < 0.08
+    """,
+]
+
+# The floor: the month's attendance per employee, in one hand-written statement.
+AGGREGATE = text("""
+SELECT employee_id,
+       count(*) FILTER (WHERE status = 'absent') AS absent,
+       count(*) FILTER (WHERE status = 'half_day') AS half_days,
+       count(*) FILTER (WHERE status = 'leave') AS leave_days,
+       coalesce(sum(greatest(work_hours - 8, 0)) FILTER (WHERE status IN ('present', 'late', 'work_from_home')), 0)
+           AS overtime_hours
+FROM attendance_records
+WHERE date BETWEEN :start AND :end
+GROUP BY employee_id
+""")
+
+
+class Bench:
+    def __init__(self, engine: Engine, batch_size: int) -> None:
+        self.engine, self.batch_size = engine, batch_size
+        self.queued: list[uuid.UUID] = []
+        self.batch_samples: list[tuple[int, int]] = []  # (traced now, traced peak) after each batch
+
+    def enqueue(self, job_id: uuid.UUID, _kind: str) -> None:
+        self.queued.append(job_id)
+
+    def handler(self, session: Session, job: Job, progress: commands.Progress) -> dict[str, Any]:
+        if job.kind == runs.RUN_KIND:
+            return runs.start_run(session, job.params, job_id=job.id, requested_by=None, scheduled_for=None,
+                                  zone="Asia/Kolkata", enqueue=self.enqueue, batch_size=self.batch_size)
+        return runs.run_batch(session, job.params)
+
+    def run(self, *, trace: bool = False) -> float:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            job = commands.submit(session, runs.RUN_KIND, {"year": YEAR, "month": MONTH},
+                                  enqueue=lambda *_: None).job
+        began = time.perf_counter()
+        assert commands.execute(job.id, self.handler, engine=self.engine, lease_seconds=600) == "succeeded"
+        while self.queued:
+            outcome = commands.execute(self.queued.pop(0), self.handler, engine=self.engine, lease_seconds=600)
+            assert outcome == "succeeded", outcome
+            if trace:
+                self.batch_samples.append(tracemalloc.get_traced_memory())
+                tracemalloc.reset_peak()
+        return time.perf_counter() - began
+
+
+def floor_seconds(engine: Engine, rounds: int) -> tuple[float, int]:
+    times, rows = [], 0
+    for _ in range(rounds):
+        with engine.connect() as conn:
+            began = time.perf_counter()
+            rows = len(conn.execute(AGGREGATE, {"start": START, "end": END}).all())
+            times.append(time.perf_counter() - began)
+    return statistics.median(times), rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--employees", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=runs.BATCH_SIZE)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = parser.parse_args()
+
+    url = make_url(load_settings().database_url)
+    bench_db = f"{url.database}_payroll_bench"
+    admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    bench_url = url.set(database=bench_db).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{bench_db}"')
+    from alembic import command
+
+    cfg = alembic_config(bench_url)
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "heads")
+    engine = create_engine(bench_url)
+    try:
+        began = time.perf_counter()
+        with engine.begin() as conn:
+            for statement in DATA:
+                conn.execute(text(statement), {"n": args.employees})
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+        with engine.connect() as conn:
+            attendance = conn.execute(text("SELECT count(*) FROM attendance_records")).scalar_one()
+            leaves = conn.execute(text("SELECT count(*) FROM leave_requests")).scalar_one()
+        print(f"data: {args.employees} employees, {attendance} attendance rows, {leaves} leave requests "
+              f"({time.perf_counter() - began:.1f} s to generate)", flush=True)
+
+        floor, rows = floor_seconds(engine, rounds=5)
+        print(f"floor (one SQL aggregate of the month's attendance, {rows} rows): {floor * 1000:.0f} ms", flush=True)
+
+        bench = Bench(engine, args.batch_size)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        seconds = bench.run()
+        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with engine.connect() as conn:
+            made = conn.execute(text("SELECT count(*) FROM salary_records WHERE year = :y AND month = :m"),
+                                {"y": YEAR, "m": MONTH}).scalar_one()
+            failures = conn.execute(text("SELECT count(*) FROM payroll_failures")).scalar_one()
+            run = conn.execute(text("SELECT batches_total, status FROM payroll_runs")).one()
+        print(f"payroll run: {seconds:.2f} s for {made} records, {failures} failures, {run.batches_total} batches "
+              f"of {args.batch_size} ({seconds / max(1, made) * 1000:.2f} ms per employee); run {run.status}")
+        print(f"ratio run / floor: {seconds / floor:.1f}")
+
+        tracemalloc.start()
+        rerun = bench.run(trace=True)
+        tracemalloc.stop()
+        peaks = [peak for _, peak in bench.batch_samples]
+        held = [now for now, _ in bench.batch_samples]
+        print(f"re-run (nothing changes, nothing written): {rerun:.2f} s (under tracemalloc)")
+        print(f"memory per batch (tracemalloc): peak {max(peaks) / 2**20:.1f} MiB at most, "
+              f"first batch {peaks[0] / 2**20:.1f} MiB, last {peaks[-1] / 2**20:.1f} MiB; "
+              f"held after batch 1 {held[0] / 2**20:.2f} MiB, after batch {len(held)} {held[-1] / 2**20:.2f} MiB")
+        print(f"process max RSS: {rss_before / 1024:.0f} MiB before the run, {rss_after / 1024:.0f} MiB after")
+    finally:
+        engine.dispose()
+        if not args.keep:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

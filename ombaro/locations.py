@@ -1,0 +1,480 @@
+"""Live therapist locations: pings from the therapist app, the latest position per therapist (in
+PostgreSQL and in Redis), a customer's view of their therapist on the way, and the hourly
+maintenance of the partitioned `therapist_locations` table (docs/dispatch.md, "Live locations").
+
+Redis layout (the schema document's caching section):
+- `therapist:location:<therapist id>`: JSON {latitude, longitude, timestamp, accuracy}, TTL 5 min,
+  so a key that exists is a fresh fix;
+- `therapist:geo:<vendor id>`: a GEO set of the vendor's therapists, searched by radius by dispatch.
+PostgreSQL stays the truth: `therapist_last_positions` is kept by a trigger and never pruned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from ombaro.db import WORKER_ROLE, act_as
+from ombaro.dispatch.geo import Point, drive_minutes, haversine_km
+from ombaro.models.bookings import Booking, TherapistAssignment
+from ombaro.models.dispatch import TherapistLastPosition
+from ombaro.models.vendors import Therapist
+
+log = logging.getLogger(__name__)
+
+RETENTION = dt.timedelta(hours=24)  # pings older than this are pruned (and refused on arrival)
+STALE_AFTER = dt.timedelta(hours=25)  # an oldest ping older than this means pruning is not keeping up
+MAX_CLOCK_SKEW = dt.timedelta(minutes=2)  # a phone's clock may run this far ahead
+MAX_PINGS_PER_BATCH = 500
+LIVE_TTL_SECONDS = 300
+SEARCH_RADIUS_KM = 50.0
+HOURS_AHEAD = 48  # partitions kept ready ahead of time
+PARENT = "therapist_locations"
+HISTORY_PARTITION = "therapist_locations_history"
+
+
+class PingsRejected(ValueError):
+    """Field errors, as the API's `errors` object shows them."""
+
+    def __init__(self, errors: dict[str, Any]) -> None:
+        super().__init__("the location batch is not valid")
+        self.errors = errors
+
+
+class NotATherapist(PermissionError):
+    pass
+
+
+class NotOnTheWay(Exception):
+    """The booking's therapist is not in transit (409, naming the assignment's state)."""
+
+
+def location_key(therapist_id: uuid.UUID | str) -> str:
+    return f"therapist:location:{therapist_id}"
+
+
+def geo_key(vendor_id: uuid.UUID | str) -> str:
+    return f"therapist:geo:{vendor_id}"
+
+
+# --- ingestion ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TherapistRef:
+    id: uuid.UUID
+    vendor_id: uuid.UUID
+
+
+def therapist_of(session: Session, user_id: uuid.UUID | None) -> TherapistRef:
+    """The caller's own therapist row (row-level security shows a therapist only theirs)."""
+    row = session.execute(select(Therapist.id, Therapist.vendor_id).where(Therapist.user_id == user_id)
+                          .order_by(Therapist.created_at, Therapist.id).limit(1)).first()
+    if user_id is None or row is None:
+        raise NotATherapist("only a therapist posts locations, and only their own")
+    return TherapistRef(row.id, row.vendor_id)
+
+
+def check_pings(pings: Sequence[Mapping[str, Any]], *, therapist: TherapistRef, claimed: uuid.UUID | None,
+                now: dt.datetime, retention: dt.timedelta = RETENTION) -> None:
+    """Refuse a batch for someone else, and fixes from the future or older than the retention
+    window (ranges and the batch size are the schema's business). Raises PingsRejected."""
+    errors: dict[str, Any] = {}
+    if claimed is not None and claimed != therapist.id:
+        errors["therapist_id"] = ["A therapist posts only their own locations."]
+    per_ping: dict[int, dict[str, list[str]]] = {}
+    for index, ping in enumerate(pings):
+        stamp = ping["timestamp"]
+        if stamp > now + MAX_CLOCK_SKEW:
+            per_ping[index] = {"timestamp": ["Is in the future."]}
+        elif stamp < now - retention:
+            per_ping[index] = {"timestamp": [f"Is older than the {int(retention.total_seconds() // 3600)}-hour "
+                                             "retention window."]}
+    if per_ping:
+        errors["pings"] = per_ping
+    if errors:
+        raise PingsRejected(errors)
+
+
+# One statement for the whole batch, its shape independent of the batch size (compiled once and
+# cached): the last-position trigger then runs once per batch.
+INSERT_PINGS = text(
+    "INSERT INTO therapist_locations (therapist_id, latitude, longitude, accuracy, altitude, speed, heading, "
+    "battery_level, is_moving, timestamp) "
+    "SELECT :therapist, * FROM unnest(CAST(:latitude AS numeric[]), CAST(:longitude AS numeric[]), "
+    "CAST(:accuracy AS numeric[]), CAST(:altitude AS numeric[]), CAST(:speed AS numeric[]), "
+    "CAST(:heading AS numeric[]), CAST(:battery_level AS integer[]), CAST(:is_moving AS boolean[]), "
+    "CAST(:timestamp AS timestamptz[]))")
+PING_FIELDS = ("latitude", "longitude", "accuracy", "altitude", "speed", "heading", "battery_level")
+
+
+def record_pings(session: Session, therapist: TherapistRef, pings: Sequence[Mapping[str, Any]]
+                 ) -> TherapistLastPosition | None:
+    """Store a batch; returns the therapist's latest position afterwards, whichever batch it came from."""
+    columns: dict[str, Any] = {name: [p.get(name) for p in pings] for name in PING_FIELDS}
+    columns["is_moving"] = [p.get("is_moving", bool(p.get("speed") and p["speed"] >= 1)) for p in pings]
+    columns["timestamp"] = [p["timestamp"] for p in pings]
+    session.execute(INSERT_PINGS, {"therapist": therapist.id, **columns})
+    return session.get(TherapistLastPosition, therapist.id, populate_existing=True)
+
+
+def publish(redis: Any, position: TherapistLastPosition, *, now: dt.datetime) -> bool:
+    """Put a latest position in Redis if it is still fresh; False when Redis could not be reached."""
+    ttl = LIVE_TTL_SECONDS - int((now - position.recorded_at).total_seconds())
+    if ttl <= 0:
+        return True
+    payload = {"latitude": float(position.latitude), "longitude": float(position.longitude),
+               "timestamp": position.recorded_at.isoformat(),
+               "accuracy": None if position.accuracy is None else float(position.accuracy)}
+    try:
+        pipe = redis.pipeline(transaction=False)
+        pipe.geoadd(geo_key(position.vendor_id), (float(position.longitude), float(position.latitude),
+                                                  str(position.id)))
+        pipe.set(location_key(position.id), json.dumps(payload), ex=ttl)
+        pipe.execute()
+    except Exception as exc:  # the database has it; dispatch falls back to the table
+        log.warning("could not publish the position of therapist %s to Redis: %s", position.id, exc)
+        return False
+    return True
+
+
+def _point(raw: bytes | str | None) -> Point | None:
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    return Point(float(data["latitude"]), float(data["longitude"]))
+
+
+def fresh_positions(redis: Any, therapist_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Point]:
+    """Fresh fixes (their key has not expired) of these therapists."""
+    ids = list(therapist_ids)
+    found: dict[uuid.UUID, Point] = {}
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start:start + 1000]
+        for therapist_id, raw in zip(chunk, redis.mget([location_key(t) for t in chunk]), strict=True):
+            point = _point(raw)
+            if point is not None:
+                found[therapist_id] = point
+    return found
+
+
+def fresh_near(redis: Any, vendor_id: uuid.UUID, near: Point, radius_km: float = SEARCH_RADIUS_KM
+               ) -> dict[uuid.UUID, Point]:
+    """The vendor's therapists with a fresh fix within `radius_km` of `near` (GEO radius search;
+    members whose location key expired are stale and left out)."""
+    members = redis.geosearch(geo_key(vendor_id), longitude=near.longitude, latitude=near.latitude,
+                              radius=radius_km, unit="km")
+    ids = [uuid.UUID(m.decode() if isinstance(m, bytes) else m) for m in members]
+    return fresh_positions(redis, ids)
+
+
+# --- a customer's view ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Tracking:
+    booking_id: uuid.UUID
+    assignment_id: uuid.UUID
+    therapist_id: uuid.UUID
+    status: str
+    latitude: float | None
+    longitude: float | None
+    recorded_at: dt.datetime | None
+    distance_km: float | None
+    eta_minutes: int | None
+    source: str  # redis | database | none
+
+
+def track_booking(session: Session, redis: Any, booking_id: uuid.UUID, *, now: dt.datetime) -> Tracking:
+    """Where the booking's therapist is and how far away, while they are on the way. Row-level
+    security decides who sees the booking and the assignment (another customer: not found)."""
+    booking = session.get(Booking, booking_id)
+    if booking is None:
+        raise LookupError(f"no booking {booking_id}")
+    assignment = session.scalars(
+        select(TherapistAssignment).where(TherapistAssignment.booking_id == booking_id)
+        .order_by(TherapistAssignment.created_at.desc()).limit(1)).first()
+    if assignment is None or assignment.status != "in_transit":
+        state = assignment.status if assignment else "not assigned"
+        raise NotOnTheWay(f"the therapist of booking {booking.booking_number} is not on the way "
+                          f"(assignment is {state})")
+    point, stamp, source = None, None, "none"
+    try:
+        raw = redis.get(location_key(assignment.therapist_id)) if redis is not None else None
+    except Exception as exc:
+        log.warning("Redis unavailable for tracking, using the database: %s", exc)
+        raw = None
+    if raw is not None:
+        data = json.loads(raw)
+        point, stamp, source = Point(data["latitude"], data["longitude"]), dt.datetime.fromisoformat(
+            data["timestamp"]), "redis"
+    else:
+        last = session.get(TherapistLastPosition, assignment.therapist_id)
+        if last is not None:
+            point, stamp, source = Point(float(last.latitude), float(last.longitude)), last.recorded_at, "database"
+    destination = None
+    if assignment.location_latitude is not None and assignment.location_longitude is not None:
+        destination = Point(float(assignment.location_latitude), float(assignment.location_longitude))
+    distance = haversine_km(point, destination) if point and destination else None
+    return Tracking(booking_id, assignment.id, assignment.therapist_id, assignment.status,
+                    point.latitude if point else None, point.longitude if point else None, stamp,
+                    None if distance is None else round(distance, 3),
+                    None if distance is None else drive_minutes(distance), source)
+
+
+# --- maintenance: partitions and pruning ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Partition:
+    name: str
+    lower: dt.datetime | None  # None: MINVALUE
+    upper: dt.datetime | None  # None: MAXVALUE
+    detach_pending: bool
+
+
+_BOUND = re.compile(r"FOR VALUES FROM \((.+)\) TO \((.+)\)")
+
+
+def _bound(raw: str) -> dt.datetime | None:
+    raw = raw.strip()
+    if raw.upper() in ("MINVALUE", "MAXVALUE"):
+        return None
+    return dt.datetime.fromisoformat(raw.strip("'")).astimezone(dt.UTC)
+
+
+def partitions(conn: Any, parent: str = PARENT) -> list[Partition]:
+    """The partitions of `parent` with their bounds (read with the session in UTC)."""
+    conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")  # bounds are printed in the session's zone
+    rows = conn.execute(text(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), i.inhdetachpending FROM pg_inherits AS i "
+        "JOIN pg_class AS c ON c.oid = i.inhrelid WHERE i.inhparent = CAST(:parent AS regclass) ORDER BY 1"),
+        {"parent": parent}).all()
+    found = []
+    for name, bound, pending in rows:
+        match = _BOUND.match(bound or "")
+        if match is None:  # DEFAULT: no bounds
+            found.append(Partition(name, None, None, pending))
+            continue
+        found.append(Partition(name, _bound(match.group(1)), _bound(match.group(2)), pending))
+    return found
+
+
+def ensure_partitions(engine: Engine, *, now: dt.datetime, hours_ahead: int = HOURS_AHEAD,
+                      lock_timeout_ms: int = 2000) -> dict[str, int]:
+    """Hourly partitions of therapist_locations from this hour to `hours_ahead` on, and monthly
+    ones of analytics_events for this month and the next two. Attaching takes only SHARE UPDATE
+    EXCLUSIVE on the parent: inserts carry on."""
+    created = {"therapist_locations": 0, "analytics_events": 0}
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+        created["therapist_locations"] = conn.execute(text(
+            "SELECT ensure_hourly_partitions('therapist_locations', :from_hour, :hours)"),
+            {"from_hour": now, "hours": hours_ahead + 1}).scalar_one()
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+        created["analytics_events"] = conn.execute(text(
+            "SELECT ensure_monthly_partitions('analytics_events', CAST(:month AS date), 3)"),
+            {"month": now.astimezone(dt.UTC).date().replace(day=1)}).scalar_one()
+    return created
+
+
+LOCK_TROUBLE = {"55P03": "lock timeout", "57014": "statement timeout",
+                "55000": "another partition is still being detached"}
+DETACHED_NAME = r"^therapist_locations_p[0-9]{8}T[0-9]{2}$"
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
+def _detach(engine: Engine, name: str, *, pending: bool, lock_timeout_ms: int) -> None:
+    """DETACH ... CONCURRENTLY: only SHARE UPDATE EXCLUSIVE on the parent, so inserts carry on. It
+    needs autocommit, and a parent without a DEFAULT partition (hence the catch-all below the first
+    hour instead). Its second step waits for transactions that still see the partition; a lock
+    timeout there leaves the partition "pending detach", which the next run finishes (FINALIZE)."""
+    with engine.connect() as raw:
+        conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout_ms)}")
+        try:
+            mode = "FINALIZE" if pending else "CONCURRENTLY"
+            conn.exec_driver_sql(f'ALTER TABLE {PARENT} DETACH PARTITION "{name}" {mode}')
+        finally:
+            conn.exec_driver_sql("RESET lock_timeout")
+
+
+def _drop_detached(engine: Engine, name: str, *, lock_timeout_ms: int, spent: dict[str, float]) -> int:
+    """Count and drop a table no longer attached (nobody writes to it). The count is what the job
+    reports; `spent` collects its time apart from the drop's."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+        began = time.perf_counter()
+        rows = conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar_one()
+        spent["count"] = spent.get("count", 0.0) + time.perf_counter() - began
+        conn.exec_driver_sql(f'DROP TABLE "{name}"')
+    return int(rows)
+
+
+def _leftovers(engine: Engine) -> tuple[list[str], str | None]:
+    """Hours detached by an earlier run but not dropped (its DROP timed out), and the partition
+    left pending detach, if any (PostgreSQL allows one per table)."""
+    with engine.connect() as conn:
+        detached = list(conn.execute(text(
+            "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
+            "AND c.relname ~ :pattern ORDER BY 1"), {"pattern": DETACHED_NAME}).scalars())
+        pending = conn.execute(text(
+            "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = CAST(:parent AS regclass) AND i.inhdetachpending"), {"parent": PARENT}).scalar()
+    return detached, pending
+
+
+def _delete_edge(engine: Engine, lower: dt.datetime | None, upper: dt.datetime, *, batch_rows: int,
+                 claims: dict[str, Any], progress: Callable[[], None] | None = None) -> int:
+    """Delete rows in [lower, upper) in bounded batches, one short transaction each (as the workers'
+    role): no long lock, no huge transaction, inserts unaffected."""
+    lower_clause = "timestamp >= :lower AND " if lower is not None else ""
+    statement = text(
+        f"DELETE FROM therapist_locations AS t USING (SELECT id, timestamp FROM therapist_locations "
+        f"WHERE {lower_clause}timestamp < :upper LIMIT :batch) AS d "
+        f"WHERE {lower_clause.replace('timestamp', 't.timestamp')}t.timestamp < :upper "
+        f"AND t.id = d.id AND t.timestamp = d.timestamp")
+    removed = 0
+    while True:
+        with engine.begin() as conn:
+            act_as(conn, WORKER_ROLE, claims)
+            count = conn.execute(statement, {"lower": lower, "upper": upper, "batch": batch_rows}).rowcount
+        removed += count
+        if progress:
+            progress()
+        if count < batch_rows:
+            return removed
+
+
+def retention_status(conn: Any, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The oldest stored ping and whether pruning is keeping up (older than 25 hours: stale)."""
+    oldest, current = conn.execute(text("SELECT min(timestamp), now() FROM therapist_locations")).one()
+    now = now or current
+    age = None if oldest is None else max(0, int((now - oldest).total_seconds()))
+    return {"oldest_ping_at": oldest, "oldest_ping_age_seconds": age,
+            "stale": age is not None and age > STALE_AFTER.total_seconds(),
+            "stale_after_seconds": int(STALE_AFTER.total_seconds())}
+
+
+def forget_stale_members(redis: Any) -> int:
+    """Remove from the GEO sets the therapists whose location key has expired."""
+    removed = 0
+    for key in redis.scan_iter(match="therapist:geo:*", count=100):
+        members = redis.zrange(key, 0, -1)
+        for start in range(0, len(members), 1000):
+            chunk = members[start:start + 1000]
+            values = redis.mget([location_key(m.decode() if isinstance(m, bytes) else m) for m in chunk])
+            stale = [m for m, v in zip(chunk, values, strict=True) if v is None]
+            if stale:
+                removed += redis.zrem(key, *stale)
+    return removed
+
+
+def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timedelta = RETENTION,
+          batch_rows: int = 50_000, lock_timeout_ms: int = 2000, hours_ahead: int = HOURS_AHEAD,
+          redis: Any = None, job_id: uuid.UUID | None = None,
+          progress: Callable[[float, str | None], None] | None = None) -> dict[str, Any]:
+    """The hourly maintenance (`locations.prune`): create partitions ahead, drop the hours that
+    are wholly older than the retention, delete the older part of the hour that straddles the
+    cutoff (and of the catch-all partition) in bounded batches, and report.
+
+    Runs DDL on the owner's connections (partitions are the owner's; DETACH CONCURRENTLY needs
+    autocommit) and the deletes as the workers' role. A partition whose lock cannot be had within
+    `lock_timeout_ms` is left for the next run and does not stop the others. Never touches
+    therapist_last_positions: a therapist's last known position survives any pruning."""
+    report = progress or (lambda _percent, _message=None: None)
+    spent: dict[str, float] = {}
+    began = time.perf_counter()
+    with engine.connect() as conn:
+        now = now or conn.execute(select(func.now())).scalar_one()
+    cutoff = now - retention
+    created = ensure_partitions(engine, now=now, hours_ahead=hours_ahead, lock_timeout_ms=lock_timeout_ms)
+    spent["ensure"] = time.perf_counter() - began
+    report(10, f"partitions ready {hours_ahead} hours ahead")
+    began = time.perf_counter()
+
+    with engine.connect() as conn, conn.begin():
+        found = partitions(conn)
+    detached, _ = _leftovers(engine)
+    # Pending-detach partitions first: while one is pending, no other can be detached.
+    expired = sorted((p for p in found if p.lower is not None and p.upper is not None and p.upper <= cutoff),
+                     key=lambda p: (not p.detach_pending, p.lower))
+    dropped: list[str] = []
+    deferred: list[dict[str, str]] = []
+    rows_dropped = 0
+    for name in detached:
+        try:
+            rows_dropped += _drop_detached(engine, name, lock_timeout_ms=lock_timeout_ms, spent=spent)
+            dropped.append(name)
+        except DBAPIError as exc:
+            if _sqlstate(exc) not in LOCK_TROUBLE:
+                raise
+            deferred.append({"partition": name, "reason": LOCK_TROUBLE[_sqlstate(exc) or ""]})
+    blocked_by: str | None = None
+    for number, part in enumerate(expired, start=1):
+        if blocked_by is not None:
+            deferred.append({"partition": part.name, "reason": f"waiting for {blocked_by} to finish detaching"})
+            continue
+        try:
+            _detach(engine, part.name, pending=part.detach_pending, lock_timeout_ms=lock_timeout_ms)
+            rows_dropped += _drop_detached(engine, part.name, lock_timeout_ms=lock_timeout_ms, spent=spent)
+            dropped.append(part.name)
+        except DBAPIError as exc:
+            if _sqlstate(exc) not in LOCK_TROUBLE:
+                raise
+            log.warning("partition %s not dropped (%s), retried at the next run", part.name, exc.orig)
+            deferred.append({"partition": part.name, "reason": LOCK_TROUBLE[_sqlstate(exc) or ""]})
+            blocked_by = _leftovers(engine)[1]
+        report(10 + 50 * number / max(1, len(expired)), f"dropped {len(dropped)} of {len(expired)} partitions")
+
+    spent["drop"] = time.perf_counter() - began - spent.get("count", 0.0)
+    began = time.perf_counter()
+    claims = {"role": "worker", "job": str(job_id) if job_id else None, "sub": None}
+    edges = [p for p in found if p not in expired and not p.detach_pending
+             and (p.lower is None or p.lower < cutoff)]
+    rows_deleted = 0
+    for part in edges:
+        upper = cutoff if part.upper is None else min(part.upper, cutoff)
+        rows_deleted += _delete_edge(engine, part.lower, upper, batch_rows=batch_rows, claims=claims)
+    spent["edge"] = time.perf_counter() - began
+    report(90, f"deleted {rows_deleted} rows at the edge")
+
+    geo_removed = 0
+    if redis is not None:
+        try:
+            geo_removed = forget_stale_members(redis)
+        except Exception as exc:
+            log.warning("could not clean the GEO index: %s", exc)
+    with engine.connect() as conn:
+        status = retention_status(conn, now=now)
+    if status["stale"]:
+        log.warning("the oldest stored ping is %s seconds old: pruning is behind", status["oldest_ping_age_seconds"])
+    return {
+        "cutoff": cutoff.isoformat(),
+        "partitions_created": created["therapist_locations"],
+        "analytics_partitions_created": created["analytics_events"],
+        "partitions_dropped": len(dropped),
+        "dropped": dropped,
+        "rows_in_dropped_partitions": rows_dropped,
+        "rows_deleted_at_edge": rows_deleted,
+        "rows_removed": rows_dropped + rows_deleted,
+        "deferred": deferred,
+        "geo_members_removed": geo_removed,
+        "oldest_ping_at": status["oldest_ping_at"].isoformat() if status["oldest_ping_at"] else None,
+        "oldest_ping_age_seconds": status["oldest_ping_age_seconds"],
+        "stale": status["stale"],
+        "durations_ms": {step: round(seconds * 1000) for step, seconds in spent.items()},
+    }

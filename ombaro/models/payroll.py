@@ -1,0 +1,186 @@
+"""Payroll: what the schema document lacks to pay people (docs/payroll.md).
+
+Compensation per employee and effective date; the statutory rates, slabs and the company's
+attendance and overtime policy as effective-dated data; the holiday calendar; HR's monthly
+adjustments; one payroll run per month with its failures; and, per salary record, the lines that
+explain it (the schema's `salary_records` keeps the figures).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ombaro.models.base import Base, created_at, updated_at, uuid_pk
+
+RATE_KINDS = ("pf", "esi", "professional_tax", "income_tax", "overtime", "attendance")
+HOLIDAY_KINDS = ("national", "gazetted", "company")
+ADJUSTMENT_KINDS = ("bonus", "loan_emi", "salary_advance")
+RUN_STATUSES = ("computing", "computed", "approved")
+
+
+class CompensationStructure(Base):
+    """An employee's monthly pay from `effective_from` until the next structure of theirs starts."""
+
+    __tablename__ = "compensation_structures"
+    __table_args__ = (
+        UniqueConstraint("employee_id", "effective_from"),
+        CheckConstraint("basic >= 0 AND hra >= 0 AND transport >= 0 AND medical >= 0 AND special >= 0 "
+                        "AND other >= 0", name="amounts_not_negative"),
+        CheckConstraint("pt_state ~ '^[A-Z]{2}$'", name="pt_state"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"))
+    effective_from: Mapped[dt.date]
+    basic: Mapped[Decimal]
+    hra: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    transport: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    medical: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    special: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    other: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    pf_applicable: Mapped[bool] = mapped_column(server_default=text("true"))
+    esi_applicable: Mapped[bool] = mapped_column(server_default=text("true"))
+    pt_state: Mapped[str | None]  # two-letter state code; NULL: no professional tax
+    overtime_eligible: Mapped[bool] = mapped_column(server_default=text("true"))
+    notes: Mapped[str | None]
+    created_by: Mapped[uuid.UUID | None]
+    created_at: Mapped[dt.datetime] = created_at()
+    updated_at: Mapped[dt.datetime] = updated_at()
+
+
+class StatutoryRate(Base):
+    """One rate, ceiling or slab table in force from `effective_from` until the next row of the same
+    kind and scope. `scope` is 'IN' for national rates, a state code for professional tax and the
+    regime ('new') for income tax. `data` is read by ombaro.payroll.rates."""
+
+    __tablename__ = "statutory_rates"
+    __table_args__ = (
+        UniqueConstraint("kind", "scope", "effective_from"),
+        CheckConstraint(f"kind IN {RATE_KINDS!r}", name="kind"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    kind: Mapped[str]
+    scope: Mapped[str] = mapped_column(server_default=text("'IN'"))
+    effective_from: Mapped[dt.date]
+    data: Mapped[dict[str, Any]]
+    source: Mapped[str | None]
+    created_at: Mapped[dt.datetime] = created_at()
+    updated_at: Mapped[dt.datetime] = updated_at()
+
+
+class Holiday(Base):
+    """A paid holiday of the whole platform."""
+
+    __tablename__ = "holidays"
+    __table_args__ = (CheckConstraint(f"kind IN {HOLIDAY_KINDS!r}", name="kind"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    date: Mapped[dt.date] = mapped_column(unique=True)
+    name: Mapped[str]
+    kind: Mapped[str] = mapped_column(server_default=text("'gazetted'"))
+    created_at: Mapped[dt.datetime] = created_at()
+
+
+class PayrollAdjustment(Base):
+    """A bonus, loan EMI or salary advance recovery HR enters for one employee and month."""
+
+    __tablename__ = "payroll_adjustments"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {ADJUSTMENT_KINDS!r}", name="kind"),
+        CheckConstraint("month BETWEEN 1 AND 12", name="month"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_payroll_adjustments_period", "year", "month", "employee_id"),
+        Index("ix_payroll_adjustments_employee", "employee_id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"))
+    year: Mapped[int] = mapped_column(Integer)
+    month: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str]
+    amount: Mapped[Decimal]
+    note: Mapped[str | None]
+    created_by: Mapped[uuid.UUID | None]
+    created_at: Mapped[dt.datetime] = created_at()
+    updated_at: Mapped[dt.datetime] = updated_at()
+
+
+class PayrollRun(Base):
+    """The payroll of one month. Each (re-)run bumps `generation` and fans out batches; the batch
+    that completes the generation writes the summary."""
+
+    __tablename__ = "payroll_runs"
+    __table_args__ = (
+        UniqueConstraint("year", "month"),
+        CheckConstraint("month BETWEEN 1 AND 12", name="month"),
+        CheckConstraint(f"status IN {RUN_STATUSES!r}", name="status"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    year: Mapped[int] = mapped_column(Integer)
+    month: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(server_default=text("'computing'"))
+    generation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    batches_total: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    batches_done: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    employees: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    job_id: Mapped[uuid.UUID | None]  # the run's job; no FK: the command log may be pruned
+    requested_by: Mapped[uuid.UUID | None]
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    preflight: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    summary: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    bank_files: Mapped[list[Any]] = mapped_column(server_default=text("'[]'::jsonb"))
+    approved_by: Mapped[uuid.UUID | None]
+    approved_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = created_at()
+    updated_at: Mapped[dt.datetime] = updated_at()
+
+
+class PayrollFailure(Base):
+    """An employee the run could not pay, and why; cleared when they compute."""
+
+    __tablename__ = "payroll_failures"
+    __table_args__ = (
+        UniqueConstraint("run_id", "employee_id"),
+        Index("ix_payroll_failures_employee", "employee_id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payroll_runs.id", ondelete="CASCADE"))
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"))
+    employee_code: Mapped[str | None]
+    employee_name: Mapped[str | None]
+    error_type: Mapped[str]
+    reason: Mapped[str]
+    failed_at: Mapped[dt.datetime] = created_at()
+
+
+class SalaryRecordDetail(Base):
+    """Why a salary record says what it says: days, segments, rates used, tax projection, and the
+    employer's contributions. Who the employee was at the time is kept with it (a payslip is a
+    snapshot, and finance reads it without reading `employees`)."""
+
+    __tablename__ = "salary_record_details"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    salary_record_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("salary_records.id", ondelete="CASCADE"),
+                                                        unique=True)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payroll_runs.id", ondelete="SET NULL"))
+    employee_code: Mapped[str]
+    employee_name: Mapped[str]
+    department: Mapped[str | None]
+    designation: Mapped[str | None]
+    days_in_month: Mapped[int] = mapped_column(Integer)
+    paid_days: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    lop_days: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    explanation: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    employer_contributions: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    computed_at: Mapped[dt.datetime] = created_at()

@@ -1,0 +1,270 @@
+"""Money out, and the bookkeeping that keeps it exact (migration 0005, docs/settlements.md).
+
+`settlement_items` links every payment (and every refund) to the one settlement that accounted
+for it; its UNIQUE key is what makes a payment impossible to settle twice. TDS rates are dated
+data, not constants. Refunds, payouts and webhook deliveries each have their own table so that
+every transition of money is a row with a state that only moves forward.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ombaro.models.base import Base, created_at, updated_at, uuid_pk
+
+RUN_STATUSES = ("running", "completed", "failed")
+ITEM_KINDS = ("payment", "refund")
+COLLECTORS = ("platform", "vendor")  # who holds the customer's money: online (platform) or cash (vendor)
+ADJUSTMENT_KINDS = ("manual", "carried_balance")
+REFUND_STATUSES = ("pending", "processed", "failed")
+PAYOUT_STATUSES = ("pending", "processing", "processed", "failed")
+
+
+class TdsRate(Base):
+    """A TDS rate of one section, in force from `effective_from` to `effective_to` (inclusive;
+    NULL: until further notice), for deductees with or without a PAN. Ranges of one section and
+    PAN case never overlap (an exclusion constraint in migration 0005)."""
+
+    __tablename__ = "tds_rates"
+    __table_args__ = (
+        CheckConstraint("rate_percent >= 0 AND rate_percent <= 100", name="rate_percent"),
+        CheckConstraint("effective_to IS NULL OR effective_to >= effective_from", name="dates_ordered"),
+        Index("idx_tds_rates_lookup", "section", "pan_available", "effective_from"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    section: Mapped[str]  # '194-O'
+    pan_available: Mapped[bool]
+    rate_percent: Mapped[Decimal] = mapped_column(Numeric(6, 3))
+    effective_from: Mapped[dt.date]
+    effective_to: Mapped[dt.date | None]
+    description: Mapped[str | None]
+    created_at: Mapped[dt.datetime] = created_at()
+
+
+class SettlementRun(Base):
+    """One (non-dry) run of settlements for a period: its vendor batches are jobs of their own."""
+
+    __tablename__ = "settlement_runs"
+    __table_args__ = (
+        CheckConstraint(f"status IN {RUN_STATUSES!r}", name="status"),
+        CheckConstraint("period_end >= period_start", name="period_ordered"),
+        Index("idx_settlement_runs_period", "period_start", "period_end"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    period_start: Mapped[dt.date]
+    period_end: Mapped[dt.date]
+    vendor_ids: Mapped[list[uuid.UUID] | None]  # NULL: every vendor
+    requested_by: Mapped[uuid.UUID | None]  # the maker; NULL for a scheduled run
+    # No FK to jobs: the command log is truncated and pruned on its own schedule; a run outlives its job.
+    job_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
+    status: Mapped[str] = mapped_column(server_default=text("'running'"))
+    batches_total: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    batches_done: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    vendors_total: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    settlements_created: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[dt.datetime] = created_at()
+    finished_at: Mapped[dt.datetime | None]
+
+
+class SettlementApproval(Base):
+    """Who made a settlement and who approved it: maker and checker must differ (the CHECK holds
+    even against code that forgets)."""
+
+    __tablename__ = "settlement_approvals"
+    __table_args__ = (
+        CheckConstraint("approved_by <> requested_by", name="maker_is_not_checker"),
+        CheckConstraint("(approved_by IS NULL) = (approved_at IS NULL)", name="approved_together"),
+        Index("idx_settlement_approvals_run", "run_id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    settlement_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("payment_settlements.id", ondelete="CASCADE"), unique=True)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("settlement_runs.id", ondelete="SET NULL"))
+    requested_by: Mapped[uuid.UUID | None]
+    approved_by: Mapped[uuid.UUID | None]
+    approved_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = created_at()
+
+
+class PaymentRefund(Base):
+    """One refund (full or partial) of one payment, from request to the provider's outcome."""
+
+    __tablename__ = "payment_refunds"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(f"status IN {REFUND_STATUSES!r}", name="status"),
+        CheckConstraint("length(btrim(reason)) > 0", name="reason_given"),
+        Index("idx_payment_refunds_payment", "payment_id"),
+        Index("idx_payment_refunds_vendor", "vendor_id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id", ondelete="RESTRICT"))
+    booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bookings.id", ondelete="RESTRICT"))
+    vendor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("vendors.id", ondelete="RESTRICT"))
+    amount: Mapped[Decimal]
+    reason: Mapped[str]
+    status: Mapped[str] = mapped_column(server_default=text("'pending'"))
+    gateway_refund_id: Mapped[str | None] = mapped_column(unique=True)
+    failure_reason: Mapped[str | None]
+    requested_by: Mapped[uuid.UUID | None]
+    processed_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = created_at()
+    updated_at: Mapped[dt.datetime] = updated_at()
+
+
+class SettlementItem(Base):
+    """One line of a settlement: a payment (positive) or a refund (negative), rounded once here.
+
+    net = gross - commission - tds on every line (CHECK), so a settlement's totals, which are
+    sums of its lines, conserve to the paise. `sale_amount` is the base of commission and TDS;
+    `gross_amount` is what the platform collected for the vendor (0 when the vendor took cash).
+    """
+
+    __tablename__ = "settlement_items"
+    __table_args__ = (
+        # The guard of "settled exactly once": one line per payment (refund_id NULL) and one per refund.
+        UniqueConstraint("payment_id", "refund_id", name="uq_settlement_items_payment_refund",
+                         postgresql_nulls_not_distinct=True),
+        CheckConstraint(f"kind IN {ITEM_KINDS!r}", name="kind"),
+        CheckConstraint(f"collected_by IN {COLLECTORS!r}", name="collected_by"),
+        CheckConstraint("(kind = 'refund') = (refund_id IS NOT NULL)", name="refund_line_has_refund"),
+        CheckConstraint("net_amount = gross_amount - commission_amount - tds_amount", name="line_conserves"),
+        Index("idx_settlement_items_settlement", "settlement_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    settlement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_settlements.id", ondelete="CASCADE"))
+    vendor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("vendors.id", ondelete="RESTRICT"))
+    payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id", ondelete="RESTRICT"))
+    refund_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payment_refunds.id", ondelete="RESTRICT"))
+    booking_id: Mapped[uuid.UUID]
+    kind: Mapped[str]
+    item_date: Mapped[dt.date]  # the line's business date in the platform zone: it picks the TDS rate
+    collected_by: Mapped[str]
+    sale_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    gross_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    commission_rate: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    commission_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    tds_section: Mapped[str]
+    tds_rate: Mapped[Decimal] = mapped_column(Numeric(6, 3))
+    tds_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    net_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+
+
+class SettlementAdjustment(Base):
+    """Money added to (positive) or taken from (negative) a vendor's next settlement: a manual
+    entry by finance with its reason, or a negative balance carried from an earlier settlement."""
+
+    __tablename__ = "settlement_adjustments"
+    __table_args__ = (
+        CheckConstraint("amount <> 0", name="amount_not_zero"),
+        CheckConstraint(f"kind IN {ADJUSTMENT_KINDS!r}", name="kind"),
+        CheckConstraint("length(btrim(reason)) > 0", name="reason_given"),
+        CheckConstraint("(kind = 'carried_balance') = (source_settlement_id IS NOT NULL)", name="carry_has_source"),
+        Index("idx_settlement_adjustments_pending", "vendor_id", postgresql_where=text("settlement_id IS NULL")),
+        Index("idx_settlement_adjustments_settlement", "settlement_id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    vendor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("vendors.id", ondelete="RESTRICT"))
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    kind: Mapped[str] = mapped_column(server_default=text("'manual'"))
+    reason: Mapped[str]
+    created_by: Mapped[uuid.UUID | None]
+    # A carried balance comes from exactly one settlement, once.
+    source_settlement_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("payment_settlements.id", ondelete="RESTRICT", name="fk_settlement_adjustments_source_settlement"),
+        unique=True)
+    settlement_id: Mapped[uuid.UUID | None] = mapped_column(  # the settlement that applied it
+        ForeignKey("payment_settlements.id", ondelete="RESTRICT"))
+    applied_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = created_at()
+
+
+class VendorPayoutAccount(Base):
+    """Where a vendor's settlements are paid: its Razorpay Route linked account."""
+
+    __tablename__ = "vendor_payout_accounts"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    vendor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("vendors.id", ondelete="CASCADE"), unique=True)
+    provider: Mapped[str] = mapped_column(server_default=text("'razorpay'"))
+    account_id: Mapped[str]  # acc_XXXXXXXXXXXXXX
+    created_by: Mapped[uuid.UUID | None]
+    created_at: Mapped[dt.datetime] = created_at()
+    updated_at: Mapped[dt.datetime] = updated_at()
+
+
+class Payout(Base):
+    """One attempt to pay a settlement. The idempotency key is derived from the settlement and the
+    attempt number, and a new attempt exists only after a definitive failure: a retry after a
+    timeout re-sends the same key. At most one attempt per settlement is not failed (index)."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (
+        CheckConstraint(f"status IN {PAYOUT_STATUSES!r}", name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("attempt >= 1", name="attempt_positive"),
+        UniqueConstraint("settlement_id", "attempt"),
+        Index("uq_payouts_one_live_per_settlement", "settlement_id", unique=True,
+              postgresql_where=text("status <> 'failed'")),
+        Index("idx_payouts_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    settlement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_settlements.id", ondelete="RESTRICT"))
+    vendor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("vendors.id", ondelete="RESTRICT"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str] = mapped_column(unique=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    currency: Mapped[str] = mapped_column(server_default=text("'INR'"))
+    provider: Mapped[str]
+    destination_account: Mapped[str]
+    status: Mapped[str] = mapped_column(server_default=text("'pending'"))
+    provider_transfer_id: Mapped[str | None] = mapped_column(unique=True)
+    failure_reason: Mapped[str | None]
+    requested_by: Mapped[uuid.UUID | None]
+    submissions: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[dt.datetime] = created_at()
+    updated_at: Mapped[dt.datetime] = updated_at()
+    completed_at: Mapped[dt.datetime | None]
+
+
+class WebhookEvent(Base):
+    """A provider's webhook delivery, kept once per event id: a replay finds the row and stops."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id"),
+        Index("idx_webhook_events_received", text("received_at DESC")),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    provider: Mapped[str]
+    event_id: Mapped[str]
+    event_type: Mapped[str]
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[dt.datetime] = mapped_column(server_default=text("now()"))
+    processed_at: Mapped[dt.datetime | None]
+    outcome: Mapped[str | None]
+    job_id: Mapped[uuid.UUID | None]  # the job that applied it (no FK: the command log is pruned apart)

@@ -1,0 +1,9 @@
+"""Payroll (docs/payroll.md): compensation and statutory data, the monthly run, and what it produces.
+
+- `rates`: effective-dated statutory rates, slabs and policies (`statutory_rates`), and rounding
+- `calculation`: one employee's month, from plain inputs (no database)
+- `preflight`: what would make a run wrong, listed before computing
+- `runs`: the run command, its batches, dry runs, approval
+- `records`: compensation, adjustments, holidays, holds
+- `documents`: the payslip PDF, the bank transfer file and the run summary CSV
+"""

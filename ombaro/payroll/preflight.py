@@ -1,0 +1,138 @@
+"""Before a run: everything that would make the month's pay wrong, listed (docs/payroll.md).
+
+Each check is one set-based statement over the month's active employees. The lists are capped
+(`LIMIT` entries each) with the full count beside them; the run stores the result, and a dry run
+shows it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from ombaro.payroll.calculation import Period
+from ombaro.payroll.rates import MissingRate, RateBook
+
+LIMIT = 100
+
+ACTIVE = """
+    SELECT id, employee_code, name, joining_date, last_working_date, status FROM employees
+    WHERE joining_date <= :end AND (last_working_date IS NULL OR last_working_date >= :start)
+"""
+
+NO_COMPENSATION = text(f"""
+WITH active AS ({ACTIVE})
+SELECT a.id, a.employee_code, a.name, min(c.effective_from) AS first_structure
+FROM active AS a LEFT JOIN compensation_structures AS c ON c.employee_id = a.id AND c.effective_from <= :end
+GROUP BY a.id, a.employee_code, a.name, a.joining_date
+HAVING min(c.effective_from) IS NULL OR min(c.effective_from) > greatest(a.joining_date, :start)
+ORDER BY a.employee_code
+""")
+
+# Working days (not a weekly off, not a holiday) on the rolls up to `until` with no attendance row.
+UNMARKED = text(f"""
+WITH active AS ({ACTIVE}),
+days AS (
+    SELECT d::date AS day FROM generate_series(CAST(:start AS date), CAST(:until AS date), interval '1 day') AS d
+    WHERE (extract(isodow FROM d)::int - 1) <> ALL(:weekly_offs)
+      AND NOT EXISTS (SELECT 1 FROM holidays AS h WHERE h.date = d::date)
+)
+SELECT a.id, a.employee_code, a.name, count(*) AS days, min(d.day) AS first_day, max(d.day) AS last_day
+FROM active AS a
+JOIN days AS d ON d.day >= a.joining_date AND (a.last_working_date IS NULL OR d.day <= a.last_working_date)
+WHERE NOT EXISTS (SELECT 1 FROM attendance_records AS r WHERE r.employee_id = a.id AND r.date = d.day)
+GROUP BY a.id, a.employee_code, a.name
+ORDER BY a.employee_code
+""")
+
+PENDING_LEAVE = text("""
+SELECT l.id, l.employee_id, e.employee_code, e.name, l.leave_type, l.from_date, l.to_date
+FROM leave_requests AS l JOIN employees AS e ON e.id = l.employee_id
+WHERE l.status = 'pending' AND l.from_date <= :end AND l.to_date >= :start
+ORDER BY e.employee_code, l.from_date
+""")
+
+LEFT_WITHOUT_LAST_DAY = text(f"""
+WITH active AS ({ACTIVE})
+SELECT id, employee_code, name, status FROM active
+WHERE status IN ('inactive', 'terminated') AND last_working_date IS NULL
+ORDER BY employee_code
+""")
+
+PT_STATES = text(f"""
+WITH active AS ({ACTIVE})
+SELECT DISTINCT c.pt_state FROM compensation_structures AS c JOIN active AS a ON a.id = c.employee_id
+WHERE c.pt_state IS NOT NULL AND c.effective_from <= :end
+""")
+
+FINAL_RECORDS = text("""
+SELECT status, count(*) FROM salary_records WHERE year = :year AND month = :month AND status <> 'pending'
+GROUP BY status
+""")
+
+
+def _listed(rows: list[Any], render: Any) -> tuple[int, list[dict[str, Any]]]:
+    return len(rows), [render(r) for r in rows[:LIMIT]]
+
+
+def preflight(session: Session, period: Period, *, as_of: dt.date, book: RateBook | None = None) -> dict[str, Any]:
+    book = book or RateBook.load(session)
+    window = {"start": period.start, "end": period.end, "year": period.year, "month": period.month}
+    counts: dict[str, int] = {}
+    issues: dict[str, list[Any]] = {}
+
+    counts["no_compensation"], issues["no_compensation"] = _listed(
+        session.execute(NO_COMPENSATION, window).all(),
+        lambda r: {"employee_id": str(r.id), "employee_code": r.employee_code, "name": r.name,
+                   "detail": "no compensation structure in force this month" if r.first_structure is None
+                   or r.first_structure > period.end else
+                   f"compensation starts {r.first_structure.isoformat()}, after the employee's first day: "
+                   "the days before are unpaid"})
+
+    missing: list[str] = []
+    weekly_offs: list[int] = [6]
+    for check in (book.pf, book.esi, book.overtime, book.attendance):
+        try:
+            found = check(period.start)
+            if check == book.attendance:
+                weekly_offs = list(found.weekly_offs)
+        except MissingRate as exc:
+            missing.append(str(exc))
+    try:
+        regime = book.income_tax(period.fy_start)
+        label = f"{period.fy_start.year}-{(period.fy_start.year + 1) % 100:02d}"
+        if regime.financial_year != label:
+            missing.append(f"income-tax slabs for FY {label} are not loaded: FY {regime.financial_year}'s "
+                           f"(in force from {regime.effective_from.isoformat()}) would be used")
+    except MissingRate as exc:
+        missing.append(str(exc))
+    for state in session.scalars(PT_STATES, window):
+        try:
+            book.professional_tax(state, period.start)
+        except MissingRate as exc:
+            missing.append(str(exc))
+    counts["missing_rates"], issues["missing_rates"] = len(missing), missing
+
+    until = min(period.end, as_of)
+    unmarked = session.execute(UNMARKED, {**window, "until": until, "weekly_offs": weekly_offs}).all() \
+        if until >= period.start else []
+    counts["unmarked_days"], issues["unmarked_days"] = _listed(
+        unmarked, lambda r: {"employee_id": str(r.id), "employee_code": r.employee_code, "name": r.name,
+                             "days": r.days, "first_day": r.first_day.isoformat(),
+                             "last_day": r.last_day.isoformat()})
+    counts["pending_leave"], issues["pending_leave"] = _listed(
+        session.execute(PENDING_LEAVE, window).all(),
+        lambda r: {"leave_request_id": str(r.id), "employee_id": str(r.employee_id),
+                   "employee_code": r.employee_code, "name": r.name, "leave_type": r.leave_type,
+                   "from_date": r.from_date.isoformat(), "to_date": r.to_date.isoformat()})
+    counts["left_without_last_day"], issues["left_without_last_day"] = _listed(
+        session.execute(LEFT_WITHOUT_LAST_DAY, window).all(),
+        lambda r: {"employee_id": str(r.id), "employee_code": r.employee_code, "name": r.name,
+                   "detail": f"status {r.status} but no last working date: paid as still employed"})
+    final = {status: n for status, n in session.execute(FINAL_RECORDS, window)}
+    return {"year": period.year, "month": period.month, "as_of": as_of.isoformat(),
+            "attendance_checked_until": until.isoformat(), "ok": not any(counts.values()),
+            "counts": counts, "issues": issues, "final_records": final}

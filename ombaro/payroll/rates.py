@@ -1,0 +1,357 @@
+"""Statutory rates, slabs and the company's attendance and overtime policy, read from the
+effective-dated rows of `statutory_rates` (docs/payroll.md, "Statutory data").
+
+A row is in force from its `effective_from` until the next row of the same kind and scope, so next
+year's budget is a new row, not a code change. `data` is JSON whose numbers are decimal strings.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ombaro.models.payroll import StatutoryRate
+
+PAISA = Decimal("0.01")
+RUPEE = Decimal("1")
+HUNDRED = Decimal("100")
+
+# How each amount is rounded, once, where it is computed. Earnings use "paisa"; the statutory
+# deductions name theirs in their data (EPFO and the TDS use whole rupees, ESIC the next rupee up).
+ROUNDINGS: dict[str, tuple[Decimal, str]] = {
+    "paisa": (PAISA, ROUND_HALF_UP),
+    "rupee": (RUPEE, ROUND_HALF_UP),
+    "rupee_up": (RUPEE, ROUND_CEILING),
+}
+
+
+def round_money(value: Decimal, rule: str = "paisa") -> Decimal:
+    """`value` rounded by `rule`, always with two decimals (so 1800 is stored as 1800.00)."""
+    step, mode = ROUNDINGS[rule]
+    return value.quantize(step, rounding=mode).quantize(PAISA)
+
+
+class MissingRate(LookupError):
+    """No row of this kind and scope is in force on the date asked."""
+
+
+class BadRate(ValueError):
+    """A row's data does not read as its kind requires."""
+
+
+@dataclass(frozen=True)
+class Slab:
+    over: Decimal  # applies to amounts strictly greater than this
+    amount: Decimal
+    february: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class RateSlab:
+    over: Decimal
+    rate: Decimal  # percent
+
+
+def pick_slab(slabs: Sequence[Slab], amount: Decimal) -> Slab | None:
+    """The highest slab whose lower bound `amount` exceeds (slabs are sorted by `over`)."""
+    chosen = None
+    for slab in slabs:
+        if amount > slab.over:
+            chosen = slab
+    return chosen
+
+
+@dataclass(frozen=True)
+class PFRate:
+    effective_from: dt.date
+    employee_rate: Decimal
+    employer_rate: Decimal
+    eps_rate: Decimal
+    wage_ceiling: Decimal
+    rounding: str
+
+
+@dataclass(frozen=True)
+class ESIRate:
+    effective_from: dt.date
+    employee_rate: Decimal
+    employer_rate: Decimal
+    wage_threshold: Decimal
+    rounding: str
+    contribution_periods_start: tuple[int, ...]
+
+    def period_start(self, year: int, month: int) -> tuple[int, int]:
+        """(year, month) the ESI contribution period containing this month starts in."""
+        starts = sorted(self.contribution_periods_start)
+        earlier = [m for m in starts if m <= month]
+        return (year, earlier[-1]) if earlier else (year - 1, starts[-1])
+
+
+@dataclass(frozen=True)
+class ProfessionalTax:
+    state: str
+    effective_from: dt.date
+    period: str  # 'monthly' or 'half_yearly'
+    slabs: tuple[Slab, ...]
+    slabs_female: tuple[Slab, ...] | None
+    half_years_start: tuple[int, ...] = (4, 10)
+    deduct_in_months: tuple[int, ...] = ()
+
+    def slabs_for(self, gender: str | None) -> tuple[Slab, ...]:
+        return self.slabs_female if gender == "female" and self.slabs_female else self.slabs
+
+    def amount(self, base: Decimal, gender: str | None, *, february: bool = False) -> Decimal:
+        """The slab's tax on `base` (a month's or a half year's gross); some states take more in February."""
+        slab = pick_slab(self.slabs_for(gender), base)
+        if slab is None:
+            return Decimal("0.00")
+        return slab.february if february and slab.february is not None else slab.amount
+
+    def half_year_start(self, year: int, month: int) -> tuple[int, int]:
+        starts = sorted(self.half_years_start)
+        earlier = [m for m in starts if m <= month]
+        return (year, earlier[-1]) if earlier else (year - 1, starts[-1])
+
+
+@dataclass(frozen=True)
+class TaxWorking:
+    taxable: Decimal
+    slab_tax: Decimal
+    rebate: Decimal
+    tax_after_rebate: Decimal
+    surcharge: Decimal
+    cess: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.tax_after_rebate + self.surcharge + self.cess
+
+
+@dataclass(frozen=True)
+class IncomeTaxRegime:
+    regime: str
+    effective_from: dt.date
+    financial_year: str
+    standard_deduction: Decimal
+    slabs: tuple[RateSlab, ...]
+    rebate_upto: Decimal
+    rebate_max: Decimal
+    marginal_relief: bool
+    surcharge: tuple[RateSlab, ...]
+    cess_rate: Decimal
+    rounding: str
+
+    def slab_tax(self, income: Decimal) -> Decimal:
+        tax = Decimal(0)
+        bounds = [s.over for s in self.slabs[1:]] + [None]
+        for slab, upper in zip(self.slabs, bounds, strict=True):
+            if income <= slab.over:
+                break
+            top = income if upper is None else min(income, upper)
+            tax += (top - slab.over) * slab.rate / HUNDRED
+        return tax
+
+    def _after_rebate(self, income: Decimal, tax: Decimal) -> tuple[Decimal, Decimal]:
+        """(rebate, tax after it): section 87A, with the new regime's marginal relief above the limit."""
+        if income <= self.rebate_upto:
+            rebate = min(tax, self.rebate_max)
+            return rebate, tax - rebate
+        if self.marginal_relief and tax > income - self.rebate_upto:
+            return tax - (income - self.rebate_upto), income - self.rebate_upto
+        return Decimal(0), tax
+
+    def _surcharged(self, income: Decimal) -> tuple[Decimal, Decimal]:
+        """(tax after rebate, surcharge) with marginal relief: crossing a surcharge threshold never
+        costs more than the income above it."""
+        _, tax = self._after_rebate(income, self.slab_tax(income))
+        band = pick_rate(self.surcharge, income)
+        if band is None:
+            return tax, Decimal(0)
+        surcharge = tax * band.rate / HUNDRED
+        below_tax, below_surcharge = self._surcharged(band.over)
+        ceiling = below_tax + below_surcharge + (income - band.over)
+        return tax, max(Decimal(0), min(surcharge, ceiling - tax))
+
+    def annual_tax(self, taxable: Decimal) -> TaxWorking:
+        taxable = max(Decimal(0), taxable)
+        slab_tax = self.slab_tax(taxable)
+        rebate, _ = self._after_rebate(taxable, slab_tax)
+        tax, surcharge = self._surcharged(taxable)
+        cess = (tax + surcharge) * self.cess_rate / HUNDRED
+        return TaxWorking(taxable, slab_tax, rebate, tax, surcharge, cess)
+
+
+def pick_rate(slabs: Sequence[RateSlab], amount: Decimal) -> RateSlab | None:
+    chosen = None
+    for slab in slabs:
+        if amount > slab.over:
+            chosen = slab
+    return chosen
+
+
+@dataclass(frozen=True)
+class OvertimePolicy:
+    effective_from: dt.date
+    standard_hours_per_day: Decimal
+    multiplier: Decimal
+    basis: tuple[str, ...]  # compensation components making the ordinary rate
+    days_per_month: Decimal
+
+
+@dataclass(frozen=True)
+class AttendancePolicy:
+    effective_from: dt.date
+    day_start: dt.time
+    grace_minutes: int
+    half_day_below_hours: Decimal
+    weekly_offs: tuple[int, ...]  # Python weekdays: Monday 0 ... Sunday 6
+
+    @property
+    def late_after(self) -> dt.time:
+        start = dt.datetime.combine(dt.date(2000, 1, 1), self.day_start)
+        return (start + dt.timedelta(minutes=self.grace_minutes)).time()
+
+
+COMPONENTS = ("basic", "hra", "transport", "medical", "special", "other")
+
+
+def _dec(data: Mapping[str, Any], key: str) -> Decimal:
+    value = data[key]
+    if isinstance(value, float):
+        raise BadRate(f"{key} must be a decimal string, not a float")
+    result = Decimal(str(value))
+    if not result.is_finite() or result < 0:
+        raise BadRate(f"{key} must be a non-negative number")
+    return result
+
+
+def _rounding(data: Mapping[str, Any], default: str) -> str:
+    rule = data.get("rounding", default)
+    if rule not in ROUNDINGS:
+        raise BadRate(f"rounding must be one of {sorted(ROUNDINGS)}")
+    return str(rule)
+
+
+def _slabs(raw: Iterable[Mapping[str, Any]]) -> tuple[Slab, ...]:
+    slabs = tuple(Slab(_dec(s, "over"), _dec(s, "amount"), _dec(s, "february") if "february" in s else None)
+                  for s in raw)
+    if not slabs or [s.over for s in slabs] != sorted({s.over for s in slabs}):
+        raise BadRate("slabs must be a non-empty list in increasing order of 'over'")
+    return slabs
+
+
+def _rate_slabs(raw: Iterable[Mapping[str, Any]], *, may_be_empty: bool = False) -> tuple[RateSlab, ...]:
+    slabs = tuple(RateSlab(_dec(s, "over"), _dec(s, "rate")) for s in raw)
+    if (not slabs and not may_be_empty) or [s.over for s in slabs] != sorted({s.over for s in slabs}):
+        raise BadRate("rate slabs must be in increasing order of 'over'")
+    return slabs
+
+
+def _months(raw: Iterable[Any]) -> tuple[int, ...]:
+    months = tuple(int(m) for m in raw)
+    if not months or any(m < 1 or m > 12 for m in months):
+        raise BadRate("months must be numbers 1 to 12")
+    return months
+
+
+def parse(kind: str, scope: str, effective_from: dt.date, data: Mapping[str, Any]) -> Any:
+    """The typed rate a row's `data` describes; BadRate saying what is wrong otherwise."""
+    try:
+        if kind == "pf":
+            return PFRate(effective_from, _dec(data, "employee_rate"), _dec(data, "employer_rate"),
+                          _dec(data, "eps_rate"), _dec(data, "wage_ceiling"), _rounding(data, "rupee"))
+        if kind == "esi":
+            return ESIRate(effective_from, _dec(data, "employee_rate"), _dec(data, "employer_rate"),
+                           _dec(data, "wage_threshold"), _rounding(data, "rupee_up"),
+                           _months(data.get("contribution_periods_start", (4, 10))))
+        if kind == "professional_tax":
+            period = data.get("period", "monthly")
+            if period not in ("monthly", "half_yearly"):
+                raise BadRate("period must be 'monthly' or 'half_yearly'")
+            female = _slabs(data["slabs_female"]) if data.get("slabs_female") else None
+            deduct = _months(data["deduct_in_months"]) if period == "half_yearly" else ()
+            return ProfessionalTax(scope, effective_from, period, _slabs(data["slabs"]), female,
+                                   _months(data.get("half_years_start", (4, 10))), deduct)
+        if kind == "income_tax":
+            rebate = data.get("rebate") or {}
+            return IncomeTaxRegime(
+                scope, effective_from, str(data["financial_year"]), _dec(data, "standard_deduction"),
+                _rate_slabs(data["slabs"]), _dec(rebate, "income_upto") if rebate else Decimal(0),
+                _dec(rebate, "max") if rebate else Decimal(0), bool(rebate.get("marginal_relief", False)),
+                _rate_slabs(data.get("surcharge", ()), may_be_empty=True), _dec(data, "cess_rate"),
+                _rounding(data, "rupee"))
+        if kind == "overtime":
+            basis = tuple(data.get("basis", ("basic",)))
+            if not basis or set(basis) - set(COMPONENTS):
+                raise BadRate(f"basis must name components of {COMPONENTS}")
+            policy = OvertimePolicy(effective_from, _dec(data, "standard_hours_per_day"), _dec(data, "multiplier"),
+                                    basis, _dec(data, "days_per_month"))
+            if policy.standard_hours_per_day == 0 or policy.days_per_month == 0:
+                raise BadRate("standard_hours_per_day and days_per_month must be positive")
+            return policy
+        if kind == "attendance":
+            offs = tuple(int(d) for d in data.get("weekly_offs", (6,)))
+            if any(d < 0 or d > 6 for d in offs):
+                raise BadRate("weekly_offs are Python weekdays, 0 (Monday) to 6 (Sunday)")
+            return AttendancePolicy(effective_from, dt.time.fromisoformat(str(data["day_start"])),
+                                    int(data.get("grace_minutes", 0)), _dec(data, "half_day_below_hours"), offs)
+    except BadRate as exc:
+        raise BadRate(f"{kind}/{scope} from {effective_from}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+        raise BadRate(f"{kind}/{scope} from {effective_from}: missing or malformed {exc}") from exc
+    raise BadRate(f"unknown rate kind {kind!r}")
+
+
+class RateBook:
+    """Every rate row, read once per job (the table holds tens of rows), answering "what was in force
+    on this date" and parsing each row once."""
+
+    def __init__(self, rows: Iterable[tuple[str, str, dt.date, Mapping[str, Any]]]) -> None:
+        self._rows: dict[tuple[str, str], list[tuple[dt.date, Mapping[str, Any]]]] = {}
+        for kind, scope, effective_from, data in rows:
+            self._rows.setdefault((kind, scope), []).append((effective_from, data))
+        for versions in self._rows.values():
+            versions.sort(key=lambda v: v[0])
+        self._parsed: dict[tuple[str, str, dt.date], Any] = {}
+
+    @classmethod
+    def load(cls, session: Session) -> RateBook:
+        rows = session.execute(select(StatutoryRate.kind, StatutoryRate.scope, StatutoryRate.effective_from,
+                                      StatutoryRate.data))
+        return cls((kind, scope, effective_from, data) for kind, scope, effective_from, data in rows)
+
+    def in_force(self, kind: str, scope: str, on: dt.date) -> Any:
+        versions = self._rows.get((kind, scope), [])
+        index = bisect.bisect_right([v[0] for v in versions], on) - 1
+        if index < 0:
+            raise MissingRate(f"no {kind.replace('_', ' ')} data for {scope} in force on {on.isoformat()}")
+        effective_from, data = versions[index]
+        key = (kind, scope, effective_from)
+        if key not in self._parsed:
+            self._parsed[key] = parse(kind, scope, effective_from, data)
+        return self._parsed[key]
+
+    def pf(self, on: dt.date) -> PFRate:
+        return self.in_force("pf", "IN", on)
+
+    def esi(self, on: dt.date) -> ESIRate:
+        return self.in_force("esi", "IN", on)
+
+    def professional_tax(self, state: str, on: dt.date) -> ProfessionalTax:
+        return self.in_force("professional_tax", state, on)
+
+    def income_tax(self, on: dt.date, regime: str = "new") -> IncomeTaxRegime:
+        return self.in_force("income_tax", regime, on)
+
+    def overtime(self, on: dt.date) -> OvertimePolicy:
+        return self.in_force("overtime", "IN", on)
+
+    def attendance(self, on: dt.date) -> AttendancePolicy:
+        return self.in_force("attendance", "IN", on)

@@ -1,0 +1,493 @@
+"""Monthly payroll runs (docs/payroll.md, "The run").
+
+`start_run` (command `payroll.run`) records the month's run, bumps its generation, and fans the
+employees out in keyset ranges of `batch_size` as `payroll.compute_batch` commands. Each batch loads
+its employees with one set-based statement per input (attendance aggregated in one statement),
+computes each employee in Python (Decimal) and upserts the records in one statement, touching only
+`pending` ones; a failing employee is recorded with the reason and never fails the batch. The batch
+that completes the generation writes the run's summary. A batch killed midway rolls back alone and
+its job is run again by the relay; the unique (employee, month, year) key keeps one record per
+employee whatever runs overlap. `dry_run` computes the same way and writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Row, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from ombaro import commands
+from ombaro.models.hr import Employee, SalaryRecord
+from ombaro.models.payroll import PayrollFailure, PayrollRun
+from ombaro.payroll import preflight as preflight_checks
+from ombaro.payroll.calculation import (
+    EmployeeMonth,
+    History,
+    PastMonth,
+    Payslip,
+    Period,
+    Structure,
+    compute_or_reason,
+)
+from ombaro.payroll.errors import RunHasFailures, RunInProgress, RunNotFound
+from ombaro.payroll.rates import MissingRate, RateBook
+
+RUN_KIND = "payroll.run"
+BATCH_KIND = "payroll.compute_batch"
+BATCH_SIZE = 500
+KEY_SCOPE = "payroll"
+FINAL_STATUSES = ("processed", "paid", "hold")  # a run never touches these
+
+def _noop(_percent: float, _message: str | None = None) -> None:
+    return None
+
+
+def period_from_params(params: dict[str, Any], scheduled_for: dt.datetime | None, zone: str) -> Period:
+    """The month asked for, or, for a scheduled firing without one, the month of the firing time in
+    the platform's zone (the last day of the month at 20:00 pays that month)."""
+    if params.get("year") and params.get("month"):
+        return Period(int(params["year"]), int(params["month"]))
+    if scheduled_for is None:
+        raise ValueError("a payroll run needs a year and a month")
+    local = scheduled_for.astimezone(ZoneInfo(zone)).date()
+    return Period(local.year, local.month)
+
+
+# --- who is paid ------------------------------------------------------------------------------------
+
+
+def _active(period: Period) -> Any:
+    return (Employee.joining_date <= period.end) & (
+        Employee.last_working_date.is_(None) | (Employee.last_working_date >= period.start))
+
+
+def batch_ranges(session: Session, period: Period, batch_size: int) -> list[tuple[str | None, str | None]]:
+    """Keyset ranges (after, through] of employee ids, `batch_size` active employees each; the last
+    range is open-ended. One statement: only the boundaries leave the database."""
+    numbered = (select(Employee.id, func.row_number().over(order_by=Employee.id).label("n"))
+                .where(_active(period)).subquery())
+    bounds = [str(i) for i in session.scalars(
+        select(numbered.c.id).where(numbered.c.n % batch_size == 0).order_by(numbered.c.id))]
+    starts: list[str | None] = [None, *bounds]
+    throughs: list[str | None] = [*bounds, None]
+    ranges = list(zip(starts, throughs, strict=True))
+    total = session.scalar(select(func.count()).select_from(Employee).where(_active(period))) or 0
+    if total and total % batch_size == 0:
+        ranges.pop()  # the open-ended range after the last full batch would be empty
+    return ranges if total else []
+
+
+def batch_employee_ids(session: Session, period: Period, params: dict[str, Any]) -> list[uuid.UUID]:
+    query = select(Employee.id).where(_active(period)).order_by(Employee.id)
+    if params.get("employee_ids") is not None:
+        query = query.where(Employee.id.in_([uuid.UUID(str(i)) for i in params["employee_ids"]]))
+    else:
+        if params.get("after"):
+            query = query.where(Employee.id > uuid.UUID(params["after"]))
+        if params.get("through"):
+            query = query.where(Employee.id <= uuid.UUID(params["through"]))
+    return list(session.scalars(query))
+
+
+# --- loading a batch (one statement per input) --------------------------------------------------------
+
+ATTENDANCE = text("""
+SELECT a.employee_id,
+       coalesce(array_agg(a.date ORDER BY a.date) FILTER (WHERE a.lop > 0), '{}') AS lop_dates,
+       coalesce(array_agg(a.lop ORDER BY a.date) FILTER (WHERE a.lop > 0), '{}') AS lop_weights,
+       coalesce(array_agg(a.date ORDER BY a.date) FILTER (WHERE a.ot > 0), '{}') AS ot_dates,
+       coalesce(array_agg(a.ot ORDER BY a.date) FILTER (WHERE a.ot > 0), '{}') AS ot_hours
+FROM (
+    SELECT r.employee_id, r.date,
+           CASE r.status
+               WHEN 'absent' THEN 1.0
+               WHEN 'half_day' THEN 0.5
+               WHEN 'leave' THEN CASE WHEN EXISTS (
+                   SELECT 1 FROM leave_requests AS l
+                   WHERE l.employee_id = r.employee_id AND l.status = 'approved' AND l.leave_type = 'unpaid'
+                     AND r.date BETWEEN l.from_date AND l.to_date) THEN 1.0 ELSE 0 END
+               ELSE 0
+           END AS lop,
+           CASE WHEN r.status IN ('present', 'late', 'work_from_home')
+                THEN greatest(coalesce(r.work_hours, 0) - :standard_hours, 0) ELSE 0 END AS ot
+    FROM attendance_records AS r
+    WHERE r.employee_id = ANY(:ids) AND r.date BETWEEN :start AND :end
+) AS a
+GROUP BY a.employee_id
+""")
+
+STRUCTURES = text("""
+SELECT c.employee_id, c.effective_from, c.basic, c.hra, c.transport, c.medical, c.special, c.other,
+       c.pf_applicable, c.esi_applicable, c.pt_state, c.overtime_eligible
+FROM compensation_structures AS c
+WHERE c.employee_id = ANY(:ids) AND c.effective_from <= :end
+  AND c.effective_from >= coalesce((SELECT max(p.effective_from) FROM compensation_structures AS p
+                                    WHERE p.employee_id = c.employee_id AND p.effective_from <= :start),
+                                   '-infinity'::date)
+ORDER BY c.employee_id, c.effective_from
+""")
+
+ADJUSTMENTS = text("""
+SELECT employee_id, kind, sum(amount) AS amount FROM payroll_adjustments
+WHERE employee_id = ANY(:ids) AND year = :year AND month = :month
+GROUP BY employee_id, kind
+""")
+
+# The twelve months before: the financial year so far, the ESI period and a PT half year lie within.
+HISTORY = text("""
+SELECT employee_id, year * 12 + month - 1 AS month_index, gross_salary,
+       coalesce((deductions ->> 'tds')::numeric, 0) AS tds, coalesce((deductions ->> 'esi')::numeric, 0) AS esi
+FROM salary_records
+WHERE employee_id = ANY(:ids) AND year * 12 + month - 1 BETWEEN :from_index AND :before_index
+ORDER BY employee_id, month_index
+""")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    employees: list[EmployeeMonth]
+    kept: dict[uuid.UUID, str]  # employees whose record is final this month: id -> status
+
+
+def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book: RateBook) -> Loaded:
+    """Everything the calculation needs for these employees, in six set-based statements."""
+    ids = list(ids)
+    kept = {row.employee_id: row.status for row in session.execute(
+        select(SalaryRecord.employee_id, SalaryRecord.status).where(
+            SalaryRecord.employee_id.in_(ids), SalaryRecord.year == period.year,
+            SalaryRecord.month == period.month, SalaryRecord.status.in_(FINAL_STATUSES)))}
+    todo = [i for i in ids if i not in kept]
+    if not todo:
+        return Loaded([], kept)
+    people = session.execute(
+        select(Employee.id, Employee.employee_code, Employee.name, Employee.gender, Employee.department,
+               Employee.designation, Employee.joining_date, Employee.last_working_date)
+        .where(Employee.id.in_(todo)).order_by(Employee.id)).all()
+    window = {"ids": todo, "start": period.start, "end": period.end}
+
+    structures: dict[uuid.UUID, list[Structure]] = defaultdict(list)
+    for row in session.execute(STRUCTURES, window):
+        structures[row.employee_id].append(Structure(
+            row.effective_from, row.basic, row.hra, row.transport, row.medical, row.special, row.other,
+            row.pf_applicable, row.esi_applicable, row.pt_state, row.overtime_eligible))
+
+    try:
+        standard_hours = book.overtime(period.start).standard_hours_per_day
+    except MissingRate:
+        standard_hours = Decimal(24)  # no policy: every employee fails on it below; count no overtime
+    attendance = {row.employee_id: row for row in session.execute(
+        ATTENDANCE, {**window, "standard_hours": standard_hours})}
+
+    adjustments: dict[uuid.UUID, dict[str, Decimal]] = defaultdict(dict)
+    for row in session.execute(ADJUSTMENTS, {"ids": todo, "year": period.year, "month": period.month}):
+        adjustments[row.employee_id][row.kind] = row.amount
+
+    histories = _histories(session, period, todo)
+    employees = [EmployeeMonth(
+        employee_id=p.id, code=p.employee_code, name=p.name, gender=p.gender, department=p.department,
+        designation=p.designation, joining_date=p.joining_date, last_working_date=p.last_working_date,
+        structures=tuple(structures.get(p.id, ())), lop=_by_date(attendance.get(p.id), "lop"),
+        overtime=_by_date(attendance.get(p.id), "ot"), bonus=adjustments[p.id].get("bonus", Decimal(0)),
+        loan_emi=adjustments[p.id].get("loan_emi", Decimal(0)),
+        salary_advance=adjustments[p.id].get("salary_advance", Decimal(0)),
+        history=histories.get(p.id, History()),
+    ) for p in people]
+    return Loaded(employees, kept)
+
+
+def _by_date(row: Row[Any] | None, which: str) -> dict[dt.date, Decimal]:
+    if row is None:
+        return {}
+    dates, values = (row.lop_dates, row.lop_weights) if which == "lop" else (row.ot_dates, row.ot_hours)
+    return {d: Decimal(v) for d, v in zip(dates, values, strict=True)}
+
+
+def _histories(session: Session, period: Period, ids: list[uuid.UUID]) -> dict[uuid.UUID, History]:
+    months: dict[uuid.UUID, list[PastMonth]] = defaultdict(list)
+    for row in session.execute(HISTORY, {"ids": ids, "from_index": period.index - 12,
+                                         "before_index": period.index - 1}):
+        months[row.employee_id].append(PastMonth(row.month_index, row.gross_salary, row.tds, row.esi))
+    return {e: History(tuple(m)) for e, m in months.items()}
+
+
+# --- computing and writing a batch --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    payslips: list[tuple[EmployeeMonth, Payslip]]
+    failures: list[tuple[EmployeeMonth, str, str]]  # employee, error type, reason
+    kept: dict[uuid.UUID, str]
+
+
+def compute_employees(session: Session, period: Period, ids: Sequence[uuid.UUID], book: RateBook) -> BatchOutcome:
+    loaded = load_batch(session, period, ids, book)
+    payslips, failures = [], []
+    for employee in loaded.employees:
+        outcome = compute_or_reason(employee, period, book)
+        if isinstance(outcome, Payslip):
+            payslips.append((employee, outcome))
+        else:
+            failures.append((employee, *outcome))
+    return BatchOutcome(payslips, failures, loaded.kept)
+
+
+RECORD_COLUMNS = ("basic_salary", "allowances", "deductions", "overtime_hours", "overtime_amount", "bonus",
+                  "gross_salary", "total_deductions", "net_salary")
+
+# A batch's rows travel as one JSON parameter, so each statement is one short cached text, whatever
+# the batch size (a multi-row VALUES of 500 rows costs more to compile than to run). Money goes as
+# decimal strings: jsonb_to_recordset reads them into numeric exactly. Rows go in employee order,
+# so concurrent batches over the same employees lock their records in the same order.
+UPSERT_RECORDS = text(f"""
+INSERT INTO salary_records (employee_id, year, month, status, {", ".join(RECORD_COLUMNS)})
+SELECT r.employee_id, :year, :month, 'pending', {", ".join("r." + c for c in RECORD_COLUMNS)}
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+    employee_id uuid, basic_salary numeric, allowances jsonb, deductions jsonb, overtime_hours numeric,
+    overtime_amount numeric, bonus numeric, gross_salary numeric, total_deductions numeric, net_salary numeric)
+ORDER BY r.employee_id
+ON CONFLICT (employee_id, month, year) DO UPDATE
+SET {", ".join(f"{c} = EXCLUDED.{c}" for c in RECORD_COLUMNS)}, updated_at = now()
+WHERE salary_records.status = 'pending'
+  AND ({", ".join("salary_records." + c for c in RECORD_COLUMNS)})
+      IS DISTINCT FROM ({", ".join("EXCLUDED." + c for c in RECORD_COLUMNS)})
+RETURNING id, employee_id
+""")
+
+DETAIL_COLUMNS = ("run_id", "employee_code", "employee_name", "department", "designation", "days_in_month",
+                  "paid_days", "lop_days", "explanation", "employer_contributions")
+UPSERT_DETAILS = text(f"""
+INSERT INTO salary_record_details (salary_record_id, {", ".join(DETAIL_COLUMNS)})
+SELECT r.salary_record_id, {", ".join("r." + c for c in DETAIL_COLUMNS)}
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+    salary_record_id uuid, run_id uuid, employee_code text, employee_name text, department text,
+    designation text, days_in_month int, paid_days numeric, lop_days numeric, explanation jsonb,
+    employer_contributions jsonb)
+ORDER BY r.salary_record_id
+ON CONFLICT (salary_record_id) DO UPDATE
+SET {", ".join(f"{c} = EXCLUDED.{c}" for c in DETAIL_COLUMNS)}, computed_at = now()
+""")
+
+INSERT_FAILURES = text("""
+INSERT INTO payroll_failures (run_id, employee_id, employee_code, employee_name, error_type, reason)
+SELECT :run_id, r.employee_id, r.employee_code, r.employee_name, r.error_type, r.reason
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+    employee_id uuid, employee_code text, employee_name text, error_type text, reason text)
+""")
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, default=str)
+
+
+def write_batch(session: Session, period: Period, run_id: uuid.UUID, outcome: BatchOutcome,
+                ids: Sequence[uuid.UUID]) -> dict[str, int]:
+    """Upsert the computed records (pending ones only, and only when a figure changed), their lines,
+    and the failures; a failed employee's stale pending record is removed so it cannot be approved."""
+    changed: dict[uuid.UUID, uuid.UUID] = {}
+    if outcome.payslips:
+        rows = [{"employee_id": e.employee_id, **p.record_values()} for e, p in outcome.payslips]
+        changed = {row.employee_id: row.id for row in session.execute(
+            UPSERT_RECORDS, {"rows": _json(rows), "year": period.year, "month": period.month})}
+    if changed:
+        by_employee = {e.employee_id: (e, p) for e, p in outcome.payslips}
+        details = []
+        for employee_id, record_id in changed.items():
+            employee, payslip = by_employee[employee_id]
+            details.append({
+                "salary_record_id": record_id, "run_id": run_id, "employee_code": employee.code,
+                "employee_name": employee.name, "department": employee.department,
+                "designation": employee.designation, "days_in_month": period.days,
+                "paid_days": payslip.paid_days, "lop_days": payslip.lop_days, "explanation": payslip.explanation,
+                "employer_contributions": payslip.employer,
+            })
+        session.execute(UPSERT_DETAILS, {"rows": _json(details)})
+
+    session.execute(delete(PayrollFailure).where(PayrollFailure.run_id == run_id,
+                                                 PayrollFailure.employee_id.in_(list(ids))))
+    if outcome.failures:
+        failed = [e.employee_id for e, _, _ in outcome.failures]
+        session.execute(delete(SalaryRecord).where(
+            SalaryRecord.employee_id.in_(failed), SalaryRecord.year == period.year,
+            SalaryRecord.month == period.month, SalaryRecord.status == "pending"))
+        session.execute(INSERT_FAILURES, {"run_id": run_id, "rows": _json([
+            {"employee_id": e.employee_id, "employee_code": e.code, "employee_name": e.name, "error_type": kind,
+             "reason": reason[:2000]} for e, kind, reason in outcome.failures])})
+    return {"computed": len(outcome.payslips), "changed": len(changed), "failed": len(outcome.failures),
+            "kept": len(outcome.kept)}
+
+
+# --- the commands ----------------------------------------------------------------------------------------
+
+
+def start_run(session: Session, params: dict[str, Any], *, job_id: uuid.UUID | None,
+              requested_by: uuid.UUID | None, scheduled_for: dt.datetime | None, zone: str,
+              enqueue: commands.Enqueue, today: dt.date | None = None, batch_size: int = BATCH_SIZE,
+              progress: commands.Progress = _noop) -> dict[str, Any]:
+    """Command `payroll.run`: a dry run computes and reports; a real run records the run and fans out
+    its batches (or, with `employee_ids`, one batch of just those employees)."""
+    period = period_from_params(params, scheduled_for, zone)
+    as_of = today or dt.datetime.now(ZoneInfo(zone)).date()
+    book = RateBook.load(session)
+    checks = preflight_checks.preflight(session, period, as_of=as_of, book=book)
+    only = params.get("employee_ids")
+    if params.get("dry_run"):
+        return dry_run(session, period, book, checks, only=only, batch_size=batch_size, progress=progress)
+
+    run = session.scalars(
+        pg_insert(PayrollRun).values(year=period.year, month=period.month, status="computing")
+        .on_conflict_do_update(index_elements=["year", "month"], set_={"updated_at": func.now()})
+        .returning(PayrollRun)).one()  # the row lock serialises concurrent starts for one month
+    if only is None:
+        ranges: list[dict[str, Any]] = [{"after": a, "through": t}
+                                        for a, t in batch_ranges(session, period, batch_size)]
+        session.execute(delete(PayrollFailure).where(PayrollFailure.run_id == run.id))
+    else:
+        ids = [str(i) for i in only]
+        ranges = [{"employee_ids": ids[i:i + batch_size]} for i in range(0, len(ids), batch_size)]
+    generation = run.generation + 1
+    session.execute(update(PayrollRun).where(PayrollRun.id == run.id).values(
+        generation=generation, status="computing", batches_total=len(ranges), batches_done=0, employees=0,
+        job_id=job_id,
+        requested_by=requested_by, started_at=func.now(), finished_at=None, preflight=checks))
+    for number, scope in enumerate(ranges):
+        commands.submit(session, BATCH_KIND, {"run_id": str(run.id), "generation": generation,
+                                              "year": period.year, "month": period.month, **scope},
+                        enqueue=enqueue, key=f"{run.id}:{generation}:{number}", scope=KEY_SCOPE,
+                        requested_by=requested_by)
+    if not ranges:
+        finalize(session, run.id)
+    progress(100, f"{len(ranges)} batches submitted")
+    return {"run_id": str(run.id), "year": period.year, "month": period.month, "generation": generation,
+            "batches": len(ranges), "preflight_issues": checks["counts"]}
+
+
+def run_batch(session: Session, params: dict[str, Any], *, progress: commands.Progress = _noop) -> dict[str, Any]:
+    """Command `payroll.compute_batch`: compute and write one batch, then count it done; the batch
+    that completes its generation writes the run's summary."""
+    period = Period(int(params["year"]), int(params["month"]))
+    run_id = uuid.UUID(params["run_id"])
+    book = RateBook.load(session)
+    ids = batch_employee_ids(session, period, params)
+    outcome = compute_employees(session, period, ids, book)
+    counts = write_batch(session, period, run_id, outcome, ids)
+    progress(90, f"{counts['computed']} computed, {counts['failed']} failed")
+    done = session.execute(
+        update(PayrollRun).where(PayrollRun.id == run_id, PayrollRun.generation == params["generation"])
+        .values(batches_done=PayrollRun.batches_done + 1, employees=PayrollRun.employees + len(ids),
+                updated_at=func.now())
+        .returning(PayrollRun.batches_done, PayrollRun.batches_total)).one_or_none()
+    if done is not None and done.batches_done >= done.batches_total:
+        finalize(session, run_id)
+    return {**counts, "superseded": done is None}
+
+
+def summarise(session: Session, run: PayrollRun) -> dict[str, Any]:
+    """The run's summary, from the month's records and failures as they now stand."""
+    by_status = session.execute(
+        select(SalaryRecord.status, func.count(), func.coalesce(func.sum(SalaryRecord.gross_salary), 0),
+               func.coalesce(func.sum(SalaryRecord.total_deductions), 0),
+               func.coalesce(func.sum(SalaryRecord.net_salary), 0))
+        .where(SalaryRecord.year == run.year, SalaryRecord.month == run.month)
+        .group_by(SalaryRecord.status)).all()
+    failures = session.scalar(select(func.count()).select_from(PayrollFailure)
+                              .where(PayrollFailure.run_id == run.id)) or 0
+    return {
+        "records": {status: {"count": count, "gross": str(gross), "deductions": str(deductions), "net": str(net)}
+                    for status, count, gross, deductions, net in by_status},
+        "failures": failures,
+        "total_net": str(sum((net for *_, net in by_status), Decimal(0))),
+    }
+
+
+def finalize(session: Session, run_id: uuid.UUID) -> dict[str, Any]:
+    """The generation is complete: summarise and mark the run computed (HR approves next)."""
+    run = session.get_one(PayrollRun, run_id)
+    summary = summarise(session, run)
+    session.execute(update(PayrollRun).where(PayrollRun.id == run_id).values(
+        status="computed", summary=summary, finished_at=func.now(), updated_at=func.now()))
+    return summary
+
+
+def dry_run(session: Session, period: Period, book: RateBook, checks: dict[str, Any], *,
+            only: Sequence[str] | None, batch_size: int, progress: commands.Progress) -> dict[str, Any]:
+    """Compute everyone (in batches) and write nothing: each employee's figures against last month's."""
+    previous = period.previous()
+    scopes: list[dict[str, Any]]
+    if only is None:
+        scopes = [{"after": a, "through": t} for a, t in batch_ranges(session, period, batch_size)]
+    else:
+        scopes = [{"employee_ids": list(only)}]
+    lines: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    totals = {"gross": Decimal(0), "deductions": Decimal(0), "net": Decimal(0)}
+    kept = 0
+    for done, scope in enumerate(scopes):
+        ids = batch_employee_ids(session, period, scope)
+        outcome = compute_employees(session, period, ids, book)
+        kept += len(outcome.kept)
+        last = {row.employee_id: row for row in session.execute(
+            select(SalaryRecord.employee_id, SalaryRecord.gross_salary, SalaryRecord.net_salary).where(
+                SalaryRecord.employee_id.in_([e.employee_id for e, _ in outcome.payslips]),
+                SalaryRecord.year == previous.year, SalaryRecord.month == previous.month))}
+        for employee, payslip in outcome.payslips:
+            before = last.get(employee.employee_id)
+            totals["gross"] += payslip.gross
+            totals["deductions"] += payslip.total_deductions
+            totals["net"] += payslip.net
+            lines.append({
+                "employee_id": str(employee.employee_id), "employee_code": employee.code, "name": employee.name,
+                "paid_days": str(payslip.paid_days), "gross": str(payslip.gross), "net": str(payslip.net),
+                "last_month_gross": str(before.gross_salary) if before else None,
+                "last_month_net": str(before.net_salary) if before else None,
+                "net_change": str(payslip.net - before.net_salary) if before else None,
+            })
+        failures += [{"employee_id": str(e.employee_id), "employee_code": e.code, "name": e.name,
+                      "error_type": kind, "reason": reason} for e, kind, reason in outcome.failures]
+        progress(100 * (done + 1) / max(1, len(scopes)), f"batch {done + 1} of {len(scopes)}")
+    return {"dry_run": True, "year": period.year, "month": period.month, "preflight": checks,
+            "employees": len(lines), "kept_final": kept, "failures": failures,
+            "totals": {k: str(v) for k, v in totals.items()}, "changes": lines}
+
+
+# --- HR's decisions on a computed run ---------------------------------------------------------------------
+
+
+def get_run(session: Session, run_id: uuid.UUID, *, lock: bool = False) -> PayrollRun:
+    query = select(PayrollRun).where(PayrollRun.id == run_id)
+    run = session.scalars(query.with_for_update() if lock else query).one_or_none()
+    if run is None:
+        raise RunNotFound(f"no payroll run {run_id}")
+    return run
+
+
+def approve(session: Session, run_id: uuid.UUID, *, approver: uuid.UUID | None,
+            allow_failures: bool = False) -> dict[str, Any]:
+    """HR approves the month: every pending record becomes processed. Refused while batches are
+    outstanding, and while employees failed unless HR approves the rest knowingly."""
+    run = get_run(session, run_id, lock=True)
+    if run.status == "computing":
+        raise RunInProgress(f"run {run_id} is still computing ({run.batches_done} of {run.batches_total} batches)")
+    failures = session.scalar(select(func.count()).select_from(PayrollFailure)
+                              .where(PayrollFailure.run_id == run_id)) or 0
+    if failures and not allow_failures:
+        raise RunHasFailures(f"{failures} employees could not be computed: fix and re-run them, or approve "
+                             "with allow_failures")
+    processed = session.execute(
+        update(SalaryRecord).where(SalaryRecord.year == run.year, SalaryRecord.month == run.month,
+                                   SalaryRecord.status == "pending")
+        .values(status="processed", updated_at=func.now())).rowcount
+    summary = summarise(session, run)
+    session.execute(update(PayrollRun).where(PayrollRun.id == run_id).values(
+        status="approved", approved_by=approver, approved_at=func.now(), summary=summary, updated_at=func.now()))
+    return {"run_id": str(run_id), "processed": processed, "failures": failures, "summary": summary}

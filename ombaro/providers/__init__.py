@@ -1,0 +1,105 @@
+"""Providers behind small interfaces (design.md): production uses the real SDKs, development the
+outbox implementations, tests the real SDKs against a local server that speaks the provider's API.
+
+The payments interface is what payments and settlements need from Razorpay and nothing more. Its
+two errors are the only ones callers handle: `ProviderRejected` means the provider answered and
+said no (definitive, with its reason); `ProviderUnavailable` means we do not know what happened
+(timeout, connection lost, 429, 5xx), so the caller must retry with the same idempotency key or
+ask the provider later, never assume either outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Protocol
+
+from ombaro.config import Settings
+
+
+class ProviderError(Exception):
+    pass
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused the request (a 4xx): retrying the same request will not help."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The outcome is unknown: a timeout, a dropped connection, a 429 or a 5xx."""
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    amount_paise: int
+    currency: str
+    receipt: str
+
+
+@dataclass(frozen=True)
+class Transfer:
+    id: str
+    status: str  # Razorpay's: created, pending, processed, failed, reversed
+    amount_paise: int
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    status: str  # pending, processed, failed
+    amount_paise: int
+
+
+class PaymentProvider(Protocol):
+    name: str
+    key_id: str
+
+    def create_order(self, *, amount_paise: int, receipt: str, notes: dict[str, str]) -> Order: ...
+
+    def verify_payment_signature(self, *, order_id: str, payment_id: str, signature: str) -> bool: ...
+
+    def verify_webhook_signature(self, body: bytes, signature: str) -> bool: ...
+
+    def create_refund(self, *, payment_id: str, amount_paise: int, receipt: str,
+                      notes: dict[str, str]) -> Refund: ...
+
+    def find_refund(self, *, payment_id: str, receipt: str) -> Refund | None: ...
+
+    def create_transfer(self, *, account: str, amount_paise: int, idempotency_key: str,
+                        notes: dict[str, str]) -> Transfer: ...
+
+    def find_transfer(self, *, idempotency_key: str) -> Transfer | None: ...
+
+    def fetch_transfer(self, transfer_id: str) -> Transfer: ...
+
+
+def to_paise(amount: Decimal) -> int:
+    """Rupees (2 places) to integer paise, exactly; refuses anything finer than a paisa."""
+    paise = amount * 100
+    if paise != paise.to_integral_value():
+        raise ValueError(f"{amount} is not a whole number of paise")
+    return int(paise)
+
+
+def from_paise(paise: int) -> Decimal:
+    return (Decimal(paise) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def payment_provider(settings: Settings) -> PaymentProvider:
+    """The configured provider: `outbox` (development default) or `razorpay` (the SDK)."""
+    from ombaro.providers.razorpay import OutboxRazorpay, RazorpayProvider
+
+    if settings.payments_provider == "razorpay":
+        return RazorpayProvider(key_id=settings.razorpay_key_id, key_secret=settings.razorpay_key_secret,
+                                webhook_secret=settings.razorpay_webhook_secret,
+                                base_url=settings.razorpay_base_url,
+                                timeout_seconds=settings.razorpay_timeout_seconds)
+    return OutboxRazorpay(key_id=settings.razorpay_key_id or "rzp_outbox",
+                          key_secret=settings.razorpay_key_secret or "outbox-key-secret",
+                          webhook_secret=settings.razorpay_webhook_secret)
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,164 @@
+"""SMS and WhatsApp through Twilio's Messages API with the `twilio` SDK.
+
+Twilio takes one message per request, so a batch is sent by a small thread pool (the provider's
+rate is kept by the token bucket in front of it, not here). Each message's status callback URL
+carries our delivery id (`?ref=`), so a callback that overtakes our own bookkeeping still finds its
+delivery. A message whose request timed out can be looked up afterwards (`find_sent`): Twilio
+creates the message resource within the API call, so one that is not listed was never accepted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from ombaro.config import MessagingSettings
+from ombaro.providers.channels import Message, Result
+
+# Twilio error codes that no retry will fix: invalid or unreachable 'To', the recipient replied
+# STOP, the number cannot receive this channel, the region is not enabled.
+PERMANENT_CODES = {21211, 21214, 21217, 21401, 21408, 21601, 21610, 21612, 21614, 21635, 63003, 63024}
+
+
+# The SDK logs every request and response at INFO: ten lines per SMS.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+
+
+class _HeadersKeepingClient(TwilioHttpClient):
+    """Twilio's HTTP client, keeping each thread's last response so a 429's Retry-After can be read
+    (TwilioRestException does not carry the headers)."""
+
+    def __init__(self, *, timeout: float, pool: int) -> None:
+        super().__init__(timeout=timeout)
+        self._local = threading.local()
+        if self.session is not None:
+            self.session.mount("http://", HTTPAdapter(pool_connections=2, pool_maxsize=pool))
+            self.session.mount("https://", HTTPAdapter(pool_connections=2, pool_maxsize=pool))
+
+    def request(self, *args: Any, **kwargs: Any) -> Response:
+        self._local.response = None
+        response = super().request(*args, **kwargs)
+        self._local.response = response
+        return response
+
+    def last_headers(self) -> dict[str, str]:
+        response = getattr(self._local, "response", None)
+        return dict(response.headers or {}) if response is not None else {}
+
+
+class TwilioMessages:
+    """`channel` is 'sms' or 'whatsapp' (WhatsApp addresses are `whatsapp:+<E.164>`)."""
+
+    per_request = 1
+
+    def __init__(self, settings: MessagingSettings, channel: str) -> None:
+        if channel not in ("sms", "whatsapp"):
+            raise ValueError(channel)
+        self.channel = channel
+        self.provider = f"twilio_{channel}"
+        self.concurrency = settings.provider_concurrency
+        self.http = _HeadersKeepingClient(timeout=settings.provider_timeout_seconds, pool=self.concurrency)
+        self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self.http)
+        self.client.api.base_url = settings.twilio_api_base  # a local server in tests and benchmarks
+        sender = settings.sms_from if channel == "sms" else settings.whatsapp_from
+        if channel == "whatsapp" and not sender.startswith("whatsapp:"):
+            sender = f"whatsapp:{sender}"
+        self.sender = sender
+        self.callback_base = (f"{settings.public_base_url}/api/v1/webhooks/twilio"
+                              if settings.public_base_url else None)
+        self._pool: ThreadPoolExecutor | None = None
+        self._quiet_until = 0.0  # after a 429, the rest of a batch waits instead of asking again
+
+    def address(self, number: str) -> str:
+        return f"whatsapp:{number}" if self.channel == "whatsapp" and not number.startswith("whatsapp:") else number
+
+    def send(self, messages: Sequence[Message]) -> list[Result]:
+        if len(messages) <= 1 or self.concurrency == 1:
+            return [self._send_one(m) for m in messages]
+        if self._pool is None:  # created lazily: after Celery's fork, in the process that uses it
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=self.provider)
+        return list(self._pool.map(self._send_one, messages))
+
+    def _send_one(self, message: Message) -> Result:
+        wait = self._quiet_until - time.monotonic()
+        if wait > 0:
+            return Result(message.ref, "retry", error="Twilio asked us to slow down (429)", retry_after=wait,
+                          called=False)
+        arguments: dict[str, Any] = {"to": self.address(message.to), "body": message.body}
+        if self.sender.startswith("MG"):
+            arguments["messaging_service_sid"] = self.sender
+        else:
+            arguments["from_"] = self.sender
+        if self.callback_base:
+            arguments["status_callback"] = f"{self.callback_base}?ref={message.ref}"
+        try:
+            created = self.client.api.v2010.account.messages.create(**arguments)
+        except TwilioRestException as exc:
+            return self._refused(message, exc)
+        except requests.exceptions.ConnectTimeout as exc:
+            return Result(message.ref, "retry", error=f"connect timeout: {exc}")
+        except requests.exceptions.ReadTimeout as exc:
+            return Result(message.ref, "unknown", error=f"no answer in time: {exc}")
+        except requests.exceptions.ConnectionError as exc:
+            if _never_connected(exc):
+                return Result(message.ref, "retry", error=f"connection failed: {exc}")
+            return Result(message.ref, "unknown", error=f"connection lost: {exc}")
+        except requests.exceptions.RequestException as exc:
+            return Result(message.ref, "unknown", error=f"{type(exc).__name__}: {exc}")
+        return Result(message.ref, "sent", created.sid)
+
+    def _refused(self, message: Message, exc: TwilioRestException) -> Result:
+        status, code = int(exc.status), int(exc.code or 0)
+        error = f"HTTP {status} code {code}: {exc.msg}"[:500]
+        if status == 429 or status >= 500:
+            retry_after = _retry_after(self.http.last_headers())
+            if status == 429:
+                self._quiet_until = max(self._quiet_until, time.monotonic() + (retry_after or 1.0))
+            return Result(message.ref, "retry", error=error, retry_after=retry_after)
+        if status in (401, 403) and code not in PERMANENT_CODES:
+            return Result(message.ref, "retry", error=error, retry_after=300)  # our credentials, not the message
+        return Result(message.ref, "failed", error=error)
+
+    def find_sent(self, *, to: str, body: str, since: dt.datetime, until: dt.datetime,
+                  exclude: set[str] | None = None) -> str | None:
+        """The sid of a message to `to` created in [since, until] with this body, if Twilio has one."""
+        listed = self.client.api.v2010.account.messages.list(
+            to=self.address(to), date_sent_after=since - dt.timedelta(seconds=5), limit=100)
+        exclude = exclude or set()
+        for message in listed:
+            created = message.date_created or message.date_sent
+            in_window = created is None or since - dt.timedelta(seconds=5) <= created <= until
+            if in_window and message.body == body and message.sid not in exclude:
+                return str(message.sid)
+        return None
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return None
+    return None
+
+
+def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when the connection was refused or never opened: no byte of the request left."""
+    cause: Any = exc.args[0] if exc.args else None
+    reason = getattr(cause, "reason", cause)
+    text = f"{type(reason).__name__} {reason}"
+    return any(word in text for word in ("NewConnectionError", "ConnectionRefused", "Connection refused",
+                                          "NameResolution", "Failed to establish"))

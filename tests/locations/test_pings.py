@@ -1,0 +1,151 @@
+"""Location pings through the API: validation, storage, the live index, and a customer following
+their own therapist (and nobody else's)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import Engine, text
+
+from ombaro import locations
+from tests.dispatch import factory
+from tests.helpers import Account, make_account
+from tests.identity.conftest import client_for
+
+
+@pytest.fixture(scope="module")
+def crew(engine: Engine) -> dict[str, Account]:
+    vendor = make_account(engine, "vendor")
+    factory.vendor(engine, vendor_id=vendor.id)
+    return {"vendor": vendor, "therapist": make_account(engine, "therapist", vendor_id=vendor.id),
+            "colleague": make_account(engine, "therapist", vendor_id=vendor.id)}
+
+
+@pytest.fixture
+def live(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def ping(seconds_ago: float = 5, **changes: Any) -> dict[str, Any]:
+    stamp = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds_ago)
+    return {"latitude": 18.5204, "longitude": 73.8567, "accuracy": 8.5, "speed": 22.0, "heading": 90.0,
+            "battery": 76, "timestamp": stamp.isoformat(), **changes}
+
+
+def post(app: Any, account: Account, body: dict[str, Any]) -> Any:
+    return client_for(app, account).post("/api/v1/locations", json=body)
+
+
+def stored(engine: Engine, therapist_id: uuid.UUID) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM therapist_locations WHERE therapist_id = :t"),
+                            {"t": therapist_id}).scalar_one()
+
+
+def test_a_batch_is_stored_and_the_latest_fix_published(app: Any, engine: Engine, crew: dict[str, Account],
+                                                        live: redis.Redis) -> None:
+    me = crew["therapist"]
+    before = stored(engine, me.therapist_id)
+    response = post(app, me, {"pings": [ping(30, longitude=73.85), ping(10, longitude=73.86), ping(20)]})
+
+    assert response.status_code == 201, response.json
+    assert response.json["accepted"] == 3 and response.json["live"] is True
+    assert response.json["latest"]["longitude"] == pytest.approx(73.86)
+    assert stored(engine, me.therapist_id) == before + 3
+    cached = json.loads(live.get(locations.location_key(me.therapist_id)))
+    assert cached["longitude"] == pytest.approx(73.86)
+    assert 0 < live.ttl(locations.location_key(me.therapist_id)) <= locations.LIVE_TTL_SECONDS
+    assert live.geopos(locations.geo_key(crew["vendor"].id), str(me.therapist_id))[0] is not None
+
+
+@pytest.mark.parametrize(("body", "where"), [
+    ({"pings": [ping(latitude=91)]}, ("pings", "0", "latitude")),
+    ({"pings": [ping(), ping(longitude=-180.5)]}, ("pings", "1", "longitude")),
+    ({"pings": [ping(battery=101)]}, ("pings", "0", "battery")),
+    ({"pings": [ping(heading=360)]}, ("pings", "0", "heading")),
+    ({"pings": [ping(-600)]}, ("pings", "0", "timestamp")),  # ten minutes in the future
+    ({"pings": [ping(25 * 3600)]}, ("pings", "0", "timestamp")),  # older than the retention
+    ({"pings": [ping(timestamp="2026-11-26T10:00:00")]}, ("pings", "0", "timestamp")),  # no offset
+    ({"pings": [ping() for _ in range(locations.MAX_PINGS_PER_BATCH + 1)]}, ("pings",)),
+    ({"pings": []}, ("pings",)),
+    ({"pings": [ping(altitude_m=3)]}, ("pings", "0", "altitude_m")),  # unknown fields are refused
+])
+def test_bad_fixes_are_refused_with_field_errors_and_nothing_is_stored(
+    app: Any, engine: Engine, crew: dict[str, Account], body: dict[str, Any], where: tuple[str, ...],
+) -> None:
+    me = crew["therapist"]
+    before = stored(engine, me.therapist_id)
+    response = post(app, me, body)
+    assert response.status_code == 422, response.json
+    errors: Any = response.json["errors"]
+    for key in where:
+        errors = errors[key]
+    assert errors
+    assert stored(engine, me.therapist_id) == before
+
+
+def test_a_therapist_cannot_post_for_another_and_non_therapists_cannot_post(
+    app: Any, engine: Engine, crew: dict[str, Account],
+) -> None:
+    me, colleague = crew["therapist"], crew["colleague"]
+    response = post(app, me, {"therapist_id": str(colleague.therapist_id), "pings": [ping()]})
+    assert response.status_code == 422 and "therapist_id" in response.json["errors"]
+    assert stored(engine, colleague.therapist_id) == 0
+    assert post(app, crew["vendor"], {"pings": [ping()]}).status_code == 403
+    assert post(app, make_account(engine, "customer"), {"pings": [ping()]}).status_code == 403  # no permission
+
+
+def test_a_late_batch_never_replaces_a_newer_position(app: Any, engine: Engine, crew: dict[str, Account]) -> None:
+    me = crew["colleague"]
+    assert post(app, me, {"pings": [ping(5, longitude=73.90)]}).status_code == 201
+    late = post(app, me, {"pings": [ping(60, longitude=73.70)]})
+    assert late.json["latest"]["longitude"] == pytest.approx(73.90)
+    with engine.connect() as conn:
+        assert float(conn.execute(text("SELECT longitude FROM therapist_last_positions WHERE id = :t"),
+                                  {"t": me.therapist_id}).scalar_one()) == pytest.approx(73.90)
+
+
+# --- following the therapist --------------------------------------------------------------------------
+
+@pytest.fixture
+def trip(engine: Engine, crew: dict[str, Account]) -> dict[str, Any]:
+    customer = make_account(engine, "customer")
+    service_id, code = factory.service(engine)
+    day = factory.a_day_ahead(30 + len(code) % 7)
+    booking = factory.booking(engine, vendor_id=crew["vendor"].id, customer_id=customer.id, day=day,
+                              at="12:00", service_id=service_id, point=factory.km_east(factory.PUNE, 5))
+    assignment = factory.assignment(engine, booking_id=booking, therapist_id=crew["therapist"].therapist_id, day=day,
+                                    at="12:00", point=factory.km_east(factory.PUNE, 5))
+    return {"customer": customer, "booking": booking, "assignment": assignment}
+
+
+def test_the_customer_follows_their_therapist_only_while_in_transit(
+    app: Any, engine: Engine, crew: dict[str, Account], trip: dict[str, Any], live: redis.Redis,
+) -> None:
+    me = crew["therapist"]
+    follow = f"/api/v1/locations/bookings/{trip['booking']}"
+    waiting = client_for(app, trip["customer"]).get(follow)
+    assert waiting.status_code == 409 and "assignment is assigned" in waiting.json["detail"]
+    for status in ("acknowledged", "in_transit"):
+        assert client_for(app, me).post(f"/api/v1/assignments/{trip['assignment']}/status",
+                                        json={"status": status}).status_code == 200
+    assert post(app, me, {"pings": [ping(2)]}).status_code == 201
+
+    seen = client_for(app, trip["customer"]).get(follow)
+
+    assert seen.status_code == 200, seen.json
+    assert seen.json["source"] == "redis" and seen.json["longitude"] == pytest.approx(73.8567)
+    assert seen.json["distance_km"] == pytest.approx(5, abs=0.1)
+    assert seen.json["eta_minutes"] == 16  # 5 km x 1.3 at 25 km/h, rounded up
+    live.delete(locations.location_key(me.therapist_id))  # Redis lost it: the table answers
+    assert client_for(app, trip["customer"]).get(follow).json["source"] == "database"
+    stranger = make_account(engine, "customer")
+    assert client_for(app, stranger).get(follow).status_code == 404

@@ -1,0 +1,190 @@
+"""Pruning pings by dropping whole expired hours and deleting only the edge, with inserts running
+at the same time; a lock that cannot be had defers one partition, not the job."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from ombaro import commands, locations
+from tests.conftest import migrate
+from tests.dispatch import factory
+from tests.helpers import wait_until
+
+
+@pytest.fixture(scope="module")
+def private(make_database: Callable[[], str]) -> Iterator[tuple[Engine, str]]:
+    """A database of its own: these tests drop partitions and count every row of the table."""
+    url = make_database()
+    migrate(url)
+    engine = create_engine(url)
+    yield engine, url
+    engine.dispose()
+
+
+def hour(value: dt.datetime) -> dt.datetime:
+    return value.replace(minute=0, second=0, microsecond=0)
+
+
+def insert(engine: Engine, therapist: uuid.UUID, stamps: list[dt.datetime]) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO therapist_locations (therapist_id, latitude, longitude, timestamp) "
+                          "VALUES (:t, 18.52, 73.85, :at)"), [{"t": therapist, "at": s} for s in stamps])
+
+
+def count(engine: Engine, where: str, **params: Any) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text(f"SELECT count(*) FROM therapist_locations WHERE {where}"), params).scalar_one()
+
+
+def test_pruning_removes_exactly_the_expired_pings_while_inserts_go_on(private: tuple[Engine, str]) -> None:
+    engine, _ = private
+    vendor = factory.vendor(engine)
+    therapist = factory.therapist(engine, vendor, codes=["SWD"])
+    gone_quiet = factory.therapist(engine, vendor, codes=["SWD"])  # only expired pings
+    with engine.connect() as conn:
+        now = conn.execute(text("SELECT now()")).scalar_one()
+    cutoff = now - locations.RETENTION
+    with engine.connect() as conn, conn.begin():
+        found = locations.partitions(conn)
+    first_hour = min(p.lower for p in found if p.lower is not None)
+    expired = [first_hour + dt.timedelta(minutes=m) for m in (1, 20, 59)]
+    edge_before = [cutoff - dt.timedelta(seconds=s) for s in (1, 30)]
+    edge_after = [cutoff + dt.timedelta(seconds=s) for s in (1, 30)]
+    newer = [now - dt.timedelta(hours=1), now - dt.timedelta(seconds=5)]
+    ancient = [now - dt.timedelta(days=3)]  # in the catch-all partition below the first hour
+    insert(engine, therapist, expired + edge_before + edge_after + newer + ancient)
+    insert(engine, gone_quiet, [first_hour + dt.timedelta(minutes=30)])
+    assert _stale(engine, now)
+    kept_before = count(engine, "timestamp >= :c", c=cutoff)
+
+    stop, inserted, failures = threading.Event(), [0], []
+
+    def keep_inserting() -> None:
+        try:
+            plain = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            with psycopg.connect(plain, autocommit=True) as conn:
+                while not stop.is_set():
+                    conn.execute("INSERT INTO therapist_locations (therapist_id, latitude, longitude) "
+                                 "VALUES (%s, 18.5, 73.8)", (therapist,))
+                    inserted[0] += 1
+        except Exception as exc:  # any failure of an insert fails the test
+            failures.append(exc)
+
+    writer = threading.Thread(target=keep_inserting)
+    writer.start()
+    try:
+        wait_until(lambda: inserted[0] > 5, timeout=10)
+        report = locations.prune(engine, now=now, batch_rows=2)
+        wait_until(lambda: inserted[0] > 20, timeout=10)
+    finally:
+        stop.set()
+        writer.join(10)
+
+    assert failures == []
+    assert count(engine, "timestamp < :c", c=cutoff) == 0
+    assert count(engine, "timestamp >= :c", c=cutoff) == kept_before + inserted[0]
+    assert report["rows_removed"] == len(expired) + len(edge_before) + len(ancient) + 1
+    assert report["partitions_dropped"] >= 1 and report["rows_in_dropped_partitions"] >= len(expired) + 1
+    assert report["rows_deleted_at_edge"] >= len(ancient)  # the catch-all's, and the cutoff hour's older part
+    assert report["stale"] is False and report["deferred"] == []
+    with engine.connect() as conn:  # pruning never forgets where a therapist was last seen
+        kept = set(conn.execute(text("SELECT id FROM therapist_last_positions")).scalars())
+    assert {therapist, gone_quiet} <= kept
+
+
+def _stale(engine: Engine, now: dt.datetime) -> bool:
+    with engine.connect() as conn:
+        return bool(locations.retention_status(conn, now=now)["stale"])
+
+
+def test_partitions_are_made_ahead_for_locations_and_analytics(private: tuple[Engine, str]) -> None:
+    engine, _ = private
+    with engine.connect() as conn:
+        now = conn.execute(text("SELECT now()")).scalar_one()
+    created = locations.ensure_partitions(engine, now=now + dt.timedelta(hours=3))
+    assert created["therapist_locations"] >= 3  # the hours beyond the 48 already there
+    with engine.connect() as conn, conn.begin():
+        uppers = [p.upper for p in locations.partitions(conn) if p.upper is not None]
+        analytics = conn.execute(text(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'analytics_events'::regclass")).scalar_one()
+        forced = conn.execute(text(
+            "SELECT bool_and(c.relrowsecurity AND c.relforcerowsecurity) FROM pg_inherits AS i "
+            "JOIN pg_class AS c ON c.oid = i.inhrelid WHERE i.inhparent = 'therapist_locations'::regclass")
+        ).scalar_one()
+    assert max(uppers) == hour(now) + dt.timedelta(hours=3 + locations.HOURS_AHEAD + 1)
+    assert analytics >= 4 and forced is True
+
+
+def test_a_partition_whose_lock_cannot_be_had_is_left_for_the_next_run(private: tuple[Engine, str]) -> None:
+    engine, url = private
+    with engine.connect() as conn:
+        now = conn.execute(text("SELECT now()")).scalar_one()
+    later = now + dt.timedelta(hours=3)  # three more hours have expired
+    with engine.connect() as conn, conn.begin():
+        expired = sorted((p for p in locations.partitions(conn) if p.lower is not None and p.upper is not None
+                          and p.upper <= later - locations.RETENTION), key=lambda p: p.lower)
+    assert len(expired) >= 2
+    held = expired[0].name
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as blocker:
+        blocker.execute(f'LOCK TABLE "{held}" IN SHARE UPDATE EXCLUSIVE MODE')
+        report = locations.prune(engine, now=later, lock_timeout_ms=200)
+        blocker.rollback()
+    assert report["deferred"] == [{"partition": held, "reason": "lock timeout"}]
+    assert held not in report["dropped"] and len(report["dropped"]) == len(expired) - 1
+
+    again = locations.prune(engine, now=later, lock_timeout_ms=200)
+    assert again["dropped"] == [held] and again["deferred"] == []
+
+
+def test_a_reader_still_seeing_the_table_leaves_one_hour_pending_and_the_next_run_finishes_it(
+    private: tuple[Engine, str],
+) -> None:
+    engine, url = private
+    with engine.connect() as conn:
+        now = conn.execute(text("SELECT now()")).scalar_one()
+    later = now + dt.timedelta(hours=6)
+    with engine.connect() as conn, conn.begin():
+        expired = sorted((p for p in locations.partitions(conn) if p.lower is not None and p.upper is not None
+                          and p.upper <= later - locations.RETENTION), key=lambda p: p.lower)
+    assert len(expired) >= 2
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as reader:
+        reader.execute("SELECT count(*) FROM therapist_locations")  # an open transaction that saw every hour
+        report = locations.prune(engine, now=later, lock_timeout_ms=200)
+        reader.rollback()
+    first = expired[0].name
+    assert report["dropped"] == []
+    assert report["deferred"][0] == {"partition": first, "reason": "lock timeout"}
+    assert {d["reason"] for d in report["deferred"][1:]} == {f"waiting for {first} to finish detaching"}
+
+    again = locations.prune(engine, now=later, lock_timeout_ms=200)
+    assert again["dropped"] == [p.name for p in expired] and again["deferred"] == []
+
+
+def test_the_hourly_schedule_is_seeded(private: tuple[Engine, str]) -> None:
+    engine, _ = private
+    with engine.connect() as conn:
+        kind, cron, enabled = conn.execute(text(
+            "SELECT kind, cron, enabled FROM schedules WHERE name = 'locations.prune'")).one()
+    assert (kind, cron, enabled) == ("locations.prune", "0 * * * *", True)
+
+
+def test_the_prune_task_runs_as_a_job(private: tuple[Engine, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers.tasks.locations import prune_locations
+
+    engine, url = private
+    monkeypatch.setenv("DATABASE_URL", url)  # the task reads its database from the settings
+    with factory.as_worker(engine) as session:
+        job = commands.submit(session, "locations.prune", {"batch_rows": 1000}, enqueue=lambda *_: None,
+                              key=str(uuid.uuid4()), scope="scheduler").job
+    assert prune_locations.run(str(job.id)) == "succeeded"
+    with engine.connect() as conn:
+        status, result = conn.execute(text("SELECT status, result FROM jobs WHERE id = :j"), {"j": job.id}).one()
+    assert status == "succeeded" and {"rows_removed", "partitions_dropped", "stale"} <= set(result)

@@ -1,0 +1,223 @@
+"""Booking notifications: events captured by the database when a booking, an assignment or a
+payment changes, sent once to the channels each person allows; reminders two hours before; the
+caller's notifications and the development outbox through the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import Counter
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, text
+
+from ombaro.campaigns.delivery import Runtime
+from tests.campaigns.conftest import a_city, add_customers, execute, submit
+from tests.campaigns.provider_server import ProviderServer
+from tests.helpers import make_account
+from tests.identity.conftest import client_for
+
+pytestmark = pytest.mark.db
+
+IST = ZoneInfo("Asia/Kolkata")
+
+
+def a_vendor(engine: Engine) -> uuid.UUID:
+    vendor = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO auth.users (id, email, encrypted_password) VALUES (:id, :e, '!')"),
+                     {"id": vendor, "e": f"v.{vendor.hex[:8]}@example.test"})
+        conn.execute(text("INSERT INTO vendors (id, business_name, business_address, contact_person, contact_mobile, "
+                          "contact_email) VALUES (:id, 'Calm Spa', '{}', 'Owner', '+919811111111', 's@example.test')"),
+                     {"id": vendor})
+    return vendor
+
+
+def a_booking(engine: Engine, customer: uuid.UUID, vendor: uuid.UUID, *, starts: dt.datetime,
+              status: str = "pending", created: dt.datetime | None = None) -> uuid.UUID:
+    local = starts.astimezone(IST)
+    with engine.begin() as conn:
+        return conn.execute(text(
+            "INSERT INTO bookings (booking_number, customer_id, vendor_id, booking_type, service_location, "
+            "booking_date, booking_time, status, total_amount, created_at) VALUES (:n, :c, :v, 'spa_visit', '{}', "
+            ":d, :t, :s, 1770, :at) RETURNING id"),
+            {"n": f"OBO-{uuid.uuid4().hex[:10]}", "c": customer, "v": vendor, "d": local.date(),
+             "t": local.time().replace(second=0, microsecond=0), "s": status,
+             "at": created or dt.datetime.now(dt.UTC)}).scalar_one()
+
+
+def dispatch(rt: Runtime) -> dict[str, Any]:
+    job = submit(rt, "notifications.dispatch", {}, key=str(uuid.uuid4()))
+    assert execute(rt, job) == "succeeded"
+    with rt.engine.connect() as conn:
+        return conn.execute(text("SELECT result FROM jobs WHERE id = :id"), {"id": job}).scalar_one()
+
+
+def event_deliveries(engine: Engine, booking: uuid.UUID) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(text(
+            "SELECT e.type, d.user_id, d.channel, d.status FROM message_deliveries AS d "
+            "JOIN notification_events AS e ON e.id = d.event_id WHERE e.booking_id = :b ORDER BY e.id, d.channel"),
+            {"b": booking}).mappings()]
+
+
+def tomorrow_noon() -> dt.datetime:
+    return (dt.datetime.now(IST) + dt.timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+def test_confirmed_booking_notifies_the_customer_on_the_channels_they_allow(rt: Runtime,
+                                                                             server: ProviderServer) -> None:
+    (customer,) = add_customers(rt.engine, 1, city=a_city(), prefs={"email": True, "sms": False})
+    booking = a_booking(rt.engine, customer.id, a_vendor(rt.engine), starts=tomorrow_noon())
+    with rt.engine.begin() as conn:  # whoever confirms it, the database records the event
+        conn.execute(text("UPDATE bookings SET status = 'confirmed' WHERE id = :b"), {"b": booking})
+    dispatch(rt)
+    assert [(d["type"], d["channel"], d["status"]) for d in event_deliveries(rt.engine, booking)] == [
+        ("booking_confirmed", "email", "sent"), ("booking_confirmed", "in_app", "delivered")]
+    (mail,) = server.accepted("sendgrid")
+    assert mail.to == customer.email and mail.subject == "Booking confirmed"
+    assert "is confirmed" in mail.body and server.accepted("twilio") == []
+    with rt.engine.connect() as conn:
+        note = conn.execute(text("SELECT type, title, channels, data FROM notifications WHERE user_id = :u"),
+                            {"u": customer.id}).mappings().one()
+    assert (note["type"], note["title"], note["data"]["booking_id"]) == ("booking_confirmed", "Booking confirmed",
+                                                                         str(booking))
+    # Dispatched again (a redelivered job, the next tick): nothing is sent twice.
+    dispatch(rt)
+    assert len(server.accepted("sendgrid")) == 1 and len(event_deliveries(rt.engine, booking)) == 2
+
+
+def test_assignment_tells_customer_and_therapist_and_arrival_tells_the_customer(rt: Runtime,
+                                                                                server: ProviderServer) -> None:
+    (customer,) = add_customers(rt.engine, 1, city=a_city(), prefs={"email": False, "sms": True})
+    vendor = a_vendor(rt.engine)
+    booking = a_booking(rt.engine, customer.id, vendor, starts=tomorrow_noon(), status="confirmed")
+    therapist_user = uuid.uuid4()
+    with rt.engine.begin() as conn:
+        conn.execute(text("INSERT INTO auth.users (id, email, encrypted_password) VALUES (:id, :e, '!')"),
+                     {"id": therapist_user, "e": f"t.{therapist_user.hex[:8]}@example.test"})
+        conn.execute(text("INSERT INTO user_profiles (id, name, mobile, role) VALUES (:id, 'Meera', :m, 'therapist')"),
+                     {"id": therapist_user, "m": f"+9197{therapist_user.int % 10**8:08d}"})
+        therapist = conn.execute(text(
+            "INSERT INTO therapists (vendor_id, user_id, name, email, mobile) VALUES (:v, :u, 'Meera Nair', :e, :m) "
+            "RETURNING id"), {"v": vendor, "u": therapist_user, "e": f"t.{therapist_user.hex[:8]}@example.test",
+                              "m": f"+9197{therapist_user.int % 10**8:08d}"}).scalar_one()
+        service = conn.execute(text("INSERT INTO services (code, name, category, base_price_60min) "
+                                    "VALUES (:c, 'Swedish', 'relaxation', 1500) RETURNING id"),
+                               {"c": f"S{uuid.uuid4().hex[:6]}"}).scalar_one()
+        assignment = conn.execute(text(
+            "INSERT INTO therapist_assignments (booking_id, therapist_id, vendor_id, customer_id, service_id, "
+            "assignment_date, assignment_time, location_address, estimated_duration) VALUES (:b, :t, :v, :c, :s, "
+            "current_date, '12:00', 'MG Road', 60) RETURNING id"),
+            {"b": booking, "t": therapist, "v": vendor, "c": customer.id, "s": service}).scalar_one()
+    dispatch(rt)
+    conn_rows = event_deliveries(rt.engine, booking)
+    assert Counter((d["user_id"] == customer.id, d["channel"]) for d in conn_rows) == {
+        (True, "in_app"): 1, (True, "sms"): 1, (False, "in_app"): 1, (False, "sms"): 1, (False, "email"): 1}
+    texts = {m.to: m.body for m in server.accepted("twilio")}
+    assert texts[customer.mobile].startswith("OMBARO: Meera Nair will take care of your booking")
+    with rt.engine.begin() as conn:
+        conn.execute(text("UPDATE therapist_assignments SET status = 'reached' WHERE id = :a"), {"a": assignment})
+    dispatch(rt)
+    arrived = [d for d in event_deliveries(rt.engine, booking) if d["type"] == "therapist_arrived"]
+    assert {(d["user_id"], d["channel"]) for d in arrived} == {(customer.id, "in_app"), (customer.id, "sms")}
+
+
+def test_events_about_old_bookings_are_recorded_not_sent(rt: Runtime, server: ProviderServer) -> None:
+    (customer,) = add_customers(rt.engine, 1, city=a_city())
+    booking = a_booking(rt.engine, customer.id, a_vendor(rt.engine),
+                        starts=dt.datetime.now(IST) - dt.timedelta(days=5), status="confirmed")
+    with rt.engine.begin() as conn:
+        conn.execute(text("UPDATE bookings SET status = 'completed' WHERE id = :b"), {"b": booking})
+    assert dispatch(rt)["stale_events"] >= 1
+    assert event_deliveries(rt.engine, booking) == []
+
+
+def test_reminder_two_hours_before_once(rt: Runtime, server: ProviderServer) -> None:
+    (customer,) = add_customers(rt.engine, 1, city=a_city(), prefs={"email": True, "sms": False})
+    vendor = a_vendor(rt.engine)
+    now = dt.datetime.now(dt.UTC)
+    long_ago = now - dt.timedelta(days=2)
+    soon = a_booking(rt.engine, customer.id, vendor, starts=now + dt.timedelta(minutes=90), status="confirmed",
+                     created=long_ago)
+    later = a_booking(rt.engine, customer.id, vendor, starts=now + dt.timedelta(hours=3), status="confirmed",
+                      created=long_ago)
+    just_booked = a_booking(rt.engine, customer.id, vendor, starts=now + dt.timedelta(minutes=80),
+                            status="confirmed")
+    first = submit(rt, "notifications.reminders", {}, key=str(uuid.uuid4()))
+    assert execute(rt, first) == "succeeded"
+    again = submit(rt, "notifications.reminders", {}, key=str(uuid.uuid4()))
+    assert execute(rt, again) == "succeeded"
+    reminded = [d for d in event_deliveries(rt.engine, soon) if d["type"] == "reminder"]
+    assert {(d["channel"], d["status"]) for d in reminded} == {("email", "sent"), ("in_app", "delivered")}
+    assert len(reminded) == 2  # once, though the scan ran twice
+    assert event_deliveries(rt.engine, later) == [] and event_deliveries(rt.engine, just_booked) == []
+
+
+def test_caller_sees_and_marks_only_their_own_notifications(app_factory: Any, messaging_env: dict[str, str],
+                                                             camp_engine: Engine) -> None:
+    app = app_factory(**messaging_env)
+    mine, theirs = make_account(camp_engine, "customer"), make_account(camp_engine, "customer")
+    with camp_engine.begin() as conn:
+        ids = {}
+        for who in (mine, theirs):
+            ids[who.id] = conn.execute(text(
+                "INSERT INTO notifications (user_id, type, title, message) VALUES (:u, 'reminder', 'T', 'M') "
+                "RETURNING id"), {"u": who.id}).scalar_one()
+    client = client_for(app, mine)
+    listed = client.get("/api/v1/notifications?unread=true")
+    assert listed.status_code == 200 and [n["id"] for n in listed.json] == [str(ids[mine.id])]
+    assert client.post(f"/api/v1/notifications/{ids[theirs.id]}/read").status_code == 404
+    read = client.post(f"/api/v1/notifications/{ids[mine.id]}/read")
+    assert read.status_code == 200 and read.json["is_read"] is True and read.json["read_at"]
+    assert client.get("/api/v1/notifications?unread=true").json == []
+    assert client_for(app, theirs).post("/api/v1/notifications/read-all").json == {"marked": 1}
+    device = client.post("/api/v1/notifications/devices", json={"token": "fcm-token-123456", "platform": "android"})
+    assert device.status_code == 201
+    # The same device now signs in as the other customer: the token moves with it.
+    assert client_for(app, theirs).post("/api/v1/notifications/devices",
+                                        json={"token": "fcm-token-123456"}).status_code == 201
+    with camp_engine.connect() as conn:
+        assert conn.execute(text("SELECT user_id FROM push_devices WHERE token = 'fcm-token-123456'")).scalar_one() \
+            == theirs.id
+
+
+def test_outbox_lists_what_development_sent_to_whom(app_factory: Any, messaging_env: dict[str, str],
+                                                    make_runtime: Any, camp_engine: Engine) -> None:
+    rt = make_runtime(SENDGRID_API_KEY="", TWILIO_ACCOUNT_SID="")
+    app = app_factory(**{**messaging_env, "SENDGRID_API_KEY": "", "TWILIO_ACCOUNT_SID": ""})
+    customer = make_account(camp_engine, "customer")
+    booking = a_booking(camp_engine, customer.id, a_vendor(camp_engine), starts=tomorrow_noon())
+    with camp_engine.begin() as conn:
+        conn.execute(text("UPDATE customers SET communication_preferences = '{\"email\": true, \"sms\": true}' "
+                          "WHERE id = :c"), {"c": customer.id})
+        conn.execute(text("UPDATE bookings SET status = 'confirmed' WHERE id = :b"), {"b": booking})
+    dispatch(rt)
+    own = client_for(app, customer).get("/api/v1/outbox")
+    assert own.status_code == 200
+    assert {(m["channel"], m["subject"]) for m in own.json} == {("email", "Booking confirmed"), ("sms", None)}
+    it_desk = client_for(app, make_account(camp_engine, "it_department")).get(
+        "/api/v1/outbox", query_string={"recipient": customer.email})
+    assert [m["channel"] for m in it_desk.json] == ["email"]
+    other = client_for(app, make_account(camp_engine, "customer")).get("/api/v1/outbox")
+    assert other.status_code == 200 and other.json == []
+
+
+def test_an_in_app_notification_another_writer_stored_is_not_doubled(rt: Runtime, server: ProviderServer) -> None:
+    (customer,) = add_customers(rt.engine, 1, city=a_city(), prefs={"email": True, "sms": False})
+    booking = a_booking(rt.engine, customer.id, a_vendor(rt.engine), starts=tomorrow_noon())
+    with rt.engine.begin() as conn:  # e.g. dispatch's trigger writing its own notification row
+        conn.execute(text("INSERT INTO notifications (user_id, type, title, message, data) VALUES "
+                          "(:u, 'booking_confirmed', 'Confirmed', 'Written elsewhere', CAST(:d AS jsonb))"),
+                     {"u": customer.id, "d": f'{{"booking_id": "{booking}"}}'})
+        conn.execute(text("UPDATE bookings SET status = 'confirmed' WHERE id = :b"), {"b": booking})
+    dispatch(rt)
+    with rt.engine.connect() as conn:
+        rows = conn.execute(text("SELECT message FROM notifications WHERE user_id = :u"),
+                            {"u": customer.id}).scalars().all()
+    assert rows == ["Written elsewhere"]
+    assert {(d["channel"], d["status"]) for d in event_deliveries(rt.engine, booking)} == {
+        ("in_app", "delivered"), ("email", "sent")}
+    assert [m.to for m in server.accepted("sendgrid")] == [customer.email]

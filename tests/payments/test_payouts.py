@@ -1,0 +1,152 @@
+"""Paying settlements through the real Razorpay SDK against the local server: a timeout after
+success, a 5xx, a refusal, a throttle, and the reconciler; never a second transfer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine, text
+
+from ombaro.commands import RetryLater
+from ombaro.providers.razorpay import RazorpayProvider
+from ombaro.settlements import payouts, runs
+from tests.payments.razorpay_server import FakeRazorpay
+from tests.settlements import factory as f
+from tests.settlements.conftest import as_worker
+
+
+def approved_settlement(engine: Engine, amount: str = "1000.00") -> uuid.UUID:
+    """A settled vendor week, run by one person and approved by another, with a payout account."""
+    maker, checker = uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as conn:
+        vendor, customer = f.vendor(conn, commission_rate=Decimal("10.00")), f.user(conn)
+        f.payment(conn, f.booking(conn, vendor, customer, total=Decimal(amount), day=dt.date(2025, 3, 4)),
+                  amount=Decimal(amount), at=f.ist(2025, 3, 4, 12))
+    as_worker(engine, lambda s: runs.settle_batch(s, run_id=None, period=runs.Period(dt.date(2025, 3, 3),
+                                                                                      dt.date(2025, 3, 9)),
+                                                  vendor_ids=[vendor], requested_by=maker, zone="Asia/Kolkata"))
+    with engine.connect() as conn:
+        settlement = conn.execute(text("SELECT id FROM payment_settlements WHERE vendor_id = :v"),
+                                  {"v": vendor}).scalar_one()
+    with pytest.raises(payouts.MakerCheckerViolation):
+        as_worker(engine, lambda s: payouts.approve(s, settlement, approver=maker))
+    as_worker(engine, lambda s: payouts.approve(s, settlement, approver=checker))
+    as_worker(engine, lambda s: payouts.set_payout_account(s, vendor_id=vendor, account_id="acc_LocalTest0001",
+                                                           created_by=checker))
+    return settlement
+
+
+def request(engine: Engine, settlement: uuid.UUID) -> uuid.UUID:
+    return as_worker(engine, lambda s: payouts.request_payout(s, settlement, provider="razorpay",
+                                                              requested_by=None).id)
+
+
+def send(engine: Engine, provider: RazorpayProvider, payout: uuid.UUID, *, look_first: bool) -> str:
+    return as_worker(engine, lambda s: payouts.send_payout(s, provider, payout, look_first=look_first))
+
+
+def state(engine: Engine, settlement: uuid.UUID) -> tuple[str, list[tuple[int, str, str | None]]]:
+    with engine.connect() as conn:
+        status = conn.execute(text("SELECT status FROM payment_settlements WHERE id = :id"),
+                              {"id": settlement}).scalar_one()
+        attempts = conn.execute(text("SELECT attempt, status, failure_reason FROM payouts WHERE settlement_id = :id "
+                                     "ORDER BY attempt"), {"id": settlement}).all()
+    return status, [tuple(a) for a in attempts]
+
+
+def transfers_for(razorpay: FakeRazorpay, settlement: uuid.UUID) -> list[dict]:
+    return [t for t in razorpay.transfers if t["notes"].get("settlement_id") == str(settlement)]
+
+
+@pytest.mark.parametrize("provider_dedupes", [False, True], ids=["our-lookup", "provider-key"])
+def test_timeout_after_success_then_retry_pays_once(settle_engine: Engine, razorpay: FakeRazorpay,
+                                                    provider: RazorpayProvider, provider_dedupes: bool) -> None:
+    settlement = approved_settlement(settle_engine)
+    payout = request(settle_engine, settlement)
+    razorpay.mode, razorpay.honour_idempotency = "timeout_after_success", provider_dedupes
+    with pytest.raises(RetryLater, match="outcome unknown"):
+        send(settle_engine, provider, payout, look_first=False)
+    assert len(transfers_for(razorpay, settlement)) == 1  # the provider did pay
+    assert state(settle_engine, settlement) == ("processing", [(1, "pending", None)])  # we do not know that yet
+
+    razorpay.mode = "normal"
+    # The job's retry asks first (its attempt number > 1); with the provider's key honoured even a
+    # blind re-send would have been answered with the first transfer.
+    assert send(settle_engine, provider, payout, look_first=not provider_dedupes) == "processed"
+    assert len(transfers_for(razorpay, settlement)) == 1
+    assert state(settle_engine, settlement) == ("completed", [(1, "processed", None)])
+    with settle_engine.connect() as conn:
+        reference = conn.execute(text("SELECT payment_reference FROM payment_settlements WHERE id = :id"),
+                                 {"id": settlement}).scalar_one()
+    assert reference == transfers_for(razorpay, settlement)[0]["id"]
+
+
+@pytest.mark.parametrize("mode", ["5xx", "429"])
+def test_5xx_or_throttle_leaves_the_settlement_retryable(settle_engine: Engine, razorpay: FakeRazorpay,
+                                                         provider: RazorpayProvider, mode: str) -> None:
+    settlement = approved_settlement(settle_engine)
+    payout = request(settle_engine, settlement)
+    razorpay.mode = mode
+    with pytest.raises(RetryLater):
+        send(settle_engine, provider, payout, look_first=False)
+    assert transfers_for(razorpay, settlement) == []
+    assert state(settle_engine, settlement) == ("processing", [(1, "pending", None)])
+    # Finance may ask again: the same attempt (same key) is re-sent, not a new one.
+    assert request(settle_engine, settlement) == payout
+    razorpay.mode = "normal"
+    assert send(settle_engine, provider, payout, look_first=True) == "processed"
+    assert len(transfers_for(razorpay, settlement)) == 1
+    assert state(settle_engine, settlement)[0] == "completed"
+
+
+def test_refusal_is_recorded_with_the_reason_and_a_retry_is_a_new_attempt(
+        settle_engine: Engine, razorpay: FakeRazorpay, provider: RazorpayProvider) -> None:
+    settlement = approved_settlement(settle_engine)
+    first = request(settle_engine, settlement)
+    razorpay.mode = "reject"
+    assert send(settle_engine, provider, first, look_first=False) == "failed"
+    assert state(settle_engine, settlement) == ("failed", [(1, "failed", "The linked account is not activated")])
+    razorpay.mode = "normal"
+    second = request(settle_engine, settlement)
+    assert second != first
+    assert send(settle_engine, provider, second, look_first=False) == "processed"
+    assert state(settle_engine, settlement) == (
+        "completed", [(1, "failed", "The linked account is not activated"), (2, "processed", None)])
+    keys = {t["notes"]["idempotency_key"] for t in transfers_for(razorpay, settlement)}
+    assert keys == {f"stl_{settlement.hex}_2"}
+
+
+def test_reconciler_settles_payouts_of_unknown_outcome(settle_engine: Engine, razorpay: FakeRazorpay,
+                                                       provider: RazorpayProvider) -> None:
+    paid, never_sent = approved_settlement(settle_engine), approved_settlement(settle_engine)
+    paid_payout = request(settle_engine, paid)
+    request(settle_engine, never_sent)
+    razorpay.mode = "timeout_after_success"
+    with pytest.raises(RetryLater):
+        send(settle_engine, provider, paid_payout, look_first=False)
+    razorpay.mode = "normal"
+    # Both attempts are pending and no job will retry them (their jobs gave up; the other never ran).
+    counts = as_worker(settle_engine, lambda s: payouts.reconcile(s, provider, pending_after_seconds=0))
+    assert counts["processed"] >= 1 and counts["failed"] >= 1
+    assert state(settle_engine, paid) == ("completed", [(1, "processed", None)])
+    status, attempts = state(settle_engine, never_sent)
+    assert status == "failed" and attempts[0][1] == "failed" and "never made" in (attempts[0][2] or "")
+    assert len(transfers_for(razorpay, paid)) == 1 and transfers_for(razorpay, never_sent) == []
+
+
+def test_transfer_webhooks_only_move_forward(settle_engine: Engine, razorpay: FakeRazorpay,
+                                             provider: RazorpayProvider) -> None:
+    settlement = approved_settlement(settle_engine)
+    payout = request(settle_engine, settlement)
+    razorpay.transfer_status = "pending"
+    assert send(settle_engine, provider, payout, look_first=False) == "processing"
+    transfer = transfers_for(razorpay, settlement)[0]
+    entity = {**transfer, "status": "processed"}
+    assert as_worker(settle_engine, lambda s: payouts.transfer_event(s, "transfer.processed", entity)) \
+        == "payout processed"
+    # A late, out-of-order failure changes nothing.
+    as_worker(settle_engine, lambda s: payouts.transfer_event(s, "transfer.failed", {**transfer, "status": "failed"}))
+    assert state(settle_engine, settlement) == ("completed", [(1, "processed", None)])

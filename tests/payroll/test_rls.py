@@ -1,0 +1,90 @@
+"""Who may read pay, decided by the database: a request transaction as `ombaro_api` with the caller's
+claims sees a salary record only as its employee, HR, finance/accounts or the super admin: never as
+a director, the staff department or anyone else (migration 0006 narrowed 0003's policy)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, text
+
+from ombaro.access.roles import ROLES
+from tests.payroll.conftest import Driver, add_structure, new_employee
+
+PAY_READERS = {"hr_department", "finance_department", "accounts_department", "super_admin"}
+PAY_TABLES = ("salary_records", "salary_record_details", "compensation_structures", "payroll_adjustments")
+
+
+@contextmanager
+def acting(engine: Engine, claims: dict[str, Any] | None, role: str = "ombaro_api") -> Iterator[Connection]:
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            conn.execute(text(f"SET LOCAL ROLE {role}"))
+            conn.execute(text("SELECT set_config('request.jwt.claims', :c, true)"),
+                         {"c": json.dumps(claims) if claims else ""})
+            yield conn
+        finally:
+            transaction.rollback()
+
+
+@pytest.fixture(scope="module")
+def paid(engine: Engine) -> uuid.UUID:
+    employee = new_employee(engine, joining=dt.date(2025, 4, 1))
+    add_structure(engine, employee, dt.date(2025, 4, 1), basic="40000", hra="16000")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO payroll_adjustments (employee_id, year, month, kind, amount) "
+                          "VALUES (:e, 2029, 3, 'bonus', 5000)"), {"e": employee})
+    Driver(engine).run(2029, 3, employee_ids=[employee])
+    return employee
+
+
+def visible(conn: Connection, table: str, employee: uuid.UUID) -> int:
+    column = "employee_id" if table != "salary_record_details" else \
+        "(SELECT s.employee_id FROM salary_records AS s WHERE s.id = salary_record_id)"
+    return conn.execute(text(f"SELECT count(*) FROM {table} WHERE {column} = :e"), {"e": employee}).scalar_one()
+
+
+def test_pay_is_read_only_by_the_employee_hr_finance_and_the_super_admin(engine: Engine, paid: uuid.UUID) -> None:
+    seen: dict[str, set[str]] = {table: set() for table in PAY_TABLES}
+    for role in ROLES:
+        with acting(engine, {"sub": str(uuid.uuid4()), "role": role}) as conn:
+            for table in PAY_TABLES:
+                if visible(conn, table, paid):
+                    seen[table].add(role)
+    assert seen == {table: PAY_READERS for table in PAY_TABLES}
+    assert "directors" not in seen["salary_records"] and "staff_department" not in seen["salary_records"]
+
+
+def test_the_employee_reads_their_own_pay_and_nobody_elses(engine: Engine, paid: uuid.UUID) -> None:
+    with acting(engine, {"sub": str(paid), "role": "employee"}) as conn:
+        assert all(visible(conn, table, paid) for table in PAY_TABLES)
+        assert conn.execute(text("SELECT count(*) FROM salary_records WHERE employee_id <> :e"),
+                            {"e": paid}).scalar_one() == 0
+    other = new_employee(engine, joining=dt.date(2025, 4, 1))
+    with acting(engine, {"sub": str(other), "role": "staff_department"}) as conn:
+        assert not any(visible(conn, table, paid) for table in PAY_TABLES)
+
+
+def test_only_hr_may_change_a_salary_record(engine: Engine, paid: uuid.UUID) -> None:
+    change = text("UPDATE salary_records SET notes = 'changed' WHERE employee_id = :e")
+    for role, sub in (("finance_department", uuid.uuid4()), ("accounts_department", uuid.uuid4()),
+                      ("employee", paid), ("directors", uuid.uuid4())):
+        with acting(engine, {"sub": str(sub), "role": role}) as conn:
+            assert conn.execute(change, {"e": paid}).rowcount == 0, role
+    with acting(engine, {"sub": str(uuid.uuid4()), "role": "hr_department"}) as conn:
+        assert conn.execute(change, {"e": paid}).rowcount == 1
+
+
+def test_workers_see_every_salary_and_anonymous_requests_none(engine: Engine, paid: uuid.UUID) -> None:
+    with acting(engine, {"role": "worker"}, role="ombaro_worker") as conn:
+        assert all(visible(conn, table, paid) for table in PAY_TABLES)
+    with acting(engine, None) as conn:
+        for table in (*PAY_TABLES, "payroll_runs", "payroll_failures"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0

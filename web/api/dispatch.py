@@ -1,0 +1,82 @@
+"""Dispatch for operations and vendors: a whole day at once, and what is still unassigned."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import url_for
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import exists, select
+
+from ombaro import commands
+from ombaro.bookings.states import DISPATCHABLE
+from ombaro.identity import accounts
+from ombaro.models.bookings import Booking, TherapistAssignment
+from ombaro.models.dispatch import LIVE_ASSIGNMENT_STATUSES
+from web.api.bookings import BookingSchema, own_rows
+from web.auth import current_user, requires
+from web.commanding import idempotency_key
+from web.extension import Ombaro, db_session
+from web.schemas import JobSchema
+
+blp = Blueprint("dispatch", __name__, url_prefix="/api/v1/dispatch", description="Dispatch matching")
+
+
+class BatchSchema(Schema):
+    date = fields.Date(required=True, metadata={"description": "the bookings' date (platform zone)"})
+    vendor_id = fields.UUID(metadata={"description": "one vendor's bookings (a vendor: its own)"})
+    city = fields.String(validate=validate.Length(min=2, max=100), metadata={"description": "or a city's"})
+
+    @validates_schema
+    def one_scope(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if ("vendor_id" in data) == ("city" in data):
+            raise ValidationError("Give either vendor_id or city.", "_schema")
+
+
+class UnassignedQuerySchema(Schema):
+    date = fields.Date(load_default=None)
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+@blp.post("/batch")
+@requires("dispatch", "create")
+@blp.arguments(BatchSchema)
+@blp.response(202, JobSchema)
+def batch(body: dict[str, Any]) -> Any:
+    """Assign all unassigned confirmed bookings of a vendor (or a city) on a date at once, minimising
+    total travel under the dispatch rules. The job's result compares the total with what greedy
+    one-by-one matching would have travelled on the same input."""
+    user = current_user()
+    if user.role == "vendor":
+        with Ombaro.get().sessions() as session:
+            own = accounts.vendor_of(session, user.id)
+        if "city" in body or body.get("vendor_id") != own:
+            raise accounts.NotAllowed("a vendor dispatches its own bookings: give its vendor_id")
+    params = {"date": body["date"].isoformat(), "vendor_id": str(body["vendor_id"]) if "vendor_id" in body else None,
+              "city": body.get("city")}
+    session = db_session()
+    with session.begin():
+        submitted = commands.submit(session, "dispatch.batch", params, enqueue=Ombaro.get().enqueue,
+                                    key=idempotency_key(), scope=user.idempotency_scope, requested_by=user.id)
+    headers = {"Location": url_for("jobs.get_job", job_id=submitted.job.id)}
+    if not submitted.created:
+        headers["Idempotent-Replayed"] = "true"
+    return submitted.job, 202, headers
+
+
+@blp.get("/unassigned")
+@requires("dispatch", "read")
+@blp.arguments(UnassignedQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, BookingSchema(many=True))
+def unassigned(date: dt.date | None, limit: int) -> Any:
+    """Confirmed bookings with no therapist, soonest first, each with its latest dispatch note (how
+    many candidates each rule excluded). A vendor sees its own."""
+    live = exists().where(TherapistAssignment.booking_id == Booking.id,
+                          TherapistAssignment.status.in_(LIVE_ASSIGNMENT_STATUSES))
+    query = (select(Booking).where(Booking.status.in_(DISPATCHABLE), ~live)
+             .order_by(Booking.booking_date, Booking.booking_time).limit(limit))
+    if date is not None:
+        query = query.where(Booking.booking_date == date)
+    return db_session().scalars(own_rows(query, current_user().role)).all()

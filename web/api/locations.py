@@ -1,0 +1,118 @@
+"""Live locations: therapists' phones post batches of fixes; a customer follows their therapist on
+the way; operations see whether pruning keeps up."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, fields, validate
+
+from ombaro import locations
+from web.auth import current_user, requires
+from web.errors import NotFound
+from web.extension import Ombaro, db_session
+
+blp = Blueprint("locations", __name__, url_prefix="/api/v1/locations", description="Live therapist locations")
+
+
+class PingSchema(Schema):
+    latitude = fields.Decimal(required=True, validate=validate.Range(min=-90, max=90))
+    longitude = fields.Decimal(required=True, validate=validate.Range(min=-180, max=180))
+    accuracy = fields.Decimal(validate=validate.Range(min=0, max=10_000), metadata={"description": "metres"})
+    altitude = fields.Decimal(validate=validate.Range(min=-500, max=10_000), metadata={"description": "metres"})
+    speed = fields.Decimal(validate=validate.Range(min=0, max=300), metadata={"description": "km/h"})
+    heading = fields.Decimal(validate=validate.Range(min=0, max=360, max_inclusive=False),
+                             metadata={"description": "degrees"})
+    battery_level = fields.Integer(data_key="battery", validate=validate.Range(min=0, max=100),
+                                   metadata={"description": "percent"})
+    is_moving = fields.Boolean()
+    timestamp = fields.AwareDateTime(required=True, metadata={
+        "description": "when the fix was taken; not in the future, not older than the 24-hour retention"})
+
+
+class PingBatchSchema(Schema):
+    therapist_id = fields.UUID(metadata={"description": "optional; if given it must be the caller's own"})
+    pings = fields.List(fields.Nested(PingSchema), required=True,
+                        validate=validate.Length(min=1, max=locations.MAX_PINGS_PER_BATCH))
+
+
+class PositionSchema(Schema):
+    latitude = fields.Float()
+    longitude = fields.Float()
+    recorded_at = fields.DateTime()
+
+
+class PingResultSchema(Schema):
+    accepted = fields.Integer()
+    latest = fields.Nested(PositionSchema, allow_none=True)
+    live = fields.Boolean(metadata={"description": "published to the live index (fresh and Redis reachable)"})
+
+
+class TrackingSchema(Schema):
+    booking_id = fields.UUID()
+    assignment_id = fields.UUID()
+    therapist_id = fields.UUID()
+    status = fields.String()
+    latitude = fields.Float(allow_none=True)
+    longitude = fields.Float(allow_none=True)
+    recorded_at = fields.DateTime(allow_none=True)
+    distance_km = fields.Float(allow_none=True, metadata={"description": "straight line to the service location"})
+    eta_minutes = fields.Integer(allow_none=True, metadata={"description": "estimated drive, rounded up"})
+    source = fields.String(metadata={"description": "redis, database, or none (no fix yet)"})
+
+
+class RetentionSchema(Schema):
+    oldest_ping_at = fields.DateTime(allow_none=True)
+    oldest_ping_age_seconds = fields.Integer(allow_none=True)
+    stale = fields.Boolean(metadata={"description": "true when the oldest ping is older than 25 hours"})
+    stale_after_seconds = fields.Integer()
+
+
+@blp.post("")
+@requires("assignments", "update")
+@blp.arguments(PingBatchSchema)
+@blp.response(201, PingResultSchema)
+def post_pings(body: dict[str, Any]) -> Any:
+    """A therapist's phone sends its fixes (up to 500 at once). Out-of-range values, fixes from the
+    future or older than the retention window, and another therapist's id are refused with field
+    errors; nothing of a refused batch is stored. Row-level security also limits the insert to the
+    caller's own therapist id."""
+    now = dt.datetime.now(dt.UTC)
+    ombaro = Ombaro.get()
+    session = db_session()
+    with session.begin():
+        therapist = locations.therapist_of(session, current_user().id)
+        try:
+            locations.check_pings(body["pings"], therapist=therapist, claimed=body.get("therapist_id"), now=now)
+        except locations.PingsRejected as exc:
+            abort(422, message=str(exc), messages={"json": exc.errors})
+        latest = locations.record_pings(session, therapist, body["pings"])
+    live = latest is not None and locations.publish(ombaro.redis, latest, now=now)
+    shown = None if latest is None else {"latitude": float(latest.latitude), "longitude": float(latest.longitude),
+                                         "recorded_at": latest.recorded_at}
+    return {"accepted": len(body["pings"]), "latest": shown, "live": live}
+
+
+@blp.get("/bookings/<uuid:booking_id>")
+@requires("bookings", "read")
+@blp.response(200, TrackingSchema)
+def track(booking_id: uuid.UUID) -> Any:
+    """Where the booking's therapist is, how far and how long away, while they are on the way (409
+    otherwise, naming the assignment's state). Another customer's booking is a 404."""
+    try:
+        return locations.track_booking(db_session(), Ombaro.get().redis, booking_id, now=dt.datetime.now(dt.UTC))
+    except LookupError as exc:
+        raise NotFound(str(exc)) from exc
+
+
+@blp.get("/retention")
+@requires("schedules", "read")
+@blp.response(200, RetentionSchema)
+def retention() -> Any:
+    """The oldest stored ping: pruning keeps it under 24 hours, `stale` says when it is over 25.
+    Read on the service connection: an age, no row of anyone's."""
+    with Ombaro.get().engine.connect() as conn:
+        return locations.retention_status(conn)

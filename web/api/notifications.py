@@ -1,0 +1,112 @@
+"""The caller's in-app notifications (row-level security: their own), marking them read, and
+registering the caller's device for push."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+from sqlalchemy import func, select, text, update
+
+from ombaro.db import WORKER_ROLE, act_as
+from ombaro.models.support import Notification
+from web.auth import current_user, requires
+from web.errors import NotFound
+from web.extension import Ombaro, db_session
+
+blp = Blueprint("notifications", __name__, url_prefix="/api/v1/notifications", description="In-app notifications")
+
+
+class NotificationSchema(Schema):
+    id = fields.UUID()
+    type = fields.String()
+    title = fields.String()
+    message = fields.String()
+    data = fields.Dict(allow_none=True)
+    channels = fields.List(fields.String(), allow_none=True)
+    is_read = fields.Boolean(allow_none=True)
+    read_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class NotificationQuerySchema(Schema):
+    unread = fields.Boolean(load_default=False)
+    before = fields.AwareDateTime(load_default=None, metadata={"description": "created before (paging)"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class MarkedSchema(Schema):
+    marked = fields.Integer()
+
+
+class DeviceSchema(Schema):
+    token = fields.String(required=True, validate=validate.Length(min=10, max=4096))
+    platform = fields.String(load_default=None, validate=validate.OneOf(("android", "ios", "web")))
+
+
+class DeviceRegisteredSchema(Schema):
+    token = fields.String()
+    platform = fields.String(allow_none=True)
+
+
+@blp.get("")
+@requires("notifications", "read")
+@blp.arguments(NotificationQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, NotificationSchema(many=True))
+def list_notifications(unread: bool, before: Any, limit: int) -> Any:
+    """The caller's notifications, newest first."""
+    query = select(Notification).order_by(Notification.created_at.desc(), Notification.id).limit(limit)
+    if unread:
+        query = query.where(Notification.is_read.is_not(True))
+    if before is not None:
+        query = query.where(Notification.created_at < before)
+    return db_session().scalars(query).all()
+
+
+@blp.post("/<uuid:notification_id>/read")
+@requires("notifications", "update")
+@blp.response(200, NotificationSchema)
+def mark_read(notification_id: uuid.UUID) -> Any:
+    """Mark one notification read (someone else's is a 404)."""
+    session = db_session()
+    with session.begin():
+        notification = session.get(Notification, notification_id)
+        if notification is None:
+            raise NotFound(f"no notification {notification_id}")
+        if not notification.is_read:
+            notification.is_read, notification.read_at = True, func.now()
+            session.flush()
+            session.refresh(notification)
+    return notification
+
+
+@blp.post("/read-all")
+@requires("notifications", "update")
+@blp.response(200, MarkedSchema)
+def mark_all_read() -> Any:
+    """Mark every unread notification of the caller read."""
+    session = db_session()
+    with session.begin():
+        done = session.execute(update(Notification).where(Notification.is_read.is_not(True))
+                               .values(is_read=True, read_at=func.now()))
+    return {"marked": done.rowcount or 0}
+
+
+@blp.post("/devices")
+@requires("notifications", "update")
+@blp.arguments(DeviceSchema)
+@blp.response(201, DeviceRegisteredSchema)
+def register_device(data: dict[str, Any]) -> Any:
+    """Register the caller's device token for push. Written on the service session as the workers'
+    role: a token that moves to another account (a phone changing hands) belongs to a row the
+    caller cannot see; it becomes the caller's."""
+    user = current_user()
+    with Ombaro.get().sessions() as session, session.begin():
+        act_as(session, WORKER_ROLE, {"role": "worker", "sub": str(user.id), "purpose": "push device"})
+        session.execute(text(
+            "INSERT INTO push_devices (user_id, token, platform) VALUES (:u, :t, :p) "
+            "ON CONFLICT (token) DO UPDATE SET user_id = excluded.user_id, platform = excluded.platform, "
+            "last_seen_at = now(), disabled_at = NULL"), {"u": user.id, "t": data["token"], "p": data["platform"]})
+    return {"token": data["token"], "platform": data["platform"]}

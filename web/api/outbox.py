@@ -1,0 +1,53 @@
+"""The development outbox: the messages that would have gone to SendGrid, Twilio or FCM when no
+provider is configured. Row-level security shows a user their own; the IT desk and the super
+admin see all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+from sqlalchemy import select
+
+from ombaro.models.campaigns import CHANNELS, OutboxMessage
+from web.auth import requires
+from web.extension import db_session
+
+blp = Blueprint("outbox", __name__, url_prefix="/api/v1/outbox", description="Development outbox")
+
+
+class OutboxMessageSchema(Schema):
+    id = fields.Integer()
+    channel = fields.String()
+    recipient = fields.String()
+    user_id = fields.UUID(allow_none=True)
+    delivery_id = fields.Integer(allow_none=True)
+    subject = fields.String(allow_none=True)
+    body = fields.String()
+    headers = fields.Dict()
+    data = fields.Dict()
+    created_at = fields.DateTime()
+
+
+class OutboxQuerySchema(Schema):
+    channel = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), load_default=list)
+    recipient = fields.String(load_default=None, validate=validate.Length(max=320))
+    before_id = fields.Integer(load_default=None, metadata={"description": "paging: ids below this"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+@blp.get("")
+@requires("notifications", "read")
+@blp.arguments(OutboxQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, OutboxMessageSchema(many=True))
+def list_outbox(channel: list[str], recipient: str | None, before_id: int | None, limit: int) -> Any:
+    """Messages stored by the outbox, newest first."""
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if channel:
+        query = query.where(OutboxMessage.channel.in_(channel))
+    if recipient:
+        query = query.where(OutboxMessage.recipient == recipient)
+    if before_id is not None:
+        query = query.where(OutboxMessage.id < before_id)
+    return db_session().scalars(query).all()

@@ -1,0 +1,539 @@
+"""Payroll: runs (a command), preflight, approval, holds, the bank file, payslips and the run summary;
+and the data HR keeps for it (compensation, adjustments, holidays, statutory rates). Row-level
+security decides whose figures a caller sees (docs/payroll.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from flask import Response, stream_with_context
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import select
+
+from ombaro.models.hr import SalaryRecord
+from ombaro.models.payroll import (
+    ADJUSTMENT_KINDS,
+    HOLIDAY_KINDS,
+    RATE_KINDS,
+    PayrollFailure,
+    PayrollRun,
+    SalaryRecordDetail,
+)
+from ombaro.payroll import documents, preflight, records, runs
+from ombaro.payroll.calculation import Period
+from ombaro.payroll.errors import PayrollNotFound
+from web.auth import current_user, requires
+from web.commanding import submit
+from web.extension import Ombaro, db_session
+from web.schemas import JobSchema
+
+blp = Blueprint("payroll", __name__, url_prefix="/api/v1/payroll", description="Payroll runs, payslips and inputs")
+
+YEAR = validate.Range(min=2000, max=2100)
+MONTH = validate.Range(min=1, max=12)
+CSV = "text/csv; charset=utf-8"
+
+
+def _paise(value: Decimal) -> None:
+    if value != value.quantize(Decimal("0.01")):
+        raise ValidationError("At most two decimals (paise).")
+
+
+def money_in(*, minimum: float = 0, **kwargs: Any) -> fields.Decimal:
+    return fields.Decimal(validate=[validate.Range(min=minimum, max=99_999_999.99), _paise], **kwargs)
+
+
+def money_out(**kwargs: Any) -> fields.Decimal:
+    return fields.Decimal(as_string=True, places=2, dump_only=True, **kwargs)
+
+
+class PayrollRunRequestSchema(Schema):
+    year = fields.Integer(required=True, validate=YEAR)
+    month = fields.Integer(required=True, validate=MONTH)
+    dry_run = fields.Boolean(load_default=False)
+    employee_ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=1000),
+                               metadata={"description": "recompute only these employees (e.g. after a failure)"})
+
+
+class PayrollPeriodQuerySchema(Schema):
+    year = fields.Integer(required=True, validate=YEAR)
+    month = fields.Integer(required=True, validate=MONTH)
+
+
+class PayrollFailureSchema(Schema):
+    employee_id = fields.UUID()
+    employee_code = fields.String(allow_none=True)
+    employee_name = fields.String(allow_none=True)
+    error_type = fields.String()
+    reason = fields.String()
+    failed_at = fields.DateTime()
+
+
+class PayrollRunSchema(Schema):
+    id = fields.UUID()
+    year = fields.Integer()
+    month = fields.Integer()
+    status = fields.String()
+    generation = fields.Integer()
+    batches_total = fields.Integer()
+    batches_done = fields.Integer()
+    employees = fields.Integer()
+    job_id = fields.UUID(allow_none=True)
+    requested_by = fields.UUID(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    preflight = fields.Dict()
+    summary = fields.Dict()
+    bank_files = fields.List(fields.Dict())
+    approved_by = fields.UUID(allow_none=True)
+    approved_at = fields.DateTime(allow_none=True)
+    failures = fields.List(fields.Nested(PayrollFailureSchema),
+                           metadata={"description": "up to 500; all in the summary CSV"})
+
+
+class PayrollRunListSchema(PayrollRunSchema):
+    class Meta:
+        exclude = ("failures", "preflight")
+
+
+class PayrollRunQuerySchema(Schema):
+    limit = fields.Integer(load_default=24, validate=validate.Range(min=1, max=120))
+
+
+class PayrollApproveSchema(Schema):
+    allow_failures = fields.Boolean(load_default=False, metadata={
+        "description": "approve the computed records although some employees failed"})
+
+
+class PayrollApprovalSchema(Schema):
+    run_id = fields.String()
+    processed = fields.Integer()
+    failures = fields.Integer()
+    summary = fields.Dict()
+
+
+class SalaryRecordSchema(Schema):
+    id = fields.UUID()
+    employee_id = fields.UUID()
+    year = fields.Integer()
+    month = fields.Integer()
+    basic_salary = money_out()
+    allowances = fields.Dict()
+    deductions = fields.Dict()
+    overtime_hours = fields.Decimal(as_string=True, places=2)
+    overtime_amount = money_out()
+    bonus = money_out()
+    gross_salary = money_out()
+    total_deductions = money_out()
+    net_salary = money_out()
+    status = fields.String()
+    payment_date = fields.Date(allow_none=True)
+    payment_method = fields.String(allow_none=True)
+    payment_reference = fields.String(allow_none=True)
+    notes = fields.String(allow_none=True)
+
+
+class SalaryRecordQuerySchema(Schema):
+    year = fields.Integer(validate=YEAR)
+    month = fields.Integer(validate=MONTH)
+    employee_id = fields.UUID()
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class SalaryHoldSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=500))
+
+
+class BankFileQuerySchema(Schema):
+    reference = fields.String(required=True, validate=validate.Regexp(r"^SAL[0-9]{6}-[0-9]{2,}$"))
+
+
+class CompensationInSchema(Schema):
+    employee_id = fields.UUID(required=True)
+    effective_from = fields.Date(required=True)
+    basic = money_in(required=True)
+    hra = money_in(load_default=Decimal(0))
+    transport = money_in(load_default=Decimal(0))
+    medical = money_in(load_default=Decimal(0))
+    special = money_in(load_default=Decimal(0))
+    other = money_in(load_default=Decimal(0))
+    pf_applicable = fields.Boolean(load_default=True)
+    esi_applicable = fields.Boolean(load_default=True)
+    pt_state = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
+        r"^[A-Z]{2}$", error="A two-letter state code (e.g. MH), or null for no professional tax."))
+    overtime_eligible = fields.Boolean(load_default=True)
+    notes = fields.String(validate=validate.Length(max=1000))
+
+
+class CompensationSchema(Schema):
+    id = fields.UUID()
+    employee_id = fields.UUID()
+    effective_from = fields.Date()
+    basic = money_out()
+    hra = money_out()
+    transport = money_out()
+    medical = money_out()
+    special = money_out()
+    other = money_out()
+    pf_applicable = fields.Boolean()
+    esi_applicable = fields.Boolean()
+    pt_state = fields.String(allow_none=True)
+    overtime_eligible = fields.Boolean()
+    notes = fields.String(allow_none=True)
+
+
+class CompensationQuerySchema(Schema):
+    employee_id = fields.UUID()
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class PayrollAdjustmentInSchema(Schema):
+    employee_id = fields.UUID(required=True)
+    year = fields.Integer(required=True, validate=YEAR)
+    month = fields.Integer(required=True, validate=MONTH)
+    kind = fields.String(required=True, validate=validate.OneOf(ADJUSTMENT_KINDS))
+    amount = money_in(required=True, minimum=0.01)
+    note = fields.String(validate=validate.Length(max=500))
+
+
+class PayrollAdjustmentSchema(Schema):
+    id = fields.UUID()
+    employee_id = fields.UUID()
+    year = fields.Integer()
+    month = fields.Integer()
+    kind = fields.String()
+    amount = money_out()
+    note = fields.String(allow_none=True)
+    created_by = fields.UUID(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class PayrollAdjustmentQuerySchema(SalaryRecordQuerySchema):
+    pass
+
+
+class HolidayInSchema(Schema):
+    date = fields.Date(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=2, max=100))
+    kind = fields.String(load_default="gazetted", validate=validate.OneOf(HOLIDAY_KINDS))
+
+
+class HolidaySchema(Schema):
+    id = fields.UUID()
+    date = fields.Date()
+    name = fields.String()
+    kind = fields.String()
+
+
+class HolidayQuerySchema(Schema):
+    year = fields.Integer(validate=YEAR)
+
+
+class StatutoryRateInSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(RATE_KINDS))
+    scope = fields.String(load_default="IN", validate=validate.Regexp(r"^[A-Za-z]{2,10}$"))
+    effective_from = fields.Date(required=True)
+    data = fields.Dict(required=True, metadata={"description": "as docs/payroll.md describes for the kind"})
+    source = fields.String(validate=validate.Length(max=500))
+
+    @validates_schema
+    def _no_floats(self, body: dict[str, Any], **_: Any) -> None:
+        def walk(value: Any) -> bool:
+            if isinstance(value, float):
+                return True
+            if isinstance(value, dict):
+                return any(walk(v) for v in value.values())
+            return isinstance(value, list) and any(walk(v) for v in value)
+
+        if walk(body.get("data")):
+            raise ValidationError("Write rates and amounts as decimal strings (\"12\", \"0.75\"), not numbers.",
+                                  "data")
+
+
+class StatutoryRateSchema(Schema):
+    id = fields.UUID()
+    kind = fields.String()
+    scope = fields.String()
+    effective_from = fields.Date()
+    data = fields.Dict()
+    source = fields.String(allow_none=True)
+
+
+class StatutoryRateQuerySchema(Schema):
+    kind = fields.String(validate=validate.OneOf(RATE_KINDS))
+    scope = fields.String(validate=validate.Length(max=10))
+
+
+def _csv_response(lines: Any, filename: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(lines, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"', **(headers or {})})
+
+
+def _run(run_id: uuid.UUID) -> PayrollRun:
+    return runs.get_run(db_session(), run_id)
+
+
+# --- runs --------------------------------------------------------------------------------------------------
+
+
+@blp.post("/runs")
+@requires("payroll", "create")
+@blp.arguments(PayrollRunRequestSchema)
+@blp.response(202, JobSchema)
+def start_run(body: dict[str, Any]) -> Any:
+    """Compute the month's payroll (a job; its result names the run). `dry_run` computes everyone and
+    writes nothing: the job's result lists each employee against last month. `employee_ids` recomputes
+    just those employees. Processed and paid records are never changed."""
+    return submit(runs.RUN_KIND, body)
+
+
+@blp.get("/runs")
+@requires("payroll", "read")
+@blp.arguments(PayrollRunQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, PayrollRunListSchema(many=True))
+def list_runs(limit: int) -> Any:
+    """The latest months' runs (HR and finance)."""
+    return db_session().scalars(select(PayrollRun).order_by(PayrollRun.year.desc(), PayrollRun.month.desc())
+                                .limit(limit)).all()
+
+
+@blp.get("/runs/<uuid:run_id>")
+@requires("payroll", "read")
+@blp.response(200, PayrollRunSchema)
+def get_run(run_id: uuid.UUID) -> Any:
+    """A run with its progress (batches done of total), preflight, summary, bank files and failures."""
+    session = db_session()
+    run = runs.get_run(session, run_id)
+    failures = session.scalars(select(PayrollFailure).where(PayrollFailure.run_id == run_id)
+                               .order_by(PayrollFailure.employee_code).limit(500)).all()
+    return {**{c.key: getattr(run, c.key) for c in PayrollRun.__table__.columns}, "failures": failures}
+
+
+@blp.get("/preflight")
+@requires("payroll", "create")
+@blp.arguments(PayrollPeriodQuerySchema, location="query", as_kwargs=True)
+@blp.response(200)
+def run_preflight(year: int, month: int) -> Any:
+    """What would make the month's run wrong: employees without compensation, working days without
+    an attendance mark, leave still pending, missing statutory data, leavers without a last day."""
+    today = dt.datetime.now(Ombaro.get().settings.zone).date()
+    return preflight.preflight(db_session(), Period(year, month), as_of=today)
+
+
+@blp.post("/runs/<uuid:run_id>/approve")
+@requires("payroll", "approve")
+@blp.arguments(PayrollApproveSchema, required=False)
+@blp.response(200, PayrollApprovalSchema)
+def approve_run(body: dict[str, Any], run_id: uuid.UUID) -> Any:
+    """HR approves the month: its pending records become processed."""
+    session = db_session()
+    with session.begin():
+        return runs.approve(session, run_id, approver=current_user().id,
+                            allow_failures=bool((body or {}).get("allow_failures")))
+
+
+@blp.post("/runs/<uuid:run_id>/bank-file")
+@requires("payroll", "export")
+@blp.doc(responses={"200": {"description": "the bank transfer file (CSV: account_number, ifsc, amount, "
+                                           "reference, beneficiary_name, employee_code)",
+                            "content": {"text/csv": {}}}})
+def make_bank_file(run_id: uuid.UUID) -> Any:
+    """Pay the month's processed records: they become paid, and the file lists each transfer. A
+    record is in one file only; records without usable bank details stay processed (header
+    `X-Skipped`, and the run's `bank_files`)."""
+    ombaro, user = Ombaro.get(), current_user()
+    visible = _visible_record_ids(run_id, "processed")
+    # Owner session: the exporting roles may neither read employees' bank details nor mark salaries
+    # paid under their own policies; the records are the ones the caller's policies show (above).
+    with ombaro.sessions() as owner, owner.begin():
+        bank_file = documents.pay_by_bank_file(
+            owner, run_id=run_id, record_ids=visible, keys=ombaro.settings.data_keys,
+            paid_on=dt.datetime.now(ombaro.settings.zone).date(), generated_by=user.id)
+    return _csv_response(bank_file.csv(), f"{bank_file.reference}.csv",
+                         {"X-Bank-File-Reference": bank_file.reference, "X-Skipped": str(len(bank_file.skipped))})
+
+
+@blp.get("/runs/<uuid:run_id>/bank-file")
+@requires("payroll", "export")
+@blp.arguments(BankFileQuerySchema, location="query", as_kwargs=True)
+@blp.doc(responses={"200": {"description": "an earlier bank file, again", "content": {"text/csv": {}}}})
+def get_bank_file(reference: str, run_id: uuid.UUID) -> Any:
+    ombaro = Ombaro.get()
+    visible = _visible_record_ids(run_id, "paid")
+    with ombaro.sessions() as owner:  # read-only; owner for the same reason as above
+        bank_file = documents.bank_file_again(owner, run_id=run_id, reference=reference, record_ids=visible,
+                                              keys=ombaro.settings.data_keys)
+    return _csv_response(bank_file.csv(), f"{bank_file.reference}.csv",
+                         {"X-Bank-File-Reference": bank_file.reference, "X-Skipped": str(len(bank_file.skipped))})
+
+
+def _visible_record_ids(run_id: uuid.UUID, status: str) -> list[uuid.UUID]:
+    session = db_session()
+    run = runs.get_run(session, run_id)
+    ids = list(session.scalars(select(SalaryRecord.id).where(
+        SalaryRecord.year == run.year, SalaryRecord.month == run.month, SalaryRecord.status == status)))
+    session.rollback()  # end the read before the owner's transaction locks the run
+    return ids
+
+
+@blp.get("/runs/<uuid:run_id>/summary.csv")
+@requires("payroll", "export")
+@blp.doc(responses={"200": {"description": "every record of the month, line by line, then the failures",
+                            "content": {"text/csv": {}}}})
+def run_summary(run_id: uuid.UUID) -> Any:
+    run = _run(run_id)
+    lines = documents.csv_lines(documents.SUMMARY_HEADER, documents.summary_rows(db_session(), run))
+    return _csv_response(stream_with_context(lines), f"payroll-{run.year}-{run.month:02d}.csv")
+
+
+# --- records and payslips ----------------------------------------------------------------------------------
+
+
+@blp.get("/records")
+@requires("payroll", "read")
+@blp.arguments(SalaryRecordQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, SalaryRecordSchema(many=True))
+def list_records(limit: int, year: int | None = None, month: int | None = None,
+                 employee_id: uuid.UUID | None = None) -> Any:
+    """Salary records: an employee sees their own; HR, finance and the super admin see all."""
+    return records.list_records(db_session(), year=year, month=month, employee_id=employee_id, limit=limit)
+
+
+@blp.post("/records/<uuid:record_id>/hold")
+@requires("payroll", "approve")
+@blp.arguments(SalaryHoldSchema)
+@blp.response(200, SalaryRecordSchema)
+def hold_record(body: dict[str, Any], record_id: uuid.UUID) -> Any:
+    """Hold one employee's pay (pending or processed) with a reason: out of approval and the bank file."""
+    session = db_session()
+    with session.begin():
+        return records.hold(session, record_id, body["reason"])
+
+
+@blp.post("/records/<uuid:record_id>/release")
+@requires("payroll", "approve")
+@blp.response(200, SalaryRecordSchema)
+def release_record(record_id: uuid.UUID) -> Any:
+    """A held record goes back to pending (recomputed by the next run, then approved again)."""
+    session = db_session()
+    with session.begin():
+        return records.release(session, record_id)
+
+
+@blp.get("/payslip")
+@requires("payroll", "read")
+@blp.arguments(PayrollPeriodQuerySchema, location="query", as_kwargs=True)
+@blp.doc(responses={"200": {"description": "the caller's payslip", "content": {"application/pdf": {}}}})
+def payslip(year: int, month: int) -> Any:
+    """The caller's own payslip for the month, once HR has approved it."""
+    session = db_session()
+    found = session.execute(
+        select(SalaryRecord, SalaryRecordDetail)
+        .outerjoin(SalaryRecordDetail, SalaryRecordDetail.salary_record_id == SalaryRecord.id)
+        .where(SalaryRecord.employee_id == current_user().id, SalaryRecord.year == year,
+               SalaryRecord.month == month, SalaryRecord.status.in_(("processed", "paid", "hold")))).one_or_none()
+    if found is None:
+        raise PayrollNotFound(f"no approved payslip of yours for {year}-{month:02d}")
+    pdf = documents.payslip_pdf(*found)
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="payslip-{year}-{month:02d}.pdf"'})
+
+
+# --- HR's inputs -------------------------------------------------------------------------------------------
+
+
+@blp.get("/compensation")
+@requires("payroll", "read")
+@blp.arguments(CompensationQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, CompensationSchema(many=True))
+def list_compensation(limit: int, employee_id: uuid.UUID | None = None) -> Any:
+    """Compensation structures, newest first (an employee sees their own)."""
+    return records.list_compensation(db_session(), employee_id, limit)
+
+
+@blp.post("/compensation")
+@requires("payroll", "create")
+@blp.arguments(CompensationInSchema)
+@blp.response(201, CompensationSchema)
+def set_compensation(body: dict[str, Any]) -> Any:
+    """An employee's structure from `effective_from` (a raise on the 15th is prorated); one starting
+    the same day is replaced."""
+    session = db_session()
+    with session.begin():
+        values = {k: v for k, v in body.items() if k not in ("employee_id", "effective_from")}
+        return records.set_compensation(session, employee_id=body["employee_id"],
+                                        effective_from=body["effective_from"], values=values,
+                                        created_by=current_user().id)
+
+
+@blp.get("/adjustments")
+@requires("payroll", "read")
+@blp.arguments(PayrollAdjustmentQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, PayrollAdjustmentSchema(many=True))
+def list_adjustments(limit: int, year: int | None = None, month: int | None = None,
+                     employee_id: uuid.UUID | None = None) -> Any:
+    return records.list_adjustments(db_session(), year=year, month=month, employee_id=employee_id, limit=limit)
+
+
+@blp.post("/adjustments")
+@requires("payroll", "create")
+@blp.arguments(PayrollAdjustmentInSchema)
+@blp.response(201, PayrollAdjustmentSchema)
+def add_adjustment(body: dict[str, Any]) -> Any:
+    """A bonus, loan EMI or salary advance recovery for one employee and month."""
+    session = db_session()
+    with session.begin():
+        return records.add_adjustment(session, created_by=current_user().id, **body)
+
+
+@blp.delete("/adjustments/<uuid:adjustment_id>")
+@requires("payroll", "create")
+@blp.response(204)
+def delete_adjustment(adjustment_id: uuid.UUID) -> None:
+    session = db_session()
+    with session.begin():
+        records.delete_adjustment(session, adjustment_id)
+
+
+@blp.get("/holidays")
+@requires("payroll", "read")
+@blp.arguments(HolidayQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, HolidaySchema(many=True))
+def list_holidays(year: int | None = None) -> Any:
+    return records.list_holidays(db_session(), year)
+
+
+@blp.post("/holidays")
+@requires("payroll", "create")
+@blp.arguments(HolidayInSchema)
+@blp.response(201, HolidaySchema)
+def add_holiday(body: dict[str, Any]) -> Any:
+    session = db_session()
+    with session.begin():
+        return records.add_holiday(session, **body)
+
+
+@blp.get("/rates")
+@requires("payroll", "read")
+@blp.arguments(StatutoryRateQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, StatutoryRateSchema(many=True))
+def list_rates(kind: str | None = None, scope: str | None = None) -> Any:
+    """Statutory rates, slabs and policies with the date each is in force from."""
+    return records.list_rates(db_session(), kind, scope)
+
+
+@blp.post("/rates")
+@requires("payroll", "create")
+@blp.arguments(StatutoryRateInSchema)
+@blp.response(201, StatutoryRateSchema)
+def add_rate(body: dict[str, Any]) -> Any:
+    """A new effective-dated rate (e.g. next year's slabs); rows already in force are superseded, not
+    edited."""
+    session = db_session()
+    with session.begin():
+        return records.add_rate(session, kind=body["kind"], scope=body["scope"],
+                                effective_from=body["effective_from"], data=body["data"], source=body.get("source"))
