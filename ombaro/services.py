@@ -88,7 +88,10 @@ def _prepare_for_system_user(pgdata: Path) -> None:
     ensure_prefix_permissions(bin_dir)
     ensure_folder_permissions(bin_dir.parent, 0o055)
     for path in (pgdata, *pgdata.rglob("*")):
-        os.chown(path, entry.pw_uid, entry.pw_gid)
+        try:
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        except FileNotFoundError:  # a running server removed it meanwhile (temp files, WAL segments)
+            continue
 
 
 def _pg_running(pgdata: Path, user: str | None) -> bool:
