@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import secrets
 import time
 import uuid
@@ -57,6 +58,14 @@ class Account:
 
 
 PASSWORD = "correct horse battery staple"
+_MOBILES = itertools.count(1)
+_MOBILE_PREFIX = secrets.randbelow(10**4)
+
+
+def unique_mobile() -> str:
+    """A mobile number no other test of this session uses (user_profiles.mobile is unique):
+    random numbers collide once a session has made a few thousand accounts."""
+    return f"+9{_MOBILE_PREFIX:04d}{next(_MOBILES):08d}"
 
 
 def make_account(engine: Engine, role: str, *, vendor_id: uuid.UUID | None = None,
@@ -67,7 +76,7 @@ def make_account(engine: Engine, role: str, *, vendor_id: uuid.UUID | None = Non
 
     settings = load_settings()
     tag = secrets.token_hex(5)
-    email, mobile = f"{role}.{tag}@example.test", f"+9198{int(tag, 16) % 10**8:08d}"
+    email, mobile = f"{role}.{tag}@example.test", unique_mobile()
     therapist_id = None
     with Session(engine) as session, session.begin():
         if role == "customer":

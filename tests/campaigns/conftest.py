@@ -32,6 +32,7 @@ from ombaro.models.jobs import Job
 from ombaro.providers.channels import configured_channels
 from tests.campaigns.provider_server import ProviderServer
 from tests.conftest import migrate
+from tests.helpers import unique_mobile
 
 TWILIO_SID = "AC" + "0" * 30
 TWILIO_TOKEN = "twilio-auth-token-for-tests"
@@ -159,7 +160,7 @@ def add_customers(engine: Engine, n: int, *, city: str, tier: str = "gold", pref
     for _ in range(n):
         uid = uuid.uuid4()
         tag = uid.hex[:10]
-        mobile = "+9198" + f"{int(tag, 16) % 10**8:08d}"
+        mobile = unique_mobile()
         if mobile_suffix:
             mobile = mobile[: -len(mobile_suffix)] + mobile_suffix
         email = f"c.{tag}@example.test"

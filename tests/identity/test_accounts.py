@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from tests.helpers import PASSWORD, make_account
+from tests.helpers import PASSWORD, make_account, unique_mobile
 from tests.identity.conftest import client_for
 
 
 def new_customer() -> dict[str, str]:
     tag = secrets.token_hex(4)
-    return {"email": f"asha.{tag}@example.test", "mobile": f"+9197{int(tag, 16) % 10**8:08d}",
+    return {"email": f"asha.{tag}@example.test", "mobile": unique_mobile(),
             "password": "a long enough passphrase", "name": "Asha Rao"}
 
 
@@ -63,7 +63,7 @@ def test_registering_as_super_admin_is_refused_and_writes_nothing(app: Any, engi
 def test_staff_cannot_set_fields_they_may_not(app: Any, engine: Engine) -> None:
     hr = make_account(engine, "hr_department")
     tag = secrets.token_hex(4)
-    base = {"email": f"new.{tag}@example.test", "mobile": f"+9196{int(tag, 16) % 10**8:08d}",
+    base = {"email": f"new.{tag}@example.test", "mobile": unique_mobile(),
             "password": PASSWORD, "name": "New Hire",
             "employee": {"department": "finance", "designation": "Analyst", "joining_date": "2026-12-01"}}
     as_admin = client_for(app, hr).post("/api/v1/users", json={**base, "role": "super_admin"})
@@ -79,7 +79,7 @@ def test_staff_cannot_set_fields_they_may_not(app: Any, engine: Engine) -> None:
 def test_vendor_cannot_place_a_therapist_at_another_vendor(app: Any, engine: Engine) -> None:
     vendor, other = make_account(engine, "vendor"), make_account(engine, "vendor")
     tag = secrets.token_hex(4)
-    body = {"email": f"t.{tag}@example.test", "mobile": f"+9195{int(tag, 16) % 10**8:08d}", "password": PASSWORD,
+    body = {"email": f"t.{tag}@example.test", "mobile": unique_mobile(), "password": PASSWORD,
             "name": "Meera", "specialization": ["SWD"]}
     refused = client_for(app, vendor).post("/api/v1/therapists", json={**body, "vendor_id": str(other.id)})
     assert refused.status_code == 422 and "vendor_id" in refused.json["errors"]
