@@ -16,62 +16,21 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import re
 import threading
 import uuid
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Connection, Engine, text
 
 from ombaro import commands, schedules
 from ombaro.db import session_factory
 from ombaro.models.jobs import Schedule
+from ombaro.schedules import latest_fire_time, trigger_for
 
 log = logging.getLogger(__name__)
 
 LEADER_LOCK_KEY = 7_201_120_001  # pg_advisory_lock key of the scheduler leader
-INTERVAL_ANCHOR = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # interval firings align across processes
 GRACE = dt.timedelta(seconds=60)
-
-
-_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def crontab_days(field: str) -> str:
-    """APScheduler 3 numbers weekdays from Monday=0, crontab from Sunday=0: `0 2 * * 1` must mean
-    Monday. Numbers become names (steps after '/' stay numbers) so both read the same."""
-    def convert(part: str) -> str:
-        base, slash, step = part.partition("/")
-        return re.sub(r"\d+", lambda m: _CRON_DAYS[int(m.group())], base) + slash + step
-
-    return ",".join(convert(part) for part in field.split(","))
-
-
-def trigger_for(schedule: Schedule) -> BaseTrigger:
-    if schedule.cron:
-        minute, hour, day, month, day_of_week = schedule.cron.split()
-        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=crontab_days(day_of_week),
-                           timezone=schedule.timezone)
-    assert schedule.interval_seconds is not None
-    return IntervalTrigger(seconds=schedule.interval_seconds, start_date=INTERVAL_ANCHOR, timezone=dt.UTC)
-
-
-def latest_fire_time(schedule: Schedule, *, after: dt.datetime, now: dt.datetime) -> dt.datetime | None:
-    """The last time at or before `now` and after `after` that the schedule was due, if any."""
-    if schedule.interval_seconds:
-        step = dt.timedelta(seconds=schedule.interval_seconds)
-        last = INTERVAL_ANCHOR + step * ((now - INTERVAL_ANCHOR) // step)
-        return last if last > after else None
-    trigger = trigger_for(schedule)
-    last = None
-    candidate = trigger.get_next_fire_time(None, after + dt.timedelta(microseconds=1))
-    while candidate is not None and candidate <= now:
-        last = candidate
-        candidate = trigger.get_next_fire_time(last, last + dt.timedelta(microseconds=1))
-    return last
 
 
 def signature(schedule: Schedule) -> str:

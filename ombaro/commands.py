@@ -306,3 +306,29 @@ class _ProgressReporter:
             conn.execute(update(Job).where(*self._fenced).values(
                 progress=max(0.0, min(100.0, round(percent, 2))), progress_message=message,
                 lease_expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, self._lease)))
+
+
+# ---- operators (console, API, CLI) -----------------------------------------------------------
+
+
+class JobNotRetryable(CommandError):
+    """409: only a failed or cancelled job can be run again."""
+
+
+RETRYABLE = ("failed", "cancelled")
+
+
+def retry(session: Session, job_id: uuid.UUID, *, enqueue: Enqueue) -> Job:
+    """Run a failed job again from the start, with fresh attempts. Safe because every handler is
+    idempotent: what the failed run already finished is found done and not repeated."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        raise JobNotFound(f"no job {job_id}")
+    if job.status not in RETRYABLE:
+        raise JobNotRetryable(f"job {job_id} is {job.status}; only a failed or cancelled job can be retried")
+    job.status, job.attempts, job.progress, job.progress_message = "queued", 0, 0, None
+    job.error = job.result = job.started_at = job.finished_at = job.lease_expires_at = None
+    job.run_after = job.enqueued_at = func.now()
+    session.flush()
+    enqueue_after_commit(session, job.id, job.kind, enqueue)
+    return job

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+import uuid
 from dataclasses import dataclass
 
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
@@ -17,6 +22,23 @@ from ombaro.models.jobs import Job, Schedule
 log = logging.getLogger(__name__)
 
 SCHEDULER_SCOPE = "scheduler"
+INTERVAL_ANCHOR = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # interval firings align across processes
+
+
+class ScheduleError(Exception):
+    """An operator's change to a schedule that cannot be made."""
+
+
+class ScheduleNotFound(ScheduleError):
+    pass
+
+
+class InvalidTrigger(ScheduleError):
+    """422: the cron expression or interval does not parse."""
+
+
+class ScheduleBusy(ScheduleError):
+    """409: run now refused because the previous run is still going and overlap is not allowed."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +47,51 @@ class Firing:
     scheduled_for: dt.datetime
     outcome: str  # 'submitted', 'duplicate' (another scheduler got there first), 'skipped-overlap'
     job_id: str | None = None
+
+
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def crontab_days(field: str) -> str:
+    """APScheduler 3 numbers weekdays from Monday=0, crontab from Sunday=0: `0 2 * * 1` must mean
+    Monday. Numbers become names (steps after '/' stay numbers) so both read the same."""
+    def convert(part: str) -> str:
+        base, slash, step = part.partition("/")
+        return re.sub(r"\d+", lambda m: _CRON_DAYS[int(m.group())], base) + slash + step
+
+    return ",".join(convert(part) for part in field.split(","))
+
+
+def trigger_for(schedule: Schedule) -> BaseTrigger:
+    if schedule.cron:
+        minute, hour, day, month, day_of_week = schedule.cron.split()
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=crontab_days(day_of_week),
+                           timezone=schedule.timezone)
+    assert schedule.interval_seconds is not None
+    return IntervalTrigger(seconds=schedule.interval_seconds, start_date=INTERVAL_ANCHOR, timezone=dt.UTC)
+
+
+def latest_fire_time(schedule: Schedule, *, after: dt.datetime, now: dt.datetime) -> dt.datetime | None:
+    """The last time at or before `now` and after `after` that the schedule was due, if any."""
+    if schedule.interval_seconds:
+        step = dt.timedelta(seconds=schedule.interval_seconds)
+        last = INTERVAL_ANCHOR + step * ((now - INTERVAL_ANCHOR) // step)
+        return last if last > after else None
+    trigger = trigger_for(schedule)
+    last = None
+    candidate = trigger.get_next_fire_time(None, after + dt.timedelta(microseconds=1))
+    while candidate is not None and candidate <= now:
+        last = candidate
+        candidate = trigger.get_next_fire_time(last, last + dt.timedelta(microseconds=1))
+    return last
+
+
+def next_fire_time(schedule: Schedule, now: dt.datetime | None = None) -> dt.datetime | None:
+    """When an enabled schedule fires next (None when disabled)."""
+    if not schedule.enabled:
+        return None
+    now = now or dt.datetime.now(dt.UTC)
+    return trigger_for(schedule).get_next_fire_time(None, now)
 
 
 def firing_key(name: str, scheduled_for: dt.datetime) -> str:
@@ -64,3 +131,70 @@ def _mark_fired(session: Session, schedule: Schedule, scheduled_for: dt.datetime
         .where((Schedule.last_fired_for.is_(None)) | (Schedule.last_fired_for < scheduled_for))
         .values(last_fired_for=scheduled_for)
     )
+
+
+# ---- operators' changes (console, API, CLI) -------------------------------------------------------
+
+
+def list_schedules(session: Session) -> list[Schedule]:
+    return list(session.scalars(select(Schedule).order_by(Schedule.name)))
+
+
+def get_schedule(session: Session, ref: str | uuid.UUID, *, lock: bool = False) -> Schedule:
+    """A schedule by id or by name."""
+    try:
+        condition = Schedule.id == uuid.UUID(str(ref))
+    except ValueError:
+        condition = Schedule.name == str(ref)
+    query = select(Schedule).where(condition)
+    schedule = session.scalars(query.with_for_update() if lock else query).one_or_none()
+    if schedule is None:
+        raise ScheduleNotFound(f"no schedule {ref}")
+    return schedule
+
+
+def set_enabled(session: Session, ref: str | uuid.UUID, enabled: bool) -> Schedule:
+    schedule = get_schedule(session, ref, lock=True)
+    schedule.enabled = enabled
+    session.flush()
+    return schedule
+
+
+def set_trigger(session: Session, ref: str | uuid.UUID, *, cron: str | None = None,
+                interval_seconds: int | None = None, timezone: str | None = None) -> Schedule:
+    """Replace the trigger (a crontab line or an interval); the scheduler picks it up at its next
+    reload. Refused, changing nothing, when it does not parse."""
+    if (cron is None) == (interval_seconds is None):
+        raise InvalidTrigger("give either a cron expression or an interval, not both")
+    schedule = get_schedule(session, ref, lock=True)
+    candidate = Schedule(name=schedule.name, kind=schedule.kind, cron=cron, interval_seconds=interval_seconds,
+                         timezone=timezone or schedule.timezone, enabled=True)
+    validate_trigger(candidate)
+    schedule.cron, schedule.interval_seconds, schedule.timezone = cron, interval_seconds, candidate.timezone
+    session.flush()
+    return schedule
+
+
+def validate_trigger(schedule: Schedule) -> None:
+    if schedule.cron is not None and len(schedule.cron.split()) != 5:
+        raise InvalidTrigger(f"{schedule.cron!r} is not a crontab line: five fields, minute hour day month weekday")
+    if schedule.interval_seconds is not None and schedule.interval_seconds < 1:
+        raise InvalidTrigger("the interval must be at least one second")
+    try:
+        trigger_for(schedule)
+    except (ValueError, KeyError, LookupError) as exc:  # APScheduler's and zoneinfo's parse errors
+        raise InvalidTrigger(f"{schedule.cron or schedule.interval_seconds!r} does not parse: {exc}") from exc
+
+
+def run_now(session: Session, ref: str | uuid.UUID, *, enqueue: commands.Enqueue,
+            requested_by: uuid.UUID | None = None, now: dt.datetime | None = None) -> Job:
+    """Fire a schedule outside its times (an operator's "run now"); its overlap policy still holds."""
+    schedule = get_schedule(session, ref, lock=True)
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    blocking = ("queued", "running") if schedule.overlap_policy == "skip" else ("queued",)
+    if session.scalar(select(exists().where(Job.schedule_id == schedule.id, Job.status.in_(blocking)))):
+        raise ScheduleBusy(f"{schedule.name}'s previous run is still queued or running")
+    submitted = commands.submit(session, schedule.kind, dict(schedule.params), enqueue=enqueue,
+                                key=f"{schedule.name}@manual@{now.isoformat()}", scope=SCHEDULER_SCOPE,
+                                requested_by=requested_by, schedule_id=schedule.id, scheduled_for=now)
+    return submitted.job

@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from beat.scheduler import Beat, crontab_days, latest_fire_time
+from beat.scheduler import Beat
 from ombaro import schedules
 from ombaro.models.jobs import Schedule
+from ombaro.schedules import crontab_days, latest_fire_time
 from tests.conftest import Process
 from tests.helpers import count_jobs, wait_until
 

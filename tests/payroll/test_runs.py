@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from beat.scheduler import trigger_for
 from ombaro.models.jobs import Schedule
 from ombaro.payroll import runs
 from ombaro.payroll.calculation import Period
 from ombaro.payroll.errors import NotHoldable, RunHasFailures, RunInProgress
 from ombaro.payroll.records import hold, release
+from ombaro.schedules import trigger_for
 from tests.payroll.conftest import Driver, add_structure, mark, new_employee, record_of
 
 STAFF = 25
