@@ -101,3 +101,32 @@ def dashboard(session: Session, *, now: dt.datetime | None = None) -> dict[str, 
         "age_seconds": round((current - last.finished_at).total_seconds()) if last else None,
         "refresh_duration_ms": last.duration_ms if last else None,
     }
+
+
+def booking_trend(session: Session, *, start: dt.date, end: dt.date, city: str | None = None,
+                  vendor_id: uuid.UUID | None = None, top: int = 10) -> dict[str, Any]:
+    """Bookings, completions, cancellations and revenue per day from `daily_booking_stats`, and
+    the same totals by city and by vendor (the `top` largest by bookings). Empty until the view's
+    first refresh."""
+    populated = session.execute(text(
+        "SELECT ispopulated FROM pg_matviews WHERE schemaname = current_schema() "
+        "AND matviewname = 'daily_booking_stats'")).scalar_one()
+    if not populated:
+        return {"days": [], "by_city": [], "by_vendor": []}
+    where = ("s.booking_date BETWEEN :start AND :end AND (CAST(:city AS text) IS NULL OR s.city = :city) "
+             "AND (CAST(:vendor AS uuid) IS NULL OR s.vendor_id = :vendor)")
+    figures = ("sum(s.bookings)::int AS bookings, sum(s.completed)::int AS completed, "
+               "sum(s.cancelled)::int AS cancelled, sum(s.revenue) AS revenue")
+    args = {"start": start, "end": end, "city": city, "vendor": vendor_id, "top": top}
+    days = session.execute(text(
+        f"SELECT s.booking_date AS day, {figures} FROM daily_booking_stats AS s WHERE {where} "
+        "GROUP BY 1 ORDER BY 1"), args).mappings().all()
+    by_city = session.execute(text(
+        f"SELECT s.city, {figures} FROM daily_booking_stats AS s WHERE {where} "
+        "GROUP BY 1 ORDER BY bookings DESC, 1 LIMIT :top"), args).mappings().all()
+    by_vendor = session.execute(text(
+        f"SELECT s.vendor_id, v.business_name, {figures} FROM daily_booking_stats AS s "
+        f"JOIN vendors AS v ON v.id = s.vendor_id WHERE {where} "
+        "GROUP BY 1, 2 ORDER BY bookings DESC, 2 LIMIT :top"), args).mappings().all()
+    return {"days": [dict(r) for r in days], "by_city": [dict(r) for r in by_city],
+            "by_vendor": [dict(r) for r in by_vendor]}

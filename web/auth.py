@@ -78,9 +78,14 @@ def resolve_user() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("the Authorization header must be 'Bearer <access token>'")
+    g.user = user_from_token(token.strip())
+
+
+def user_from_token(token: str) -> CurrentUser:
+    """The active account an access token speaks for (the API's bearer header, the console's cookie)."""
     ombaro = Ombaro.get()
     try:
-        claims = tokens.verify_access_token(ombaro.settings, token.strip())
+        claims = tokens.verify_access_token(ombaro.settings, token)
     except tokens.TokenError as exc:
         raise NotAuthenticated("the access token is invalid or expired") from exc
     with ombaro.sessions() as session:
@@ -89,7 +94,7 @@ def resolve_user() -> None:
         raise NotAuthenticated("the access token's account no longer exists")
     if principal.status != "active":
         raise PermissionDenied(f"this account is {principal.status}")
-    g.user = CurrentUser(principal.user_id, principal.role)
+    return CurrentUser(principal.user_id, principal.role)
 
 
 def may(module: str, action: str, user: CurrentUser | None = None) -> bool:

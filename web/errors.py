@@ -13,7 +13,7 @@ from ombaro.bookings import BookingNotFound, BookingRejected, NotACustomer
 from ombaro.bookings import InvalidTransition as BookingStateConflict
 from ombaro.campaigns.lifecycle import CampaignNotFound, InvalidCampaign, InvalidTransition, SpendExceeded
 from ombaro.campaigns.unsubscribe import InvalidToken, TokenUsed
-from ombaro.commands import IdempotencyConflict, JobNotFound
+from ombaro.commands import IdempotencyConflict, JobNotFound, JobNotRetryable
 from ombaro.dispatch.lifecycle import AssignmentNotFound
 from ombaro.identity.accounts import AccountDisabled, AccountExists, InvalidCredentials, NotAllowed
 from ombaro.identity.tokens import TokenError
@@ -22,6 +22,7 @@ from ombaro.locations import NotATherapist, NotOnTheWay, PingsRejected
 from ombaro.payments import InvalidSignature, PaymentConflict, PaymentNotFound, ProviderDown
 from ombaro.payroll.errors import PayrollConflict, PayrollForbidden, PayrollInvalid, PayrollNotFound
 from ombaro.ratelimit import Limited
+from ombaro.schedules import InvalidTrigger, ScheduleBusy, ScheduleNotFound
 from ombaro.settlements import InvalidPeriod, InvalidRequest, MissingTdsRate, SettlementNotFound
 from ombaro.settlements.payouts import MakerCheckerViolation, SettlementConflict
 
@@ -37,6 +38,10 @@ class NotFound(Exception):
 # Domain errors and the HTTP status each one means.
 DOMAIN_STATUS: dict[type[Exception], int] = {
     JobNotFound: 404,
+    JobNotRetryable: 409,
+    ScheduleNotFound: 404,
+    ScheduleBusy: 409,
+    InvalidTrigger: 422,
     NotFound: 404,
     IdempotencyConflict: 422,
     AccountExists: 409,

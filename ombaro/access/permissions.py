@@ -83,6 +83,13 @@ def allowed_by(grants: Mapping[str, Mapping[str, frozenset[str]]], role: str | N
     return action in effective(grants, role).get(module, frozenset())
 
 
+def module_of_kind(kind: str) -> str:
+    """The module whose `create` lets a role run (and re-run) a job kind: `settlements.run` belongs
+    to settlements; kinds of no module (system.*, locations.prune) to `jobs`."""
+    prefix = kind.partition(".")[0]
+    return prefix if prefix in MODULES else "jobs"
+
+
 def default_grants() -> dict[str, dict[str, frozenset[str]]]:
     return {role: {m: frozenset(a) for m, a in modules.items()} for role, modules in DEFAULT_MATRIX.items()}
 

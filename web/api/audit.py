@@ -6,9 +6,9 @@ from typing import Any
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from ombaro.models.access import AuditLog
 from sqlalchemy import select
 
+from ombaro.models.access import AuditLog
 from web.auth import requires
 from web.extension import db_session
 

@@ -8,8 +8,9 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from ombaro import commands
-from web.auth import requires
-from web.extension import db_session
+from ombaro.access.permissions import module_of_kind
+from web.auth import PermissionDenied, current_user, may, requires
+from web.extension import Ombaro, db_session
 from web.schemas import JobQuerySchema, JobSchema
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs", description="Commands and their progress")
@@ -30,3 +31,21 @@ def get_job(job_id: uuid.UUID) -> Any:
 def list_jobs(kind: list[str], status: list[str], before: Any, limit: int) -> Any:
     """Newest first; filter by kind and status (each may repeat), page with `before`."""
     return commands.list_jobs(db_session(), kinds=kind, statuses=status, before=before, limit=limit)
+
+
+@blp.post("/<uuid:job_id>/retry")
+@requires("jobs", "read")
+@blp.response(202, JobSchema)
+def retry_job(job_id: uuid.UUID) -> Any:
+    """Run a failed or cancelled job again (409 otherwise). Allowed to a role that may start that
+    kind of job (finance re-runs a settlement) or holds `jobs:create` (IT)."""
+    session = db_session()
+    with session.begin():
+        kind = commands.get_job(session, job_id).kind  # 404 unless the caller can see it
+    module = module_of_kind(kind)
+    if not (may("jobs", "create") or may(module, "create")):
+        raise PermissionDenied(f"a {current_user().role} may not re-run {kind} jobs ({module}:create)")
+    # The request role may read jobs but not rewrite them: the service session makes the change.
+    with Ombaro.get().sessions() as service, service.begin():
+        job = commands.retry(service, job_id, enqueue=Ombaro.get().enqueue)
+    return job, 202

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ombaro import reporting
 from web.auth import requires
@@ -40,6 +40,46 @@ class DashboardSchema(Schema):
     refresh_duration_ms = fields.Integer(allow_none=True)
 
 
+class TrendQuerySchema(Schema):
+    start = fields.Date(required=True)
+    end = fields.Date(required=True)
+    city = fields.String(validate=validate.Length(min=1, max=100))
+    vendor_id = fields.UUID()
+
+    @validates_schema
+    def window(self, data: dict[str, Any], **_: Any) -> None:
+        if data["end"] < data["start"]:
+            raise ValidationError("must not be before start", "end")
+        if (data["end"] - data["start"]).days > 366:
+            raise ValidationError("a window is at most 366 days", "end")
+
+
+class TrendFiguresSchema(Schema):
+    bookings = fields.Integer()
+    completed = fields.Integer()
+    cancelled = fields.Integer()
+    revenue = fields.Decimal(as_string=True, places=2)
+
+
+class TrendDaySchema(TrendFiguresSchema):
+    day = fields.Date()
+
+
+class TrendCitySchema(TrendFiguresSchema):
+    city = fields.String()
+
+
+class TrendVendorSchema(TrendFiguresSchema):
+    vendor_id = fields.UUID()
+    business_name = fields.String()
+
+
+class TrendSchema(Schema):
+    days = fields.List(fields.Nested(TrendDaySchema))
+    by_city = fields.List(fields.Nested(TrendCitySchema))
+    by_vendor = fields.List(fields.Nested(TrendVendorSchema))
+
+
 @blp.post("/refresh")
 @requires("reports", "create")
 @blp.arguments(RefreshSchema, required=False)
@@ -55,3 +95,13 @@ def refresh(params: dict[str, Any]) -> Any:
 def dashboard() -> Any:
     """Bookings and revenue of the last 30 days, with when they were last refreshed."""
     return reporting.dashboard(db_session())
+
+
+@blp.get("/trend")
+@requires("reports", "read")
+@blp.arguments(TrendQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, TrendSchema)
+def trend(start: Any, end: Any, city: str | None = None, vendor_id: Any = None) -> Any:
+    """Per day, and by city and by vendor (largest ten), from `daily_booking_stats`: as fresh as
+    its last refresh (see /dashboard)."""
+    return reporting.booking_trend(db_session(), start=start, end=end, city=city, vendor_id=vendor_id)

@@ -1,0 +1,67 @@
+"""Jobs: every command and scheduled firing, live progress, result or error, retry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from flask import abort, redirect, render_template, request, url_for
+
+from ombaro.access.permissions import module_of_kind
+from web.console import bp
+from web.console.session import allowed, api, flash_answer, page
+
+LIVE = ("queued", "running")
+
+
+def duration(job: dict[str, Any]) -> str:
+    if not job.get("started_at"):
+        return ""
+    started = dt.datetime.fromisoformat(job["started_at"])
+    finished = dt.datetime.fromisoformat(job["finished_at"]) if job.get("finished_at") else dt.datetime.now(dt.UTC)
+    seconds = max(0, int((finished - started).total_seconds()))
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def may_retry(job: dict[str, Any]) -> bool:
+    return job["status"] in ("failed", "cancelled") and (
+        allowed("jobs", "create") or allowed(module_of_kind(job["kind"]), "create"))
+
+
+def pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+@bp.get("/jobs")
+@page("jobs")
+def jobs() -> Any:
+    query = {"kind": [k for k in request.args.getlist("kind") if k], "status": request.args.getlist("status"),
+             "limit": request.args.get("limit", "50")}
+    answer = api("GET", "/api/v1/jobs", query=query)
+    rows = answer.body if answer.ok else []
+    context = {"jobs": rows, "answer": answer, "query": query, "duration": duration, "may_retry": may_retry,
+               "live": any(j["status"] in LIVE for j in rows), "refresh_url": request.full_path + "&fragment=1"
+               if "?" in request.full_path else request.path + "?fragment=1"}
+    template = "console/jobs_rows.html" if request.args.get("fragment") else "console/jobs.html"
+    return render_template(template, **context)
+
+
+@bp.get("/jobs/<uuid:job_id>")
+@page("jobs")
+def job(job_id: Any) -> Any:
+    answer = api("GET", f"/api/v1/jobs/{job_id}")
+    if answer.status == 404:
+        abort(404)
+    current = answer.body
+    context = {"job": current, "duration": duration, "may_retry": may_retry, "pretty": pretty,
+               "live": current["status"] in LIVE}
+    template = "console/job_live.html" if request.args.get("fragment") else "console/job.html"
+    return render_template(template, **context)
+
+
+@bp.post("/jobs/<uuid:job_id>/retry")
+@page("jobs")
+def retry(job_id: Any) -> Any:
+    flash_answer(api("POST", f"/api/v1/jobs/{job_id}/retry"), "The job is queued again.")
+    return redirect(url_for("console.job", job_id=job_id))

@@ -1,0 +1,213 @@
+"""Signing in and out, the signed-in user, CSRF, and the in-process API call every page makes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Response, current_app, flash, g, redirect, render_template, request, session, url_for
+
+from ombaro.access.roles import STAFF_ROLES
+from web.auth import CurrentUser, NotAuthenticated, PermissionDenied, may, user_from_token
+from web.console import bp
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Sections in the order of the navigation: (endpoint, label, module that must be readable).
+SECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("console.dashboard", "Dashboard", "reports"),
+    ("console.jobs", "Jobs", "jobs"),
+    ("console.schedules", "Schedules", "schedules"),
+    ("console.settlements", "Settlements", "settlements"),
+    ("console.payroll", "Payroll", "payroll"),
+    ("console.campaigns", "Campaigns", "campaigns"),
+    ("console.dispatch", "Dispatch", "dispatch"),
+)
+
+
+def session_secret(jwt_secret: str) -> bytes:
+    """Flask's session cookie key, derived from the token secret so there is one secret to manage."""
+    return hmac.new(jwt_secret.encode(), b"ombaro console session", hashlib.sha256).digest()
+
+
+# ---- the in-process API call ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+    content_type: str
+    data: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 400
+
+    @property
+    def message(self) -> str:
+        """A problem+json answer as one readable line, field errors included."""
+        if self.ok or not isinstance(self.body, Mapping):
+            return ""
+        text = str(self.body.get("detail") or self.body.get("title") or f"HTTP {self.status}")
+        errors = self.body.get("errors")
+        if isinstance(errors, Mapping):
+            text += " — " + "; ".join(f"{field}: {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                                      for field, v in errors.items())
+        return text
+
+
+def api(method: str, path: str, *, json: Any = None, query: Mapping[str, Any] | None = None,
+        token: str | None = None) -> Answer:
+    """Call /api/v1 in-process as the signed-in user: same validation, permissions, row-level
+    security and audit as any other client. A fresh app context keeps the call's `g` (its user,
+    its database session) apart from the page's."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    bearer = token or session.get("access")
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    if rid := request.headers.get("X-Request-ID"):
+        headers["X-Request-ID"] = rid
+    with app.app_context():
+        response = app.test_client().open(
+            path, method=method, json=json, query_string=query, headers=headers,
+            environ_overrides={"REMOTE_ADDR": request.remote_addr or "127.0.0.1"})
+        data = response.get_data()
+        body = response.get_json(silent=True) if response.is_json else None
+    return Answer(response.status_code, body, response.content_type or "", data)
+
+
+def flash_answer(answer: Answer, success: str) -> bool:
+    if answer.ok:
+        flash(success, "ok")
+    else:
+        flash(answer.message, "error")
+    return answer.ok
+
+
+# ---- who is signed in ------------------------------------------------------------------------
+
+
+def console_user() -> CurrentUser | None:
+    return g.get("console_user")
+
+
+@bp.before_request
+def load_user() -> Response | None:
+    g.console_user = None
+    if request.method == "POST" and request.endpoint != "console.login":
+        check_csrf()
+    if "access" not in session:
+        return None
+    try:
+        g.console_user = user_from_token(session["access"])
+    except PermissionDenied:  # suspended: signed out at once
+        session.clear()
+    except NotAuthenticated:  # expired (15 minutes): rotate the refresh token once
+        answer = api("POST", "/api/v1/auth/refresh", json={"refresh_token": session.get("refresh", "")})
+        if not answer.ok:
+            session.clear()
+            return None
+        session["access"], session["refresh"] = answer.body["access_token"], answer.body["refresh_token"]
+        g.console_user = user_from_token(session["access"])
+    return None
+
+
+def check_csrf() -> None:
+    """Cookies are SameSite=Strict; on top, every form carries the session's token and a
+    cross-origin Origin header is refused."""
+    origin = request.headers.get("Origin")
+    if origin and urlsplit(origin).netloc != request.host:
+        raise PermissionDenied("cross-origin form post refused")
+    expected = session.get("csrf")
+    if not expected or not hmac.compare_digest(expected, request.form.get("csrf", "")):
+        raise PermissionDenied("the form has expired or did not come from the console; reload the page")
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return str(session["csrf"])
+
+
+def allowed(module: str, action: str = "read") -> bool:
+    user = console_user()
+    return user is not None and may(module, action, user)
+
+
+def page(module: str, action: str = "read") -> Callable[[F], F]:
+    """A console page: signed-in staff whose role holds `module:action`; anyone else is sent to
+    sign in or shown a 403 page (the API behind the page would refuse them too)."""
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if console_user() is None:
+                return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
+            if not allowed(module, action):
+                return render_template("console/denied.html", module=module, action=action), 403
+            return view(*args, **kwargs)
+        return guarded  # type: ignore[return-value]
+    return decorate
+
+
+@bp.context_processor
+def console_context() -> dict[str, Any]:
+    user = console_user()
+    nav = [(endpoint, label) for endpoint, label, module in SECTIONS if user and allowed(module)]
+    return {"user": user, "nav": nav, "csrf_token": csrf_token, "allowed": allowed}
+
+
+# ---- pages: sign in, sign out ------------------------------------------------------------------
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/console") and not target.startswith("//"):
+        return target
+    return url_for("console.dashboard")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if request.method == "GET":
+        if console_user():
+            return redirect(_safe_next(request.args.get("next")))
+        return render_template("console/login.html", next=request.args.get("next", ""))
+    answer = api("POST", "/api/v1/auth/login",
+                 json={"email": request.form.get("email", ""), "password": request.form.get("password", "")})
+    if not answer.ok:
+        flash(answer.message if answer.status != 401 else "Wrong email or password.", "error")
+        return render_template("console/login.html", next=request.form.get("next", "")), answer.status
+    user = user_from_token(answer.body["access_token"])
+    if user.role not in STAFF_ROLES:
+        api("POST", "/api/v1/auth/logout", json={"refresh_token": answer.body["refresh_token"]},
+            token=answer.body["access_token"])
+        flash("The console is for platform staff; customers, vendors and therapists use the apps.", "error")
+        return render_template("console/login.html", next=""), 403
+    session.clear()
+    session["access"], session["refresh"] = answer.body["access_token"], answer.body["refresh_token"]
+    csrf_token()
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    if "refresh" in session:
+        api("POST", "/api/v1/auth/logout", json={"refresh_token": session["refresh"]})
+    session.clear()
+    return redirect(url_for("console.login"))
+
+
+@bp.get("/")
+def home() -> Response:
+    user = console_user()
+    if user is None:
+        return redirect(url_for("console.login"))
+    for endpoint, _label, module in SECTIONS:
+        if allowed(module):
+            return redirect(url_for(endpoint))
+    return redirect(url_for("console.login"))
