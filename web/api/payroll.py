@@ -443,6 +443,23 @@ def payslip(year: int, month: int) -> Any:
         "Content-Disposition": f'attachment; filename="payslip-{year}-{month:02d}.pdf"'})
 
 
+@blp.get("/records/<uuid:record_id>/payslip")
+@requires("payroll", "export")
+@blp.doc(responses={"200": {"description": "an employee's payslip", "content": {"application/pdf": {}}}})
+def employee_payslip(record_id: uuid.UUID) -> Any:
+    """An employee's payslip for HR (for the record's month, once computed), read under the
+    caller's policies: a role that may not read salary records finds none."""
+    found = db_session().execute(
+        select(SalaryRecord, SalaryRecordDetail)
+        .outerjoin(SalaryRecordDetail, SalaryRecordDetail.salary_record_id == SalaryRecord.id)
+        .where(SalaryRecord.id == record_id)).one_or_none()
+    if found is None:
+        raise PayrollNotFound(f"no salary record {record_id}")
+    record = found[0]
+    return Response(documents.payslip_pdf(*found), mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="payslip-{record.year}-{record.month:02d}-{record_id}.pdf"'})
+
+
 # --- HR's inputs -------------------------------------------------------------------------------------------
 
 

@@ -19,15 +19,17 @@ from web.console import bp
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Sections in the order of the navigation: (endpoint, label, module that must be readable).
-SECTIONS: tuple[tuple[str, str, str], ...] = (
-    ("console.dashboard", "Dashboard", "reports"),
-    ("console.jobs", "Jobs", "jobs"),
-    ("console.schedules", "Schedules", "schedules"),
-    ("console.settlements", "Settlements", "settlements"),
-    ("console.payroll", "Payroll", "payroll"),
-    ("console.campaigns", "Campaigns", "campaigns"),
-    ("console.dispatch", "Dispatch", "dispatch"),
+# Sections in the order of the navigation: (endpoint, label, module, action the page needs).
+# Payroll needs `export`: every staff role reads payroll (its own payslip), only HR and accounts
+# act on the month's runs.
+SECTIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("console.dashboard", "Dashboard", "reports", "read"),
+    ("console.jobs", "Jobs", "jobs", "read"),
+    ("console.schedules", "Schedules", "schedules", "read"),
+    ("console.settlements", "Settlements", "settlements", "read"),
+    ("console.payroll", "Payroll", "payroll", "export"),
+    ("console.campaigns", "Campaigns", "campaigns", "read"),
+    ("console.dispatch", "Dispatch", "dispatch", "read"),
 )
 
 
@@ -45,6 +47,7 @@ class Answer:
     body: Any
     content_type: str
     data: bytes
+    disposition: str = ""
 
     @property
     def ok(self) -> bool:
@@ -79,7 +82,8 @@ def api(method: str, path: str, *, json: Any = None, query: Mapping[str, Any] | 
             environ_overrides={"REMOTE_ADDR": request.remote_addr or "127.0.0.1"})
         data = response.get_data()
         body = response.get_json(silent=True) if response.is_json else None
-    return Answer(response.status_code, body, response.content_type or "", data)
+    return Answer(response.status_code, body, response.content_type or "", data,
+                  response.headers.get("Content-Disposition", ""))
 
 
 def flash_answer(answer: Answer, success: str) -> bool:
@@ -158,7 +162,7 @@ def page(module: str, action: str = "read") -> Callable[[F], F]:
 @bp.context_processor
 def console_context() -> dict[str, Any]:
     user = console_user()
-    nav = [(endpoint, label) for endpoint, label, module in SECTIONS if user and allowed(module)]
+    nav = [(endpoint, label) for endpoint, label, module, action in SECTIONS if user and allowed(module, action)]
     return {"user": user, "nav": nav, "csrf_token": csrf_token, "allowed": allowed}
 
 
@@ -207,7 +211,7 @@ def home() -> Response:
     user = console_user()
     if user is None:
         return redirect(url_for("console.login"))
-    for endpoint, _label, module in SECTIONS:
-        if allowed(module):
+    for endpoint, _label, module, action in SECTIONS:
+        if allowed(module, action):
             return redirect(url_for(endpoint))
     return redirect(url_for("console.login"))

@@ -13,6 +13,8 @@
           var box = document.createElement("div"); box.innerHTML = html;
           var fresh = box.firstElementChild;
           if (fresh) { el.innerHTML = fresh.innerHTML; el.dataset.live = fresh.dataset.live; }
+          // A page whose content depends on the outcome (a preview, a result table) reloads once done.
+          if (el.dataset.live !== "true" && el.dataset.reloadWhenDone !== undefined) { location.reload(); return; }
           poll(el);
         })
         .catch(function () { poll(el); });

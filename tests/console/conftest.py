@@ -1,0 +1,40 @@
+"""Console fixtures: a browser-like client (cookies, CSRF token scraped from the page) per account."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Engine
+
+from tests.helpers import PASSWORD, Account, make_account
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+class Browser:
+    """A test client that signs in through the login form and posts forms with their CSRF token."""
+
+    def __init__(self, app: Any, account: Account) -> None:
+        self.client = app.test_client()
+        self.account = account
+        self.csrf = ""
+
+    def login(self) -> Any:
+        answer = self.client.post("/console/login", data={"email": self.account.email, "password": PASSWORD})
+        page = self.client.get("/console/jobs")
+        if match := CSRF.search(page.get_data(as_text=True)):
+            self.csrf = match.group(1)
+        return answer
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return self.client.post(path, data={"csrf": self.csrf, **(data or {})}, **kwargs)
+
+
+def signed_in(app: Any, engine: Engine, role: str) -> Browser:
+    browser = Browser(app, make_account(engine, role))
+    assert browser.login().status_code == 302
+    return browser
