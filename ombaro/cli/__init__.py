@@ -1,4 +1,8 @@
-"""`ombaro`: the operator's command line (services, migrations, demo data)."""
+"""`ombaro`: the operator's command line: services, migrations and demo data here; the command log
+(ombaro/cli/jobs.py) and the commands that start work (ombaro/cli/operations.py) beside it.
+
+Exit codes: 0 success, 1 the job failed or was cancelled, 2 usage or validation error (a bad
+argument, an unknown job or schedule, a refusal), 3 the database cannot be reached."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import time
 import warnings
 from pathlib import Path
 
+from ombaro.cli import jobs, operations
+from ombaro.cli.common import EXIT_DATABASE, EXIT_USAGE, database_unreachable_types, refusal_types
 from ombaro.config import PROJECT_ROOT, load_settings
 
 
@@ -103,12 +109,31 @@ def build_parser() -> argparse.ArgumentParser:
     seed.set_defaults(func=cmd_seed)
     env = sub.add_parser("env", help="print DATABASE_URL and REDIS_URL as shell exports")
     env.set_defaults(func=cmd_env)
+    jobs.register(sub)
+    operations.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except Exception as exc:
+        # Domain refusals and an unreachable database become exit codes here, in one place.
+        if isinstance(exc, refusal_types()):
+            print(f"ombaro {args.command}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(exc, database_unreachable_types()):
+            print(f"ombaro {args.command}: cannot reach the database: {_first_line(exc)}", file=sys.stderr)
+            return EXIT_DATABASE
+        raise
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 if __name__ == "__main__":
