@@ -8,6 +8,7 @@ import signal
 import threading
 
 from beat.scheduler import Beat
+from ombaro import logs, metrics
 from ombaro.config import load_settings
 from ombaro.db import get_engine
 from workers.app import enqueuer
@@ -21,7 +22,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="how often schedule edits are picked up (default 15)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s [beat] %(message)s")
+    logs.configure(level=settings.log_level, fmt=settings.log_format, process="beat")
+    metrics.configure(settings.redis_url)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # our own lines say what fired
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

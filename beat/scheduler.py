@@ -8,6 +8,12 @@ scheduled time, unique in `jobs`) makes their firings one job.
 Misfires: APScheduler coalesces firings missed while the process runs (a late firing runs once,
 within a 60 s grace). After downtime, a schedule whose misfire policy is `run_once` fires once for
 the latest time it missed; one whose policy is `skip` waits for its next time.
+
+Observability (docs/observability.md): every process, leader or standby, writes a heartbeat to
+Redis every few seconds; each firing gets a request id of its own, carried by its job into the
+worker's logs; firings and misfires are counted by schedule. A misfire is a scheduled time that
+did not fire on time: `missed` (APScheduler dropped it, later than the grace), `caught_up` (fired
+after downtime, policy run_once) or `skipped` (missed during downtime and not fired, policy skip).
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
+import socket
 import threading
 import uuid
 
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Connection, Engine, text
 
-from ombaro import commands, schedules
+from ombaro import commands, logs, metrics, schedules
 from ombaro.db import session_factory
 from ombaro.models.jobs import Schedule
 from ombaro.schedules import latest_fire_time, trigger_for
@@ -42,25 +51,46 @@ def signature(schedule: Schedule) -> str:
 class Beat:
     def __init__(self, engine: Engine, enqueue: commands.Enqueue, *, leader_lock: bool = True,
                  reload_seconds: float = 15, relay_interval: float = 10, relay_stale_seconds: int = 300,
-                 lock_poll_seconds: float = 2) -> None:
+                 lock_poll_seconds: float = 2, heartbeat_seconds: float = 5) -> None:
         self.engine, self.enqueue = engine, enqueue
         self.sessions = session_factory(engine)
         self.leader_lock, self.reload_seconds = leader_lock, reload_seconds
         self.relay_interval, self.relay_stale_seconds = relay_interval, relay_stale_seconds
         self.lock_poll_seconds = lock_poll_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.role = "standby"
+        self._names: dict[str, str] = {}  # APScheduler job id -> schedule name
         self._signatures: dict[str, str] = {}
 
     # -- leadership ------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        beating = threading.Thread(target=self._heartbeat, args=(stop,), name="scheduler-heartbeat", daemon=True)
+        beating.start()
+        try:
+            self._run(stop)
+        finally:
+            self.role = "stopped"
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while True:
+            metrics.scheduler_heartbeat(self.instance, self.role)
+            if stop.wait(self.heartbeat_seconds):
+                return
+
+    def _run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             lock = self._acquire(stop) if self.leader_lock else None
             if stop.is_set():
                 break
             try:
                 log.info("scheduler leading (leader lock %s)", "held" if lock else "disabled")
+                self.role = "leader"
+                metrics.scheduler_heartbeat(self.instance, self.role)
                 self._lead(stop, lock)
             finally:
+                self.role = "standby"
                 if lock is not None:
                     lock.close()  # closing the session releases the advisory lock
 
@@ -86,6 +116,7 @@ class Beat:
     def _lead(self, stop: threading.Event, lock: Connection | None) -> None:
         scheduler = BackgroundScheduler(timezone=dt.UTC, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": int(GRACE.total_seconds())})
+        scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
         scheduler.start()
         self._signatures.clear()
         try:
@@ -99,6 +130,12 @@ class Beat:
                 self.sync(scheduler)
         finally:
             scheduler.shutdown(wait=True)
+
+    def _missed(self, event: JobExecutionEvent) -> None:
+        name = self._names.get(event.job_id)
+        if name is not None:
+            log.warning("schedule %s missed its firing for %s (later than the grace)", name, event.scheduled_run_time)
+            metrics.inc(metrics.SCHEDULER_MISFIRES, name, "missed")
 
     def _still_leader(self, lock: Connection) -> bool:
         try:
@@ -124,9 +161,14 @@ class Beat:
                 continue
             scheduler.add_job(self.fire, trigger_for(schedule), args=[schedule.id], id=job_id,
                               name=schedule.name, replace_existing=True)
+            self._names[job_id] = schedule.name
             self._signatures[job_id] = sig
 
     def fire(self, schedule_id: uuid.UUID, now: dt.datetime | None = None) -> schedules.Firing | None:
+        with logs.context(request=logs.new_request_id()):  # a firing has no HTTP request: one id each
+            return self._fire(schedule_id, now)
+
+    def _fire(self, schedule_id: uuid.UUID, now: dt.datetime | None = None) -> schedules.Firing | None:
         now = now or dt.datetime.now(dt.UTC)
         try:
             with self.sessions() as session, session.begin():
@@ -134,10 +176,13 @@ class Beat:
                 if schedule is None or not schedule.enabled:
                     return None
                 due = latest_fire_time(schedule, after=now - GRACE, now=now)
-                if due is None:
+                if due is None:  # called later than the grace after its time: nothing fires
+                    log.warning("schedule %s ran later than the grace; nothing fired", schedule.name)
+                    metrics.inc(metrics.SCHEDULER_MISFIRES, schedule.name, "missed")
                     return None
                 firing = schedules.fire(session, schedule, due, enqueue=self.enqueue)
             log.info("schedule %s for %s: %s", firing.schedule, firing.scheduled_for, firing.outcome)
+            metrics.inc(metrics.SCHEDULER_FIRINGS, firing.schedule, firing.outcome)
             return firing
         except Exception:
             log.exception("firing schedule %s failed", schedule_id)
@@ -146,17 +191,28 @@ class Beat:
     def catch_up(self, now: dt.datetime | None = None) -> list[schedules.Firing]:
         """After downtime: fire once, for the latest missed time, the schedules that want it."""
         now = now or dt.datetime.now(dt.UTC)
-        fired = []
+        fired, skipped = [], []
         with self.sessions() as session, session.begin():
             for schedule in schedules.enabled_schedules(session):
-                if schedule.misfire_policy != "run_once" or schedule.last_fired_for is None:
+                if schedule.last_fired_for is None:
                     continue
                 after = max(schedule.last_fired_for, now - dt.timedelta(days=7))
                 missed = latest_fire_time(schedule, after=after, now=now)
-                if missed is not None:
+                if missed is None:
+                    continue
+                if schedule.misfire_policy != "run_once":
+                    skipped.append(schedule.name)
+                    continue
+                with logs.context(request=logs.new_request_id()):
                     fired.append(schedules.fire(session, schedule, missed, enqueue=self.enqueue))
+        for name in skipped:
+            log.info("schedule %s missed a time during downtime; misfire policy skip: not fired", name)
+            metrics.inc(metrics.SCHEDULER_MISFIRES, name, "skipped")
         for firing in fired:
             log.info("caught up schedule %s for %s: %s", firing.schedule, firing.scheduled_for, firing.outcome)
+            metrics.inc(metrics.SCHEDULER_FIRINGS, firing.schedule, firing.outcome)
+            if firing.outcome == "submitted":  # a duplicate means another scheduler fired it in time
+                metrics.inc(metrics.SCHEDULER_MISFIRES, firing.schedule, "caught_up")
         return fired
 
     def relay(self) -> int:

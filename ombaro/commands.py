@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from ombaro import logs, metrics
 from ombaro.db import WORKER_ROLE, act_as
 from ombaro.models.jobs import Job
 
@@ -98,11 +99,13 @@ def submit(
     schedule_id: uuid.UUID | None = None,
     scheduled_for: dt.datetime | None = None,
     max_attempts: int = 3,
+    request_id: str | None = None,
 ) -> Submitted:
     """Record a command in the caller's transaction; it is handed to the broker after commit.
 
     With a key, one job exists per (kind, scope, key): a concurrent second insert waits on the
     unique index and then finds the first one's job (IETF Idempotency-Key draft semantics).
+    The request id (the caller's, else the current context's) goes with the job to its worker.
     """
     stored = to_json(params)
     digest = fingerprint(kind, stored)
@@ -110,7 +113,8 @@ def submit(
         pg_insert(Job)
         .values(kind=kind, params=stored, requested_by=requested_by, idempotency_scope=scope,
                 idempotency_key=key, request_hash=digest, schedule_id=schedule_id,
-                scheduled_for=scheduled_for, max_attempts=max_attempts, enqueued_at=func.now())
+                scheduled_for=scheduled_for, max_attempts=max_attempts, enqueued_at=func.now(),
+                request_id=request_id or logs.request_id.get())
         .on_conflict_do_nothing(index_elements=["kind", "idempotency_scope", "idempotency_key"],
                                 index_where=text("idempotency_key IS NOT NULL"))
         .returning(Job)
@@ -125,6 +129,7 @@ def submit(
                 f"Idempotency-Key {key!r} was already used for a different {kind} request"
             )
         return Submitted(existing, created=False)
+    session.info.setdefault("ombaro.submitted", []).append(kind)  # counted once committed
     enqueue_after_commit(session, job.id, kind, enqueue)
     return Submitted(job, created=True)
 
@@ -139,10 +144,13 @@ def enqueue_after_commit(session: Session, job_id: uuid.UUID, kind: str, enqueue
 
 def _drop_pending(session: Session) -> None:
     session.info.pop("ombaro.enqueue", None)
+    session.info.pop("ombaro.submitted", None)
 
 
 def _send_pending(session: Session) -> None:
     pending = session.info.pop("ombaro.enqueue", [])
+    for kind in session.info.pop("ombaro.submitted", []):
+        metrics.inc(metrics.JOBS_SUBMITTED, kind)
     if event.contains(session, "after_rollback", _drop_pending):
         event.remove(session, "after_rollback", _drop_pending)
     failed = [job_id for job_id, kind, enqueue in pending if not _try_enqueue(job_id, kind, enqueue)]
@@ -166,12 +174,15 @@ def _try_enqueue(job_id: uuid.UUID, kind: str, enqueue: Enqueue) -> bool:
 def relay(session: Session, enqueue: Enqueue, *, stale_seconds: int, limit: int = 500) -> int:
     """Hand to the broker the jobs that are due and not in it: never enqueued, enqueued long ago
     and still queued (a message lost), or running with an expired lease (a worker died)."""
-    session.execute(
+    lost = session.execute(
         update(Job)
         .where(Job.status == "running", Job.lease_expires_at < func.now(), Job.attempts >= Job.max_attempts)
         .values(status="failed", finished_at=func.now(),
                 error={"type": "WorkerLost", "message": "the job's worker stopped reporting, attempts exhausted"})
-    )
+        .returning(Job.kind)
+    ).scalars().all()
+    for kind in lost:
+        metrics.inc(metrics.JOBS_FAILED, kind)
     stale = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, stale_seconds)
     due = session.execute(
         select(Job.id, Job.kind)
@@ -224,7 +235,14 @@ def backoff_seconds(attempt: int) -> int:
 
 def execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_seconds: int) -> str:
     """Claim, run and record one job. Returns what happened: 'succeeded', 'failed', 'retrying'
-    or 'skipped' (another delivery has it, it is finished, or it is not due yet)."""
+    or 'skipped' (another delivery has it, it is finished, or it is not due yet).
+
+    Every log line of the job carries its job id, kind and the request id it was submitted with."""
+    with logs.context(job=str(job_id)):
+        return _execute(job_id, handler, engine=engine, lease_seconds=lease_seconds)
+
+
+def _execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_seconds: int) -> str:
     with engine.begin() as conn:
         claimed = conn.execute(
             update(Job)
@@ -234,13 +252,25 @@ def execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_second
             .values(status="running", attempts=Job.attempts + 1, progress=0, progress_message=None,
                     started_at=func.coalesce(Job.started_at, func.now()), finished_at=None,
                     lease_expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds))
-            .returning(Job.attempts, Job.requested_by)
+            .returning(Job.attempts, Job.requested_by, Job.kind, Job.request_id)
         ).one_or_none()
     if claimed is None:
         log.info("job %s not claimable (finished, running elsewhere or not due): skipped", job_id)
         return "skipped"
 
-    attempt, requested_by = claimed
+    attempt, requested_by, kind, request_id = claimed
+    started = time.monotonic()
+    with logs.context(request=request_id, kind=kind):
+        log.info("job %s (%s) attempt %s started", job_id, kind, attempt)
+        outcome = _run_claimed(job_id, handler, engine, lease_seconds, attempt, requested_by)
+        seconds = time.monotonic() - started
+        metrics.job_finished(kind, outcome, seconds)
+        log.info("job %s (%s) attempt %s %s in %.3fs", job_id, kind, attempt, outcome, seconds)
+    return outcome
+
+
+def _run_claimed(job_id: uuid.UUID, handler: Handler, engine: Engine, lease_seconds: int, attempt: int,
+                 requested_by: uuid.UUID | None) -> str:
     fenced = (Job.id == job_id, Job.status == "running", Job.attempts == attempt)
     progress = _ProgressReporter(engine, fenced, lease_seconds)
     try:

@@ -81,6 +81,7 @@ class Settings:
     relay_interval_seconds: int = 10
     max_request_bytes: int = 1_000_000
     log_level: str = "INFO"
+    log_format: str = "json"  # one JSON object per line (docs/observability.md), or `text` for a terminal
     # Identity: HS256 signing secret, issuer and audience checked on every request.
     jwt_secret: str = ""
     jwt_issuer: str = "ombaro-ops"
@@ -154,6 +155,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         relay_interval_seconds=_int(env, "OMBARO_RELAY_INTERVAL_SECONDS", 10),
         max_request_bytes=_int(env, "OMBARO_MAX_REQUEST_BYTES", 1_000_000),
         log_level=env.get("OMBARO_LOG_LEVEL", "INFO"),
+        log_format=_choice(env, "OMBARO_LOG_FORMAT", ("json", "text"), "json"),
         jwt_secret=env.get("OMBARO_JWT_SECRET") or secrets["jwt_secret"],
         jwt_issuer=env.get("OMBARO_JWT_ISSUER", "ombaro-ops"),
         jwt_audience=env.get("OMBARO_JWT_AUDIENCE", "ombaro-api"),

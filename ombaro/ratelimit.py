@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import redis
 
+from ombaro import metrics
+
 
 @dataclass(frozen=True)
 class Limited(Exception):
@@ -27,7 +29,10 @@ def hit(client: redis.Redis, key: str, *, limit: int, window: int, what: str) ->
         pipe.ttl(full_key)
         _, count, ttl = pipe.execute()
     if count > limit:
-        raise Limited(what, max(1, int(ttl)))
+        retry_after = max(1, int(ttl))
+        # The limiter's name only ("login:ip"), never the address or account it counts.
+        metrics.rate_limit_wait("api:" + ":".join(key.split(":")[:2]), retry_after)
+        raise Limited(what, retry_after)
 
 
 def clear(client: redis.Redis, key: str) -> None:

@@ -3,7 +3,6 @@ lives in `ombaro`, the work in `workers`."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 
@@ -11,7 +10,7 @@ import redis
 from flask import Flask
 from flask_smorest import Api
 
-from ombaro import logmask
+from ombaro import logs
 from ombaro.config import load_settings
 from ombaro.db import engine_for, session_factory
 from web.errors import register_error_handlers
@@ -21,8 +20,7 @@ from web.extension import Ombaro
 def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     """Build the app. `test_config` overrides environment variables (DATABASE_URL, REDIS_URL, ...)."""
     settings = load_settings({**os.environ, **(test_config or {})})
-    logging.basicConfig(level=settings.log_level)
-    logmask.install()
+    logs.configure(level=settings.log_level, fmt=settings.log_format, process="web")
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
@@ -49,10 +47,12 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     api = Api(app)
     register_error_handlers(app)
 
+    from web import observability
     from web.api import blueprints, docs, health
     from web.audit import record_staff_changes
     from web.auth import resolve_user
 
+    observability.init_app(app, settings.redis_url)  # first: a request refused by auth still has its id
     app.before_request(resolve_user)
     app.after_request(record_staff_changes)
     for blueprint in blueprints():

@@ -7,19 +7,23 @@ makes the second delivery a no-op; a job whose message is lost is handed over ag
 
 from __future__ import annotations
 
+import logging
 import pkgutil
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Exchange, Queue
 
+from ombaro import logs, metrics
 from ombaro.commands import Enqueue
 from ombaro.config import Settings, load_settings
 
 QUEUES = ("dispatch", "bulk", "maintenance")
+REQUEST_ID_HEADER = "ombaro_request_id"  # a message header: the request id of the command behind the job
 
 # Which queue a command kind goes to, by the kind's prefix. Latency-sensitive dispatch never
 # waits behind a payroll run; maintenance never competes with either.
@@ -98,6 +102,38 @@ celery = Celery("ombaro", include=task_modules())
 celery.add_defaults(lambda: celery_config(load_settings()))
 
 
+@signals.setup_logging.connect
+def configure_logging(loglevel: str | int | None = None, **_: Any) -> None:
+    """Our log format instead of Celery's (a receiver of this signal stops Celery configuring its
+    own): every line of a job carries its request id, job id and kind (docs/observability.md)."""
+    settings = load_settings()
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or settings.log_level)
+    logs.configure(level=str(level).upper(), fmt=settings.log_format, process="worker")
+    metrics.configure(settings.redis_url)
+
+
+_job_contexts: dict[str, AbstractContextManager[None]] = {}
+
+
+@signals.task_prerun.connect
+def enter_job_context(task_id: str | None = None, task: Any = None, args: Any = None, **_: Any) -> None:
+    """Celery's own lines about a task (its outcome, its errors) carry the job's ids too; the request
+    id comes with the message (`enqueue` adds it) and `commands.execute` confirms it from the job row."""
+    if task_id is None or task is None:
+        return
+    rid = logs.sane_request_id(getattr(task.request, REQUEST_ID_HEADER, None))
+    context = logs.context(request=rid, job=str(args[0]) if args else None, kind=task.name)
+    context.__enter__()
+    _job_contexts[task_id] = context
+
+
+@signals.task_postrun.connect
+def exit_job_context(task_id: str | None = None, **_: Any) -> None:
+    context = _job_contexts.pop(task_id or "", None)
+    if context is not None:
+        context.__exit__(None, None, None)
+
+
 @lru_cache(maxsize=4)
 def _producer(redis_url: str) -> Celery:
     app = Celery("ombaro-producer")
@@ -113,7 +149,9 @@ def enqueuer(redis_url: str) -> Enqueue:
     app = _producer(redis_url)
 
     def enqueue(job_id: uuid.UUID, kind: str) -> None:
-        app.send_task(kind, args=[str(job_id)], queue=queue_for(kind), retry=False)
+        rid = logs.request_id.get()
+        app.send_task(kind, args=[str(job_id)], queue=queue_for(kind), retry=False,
+                      headers={REQUEST_ID_HEADER: rid} if rid else None)
 
     return enqueue
 

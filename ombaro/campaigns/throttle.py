@@ -11,6 +11,8 @@ from collections.abc import Mapping
 
 import redis
 
+from ombaro import metrics
+
 # KEYS: bucket hash, pause key. ARGV: rate per second, burst, tokens wanted.
 # Returns {granted, seconds to wait before asking again (as a string: Lua numbers become integers)}.
 TAKE = """
@@ -74,6 +76,8 @@ class TokenBucket:
         burst = max(1.0, rate)
         granted, wait = self._take(keys=[f"{self.prefix}:{provider}", f"{self.prefix}:{provider}:pause"],
                                    args=[rate, burst, want])
+        if not int(granted):
+            metrics.rate_limit_wait(f"provider:{provider}", float(wait))
         return int(granted), float(wait)
 
     def pause(self, provider: str, seconds: float) -> float:

@@ -41,6 +41,7 @@ class Job(Base):
     idempotency_scope: Mapped[str] = mapped_column(server_default=text("'anonymous'"))
     idempotency_key: Mapped[str | None]
     request_hash: Mapped[str | None]
+    request_id: Mapped[str | None]  # the X-Request-ID of the submitting request (or the firing's): logs join on it
     schedule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("schedules.id", ondelete="SET NULL"))
     scheduled_for: Mapped[dt.datetime | None]
     progress: Mapped[float] = mapped_column(Numeric(5, 2, asdecimal=False), server_default=text("0"))

@@ -10,11 +10,21 @@ ask the provider later, never assume either outcome.
 
 from __future__ import annotations
 
+import contextvars
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from ombaro import logs, metrics
 from ombaro.config import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+REQUEST_ID_HEADER = "X-Request-ID"
 
 
 class ProviderError(Exception):
@@ -99,6 +109,33 @@ def payment_provider(settings: Settings) -> PaymentProvider:
     return OutboxRazorpay(key_id=settings.razorpay_key_id or "rzp_outbox",
                           key_secret=settings.razorpay_key_secret or "outbox-key-secret",
                           webhook_secret=settings.razorpay_webhook_secret)
+
+
+def request_headers() -> dict[str, str]:
+    """Sent with each provider request: the request id of the command behind it (docs/observability.md)."""
+    rid = logs.request_id.get()
+    return {REQUEST_ID_HEADER: rid} if rid else {}
+
+
+def record_call(provider: str, error: str | None = None, detail: str = "") -> None:
+    """Count one provider request (`error`: throttled, unavailable or rejected) and log it; the
+    log line carries the request id, job id and kind of the work that made the call."""
+    metrics.provider_call(provider, error)
+    if error:
+        log.info("provider %s call failed (%s): %s", provider, error, detail[:300])
+    else:
+        log.debug("provider %s call succeeded", provider)
+
+
+def error_of_status(status: int) -> str:
+    return "throttled" if status == 429 else "unavailable" if status >= 500 else "rejected"
+
+
+def map_in_context(pool: Executor, function: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+    """`pool.map` with each call in a copy of the caller's context: the request id and job id reach
+    the pool's threads (context variables do not cross threads by themselves)."""
+    calls = [(contextvars.copy_context(), item) for item in items]
+    return pool.map(lambda call: call[0].run(function, call[1]), calls)
 
 
 def as_dict(value: Any) -> dict[str, Any]:

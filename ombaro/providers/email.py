@@ -22,6 +22,7 @@ from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
 from ombaro.config import MessagingSettings
+from ombaro.providers import error_of_status, record_call, request_headers
 from ombaro.providers.channels import BatchTemplate, Message, Result
 
 MAX_PERSONALIZATIONS = 1000  # SendGrid: at most 1,000 personalizations (and recipients) per request
@@ -79,15 +80,21 @@ class SendGridEmail:
 
     def _post(self, batch: Sequence[Message]) -> list[Result]:
         try:
-            response = self.client.send(self.request_body(batch))
+            # What SendGridAPIClient.send does, plus our request id header.
+            response = self.client.client.mail.send.post(request_body=self.request_body(batch),
+                                                         request_headers=request_headers())
         except HTTPError as exc:
+            record_call(self.provider, error_of_status(int(exc.status_code)), f"HTTP {exc.status_code}")
             return self._refused(batch, exc)
         except urllib.error.URLError as exc:
             # Raised while connecting or writing the request: SendGrid did not get it.
+            record_call(self.provider, "unavailable", str(exc.reason))
             return [Result(m.ref, "retry", error=f"connection failed: {exc.reason}") for m in batch]
         except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as exc:
             # The request went out and no answer came back: it may or may not have been accepted.
+            record_call(self.provider, "unavailable", f"{type(exc).__name__}: {exc}")
             return [Result(m.ref, "unknown", error=f"no answer: {type(exc).__name__}: {exc}") for m in batch]
+        record_call(self.provider)
         message_id = _header(response.headers, "X-Message-Id")
         return [Result(m.ref, "sent", message_id) for m in batch]
 

@@ -21,6 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ombaro.config import MessagingSettings
+from ombaro.providers import error_of_status, map_in_context, record_call, request_headers
 from ombaro.providers.channels import Message, Result
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -69,7 +70,7 @@ class FcmPush:
             return [self._send_one(m) for m in messages]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="fcm")
-        return list(self._pool.map(self._send_one, messages))
+        return list(map_in_context(self._pool, self._send_one, messages))
 
     def payload(self, message: Message) -> dict[str, Any]:
         return {"message": {"token": message.to,
@@ -84,16 +85,21 @@ class FcmPush:
         try:
             token = self.access_token(refresh=retried_auth)
             response = self.session.post(self.url, json=self.payload(message), timeout=self.timeout,
-                                         headers={"Authorization": f"Bearer {token}"})
+                                         headers={"Authorization": f"Bearer {token}", **request_headers()})
         except requests.exceptions.ConnectTimeout as exc:
+            record_call(self.provider, "unavailable", str(exc))
             return Result(message.ref, "retry", error=f"connect timeout: {exc}")
         except requests.exceptions.ReadTimeout as exc:
+            record_call(self.provider, "unavailable", str(exc))
             return Result(message.ref, "unknown", error=f"no answer in time: {exc}")
         except requests.exceptions.HTTPError as exc:  # the token endpoint refused
+            record_call(self.provider, "rejected", f"token endpoint: {exc}")
             return Result(message.ref, "retry", error=f"FCM token refused: {exc}", retry_after=300)
         except requests.exceptions.RequestException as exc:
+            record_call(self.provider, "unavailable", str(exc))
             return Result(message.ref, "unknown", error=f"{type(exc).__name__}: {exc}")
         status = response.status_code
+        record_call(self.provider, None if status == 200 else error_of_status(status), f"HTTP {status}")
         if status == 200:
             return Result(message.ref, "sent", str(response.json().get("name", "")))
         if status == 401 and not retried_auth:

@@ -23,6 +23,9 @@ from ombaro.providers import (
     Refund,
     Transfer,
     as_dict,
+    error_of_status,
+    record_call,
+    request_headers,
 )
 
 # Sent with every transfer; RazorpayX honours it for payouts. Our own guard does not rely on it:
@@ -68,22 +71,26 @@ class RazorpayProvider:
     # --- calls, with the SDK's errors translated to the interface's two --------------------------
 
     def _call(self, function: Any, *args: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
-        options: dict[str, Any] = {"timeout": self._timeout}
-        if headers:
-            options["headers"] = dict(headers)
+        options: dict[str, Any] = {"timeout": self._timeout, "headers": {**request_headers(), **(headers or {})}}
         try:
-            return as_dict(function(*args, **options))
+            body = as_dict(function(*args, **options))
         except razorpay.errors.BadRequestError as exc:
             if getattr(self._session.local, "status", None) == 429:
+                record_call(self.name, "throttled", str(exc))
                 raise ProviderUnavailable(f"razorpay throttled the request (429): {exc}") from exc
+            record_call(self.name, "rejected", str(exc))
             raise ProviderRejected(str(exc) or "razorpay refused the request") from exc
         except (razorpay.errors.ServerError, razorpay.errors.GatewayError) as exc:
             status = getattr(self._session.local, "status", None)
+            record_call(self.name, error_of_status(status or 500), str(exc))
             if status is not None and 400 <= status < 500 and status != 429:
                 raise ProviderRejected(str(exc) or f"razorpay refused the request ({status})") from exc
             raise ProviderUnavailable(f"razorpay error ({status}): {exc}") from exc
         except requests.RequestException as exc:  # timeout, connection, unreadable body
+            record_call(self.name, "unavailable", str(exc))
             raise ProviderUnavailable(f"razorpay unreachable or answered garbage: {exc}") from exc
+        record_call(self.name)
+        return body
 
     def create_order(self, *, amount_paise: int, receipt: str, notes: dict[str, str]) -> Order:
         body = self._call(self._client.order.create,

@@ -25,6 +25,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from ombaro.config import MessagingSettings
+from ombaro.providers import error_of_status, map_in_context, record_call, request_headers
 from ombaro.providers.channels import Message, Result
 
 # Twilio error codes that no retry will fix: invalid or unreachable 'To', the recipient replied
@@ -47,9 +48,11 @@ class _HeadersKeepingClient(TwilioHttpClient):
             self.session.mount("http://", HTTPAdapter(pool_connections=2, pool_maxsize=pool))
             self.session.mount("https://", HTTPAdapter(pool_connections=2, pool_maxsize=pool))
 
-    def request(self, *args: Any, **kwargs: Any) -> Response:
+    def request(self, method: str, url: str, params: Any = None, data: Any = None,
+                headers: dict[str, str] | None = None, *args: Any, **kwargs: Any) -> Response:
         self._local.response = None
-        response = super().request(*args, **kwargs)
+        headers = {**(headers or {}), **request_headers()}
+        response = super().request(method, url, params, data, headers, *args, **kwargs)
         self._local.response = response
         return response
 
@@ -89,9 +92,16 @@ class TwilioMessages:
             return [self._send_one(m) for m in messages]
         if self._pool is None:  # created lazily: after Celery's fork, in the process that uses it
             self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=self.provider)
-        return list(self._pool.map(self._send_one, messages))
+        return list(map_in_context(self._pool, self._send_one, messages))
 
     def _send_one(self, message: Message) -> Result:
+        result = self._send(message)
+        if result.called:
+            failed = result.outcome != "sent"
+            record_call(self.provider, _error_of(result) if failed else None, result.error or "")
+        return result
+
+    def _send(self, message: Message) -> Result:
         wait = self._quiet_until - time.monotonic()
         if wait > 0:
             return Result(message.ref, "retry", error="Twilio asked us to slow down (429)", retry_after=wait,
@@ -143,6 +153,11 @@ class TwilioMessages:
             if in_window and message.body == body and message.sid not in exclude:
                 return str(message.sid)
         return None
+
+
+def _error_of(result: Result) -> str:
+    status = result.error.split()[1] if result.error and result.error.startswith("HTTP ") else ""
+    return error_of_status(int(status)) if status.isdigit() else "unavailable"
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:

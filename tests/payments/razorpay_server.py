@@ -36,6 +36,7 @@ class FakeRazorpay:
         self.refunds: list[dict[str, Any]] = []
         self.transfers: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
+        self.request_headers: list[dict[str, str]] = []  # lower-cased, per request, in order
         self._by_key: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -62,6 +63,7 @@ class FakeRazorpay:
 
     def handle(self, method: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
         self.requests.append((method, path))
+        self.request_headers.append(headers)
         if method == "POST" and self.mode in ("5xx", "429", "reject"):
             if self.mode == "5xx":
                 return 503, {"error": {"code": "SERVER_ERROR", "description": "The server is temporarily down"}}
