@@ -2,7 +2,8 @@
 (ombaro/cli/jobs.py) and the commands that start work (ombaro/cli/operations.py) beside it.
 
 Exit codes: 0 success, 1 the job failed or was cancelled, 2 usage or validation error (a bad
-argument, an unknown job or schedule, a refusal), 3 the database cannot be reached."""
+argument, an unknown job or schedule, a refusal), 3 the database cannot be reached; 130 when
+Ctrl-C stops the waiting (the job goes on)."""
 
 from __future__ import annotations
 
