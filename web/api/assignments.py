@@ -15,6 +15,7 @@ from ombaro import commands
 from ombaro.dispatch import lifecycle
 from ombaro.identity.accounts import NotAllowed
 from ombaro.models.bookings import TherapistAssignment
+from ombaro.models.dispatch import TherapistLastPosition
 from web.auth import current_user, requires
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
@@ -33,7 +34,17 @@ class AssignmentSchema(Schema):
     assignment_time = fields.Time()
     status = fields.String()
     location_address = fields.String()
+    location_latitude = fields.Float(allow_none=True)
+    location_longitude = fields.Float(allow_none=True)
     estimated_duration = fields.Integer()
+
+
+class AssignmentListedSchema(AssignmentSchema):
+    therapist_latitude = fields.Float(allow_none=True, metadata={
+        "description": "the therapist's last known fix (operations and the vendor only)"})
+    therapist_longitude = fields.Float(allow_none=True)
+    planned_km = fields.Float(allow_none=True, metadata={
+        "description": "travel distance dispatch planned for this assignment (operations and the vendor only)"})
 
 
 class AssignmentDetailSchema(AssignmentSchema):
@@ -54,6 +65,7 @@ class AssignmentDetailSchema(AssignmentSchema):
 
 
 class AssignmentQuerySchema(Schema):
+    date = fields.Date(load_default=None, metadata={"description": "only this assignment date"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
@@ -81,12 +93,29 @@ def _shown(assignment: TherapistAssignment, redispatch_job_id: uuid.UUID | None 
 @blp.get("")
 @requires("assignments", "read")
 @blp.arguments(AssignmentQuerySchema, location="query", as_kwargs=True)
-@blp.response(200, AssignmentSchema(many=True))
-def list_assignments(limit: int) -> Any:
-    return db_session().scalars(
-        select(TherapistAssignment)
-        .order_by(TherapistAssignment.assignment_date.desc(), TherapistAssignment.assignment_time.desc())
-        .limit(limit)).all()
+@blp.response(200, AssignmentListedSchema(many=True))
+def list_assignments(limit: int, date: dt.date | None) -> Any:
+    session = db_session()
+    query = (select(TherapistAssignment)
+             .order_by(TherapistAssignment.assignment_date.desc(), TherapistAssignment.assignment_time.desc())
+             .limit(limit))
+    if date is not None:
+        query = query.where(TherapistAssignment.assignment_date == date)
+    rows = session.scalars(query).all()
+    if current_user().role in ("customer", "therapist") or not rows:
+        return rows
+    # Row-level security decides whose positions the caller may see; the others stay empty.
+    positions = {p.id: p for p in session.scalars(select(TherapistLastPosition).where(
+        TherapistLastPosition.id.in_({r.therapist_id for r in rows})))}
+    names, listed = tuple(AssignmentSchema().fields), []
+    for row in rows:
+        fix = positions.get(row.therapist_id)
+        winner = (row.dispatch_decision or {}).get("winner") or {}
+        listed.append({**{name: getattr(row, name) for name in names},
+                       "therapist_latitude": fix.latitude if fix else None,
+                       "therapist_longitude": fix.longitude if fix else None,
+                       "planned_km": winner.get("distance_km")})
+    return listed
 
 
 @blp.post("/<uuid:assignment_id>/status")
