@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install services services-down migrate seed run test bench lint clean
+.PHONY: install browser services services-down migrate seed run test bench lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -16,6 +16,16 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The console's browser tests drive Debian's Chromium (Playwright comes with the dev extra; it never
+# downloads a browser). Installed with apt-get when run as root; otherwise those tests are skipped
+# with a message saying how to install it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; the browser tests will be skipped"; \
+	  else echo "note: the console's browser tests need Debian's chromium (sudo apt-get install chromium)"; fi; }
 
 services: install
 	$(BIN)/ombaro services up
@@ -35,7 +45,7 @@ run: seed
 	@echo ""
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMBARO_PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
-test: install
+test: install browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: seed
