@@ -108,15 +108,18 @@ def distance_map(points: Sequence[Point], links: Sequence[tuple[int, int]], *, w
     span = max(lat1 - lat0, lng1 - lng0, 1e-3)
 
     def xy(p: Point) -> tuple[float, float]:
-        return (pad + (p.lng - lng0) / span * (width - 2 * pad), height - pad - (p.lat - lat0) / span * (height - 2 * pad))
+        x = pad + (p.lng - lng0) / span * (width - 2 * pad)
+        return x, height - pad - (p.lat - lat0) / span * (height - 2 * pad)
 
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="assignments">']
     for a, b in links:
         (x1, y1), (x2, y2) = xy(points[a]), xy(points[b])
-        parts.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#9bb" stroke-width="1.5"/>')
+        parts.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+                     'stroke="#9bb" stroke-width="1.5"/>')
     for p in points:
         x, y = xy(p)
         colour, r = (PALETTE[0], 4) if p.kind == "therapist" else (PALETTE[2], 5)
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{colour}"><title>{escape(p.label)}</title></circle>')
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{colour}">'
+                     f"<title>{escape(p.label)}</title></circle>")
     parts.append("</svg>")
     return Markup("".join(parts))
