@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from ombaro.models.customers import MEMBERSHIP_TIERS
@@ -68,11 +68,21 @@ def request_body(form: MultiDict[str, str]) -> dict[str, Any]:
             "end_date": _aware(form.get("end_date", ""))}
 
 
+def _flat(value: Any, prefix: str = "") -> list[str]:
+    """Marshmallow's nested errors as lines: 'age range min: Not a valid integer.'"""
+    if isinstance(value, Mapping):
+        return [line for k, v in value.items() for line in _flat(v, f"{prefix}{str(k).replace('_', ' ')} ")]
+    if isinstance(value, list):
+        return [line for v in value for line in _flat(v, prefix)]
+    return [f"{prefix.strip()}: {value}" if prefix.strip() else str(value)]
+
+
 def field_errors(answer: Answer | None) -> dict[str, str]:
+    """Top-level field -> its errors as one readable line (the form marks each field's)."""
     errors = answer.body.get("errors") if answer and not answer.ok and isinstance(answer.body, Mapping) else None
     if not isinstance(errors, Mapping):
         return {}
-    return {field: str(v) for field, v in errors.items()}
+    return {field: "; ".join(_flat(v)) for field, v in errors.items()}
 
 
 def funnel(figures: Mapping[str, Any]) -> tuple[list[str], list[float]]:
@@ -109,12 +119,22 @@ def campaign_form() -> Any:
         preview = api("POST", "/api/v1/campaigns/preview",
                       json={k: body[k] for k in ("type", "content", "target_audience")})
         if not preview.ok:
-            flash_answer(preview, "")
+            _refused(preview)
         return _list_page(request.form, preview=preview, status=200 if preview.ok else preview.status)
     created = api("POST", "/api/v1/campaigns", json=body)
-    if flash_answer(created, f"Campaign “{body['name']}” saved as a draft; a director approves it."):
+    if created.ok:
+        flash_answer(created, f"Campaign “{body['name']}” saved as a draft; a director approves it.")
         return redirect(url_for("console.campaign", campaign_id=created.body["id"]))
+    _refused(created)
     return _list_page(request.form, created=created, status=created.status)
+
+
+def _refused(answer: Answer) -> None:
+    """Field errors are shown next to the form; anything else (content, dates, budget rules) here."""
+    if field_errors(answer):
+        flash("Not saved: see the errors in the form below.", "error")
+    else:
+        flash_answer(answer, "")
 
 
 def _funnel_context(campaign_id: Any) -> dict[str, Any]:
