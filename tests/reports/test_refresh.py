@@ -142,3 +142,23 @@ def test_the_workers_role_refreshes_through_the_owners_function(engine: Engine, 
     assert outcome.view == "daily_booking_stats"
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM view_refreshes")).scalar_one() == 1
+
+
+def test_trend_sums_each_day_city_and_vendor_from_the_view(conn: Connection) -> None:
+    conn.execute(text("DELETE FROM therapist_assignments; DELETE FROM bookings"))  # only this test's (rolled back)
+    add_bookings(conn, [("completed", "paid", "1500.50", 1), ("cancelled", "refunded", "800.00", 1),
+                        ("completed", "paid", "2000.25", 3), ("completed", "paid", "100.00", 45)])
+    session = Session(bind=conn)
+    today = conn.execute(text(f"SELECT {PLATFORM_TODAY}")).scalar_one()
+    window = {"start": today - dt.timedelta(days=7), "end": today}
+    assert reporting.booking_trend(session, **window) == {"days": [], "by_city": [], "by_vendor": []}
+    reporting.refresh_views(session)
+    trend = reporting.booking_trend(session, **window)
+    assert [(d["day"], d["bookings"], d["completed"], d["cancelled"], d["revenue"]) for d in trend["days"]] == [
+        (today - dt.timedelta(days=3), 1, 1, 0, Decimal("2000.25")),
+        (today - dt.timedelta(days=1), 2, 1, 1, Decimal("1500.50"))]
+    (city,) = trend["by_city"]
+    assert (city["city"], city["bookings"], city["revenue"]) == ("Pune", 3, Decimal("3500.75"))
+    (vendor,) = trend["by_vendor"]
+    assert (vendor["business_name"], vendor["bookings"]) == ("Lotus Spa", 3)
+    assert reporting.booking_trend(session, **window, city="Mumbai")["days"] == []

@@ -71,7 +71,7 @@ class TrendCitySchema(TrendFiguresSchema):
 
 class TrendVendorSchema(TrendFiguresSchema):
     vendor_id = fields.UUID()
-    business_name = fields.String()
+    business_name = fields.String(allow_none=True, metadata={"description": "null if the caller may not read it"})
 
 
 class TrendSchema(Schema):
