@@ -88,6 +88,8 @@ class Settings:
     jwt_audience: str = "ombaro-api"
     access_token_seconds: int = 900
     refresh_token_days: int = 30
+    # The console's session cookie is sent over HTTPS only (set in production behind TLS).
+    secure_cookies: bool = False
     # Field encryption: key id -> 32-byte key; new values are sealed with data_key_id.
     data_keys: Mapping[str, bytes] = field(default_factory=dict)
     data_key_id: str = ""
@@ -161,6 +163,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_audience=env.get("OMBARO_JWT_AUDIENCE", "ombaro-api"),
         access_token_seconds=_int(env, "OMBARO_ACCESS_TOKEN_SECONDS", 900),
         refresh_token_days=_int(env, "OMBARO_REFRESH_TOKEN_DAYS", 30),
+        secure_cookies=env.get("OMBARO_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
         data_keys=data_keys,
         data_key_id=data_key_id,
         login_limit_per_address=_int(env, "OMBARO_LOGIN_LIMIT_PER_ADDRESS", 20),

@@ -59,5 +59,12 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
+    from web.console import bp as console
+    from web.console.session import session_secret
+
+    app.secret_key = session_secret(settings.jwt_secret)
+    app.config.update(SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SECURE=settings.secure_cookies, PERMANENT_SESSION_LIFETIME=12 * 3600)
+    app.register_blueprint(console)
     app.teardown_appcontext(Ombaro.close_session)
     return app
