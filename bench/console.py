@@ -10,6 +10,7 @@ Usage: python bench/console.py [--rounds 30]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -44,7 +45,8 @@ def demo_email(role: str) -> str:
             "AND p.status = 'active' ORDER BY u.email LIMIT 1"), {"r": role}).scalar_one())
 
 
-def recorded_calls(app: Any, browser: Any, page: str) -> list[tuple[str, str, Any]]:
+def recorded_calls(browser: Any, page: str) -> list[tuple[str, str, Any]]:
+    """The API calls `page` makes, recorded by wrapping `api` where the page modules imported it."""
     calls: list[tuple[str, str, Any]] = []
     real = console_session.api
 
@@ -52,15 +54,14 @@ def recorded_calls(app: Any, browser: Any, page: str) -> list[tuple[str, str, An
         calls.append((method, path, kwargs.get("query")))
         return real(method, path, **kwargs)
 
-    console_session.api = spy  # type: ignore[assignment]
-    for module in ("dashboard", "jobs", "schedules", "settlements", "payroll", "campaigns", "dispatch"):
-        setattr(sys.modules[f"web.console.{module}"], "api", spy)
+    modules = [m for name, m in sys.modules.items() if name.startswith("web.console.") and getattr(m, "api", None)]
+    for module in modules:
+        module.api = spy  # type: ignore[attr-defined]
     try:
         assert browser.get(page).status_code == 200, page
     finally:
-        console_session.api = real  # type: ignore[assignment]
-        for module in ("dashboard", "jobs", "schedules", "settlements", "payroll", "campaigns", "dispatch"):
-            setattr(sys.modules[f"web.console.{module}"], "api", real)
+        for module in modules:
+            module.api = real  # type: ignore[attr-defined]
     return calls
 
 
@@ -77,14 +78,17 @@ def main() -> None:
     app = create_app()
     print(f"{'page':<24} {'API calls':>9} {'API ms':>8} {'page ms':>8} {'ratio':>6}")
     ratios = []
-    for page, role in PAGES.items():
+    for n, (page, role) in enumerate(PAGES.items()):
         email = demo_email(role)
         browser = app.test_client()
+        # Each page's user signs in from an address of its own: the login rate limit is per address.
+        browser.environ_base["REMOTE_ADDR"] = f"10.99.{os.getpid() % 250}.{n + 1}"
         assert browser.post("/console/login", data={"email": email, "password": DEMO_PASSWORD}).status_code == 302
-        token = app.test_client().post("/api/v1/auth/login", json={"email": email, "password": DEMO_PASSWORD}).json
         bearer = app.test_client()
+        bearer.environ_base["REMOTE_ADDR"] = browser.environ_base["REMOTE_ADDR"]
+        token = bearer.post("/api/v1/auth/login", json={"email": email, "password": DEMO_PASSWORD}).json
         bearer.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token['access_token']}"
-        calls = recorded_calls(app, browser, page)
+        calls = recorded_calls(browser, page)
 
         def direct(calls: list[tuple[str, str, Any]] = calls, bearer: Any = bearer) -> None:
             for method, path, query in calls:

@@ -15,6 +15,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,29 @@ def migrate(url: str, revision: str = "heads") -> None:
     if revision == "heads":
         with transaction(create_engine(url, poolclass=NullPool)) as session:
             seed_permissions(session)
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str
+    engine: Engine
+
+
+@pytest.fixture(scope="session")
+def own_database(make_database: Callable[[], str]) -> Iterator[Callable[[], Database]]:
+    """Factory: a database of its own, migrated to head, with an engine: for tests whose jobs reach
+    every row of a table (a settlement run covers every vendor of the period)."""
+    made: list[Database] = []
+
+    def make() -> Database:
+        url = make_database()
+        migrate(url)
+        made.append(Database(url, create_engine(url, pool_pre_ping=True)))
+        return made[-1]
+
+    yield make
+    for database in made:
+        database.engine.dispose()
 
 
 @pytest.fixture(scope="session")

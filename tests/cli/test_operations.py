@@ -11,27 +11,28 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from tests.cli.conftest import Ran
-from tests.conftest import Process, migrate, start_worker
+from tests.conftest import Database, Process, start_worker
 from tests.helpers import job_row
 from tests.payroll.conftest import add_structure, new_employee
 from tests.settlements import factory as f
 
 
 @pytest.fixture(scope="module")
-def ops_url(make_database: Callable[[], str]) -> str:
-    url = make_database()
-    migrate(url)
-    return url
+def ops_db(own_database: Callable[[], Database]) -> Database:
+    return own_database()
 
 
 @pytest.fixture(scope="module")
-def ops_engine(ops_url: str) -> Iterator[Engine]:
-    engine = create_engine(ops_url)
-    yield engine
-    engine.dispose()
+def ops_url(ops_db: Database) -> str:
+    return ops_db.url
+
+
+@pytest.fixture(scope="module")
+def ops_engine(ops_db: Database) -> Engine:
+    return ops_db.engine
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import Engine
 from tests.helpers import PASSWORD, Account, make_account
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+_ADDRESSES = itertools.count(1)
 
 
 class Browser:
@@ -17,6 +19,9 @@ class Browser:
 
     def __init__(self, app: Any, account: Account) -> None:
         self.client = app.test_client()
+        # A person at a computer of their own: the login rate limit counts per client address.
+        n = next(_ADDRESSES)
+        self.client.environ_base["REMOTE_ADDR"] = f"10.20.{n // 250}.{n % 250 + 1}"
         self.account = account
         self.csrf = ""
 

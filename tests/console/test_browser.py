@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro import commands
-from tests.conftest import Process, migrate, start_worker
+from tests.conftest import Database, Process, start_worker
 from tests.helpers import PASSWORD, Account, make_account, wait_until
 from tests.settlements import factory as f
 from workers.app import enqueuer
@@ -40,18 +40,14 @@ LAPTOP, TABLET = {"width": 1366, "height": 860}, {"width": 820, "height": 1180}
 
 
 @pytest.fixture(scope="module")
-def console_url(make_database: Callable[[], str]) -> str:
+def console_db(own_database: Callable[[], Database]) -> Database:
     """A database of its own: a settlement run covers every vendor of the period."""
-    url = make_database()
-    migrate(url)
-    return url
+    return own_database()
 
 
-@pytest.fixture(scope="module")
-def console_engine(console_url: str) -> Iterator[Engine]:
-    engine = create_engine(console_url, pool_pre_ping=True)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def console_engine(console_db: Database) -> Engine:
+    return console_db.engine
 
 
 def free_port() -> int:
@@ -61,10 +57,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def engine_url(spawn: Callable[..., Process], console_url: str) -> Iterator[str]:
+def engine_url(spawn: Callable[..., Process], console_db: Database) -> Iterator[str]:
     """gunicorn (as in the Procfile) and a Celery worker on the console's database."""
     port = free_port()
-    env = {"DATABASE_URL": console_url, "OMBARO_LOG_FORMAT": "text"}
+    env = {"DATABASE_URL": console_db.url, "OMBARO_LOG_FORMAT": "text"}
     web = spawn("gunicorn", sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2",
                 "--threads", "4", "web:create_app()", env=env)
     web.wait_for("Booting worker")
