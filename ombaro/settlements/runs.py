@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -108,6 +108,14 @@ def vendors_to_settle(session: Session, period: Period, vendor_ids: Sequence[uui
                             "start": period.start, "end": period.end}).scalars())
 
 
+def vendor_names(session: Session, vendor_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Business names of the vendors the caller's policies show (others are left out)."""
+    if not vendor_ids:
+        return {}
+    found = session.execute(select(Vendor.id, Vendor.business_name).where(Vendor.id.in_(set(vendor_ids))))
+    return {vendor_id: name for vendor_id, name in found}
+
+
 def dry_run(session: Session, period: Period, vendor_ids: Sequence[uuid.UUID] | None, *, zone: str) -> dict[str, Any]:
     """What a run would create, vendor by vendor, computed by the very statement a run uses; no
     row is written (the caller's transaction only reads)."""
@@ -117,8 +125,10 @@ def dry_run(session: Session, period: Period, vendor_ids: Sequence[uuid.UUID] | 
     if unrated:
         raise MissingTdsRate(f"no {TDS_SECTION} rate in force on {unrated[0]['first_unrated']} "
                              f"(vendor {unrated[0]['vendor_id']}); add it to tds_rates")
+    names = vendor_names(session, [r["vendor_id"] for r in rows])
     settlements = [{
-        "vendor_id": str(r["vendor_id"]), "total_bookings": r["total_bookings"], "items": r["items"],
+        "vendor_id": str(r["vendor_id"]), "vendor_name": names.get(r["vendor_id"]),
+        "total_bookings": r["total_bookings"], "items": r["items"],
         "gross_amount": r["gross"], "commission_amount": r["commission"], "tds_amount": r["tds"],
         "adjustment_amount": r["adjustment"], "net_settlement_amount": r["net"],
         "status": "pending" if r["net"] > 0 else "completed"} for r in rows]

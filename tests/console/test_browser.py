@@ -148,6 +148,7 @@ def test_finance_previews_runs_and_a_second_officer_approves_and_pays(
     wait_until(lambda: relay() or page.locator("#preview").count() > 0, timeout=60, interval=0.5, what="preview")
     preview = page.locator("#preview").inner_text()
     assert "₹3,394.76" in preview and "Nothing was written" in preview
+    assert "Spa " in preview  # the vendor by name, not by id
     with console_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM payment_settlements")).scalar_one() == 0
     shots(page, "settlement-preview")
@@ -158,6 +159,7 @@ def test_finance_previews_runs_and_a_second_officer_approves_and_pays(
                what="the run")
     wait_until(lambda: relay() or _settlements(console_engine) == 1, timeout=60, what="the run's batches")
     page.click("text=Review and approve")
+    assert "Spa " in page.locator("#settlements").inner_text()
     page.click("#settlements a >> nth=0")
     page.click("button:has-text('Approve')")
     assert "cannot approve it; ask another finance officer" in page.locator(".flash.error").inner_text()

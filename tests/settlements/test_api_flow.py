@@ -100,6 +100,8 @@ def test_run_approve_pay_and_read_statements(app: Any, engine: Engine, worker: P
     assert summary["totals"]["net_settlement_amount"] in ("3394.76", 3394.76, "3394.76000")
     (settlement,) = client_for(app, vendor).get("/api/v1/settlements").json
     assert (settlement["status"], settlement["net_settlement_amount"]) == ("pending", "3394.76")
+    assert settlement["vendor_name"] == client_for(app, checker).get("/api/v1/settlements").json[0]["vendor_name"]
+    assert settlement["vendor_name"].startswith("Spa ")
     assert counts(engine, vendor.id) == (1, 3)
     # Re-running the period creates nothing.
     again = runner.post("/api/v1/settlements/runs", json=body)

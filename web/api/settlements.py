@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Response, url_for
@@ -43,6 +44,7 @@ class SettlementSchema(Schema):
     adjustment_amount = fields.Decimal(**MONEY)
     net_settlement_amount = fields.Decimal(**MONEY)
     status = fields.String()
+    vendor_name = fields.String(allow_none=True, metadata={"description": "null where the caller may not read it"})
     payment_reference = fields.String(allow_none=True)
     payment_date = fields.DateTime(allow_none=True)
     payment_method = fields.String(allow_none=True)
@@ -187,8 +189,17 @@ class TdsRateSchema(Schema):
 def list_settlements(limit: int, status: list[str], vendor_id: uuid.UUID | None, period_from: dt.date | None,
                      period_to: dt.date | None) -> Any:
     """Newest period first; filter by status (may repeat), vendor and period."""
-    return statements.list_settlements(db_session(), statuses=status, vendor_id=vendor_id, period_from=period_from,
-                                       period_to=period_to, limit=limit)
+    session = db_session()
+    return named(session, statements.list_settlements(session, statuses=status, vendor_id=vendor_id,
+                                                       period_from=period_from, period_to=period_to, limit=limit))
+
+
+def named(session: Session, settlements: Sequence[PaymentSettlement]) -> Sequence[PaymentSettlement]:
+    """Each settlement with its vendor's business name for the response (`vendor_name`), one query."""
+    names = runs.vendor_names(session, [s.vendor_id for s in settlements])
+    for settlement in settlements:
+        settlement.vendor_name = names.get(settlement.vendor_id)  # type: ignore[attr-defined]  # response only
+    return settlements
 
 
 @blp.get("/export.csv")
@@ -208,10 +219,11 @@ def export_settlements(limit: int, status: list[str], vendor_id: uuid.UUID | Non
 @requires("settlements", "read")
 @blp.response(200, SettlementSchema)
 def get_settlement(settlement_id: uuid.UUID) -> Any:
-    settlement = db_session().get(PaymentSettlement, settlement_id)
+    session = db_session()
+    settlement = session.get(PaymentSettlement, settlement_id)
     if settlement is None:
         raise NotFound(f"no settlement {settlement_id}")
-    return settlement
+    return named(session, [settlement])[0]
 
 
 @blp.get("/<uuid:settlement_id>/items")
@@ -291,7 +303,7 @@ def approve_settlement(settlement_id: uuid.UUID) -> Any:
     with session.begin():
         settlement = payouts.approve(session, settlement_id, approver=current_user().id)
     session.refresh(settlement)
-    return settlement
+    return named(session, [settlement])[0]
 
 
 @blp.post("/<uuid:settlement_id>/payout")
