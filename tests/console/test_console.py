@@ -91,10 +91,11 @@ def test_dashboard_draws_charts_and_refresh_goes_through_the_api(app: Any, engin
     assert page.status_code == 200
     body = page.get_data(as_text=True)
     assert body.count('<svg class="chart"') >= 3 and "Bookings per day" in body
-    answer = browser.post("/console/dashboard/refresh")
+    answer = browser.post("/console/dashboard/refresh", headers={"X-Request-ID": "console-refresh-1"})
     assert answer.status_code == 302 and "/console/jobs/" in answer.headers["Location"]
     job_id = answer.headers["Location"].rsplit("/", 1)[1]
-    assert job_row(engine, job_id)["kind"] == "reports.refresh"
+    job = job_row(engine, job_id)
+    assert (job["kind"], job["request_id"]) == ("reports.refresh", "console-refresh-1")  # the page's id followed
 
 
 def test_a_bad_dashboard_window_is_shown_not_a_500(app: Any, engine: Engine) -> None:

@@ -74,7 +74,7 @@ def api(method: str, path: str, *, json: Any = None, query: Mapping[str, Any] | 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     bearer = token or session.get("access")
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-    if rid := request.headers.get("X-Request-ID"):
+    if rid := g.get("request_id"):  # the page's request id follows its API calls into the jobs they submit
         headers["X-Request-ID"] = rid
     with app.app_context():
         response = app.test_client().open(
