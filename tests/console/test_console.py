@@ -185,3 +185,12 @@ def test_admin_reads_schedules_but_is_not_offered_changes(app: Any, engine: Engi
     assert "reports.refresh-dashboards" in page and "Run now" not in page
     some = schedule_row(engine, "reports.refresh-dashboards")["id"]
     assert browser.post(f"/console/schedules/{some}/disable").status_code == 403
+
+
+def test_times_are_shown_in_the_platforms_zone(app: Any) -> None:
+    from web.console.session import when
+
+    with app.app_context():
+        assert when("2026-11-26T22:30:00+00:00") == "2026-11-27 04:00"  # Asia/Kolkata, UTC+05:30
+        assert when("2026-11-26T22:30:05.123+00:00", True) == "2026-11-27 04:00:05"
+        assert when(None) == "—"

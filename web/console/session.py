@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -16,6 +17,7 @@ from flask import Response, current_app, flash, g, redirect, render_template, re
 from ombaro.access.roles import STAFF_ROLES
 from web.auth import CurrentUser, NotAuthenticated, PermissionDenied, may, user_from_token
 from web.console import bp
+from web.extension import Ombaro
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -163,7 +165,17 @@ def page(module: str, action: str = "read") -> Callable[[F], F]:
 def console_context() -> dict[str, Any]:
     user = console_user()
     nav = [(endpoint, label) for endpoint, label, module, action in SECTIONS if user and allowed(module, action)]
-    return {"user": user, "nav": nav, "csrf_token": csrf_token, "allowed": allowed}
+    return {"user": user, "nav": nav, "csrf_token": csrf_token, "allowed": allowed,
+            "zone": Ombaro.get().settings.timezone}
+
+
+@bp.app_template_filter("when")
+def when(value: str | None, seconds: bool = False) -> str:
+    """An API timestamp (ISO 8601, UTC) in the platform's zone, as staff read times: 2026-11-27 10:00."""
+    if not value:
+        return "—"
+    moment = dt.datetime.fromisoformat(value).astimezone(Ombaro.get().settings.zone)
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 # ---- pages: sign in, sign out ------------------------------------------------------------------
