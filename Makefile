@@ -41,7 +41,8 @@ seed: migrate
 
 run: seed
 	@echo ""
-	@echo "OMBARO Ops: API at http://127.0.0.1:$(PORT)/api/v1  (docs http://127.0.0.1:$(PORT)/docs, health /readyz)"
+	@echo "OMBARO Ops: console http://127.0.0.1:$(PORT)/console, API http://127.0.0.1:$(PORT)/api/v1"
+	@echo "            (docs /docs, health /readyz, metrics /metrics; demo logins: see the seed output above)"
 	@echo ""
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMBARO_PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
