@@ -194,6 +194,17 @@ def send_chunk(session: Session, rt: Runtime, job: Job, progress: Progress) -> d
     return dict(totals)
 
 
+def finish_after_chunk(rt: Runtime, job_id: uuid.UUID) -> bool:
+    """Once a chunk job's outcome is recorded: complete its campaign if nothing is left. The check a
+    chunk makes at its end cannot see a sibling that finishes at the same moment (each still sees the
+    other running, so neither completes); made after the outcome is committed, the later of two
+    always sees the earlier one done."""
+    with rt.tx() as conn:
+        campaign_id = conn.execute(text("SELECT params ->> 'campaign_id' FROM jobs WHERE id = :id"),
+                                   {"id": job_id}).scalar_one_or_none()
+    return campaign_id is not None and finish(rt, uuid.UUID(campaign_id), refresh=False)
+
+
 def finish(rt: Runtime, campaign_id: uuid.UUID, *, exclude_job: uuid.UUID | None = None,
            refresh: bool = True) -> bool:
     """Complete the campaign if nothing of it is left, and bring its metrics up to date."""

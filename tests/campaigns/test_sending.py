@@ -349,3 +349,26 @@ def test_campaign_past_its_end_date_sends_nothing_more(rt: Runtime, server: Prov
     job = submit(rt, "campaigns.start_due", {}, key=str(uuid.uuid4()))
     execute(rt, job)
     assert campaign_status(rt.engine, campaign) == "completed"
+
+
+def test_two_chunks_finishing_together_still_complete_the_campaign(rt: Runtime, camp_engine: Engine) -> None:
+    """Each chunk's own end-of-work check sees its sibling still running; the check made after the
+    outcomes are recorded (the task's finish_after_chunk) completes the campaign."""
+    campaign = add_campaign(camp_engine, city=a_city())  # nobody in that city: no deliveries left
+    with camp_engine.begin() as conn:
+        def job(kind: str, key: str, status: str) -> uuid.UUID:
+            return conn.execute(text(
+                "INSERT INTO jobs (kind, params, status, idempotency_scope, idempotency_key) VALUES "
+                "(:kind, CAST(:params AS jsonb), :status, :scope, :key) RETURNING id"),
+                {"kind": kind, "params": json.dumps({"campaign_id": str(campaign)}), "status": status,
+                 "scope": sending.scope(campaign), "key": key}).scalar_one()
+        job(sending.KIND_START, "start", "succeeded")
+        first, second = job(sending.KIND_CHUNK, "c1", "running"), job(sending.KIND_CHUNK, "c2", "running")
+    assert not sending.finish(rt, campaign, exclude_job=first)  # the second is still running
+    assert not sending.finish(rt, campaign, exclude_job=second)  # and, at the same moment, the first
+    with camp_engine.begin() as conn:
+        conn.execute(text("UPDATE jobs SET status = 'succeeded' WHERE id IN (:a, :b)"), {"a": first, "b": second})
+    assert sending.finish_after_chunk(rt, first)
+    with camp_engine.connect() as conn:
+        assert conn.execute(text("SELECT status FROM campaigns WHERE id = :c"), {"c": campaign}).scalar_one() \
+            == "completed"

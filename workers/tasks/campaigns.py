@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from functools import lru_cache
 from typing import Any
 
@@ -43,7 +44,10 @@ def send_chunk(job_id: str) -> str:
     def handler(session: Session, job: Job, progress: commands.Progress) -> dict[str, Any]:
         return sending.send_chunk(session, runtime(), job, progress)
 
-    return run(job_id, handler)
+    outcome = run(job_id, handler)
+    if outcome == "succeeded":
+        sending.finish_after_chunk(runtime(), uuid.UUID(job_id))
+    return outcome
 
 
 @celery.task(name="campaigns.start_due")
