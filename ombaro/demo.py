@@ -658,6 +658,23 @@ class _Builder:
                 "created_at": created_at, "updated_at": created_at,
             })
             self.employees.append(_Employee(emp_id, dept, manager, joining, last_day, office))
+            self.add_compensation(emp_id, joining, head=index == 0, management=dept == "management",
+                                  state="KA" if dept == "it" else "MH")
+
+    def add_compensation(self, emp_id: uuid.UUID, joining: dt.date, *, head: bool, management: bool,
+                         state: str) -> None:
+        """A salary structure from the joining date (so HR's payroll preview has figures): basic by
+        seniority, HRA 40% of basic, the usual fixed allowances; a few earn under the ESI ceiling."""
+        rng = self.rng(f"compensation:{emp_id}")  # its own stream: other sections' rows do not move
+        low, high = (250_000, 400_000) if management else (90_000, 150_000) if head else (9_000, 70_000)
+        basic = Decimal(rng.randrange(low, high, 500))
+        self.rows["compensation_structures"].append({
+            "id": _uid(rng), "employee_id": emp_id, "effective_from": joining, "basic": basic,
+            "hra": (basic * Decimal("0.40")).quantize(Decimal("1")), "transport": Decimal(1600),
+            "medical": Decimal(1250), "special": Decimal(rng.randrange(0, 15_000, 500)), "other": Decimal(0),
+            "pf_applicable": True, "esi_applicable": True, "pt_state": state, "overtime_eligible": not head,
+            "notes": "demo", "created_at": self.at(joining, 9 * 60), "updated_at": self.at(joining, 9 * 60),
+        })
 
     def staff_of(self, department: str) -> list[_Employee]:
         return [e for e in self.employees if e.department == department and e.last_day is None]
@@ -1735,7 +1752,8 @@ class _Builder:
 # Insertion order respects foreign keys (rows of self-referencing tables are already ordered).
 TABLE_ORDER = (
     "auth.users", "user_profiles", "services", "addon_services", "service_packages", "employees",
-    "vendors", "vendor_staff", "therapists", "therapist_schedules", "therapist_leaves", "therapist_locations",
+    "compensation_structures", "vendors", "vendor_staff", "therapists", "therapist_schedules", "therapist_leaves",
+    "therapist_locations",
     "customers", "customer_addresses", "promotions", "campaigns", "bookings", "booking_items",
     "therapist_assignments", "payments", "promotion_usage", "reviews", "loyalty_transactions",
     "leave_requests", "attendance_records", "support_tickets", "ticket_messages", "notifications",

@@ -124,7 +124,7 @@ def test_returned_counts_are_the_rows_in_each_table(seeded: tuple[Engine, dict[s
     for table in ("auth.users", "user_profiles", "services", "vendors", "therapists", "therapist_schedules",
                   "customers", "customer_addresses", "bookings", "booking_items", "therapist_assignments",
                   "payments", "employees", "attendance_records", "promotions", "campaigns", "reviews",
-                  "support_tickets", "notifications", "analytics_events"):
+                  "support_tickets", "notifications", "analytics_events", "compensation_structures"):
         assert counts[table] > 0, table
 
 
