@@ -46,6 +46,14 @@ def _pick_port(preferred: int) -> int:
         return int(sock.getsockname()[1])
 
 
+def _port_for(stored: object, configured: str | None, default: int, *, running: bool) -> int:
+    """The port recorded last time, unless our server is down and something else took it since
+    (another checkout's services, say); then the configured one or a free one."""
+    if stored and (running or _port_free(int(str(stored)))):
+        return int(str(stored))
+    return int(configured) if configured else _pick_port(default)
+
+
 def _state(var_dir: Path) -> dict[str, object]:
     path = var_dir / "services.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -176,9 +184,12 @@ def up(var_dir: Path) -> Urls:
     """Start both services if they are not running (idempotent) and record their URLs."""
     var_dir.mkdir(parents=True, exist_ok=True)
     state = _state(var_dir)
-    pg_port = int(state.get("pg_port") or os.environ.get("OMBARO_PG_PORT") or _pick_port(PG_DEFAULT_PORT))
-    redis_port = int(state.get("redis_port") or os.environ.get("OMBARO_REDIS_PORT")
-                     or _pick_port(REDIS_DEFAULT_PORT))
+    pgdata = var_dir / "pg" / "data"
+    pg_ours = (pgdata / "PG_VERSION").exists() and _pg_running(pgdata, _as_system_user())
+    pg_port = _port_for(state.get("pg_port"), os.environ.get("OMBARO_PG_PORT"), PG_DEFAULT_PORT, running=pg_ours)
+    redis_ours = _pid_alive(var_dir / "redis" / "redis.pid") is not None
+    redis_port = _port_for(state.get("redis_port"), os.environ.get("OMBARO_REDIS_PORT"), REDIS_DEFAULT_PORT,
+                           running=redis_ours)
     start_postgres(var_dir, pg_port)
     start_redis(var_dir, redis_port)
     base = f"postgresql+psycopg://postgres@127.0.0.1:{pg_port}"

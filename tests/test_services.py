@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import psycopg
@@ -31,5 +32,23 @@ def test_embedded_services_are_idempotent_and_keep_data_across_restart(tmp_path:
         assert redis.Redis.from_url(urls.redis_url).get("kept") == b"survives"
         assert redis.Redis.from_url(urls.redis_url).config_get("maxmemory-policy") == {
             "maxmemory-policy": "noeviction"}
+    finally:
+        services.down(var_dir)
+
+
+def test_a_recorded_port_taken_by_another_program_is_given_up(tmp_path: Path) -> None:
+    var_dir = tmp_path / "var"
+    try:
+        urls = services.up(var_dir)
+        port = int(urls.database_url.rsplit(":", 1)[1].split("/")[0])
+        services.down(var_dir)
+        with socket.socket() as squatter:  # something else listens there now
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the old one may linger in TIME_WAIT
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            moved = services.up(var_dir)
+            assert moved.database_url != urls.database_url
+            with psycopg.connect(moved.database_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
         services.down(var_dir)
