@@ -56,6 +56,15 @@ def wait_for(page: Any, selector: str, timeout: float = 120) -> None:
         time.sleep(0.5)
 
 
+def preview(page: Any, url: str, name: str) -> None:
+    """Start a dry run from `url` and photograph its preview once the job is done."""
+    page.goto(url)
+    page.click("button:has-text('Preview (dry run)')")
+    wait_for(page, "#preview")
+    page.locator("#preview").scroll_into_view_if_needed()
+    shot(page, name)
+
+
 def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(HERE / f"{name}.png"), full_page=False)
     print(f"  {name}.png")
@@ -75,18 +84,9 @@ def main() -> None:
         shot(it, "schedules")
 
         finance = sign_in(browser, args.url, logins["finance_department"])
-        finance.goto(f"{args.url}/console/settlements")
-        finance.click("button:has-text('Preview (dry run)')")
-        wait_for(finance, "#preview")
-        finance.locator("#preview").scroll_into_view_if_needed()
-        shot(finance, "settlement-preview")
-
+        preview(finance, f"{args.url}/console/settlements", "settlement-preview")
         hr = sign_in(browser, args.url, logins["hr_department"])
-        hr.goto(f"{args.url}/console/payroll")
-        hr.click("button:has-text('Preview (dry run)')")
-        wait_for(hr, "#preview")
-        hr.locator("#preview").scroll_into_view_if_needed()
-        shot(hr, "payroll-preview")
+        preview(hr, f"{args.url}/console/payroll", "payroll-preview")
 
         it.goto(f"{args.url}/console/jobs")
         shot(it, "jobs")

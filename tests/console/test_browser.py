@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright import sync_api as playwright_api
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -28,7 +29,6 @@ from tests.settlements import factory as f
 from workers.app import enqueuer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra (make install)")
 if not Path(CHROMIUM).exists():  # `make test` installs it (Makefile: browser); say so rather than pass
     pytest.skip("Debian's chromium is not installed: run `make browser` (apt-get install chromium)",
                 allow_module_level=True)

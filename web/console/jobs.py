@@ -40,9 +40,9 @@ def jobs() -> Any:
              "limit": request.args.get("limit", "50")}
     answer = api("GET", "/api/v1/jobs", query=query)
     rows = answer.body if answer.ok else []
+    refresh_url = url_for("console.jobs", **{**request.args.to_dict(flat=False), "fragment": 1})
     context = {"jobs": rows, "answer": answer, "query": query, "duration": duration, "may_retry": may_retry,
-               "live": any(j["status"] in LIVE for j in rows), "refresh_url": request.full_path + "&fragment=1"
-               if "?" in request.full_path else request.path + "?fragment=1"}
+               "live": any(j["status"] in LIVE for j in rows), "refresh_url": refresh_url}
     template = "console/jobs_rows.html" if request.args.get("fragment") else "console/jobs.html"
     return render_template(template, **context)
 
@@ -50,14 +50,17 @@ def jobs() -> Any:
 @bp.get("/jobs/<uuid:job_id>")
 @page("jobs")
 def job(job_id: Any) -> Any:
+    return job_page(job_id, "console/job_live.html" if request.args.get("fragment") else "console/job.html")
+
+
+def job_page(job_id: Any, template: str, **extra: Any) -> Any:
+    """A job's page (or its live part): the generic one, or a capability's that adds its outcome."""
     answer = api("GET", f"/api/v1/jobs/{job_id}")
     if answer.status == 404:
         abort(404)
     current = answer.body
-    context = {"job": current, "duration": duration, "may_retry": may_retry, "pretty": pretty,
-               "live": current["status"] in LIVE}
-    template = "console/job_live.html" if request.args.get("fragment") else "console/job.html"
-    return render_template(template, **context)
+    return render_template(template, job=current, live=current["status"] in LIVE, duration=duration,
+                           may_retry=may_retry, pretty=pretty, **extra)
 
 
 @bp.post("/jobs/<uuid:job_id>/retry")

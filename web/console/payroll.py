@@ -9,9 +9,8 @@ from typing import Any
 from flask import abort, redirect, render_template, request, url_for
 
 from web.console import bp
-from web.console.jobs import duration, may_retry, pretty
-from web.console.session import api, flash_answer, page
-from web.console.settlements import download
+from web.console.jobs import job_page
+from web.console.session import api, download, flash_answer, page
 
 SECTION = ("payroll", "export")  # see session.SECTIONS
 
@@ -47,12 +46,7 @@ def run_payroll() -> Any:
 @bp.get("/payroll/jobs/<uuid:job_id>")
 @page(*SECTION)
 def payroll_job(job_id: Any) -> Any:
-    answer = api("GET", f"/api/v1/jobs/{job_id}")
-    if answer.status == 404:
-        abort(404)
-    job = answer.body
-    return render_template("console/payroll_job.html", job=job, live=job["status"] in ("queued", "running"),
-                           duration=duration, may_retry=may_retry, pretty=pretty, reload_when_done=True)
+    return job_page(job_id, "console/payroll_job.html", reload_when_done=True)
 
 
 @bp.get("/payroll/runs/<uuid:run_id>")

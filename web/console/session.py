@@ -12,7 +12,7 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Response, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
 from ombaro.access.roles import STAFF_ROLES
 from web.auth import CurrentUser, NotAuthenticated, PermissionDenied, may, user_from_token
@@ -86,6 +86,14 @@ def api(method: str, path: str, *, json: Any = None, query: Mapping[str, Any] | 
         body = response.get_json(silent=True) if response.is_json else None
     return Answer(response.status_code, body, response.content_type or "", data,
                   response.headers.get("Content-Disposition", ""))
+
+
+def download(answer: Answer) -> Response:
+    """Hand a file the API produced to the browser as it came (a problem becomes a 4xx page)."""
+    if not answer.ok:
+        abort(answer.status, answer.message)
+    return Response(answer.data, mimetype=answer.content_type.split(";")[0],
+                    headers={"Content-Disposition": answer.disposition or "attachment"})
 
 
 def flash_answer(answer: Answer, success: str) -> bool:

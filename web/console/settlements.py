@@ -6,11 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Response, abort, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 
 from web.console import bp
-from web.console.jobs import duration, may_retry, pretty
-from web.console.session import api, flash_answer, page
+from web.console.jobs import job_page
+from web.console.session import api, download, flash_answer, page
 
 
 def last_week() -> tuple[str, str]:
@@ -44,12 +44,7 @@ def run_settlements() -> Any:
 @bp.get("/settlements/jobs/<uuid:job_id>")
 @page("settlements")
 def settlement_job(job_id: Any) -> Any:
-    answer = api("GET", f"/api/v1/jobs/{job_id}")
-    if answer.status == 404:
-        abort(404)
-    job = answer.body
-    return render_template("console/settlement_job.html", job=job, live=job["status"] in ("queued", "running"),
-                           duration=duration, may_retry=may_retry, pretty=pretty, reload_when_done=True)
+    return job_page(job_id, "console/settlement_job.html", reload_when_done=True)
 
 
 @bp.get("/settlements/<uuid:settlement_id>")
@@ -84,11 +79,3 @@ def pay_settlement(settlement_id: Any) -> Any:
 @page("settlements", "export")
 def settlement_statement(settlement_id: Any) -> Any:
     return download(api("GET", f"/api/v1/settlements/{settlement_id}/statement.csv"))
-
-
-def download(answer: Any) -> Any:
-    """Hand a file the API produced to the browser as it came (a problem becomes a 4xx page)."""
-    if not answer.ok:
-        abort(answer.status, answer.message)
-    return Response(answer.data, mimetype=answer.content_type.split(";")[0],
-                    headers={"Content-Disposition": answer.disposition or "attachment"})
