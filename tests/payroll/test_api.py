@@ -189,6 +189,10 @@ def test_a_month_end_to_end_run_approve_payslip_bank_file_and_summary(
     slip = employee.get("/api/v1/payroll/payslip?year=2029&month=5")
     assert slip.status_code == 200 and slip.mimetype == "application/pdf" and slip.data.startswith(b"%PDF")
     assert as_(app, people["colleague"]).get("/api/v1/payroll/payslip?year=2029&month=5").status_code == 404
+    hr_copy = hr.get(f"/api/v1/payroll/records/{mine[0]['id']}/payslip")  # HR's download of it
+    assert hr_copy.status_code == 200 and hr_copy.data.startswith(b"%PDF")
+    assert mine[0]["id"] in hr_copy.headers["Content-Disposition"]
+    assert as_(app, people["colleague"]).get(f"/api/v1/payroll/records/{mine[0]['id']}/payslip").status_code == 403
 
     assert as_(app, people["employee"]).post(f"/api/v1/payroll/runs/{run_id}/bank-file").status_code == 403
     paid = accounts.post(f"/api/v1/payroll/runs/{run_id}/bank-file")

@@ -430,17 +430,9 @@ def release_record(record_id: uuid.UUID) -> Any:
 @blp.doc(responses={"200": {"description": "the caller's payslip", "content": {"application/pdf": {}}}})
 def payslip(year: int, month: int) -> Any:
     """The caller's own payslip for the month, once HR has approved it."""
-    session = db_session()
-    found = session.execute(
-        select(SalaryRecord, SalaryRecordDetail)
-        .outerjoin(SalaryRecordDetail, SalaryRecordDetail.salary_record_id == SalaryRecord.id)
-        .where(SalaryRecord.employee_id == current_user().id, SalaryRecord.year == year,
-               SalaryRecord.month == month, SalaryRecord.status.in_(("processed", "paid", "hold")))).one_or_none()
-    if found is None:
-        raise PayrollNotFound(f"no approved payslip of yours for {year}-{month:02d}")
-    pdf = documents.payslip_pdf(*found)
-    return Response(pdf, mimetype="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="payslip-{year}-{month:02d}.pdf"'})
+    return _payslip(SalaryRecord.employee_id == current_user().id, SalaryRecord.year == year,
+                    SalaryRecord.month == month, SalaryRecord.status.in_(("processed", "paid", "hold")),
+                    missing=f"no approved payslip of yours for {year}-{month:02d}", suffix="")
 
 
 @blp.get("/records/<uuid:record_id>/payslip")
@@ -449,15 +441,20 @@ def payslip(year: int, month: int) -> Any:
 def employee_payslip(record_id: uuid.UUID) -> Any:
     """An employee's payslip for HR (for the record's month, once computed), read under the
     caller's policies: a role that may not read salary records finds none."""
+    return _payslip(SalaryRecord.id == record_id, missing=f"no salary record {record_id}", suffix=f"-{record_id}")
+
+
+def _payslip(*where: Any, missing: str, suffix: str) -> Response:
+    """The PDF of the one salary record `where` selects (with its line details)."""
     found = db_session().execute(
         select(SalaryRecord, SalaryRecordDetail)
         .outerjoin(SalaryRecordDetail, SalaryRecordDetail.salary_record_id == SalaryRecord.id)
-        .where(SalaryRecord.id == record_id)).one_or_none()
+        .where(*where)).one_or_none()
     if found is None:
-        raise PayrollNotFound(f"no salary record {record_id}")
+        raise PayrollNotFound(missing)
     record = found[0]
     return Response(documents.payslip_pdf(*found), mimetype="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="payslip-{record.year}-{record.month:02d}-{record_id}.pdf"'})
+        "Content-Disposition": f'attachment; filename="payslip-{record.year}-{record.month:02d}{suffix}.pdf"'})
 
 
 # --- HR's inputs -------------------------------------------------------------------------------------------
