@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, text
@@ -14,17 +15,34 @@ from sqlalchemy.orm import Session
 
 from ombaro.campaigns import audience
 from ombaro.campaigns.audience import InvalidTarget, Target
+from ombaro.config import Settings
 from tests.campaigns.conftest import a_city, add_customers
 
 pytestmark = pytest.mark.db
 
-TODAY = dt.date(2026, 11, 26)
-NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+
+
+def clock(engine: Engine) -> tuple[dt.date, dt.datetime]:
+    """Today (in the platform's zone) and now, from the database's clock: the one the bookings'
+    timestamps are compared with."""
+    with engine.connect() as conn:
+        now = conn.execute(text("SELECT now()")).scalar_one()
+    return now.astimezone(ZoneInfo(Settings.timezone)).date(), now
+
+
+def years_ago(today: dt.date, years: int, days: int = 0) -> dt.date:
+    """The date `years` whole years before `today` (28 February for a 29 February), moved `days` later."""
+    try:
+        day = today.replace(year=today.year - years)
+    except ValueError:
+        day = today.replace(year=today.year - years, day=28)
+    return day + dt.timedelta(days=days)
 
 
 def selected(engine: Engine, raw: dict[str, Any], channel: str | None = None) -> set[uuid.UUID]:
     params: dict[str, Any] = {}
-    where = audience.audience_where(Target.parse(raw), today=TODAY, now=NOW, params=params)
+    today, now = clock(engine)
+    where = audience.audience_where(Target.parse(raw), today=today, now=now, params=params)
     if channel:
         where += f" AND {audience.ELIGIBLE[channel]}"
     with engine.connect() as conn:
@@ -35,7 +53,9 @@ def ids(people: list[Any]) -> set[uuid.UUID]:
     return {p.id for p in people}
 
 
-def booked(engine: Engine, customer: uuid.UUID, days_ago: int, status: str = "completed") -> None:
+def booked(engine: Engine, customer: uuid.UUID, days_ago: float, status: str = "completed") -> None:
+    """A booking made `days_ago` days before the database's now."""
+    at = clock(engine)[1] - dt.timedelta(days=days_ago)
     with engine.begin() as conn:
         vendor = conn.execute(text("SELECT id FROM vendors LIMIT 1")).scalar()
         if vendor is None:
@@ -51,7 +71,7 @@ def booked(engine: Engine, customer: uuid.UUID, days_ago: int, status: str = "co
             "booking_date, booking_time, status, created_at) VALUES (:n, :c, :v, 'spa_visit', '{}', :d, '10:00', "
             ":s, :at)"),
             {"n": f"OBO-{uuid.uuid4().hex[:12]}", "c": customer, "v": vendor, "s": status,
-             "d": (NOW - dt.timedelta(days=days_ago)).date(), "at": NOW - dt.timedelta(days=days_ago)})
+             "d": at.date(), "at": at})
 
 
 def test_tier_filter(camp_engine: Engine) -> None:
@@ -71,10 +91,11 @@ def test_city_filter_is_case_insensitive(camp_engine: Engine) -> None:
 
 def test_age_range_in_whole_years_on_the_platform_date(camp_engine: Engine) -> None:
     city = a_city()
-    twenty_five = add_customers(camp_engine, 1, city=city, born=dt.date(2001, 11, 26))  # 25 today
-    almost = add_customers(camp_engine, 1, city=city, born=dt.date(2001, 11, 27))  # 24 until tomorrow
-    forty = add_customers(camp_engine, 1, city=city, born=dt.date(1986, 1, 1))  # 40
-    forty_one = add_customers(camp_engine, 1, city=city, born=dt.date(1985, 11, 26))  # 41 today
+    today, _ = clock(camp_engine)
+    twenty_five = add_customers(camp_engine, 1, city=city, born=years_ago(today, 25))  # 25 today
+    almost = add_customers(camp_engine, 1, city=city, born=years_ago(today, 25, days=1))  # 24 until tomorrow
+    forty = add_customers(camp_engine, 1, city=city, born=years_ago(today, 41, days=1))  # 40, 41 tomorrow
+    forty_one = add_customers(camp_engine, 1, city=city, born=years_ago(today, 41))  # 41 today
     chosen = selected(camp_engine, {"city": [city], "age_range": {"min": 25, "max": 40}})
     assert chosen == ids(twenty_five) | ids(forty)
     assert not chosen & (ids(almost) | ids(forty_one))
@@ -97,9 +118,10 @@ def test_days_since_last_booking(camp_engine: Engine) -> None:
 
 def test_filters_combine_and_the_explicit_list_is_added(camp_engine: Engine) -> None:
     city = a_city()
-    match = add_customers(camp_engine, 1, city=city, tier="platinum", born=dt.date(1990, 1, 1))
-    wrong_tier = add_customers(camp_engine, 1, city=city, tier="silver", born=dt.date(1990, 1, 1))
-    too_young = add_customers(camp_engine, 1, city=city, tier="platinum", born=dt.date(2006, 1, 1))
+    today, _ = clock(camp_engine)
+    match = add_customers(camp_engine, 1, city=city, tier="platinum", born=years_ago(today, 36))
+    wrong_tier = add_customers(camp_engine, 1, city=city, tier="silver", born=years_ago(today, 36))
+    too_young = add_customers(camp_engine, 1, city=city, tier="platinum", born=years_ago(today, 20))
     elsewhere = add_customers(camp_engine, 1, city=a_city(), tier="silver")
     booked(camp_engine, match[0].id, 100)
     booked(camp_engine, too_young[0].id, 100)
@@ -141,9 +163,10 @@ def test_counts_per_channel_and_cost_estimate(camp_engine: Engine) -> None:
     city = a_city()
     add_customers(camp_engine, 3, city=city, prefs={"email": True, "sms": True})
     add_customers(camp_engine, 2, city=city, prefs={"email": True, "sms": False})
+    today, now = clock(camp_engine)
     with Session(camp_engine) as session:
-        found = audience.count_by_channel(session, Target.parse({"city": [city]}), ["email", "sms"], today=TODAY,
-                                          now=NOW)
+        found = audience.count_by_channel(session, Target.parse({"city": [city]}), ["email", "sms"], today=today,
+                                          now=now)
     assert found == {"email": 5, "sms": 3, "customers": 5}
     figures = audience.estimate(found, {"email": Decimal("0.05"), "sms": Decimal("0.255")}, ["email", "sms"])
     # 3 x 0.255 = 0.765 rounds half-up to 0.77, once per channel line
