@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install browser services services-down migrate seed run test bench lint clean
+.PHONY: install browser services services-down migrate seed run test bench bench-smoke lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -51,6 +51,18 @@ test: install browser
 
 bench: seed
 	$(BIN)/python bench/api.py
+
+# Every benchmark once at smoke scale (CI runs this after the tests): it must still run and print
+# its ratio; the figures at this size mean nothing. Full-size runs and their figures: docs/benchmarks.md.
+bench-smoke: seed
+	$(BIN)/python bench/api.py --seconds 1 --rounds 1 --clients 2
+	$(BIN)/python bench/access.py --iterations 20 --bare-iterations 2 --bookings 5000
+	$(BIN)/python bench/settlements.py --payments 5000 --small 1000 --vendors 20
+	$(BIN)/python bench/payroll.py --employees 100
+	$(BIN)/python bench/dispatch.py --scale 0.01 --samples 10
+	$(BIN)/python bench/locations.py --scale 0.001 --seconds 1 --clients 2
+	$(BIN)/python bench/campaigns.py --audience 200
+	$(BIN)/python bench/console.py --rounds 2
 
 lint: install
 	$(BIN)/ruff check .

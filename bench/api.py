@@ -25,13 +25,16 @@ from pathlib import Path
 
 import psycopg
 import redis
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ombaro.cli import alembic_config  # noqa: E402
 from ombaro.config import load_settings  # noqa: E402
+from ombaro.demo import DEMO_PASSWORD, enable_demo_logins  # noqa: E402
 
 GUNICORN = ["--workers", "2", "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"]
 
@@ -57,7 +60,20 @@ def serve(app: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
             time.sleep(0.1)
 
 
-def load(port: int, seconds: float, clients: int) -> float:
+def login(port: int) -> str:
+    """An access token for the scratch database's super admin, through the real login endpoint."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/api/v1/auth/login", headers={"Content-Type": "application/json"},
+                 body=json.dumps({"email": "super.admin@ombaro.test", "password": DEMO_PASSWORD}).encode())
+    response = conn.getresponse()
+    answer = json.loads(response.read() or b"{}")
+    conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"login failed: HTTP {response.status} {answer}")
+    return str(answer["access_token"])
+
+
+def load(port: int, seconds: float, clients: int, token: str) -> float:
     """Requests per second from `clients` keep-alive connections posting for `seconds`."""
     counts = [0] * clients
     errors: list[str] = []
@@ -68,7 +84,8 @@ def load(port: int, seconds: float, clients: int) -> float:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         while time.monotonic() < stop_at:
             conn.request("POST", "/api/v1/reports/refresh", body=body, headers={
-                "Content-Type": "application/json", "Idempotency-Key": secrets.token_hex(12)})
+                "Content-Type": "application/json", "Idempotency-Key": secrets.token_hex(12),
+                "Authorization": f"Bearer {token}"})
             response = conn.getresponse()
             response.read()
             if response.status != 202:
@@ -109,16 +126,21 @@ def main() -> None:
     cfg = alembic_config(bench_url)
     cfg.attributes["configure_logger"] = False
     command.upgrade(cfg, "head")
+    engine = create_engine(make_url(bench_url).set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    with engine.begin() as conn:
+        enable_demo_logins(conn)  # the super admin whose bearer token every request carries
+    engine.dispose()
     env = {**os.environ, "DATABASE_URL": bench_url, "REDIS_URL": redis_url, "OMBARO_LOG_LEVEL": "WARNING"}
 
     servers = {"engine": serve("web:create_app()", env), "bare": serve("bench.bare_app:create_app()", env)}
     results: dict[str, list[float]] = {"engine": [], "bare": []}
     try:
+        token = login(servers["engine"][1])
         for name in results:  # warm both up (connection pools, imports)
-            load(servers[name][1], 1, args.clients)
+            load(servers[name][1], 1, args.clients, token)
         for round_no in range(args.rounds):
             for name in ("bare", "engine") if round_no % 2 == 0 else ("engine", "bare"):
-                results[name].append(load(servers[name][1], args.seconds, args.clients))
+                results[name].append(load(servers[name][1], args.seconds, args.clients, token))
                 print(f"round {round_no + 1}: {name:<6} {results[name][-1]:8.1f} req/s", flush=True)
     finally:
         for proc, _ in servers.values():

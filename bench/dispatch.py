@@ -147,8 +147,12 @@ BUILD: list[tuple[str, str]] = [
         INSERT INTO booking_items (booking_id, service_id, duration, price, subtotal)
         SELECT b.id, s.id, d.minutes, 2700, 2700
         FROM bookings AS b
-        CROSS JOIN LATERAL (SELECT CASE WHEN random() < 0.7 THEN 60 ELSE 90 END AS minutes) AS d
-        JOIN services AS s ON s.code = CASE WHEN random() < 0.8 THEN 'SWD' ELSE 'ARO' END
+        -- one draw per booking (a random() inside the join condition is drawn per service row, which
+        -- left some bookings without an item and gave others two)
+        CROSS JOIN LATERAL (SELECT CASE WHEN random() < 0.7 THEN 60 ELSE 90 END AS minutes,
+                                   CASE WHEN random() < 0.8 THEN 'SWD' ELSE 'ARO' END AS code
+                            WHERE b.id IS NOT NULL) AS d
+        JOIN services AS s ON s.code = d.code
         WHERE b.booking_number LIKE 'OBO-%%'
     """),
     # Live positions: one fresh ping per therapist near their vendor (the trigger fills the
