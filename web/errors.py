@@ -10,6 +10,7 @@ import psycopg
 import redis
 from flask import Flask, Response, json, request
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ombaro.attendance import AttendanceConflict, InvalidAttendance, NotOnRolls
@@ -224,16 +225,17 @@ def _integrity_problem(orig: BaseException | None) -> Response:
     state = getattr(orig, "sqlstate", None)
     diag = getattr(orig, "diag", None)
     detail_text = getattr(diag, "message_detail", None) or ""
-    found = _KEY_COLUMNS.match(detail_text)
-    columns = found.group(1) if found else (getattr(diag, "column_name", None) or "_body")
+    columns = _constraint_columns(diag)
     if state == "23503":
         if "still referenced" in detail_text:
             return problem(409, "Conflict", "Other records still refer to this one.",
                            errors={columns: ["still in use"]})
-        path_values = {str(v) for v in (request.view_args or {}).values()}
+        # Under row-level security PostgreSQL leaves the value out of the detail; a path parameter
+        # of the column's name (…/payout-accounts/<vendor_id>) is then what the reference came from.
+        path = {name: str(value) for name, value in (request.view_args or {}).items()}
         value = detail_text.split(")=(", 1)[1].split(")", 1)[0] if ")=(" in detail_text else None
-        if value is not None and value in path_values:
-            return problem(404, "Not Found", f"No such {columns.removesuffix('_id')}: {value}.",
+        if columns in path or (value is not None and value in path.values()):
+            return problem(404, "Not Found", f"No such {columns.removesuffix('_id')}.",
                            errors={columns: ["does not exist"]})
         return problem(422, "Unprocessable Content", f"{columns} refers to something that does not exist.",
                        errors={columns: ["does not exist"]})
@@ -242,9 +244,37 @@ def _integrity_problem(orig: BaseException | None) -> Response:
                        errors={columns: ["already exists"]})
     if state == "23502":
         return problem(422, "Unprocessable Content", f"{columns} is required.", errors={columns: ["is required"]})
-    constraint = getattr(diag, "constraint_name", None) or columns
-    return problem(422, "Unprocessable Content", f"The values break the rule {constraint}.",
-                   errors={constraint: ["breaks this rule"]})
+    return problem(422, "Unprocessable Content", f"The value of {columns} breaks a rule.",
+                   errors={columns: [f"breaks the rule {getattr(diag, 'constraint_name', None) or state}"]})
+
+
+def _constraint_columns(diag: Any) -> str:
+    """The column(s) an integrity error is about, for the `errors` object: from the error's detail
+    ("Key (vendor_id)=(…)"), its column, else the constraint's columns in the catalog (the detail
+    is withheld where row-level security applies); `_body` when none can be told."""
+    found = _KEY_COLUMNS.match(getattr(diag, "message_detail", None) or "")
+    if found:
+        return found.group(1)
+    if getattr(diag, "column_name", None):
+        return str(diag.column_name)
+    constraint, table, schema = (getattr(diag, name, None) for name in ("constraint_name", "table_name", "schema_name"))
+    if not constraint or not table:
+        return "_body"
+    from web.extension import Ombaro
+
+    try:
+        with Ombaro.get().engine.connect() as conn:
+            names = conn.execute(text(
+                "SELECT a.attname FROM pg_constraint c "
+                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) "
+                "WHERE c.conname = :constraint "
+                "AND c.conrelid = to_regclass(format('%I.%I', CAST(:schema AS text), CAST(:table AS text))) "
+                "ORDER BY array_position(c.conkey, a.attnum)"),
+                {"constraint": constraint, "schema": schema or "public", "table": table}).scalars().all()
+    except sa_exc.SQLAlchemyError:
+        log.warning("could not look up the columns of constraint %s", constraint, exc_info=True)
+        names = []
+    return ", ".join(names) or str(constraint)
 
 
 def _domain_handler(status: int):
