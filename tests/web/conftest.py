@@ -3,6 +3,7 @@ bad-input tests throw their inputs at."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import secrets
 import uuid
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from sqlalchemy import Engine, create_engine, text
 
@@ -76,6 +79,12 @@ def demo(make_database: Callable[[], str], redis_url: str, service_env: dict[str
         admin_id = conn.execute(text("SELECT id FROM auth.users WHERE email = 'super.admin@ombaro.test'")).scalar_one()
     from web import create_app
 
-    app = create_app({"DATABASE_URL": url, "REDIS_URL": redis_url})
+    # The webhooks configured as in production (signatures from the fuzzer never verify): an
+    # unconfigured one answers 503 by design, which would hide what a bad body does to it.
+    sendgrid = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    app = create_app({"DATABASE_URL": url, "REDIS_URL": redis_url, "RAZORPAY_WEBHOOK_SECRET": "whsec-bad-input",
+                      "OMBARO_SENDGRID_WEBHOOK_PUBLIC_KEY": base64.b64encode(sendgrid).decode(),
+                      "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "bad-input-token"})
     yield Demo(url, engine, app, today, admin_id)
     engine.dispose()
