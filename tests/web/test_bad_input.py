@@ -93,6 +93,8 @@ CASES = [
          json={"year": 2026, "month": 1, "dry_run": "false"}),
     Case("query boolean yes", "GET", "/api/v1/settlements/adjustments?pending=yes", 422, "pending"),
     # A foreign key to a row that does not exist.
+    Case("compensation of an employee that does not exist", "POST", "/api/v1/payroll/compensation", 422,
+         "employee_id", json={"employee_id": "{random}", "effective_from": "2026-01-01", "basic": "1000.00"}),
     Case("payout account of a vendor that does not exist", "PUT", "/api/v1/settlements/payout-accounts/{random}",
          404, "vendor_id", json={"account_id": "acc_ABCDEF123456"}),
 ]
