@@ -74,8 +74,15 @@ def _pointer(path: list[str | int]) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path) or BODY
 
 
-def _walk(value: Any, path: list[str | int]) -> None:
-    """Depth-first over the decoded document; the first problem is refused with its pointer."""
+_CONTAINERS = frozenset({dict, list, _Refused})
+_WITH_STRINGS = _CONTAINERS | {str}
+_ANY: frozenset[type] = frozenset()  # at the depth limit every value is one level too deep
+
+
+def _walk(value: Any, path: list[str | int], strings: bool) -> None:
+    """Depth-first over the decoded document; the first problem is refused with its pointer. `path`
+    is one list pushed and popped on the way (no copy per value: a body of 10,000 ids stays cheap);
+    scalars that cannot be a problem are not visited. `strings`: look inside strings at all."""
     if len(path) > MAX_DEPTH:
         raise RefusedInput(_pointer(path), f"nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, str):
@@ -84,15 +91,23 @@ def _walk(value: Any, path: list[str | int]) -> None:
             raise RefusedInput(_pointer(path), f"the string {problem}")
     elif isinstance(value, _Refused):
         raise RefusedInput(_pointer(path), f"{value.message} is not accepted")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            problem = _string_problem(key)
-            if problem:
-                raise RefusedInput(_pointer([*path, _FORBIDDEN.sub("?", key)]), f"the member name {problem}")
-            _walk(item, [*path, key])
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _walk(item, [*path, index])
+    elif isinstance(value, (dict, list)):
+        # The decoder makes exact types, so a set lookup decides which values need a visit.
+        visit = _ANY if len(path) >= MAX_DEPTH else _WITH_STRINGS if strings else _CONTAINERS
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if strings and isinstance(key, str) and (problem := _string_problem(key)):
+                path.append(_FORBIDDEN.sub("?", key))
+                raise RefusedInput(_pointer(path), f"the member name {problem}")
+            if visit is _ANY or type(item) in visit:
+                path.append(key)
+                _walk(item, path, strings)
+                path.pop()
+
+
+# In JSON text a NUL or a surrogate can only be written as a \u escape (a raw control character is
+# invalid JSON, a raw surrogate invalid UTF-8): without one, no string needs looking into.
+_ESCAPED = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
 
 
 def parse_json(body: bytes) -> Any:
@@ -108,7 +123,7 @@ def parse_json(body: bytes) -> Any:
         raise RefusedInput(BODY, f"nested more than {MAX_DEPTH} levels deep") from exc
     except ValueError as exc:
         raise RefusedInput(BODY, f"not valid JSON: {exc}") from exc
-    _walk(document, [])
+    _walk(document, [], strings=_ESCAPED.search(text) is not None)
     return document
 
 
