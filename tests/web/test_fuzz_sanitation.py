@@ -1,12 +1,16 @@
-"""Hypothesis throws hostile JSON bodies, query strings and forms at every endpoint of the API (the
-URL map, enumerated), as the super admin and anonymously, against the demo marketplace. Whatever it
-sends, no answer is a 5xx; a refused request (4xx) writes nothing; a body holding something the
-sanitation step refuses (NUL, an unpaired surrogate, nesting deeper than 32, an integer of more than
-30 digits, NaN, Infinity, 1e309) is a 400 whose `errors` points at the offending place."""
+"""Hypothesis throws hostile and typed JSON bodies, query strings and forms at every endpoint of the
+API (the URL map, enumerated), as the super admin and anonymously, against the demo marketplace.
+Whatever it sends, no answer is a 5xx; a refused request (4xx) writes nothing; a body holding
+something the sanitation step refuses (NUL, an unpaired surrogate, nesting deeper than 32, an
+integer of more than 30 digits, NaN, Infinity, 1e309) is a 400 whose `errors` points at the
+offending place. Typed bodies (each field's own type, near and beyond its bounds, real demo ids in
+paths and bodies) reach the handlers, the domain and the database."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -14,15 +18,17 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from marshmallow import Schema, fields, validate
 from sqlalchemy import text
 
 from tests.web.conftest import Demo
 from tests.web.endpoints import BODY_METHODS, Endpoint, endpoints
 from web.sanitize import MAX_DEPTH, MAX_INTEGER_DIGITS
+from web.schemas import Boolean, Integer, Money
 
 pytestmark = pytest.mark.db
 
-EXAMPLES = 250  # per test: about a minute each on the 2-core development machine
+EXAMPLES = 120  # per test: well under a minute each on the 2-core development machine
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
@@ -129,8 +135,77 @@ def _resolve(document: Any, pointer: str) -> bool:
     return True
 
 
-def _send(demo: Demo, endpoint: Endpoint, admin: bool, **kwargs: Any) -> Any:
-    return demo.client(admin=admin).open(endpoint.path(), method=endpoint.method, **kwargs)
+def _send(demo: Demo, endpoint: Endpoint, admin: bool, path: str | None = None, **kwargs: Any) -> Any:
+    return demo.client(admin=admin).open(path or endpoint.path(), method=endpoint.method, **kwargs)
+
+
+def _typed(field: fields.Field, ids: list[str], depth: int) -> st.SearchStrategy[Any]:
+    """Values of the field's own type, near and beyond its bounds, so the request reaches the
+    handler, the domain and the database (where a 5xx would hide) as often as the field checks."""
+    bounds = next((v for v in field.validators if isinstance(v, validate.Range)), None)
+    choices = next((v.choices for v in field.validators if isinstance(v, validate.OneOf)), None)
+    if isinstance(field, fields.Nested) and depth < 4:
+        inner = _object(field.schema, ids, depth + 1)
+        return st.lists(inner, max_size=3) if field.many else inner
+    if isinstance(field, fields.List):
+        return st.lists(_typed(field.inner, ids, depth + 1), max_size=3)
+    if isinstance(field, Money):
+        return st.one_of(st.decimals(field.minimum - 1, field.maximum + 1, places=2).map(str),
+                         st.decimals(field.minimum, field.maximum, places=3).map(str),
+                         st.sampled_from([str(field.minimum), str(field.maximum), 0.01, 1e19, "1e20", "-0.00"]))
+    if isinstance(field, Integer):
+        low = bounds.min if bounds is not None and bounds.min is not None else -(2**63)
+        high = bounds.max if bounds is not None and bounds.max is not None else 2**63
+        return st.one_of(st.integers(low - 2, min(high, low + 50)), st.integers(max(low, high - 50), high + 2),
+                         st.sampled_from([0, -1, 2**31, 2**63]))
+    if isinstance(field, Boolean):
+        return st.sampled_from([True, False, 0, 1, "true"])
+    if isinstance(field, fields.UUID):
+        return st.one_of(st.sampled_from(ids), st.uuids().map(str))
+    if isinstance(field, fields.AwareDateTime | fields.DateTime):
+        return st.datetimes(timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=14)),
+                                                       dt.timezone(dt.timedelta(hours=-12))])
+                            ).map(lambda d: d.isoformat())
+    if isinstance(field, fields.Date):
+        return st.dates().map(lambda d: d.isoformat())
+    if isinstance(field, fields.Time):
+        return st.times().map(lambda t: t.isoformat())
+    if isinstance(field, fields.Email):
+        return st.emails().map(str)
+    if isinstance(field, fields.Float | fields.Decimal):
+        low = bounds.min if bounds is not None and bounds.min is not None else -1e6
+        high = bounds.max if bounds is not None and bounds.max is not None else 1e6
+        return st.one_of(st.floats(low - 1, high + 1), st.decimals(low, high, places=12).map(str))
+    if isinstance(field, fields.Dict):
+        return st.dictionaries(PLAIN_TEXT, EDGY_VALUES, max_size=4)
+    if choices is not None:
+        return st.one_of(st.sampled_from(list(choices)), PLAIN_TEXT)
+    if isinstance(field, fields.String):
+        return st.one_of(st.text(st.characters(codec="utf-8"), max_size=300), st.sampled_from(ids))
+    return EDGY_VALUES
+
+
+def _object(schema: Schema, ids: list[str], depth: int = 0) -> st.SearchStrategy[dict[str, Any]]:
+    """An object of the schema's fields of their own types: the required ones always, the others
+    now and then."""
+    loaded = {field.data_key or name: field for name, field in schema.fields.items() if not field.dump_only}
+    return st.fixed_dictionaries({name: _typed(f, ids, depth) for name, f in loaded.items() if f.required},
+                                 optional={name: _typed(f, ids, depth) for name, f in loaded.items() if not f.required})
+
+
+@pytest.fixture(scope="module")
+def ids(demo: Demo) -> list[str]:
+    """Ids that exist in the demo data (and a few that do not), for paths and bodies."""
+    tables = ["vendors", "therapists", "employees", "customers", "services", "bookings", "therapist_assignments",
+              "payments", "payment_settlements", "campaigns", "jobs", "schedules", "leave_requests",
+              "salary_records", "payroll_runs", "notifications", "settlement_adjustments"]
+    found: list[str] = []
+    for table in tables:
+        if demo.scalar("SELECT to_regclass(:t) IS NOT NULL", t=table):
+            with demo.engine.connect() as conn:
+                found += [str(i) for i in conn.execute(text(f"SELECT id FROM {table} ORDER BY id LIMIT 4")).scalars()]
+    assert len(found) > 30
+    return found + [str(uuid.uuid4()) for _ in range(5)]
 
 
 def test_the_fingerprint_sees_an_insert_an_update_and_a_delete(demo: Demo) -> None:
@@ -186,6 +261,26 @@ def test_edgy_json_bodies_never_answer_5xx_and_refusals_write_nothing(demo: Demo
     if response.status_code >= 400:
         assert response.content_type == "application/problem+json"
         assert demo.fingerprint() == before, (endpoint.name, response.status_code, render(document)[:500])
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_typed_json_bodies_reach_the_domain_without_a_5xx_and_refusals_write_nothing(
+        demo: Demo, routes: Any, ids: list[str], data: st.DataObject) -> None:
+    endpoint = data.draw(st.sampled_from([e for e in routes["body"] if e.schemas]), label="endpoint")
+    schema = next((schema for location, schema in endpoint.schemas if location == "json"), None)
+    document = data.draw(_object(schema, ids) if schema is not None else st.just({}), label="document")
+    path = endpoint.rule.rule
+    for argument in endpoint.rule.arguments:
+        path = path.replace(f"<uuid:{argument}>", data.draw(st.sampled_from(ids), label=argument))
+    path = path if "<" not in path else None
+    before = demo.fingerprint()
+    response = _send(demo, endpoint, True, path=path, json=document)
+    event(f"status {response.status_code}")
+    assert response.status_code < 500, (endpoint.name, path, document, response.get_data(as_text=True)[:800])
+    if response.status_code >= 400:
+        assert response.content_type == "application/problem+json"
+        assert demo.fingerprint() == before, (endpoint.name, path, response.status_code, document)
 
 
 # Unpaired surrogates cannot be percent-encoded as UTF-8: they arrive as invalid bytes, which the
