@@ -253,3 +253,15 @@ def test_a_request_during_a_database_outage_is_503_with_retry_after(demo: Demo, 
     assert response.status_code == 503, response.get_data(as_text=True)[:500]
     assert response.content_type == PROBLEM
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_a_login_while_redis_is_unreachable_is_503_with_retry_after(demo: Demo) -> None:
+    """The login and registration limits live in Redis: without it they cannot be counted."""
+    from web import create_app
+
+    app = create_app({"DATABASE_URL": demo.url, "REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0"})
+    response = app.test_client().post("/api/v1/auth/login", json={"email": "super.admin@ombaro.test",
+                                                                  "password": "ombaro-demo-2026"})
+    assert response.status_code == 503
+    assert response.content_type == PROBLEM
+    assert int(response.headers["Retry-After"]) > 0

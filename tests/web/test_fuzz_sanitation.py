@@ -289,16 +289,31 @@ QUERY_VALUES = st.one_of(HOSTILE_TEXT, EDGY_VALUES.map(lambda v: v if isinstance
                          st.integers(MAX_INTEGER_DIGITS, 5000).map(lambda n: "9" * n))
 
 
+def _as_text(value: Any) -> str:
+    """A typed value as a query string carries it."""
+    if isinstance(value, list):
+        return ",".join(_as_text(v) for v in value)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 @FUZZ
 @given(data=st.data())
 def test_hostile_query_strings_never_answer_5xx_and_nul_is_400_naming_the_parameter(
-        demo: Demo, routes: Any, data: st.DataObject) -> None:
+        demo: Demo, routes: Any, ids: list[str], data: st.DataObject) -> None:
     endpoint = data.draw(st.sampled_from(routes["query"]), label="endpoint")
     admin = data.draw(st.booleans(), label="admin")
-    names = endpoint.field_names("query") or ["q"]
-    params = data.draw(st.dictionaries(st.sampled_from(names), QUERY_VALUES, min_size=1, max_size=4), label="query")
+    schema = next((schema for location, schema in endpoint.schemas if location == "query"), None)
+    fields_by_name = {f.data_key or n: f for n, f in schema.fields.items()} if schema is not None else {}
+    names = sorted(fields_by_name) or ["q"]
+    name = data.draw(st.sampled_from(names), label="name")
+    typed = _typed(fields_by_name[name], ids, 1).map(_as_text) if name in fields_by_name else QUERY_VALUES
+    params = {**data.draw(st.dictionaries(st.sampled_from(names), QUERY_VALUES, max_size=3), label="query"),
+              name: data.draw(st.one_of(typed, QUERY_VALUES), label="value")}
     query = "&".join(f"{quote(k)}={quote(v, safe='', errors='surrogatepass')}" for k, v in params.items())
-    response = demo.client(admin=admin).get(f"{endpoint.path()}?{query}")
+    path = endpoint.rule.rule
+    for argument in endpoint.rule.arguments:
+        path = path.replace(f"<uuid:{argument}>", data.draw(st.sampled_from(ids), label=argument))
+    response = demo.client(admin=admin).get(f"{path if '<' not in path else endpoint.path()}?{query}")
     event(f"status {response.status_code}")
     assert response.status_code < 500, (endpoint.name, query[:300], response.get_data(as_text=True)[:500])
     with_nul = {k for k, v in params.items() if "\x00" in v}
