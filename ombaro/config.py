@@ -142,11 +142,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     except Exception as exc:  # ZoneInfoNotFoundError or a malformed key
         raise ConfigError(f"OMBARO_TIMEZONE={timezone!r} is not a known time zone") from exc
     secrets = development_secrets(var_dir, env)
-    data_keys = parse_data_keys(env.get("OMBARO_DATA_KEYS") or secrets["data_keys"])
-    data_key_id = env.get("OMBARO_DATA_KEY_ID") or (env.get("OMBARO_DATA_KEYS") and next(iter(data_keys))) \
-        or secrets["data_key_id"]
-    if data_key_id not in data_keys:
-        raise ConfigError(f"OMBARO_DATA_KEY_ID={data_key_id!r} names no key in OMBARO_DATA_KEYS")
+    data_keys, data_key_id = load_data_keys(env)
     return Settings(
         database_url=normalise_database_url(database_url),
         redis_url=redis_url,
@@ -180,6 +176,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         settlement_batch_vendors=_int(env, "OMBARO_SETTLEMENT_BATCH_VENDORS", 200),
         messaging=load_messaging(env, jwt_secret=env.get("OMBARO_JWT_SECRET") or secrets["jwt_secret"]),
     )
+
+
+def load_data_keys(environ: Mapping[str, str] | None = None) -> tuple[dict[str, bytes], str]:
+    """The keys sealing personal fields and the id new values are sealed with (OMBARO_DATA_KEYS,
+    OMBARO_DATA_KEY_ID, else var/secrets.json): also for code that needs no database URL (the demo data)."""
+    env = os.environ if environ is None else environ
+    secrets = development_secrets(Path(env.get("OMBARO_VAR_DIR") or PROJECT_ROOT / "var").resolve(), env)
+    data_keys = parse_data_keys(env.get("OMBARO_DATA_KEYS") or secrets["data_keys"])
+    data_key_id = env.get("OMBARO_DATA_KEY_ID") or (env.get("OMBARO_DATA_KEYS") and next(iter(data_keys))) \
+        or secrets["data_key_id"]
+    if data_key_id not in data_keys:
+        raise ConfigError(f"OMBARO_DATA_KEY_ID={data_key_id!r} names no key in OMBARO_DATA_KEYS")
+    return data_keys, data_key_id
 
 
 def development_secrets(var_dir: Path, env: Mapping[str, str]) -> dict[str, str]:

@@ -19,17 +19,23 @@ behaves as if it was taken at 23:00 IST on `today` (`_Builder.anchor`): bookings
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import json
 import random
 import uuid
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+
+from ombaro.config import load_data_keys
+from ombaro.identity import crypto
 
 __all__ = ["seed_demo"]
 
@@ -455,6 +461,11 @@ class _Builder:
         # A string seed is hashed with SHA-512 by random.Random: stable across processes.
         return random.Random(f"{self.seed}:{section}")
 
+    def account_number(self, owner: uuid.UUID, last4: int) -> str:
+        """A 12-digit account number (the bank file takes 9 to 18 digits) ending in `last4`; the
+        leading digits come from the owner's own stream, so the section's stream does not move."""
+        return f"{self.rng(f'account:{owner}').randrange(10**7, 10**8)}{last4:04d}"
+
     def count(self, at_full_scale: int, minimum: int) -> int:
         return max(minimum, round(at_full_scale * self.scale))
 
@@ -640,6 +651,7 @@ class _Builder:
                           gender="female" if female else "male", created_at=created_at, address=address,
                           department=dept, dob=dob)
             bank, ifsc = rng.choice(BANKS)
+            account = self.account_number(emp_id, rng.randrange(10000))
             self.rows["employees"].append({
                 "id": emp_id, "employee_code": f"EMP{number:04d}", "name": name, "email": email,
                 "mobile": mobile, "gender": "female" if female else "male", "date_of_birth": dob,
@@ -650,7 +662,7 @@ class _Builder:
                 "status": "inactive" if resigned else "active", "address": address,
                 "emergency_contact": {"name": self.person(rng, female=not female), "relation": "spouse",
                                       "phone": self.mobile(rng), "alternate_phone": None},
-                "bank_details": {"account_number": f"XXXXXXXX{rng.randrange(10000):04d}",
+                "bank_details": {"account_number": account,
                                  "ifsc": f"{ifsc}{rng.randrange(10**6):06d}", "bank_name": bank,
                                  "branch": home["locality"]},
                 "documents": [{"type": "offer_letter", "url": f"https://files.ombaro.in/hr/{emp_id}/offer.pdf",
@@ -863,6 +875,7 @@ class _Builder:
                 "break_start": _clock(break_start), "break_end": _clock(break_start + break_len),
                 "created_at": created_at, "updated_at": created_at,
             })
+        account = self.account_number(therapist_id, rng.randrange(10000))
         self.rows["therapists"].append({
             "id": therapist_id, "user_id": user_id, "vendor_id": vendor.id, "name": name, "email": email,
             "mobile": mobile, "gender": "female" if female else "male", "date_of_birth": dob,
@@ -880,7 +893,7 @@ class _Builder:
                                   "relation": rng.choice(("mother", "father", "spouse", "sibling")),
                                   "phone": self.mobile(rng)},
             "address": address,
-            "bank_details": {"account_number": f"XXXXXXXX{rng.randrange(10000):04d}",
+            "bank_details": {"account_number": account,
                              "ifsc": f"{ifsc}{rng.randrange(10**6):06d}", "bank_name": bank,
                              "branch": home["locality"]},
             "created_at": created_at, "updated_at": created_at,
@@ -1800,11 +1813,15 @@ def seed_demo(
     today: dt.date | None = None,
     scale: float = 1.0,
     progress: Callable[[str], None] | None = None,
+    data_keys: Mapping[str, bytes] | None = None,
+    data_key_id: str | None = None,
 ) -> dict[str, int]:
     """Fill an empty, migrated database with the demo marketplace; returns rows inserted per table.
 
     Runs inside the caller's transaction and never commits. Same seed, today and scale give
-    identical rows. `today` defaults to the current date in Asia/Kolkata.
+    identical rows (under the same data key). `today` defaults to the current date in
+    Asia/Kolkata. Bank details are sealed with `data_keys[data_key_id]` (default: the environment's
+    keys, as the API seals them), so the API shows them and the payroll bank file opens them.
     """
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale!r}")
@@ -1826,6 +1843,9 @@ def seed_demo(
     builder.build_notifications()
     builder.build_analytics()
 
+    if data_keys is None or data_key_id is None:
+        data_keys, data_key_id = load_data_keys()
+    _seal_bank_details(builder.rows, data_keys, data_key_id)
     tables = _tables()
     counts: dict[str, int] = {}
     for name in TABLE_ORDER:
@@ -1837,6 +1857,27 @@ def seed_demo(
         counts[name] = len(rows)
         report(f"{name}: {len(rows)} rows")
     return counts
+
+
+# Sealed like the API seals them (ombaro/identity/accounts.py): the context binds a value to its row.
+SEALED_BANK_DETAILS = {"therapists": "therapists.bank_details", "employees": "employees.bank_details"}
+
+
+def _seal_bank_details(rows: dict[str, list[Row]], keys: Mapping[str, bytes], key_id: str) -> None:
+    """Seal every demo row's bank details in place. The nonce is derived from the key, the context
+    and the plaintext (not drawn at random) so the same seed still gives identical rows; a nonce
+    repeats only for an identical value of the same row, which then seals to the same ciphertext."""
+    key = keys[key_id]
+    for table, context_prefix in SEALED_BANK_DETAILS.items():
+        for row in rows.get(table, []):
+            details = row.get("bank_details")
+            if not details or crypto.is_sealed(details):
+                continue
+            context = f"{context_prefix}:{row['id']}"
+            plaintext = json.dumps(details, sort_keys=True).encode()
+            nonce = hmac.new(key, context.encode() + b"\0" + plaintext, hashlib.sha256).digest()[:12]
+            row["bank_details"] = crypto.seal(details, keys=keys, key_id=key_id, context=context,
+                                              nonce=nonce)
 
 
 DEMO_PASSWORD = "ombaro-demo-2026"  # development data only; printed by `ombaro seed --demo`

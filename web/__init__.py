@@ -51,8 +51,10 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     from web.api import blueprints, docs, health
     from web.audit import record_staff_changes
     from web.auth import resolve_user
+    from web.sanitize import check_request
 
     observability.init_app(app, settings.redis_url)  # first: a request refused by auth still has its id
+    app.before_request(check_request)  # before anything parses the request (docs/architecture.md)
     app.before_request(resolve_user)
     app.after_request(record_staff_changes)
     for blueprint in blueprints():

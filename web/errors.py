@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
+import psycopg
+import redis
 from flask import Flask, Response, json, request
-from werkzeug.exceptions import HTTPException
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ombaro.attendance import AttendanceConflict, InvalidAttendance, NotOnRolls
 from ombaro.bookings import BookingNotFound, BookingRejected, NotACustomer
@@ -25,6 +30,7 @@ from ombaro.ratelimit import Limited
 from ombaro.schedules import InvalidTrigger, ScheduleBusy, ScheduleNotFound
 from ombaro.settlements import InvalidPeriod, InvalidRequest, MissingTdsRate, SettlementNotFound
 from ombaro.settlements.payouts import MakerCheckerViolation, SettlementConflict
+from web.sanitize import RefusedInput
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +100,12 @@ DOMAIN_STATUS: dict[type[Exception], int] = {
 
 
 
+# How long a client should wait before trying again when the database or Redis cannot be reached.
+RETRY_AFTER_SECONDS = 5
+# "Key (vendor_id)=(…) is not present in table …", "Key (a, b)=(…) already exists."
+_KEY_COLUMNS = re.compile(r"^Key \((.+?)\)=")
+
+
 class BadRequestHeader(Exception):
     """A request header is malformed; carries the header name for the `errors` object."""
 
@@ -148,6 +160,10 @@ def register_error_handlers(app: Flask) -> None:
     def bad_header(exc: BadRequestHeader) -> Response:
         return problem(400, "Bad Request", str(exc), errors={exc.header: [str(exc)]})
 
+    @app.errorhandler(RefusedInput)
+    def refused_input(exc: RefusedInput) -> Response:
+        return problem(400, "Bad Request", f"{exc.where}: {exc}", errors={exc.where: [str(exc)]})
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         # Registered after flask-smorest's own handler, so it answers for every route.
@@ -158,12 +174,107 @@ def register_error_handlers(app: Flask) -> None:
         elif errors and exc.code == 400:
             detail = "The request body is not valid JSON."
         data = getattr(exc, "data", None) or {}
-        return problem(exc.code or 500, exc.name, detail, errors=errors, headers=data.get("headers"))
+        headers = dict(data.get("headers") or {})
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return problem(exc.code or 500, exc.name, detail, errors=errors, headers=headers)
+
+    @app.errorhandler(sa_exc.IntegrityError)
+    def integrity_error(exc: sa_exc.IntegrityError) -> Response:
+        return _integrity_problem(exc.orig)
+
+    @app.errorhandler(sa_exc.DataError)
+    def data_error(exc: sa_exc.DataError) -> Response:
+        # Values the schemas let through but the column refuses (a number beyond numeric(10,2), a
+        # string longer than varchar(n)): the caller's input, so a 422, and the transaction is gone.
+        diag = getattr(exc.orig, "diag", None)
+        field = getattr(diag, "column_name", None) or "_body"
+        message = getattr(diag, "message_primary", None) or "a value is out of range for where it is stored"
+        log.warning("data error on %s %s: %s", request.method, request.path, message)
+        return problem(422, "Unprocessable Content", "A value does not fit where it is stored.",
+                       errors={field: [message]})
+
+    @app.errorhandler(sa_exc.ProgrammingError)
+    def programming_error(exc: sa_exc.ProgrammingError) -> Response:
+        if getattr(exc.orig, "sqlstate", None) == "42501":  # a row-level security policy refused the write
+            return problem(403, "Forbidden", "You may not write this row.")
+        return unexpected(exc)
+
+    def unavailable(exc: Exception) -> Response:
+        log.warning("service unavailable on %s %s: %s", request.method, request.path, exc)
+        return problem(503, "Service Unavailable", "A service this request needs cannot be reached; try again shortly.",
+                       headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    # Connection refused, server gone, pool exhausted, statement cancelled or a deadlock: the same
+    # request can succeed later (like /readyz's 503), so 503 with Retry-After, never a 500.
+    for outage in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+                   sa_exc.DisconnectionError, psycopg.OperationalError, psycopg.InterfaceError,
+                   redis.ConnectionError, redis.TimeoutError):
+        app.register_error_handler(outage, unavailable)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem(500, "Internal Server Error", "An unexpected error occurred; it has been logged.")
+
+
+def _integrity_problem(orig: BaseException | None) -> Response:
+    """One mapping of PostgreSQL's integrity errors for every endpoint: a reference to a row that
+    does not exist is a 404 when the path named it and a 422 when the body did; a duplicate is a
+    409; a check or not-null violation is a 422. The transaction is rolled back: nothing changed."""
+    state = getattr(orig, "sqlstate", None)
+    diag = getattr(orig, "diag", None)
+    detail_text = getattr(diag, "message_detail", None) or ""
+    columns = _constraint_columns(diag)
+    if state == "23503":
+        if "still referenced" in detail_text:
+            return problem(409, "Conflict", "Other records still refer to this one.",
+                           errors={columns: ["still in use"]})
+        # Under row-level security PostgreSQL leaves the value out of the detail; a path parameter
+        # of the column's name (…/payout-accounts/<vendor_id>) is then what the reference came from.
+        path = {name: str(value) for name, value in (request.view_args or {}).items()}
+        value = detail_text.split(")=(", 1)[1].split(")", 1)[0] if ")=(" in detail_text else None
+        if columns in path or (value is not None and value in path.values()):
+            return problem(404, "Not Found", f"No such {columns.removesuffix('_id')}.",
+                           errors={columns: ["does not exist"]})
+        return problem(422, "Unprocessable Content", f"{columns} refers to something that does not exist.",
+                       errors={columns: ["does not exist"]})
+    if state in ("23505", "23P01"):
+        return problem(409, "Conflict", f"A record with this {columns} already exists.",
+                       errors={columns: ["already exists"]})
+    if state == "23502":
+        return problem(422, "Unprocessable Content", f"{columns} is required.", errors={columns: ["is required"]})
+    return problem(422, "Unprocessable Content", f"The value of {columns} breaks a rule.",
+                   errors={columns: [f"breaks the rule {getattr(diag, 'constraint_name', None) or state}"]})
+
+
+def _constraint_columns(diag: Any) -> str:
+    """The column(s) an integrity error is about, for the `errors` object: from the error's detail
+    ("Key (vendor_id)=(…)"), its column, else the constraint's columns in the catalog (the detail
+    is withheld where row-level security applies); `_body` when none can be told."""
+    found = _KEY_COLUMNS.match(getattr(diag, "message_detail", None) or "")
+    if found:
+        return found.group(1)
+    if getattr(diag, "column_name", None):
+        return str(diag.column_name)
+    constraint, table, schema = (getattr(diag, name, None) for name in ("constraint_name", "table_name", "schema_name"))
+    if not constraint or not table:
+        return "_body"
+    from web.extension import Ombaro
+
+    try:
+        with Ombaro.get().engine.connect() as conn:
+            names = conn.execute(text(
+                "SELECT a.attname FROM pg_constraint c "
+                "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) "
+                "WHERE c.conname = :constraint "
+                "AND c.conrelid = to_regclass(format('%I.%I', CAST(:schema AS text), CAST(:table AS text))) "
+                "ORDER BY array_position(c.conkey, a.attnum)"),
+                {"constraint": constraint, "schema": schema or "public", "table": table}).scalars().all()
+    except sa_exc.SQLAlchemyError:
+        log.warning("could not look up the columns of constraint %s", constraint, exc_info=True)
+        names = []
+    return ", ".join(names) or str(constraint)
 
 
 def _domain_handler(status: int):

@@ -1,10 +1,97 @@
-"""Marshmallow schemas shared by several areas of the API."""
+"""Marshmallow schemas and fields shared by several areas of the API.
+
+Every input field is bounded (docs/architecture.md, "Bad input"): money is `Money` (two decimal
+places at most, explicit bounds), booleans are `Boolean` (strict), integers carry a `Range` with
+both ends inside their column's type; tests/web/test_schema_bounds.py holds every schema to it."""
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
 from marshmallow import Schema, fields, validate
+from webargs.multidictproxy import MultiDictProxy
 
 from ombaro.models.jobs import JOB_STATUSES
+
+CENT = Decimal("0.01")
+# What numeric(10,2), the default money column (ombaro/models/base.py), holds.
+MONEY_MAX = Decimal("99999999.99")
+
+
+class Money(fields.Decimal):
+    """An amount in rupees: a JSON number or a decimal string with at most two decimal places
+    (paise; more is refused, never rounded), between `minimum` and `maximum` (by default 0 and
+    what numeric(10,2) holds). Loaded as a Decimal, dumped as a string with two places."""
+
+    default_error_messages = {
+        "places": "At most two decimal places (paise).",
+        "range": "Must be between {minimum} and {maximum}.",
+        "above_minimum": "Must be more than {minimum} and at most {maximum}.",
+    }
+
+    def __init__(self, *, minimum: Decimal | int | str = 0, maximum: Decimal | int | str = MONEY_MAX,
+                 exclusive_minimum: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("as_string", True)
+        super().__init__(places=2, **kwargs)
+        self.minimum, self.maximum = Decimal(minimum), Decimal(maximum)
+        self.exclusive_minimum = exclusive_minimum
+        # Declared for the OpenAPI document; _deserialize has already enforced it.
+        self.validators.insert(0, validate.Range(min=self.minimum, max=self.maximum,
+                                                 min_inclusive=not exclusive_minimum))
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+            raise self.make_error("invalid")
+        try:
+            amount = Decimal(str(value).strip())
+        except (InvalidOperation, ValueError) as exc:
+            raise self.make_error("invalid") from exc
+        if not amount.is_finite():
+            raise self.make_error("special")
+        too_low = amount <= self.minimum if self.exclusive_minimum else amount < self.minimum
+        if too_low or amount > self.maximum:
+            raise self.make_error("above_minimum" if self.exclusive_minimum else "range",
+                                  minimum=self.minimum, maximum=self.maximum)
+        if amount != amount.quantize(CENT):
+            raise self.make_error("places")
+        return amount.quantize(CENT)
+
+
+class Boolean(fields.Boolean):
+    """Strict: JSON `true` or `false` only (`0`, `1`, `"yes"`, `"false"` in a JSON body are refused).
+    In a query string or form, whose values are all text, `true`/`false` and `1`/`0` (any case)."""
+
+    TEXT = {"true": True, "false": False, "1": True, "0": False}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and isinstance(data, MultiDictProxy) and value.lower() in self.TEXT:
+            return self.TEXT[value.lower()]
+        raise self.make_error("invalid", input=value)
+
+
+class Integer(fields.Integer):
+    """A whole number: a JSON integer (`1.5`, `1e2`, `true` and `"5"` are refused, never truncated);
+    in a query string or form, optional sign and digits. Declare a `validate.Range` with both ends
+    inside the column's type with it: bigger numbers are a 422 here, not an overflow in PostgreSQL."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, str) and isinstance(data, MultiDictProxy):
+            text = value.strip()
+            if not _DIGITS.fullmatch(text):
+                raise self.make_error("invalid", input=value)
+            return int(text)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+_DIGITS = re.compile(r"[+-]?[0-9]{1,30}")
+# The largest value of a PostgreSQL bigint (paging by a bigint id).
+BIGINT_MAX = 2**63 - 1
 
 
 class JobSchema(Schema):
@@ -29,7 +116,7 @@ class JobQuerySchema(Schema):
     kind = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list)
     status = fields.List(fields.String(validate=validate.OneOf(JOB_STATUSES)), load_default=list)
     before = fields.AwareDateTime(load_default=None, metadata={"description": "created before (paging)"})
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    limit = Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 MOBILE = validate.Regexp(r"^\+?[0-9]{10,15}$", error="Not a valid mobile number (10 to 15 digits, optional +).")

@@ -19,10 +19,12 @@ class SealError(ValueError):
     pass
 
 
-def seal(value: Mapping[str, Any], *, keys: Mapping[str, bytes], key_id: str, context: str) -> dict[str, str]:
+def seal(value: Mapping[str, Any], *, keys: Mapping[str, bytes], key_id: str, context: str,
+         nonce: bytes | None = None) -> dict[str, str]:
     """Encrypt a JSON object. `context` (e.g. 'therapists.bank_details:<id>') is authenticated
-    data: a sealed value copied onto another row does not open there."""
-    nonce = os.urandom(12)
+    data: a sealed value copied onto another row does not open there. `nonce` only for the demo
+    data, which derives it from the plaintext to stay deterministic; everything else draws one."""
+    nonce = nonce if nonce is not None else os.urandom(12)
     plaintext = json.dumps(dict(value), sort_keys=True).encode()
     ciphertext = AESGCM(keys[key_id]).encrypt(nonce, plaintext, context.encode())
     return {"alg": SEALED_MARK, "kid": key_id, "nonce": base64.b64encode(nonce).decode(),

@@ -63,6 +63,4 @@ def refused_by_policy(what: str) -> Iterator[None]:
     except DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) == "42501":
             raise PayrollForbidden(f"your role may not {what}") from exc
-        if getattr(exc.orig, "sqlstate", None) == "23503":
-            raise PayrollNotFound(f"cannot {what}: a referenced row does not exist") from exc
         raise

@@ -19,6 +19,7 @@ from ombaro.models.dispatch import TherapistLastPosition
 from web.auth import current_user, requires
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
+from web.schemas import Integer
 
 blp = Blueprint("assignments", __name__, url_prefix="/api/v1/assignments", description="Therapist assignments")
 
@@ -66,7 +67,7 @@ class AssignmentDetailSchema(AssignmentSchema):
 
 class AssignmentQuerySchema(Schema):
     date = fields.Date(load_default=None, metadata={"description": "only this assignment date"})
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    limit = Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
 class TransitionSchema(Schema):
@@ -76,7 +77,7 @@ class TransitionSchema(Schema):
 
 
 class RatingSchema(Schema):
-    rating = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+    rating = Integer(required=True, validate=validate.Range(min=1, max=5))
     feedback = fields.String(validate=validate.Length(max=2000))
 
 

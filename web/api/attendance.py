@@ -14,6 +14,7 @@ from ombaro import attendance
 from ombaro.models.hr import ATTENDANCE_STATUSES
 from web.auth import current_user, requires
 from web.extension import Ombaro, db_session
+from web.schemas import Integer
 
 blp = Blueprint("attendance", __name__, url_prefix="/api/v1/attendance", description="Attendance")
 
@@ -46,7 +47,7 @@ class AttendanceQuerySchema(Schema):
     employee_id = fields.UUID()
     date_from = fields.Date(data_key="from")
     date_to = fields.Date(data_key="to")
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    limit = Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
 class AttendanceCorrectionSchema(Schema):

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ombaro.models.access import AuditLog
 from web.auth import requires
 from web.extension import db_session
+from web.schemas import Integer
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="Who changed what, when, from where")
 
@@ -29,7 +30,7 @@ class AuditSchema(Schema):
 
 
 class AuditQuerySchema(Schema):
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    limit = Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
 @blp.get("")

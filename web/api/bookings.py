@@ -21,7 +21,7 @@ from web.auth import current_user, requires
 from web.commanding import idempotency_key
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
-from web.schemas import GENDERS, JobSchema
+from web.schemas import GENDERS, Integer, JobSchema
 
 blp = Blueprint("bookings", __name__, url_prefix="/api/v1/bookings", description="Bookings")
 
@@ -67,7 +67,7 @@ class BookingDetailSchema(BookingSchema):
 
 class BookingQuerySchema(Schema):
     status = fields.List(fields.String(validate=validate.OneOf(BOOKING_STATUSES)), load_default=list)
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    limit = Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
 class ServiceLocationSchema(Schema):
@@ -80,9 +80,9 @@ class ServiceLocationSchema(Schema):
 
 class BookingItemRequestSchema(Schema):
     service_id = fields.UUID(required=True)
-    duration = fields.Integer(required=True, validate=validate.Range(min=15, max=480),
+    duration = Integer(required=True, validate=validate.Range(min=15, max=480),
                               metadata={"description": "minutes, one of the service's duration options"})
-    quantity = fields.Integer(load_default=1, validate=validate.Range(min=1, max=4))
+    quantity = Integer(load_default=1, validate=validate.Range(min=1, max=4))
     addon_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=5))
 
 

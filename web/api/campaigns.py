@@ -29,7 +29,7 @@ from ombaro.models.marketing import CAMPAIGN_STATUSES, CAMPAIGN_TYPES, Campaign
 from web.auth import current_user, requires
 from web.commanding import idempotency_key
 from web.extension import Ombaro, db_session
-from web.schemas import JobSchema
+from web.schemas import Integer, JobSchema, Money
 
 blp = Blueprint("campaigns", __name__, url_prefix="/api/v1/campaigns", description="Marketing campaigns")
 
@@ -37,8 +37,8 @@ MONEY = {"as_string": True, "places": 2}
 
 
 class RangeSchema(Schema):
-    min = fields.Integer(validate=validate.Range(min=0, max=36500), allow_none=True)
-    max = fields.Integer(validate=validate.Range(min=0, max=36500), allow_none=True)
+    min = Integer(validate=validate.Range(min=0, max=36500), allow_none=True)
+    max = Integer(validate=validate.Range(min=0, max=36500), allow_none=True)
 
 
 class TargetAudienceSchema(Schema):
@@ -46,7 +46,7 @@ class TargetAudienceSchema(Schema):
     city = fields.List(fields.String(validate=validate.Length(min=1, max=100)))
     age_range = fields.Nested(RangeSchema)
     days_since_last_booking = fields.Nested(RangeSchema)
-    last_booking_days = fields.Integer(validate=validate.Range(min=0, max=36500),
+    last_booking_days = Integer(validate=validate.Range(min=0, max=36500),
                                        metadata={"description": "same as days_since_last_booking.min"})
     customer_ids = fields.List(fields.UUID(), validate=validate.Length(max=10_000))
 
@@ -61,7 +61,7 @@ class CampaignCreateSchema(Schema):
     target_audience = fields.Nested(TargetAudienceSchema, load_default=dict)
     start_date = fields.AwareDateTime(load_default=None, allow_none=True)
     end_date = fields.AwareDateTime(load_default=None, allow_none=True)
-    budget = fields.Decimal(required=True, validate=validate.Range(min=0), **MONEY)
+    budget = Money(required=True)
 
 
 class PreviewRequestSchema(Schema):
@@ -89,7 +89,7 @@ class CampaignSchema(Schema):
 
 class CampaignQuerySchema(Schema):
     status = fields.List(fields.String(validate=validate.OneOf(CAMPAIGN_STATUSES)), load_default=list)
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    limit = Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
 class ChannelEstimateSchema(Schema):

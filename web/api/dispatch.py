@@ -19,7 +19,7 @@ from web.api.bookings import BookingSchema, own_rows
 from web.auth import current_user, requires
 from web.commanding import idempotency_key
 from web.extension import Ombaro, db_session
-from web.schemas import JobSchema
+from web.schemas import Integer, JobSchema
 
 blp = Blueprint("dispatch", __name__, url_prefix="/api/v1/dispatch", description="Dispatch matching")
 
@@ -37,7 +37,7 @@ class BatchSchema(Schema):
 
 class UnassignedQuerySchema(Schema):
     date = fields.Date(load_default=None)
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    limit = Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
 @blp.post("/batch")

@@ -14,6 +14,7 @@ from ombaro import leave
 from ombaro.models.hr import LEAVE_REQUEST_STATUSES, LEAVE_TYPES
 from web.auth import current_user, requires
 from web.extension import db_session
+from web.schemas import Integer
 
 blp = Blueprint("leave", __name__, url_prefix="/api/v1/leave", description="Leave requests")
 
@@ -59,7 +60,7 @@ class LeaveRejectSchema(Schema):
 class LeaveQuerySchema(Schema):
     employee_id = fields.UUID()
     status = fields.String(validate=validate.OneOf(LEAVE_REQUEST_STATUSES))
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    limit = Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
 @blp.post("")

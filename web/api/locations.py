@@ -14,6 +14,7 @@ from ombaro import locations
 from web.auth import current_user, requires
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
+from web.schemas import Boolean, Integer
 
 blp = Blueprint("locations", __name__, url_prefix="/api/v1/locations", description="Live therapist locations")
 
@@ -26,9 +27,9 @@ class PingSchema(Schema):
     speed = fields.Decimal(validate=validate.Range(min=0, max=300), metadata={"description": "km/h"})
     heading = fields.Decimal(validate=validate.Range(min=0, max=360, max_inclusive=False),
                              metadata={"description": "degrees"})
-    battery_level = fields.Integer(data_key="battery", validate=validate.Range(min=0, max=100),
+    battery_level = Integer(data_key="battery", validate=validate.Range(min=0, max=100),
                                    metadata={"description": "percent"})
-    is_moving = fields.Boolean()
+    is_moving = Boolean()
     timestamp = fields.AwareDateTime(required=True, metadata={
         "description": "when the fix was taken; not in the future, not older than the 24-hour retention"})
 

@@ -15,6 +15,7 @@ from ombaro.models.support import Notification
 from web.auth import current_user, requires
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
+from web.schemas import Boolean, Integer
 
 blp = Blueprint("notifications", __name__, url_prefix="/api/v1/notifications", description="In-app notifications")
 
@@ -32,9 +33,9 @@ class NotificationSchema(Schema):
 
 
 class NotificationQuerySchema(Schema):
-    unread = fields.Boolean(load_default=False)
+    unread = Boolean(load_default=False)
     before = fields.AwareDateTime(load_default=None, metadata={"description": "created before (paging)"})
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    limit = Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
 class MarkedSchema(Schema):

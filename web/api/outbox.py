@@ -13,6 +13,7 @@ from sqlalchemy import select
 from ombaro.models.campaigns import CHANNELS, OutboxMessage
 from web.auth import requires
 from web.extension import db_session
+from web.schemas import BIGINT_MAX, Integer
 
 blp = Blueprint("outbox", __name__, url_prefix="/api/v1/outbox", description="Development outbox")
 
@@ -33,8 +34,9 @@ class OutboxMessageSchema(Schema):
 class OutboxQuerySchema(Schema):
     channel = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), load_default=list)
     recipient = fields.String(load_default=None, validate=validate.Length(max=320))
-    before_id = fields.Integer(load_default=None, metadata={"description": "paging: ids below this"})
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    before_id = Integer(load_default=None, validate=validate.Range(min=1, max=BIGINT_MAX),
+                        metadata={"description": "paging: ids below this"})
+    limit = Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 @blp.get("")

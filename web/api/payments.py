@@ -20,7 +20,7 @@ from web.auth import current_user, requires
 from web.commanding import idempotency_key
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
-from web.schemas import JobSchema
+from web.schemas import Integer, JobSchema, Money
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1/payments", description="Payments and refunds")
 
@@ -98,14 +98,12 @@ class PaymentVerifySchema(Schema):
 
 class CashPaymentSchema(Schema):
     booking_id = fields.UUID(required=True)
-    amount = fields.Decimal(places=2, validate=validate.Range(min=0, min_inclusive=False),
-                            metadata={"description": "defaults to what is still due"})
+    amount = Money(exclusive_minimum=True, metadata={"description": "defaults to what is still due"})
     note = fields.String(validate=validate.Length(max=500))
 
 
 class PaymentRefundRequestSchema(Schema):
-    amount = fields.Decimal(places=2, validate=validate.Range(min=0, min_inclusive=False),
-                            metadata={"description": "defaults to everything not yet refunded"})
+    amount = Money(exclusive_minimum=True, metadata={"description": "defaults to everything not yet refunded"})
     reason = fields.String(required=True, validate=validate.Length(min=3, max=500))
 
 
@@ -117,7 +115,7 @@ class PaymentRefundAcceptedSchema(Schema):
 class PaymentListQuerySchema(Schema):
     booking_id = fields.UUID()
     status = fields.List(fields.String(validate=validate.OneOf(PAYMENT_STATUSES)), load_default=list)
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    limit = Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
 def _provider() -> Any:

@@ -29,7 +29,7 @@ from ombaro.payroll.errors import PayrollNotFound
 from web.auth import current_user, requires
 from web.commanding import submit
 from web.extension import Ombaro, db_session
-from web.schemas import JobSchema
+from web.schemas import Boolean, Integer, JobSchema, Money
 
 blp = Blueprint("payroll", __name__, url_prefix="/api/v1/payroll", description="Payroll runs, payslips and inputs")
 
@@ -38,13 +38,8 @@ MONTH = validate.Range(min=1, max=12)
 CSV = "text/csv; charset=utf-8"
 
 
-def _paise(value: Decimal) -> None:
-    if value != value.quantize(Decimal("0.01")):
-        raise ValidationError("At most two decimals (paise).")
-
-
-def money_in(*, minimum: float = 0, **kwargs: Any) -> fields.Decimal:
-    return fields.Decimal(validate=[validate.Range(min=minimum, max=99_999_999.99), _paise], **kwargs)
+def money_in(*, minimum: str = "0", **kwargs: Any) -> Money:
+    return Money(minimum=minimum, **kwargs)
 
 
 def money_out(**kwargs: Any) -> fields.Decimal:
@@ -52,16 +47,16 @@ def money_out(**kwargs: Any) -> fields.Decimal:
 
 
 class PayrollRunRequestSchema(Schema):
-    year = fields.Integer(required=True, validate=YEAR)
-    month = fields.Integer(required=True, validate=MONTH)
-    dry_run = fields.Boolean(load_default=False)
+    year = Integer(required=True, validate=YEAR)
+    month = Integer(required=True, validate=MONTH)
+    dry_run = Boolean(load_default=False)
     employee_ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=1000),
                                metadata={"description": "recompute only these employees (e.g. after a failure)"})
 
 
 class PayrollPeriodQuerySchema(Schema):
-    year = fields.Integer(required=True, validate=YEAR)
-    month = fields.Integer(required=True, validate=MONTH)
+    year = Integer(required=True, validate=YEAR)
+    month = Integer(required=True, validate=MONTH)
 
 
 class PayrollFailureSchema(Schema):
@@ -101,11 +96,11 @@ class PayrollRunListSchema(PayrollRunSchema):
 
 
 class PayrollRunQuerySchema(Schema):
-    limit = fields.Integer(load_default=24, validate=validate.Range(min=1, max=120))
+    limit = Integer(load_default=24, validate=validate.Range(min=1, max=120))
 
 
 class PayrollApproveSchema(Schema):
-    allow_failures = fields.Boolean(load_default=False, metadata={
+    allow_failures = Boolean(load_default=False, metadata={
         "description": "approve the computed records although some employees failed"})
 
 
@@ -138,10 +133,10 @@ class SalaryRecordSchema(Schema):
 
 
 class SalaryRecordQuerySchema(Schema):
-    year = fields.Integer(validate=YEAR)
-    month = fields.Integer(validate=MONTH)
+    year = Integer(validate=YEAR)
+    month = Integer(validate=MONTH)
     employee_id = fields.UUID()
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    limit = Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
 class SalaryHoldSchema(Schema):
@@ -161,11 +156,11 @@ class CompensationInSchema(Schema):
     medical = money_in(load_default=Decimal(0))
     special = money_in(load_default=Decimal(0))
     other = money_in(load_default=Decimal(0))
-    pf_applicable = fields.Boolean(load_default=True)
-    esi_applicable = fields.Boolean(load_default=True)
+    pf_applicable = Boolean(load_default=True)
+    esi_applicable = Boolean(load_default=True)
     pt_state = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
         r"^[A-Z]{2}$", error="A two-letter state code (e.g. MH), or null for no professional tax."))
-    overtime_eligible = fields.Boolean(load_default=True)
+    overtime_eligible = Boolean(load_default=True)
     notes = fields.String(validate=validate.Length(max=1000))
 
 
@@ -188,15 +183,15 @@ class CompensationSchema(Schema):
 
 class CompensationQuerySchema(Schema):
     employee_id = fields.UUID()
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    limit = Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
 class PayrollAdjustmentInSchema(Schema):
     employee_id = fields.UUID(required=True)
-    year = fields.Integer(required=True, validate=YEAR)
-    month = fields.Integer(required=True, validate=MONTH)
+    year = Integer(required=True, validate=YEAR)
+    month = Integer(required=True, validate=MONTH)
     kind = fields.String(required=True, validate=validate.OneOf(ADJUSTMENT_KINDS))
-    amount = money_in(required=True, minimum=0.01)
+    amount = money_in(required=True, minimum="0.01")
     note = fields.String(validate=validate.Length(max=500))
 
 
@@ -230,7 +225,7 @@ class HolidaySchema(Schema):
 
 
 class HolidayQuerySchema(Schema):
-    year = fields.Integer(validate=YEAR)
+    year = Integer(validate=YEAR)
 
 
 class StatutoryRateInSchema(Schema):

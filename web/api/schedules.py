@@ -12,7 +12,7 @@ from ombaro import schedules
 from ombaro.models.jobs import Schedule
 from web.auth import current_user, requires
 from web.extension import Ombaro, db_session
-from web.schemas import JobSchema
+from web.schemas import Integer, JobSchema
 
 blp = Blueprint("schedules", __name__, url_prefix="/api/v1/schedules", description="Periodic commands")
 
@@ -38,7 +38,7 @@ class ScheduleSchema(Schema):
 
 class TriggerSchema(Schema):
     cron = fields.String(validate=validate.Length(min=9, max=100), metadata={"example": "0 2 * * 1"})
-    interval_seconds = fields.Integer(validate=validate.Range(min=1, max=31 * 86400))
+    interval_seconds = Integer(validate=validate.Range(min=1, max=31 * 86400))
     timezone = fields.String(validate=validate.Length(min=1, max=64), metadata={"example": "Asia/Kolkata"})
 
     @validates_schema

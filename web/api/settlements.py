@@ -23,7 +23,7 @@ from web.auth import current_user, requires
 from web.commanding import idempotency_key, submit
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
-from web.schemas import JobSchema
+from web.schemas import Boolean, Integer, JobSchema, Money
 
 blp = Blueprint("settlements", __name__, url_prefix="/api/v1/settlements", description="Vendor settlements")
 
@@ -52,7 +52,7 @@ class SettlementSchema(Schema):
 
 
 class SettlementQuerySchema(Schema):
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    limit = Integer(load_default=50, validate=validate.Range(min=1, max=200))
     status = fields.List(fields.String(validate=validate.OneOf(STATUSES)), load_default=list)
     vendor_id = fields.UUID(load_default=None)
     period_from = fields.Date(load_default=None, metadata={"description": "periods starting on or after"})
@@ -60,7 +60,7 @@ class SettlementQuerySchema(Schema):
 
 
 class SettlementExportQuerySchema(SettlementQuerySchema):
-    limit = fields.Integer(load_default=5000, validate=validate.Range(min=1, max=50000))
+    limit = Integer(load_default=5000, validate=validate.Range(min=1, max=50000))
 
 
 class SettlementItemSchema(Schema):
@@ -85,7 +85,7 @@ class SettlementRunRequestSchema(Schema):
     period_end = fields.Date(required=True)
     vendor_ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=1000),
                              metadata={"description": "settle only these vendors; all when omitted"})
-    dry_run = fields.Boolean(load_default=False, metadata={"description": "compute and return, write nothing"})
+    dry_run = Boolean(load_default=False, metadata={"description": "compute and return, write nothing"})
 
     @validates_schema
     def period_is_sane(self, data: dict[str, Any], **_: Any) -> None:
@@ -136,7 +136,7 @@ class SettlementPayoutAcceptedSchema(Schema):
 
 class SettlementAdjustmentRequestSchema(Schema):
     vendor_id = fields.UUID(required=True)
-    amount = fields.Decimal(required=True, places=2, validate=validate.Range(min=-10_000_000, max=10_000_000))
+    amount = Money(required=True, minimum=-10_000_000, maximum=10_000_000)
     reason = fields.String(required=True, validate=validate.Length(min=3, max=500))
 
 
@@ -154,8 +154,8 @@ class SettlementAdjustmentSchema(Schema):
 
 class SettlementAdjustmentQuerySchema(Schema):
     vendor_id = fields.UUID(load_default=None)
-    pending = fields.Boolean(load_default=None, metadata={"description": "only those not yet applied"})
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    pending = Boolean(load_default=None, metadata={"description": "only those not yet applied"})
+    limit = Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
 class VendorPayoutAccountSchema(Schema):
@@ -167,7 +167,7 @@ class VendorPayoutAccountSchema(Schema):
 
 
 class PayoutReconcileSchema(Schema):
-    pending_after_seconds = fields.Integer(load_default=600, validate=validate.Range(min=0, max=86400))
+    pending_after_seconds = Integer(load_default=600, validate=validate.Range(min=0, max=86400))
 
 
 class TdsRateSchema(Schema):

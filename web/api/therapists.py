@@ -16,7 +16,7 @@ from ombaro.models.vendors import Therapist
 from web.auth import current_user, may, requires
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
-from web.schemas import GENDERS, MOBILE, PASSWORD, BankDetailsSchema
+from web.schemas import GENDERS, MOBILE, PASSWORD, BankDetailsSchema, Integer
 
 log = logging.getLogger(__name__)
 blp = Blueprint("therapists", __name__, url_prefix="/api/v1/therapists", description="Therapists")
@@ -29,7 +29,7 @@ class CreateTherapistSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     gender = fields.String(validate=validate.OneOf(GENDERS))
     specialization = fields.List(fields.String(validate=validate.Regexp(r"^[A-Z]{2,5}$")), load_default=list)
-    experience_years = fields.Integer(validate=validate.Range(min=0, max=60))
+    experience_years = Integer(validate=validate.Range(min=0, max=60))
     languages = fields.List(fields.String(validate=validate.Length(min=2, max=40)), load_default=list)
     bank_details = fields.Nested(BankDetailsSchema)
 
@@ -66,7 +66,7 @@ class TherapistSchema(Schema):
 
 
 class TherapistQuerySchema(Schema):
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    limit = Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
 @blp.get("")

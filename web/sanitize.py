@@ -1,0 +1,152 @@
+"""The one sanitation step every request passes before anything parses it (docs/architecture.md,
+"Bad input"): the path, the query string, a form body and a JSON body are checked for what no field
+of ours accepts and what would otherwise fail deep inside a library or the database: NUL characters,
+unpaired surrogates, JSON nested too deeply, integers too long to be numbers, non-finite numbers.
+
+A refused request gets a 400 problem+json whose `errors` names the place (a query or form
+parameter by its name, a place in a JSON body by its JSON pointer such as `/items/0/name`, `_body`
+for the body as a whole, `_path` for the path) before any handler, any authentication or any
+transaction runs, so it changes nothing. What passes is safe for every parser after it: webargs
+reads the same body again with plain `json.loads`, which can no longer raise or hand back `inf`."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from flask import g, request
+
+# Deeper than any document of ours (a campaign's content is 3 levels, a provider's webhook 6).
+MAX_DEPTH = 32
+# More digits than any id, count or amount we store (bigint has 19); far below Python's own
+# 4,300-digit limit, beyond which int() raises ValueError.
+MAX_INTEGER_DIGITS = 30
+# NUL (PostgreSQL text cannot hold it) and the surrogate code points (not encodable as UTF-8).
+_FORBIDDEN = re.compile("[\x00\ud800-\udfff]")
+
+
+BODY = "_body"
+
+
+class RefusedInput(Exception):
+    """400: the request holds something no endpoint accepts; `where` names the place."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+class _Refused:
+    """A number the JSON decoder met that we refuse; found (with its path) by the walk."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _parse_int(text: str) -> int | _Refused:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        return _Refused(f"an integer of more than {MAX_INTEGER_DIGITS} digits")
+    return int(text)
+
+
+def _parse_float(text: str) -> float | _Refused:
+    value = float(text)
+    if not math.isfinite(value):
+        return _Refused("a number too large to represent")
+    return value
+
+
+def _parse_constant(name: str) -> _Refused:
+    return _Refused(f"{name} is not a number JSON allows")
+
+
+def _string_problem(value: str) -> str | None:
+    found = _FORBIDDEN.search(value)
+    if found is None:
+        return None
+    return "contains a NUL character" if found.group() == "\x00" else "contains an unpaired surrogate"
+
+
+def _pointer(path: list[str | int]) -> str:
+    """RFC 6901 pointer into the body (`/items/0/name`); `_body` for the document itself."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path) or BODY
+
+
+_CONTAINERS = frozenset({dict, list, _Refused})
+_WITH_STRINGS = _CONTAINERS | {str}
+_ANY: frozenset[type] = frozenset()  # at the depth limit every value is one level too deep
+
+
+def _walk(value: Any, path: list[str | int], strings: bool) -> None:
+    """Depth-first over the decoded document; the first problem is refused with its pointer. `path`
+    is one list pushed and popped on the way (no copy per value: a body of 10,000 ids stays cheap);
+    scalars that cannot be a problem are not visited. `strings`: look inside strings at all."""
+    if len(path) > MAX_DEPTH:
+        raise RefusedInput(_pointer(path), f"nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, str):
+        problem = _string_problem(value)
+        if problem:
+            raise RefusedInput(_pointer(path), f"the string {problem}")
+    elif isinstance(value, _Refused):
+        raise RefusedInput(_pointer(path), f"{value.message} is not accepted")
+    elif isinstance(value, (dict, list)):
+        # The decoder makes exact types, so a set lookup decides which values need a visit.
+        visit = _ANY if len(path) >= MAX_DEPTH else _WITH_STRINGS if strings else _CONTAINERS
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if strings and isinstance(key, str) and (problem := _string_problem(key)):
+                path.append(_FORBIDDEN.sub("?", key))
+                raise RefusedInput(_pointer(path), f"the member name {problem}")
+            if visit is _ANY or type(item) in visit:
+                path.append(key)
+                _walk(item, path, strings)
+                path.pop()
+
+
+# In JSON text a NUL or a surrogate can only be written as a \u escape (a raw control character is
+# invalid JSON, a raw surrogate invalid UTF-8): without one, no string needs looking into.
+_ESCAPED = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a JSON body with the limits above; RefusedInput names what is wrong and where."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RefusedInput(BODY, f"the body is not UTF-8 (byte {exc.start})") from exc
+    try:
+        document = json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
+                              parse_constant=_parse_constant)
+    except RecursionError as exc:  # the decoder's own guard, far beyond MAX_DEPTH
+        raise RefusedInput(BODY, f"nested more than {MAX_DEPTH} levels deep") from exc
+    except ValueError as exc:
+        raise RefusedInput(BODY, f"not valid JSON: {exc}") from exc
+    _walk(document, [], strings=_ESCAPED.search(text) is not None)
+    return document
+
+
+def _check_parameters(pairs: Any) -> None:
+    """Query string or form: each parameter by its name."""
+    for key, values in pairs.lists():
+        problem = _string_problem(key)
+        if problem:
+            raise RefusedInput(_FORBIDDEN.sub("?", key), f"the parameter name {problem}")
+        for value in values:
+            if isinstance(value, str) and (problem := _string_problem(value)):
+                raise RefusedInput(key, f"the value {problem}")
+
+
+def check_request() -> None:
+    """before_request, registered once in create_app ahead of authentication and every handler."""
+    problem = _string_problem(request.path)
+    if problem:
+        raise RefusedInput("_path", f"the path {problem}")
+    _check_parameters(request.args)
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        _check_parameters(request.form)
+    elif request.is_json:
+        body = request.get_data(cache=True)  # cached: webhooks read the same bytes for signatures
+        if body.strip():
+            g.json_body = parse_json(body)
