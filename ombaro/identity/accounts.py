@@ -13,37 +13,21 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ombaro.access.roles import CREATABLE_ROLES, STAFF_ROLES
+from ombaro.access.permissions import load_grants
+from ombaro.access.roles import STAFF_ROLES
 from ombaro.config import Settings
-from ombaro.identity import crypto, passwords, tokens
+from ombaro.identity import administration, crypto, passwords, tokens
+from ombaro.identity.errors import AccountDisabled, AccountError, AccountExists, InvalidCredentials, NotAllowed
 from ombaro.models.customers import Customer
 from ombaro.models.hr import Employee
 from ombaro.models.identity import User, UserProfile
 from ombaro.models.vendors import Therapist, Vendor, VendorStaff
 
-
-class AccountError(Exception):
-    """Base of the account errors the API maps to HTTP statuses (web/errors.py)."""
-
-
-class AccountExists(AccountError):
-    pass
-
-
-class InvalidCredentials(AccountError):
-    pass
-
-
-class AccountDisabled(AccountError):
-    pass
-
-
-class NotAllowed(AccountError):
-    pass
+__all__ = ["AccountDisabled", "AccountError", "AccountExists", "InvalidCredentials", "NotAllowed", "Principal"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +44,7 @@ def normalise_email(email: str) -> str:
 
 
 def _new_user(session: Session, *, email: str, mobile: str, password: str, name: str, role: str,
-              profile: dict[str, Any] | None = None) -> User:
+              profile: dict[str, Any] | None = None, created_by: uuid.UUID | None = None) -> User:
     email = normalise_email(email)
     taken = session.execute(
         select(func.count()).select_from(User).where(func.lower(User.email) == email)
@@ -72,7 +56,8 @@ def _new_user(session: Session, *, email: str, mobile: str, password: str, name:
                 raw_app_meta_data={"role": role})
     session.add(user)
     session.flush()
-    session.add(UserProfile(id=user.id, name=name, mobile=mobile, role=role, **(profile or {})))
+    session.add(UserProfile(id=user.id, name=name, mobile=mobile, role=role, created_by=created_by,
+                            **(profile or {})))
     try:
         session.flush()
     except IntegrityError as exc:  # a concurrent registration with the same email or mobile
@@ -93,12 +78,15 @@ def register_customer(session: Session, *, email: str, mobile: str, password: st
 
 def create_staff_account(session: Session, settings: Settings, *, creator_role: str, email: str, mobile: str,
                          password: str, name: str, role: str, employee: dict[str, Any] | None = None,
-                         vendor: dict[str, Any] | None = None) -> User:
-    """An account of `role` created by someone of `creator_role`: employees (HR or super admin)
-    get an `employees` row, vendors (super admin) a `vendors` row."""
-    if role not in CREATABLE_ROLES.get(creator_role, frozenset()):
-        raise NotAllowed(f"a {creator_role} may not create {role} accounts")
-    user = _new_user(session, email=email, mobile=mobile, password=password, name=name, role=role)
+                         vendor: dict[str, Any] | None = None, creator_id: uuid.UUID | None = None,
+                         grants: administration.Grants | None = None) -> User:
+    """An account of `role` created by `creator_id`, of `creator_role`: employees (HR or super
+    admin) get an `employees` row, vendors (super admin) a `vendors` row. Refused before anything is
+    written when the role's permissions exceed the creator's (ombaro.identity.administration)."""
+    administration.check_may_administer(grants if grants is not None else load_grants(session),
+                                        actor_role=creator_role, target_role=role, action="create")
+    user = _new_user(session, email=email, mobile=mobile, password=password, name=name, role=role,
+                     created_by=creator_id)
     if role in STAFF_ROLES:
         if not employee:
             raise NotAllowed("employee details are required for a staff account")
@@ -137,12 +125,16 @@ def _seal_bank(settings: Settings, bank: dict[str, Any] | None, context: str) ->
     return crypto.seal(bank, keys=settings.data_keys, key_id=settings.data_key_id, context=context)
 
 
+NEXT_EMPLOYEE_NUMBER = text("SELECT nextval('employee_code_seq')")
+
+
 def _employee_code(session: Session) -> str:
-    # Serialised by the unique constraint: a concurrent creation that takes the same code fails
-    # and the caller retries; HR creates accounts one at a time.
-    highest = session.scalar(select(func.max(Employee.employee_code)).where(Employee.employee_code.like("EMP%")))
-    number = int(highest[3:]) + 1 if highest and highest[3:].isdigit() else 1
-    return f"EMP{number:04d}"
+    """The next free EMPnnnn code from `employee_code_seq` (migration 0010). Codes written by other
+    means (the demo data, imports) may sit ahead of the sequence: those are skipped, not reused."""
+    while True:
+        code = f"EMP{session.scalar(NEXT_EMPLOYEE_NUMBER):04d}"
+        if session.scalar(select(func.count()).select_from(Employee).where(Employee.employee_code == code)) == 0:
+            return code
 
 
 def vendor_of(session: Session, user_id: uuid.UUID) -> uuid.UUID | None:
@@ -193,10 +185,21 @@ def principal_of(session: Session, user_id: uuid.UUID) -> Principal | None:
     return Principal(user_id, row.role, row.status) if row else None
 
 
-def set_status(session: Session, user_id: uuid.UUID, status: str) -> bool:
-    """Suspend or re-activate. A suspended user's refresh tokens are revoked; their access tokens
-    stop working at the next request, because every request checks the status."""
-    changed = session.execute(update(UserProfile).where(UserProfile.id == user_id).values(status=status)).rowcount
-    if changed and status != "active":
+def set_status(session: Session, user_id: uuid.UUID, status: str, *, actor_id: uuid.UUID | None = None,
+               actor_role: str | None = None, grants: administration.Grants | None = None) -> Principal | None:
+    """Suspend or re-activate `user_id` on behalf of `actor_role` (None: the system). Refused when
+    the account's role exceeds the actor's (ombaro.identity.administration). A deactivated user's
+    refresh tokens are revoked, and with them every access token of their logins (the next request
+    fails). Returns the account as it was, or None if there is none."""
+    target = principal_of(session, user_id)
+    if target is None:
+        return None
+    if actor_role is not None:
+        administration.check_may_administer(grants if grants is not None else load_grants(session),
+                                            actor_role=actor_role, target_role=target.role,
+                                            action="activate" if status == "active" else "suspend",
+                                            actor_id=actor_id, target_id=user_id)
+    session.execute(update(UserProfile).where(UserProfile.id == user_id).values(status=status))
+    if status != "active":
         tokens.revoke_user(session, user_id, reason=f"account {status}")
-    return bool(changed)
+    return target

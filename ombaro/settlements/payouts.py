@@ -57,13 +57,22 @@ def approve(session: Session, settlement_id: uuid.UUID, *, approver: uuid.UUID) 
     if approval is None:  # a settlement made outside a run (imported): nobody is its maker
         approval = SettlementApproval(settlement_id=settlement_id)
         session.add(approval)
-    if approval.requested_by is not None and approval.requested_by == approver:
-        raise MakerCheckerViolation("the person who ran a settlement cannot approve it; ask another finance officer")
+    _check_checker(session, maker=approval.requested_by, approver=approver)
     approval.approved_by, approval.approved_at = approver, func.now()
     settlement.status = "approved"
     settlement.updated_at = func.now()
     session.flush()
     return settlement
+
+
+def _check_checker(session: Session, *, maker: uuid.UUID | None, approver: uuid.UUID) -> None:
+    """Maker-checker: the approver is neither the maker nor an account the maker created (a maker
+    cannot approve through a colleague they made up); ombaro.identity.administration."""
+    from ombaro.identity.administration import second_approver_needed
+
+    if reason := second_approver_needed(session, maker=maker, approver=approver):
+        raise MakerCheckerViolation(f"{reason}: the person who ran a settlement cannot approve it, directly or "
+                                    "through an account they created; ask another finance officer")
 
 
 def set_payout_account(session: Session, *, vendor_id: uuid.UUID, account_id: str,

@@ -72,7 +72,11 @@ def test_staff_cannot_set_fields_they_may_not(app: Any, engine: Engine) -> None:
                                                                   "status": "active"})
     assert with_status.status_code == 422 and "status" in with_status.json["errors"]
     assert count(engine, "SELECT count(*) FROM auth.users WHERE email = :e", e=base["email"]) == 0
-    created = client_for(app, hr).post("/api/v1/users", json={**base, "role": "finance_department"})
+    # HR may not create an account above itself (finance approves settlements): tests/identity/test_administration.py
+    above = client_for(app, hr).post("/api/v1/users", json={**base, "role": "finance_department"})
+    assert above.status_code == 403
+    assert count(engine, "SELECT count(*) FROM auth.users WHERE email = :e", e=base["email"]) == 0
+    created = client_for(app, hr).post("/api/v1/users", json={**base, "role": "staff_department"})
     assert created.status_code == 201
 
 
