@@ -37,6 +37,7 @@ class Principal:
     user_id: uuid.UUID
     role: str
     status: str
+    session_live: bool = True  # the token's login (refresh-token family) is not revoked
 
 
 def normalise_email(email: str) -> str:
@@ -165,24 +166,51 @@ def authenticate(session: Session, settings: Settings, *, email: str, password: 
 
 def refresh(session: Session, settings: Settings, *, refresh_token: str, ip: str | None = None,
             user_agent: str | None = None) -> tokens.TokenPair:
-    user_id, successor = tokens.rotate_refresh_token(session, settings, refresh_token, ip=ip, user_agent=user_agent)
+    user_id, successor, family = tokens.rotate_refresh_token(session, settings, refresh_token, ip=ip,
+                                                             user_agent=user_agent)
     principal = principal_of(session, user_id)
     if principal is None or principal.status != "active":
         tokens.revoke_user(session, user_id, reason="account not active")
         raise AccountDisabled("this account is not active")
-    access = tokens.issue_access_token(settings, user_id, principal.role)
+    access = tokens.issue_access_token(settings, user_id, principal.role, session_id=family)
     return tokens.TokenPair(access, successor, settings.access_token_seconds)
 
 
 def _pair(session: Session, settings: Settings, user_id: uuid.UUID, role: str, **where: str | None) -> tokens.TokenPair:
-    access = tokens.issue_access_token(settings, user_id, role)
-    refresh_token = tokens.issue_refresh_token(session, settings, user_id, **where)
+    """A new login: a refresh-token family of its own, named in the access token."""
+    family = uuid.uuid4()
+    refresh_token = tokens.issue_refresh_token(session, settings, user_id, family_id=family, **where)
+    access = tokens.issue_access_token(settings, user_id, role, session_id=family)
     return tokens.TokenPair(access, refresh_token, settings.access_token_seconds)
 
 
-def principal_of(session: Session, user_id: uuid.UUID) -> Principal | None:
-    row = session.execute(select(UserProfile.role, UserProfile.status).where(UserProfile.id == user_id)).one_or_none()
-    return Principal(user_id, row.role, row.status) if row else None
+# One round trip per request: the account's role and status, and whether the token's login is live
+# (a family with a token not revoked; idx_refresh_tokens_family). A token without `sid` skips the check.
+_PRINCIPAL = text("""
+    SELECT p.role, p.status,
+           CAST(:sid AS uuid) IS NULL OR EXISTS (
+               SELECT 1 FROM auth.refresh_tokens AS r
+               WHERE r.family_id = CAST(:sid AS uuid) AND r.user_id = p.id AND r.revoked_at IS NULL) AS live
+    FROM user_profiles AS p WHERE p.id = :uid
+""")
+
+
+def principal_of(session: Session, user_id: uuid.UUID, session_id: uuid.UUID | None = None) -> Principal | None:
+    """The account as the database says now; with `session_id`, also whether that login is live."""
+    row = session.execute(_PRINCIPAL, {"uid": user_id, "sid": session_id}).one_or_none()
+    return Principal(user_id, row.role, row.status, bool(row.live)) if row else None
+
+
+def change_password(session: Session, settings: Settings, *, user_id: uuid.UUID, current_password: str,
+                    new_password: str, ip: str | None = None, user_agent: str | None = None) -> tokens.TokenPair:
+    """Every login of the account ends (its access tokens at once); the caller gets a new one."""
+    user = session.get(User, user_id, with_for_update=True)
+    principal = principal_of(session, user_id)
+    if user is None or principal is None or not passwords.verify_password(user.encrypted_password, current_password):
+        raise NotAllowed("the current password is wrong")
+    user.encrypted_password = passwords.hash_password(new_password)
+    tokens.revoke_user(session, user_id, reason="password changed")
+    return _pair(session, settings, user_id, principal.role, ip=ip, user_agent=user_agent)
 
 
 def set_status(session: Session, user_id: uuid.UUID, status: str, *, actor_id: uuid.UUID | None = None,

@@ -107,14 +107,45 @@ def refresh(body: dict[str, Any]) -> Any:
     return tokens.describe(pair)
 
 
+class LogoutSchema(Schema):
+    refresh_token = fields.String(load_only=True, validate=validate.Length(min=20, max=200),
+                                  metadata={"description": "optional: the login of the access token ends anyway"})
+
+
 @blp.post("/logout")
 @authenticated
-@blp.arguments(RefreshTokenSchema)
+@blp.arguments(LogoutSchema)
 @blp.response(204)
 def logout(body: dict[str, Any]) -> None:
-    """Revoke the refresh token's family (this login on this device)."""
+    """End this login: its refresh-token family is revoked, and with it every access token of the
+    login, including the one that made this call (refused from the next request on)."""
+    user = current_user()
     with Ombaro.get().sessions() as session, session.begin():
-        tokens.revoke_token_family(session, body["refresh_token"], reason="logout")
+        if body.get("refresh_token"):
+            tokens.revoke_token_family(session, body["refresh_token"], reason="logout", user_id=user.id)
+        if user.session_id is not None:
+            tokens.revoke_family(session, user.session_id, reason="logout")
+
+
+class PasswordChangeSchema(Schema):
+    current_password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=128))
+    new_password = fields.String(required=True, load_only=True, validate=PASSWORD)
+
+
+@blp.post("/password")
+@authenticated
+@blp.arguments(PasswordChangeSchema)
+@blp.response(200, TokenSchema)
+def change_password(body: dict[str, Any]) -> Any:
+    """Change the caller's password: every login of the account ends at once (access tokens
+    included); the answer is a new pair for this device."""
+    ombaro = Ombaro.get()
+    # A stolen access token must not become a way to guess the password: counted per account.
+    ratelimit.hit(ombaro.redis, f"password:account:{current_user().id}", limit=ombaro.settings.login_limit_per_account,
+                  window=ombaro.settings.limit_window_seconds, what="password changes for this account")
+    with ombaro.sessions() as session, session.begin():
+        pair = accounts.change_password(session, ombaro.settings, user_id=current_user().id, **body, **_client())
+    return tokens.describe(pair)
 
 
 @blp.get("/me")

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
+import os
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from flask import Flask, Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask.blueprints import BlueprintSetupState
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import BadSignature
 
 from ombaro.access.roles import STAFF_ROLES
 from web.auth import CurrentUser, NotAuthenticated, PermissionDenied, may, user_from_token
@@ -38,6 +47,49 @@ SECTIONS: tuple[tuple[str, str, str, str], ...] = (
 def session_secret(jwt_secret: str) -> bytes:
     """Flask's session cookie key, derived from the token secret so there is one secret to manage."""
     return hmac.new(jwt_secret.encode(), b"ombaro console session", hashlib.sha256).digest()
+
+
+# ---- the session cookie: sealed, not just signed ---------------------------------------------------
+
+COOKIE_CONTEXT = b"ombaro console cookie v1"
+
+
+class SealedCookie:
+    """Flask's session serializer, with AES-256-GCM instead of a signature: the cookie carries the
+    user's access and refresh tokens, which a signed cookie shows to anyone who reads it (a proxy
+    log, a shared machine). Sealed, it is opaque and tamper-evident; its age is sealed inside."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._aead = AESGCM(hmac.new(secret, COOKIE_CONTEXT, hashlib.sha256).digest())
+        self._json = TaggedJSONSerializer()
+
+    def dumps(self, value: dict[str, Any]) -> str:
+        nonce = os.urandom(12)
+        plaintext = self._json.dumps({"at": int(time.time()), "data": value}).encode()
+        return base64.urlsafe_b64encode(nonce + self._aead.encrypt(nonce, plaintext, COOKIE_CONTEXT)).decode()
+
+    def loads(self, cookie: str, max_age: int | None = None) -> dict[str, Any]:
+        try:
+            raw = base64.urlsafe_b64decode(cookie.encode())
+            sealed = self._json.loads(self._aead.decrypt(raw[:12], raw[12:], COOKIE_CONTEXT).decode())
+        except (InvalidTag, ValueError, TypeError) as exc:
+            raise BadSignature("the console cookie does not open") from exc
+        if max_age is not None and time.time() - sealed["at"] > max_age:
+            raise BadSignature("the console cookie is too old")
+        return dict(sealed["data"])
+
+
+class SealedCookieSessionInterface(SecureCookieSessionInterface):
+    def get_signing_serializer(self, app: Flask) -> SealedCookie | None:  # type: ignore[override]
+        if not app.secret_key:
+            return None
+        key = app.secret_key if isinstance(app.secret_key, bytes) else str(app.secret_key).encode()
+        return SealedCookie(key)
+
+
+@bp.record_once
+def _seal_the_cookie(state: BlueprintSetupState) -> None:
+    state.app.session_interface = SealedCookieSessionInterface()
 
 
 # ---- the in-process API call ----------------------------------------------------------------
