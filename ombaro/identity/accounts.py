@@ -30,6 +30,9 @@ from ombaro.models.vendors import Therapist, Vendor, VendorStaff
 __all__ = ["AccountDisabled", "AccountError", "AccountExists", "InvalidCredentials", "NotAllowed", "Principal"]
 
 
+SIGN_IN_REFUSED = "email or password is wrong, or this account may not sign in"
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who a valid token belongs to, as the database says now (not as the token said then)."""
@@ -75,6 +78,20 @@ def register_customer(session: Session, *, email: str, mobile: str, password: st
                          communication_preferences={"email": True, "sms": True, "whatsapp": False, "push": True}))
     session.flush()
     return user
+
+
+def register(session: Session, *, email: str, mobile: str, password: str, name: str,
+             gender: str | None = None) -> User | None:
+    """Self-registration that gives nothing away: the new customer, or None when the email or the
+    mobile is taken, after the same work (the password is hashed either way), so that neither the
+    answer the API builds from it nor its time says whether someone already has an account."""
+    try:
+        with session.begin_nested():
+            return register_customer(session, email=email, mobile=mobile, password=password, name=name,
+                                     gender=gender)
+    except AccountExists:
+        passwords.burn(password)
+        return None
 
 
 def create_staff_account(session: Session, settings: Settings, *, creator_role: str, email: str, mobile: str,
@@ -148,16 +165,17 @@ def vendor_of(session: Session, user_id: uuid.UUID) -> uuid.UUID | None:
 
 def authenticate(session: Session, settings: Settings, *, email: str, password: str, ip: str | None = None,
                  user_agent: str | None = None) -> tokens.TokenPair:
+    """One answer for every failure (unknown email, wrong password, placeholder hash, suspended or
+    inactive account) after the same work (one argon2 verification): neither the answer nor its
+    time tells whether the account exists or what state it is in."""
     row = session.execute(
         select(User, UserProfile.role, UserProfile.status).join(UserProfile, UserProfile.id == User.id)
         .where(func.lower(User.email) == normalise_email(email))
     ).one_or_none()
-    stored = row[0].encrypted_password if row else None
-    if not passwords.verify_password(stored, password) or row is None:
-        raise InvalidCredentials("email or password is wrong")
-    user, role, status = row
-    if status != "active":
-        raise AccountDisabled(f"this account is {status}")
+    matches = passwords.verify_password(row[0].encrypted_password if row else None, password)
+    if row is None or not matches or row.status != "active":
+        raise InvalidCredentials(SIGN_IN_REFUSED)
+    user, role, _status = row
     if passwords.needs_rehash(user.encrypted_password):
         user.encrypted_password = passwords.hash_password(password)
     user.last_sign_in_at = dt.datetime.now(dt.UTC)
