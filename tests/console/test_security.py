@@ -4,11 +4,15 @@ headers without inline script, CSRF on the login form, and a `next` that never r
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
+import pytest
 from sqlalchemy import Engine
 
-from tests.console.conftest import signed_in
+from tests.console.conftest import Browser, signed_in
+from tests.helpers import PASSWORD, make_account
 
 COOKIE = "session"
 
@@ -49,7 +53,6 @@ def test_a_copied_cookie_is_dead_once_its_owner_signs_out(app: Any, engine: Engi
 
 
 def test_suspension_signs_the_console_out_at_once(app: Any, engine: Engine) -> None:
-    from tests.helpers import make_account
     from tests.identity.conftest import client_for
 
     browser = signed_in(app, engine, "it_department")
@@ -58,3 +61,84 @@ def test_suspension_signs_the_console_out_at_once(app: Any, engine: Engine) -> N
                                       json={"status": "suspended"}).status_code == 200
     answer = browser.get("/console/jobs")
     assert answer.status_code == 302 and "/console/login" in answer.headers["Location"]
+
+
+# --- headers and no inline script ------------------------------------------------------------------
+
+INLINE = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+\s*=|\sstyle\s*=|javascript:", re.IGNORECASE)
+
+
+def test_every_console_answer_carries_the_security_headers(app: Any, engine: Engine) -> None:
+    browser = signed_in(app, engine, "it_department")
+    for path in ("/console/login", "/console/jobs", "/console/schedules", "/console/static/console.js",
+                 "/console/no-such-page"):
+        headers = browser.get(path).headers
+        policy = headers.get("Content-Security-Policy", "")
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
+        assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy, path
+        assert headers.get("X-Frame-Options") == "DENY", path
+        assert headers.get("X-Content-Type-Options") == "nosniff", path
+        assert headers.get("Referrer-Policy") == "same-origin", path
+    assert browser.get("/console/jobs").headers.get("Cache-Control") == "no-store"
+
+
+@pytest.mark.parametrize("role", ["super_admin", "hr_department", "accounts_department", "marketing_department",
+                                  "fo_department"])
+def test_no_page_has_inline_script_or_style(app: Any, engine: Engine, role: str) -> None:
+    """The policy would block them in a browser: a page that needs one is broken there."""
+    browser = signed_in(app, engine, role)
+    pages = ["/console/login", "/console/jobs", "/console/dashboard", "/console/schedules", "/console/settlements",
+             "/console/payroll", "/console/campaigns", "/console/dispatch"]
+    for path in pages:
+        answer = browser.get(path)
+        assert answer.status_code in (200, 302, 403), path
+        html = answer.get_data(as_text=True)
+        assert not INLINE.findall(html), (path, INLINE.findall(html)[:3])
+
+
+# --- the login form ------------------------------------------------------------------------------
+
+
+def test_the_login_form_refuses_a_post_without_its_csrf_token(app: Any, engine: Engine) -> None:
+    account = make_account(engine, "it_department")
+    forged = app.test_client()  # an attacker's page posting its own credentials into the victim's browser
+    answer = forged.post("/console/login", data={"email": account.email, "password": PASSWORD})
+    assert answer.status_code == 403
+    assert "sign in again" in answer.get_data(as_text=True)
+    assert forged.get("/console/jobs").status_code == 302  # not signed in
+    other = app.test_client()
+    other.get("/console/login")
+    answer = other.post("/console/login", data={"email": account.email, "password": PASSWORD,
+                                                "csrf": "a token from somewhere else"})
+    assert answer.status_code == 403
+    assert Browser(app, account).login().status_code == 302  # with the form's token it works
+
+
+BAD_NEXT = ["/console/jobs\r\nSet-Cookie: x=1", "/console/jobs%0d%0aX: y", "https://evil.example/console",
+            "//evil.example/console", "/\\evil.example", "\\\\evil.example", "javascript:alert(1)",
+            "/console\\..\\evil", "http:/console", "/consolexyz", "/api/v1/auth/me", " /console/jobs",
+            "/console/jobs\x00", "\u2028/console"]
+
+
+@pytest.mark.parametrize("target", BAD_NEXT)
+def test_a_bad_next_is_ignored_never_followed_never_a_500(app: Any, engine: Engine, target: str) -> None:
+    browser = Browser(app, make_account(engine, "it_department"))
+    answer = browser.login_form(email=browser.account.email, password=PASSWORD, next=target)
+    assert answer.status_code == 302, answer.get_data(as_text=True)[:300]
+    location = urlsplit(answer.headers["Location"])
+    assert location.netloc in ("", "localhost") and location.path.startswith("/console"), location
+    assert "\r" not in answer.headers["Location"] and "\n" not in answer.headers["Location"]
+    # Signed in, the login page redirects at once: the same rule.
+    again = browser.client.get("/console/login", query_string={"next": target})
+    assert again.status_code == 302
+    location = urlsplit(again.headers["Location"])
+    assert location.netloc in ("", "localhost") and location.path.startswith("/console"), location
+    # Signed out, the login page shows the form (the value escaped into it), not a 500.
+    shown = app.test_client().get("/console/login", query_string={"next": target})
+    assert shown.status_code == 200
+
+
+def test_a_good_next_is_followed(app: Any, engine: Engine) -> None:
+    browser = Browser(app, make_account(engine, "it_department"))
+    answer = browser.login_form(email=browser.account.email, password=PASSWORD, next="/console/schedules?x=1")
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/console/schedules?x=1")

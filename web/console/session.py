@@ -25,7 +25,7 @@ from itsdangerous import BadSignature
 
 from ombaro.access.roles import STAFF_ROLES
 from web.auth import CurrentUser, NotAuthenticated, PermissionDenied, may, user_from_token
-from web.console import bp
+from web.console import bp, charts
 from web.extension import Ombaro
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -166,8 +166,14 @@ def console_user() -> CurrentUser | None:
 @bp.before_request
 def load_user() -> Response | None:
     g.console_user = None
-    if request.method == "POST" and request.endpoint != "console.login":
-        check_csrf()
+    if request.method == "POST":  # the login form too: login CSRF signs a victim in as the attacker
+        try:
+            check_csrf()
+        except PermissionDenied:
+            if request.endpoint != "console.login":
+                raise
+            flash("The sign-in form expired or did not come from the console; please sign in again.", "error")
+            return render_template("console/login.html", next=""), 403
     if "access" not in session:
         return None
     try:
@@ -221,6 +227,11 @@ def page(module: str, action: str = "read") -> Callable[[F], F]:
     return decorate
 
 
+# Progress bars and colour swatches as SVG, from any template or macro (no inline style: see CSP).
+bp.add_app_template_global(charts.meter, "meter")
+bp.add_app_template_global(charts.swatch, "swatch")
+
+
 @bp.context_processor
 def console_context() -> dict[str, Any]:
     user = console_user()
@@ -238,13 +249,45 @@ def when(value: str | None, seconds: bool = False) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
+# ---- security headers ----------------------------------------------------------------------------
+
+# Scripts and styles only from the console's own files (console.js, console.css): no inline script,
+# no inline style, nothing from elsewhere; never inside a frame (clickjacking).
+CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+@bp.after_app_request  # app-wide hook: a console URL that matches no page (404) gets them too
+def security_headers(response: Response) -> Response:
+    if not (request.path == "/console" or request.path.startswith("/console/")):
+        return response
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint != "console.static":  # pages carry tokens and personal data: never cached
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
 # ---- pages: sign in, sign out ------------------------------------------------------------------
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/console") and not target.startswith("//"):
-        return target
-    return url_for("console.dashboard")
+    """Where to go after signing in: a path of the console on this host, or the dashboard. Anything
+    else (another host, a scheme, `//host`, a backslash, control characters such as CR/LF that
+    would split the Location header) is ignored, never followed and never a 500."""
+    if not target or len(target) > 2000 or any(ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in target):
+        return url_for("console.dashboard")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not (parts.path == "/console" or parts.path.startswith("/console/")):
+        return url_for("console.dashboard")
+    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
