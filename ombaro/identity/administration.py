@@ -83,14 +83,3 @@ def made_by(session: Session, account: uuid.UUID, maker: uuid.UUID) -> bool:
     puppets counts as one). A SECURITY DEFINER function, so it sees the whole chain on a request
     role's connection too."""
     return bool(session.execute(MADE_BY, {"account": account, "maker": maker}).scalar())
-
-
-def second_approver_needed(session: Session, *, maker: uuid.UUID | None, approver: uuid.UUID | None) -> str | None:
-    """Why `approver` cannot be the checker of `maker`'s work, or None if they can."""
-    if maker is None or approver is None:
-        return None
-    if maker == approver:
-        return "the maker cannot approve their own work"
-    if made_by(session, approver, maker):
-        return "the approver's account was created by the maker (or by an account the maker created)"
-    return None

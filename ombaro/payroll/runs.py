@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from ombaro import commands
+from ombaro.identity.administration import made_by
 from ombaro.models.hr import Employee, SalaryRecord
 from ombaro.models.payroll import PayrollFailure, PayrollRun
 from ombaro.payroll import preflight as preflight_checks
@@ -474,8 +475,6 @@ def get_run(session: Session, run_id: uuid.UUID, *, lock: bool = False) -> Payro
 def _check_checker(session: Session, *, maker: uuid.UUID | None, approver: uuid.UUID | None) -> None:
     """Whoever started the run may not approve it through an account they created (directly or
     through accounts they created); ombaro.identity.administration."""
-    from ombaro.identity.administration import made_by
-
     if maker is not None and approver is not None and maker != approver and made_by(session, approver, maker):
         raise PayrollForbidden("the approver's account was created by the person who ran this payroll (or by an "
                                "account they created); another HR officer must approve it")
