@@ -47,11 +47,19 @@ def new_account_body(role: str) -> dict[str, Any]:
     return body
 
 
-def audited_refusals(engine: Engine, actor: uuid.UUID, path: str, *, prefix: bool = False) -> list[dict[str, Any]]:
+def audit_mark(engine: Engine) -> int:
+    """The audit log's last id: a test counts only the lines written after it."""
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT coalesce(max(id), 0) FROM audit_log")).scalar_one())
+
+
+def audited_refusals(engine: Engine, actor: uuid.UUID, path: str, *, prefix: bool = False,
+                     since: int = 0) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(text(
             "SELECT status, path, details FROM audit_log WHERE actor_id = :a AND path LIKE :p AND status = 403 "
-            "ORDER BY id"), {"a": actor, "p": f"{path}%" if prefix else path}).mappings()]
+            "AND id > :since ORDER BY id"),
+            {"a": actor, "p": f"{path}%" if prefix else path, "since": since}).mappings()]
 
 
 def test_the_default_matrix_is_what_the_database_holds(app: Any, role_accounts: dict[str, Account]) -> None:
@@ -67,6 +75,7 @@ def test_the_default_matrix_is_what_the_database_holds(app: Any, role_accounts: 
 def test_no_role_creates_an_account_above_itself(app: Any, engine: Engine,
                                                  role_accounts: dict[str, Account]) -> None:
     created: dict[tuple[str, str], bool] = {}
+    mark = audit_mark(engine)
     for actor in ROLES:
         client = client_for(app, role_accounts[actor])
         for target in ROLES:
@@ -96,10 +105,10 @@ def test_no_role_creates_an_account_above_itself(app: Any, engine: Engine,
         assert not created[("hr_department", target)], target
     # Every refusal is in the audit log, with what was asked.
     for actor in ROLES:
-        refusals = audited_refusals(engine, role_accounts[actor].id, "/api/v1/users")
+        refusals = audited_refusals(engine, role_accounts[actor].id, "/api/v1/users", since=mark)
         expected = sum(1 for (a, _), ok in created.items() if a == actor and not ok)
         assert len(refusals) == expected, actor
-    hr_refusals = audited_refusals(engine, role_accounts["hr_department"].id, "/api/v1/users")
+    hr_refusals = audited_refusals(engine, role_accounts["hr_department"].id, "/api/v1/users", since=mark)
     finance = [r for r in hr_refusals if r["details"].get("target", {}).get("role") == "finance_department"]
     assert finance and "finance_department" in finance[0]["details"]["refused"]
 
@@ -168,6 +177,7 @@ def test_only_the_super_admin_edits_the_matrix_even_when_granted(
                           "('it_department', 'access', ARRAY['read', 'update']) ON CONFLICT "
                           "(role_id, module_id, sub_module_id) DO UPDATE SET permissions = EXCLUDED.permissions"))
     GRANTS_CACHE.invalidate()
+    mark = audit_mark(engine)
     try:
         for actor in ROLES:
             client = client_for(app, role_accounts[actor])
@@ -181,7 +191,7 @@ def test_only_the_super_admin_edits_the_matrix_even_when_granted(
                 after = client_for(app, role_accounts["super_admin"]).get(f"/api/v1/access/permissions/{target}").json
                 assert after["direct"] == before["direct"]
         it_refusals = audited_refusals(engine, role_accounts["it_department"].id, "/api/v1/access/permissions",
-                                   prefix=True)
+                                       prefix=True, since=mark)
         assert len(it_refusals) == len(ROLES)
         assert "super admin" in it_refusals[0]["details"]["refused"]
     finally:
