@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -142,3 +143,28 @@ def test_a_good_next_is_followed(app: Any, engine: Engine) -> None:
     browser = Browser(app, make_account(engine, "it_department"))
     answer = browser.login_form(email=browser.account.email, password=PASSWORD, next="/console/schedules?x=1")
     assert answer.status_code == 302 and answer.headers["Location"].endswith("/console/schedules?x=1")
+
+
+def test_an_expired_access_token_is_rotated_inside_the_sealed_cookie(app: Any, engine: Engine) -> None:
+    import datetime as dt
+
+    import jwt
+
+    from ombaro.identity import tokens
+    from web.console.session import SealedCookie
+
+    browser = signed_in(app, engine, "it_department")
+    sealer = SealedCookie(app.secret_key)
+    state = sealer.loads(cookie_of(browser.client))
+    settings = app.extensions["ombaro"].settings
+    login = jwt.decode(state["access"], options={"verify_signature": False})["sid"]
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    state["access"] = tokens.issue_access_token(settings, browser.account.id, "it_department",
+                                                session_id=uuid.UUID(login), now=long_ago)
+    browser.client.set_cookie(COOKIE, sealer.dumps(state))
+
+    assert browser.get("/console/jobs").status_code == 200  # rotated with the refresh token, not signed out
+    rotated = sealer.loads(cookie_of(browser.client))
+    assert rotated["refresh"] != state["refresh"] and rotated["access"] != state["access"]
+    assert jwt.decode(rotated["access"], options={"verify_signature": False})["sid"] == login  # the same login
+    assert browser.get("/console/schedules").status_code == 200

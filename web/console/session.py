@@ -124,9 +124,9 @@ def api(method: str, path: str, *, json: Any = None, query: Mapping[str, Any] | 
         token: str | None = None) -> Answer:
     """Call /api/v1 in-process as the signed-in user: same validation, permissions, row-level
     security and audit as any other client. A fresh app context keeps the call's `g` (its user,
-    its database session) apart from the page's."""
+    its database session) apart from the page's. `token=""` calls without a bearer token."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    bearer = token or session.get("access")
+    bearer = session.get("access") if token is None else token  # "": no Authorization header at all
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
     if rid := g.get("request_id"):  # the page's request id follows its API calls into the jobs they submit
         headers["X-Request-ID"] = rid
@@ -181,7 +181,8 @@ def load_user() -> Response | None:
     except PermissionDenied:  # suspended: signed out at once
         session.clear()
     except NotAuthenticated:  # expired (15 minutes): rotate the refresh token once
-        answer = api("POST", "/api/v1/auth/refresh", json={"refresh_token": session.get("refresh", "")})
+        # Without the expired token as bearer: the API refuses a request carrying an invalid one.
+        answer = api("POST", "/api/v1/auth/refresh", json={"refresh_token": session.get("refresh", "")}, token="")
         if not answer.ok:
             session.clear()
             return None
