@@ -1,8 +1,9 @@
-"""Registration, login, token refresh and logout."""
+"""Registration, login, token refresh, logout and password change."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -62,8 +63,10 @@ KNOWN_ADDRESS_SECONDS = 30 * 24 * 3600
 
 
 def _digest(value: str) -> str:
-    """Rate-limit keys hold no email or address in clear (Redis is not where personal data lives)."""
-    return hashlib.sha256(value.encode()).hexdigest()[:32]
+    """Rate-limit keys hold no email or address, not even as a plain hash one could look up in a
+    list of emails: an HMAC under the token secret (Redis is not where personal data lives)."""
+    key = Ombaro.get().settings.jwt_secret.encode()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @contextmanager
@@ -99,7 +102,7 @@ def register(body: dict[str, Any]) -> Any:
     in to use the account. Other roles are created through /api/v1/users; sending `role` is refused."""
     ombaro = Ombaro.get()
     with limiter_available():
-        ratelimit.hit(ombaro.redis, f"register:ip:{request.remote_addr}",
+        ratelimit.hit(ombaro.redis, f"register:ip:{_digest(request.remote_addr or 'unknown')}",
                       limit=ombaro.settings.register_limit_per_address, window=ombaro.settings.limit_window_seconds,
                       what="registrations from this address")
     with ombaro.sessions() as session, session.begin():
