@@ -8,9 +8,16 @@ Three ways of running each listing, alternated over random customers / vendors:
   bare   ombaro_api with the claims and no WHERE at all: the policies alone pick the rows.
 The ratio asked for is rls / owner; `bare` shows why the API still writes the filter.
 
+With --sessions it measures instead what ending sessions at once costs every request: resolving a
+bearer token (signature check, then the account's role and status) as before, against the same with
+the check that the token's login (refresh-token family) is not revoked, in the same query
+(ombaro.identity.accounts.principal_of), over --users accounts with three logins of four rotated
+refresh tokens each. Prints both medians, the difference (target: at most 0.2 ms) and the ratio.
+
 Runs against a scratch database (`<db>_access_bench`, migrated here, dropped after unless --keep) on
 the configured PostgreSQL server (DATABASE_URL or the embedded one).
 Usage: python bench/access.py [--iterations 1000] [--bare-iterations 10] [--bookings 1000000] [--keep | --reuse]
+       python bench/access.py --sessions [--iterations 2000] [--users 20000]
 """
 
 from __future__ import annotations
@@ -164,6 +171,107 @@ def measure(url: str, iterations: int, bare_iterations: int) -> dict[str, dict[s
     return results
 
 
+SESSIONS_BUILD = [
+    ("users", """
+        INSERT INTO auth.users (id, email, encrypted_password)
+        SELECT md5('user:' || n)::uuid, 'user' || n || '@bench.example', '!' FROM generate_series(1, %(users)s) AS n
+    """),
+    ("user_profiles", """
+        INSERT INTO user_profiles (id, name, mobile, role)
+        SELECT md5('user:' || n)::uuid, 'User ' || n, '+9197' || lpad(n::text, 8, '0'), 'customer'
+        FROM generate_series(1, %(users)s) AS n
+    """),
+    # Three logins per user, each rotated three times (four rows, three used); a third of the
+    # logins signed out (revoked), as a live table would hold.
+    ("refresh_tokens", """
+        INSERT INTO auth.refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at, used_at, revoked_at)
+        SELECT md5('user:' || n)::uuid, md5('family:' || n || ':' || f)::uuid, md5(n || ':' || f || ':' || r),
+               now() - interval '1 day', now() + interval '29 days',
+               CASE WHEN r < 4 THEN now() END, CASE WHEN f = 3 THEN now() END
+        FROM generate_series(1, %(users)s) AS n, generate_series(1, 3) AS f, generate_series(1, 4) AS r
+    """),
+]
+
+# The lookup every request made before logins could be ended: the account's role and status.
+BEFORE = "SELECT p.role, p.status FROM user_profiles AS p WHERE p.id = :uid"
+
+
+def measure_sessions(url: str, iterations: int, users: int) -> dict[str, float]:
+    """Median ms to resolve one bearer token: signature + lookup, before and with the login check."""
+    from sqlalchemy import create_engine, text
+
+    from ombaro.db import session_factory
+    from ombaro.identity import accounts, tokens
+
+    # Redis is not involved; the signing key is the bench's own.
+    settings = load_settings({"REDIS_URL": "redis://127.0.0.1:6379/0", "OMBARO_JWT_SECRET": "bench-" + "k" * 40,
+                              **os.environ, "DATABASE_URL": url})
+    engine = create_engine(normalise_database_url(url), pool_size=2)
+    sessions = session_factory(engine)
+    rng = random.Random(11)
+    picks = [(rng.randint(1, users), rng.randint(1, 2)) for _ in range(iterations + 50)]
+    with engine.connect() as conn:
+        ids = {(n, f): conn.execute(text("SELECT md5('user:' || :n)::uuid, md5('family:' || :n || ':' || :f)::uuid"),
+                               {"n": str(n), "f": str(f)}).one() for n, f in set(picks)}
+    bearer = {key: tokens.issue_access_token(settings, user, "customer", session_id=family)
+              for key, (user, family) in ids.items()}
+
+    def before(token: str) -> None:
+        claims = tokens.verify_access_token(settings, token)
+        with sessions() as session:
+            row = session.execute(text(BEFORE), {"uid": claims.user_id}).one()
+        assert row.status == "active"
+
+    def with_login_check(token: str) -> None:
+        claims = tokens.verify_access_token(settings, token)
+        with sessions() as session:
+            principal = accounts.principal_of(session, claims.user_id, claims.session_id)
+        assert principal is not None and principal.session_live
+
+    timings: dict[str, list[float]] = {"before": [], "sessions": []}
+    for i, (n, f) in enumerate(picks):
+        token = bearer[(n, f)]
+        order = [("before", before), ("sessions", with_login_check)]
+        for label, resolve in order if i % 2 == 0 else reversed(order):
+            began = time.perf_counter()
+            resolve(token)
+            if i >= 50:  # the first 50: warm the pool and the plans
+                timings[label].append(time.perf_counter() - began)
+    engine.dispose()
+    return {label: statistics.median(values) * 1000 for label, values in timings.items()}
+
+
+def sessions_main(url: Any, admin: str, bench_url: str, plain_url: str, args: argparse.Namespace) -> None:
+    from alembic import command
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.database}_access_bench" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{url.database}_access_bench"')
+    try:
+        cfg = alembic_config(bench_url)
+        cfg.attributes["configure_logger"] = False
+        command.upgrade(cfg, "heads")
+        with psycopg.connect(plain_url) as conn:
+            for name, sql in SESSIONS_BUILD:
+                began = time.monotonic()
+                count = conn.execute(sql, {"users": args.users}).rowcount
+                print(f"built {name}: {count:,} rows in {time.monotonic() - began:.1f} s", flush=True)
+            conn.commit()
+            conn.autocommit = True
+            conn.execute("VACUUM ANALYZE")
+        medians = measure_sessions(bench_url, args.iterations, args.users)
+    finally:
+        if not args.keep:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{url.database}_access_bench" WITH (FORCE)')
+    print(f"\nPostgreSQL {version[0] if version else '?'}, {args.users:,} users, {args.users * 12:,} refresh tokens; "
+          f"median of {args.iterations} bearer tokens resolved each way (signature + lookup, own session)")
+    print(f"before {medians['before']:.3f} ms   with the login check {medians['sessions']:.3f} ms   "
+          f"cost {medians['sessions'] - medians['before']:+.3f} ms a request (target <= 0.2)   "
+          f"ratio {medians['sessions'] / medians['before']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=1000)
@@ -171,6 +279,9 @@ def main() -> None:
     parser.add_argument("--bookings", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database afterwards")
     parser.add_argument("--reuse", action="store_true", help="measure a scratch database kept by --keep")
+    parser.add_argument("--sessions", action="store_true",
+                        help="measure the per-request check that the token's login is not revoked instead")
+    parser.add_argument("--users", type=int, default=20_000, help="accounts for --sessions")
     args = parser.parse_args()
 
     url = make_url(database_url())
@@ -178,6 +289,9 @@ def main() -> None:
     admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
     bench_url = url.set(database=bench_db).render_as_string(hide_password=False)
     plain_url = url.set(drivername="postgresql", database=bench_db).render_as_string(hide_password=False)
+    if args.sessions:
+        sessions_main(url, admin, bench_url, plain_url, args)
+        return
     with psycopg.connect(admin, autocommit=True) as conn:
         version = conn.execute("SHOW server_version").fetchone()
         if not args.reuse:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import time
@@ -83,7 +84,11 @@ def main() -> None:
         browser = app.test_client()
         # Each page's user signs in from an address of its own: the login rate limit is per address.
         browser.environ_base["REMOTE_ADDR"] = f"10.99.{os.getpid() % 250}.{n + 1}"
-        assert browser.post("/console/login", data={"email": email, "password": DEMO_PASSWORD}).status_code == 302
+        form = browser.get("/console/login").get_data(as_text=True)  # the login form carries a CSRF token
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf, "no CSRF token on the login form"
+        assert browser.post("/console/login", data={"email": email, "password": DEMO_PASSWORD,
+                                                    "csrf": csrf.group(1)}).status_code == 302
         bearer = app.test_client()
         bearer.environ_base["REMOTE_ADDR"] = browser.environ_base["REMOTE_ADDR"]
         token = bearer.post("/api/v1/auth/login", json={"email": email, "password": DEMO_PASSWORD}).json

@@ -1,8 +1,11 @@
-"""after_request: every state-changing request by a staff role goes to the audit log."""
+"""after_request: every state-changing request by a staff role goes to the audit log, and so does
+every refused one (401 or 403) by anyone signed in, or by anyone at all on the endpoints that
+administer accounts and permissions, with what was asked and why it was refused."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Response, g, request
 
@@ -12,18 +15,44 @@ from web.extension import Ombaro
 
 log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+REFUSED = frozenset({401, 403})
+# Refusals here are audited even without a valid token (someone probing account administration).
+ADMINISTRATION = ("/api/v1/users", "/api/v1/access")
+
+
+def audit_target(**about: str) -> None:
+    """What the request acts on (target account, role, status), for its audit line."""
+    g.setdefault("audit_target", {}).update(about)
+
+
+def _should_record(user: Any, status: int) -> bool:
+    if request.method in SAFE_METHODS:
+        return False
+    signed_in = user is not None and user.is_authenticated
+    if signed_in and user.role in STAFF_ROLES:
+        return True
+    return status in REFUSED and (signed_in or request.path.startswith(ADMINISTRATION))
 
 
 def record_staff_changes(response: Response) -> Response:
     user = g.get("user")
-    if user is None or not user.is_authenticated or user.role not in STAFF_ROLES or request.method in SAFE_METHODS:
+    if not _should_record(user, response.status_code):
         return response
+    details: dict[str, Any] = {}
+    if request.args:
+        details["query"] = request.args.to_dict(flat=False)
+    if target := g.get("audit_target"):
+        details["target"] = target
+    if response.status_code in REFUSED:
+        problem = response.get_json(silent=True) if response.is_json else None
+        details["refused"] = str((problem or {}).get("detail") or response.status)[:500]
+    signed_in = user is not None and user.is_authenticated
     try:
-        audit.record(Ombaro.get().engine, actor_id=user.id, actor_role=user.role, method=request.method,
+        audit.record(Ombaro.get().engine, actor_id=user.id if signed_in else None,
+                     actor_role=user.role if signed_in else None, method=request.method,
                      path=request.path, endpoint=request.endpoint, status=response.status_code,
                      ip=request.remote_addr, user_agent=request.user_agent.string,
-                     request_id=request.headers.get("X-Request-Id"),
-                     details={"query": request.args.to_dict(flat=False)} if request.args else {})
+                     request_id=request.headers.get("X-Request-Id"), details=details)
     except Exception:  # the change itself is done; a lost audit line is logged loudly, not hidden
         log.exception("could not write the audit log for %s %s", request.method, request.path)
     return response

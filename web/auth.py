@@ -30,6 +30,7 @@ class PermissionDenied(Exception):
 class CurrentUser:
     id: uuid.UUID | None
     role: str | None
+    session_id: uuid.UUID | None = None  # the login (refresh-token family) of the access token
 
     @property
     def is_authenticated(self) -> bool:
@@ -70,7 +71,8 @@ def current_user() -> CurrentUser:
 
 def resolve_user() -> None:
     """before_request: verify the bearer token (signature, expiry, issuer, audience) and look the
-    account up, so a suspended user is refused at once and a role change applies at once."""
+    account and its login up, so a suspended or signed-out user is refused at once and a role
+    change applies at once."""
     g.user = ANONYMOUS
     header = request.headers.get("Authorization")
     if header is None:
@@ -89,12 +91,14 @@ def user_from_token(token: str) -> CurrentUser:
     except tokens.TokenError as exc:
         raise NotAuthenticated("the access token is invalid or expired") from exc
     with ombaro.sessions() as session:
-        principal = accounts.principal_of(session, claims.user_id)
+        principal = accounts.principal_of(session, claims.user_id, claims.session_id)
     if principal is None:
         raise NotAuthenticated("the access token's account no longer exists")
     if principal.status != "active":
         raise PermissionDenied(f"this account is {principal.status}")
-    return CurrentUser(principal.user_id, principal.role)
+    if not principal.session_live:  # signed out, suspended, password changed, or a copied refresh token
+        raise NotAuthenticated("this session has ended; sign in again")
+    return CurrentUser(principal.user_id, principal.role, claims.session_id)
 
 
 def may(module: str, action: str, user: CurrentUser | None = None) -> bool:

@@ -13,37 +13,24 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ombaro.access.roles import CREATABLE_ROLES, STAFF_ROLES
+from ombaro.access.permissions import load_grants
+from ombaro.access.roles import STAFF_ROLES
 from ombaro.config import Settings
-from ombaro.identity import crypto, passwords, tokens
+from ombaro.identity import administration, crypto, passwords, tokens
+from ombaro.identity.errors import AccountDisabled, AccountError, AccountExists, InvalidCredentials, NotAllowed
 from ombaro.models.customers import Customer
 from ombaro.models.hr import Employee
 from ombaro.models.identity import User, UserProfile
 from ombaro.models.vendors import Therapist, Vendor, VendorStaff
 
-
-class AccountError(Exception):
-    """Base of the account errors the API maps to HTTP statuses (web/errors.py)."""
+__all__ = ["AccountDisabled", "AccountError", "AccountExists", "InvalidCredentials", "NotAllowed", "Principal"]
 
 
-class AccountExists(AccountError):
-    pass
-
-
-class InvalidCredentials(AccountError):
-    pass
-
-
-class AccountDisabled(AccountError):
-    pass
-
-
-class NotAllowed(AccountError):
-    pass
+SIGN_IN_REFUSED = "email or password is wrong, or this account may not sign in"
 
 
 @dataclass(frozen=True)
@@ -53,6 +40,7 @@ class Principal:
     user_id: uuid.UUID
     role: str
     status: str
+    session_live: bool = True  # the token's login (refresh-token family) is not revoked
 
 
 def normalise_email(email: str) -> str:
@@ -60,7 +48,7 @@ def normalise_email(email: str) -> str:
 
 
 def _new_user(session: Session, *, email: str, mobile: str, password: str, name: str, role: str,
-              profile: dict[str, Any] | None = None) -> User:
+              profile: dict[str, Any] | None = None, created_by: uuid.UUID | None = None) -> User:
     email = normalise_email(email)
     taken = session.execute(
         select(func.count()).select_from(User).where(func.lower(User.email) == email)
@@ -72,7 +60,8 @@ def _new_user(session: Session, *, email: str, mobile: str, password: str, name:
                 raw_app_meta_data={"role": role})
     session.add(user)
     session.flush()
-    session.add(UserProfile(id=user.id, name=name, mobile=mobile, role=role, **(profile or {})))
+    session.add(UserProfile(id=user.id, name=name, mobile=mobile, role=role, created_by=created_by,
+                            **(profile or {})))
     try:
         session.flush()
     except IntegrityError as exc:  # a concurrent registration with the same email or mobile
@@ -91,14 +80,31 @@ def register_customer(session: Session, *, email: str, mobile: str, password: st
     return user
 
 
+def register(session: Session, *, email: str, mobile: str, password: str, name: str,
+             gender: str | None = None) -> User | None:
+    """Self-registration that gives nothing away: the new customer, or None when the email or the
+    mobile is taken, after the same work (the password is hashed either way), so that neither the
+    answer the API builds from it nor its time says whether someone already has an account."""
+    try:
+        with session.begin_nested():
+            return register_customer(session, email=email, mobile=mobile, password=password, name=name,
+                                     gender=gender)
+    except AccountExists:
+        passwords.burn(password)
+        return None
+
+
 def create_staff_account(session: Session, settings: Settings, *, creator_role: str, email: str, mobile: str,
                          password: str, name: str, role: str, employee: dict[str, Any] | None = None,
-                         vendor: dict[str, Any] | None = None) -> User:
-    """An account of `role` created by someone of `creator_role`: employees (HR or super admin)
-    get an `employees` row, vendors (super admin) a `vendors` row."""
-    if role not in CREATABLE_ROLES.get(creator_role, frozenset()):
-        raise NotAllowed(f"a {creator_role} may not create {role} accounts")
-    user = _new_user(session, email=email, mobile=mobile, password=password, name=name, role=role)
+                         vendor: dict[str, Any] | None = None, creator_id: uuid.UUID | None = None,
+                         grants: administration.Grants | None = None) -> User:
+    """An account of `role` created by `creator_id`, of `creator_role`: employees (HR or super
+    admin) get an `employees` row, vendors (super admin) a `vendors` row. Refused before anything is
+    written when the role's permissions exceed the creator's (ombaro.identity.administration)."""
+    administration.check_may_administer(grants if grants is not None else load_grants(session),
+                                        actor_role=creator_role, target_role=role, action="create")
+    user = _new_user(session, email=email, mobile=mobile, password=password, name=name, role=role,
+                     created_by=creator_id)
     if role in STAFF_ROLES:
         if not employee:
             raise NotAllowed("employee details are required for a staff account")
@@ -137,12 +143,16 @@ def _seal_bank(settings: Settings, bank: dict[str, Any] | None, context: str) ->
     return crypto.seal(bank, keys=settings.data_keys, key_id=settings.data_key_id, context=context)
 
 
+NEXT_EMPLOYEE_NUMBER = text("SELECT nextval('employee_code_seq')")
+
+
 def _employee_code(session: Session) -> str:
-    # Serialised by the unique constraint: a concurrent creation that takes the same code fails
-    # and the caller retries; HR creates accounts one at a time.
-    highest = session.scalar(select(func.max(Employee.employee_code)).where(Employee.employee_code.like("EMP%")))
-    number = int(highest[3:]) + 1 if highest and highest[3:].isdigit() else 1
-    return f"EMP{number:04d}"
+    """The next free EMPnnnn code from `employee_code_seq` (migration 0010). Codes written by other
+    means (the demo data, imports) may sit ahead of the sequence: those are skipped, not reused."""
+    while True:
+        code = f"EMP{session.scalar(NEXT_EMPLOYEE_NUMBER):04d}"
+        if session.scalar(select(func.count()).select_from(Employee).where(Employee.employee_code == code)) == 0:
+            return code
 
 
 def vendor_of(session: Session, user_id: uuid.UUID) -> uuid.UUID | None:
@@ -155,16 +165,17 @@ def vendor_of(session: Session, user_id: uuid.UUID) -> uuid.UUID | None:
 
 def authenticate(session: Session, settings: Settings, *, email: str, password: str, ip: str | None = None,
                  user_agent: str | None = None) -> tokens.TokenPair:
+    """One answer for every failure (unknown email, wrong password, placeholder hash, suspended or
+    inactive account) after the same work (one argon2 verification): neither the answer nor its
+    time tells whether the account exists or what state it is in."""
     row = session.execute(
         select(User, UserProfile.role, UserProfile.status).join(UserProfile, UserProfile.id == User.id)
         .where(func.lower(User.email) == normalise_email(email))
     ).one_or_none()
-    stored = row[0].encrypted_password if row else None
-    if not passwords.verify_password(stored, password) or row is None:
-        raise InvalidCredentials("email or password is wrong")
-    user, role, status = row
-    if status != "active":
-        raise AccountDisabled(f"this account is {status}")
+    matches = passwords.verify_password(row[0].encrypted_password if row else None, password)
+    if row is None or not matches or row.status != "active":
+        raise InvalidCredentials(SIGN_IN_REFUSED)
+    user, role, _status = row
     if passwords.needs_rehash(user.encrypted_password):
         user.encrypted_password = passwords.hash_password(password)
     user.last_sign_in_at = dt.datetime.now(dt.UTC)
@@ -173,30 +184,68 @@ def authenticate(session: Session, settings: Settings, *, email: str, password: 
 
 def refresh(session: Session, settings: Settings, *, refresh_token: str, ip: str | None = None,
             user_agent: str | None = None) -> tokens.TokenPair:
-    user_id, successor = tokens.rotate_refresh_token(session, settings, refresh_token, ip=ip, user_agent=user_agent)
+    user_id, successor, family = tokens.rotate_refresh_token(session, settings, refresh_token, ip=ip,
+                                                             user_agent=user_agent)
     principal = principal_of(session, user_id)
     if principal is None or principal.status != "active":
         tokens.revoke_user(session, user_id, reason="account not active")
         raise AccountDisabled("this account is not active")
-    access = tokens.issue_access_token(settings, user_id, principal.role)
+    access = tokens.issue_access_token(settings, user_id, principal.role, session_id=family)
     return tokens.TokenPair(access, successor, settings.access_token_seconds)
 
 
 def _pair(session: Session, settings: Settings, user_id: uuid.UUID, role: str, **where: str | None) -> tokens.TokenPair:
-    access = tokens.issue_access_token(settings, user_id, role)
-    refresh_token = tokens.issue_refresh_token(session, settings, user_id, **where)
+    """A new login: a refresh-token family of its own, named in the access token."""
+    family = uuid.uuid4()
+    refresh_token = tokens.issue_refresh_token(session, settings, user_id, family_id=family, **where)
+    access = tokens.issue_access_token(settings, user_id, role, session_id=family)
     return tokens.TokenPair(access, refresh_token, settings.access_token_seconds)
 
 
-def principal_of(session: Session, user_id: uuid.UUID) -> Principal | None:
-    row = session.execute(select(UserProfile.role, UserProfile.status).where(UserProfile.id == user_id)).one_or_none()
-    return Principal(user_id, row.role, row.status) if row else None
+# One round trip per request: the account's role and status, and whether the token's login is live
+# (a family with a token not revoked; idx_refresh_tokens_family). A token without `sid` skips the check.
+_PRINCIPAL = text("""
+    SELECT p.role, p.status,
+           CAST(:sid AS uuid) IS NULL OR EXISTS (
+               SELECT 1 FROM auth.refresh_tokens AS r
+               WHERE r.family_id = CAST(:sid AS uuid) AND r.user_id = p.id AND r.revoked_at IS NULL) AS live
+    FROM user_profiles AS p WHERE p.id = :uid
+""")
 
 
-def set_status(session: Session, user_id: uuid.UUID, status: str) -> bool:
-    """Suspend or re-activate. A suspended user's refresh tokens are revoked; their access tokens
-    stop working at the next request, because every request checks the status."""
-    changed = session.execute(update(UserProfile).where(UserProfile.id == user_id).values(status=status)).rowcount
-    if changed and status != "active":
+def principal_of(session: Session, user_id: uuid.UUID, session_id: uuid.UUID | None = None) -> Principal | None:
+    """The account as the database says now; with `session_id`, also whether that login is live."""
+    row = session.execute(_PRINCIPAL, {"uid": user_id, "sid": session_id}).one_or_none()
+    return Principal(user_id, row.role, row.status, bool(row.live)) if row else None
+
+
+def change_password(session: Session, settings: Settings, *, user_id: uuid.UUID, current_password: str,
+                    new_password: str, ip: str | None = None, user_agent: str | None = None) -> tokens.TokenPair:
+    """Every login of the account ends (its access tokens at once); the caller gets a new one."""
+    user = session.get(User, user_id, with_for_update=True)
+    principal = principal_of(session, user_id)
+    if user is None or principal is None or not passwords.verify_password(user.encrypted_password, current_password):
+        raise NotAllowed("the current password is wrong")
+    user.encrypted_password = passwords.hash_password(new_password)
+    tokens.revoke_user(session, user_id, reason="password changed")
+    return _pair(session, settings, user_id, principal.role, ip=ip, user_agent=user_agent)
+
+
+def set_status(session: Session, user_id: uuid.UUID, status: str, *, actor_id: uuid.UUID | None = None,
+               actor_role: str | None = None, grants: administration.Grants | None = None) -> Principal | None:
+    """Suspend or re-activate `user_id` on behalf of `actor_role` (None: the system). Refused when
+    the account's role exceeds the actor's (ombaro.identity.administration). A deactivated user's
+    refresh tokens are revoked, and with them every access token of their logins (the next request
+    fails). Returns the account as it was, or None if there is none."""
+    target = principal_of(session, user_id)
+    if target is None:
+        return None
+    if actor_role is not None:
+        administration.check_may_administer(grants if grants is not None else load_grants(session),
+                                            actor_role=actor_role, target_role=target.role,
+                                            action="activate" if status == "active" else "suspend",
+                                            actor_id=actor_id, target_id=user_id)
+    session.execute(update(UserProfile).where(UserProfile.id == user_id).values(status=status))
+    if status != "active":
         tokens.revoke_user(session, user_id, reason=f"account {status}")
-    return bool(changed)
+    return target

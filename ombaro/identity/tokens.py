@@ -2,6 +2,11 @@
 
 A refresh token is used once: using it returns a new one of the same family. Presenting a token
 that was already used means it was copied; the whole family is revoked and the holder must log in.
+
+A family is one login (one device). Every access token the API issues names its family (`sid`),
+and every request checks that the family is still live (accounts.principal_of, in the query that
+already reads the account's status): logout, suspension, a password change or a detected reuse
+revoke the family, and its access tokens stop working at once, not when they expire.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class Claims:
     user_id: uuid.UUID
     role: str
     expires_at: dt.datetime
+    session_id: uuid.UUID | None = None  # the refresh-token family (login) the token belongs to
 
 
 @dataclass(frozen=True)
@@ -42,11 +48,17 @@ class TokenPair:
     token_type: str = "Bearer"
 
 
-def issue_access_token(settings: Settings, user_id: uuid.UUID, role: str, *, now: dt.datetime | None = None) -> str:
+def issue_access_token(settings: Settings, user_id: uuid.UUID, role: str, *, session_id: uuid.UUID | None = None,
+                       now: dt.datetime | None = None) -> str:
+    """A signed token for `user_id`. Logins always pass `session_id` (their refresh-token family);
+    a token without one (made by tools and tests, never by the API) ends only with the account."""
     issued = now or dt.datetime.now(dt.UTC)
-    payload = {"sub": str(user_id), "role": role, "iss": settings.jwt_issuer, "aud": settings.jwt_audience,
-               "iat": issued, "nbf": issued, "exp": issued + dt.timedelta(seconds=settings.access_token_seconds),
-               "jti": secrets.token_hex(8)}
+    payload: dict[str, Any] = {
+        "sub": str(user_id), "role": role, "iss": settings.jwt_issuer, "aud": settings.jwt_audience,
+        "iat": issued, "nbf": issued, "exp": issued + dt.timedelta(seconds=settings.access_token_seconds),
+        "jti": secrets.token_hex(8)}
+    if session_id is not None:
+        payload["sid"] = str(session_id)
     return jwt.encode(payload, settings.jwt_secret, algorithm=ALGORITHM)
 
 
@@ -57,7 +69,8 @@ def verify_access_token(settings: Settings, token: str) -> Claims:
                              issuer=settings.jwt_issuer,
                              options={"require": ["exp", "iat", "sub", "iss", "aud"]})
         return Claims(uuid.UUID(payload["sub"]), str(payload["role"]),
-                      dt.datetime.fromtimestamp(payload["exp"], dt.UTC))
+                      dt.datetime.fromtimestamp(payload["exp"], dt.UTC),
+                      uuid.UUID(payload["sid"]) if "sid" in payload else None)
     except (jwt.PyJWTError, ValueError, KeyError) as exc:
         raise TokenError(f"invalid access token: {exc}") from exc
 
@@ -79,8 +92,8 @@ def issue_refresh_token(session: Session, settings: Settings, user_id: uuid.UUID
 
 
 def rotate_refresh_token(session: Session, settings: Settings, token: str, *, ip: str | None = None,
-                         user_agent: str | None = None) -> tuple[uuid.UUID, str]:
-    """Spend `token` and return (user id, its successor). Reuse revokes the whole family."""
+                         user_agent: str | None = None) -> tuple[uuid.UUID, str, uuid.UUID]:
+    """Spend `token` and return (user id, its successor, the family). Reuse revokes the whole family."""
     row = session.scalars(
         select(RefreshToken).where(RefreshToken.token_hash == _digest(token)).with_for_update()
     ).one_or_none()
@@ -95,7 +108,7 @@ def rotate_refresh_token(session: Session, settings: Settings, token: str, *, ip
     row.used_at = now
     successor = issue_refresh_token(session, settings, row.user_id, family_id=row.family_id, ip=ip,
                                     user_agent=user_agent)
-    return row.user_id, successor
+    return row.user_id, successor, row.family_id
 
 
 def revoke_family(session: Session, family_id: uuid.UUID, *, reason: str) -> int:
@@ -105,8 +118,13 @@ def revoke_family(session: Session, family_id: uuid.UUID, *, reason: str) -> int
     return result.rowcount or 0
 
 
-def revoke_token_family(session: Session, token: str, *, reason: str = "logout") -> bool:
-    family = session.scalar(select(RefreshToken.family_id).where(RefreshToken.token_hash == _digest(token)))
+def revoke_token_family(session: Session, token: str, *, reason: str = "logout",
+                        user_id: uuid.UUID | None = None) -> bool:
+    """Revoke the family of `token` (only if it belongs to `user_id`, when given)."""
+    query = select(RefreshToken.family_id).where(RefreshToken.token_hash == _digest(token))
+    if user_id is not None:
+        query = query.where(RefreshToken.user_id == user_id)
+    family = session.scalar(query)
     if family is None:
         return False
     revoke_family(session, family, reason=reason)

@@ -50,6 +50,7 @@ class UserProfile(Base):
         CheckConstraint(f"status IN {ACCOUNT_STATUSES!r}", name="status"),
         Index("idx_user_profiles_role", "role"),
         Index("idx_user_profiles_status", "status"),
+        Index("idx_user_profiles_created_by", "created_by", postgresql_where=text("created_by IS NOT NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(ForeignKey("auth.users.id", ondelete="CASCADE"), primary_key=True)
@@ -62,6 +63,9 @@ class UserProfile(Base):
     status: Mapped[str] = mapped_column(server_default=text("'active'"))
     address: Mapped[dict[str, Any] | None]  # {street, city, state, pincode, country}
     preferences: Mapped[dict[str, Any] | None]
+    # Who made the account (POST /api/v1/users, migration 0010); NULL for self-registration and
+    # accounts older than that. Approvals refuse an approver made by the maker.
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("auth.users.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()
 

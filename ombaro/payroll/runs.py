@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from ombaro import commands
+from ombaro.identity.administration import made_by
 from ombaro.models.hr import Employee, SalaryRecord
 from ombaro.models.payroll import PayrollFailure, PayrollRun
 from ombaro.payroll import preflight as preflight_checks
@@ -39,7 +40,7 @@ from ombaro.payroll.calculation import (
     Structure,
     compute_or_reason,
 )
-from ombaro.payroll.errors import RunHasFailures, RunInProgress, RunNotFound
+from ombaro.payroll.errors import PayrollForbidden, RunHasFailures, RunInProgress, RunNotFound
 from ombaro.payroll.rates import MissingRate, RateBook
 
 RUN_KIND = "payroll.run"
@@ -471,11 +472,20 @@ def get_run(session: Session, run_id: uuid.UUID, *, lock: bool = False) -> Payro
     return run
 
 
+def _check_checker(session: Session, *, maker: uuid.UUID | None, approver: uuid.UUID | None) -> None:
+    """Whoever started the run may not approve it through an account they created (directly or
+    through accounts they created); ombaro.identity.administration."""
+    if maker is not None and approver is not None and maker != approver and made_by(session, approver, maker):
+        raise PayrollForbidden("the approver's account was created by the person who ran this payroll (or by an "
+                               "account they created); another HR officer must approve it")
+
+
 def approve(session: Session, run_id: uuid.UUID, *, approver: uuid.UUID | None,
             allow_failures: bool = False) -> dict[str, Any]:
     """HR approves the month: every pending record becomes processed. Refused while batches are
     outstanding, and while employees failed unless HR approves the rest knowingly."""
     run = get_run(session, run_id, lock=True)
+    _check_checker(session, maker=run.requested_by, approver=approver)
     if run.status == "computing":
         raise RunInProgress(f"run {run_id} is still computing ({run.batches_done} of {run.batches_total} batches)")
     failures = session.scalar(select(func.count()).select_from(PayrollFailure)

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from ombaro.commands import RetryLater
+from ombaro.identity.administration import made_by
 from ombaro.models.payments import PaymentSettlement
 from ombaro.models.settlements import Payout, SettlementApproval, VendorPayoutAccount
 from ombaro.providers import PaymentProvider, ProviderRejected, ProviderUnavailable, Transfer, to_paise
@@ -57,13 +58,24 @@ def approve(session: Session, settlement_id: uuid.UUID, *, approver: uuid.UUID) 
     if approval is None:  # a settlement made outside a run (imported): nobody is its maker
         approval = SettlementApproval(settlement_id=settlement_id)
         session.add(approval)
-    if approval.requested_by is not None and approval.requested_by == approver:
-        raise MakerCheckerViolation("the person who ran a settlement cannot approve it; ask another finance officer")
+    _check_checker(session, maker=approval.requested_by, approver=approver)
     approval.approved_by, approval.approved_at = approver, func.now()
     settlement.status = "approved"
     settlement.updated_at = func.now()
     session.flush()
     return settlement
+
+
+def _check_checker(session: Session, *, maker: uuid.UUID | None, approver: uuid.UUID) -> None:
+    """Maker-checker: the approver is neither the maker nor an account the maker created, directly
+    or through accounts they created (a maker cannot approve through a colleague they made up)."""
+    if maker is None:
+        return
+    if maker == approver:
+        raise MakerCheckerViolation("the person who ran a settlement cannot approve it; ask another finance officer")
+    if made_by(session, approver, maker):
+        raise MakerCheckerViolation("the approver's account was created by the person who ran this settlement "
+                                    "(or by an account they created); ask another finance officer")
 
 
 def set_payout_account(session: Session, *, vendor_id: uuid.UUID, account_id: str,

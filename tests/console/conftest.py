@@ -25,8 +25,15 @@ class Browser:
         self.account = account
         self.csrf = ""
 
+    def login_form(self, **data: str) -> Any:
+        """Post the login form as a browser does: with the CSRF token of the form it was shown."""
+        form = self.client.get("/console/login").get_data(as_text=True)
+        match = CSRF.search(form)
+        assert match, "the login form has no CSRF token"
+        return self.client.post("/console/login", data={"csrf": match.group(1), **data})
+
     def login(self) -> Any:
-        answer = self.client.post("/console/login", data={"email": self.account.email, "password": PASSWORD})
+        answer = self.login_form(email=self.account.email, password=PASSWORD)
         page = self.client.get("/console/jobs")
         if match := CSRF.search(page.get_data(as_text=True)):
             self.csrf = match.group(1)

@@ -24,8 +24,7 @@ def test_signing_in_lands_on_the_first_section_and_pages_need_a_session(app: Any
     answer = anonymous.get("/console/jobs")
     assert answer.status_code == 302 and "/console/login?next=/console/jobs" in answer.headers["Location"]
     browser = Browser(app, make_account(engine, "it_department"))
-    answer = browser.client.post("/console/login", data={"email": browser.account.email, "password": PASSWORD,
-                                                         "next": "/console/jobs"})
+    answer = browser.login_form(email=browser.account.email, password=PASSWORD, next="/console/jobs")
     assert answer.status_code == 302 and answer.headers["Location"].endswith("/console/jobs")
     cookie = answer.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
@@ -33,15 +32,14 @@ def test_signing_in_lands_on_the_first_section_and_pages_need_a_session(app: Any
 
 def test_a_wrong_password_is_refused_with_a_message(app: Any, engine: Engine) -> None:
     account = make_account(engine, "accounts_department")
-    answer = Browser(app, account).client.post("/console/login",
-                                               data={"email": account.email, "password": "wrong password!"})
+    answer = Browser(app, account).login_form(email=account.email, password="wrong password!")
     assert answer.status_code == 401
     assert "Wrong email or password" in answer.get_data(as_text=True)
 
 
 def test_customers_and_vendors_cannot_use_the_console(app: Any, engine: Engine) -> None:
     account = make_account(engine, "customer")
-    answer = Browser(app, account).client.post("/console/login", data={"email": account.email, "password": PASSWORD})
+    answer = Browser(app, account).login_form(email=account.email, password=PASSWORD)
     assert answer.status_code == 403
     assert "for platform staff" in answer.get_data(as_text=True)
 

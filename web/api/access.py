@@ -9,7 +9,9 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from ombaro.access import permissions
 from ombaro.access.roles import HIERARCHY, ROLES, STAFF_ROLES
-from web.auth import requires
+from ombaro.identity import administration
+from web.audit import audit_target
+from web.auth import current_user, requires
 from web.errors import NotFound
 from web.extension import Ombaro
 
@@ -62,9 +64,12 @@ def role_permissions(role: str) -> Any:
 @blp.arguments(GrantsSchema)
 @blp.response(200, RoleGrantsSchema)
 def set_role_permissions(body: dict[str, Any], role: str) -> Any:
-    """Replace a role's direct grants (super admin only)."""
+    """Replace a role's direct grants (super admin only, whatever the matrix grants: an edit
+    elevates every account of the role and of the roles above it)."""
     if role not in ROLES:
         raise NotFound(f"no role {role}")
+    audit_target(role=role)
+    administration.check_may_edit_grants(str(current_user().role))
     with Ombaro.get().sessions() as session, session.begin():
         permissions.set_role_permissions(session, role, body["modules"])
     return _describe(role)

@@ -8,11 +8,13 @@ from typing import Any
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from ombaro.access import permissions
 from ombaro.access.roles import ROLES
 from ombaro.identity import accounts
 from ombaro.models.hr import EMPLOYEE_TYPES
 from ombaro.models.identity import ACCOUNT_STATUSES
 from ombaro.models.vendors import BUSINESS_TYPES
+from web.audit import audit_target
 from web.auth import current_user, requires
 from web.errors import NotFound
 from web.extension import Ombaro
@@ -68,10 +70,16 @@ class StatusSchema(Schema):
 @blp.arguments(CreateUserSchema)
 @blp.response(201, UserSchema)
 def create_user(body: dict[str, Any]) -> Any:
-    """Super admin creates any account but a customer's; HR creates employees' accounts."""
+    """Super admin creates any account but a customer's; HR creates employees' accounts whose
+    permissions do not exceed HR's own (docs/security-accounts.md). A refusal is audited."""
     ombaro = Ombaro.get()
+    caller = current_user()
+    audit_target(role=body["role"])
     with ombaro.sessions() as session, session.begin():
-        user = accounts.create_staff_account(session, ombaro.settings, creator_role=str(current_user().role), **body)
+        user = accounts.create_staff_account(session, ombaro.settings, creator_role=str(caller.role),
+                                             creator_id=caller.id, grants=permissions.GRANTS_CACHE.get(session),
+                                             **body)
+        audit_target(id=str(user.id))
         return {"id": user.id, "email": user.email, "role": body["role"], "status": "active"}
 
 
@@ -80,12 +88,15 @@ def create_user(body: dict[str, Any]) -> Any:
 @blp.arguments(StatusSchema)
 @blp.response(200, UserSchema)
 def set_status(body: dict[str, Any], user_id: uuid.UUID) -> Any:
-    """Suspend or re-activate an account; a suspended user is refused at their next request."""
+    """Suspend or re-activate an account whose permissions do not exceed the caller's (HR: employees
+    only); a suspended user is refused at their next request. A refusal is audited."""
+    caller = current_user()
+    audit_target(id=str(user_id), status=body["status"])
     with Ombaro.get().sessions() as session, session.begin():
-        principal = accounts.principal_of(session, user_id)
-        if principal is None:
+        target = accounts.principal_of(session, user_id)
+        if target is None:
             raise NotFound(f"no user {user_id}")
-        if principal.role == "super_admin" and current_user().role != "super_admin":
-            raise accounts.NotAllowed("only a super admin may change a super admin's status")
-        accounts.set_status(session, user_id, body["status"])
-        return {"id": user_id, "role": principal.role, "status": body["status"]}
+        audit_target(role=target.role)
+        accounts.set_status(session, user_id, body["status"], actor_id=caller.id, actor_role=str(caller.role),
+                            grants=permissions.GRANTS_CACHE.get(session))
+        return {"id": user_id, "role": target.role, "status": body["status"]}

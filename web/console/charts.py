@@ -82,9 +82,21 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, width: int = 64
     return Markup("".join(parts))
 
 
+def swatch(colour: str) -> Markup:
+    """A colour square as SVG: presentation attributes pass a CSP without inline styles."""
+    return Markup('<svg class="swatch" viewBox="0 0 1 1" aria-hidden="true">'
+                  '<rect width="1" height="1" fill="{}"/></svg>').format(colour)
+
+
+def meter(percent: float | None) -> Markup:
+    """A progress bar's fill as SVG (no inline style: the console's CSP refuses those)."""
+    value = max(0.0, min(100.0, float(percent or 0)))
+    return Markup('<svg class="fill" viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true">'
+                  '<rect width="{:.1f}" height="1"/></svg>').format(value)
+
+
 def legend(series: Sequence[Series]) -> Markup:
-    items = "".join(f'<span><i style="background:{c}"></i>{escape(s.label)}</span>'
-                    for c, s in zip(PALETTE, series, strict=False))
+    items = "".join(f'<span>{swatch(c)}{escape(s.label)}</span>' for c, s in zip(PALETTE, series, strict=False))
     return Markup(f'<div class="legend">{items}</div>')
 
 

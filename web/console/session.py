@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
+import os
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from flask import Flask, Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask.blueprints import BlueprintSetupState
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import BadSignature
 
 from ombaro.access.roles import STAFF_ROLES
 from web.auth import CurrentUser, NotAuthenticated, PermissionDenied, may, user_from_token
-from web.console import bp
+from web.console import bp, charts
 from web.extension import Ombaro
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,6 +47,49 @@ SECTIONS: tuple[tuple[str, str, str, str], ...] = (
 def session_secret(jwt_secret: str) -> bytes:
     """Flask's session cookie key, derived from the token secret so there is one secret to manage."""
     return hmac.new(jwt_secret.encode(), b"ombaro console session", hashlib.sha256).digest()
+
+
+# ---- the session cookie: sealed, not just signed ---------------------------------------------------
+
+COOKIE_CONTEXT = b"ombaro console cookie v1"
+
+
+class SealedCookie:
+    """Flask's session serializer, with AES-256-GCM instead of a signature: the cookie carries the
+    user's access and refresh tokens, which a signed cookie shows to anyone who reads it (a proxy
+    log, a shared machine). Sealed, it is opaque and tamper-evident; its age is sealed inside."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._aead = AESGCM(hmac.new(secret, COOKIE_CONTEXT, hashlib.sha256).digest())
+        self._json = TaggedJSONSerializer()
+
+    def dumps(self, value: dict[str, Any]) -> str:
+        nonce = os.urandom(12)
+        plaintext = self._json.dumps({"at": int(time.time()), "data": value}).encode()
+        return base64.urlsafe_b64encode(nonce + self._aead.encrypt(nonce, plaintext, COOKIE_CONTEXT)).decode()
+
+    def loads(self, cookie: str, max_age: int | None = None) -> dict[str, Any]:
+        try:
+            raw = base64.urlsafe_b64decode(cookie.encode())
+            sealed = self._json.loads(self._aead.decrypt(raw[:12], raw[12:], COOKIE_CONTEXT).decode())
+        except (InvalidTag, ValueError, TypeError) as exc:
+            raise BadSignature("the console cookie does not open") from exc
+        if max_age is not None and time.time() - sealed["at"] > max_age:
+            raise BadSignature("the console cookie is too old")
+        return dict(sealed["data"])
+
+
+class SealedCookieSessionInterface(SecureCookieSessionInterface):
+    def get_signing_serializer(self, app: Flask) -> SealedCookie | None:  # type: ignore[override]
+        if not app.secret_key:
+            return None
+        key = app.secret_key if isinstance(app.secret_key, bytes) else str(app.secret_key).encode()
+        return SealedCookie(key)
+
+
+@bp.record_once
+def _seal_the_cookie(state: BlueprintSetupState) -> None:
+    state.app.session_interface = SealedCookieSessionInterface()
 
 
 # ---- the in-process API call ----------------------------------------------------------------
@@ -72,9 +124,9 @@ def api(method: str, path: str, *, json: Any = None, query: Mapping[str, Any] | 
         token: str | None = None) -> Answer:
     """Call /api/v1 in-process as the signed-in user: same validation, permissions, row-level
     security and audit as any other client. A fresh app context keeps the call's `g` (its user,
-    its database session) apart from the page's."""
+    its database session) apart from the page's. `token=""` calls without a bearer token."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    bearer = token or session.get("access")
+    bearer = session.get("access") if token is None else token  # "": no Authorization header at all
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
     if rid := g.get("request_id"):  # the page's request id follows its API calls into the jobs they submit
         headers["X-Request-ID"] = rid
@@ -114,8 +166,14 @@ def console_user() -> CurrentUser | None:
 @bp.before_request
 def load_user() -> Response | None:
     g.console_user = None
-    if request.method == "POST" and request.endpoint != "console.login":
-        check_csrf()
+    if request.method == "POST":  # the login form too: login CSRF signs a victim in as the attacker
+        try:
+            check_csrf()
+        except PermissionDenied:
+            if request.endpoint != "console.login":
+                raise
+            flash("The sign-in form expired or did not come from the console; please sign in again.", "error")
+            return render_template("console/login.html", next=""), 403
     if "access" not in session:
         return None
     try:
@@ -123,7 +181,8 @@ def load_user() -> Response | None:
     except PermissionDenied:  # suspended: signed out at once
         session.clear()
     except NotAuthenticated:  # expired (15 minutes): rotate the refresh token once
-        answer = api("POST", "/api/v1/auth/refresh", json={"refresh_token": session.get("refresh", "")})
+        # Without the expired token as bearer: the API refuses a request carrying an invalid one.
+        answer = api("POST", "/api/v1/auth/refresh", json={"refresh_token": session.get("refresh", "")}, token="")
         if not answer.ok:
             session.clear()
             return None
@@ -169,6 +228,11 @@ def page(module: str, action: str = "read") -> Callable[[F], F]:
     return decorate
 
 
+# Progress bars and colour swatches as SVG, from any template or macro (no inline style: see CSP).
+bp.add_app_template_global(charts.meter, "meter")
+bp.add_app_template_global(charts.swatch, "swatch")
+
+
 @bp.context_processor
 def console_context() -> dict[str, Any]:
     user = console_user()
@@ -186,13 +250,45 @@ def when(value: str | None, seconds: bool = False) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
+# ---- security headers ----------------------------------------------------------------------------
+
+# Scripts and styles only from the console's own files (console.js, console.css): no inline script,
+# no inline style, nothing from elsewhere; never inside a frame (clickjacking).
+CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+@bp.after_app_request  # app-wide hook: a console URL that matches no page (404) gets them too
+def security_headers(response: Response) -> Response:
+    if not (request.path == "/console" or request.path.startswith("/console/")):
+        return response
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint != "console.static":  # pages carry tokens and personal data: never cached
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
 # ---- pages: sign in, sign out ------------------------------------------------------------------
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/console") and not target.startswith("//"):
-        return target
-    return url_for("console.dashboard")
+    """Where to go after signing in: a path of the console on this host, or the dashboard. Anything
+    else (another host, a scheme, `//host`, a backslash, control characters such as CR/LF that
+    would split the Location header) is ignored, never followed and never a 500."""
+    if not target or len(target) > 2000 or any(ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in target):
+        return url_for("console.dashboard")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not (parts.path == "/console" or parts.path.startswith("/console/")):
+        return url_for("console.dashboard")
+    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
