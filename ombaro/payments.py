@@ -228,15 +228,22 @@ def record_cash_payment(session: Session, *, booking_id: uuid.UUID, amount: Deci
 # --- refunds ---------------------------------------------------------------------------------------
 
 
+def lock_payment(session: Session, payment_id: uuid.UUID) -> Payment:
+    """The payment row, locked: refunds of one payment (and their Idempotency-Key replays) are
+    decided one at a time, so concurrent ones can neither exceed it nor make two of one request."""
+    payment = session.scalars(select(Payment).where(Payment.id == payment_id).with_for_update()).one_or_none()
+    if payment is None:
+        raise PaymentNotFound(f"no payment {payment_id}")
+    return payment
+
+
 def request_refund(session: Session, *, payment_id: uuid.UUID, amount: Decimal | None, reason: str,
                    requested_by: uuid.UUID | None) -> PaymentRefund:
     """Record a refund and commit the payment to it at once (refund_amount, status, the booking's
     payment status); the provider is asked by the `payments.refund` job. If the provider refuses,
     the job gives the amount back (`fail_refund`). The payment row is locked: two refunds racing
     each other cannot together exceed what was paid."""
-    payment = session.scalars(select(Payment).where(Payment.id == payment_id).with_for_update()).one_or_none()
-    if payment is None:
-        raise PaymentNotFound(f"no payment {payment_id}")
+    payment = lock_payment(session, payment_id)
     if payment.payment_method == "cash" or payment.payment_gateway != "razorpay":
         raise PaymentConflict("only online payments are refunded through the platform; cash goes back at the counter")
     if payment.status not in ("success", "partially_refunded"):

@@ -18,24 +18,30 @@ from tests.settlements import factory as f
 from tests.settlements.conftest import as_worker
 
 
-def approved_settlement(engine: Engine, amount: str = "1000.00") -> uuid.UUID:
-    """A settled vendor week, run by one person and approved by another, with a payout account."""
-    maker, checker = uuid.uuid4(), uuid.uuid4()
+def settled_week(engine: Engine, amount: str = "1000.00", *, maker: uuid.UUID | None = None) -> uuid.UUID:
+    """A settled vendor week (pending), run by `maker`, whose vendor has a payout account."""
     with engine.begin() as conn:
         vendor, customer = f.vendor(conn, commission_rate=Decimal("10.00")), f.user(conn)
         f.payment(conn, f.booking(conn, vendor, customer, total=Decimal(amount), day=dt.date(2025, 3, 4)),
                   amount=Decimal(amount), at=f.ist(2025, 3, 4, 12))
     as_worker(engine, lambda s: runs.settle_batch(s, run_id=None, period=runs.Period(dt.date(2025, 3, 3),
                                                                                       dt.date(2025, 3, 9)),
-                                                  vendor_ids=[vendor], requested_by=maker, zone="Asia/Kolkata"))
+                                                  vendor_ids=[vendor], requested_by=maker or uuid.uuid4(),
+                                                  zone="Asia/Kolkata"))
+    as_worker(engine, lambda s: payouts.set_payout_account(s, vendor_id=vendor, account_id="acc_LocalTest0001",
+                                                           created_by=None))
     with engine.connect() as conn:
-        settlement = conn.execute(text("SELECT id FROM payment_settlements WHERE vendor_id = :v"),
-                                  {"v": vendor}).scalar_one()
+        return conn.execute(text("SELECT id FROM payment_settlements WHERE vendor_id = :v"),
+                            {"v": vendor}).scalar_one()
+
+
+def approved_settlement(engine: Engine, amount: str = "1000.00") -> uuid.UUID:
+    """A settled vendor week, run by one person and approved by another, with a payout account."""
+    maker, checker = uuid.uuid4(), uuid.uuid4()
+    settlement = settled_week(engine, amount, maker=maker)
     with pytest.raises(payouts.MakerCheckerViolation):
         as_worker(engine, lambda s: payouts.approve(s, settlement, approver=maker))
     as_worker(engine, lambda s: payouts.approve(s, settlement, approver=checker))
-    as_worker(engine, lambda s: payouts.set_payout_account(s, vendor_id=vendor, account_id="acc_LocalTest0001",
-                                                           created_by=checker))
     return settlement
 
 
