@@ -6,6 +6,7 @@ payment per booking, every adjustment applied at most once."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import uuid
 from collections import Counter
@@ -151,7 +152,7 @@ def test_concurrent_adjustments_during_settlement_runs_are_each_applied_at_most_
     accounts = make_account(engine, "accounts_department")
     settlement = settled_week(engine)  # the vendor's first week; the next run settles its adjustments
     vendor = scalar(engine, "SELECT vendor_id FROM payment_settlements WHERE id = :s", s=settlement)
-    week = runs.Period(__import__("datetime").date(2025, 3, 10), __import__("datetime").date(2025, 3, 16))
+    week = runs.Period(dt.date(2025, 3, 10), dt.date(2025, 3, 16))
 
     def run_week() -> Any:
         return as_worker(engine, lambda s: runs.settle_batch(s, run_id=None, period=week, vendor_ids=[vendor],
