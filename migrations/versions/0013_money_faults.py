@@ -10,6 +10,9 @@ entities' ids inside the signed body), not on the unsigned X-Razorpay-Event-Id h
 `parked_on` names the provider payment an event waits for (a refund before its payment's
 capture), applied when that payment appears.
 
+Settlement adjustments: `idempotency_key`, one adjustment per (creator, Idempotency-Key), so a
+repeated or racing submission of one manual adjustment is recorded once.
+
 Revision ID: 0013
 Revises: 0008
 """
@@ -48,8 +51,15 @@ def upgrade() -> None:
     op.create_index("idx_webhook_events_parked", "webhook_events", ["provider", "parked_on"],
                     postgresql_where=sa.text("parked_on IS NOT NULL"))
 
+    op.add_column("settlement_adjustments", sa.Column("idempotency_key", sa.Text(), nullable=True))
+    op.create_index("uq_settlement_adjustments_idempotency", "settlement_adjustments",
+                    ["created_by", "idempotency_key"], unique=True,
+                    postgresql_where=sa.text("idempotency_key IS NOT NULL"))
+
 
 def downgrade() -> None:
+    op.drop_index("uq_settlement_adjustments_idempotency", table_name="settlement_adjustments")
+    op.drop_column("settlement_adjustments", "idempotency_key")
     op.drop_index("idx_webhook_events_parked", table_name="webhook_events")
     op.drop_constraint("uq_webhook_events_provider_signed_key", "webhook_events", type_="unique")
     op.drop_column("webhook_events", "parked_on")

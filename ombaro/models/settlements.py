@@ -185,6 +185,8 @@ class SettlementAdjustment(Base):
         CheckConstraint("(kind = 'carried_balance') = (source_settlement_id IS NOT NULL)", name="carry_has_source"),
         Index("idx_settlement_adjustments_pending", "vendor_id", postgresql_where=text("settlement_id IS NULL")),
         Index("idx_settlement_adjustments_settlement", "settlement_id"),
+        Index("uq_settlement_adjustments_idempotency", "created_by", "idempotency_key", unique=True,
+              postgresql_where=text("idempotency_key IS NOT NULL")),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -200,6 +202,7 @@ class SettlementAdjustment(Base):
     settlement_id: Mapped[uuid.UUID | None] = mapped_column(  # the settlement that applied it
         ForeignKey("payment_settlements.id", ondelete="RESTRICT"))
     applied_at: Mapped[dt.datetime | None]
+    idempotency_key: Mapped[str | None]  # the creator's Idempotency-Key: one adjustment per key
     created_at: Mapped[dt.datetime] = created_at()
 
 

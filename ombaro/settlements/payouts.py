@@ -110,6 +110,9 @@ def request_payout(session: Session, settlement_id: uuid.UUID, *, provider: str,
             live.submissions += 1
             session.flush()
         return live
+    if live is not None and live.status == "processing":
+        raise SettlementConflict(f"settlement {settlement_id}: its payout (transfer {live.provider_transfer_id}) is "
+                                 "processing at the provider; the reconciler records its outcome")
     if settlement.status not in ("approved", "failed"):
         raise SettlementConflict(f"settlement {settlement_id} is {settlement.status}: only an approved "
                                  "(or failed) settlement is paid")

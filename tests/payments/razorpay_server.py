@@ -168,18 +168,21 @@ class FakeRazorpay:
                 else:
                     body = json.loads(raw) if raw else {}
                     path, _, query = self.path.partition("?")
+                    # The mode and events as this request found them: a late answer of an earlier
+                    # test must not act on the next test's mode.
+                    mode, created, release = fake.mode, fake.created, fake.release
                     status, payload = fake.handle(method, path, body, {k.lower(): v for k, v in self.headers.items()},
                                                   {k: v[-1] for k, v in parse_qs(query).items()})
                     done = method == "POST" and status == 200
-                    if done and fake.mode == "timeout_after_success":
+                    if done and mode == "timeout_after_success":
                         time.sleep(fake.delay)  # the work is done; the answer comes after the client gave up
-                    if done and fake.mode == "drop_after_success":
+                    if done and mode == "drop_after_success":
                         self.connection.shutdown(socket.SHUT_RDWR)  # the work is done; no answer at all
                         self.close_connection = True
                         return
-                    if done and fake.mode == "pause_after_success":
-                        fake.created.set()
-                        fake.release.wait(300)
+                    if done and mode == "pause_after_success":
+                        created.set()
+                        release.wait(300)
                 data = json.dumps(payload).encode()
                 try:
                     self.send_response(status)

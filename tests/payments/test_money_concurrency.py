@@ -174,3 +174,19 @@ def test_concurrent_adjustments_during_settlement_runs_are_each_applied_at_most_
             "AND settlement_period_start = :a"), {"v": vendor, "a": week.start}).one()
     assert applied + pending == Decimal("10.01") * N
     assert in_settlements[1] <= 1 and in_settlements[0] == applied
+
+
+def test_concurrent_adjustments_with_one_idempotency_key_make_one_adjustment(rzp_app: Any, engine: Engine) -> None:
+    accounts = make_account(engine, "accounts_department")
+    settlement = settled_week(engine)
+    vendor = scalar(engine, "SELECT vendor_id FROM payment_settlements WHERE id = :s", s=settlement)
+    body = {"vendor_id": str(vendor), "amount": "-250.00", "reason": "damaged towels"}
+    key = {"Idempotency-Key": f'"towels-{uuid.uuid4().hex[:8]}"'}
+    with serving(rzp_app) as base:
+        answers = at_once([post(base, accounts, "/api/v1/settlements/adjustments", body, key) for _ in range(N)])
+        other_body = post(base, accounts, "/api/v1/settlements/adjustments", {**body, "amount": "-25.00"}, key)()
+    assert statuses(answers) == {201: N}
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == N - 1
+    assert other_body.status_code == 422
+    assert scalar(engine, "SELECT count(*) FROM settlement_adjustments WHERE vendor_id = :v", v=vendor) == 1

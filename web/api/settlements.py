@@ -357,11 +357,15 @@ def set_payout_account(params: dict[str, Any], vendor_id: uuid.UUID) -> Any:
 @blp.arguments(SettlementAdjustmentRequestSchema)
 @blp.response(201, SettlementAdjustmentSchema)
 def create_adjustment(params: dict[str, Any]) -> Any:
-    """A manual adjustment with its reason, applied to the vendor's next settlement."""
+    """A manual adjustment with its reason, applied to the vendor's next settlement. With an
+    `Idempotency-Key`, a repeated (or racing) request answers the first adjustment
+    (`Idempotent-Replayed: true`) instead of adding another."""
     session = db_session()
     with session.begin():
-        return runs.add_adjustment(session, vendor_id=params["vendor_id"], amount=params["amount"],
-                                   reason=params["reason"], created_by=current_user().id)
+        adjustment, created = runs.add_adjustment(
+            session, vendor_id=params["vendor_id"], amount=params["amount"], reason=params["reason"],
+            created_by=current_user().id, idempotency_key=idempotency_key())
+    return adjustment, 201, ({} if created else {"Idempotent-Replayed": "true"})
 
 
 @blp.get("/adjustments")
