@@ -7,6 +7,8 @@ payment per booking, every adjustment applied at most once."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import threading
 import uuid
 from collections import Counter
@@ -21,8 +23,8 @@ from ombaro.providers.razorpay import RazorpayProvider
 from ombaro.settlements import runs
 from tests.helpers import Account, make_account
 from tests.payments.conftest import serving
-from tests.payments.razorpay_server import FakeRazorpay
-from tests.payments.test_payments import a_booking, paid_online
+from tests.payments.razorpay_server import KEY_SECRET, FakeRazorpay
+from tests.payments.test_payments import a_booking, checkout, paid_online
 from tests.payments.test_payouts import approved_settlement, send, settled_week
 from tests.settlements.conftest import as_worker
 
@@ -134,6 +136,25 @@ def test_concurrent_refunds_never_exceed_the_payment_and_one_key_makes_one_refun
                 for p in (keyed, whole, slices)}
     assert refunded == {keyed: (1, Decimal("200.00")), whole: (1, Decimal("2920.50")),
                         slices: (5, Decimal("2500.00"))}
+
+
+def test_concurrent_checkout_callbacks_mark_the_payment_paid_once(rzp_app: Any, engine: Engine,
+                                                                  people: dict[str, Account]) -> None:
+    booking, order = checkout(rzp_app, engine, people)
+    gateway_payment = f"pay_{uuid.uuid4().hex[:14]}"
+    signature = hmac.new(KEY_SECRET.encode(), f"{order['order_id']}|{gateway_payment}".encode(),
+                         hashlib.sha256).hexdigest()
+    body = {"razorpay_order_id": order["order_id"], "razorpay_payment_id": gateway_payment,
+            "razorpay_signature": signature}
+    with serving(rzp_app) as base:
+        answers = at_once([post(base, people["customer"], f"/api/v1/payments/{order['payment_id']}/verify", body)
+                           for _ in range(N)])
+    assert statuses(answers) == {200: N}
+    assert {a.json()["status"] for a in answers} == {"success"}
+    assert scalar(engine, "SELECT count(*) FROM payments WHERE booking_id = :b", b=booking) == 1
+    assert scalar(engine, "SELECT gateway_transaction_id FROM payments WHERE id = :p",
+                  p=order["payment_id"]) == gateway_payment
+    assert scalar(engine, "SELECT payment_status FROM bookings WHERE id = :b", b=booking) == "paid"
 
 
 def test_concurrent_cash_for_one_booking_is_recorded_once(rzp_app: Any, engine: Engine,
