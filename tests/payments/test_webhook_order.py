@@ -16,18 +16,22 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import requests
 from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
 
-from ombaro import payments
+from ombaro import commands, payments
 from ombaro.models.settlements import WebhookEvent
-from tests.helpers import Account
+from tests.conftest import Process, start_worker
+from tests.helpers import Account, wait_until
 from tests.payments.conftest import WEBHOOK_SECRET, serving
 from tests.payments.test_payments import as_worker, checkout, event, post_event, row
+from workers.app import enqueuer
 
 KINDS = ("payment.authorized", "payment.captured", "payment.failed", "refund.processed")
 REFUND_PAISE = 92050  # ₹920.50 of the ₹2,920.50 booking
@@ -177,6 +181,51 @@ def test_every_order_delivered_and_applied_concurrently_converges(
     assert errors == []
     assert {k: v for k, v in outcomes.items() if v != EXPECTED} == {}
     assert len(outcomes) == 24
+
+
+def test_every_order_delivered_at_once_and_applied_by_a_real_worker_converges(
+        rzp_app: Any, engine: Engine, people: dict[str, Account], spawn: Callable[..., Process], settle_url: str,
+        redis_url: str) -> None:
+    """The same, end to end: all 24 orders' events posted at once from threads, the jobs run by a
+    Celery worker with four processes (the task locks its event row, applies it, retries a
+    transient error); every order ends in the same state."""
+    start_worker(spawn, "webhooks", concurrency=4, env={"DATABASE_URL": settle_url})
+    orders = []
+    for order_of_kinds in itertools.permutations(KINDS):
+        _, order = checkout(rzp_app, engine, people)
+        made, ids = bodies(order)
+        orders.append((order_of_kinds, order, made, ids))
+    posts = [(made[kind], i * 0.002) for order_of_kinds, _, made, _ in orders
+             for i, kind in enumerate(order_of_kinds)]
+    answers: list[Any] = []
+    with serving(rzp_app) as base:
+        barrier = threading.Barrier(len(posts))
+
+        def deliver(body: bytes, delay: float) -> None:
+            barrier.wait()
+            time.sleep(delay)
+            answers.append(requests.post(f"{base}/api/v1/webhooks/razorpay", data=body,
+                                         headers=signed_headers(body), timeout=60))
+
+        run_at_once(deliver, posts)
+    assert sorted(a.status_code for a in answers) == [200] * len(posts)
+    jobs = [a.json()["job_id"] for a in answers]
+
+    def all_done() -> bool:
+        with Session(engine) as session, session.begin():  # stands in for the scheduler's relay
+            commands.relay(session, enqueuer(redis_url), stale_seconds=3)
+        with engine.connect() as conn:
+            waiting = conn.execute(text("SELECT count(*) FROM jobs WHERE id = ANY(CAST(:j AS uuid[])) "
+                                        "AND status NOT IN ('succeeded', 'failed')"), {"j": jobs}).scalar_one()
+        return waiting == 0
+
+    wait_until(all_done, timeout=180, interval=0.5, what="the worker to apply every event")
+    with engine.connect() as conn:
+        failed = conn.execute(text("SELECT count(*) FROM jobs WHERE id = ANY(CAST(:j AS uuid[])) "
+                                   "AND status <> 'succeeded'"), {"j": jobs}).scalar_one()
+    assert failed == 0
+    outcomes = {kinds: final_state(engine, order, ids) for kinds, order, _, ids in orders}
+    assert {k: v for k, v in outcomes.items() if v != EXPECTED} == {}
 
 
 def test_signed_event_replayed_under_a_new_or_no_event_id_is_a_duplicate(
