@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ombaro.config import load_settings
+
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=8)
@@ -48,3 +50,17 @@ def act_as(session: Session | Connection, db_role: str, claims: dict[str, Any] |
     session.execute(text(f"SET LOCAL ROLE {db_role}"))
     session.execute(text("SELECT set_config('request.jwt.claims', :claims, true)"),
                     {"claims": json.dumps(claims, default=str) if claims else ""})
+
+
+def committed_as(engine: Engine, db_role: str, claims: dict[str, Any] | None) -> Callable[[Callable[[Session], T]], T]:
+    """A runner of work in a transaction of its own, as `db_role`, committed when the work returns.
+    For the few writes that must be durable before a side effect outside the database happens
+    (a payout's send is recorded before the provider is called), while the caller's own
+    transaction stays open."""
+
+    def run(work: Callable[[Session], T]) -> T:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            act_as(session, db_role, claims)
+            return work(session)
+
+    return run

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -145,12 +146,14 @@ def confirm_checkout(session: Session, provider: PaymentProvider, *, payment_id:
     so the request role has no such right; the verified signature is what authorises this write."""
     if not provider.verify_payment_signature(order_id=order_id, payment_id=gateway_payment_id, signature=signature):
         raise InvalidSignature("the payment signature does not verify")
+    lock_gateway_payment(session, gateway_payment_id)
     payment = session.scalars(select(Payment).where(Payment.id == payment_id).with_for_update()).one_or_none()
     if payment is None or payment.customer_id != customer_id:
         raise PaymentNotFound(f"no payment {payment_id}")
     if payment.transaction_id != order_id:
         raise InvalidSignature("the signature is for another order")
-    advance_payment(session, payment, "success", gateway_payment_id=gateway_payment_id, at=_now(session))
+    if advance_payment(session, payment, "success", gateway_payment_id=gateway_payment_id, at=_now(session)):
+        release_parked(session, gateway_payment_id)
     return payment
 
 
@@ -225,15 +228,22 @@ def record_cash_payment(session: Session, *, booking_id: uuid.UUID, amount: Deci
 # --- refunds ---------------------------------------------------------------------------------------
 
 
+def lock_payment(session: Session, payment_id: uuid.UUID) -> Payment:
+    """The payment row, locked: refunds of one payment (and their Idempotency-Key replays) are
+    decided one at a time, so concurrent ones can neither exceed it nor make two of one request."""
+    payment = session.scalars(select(Payment).where(Payment.id == payment_id).with_for_update()).one_or_none()
+    if payment is None:
+        raise PaymentNotFound(f"no payment {payment_id}")
+    return payment
+
+
 def request_refund(session: Session, *, payment_id: uuid.UUID, amount: Decimal | None, reason: str,
                    requested_by: uuid.UUID | None) -> PaymentRefund:
     """Record a refund and commit the payment to it at once (refund_amount, status, the booking's
     payment status); the provider is asked by the `payments.refund` job. If the provider refuses,
     the job gives the amount back (`fail_refund`). The payment row is locked: two refunds racing
     each other cannot together exceed what was paid."""
-    payment = session.scalars(select(Payment).where(Payment.id == payment_id).with_for_update()).one_or_none()
-    if payment is None:
-        raise PaymentNotFound(f"no payment {payment_id}")
+    payment = lock_payment(session, payment_id)
     if payment.payment_method == "cash" or payment.payment_gateway != "razorpay":
         raise PaymentConflict("only online payments are refunded through the platform; cash goes back at the counter")
     if payment.status not in ("success", "partially_refunded"):
@@ -273,10 +283,11 @@ def send_refund(session: Session, provider: PaymentProvider, refund_id: uuid.UUI
     """Ask the provider for a recorded refund (the `payments.refund` job). The refund's own id is
     the receipt: on a retry (`look_first`) the provider is asked whether it already has it before
     anything is sent again, so a timeout after success never refunds twice."""
+    payment_id = session.execute(select(PaymentRefund.payment_id).where(PaymentRefund.id == refund_id)).scalar_one()
+    payment = session.scalars(select(Payment).where(Payment.id == payment_id).with_for_update()).one()  # lock order
     refund = session.scalars(select(PaymentRefund).where(PaymentRefund.id == refund_id).with_for_update()).one()
     if refund.status != "pending" or refund.gateway_refund_id:
         return refund.status
-    payment = session.get_one(Payment, refund.payment_id)
     receipt = str(refund.id)
     try:
         found = provider.find_refund(payment_id=str(payment.gateway_transaction_id), receipt=receipt) \
@@ -307,45 +318,98 @@ def fail_refund(session: Session, refund: PaymentRefund, reason: str) -> None:
 
 
 # --- webhooks --------------------------------------------------------------------------------------
+#
+# Lock order of everything that touches a payment: the provider payment's advisory lock (a payment
+# event and a refund event of one provider payment serialise on it, even before we know which of
+# our payments it is), then the payment row, then its refund rows, then the booking (through
+# sync_booking_payment_status). Parked events are taken with SKIP LOCKED: one locked is being
+# applied by its own job, which waits on the advisory lock and then sees what we committed.
 
 
 def event_id_of(body: bytes, header_id: str | None) -> str:
-    """Razorpay names each event in X-Razorpay-Event-Id; without it, the body's hash stands in
-    (a replay of the same body is the same event)."""
+    """Razorpay names each event in X-Razorpay-Event-Id; without it, the body's hash stands in.
+    The header is not signed: de-duplication also holds on `signed_key_of` the body."""
     return header_id.strip() if header_id and header_id.strip() else "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+def signed_key_of(body: bytes, event: dict[str, Any]) -> str:
+    """The event's identity from inside the signed body: its type, its created_at, the account and
+    the id of every entity it carries. A valid event replayed under a new (or no) event-id header
+    has the same key; so does Razorpay's own retry, even re-serialised. Without any entity id the
+    raw body's hash is the key."""
+    payload = event.get("payload") if isinstance(event.get("payload"), dict) else {}
+    entities = {name: (wrapper.get("entity") or {}).get("id") for name, wrapper in sorted(payload.items())
+                if isinstance(wrapper, dict) and isinstance(wrapper.get("entity"), dict)}
+    if not any(entities.values()):
+        return "body:" + hashlib.sha256(body).hexdigest()
+    canonical = json.dumps({"event": event.get("event"), "created_at": event.get("created_at"),
+                            "account_id": event.get("account_id"), "entities": entities},
+                           sort_keys=True, separators=(",", ":"), default=str)
+    return "content:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def record_event(session: Session, *, provider: str, event_id: str, event_type: str,
-                 payload: dict[str, Any]) -> WebhookEvent | None:
-    """Keep a delivery once per event id; None when it was seen before (a replay or a retry)."""
+                 payload: dict[str, Any], signed_key: str | None = None) -> WebhookEvent | None:
+    """Keep a delivery once per event id and once per signed content; None when it was seen
+    before (a replay, Razorpay's retry, or the same signed body under another event id)."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
     row = session.scalars(
-        pg_insert(WebhookEvent).values(provider=provider, event_id=event_id, event_type=event_type, payload=payload)
-        .on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(WebhookEvent)).one_or_none()
+        pg_insert(WebhookEvent).values(provider=provider, event_id=event_id, event_type=event_type, payload=payload,
+                                       signed_key=signed_key)
+        .on_conflict_do_nothing().returning(WebhookEvent)).one_or_none()
     return row
+
+
+def lock_gateway_payment(session: Session, gateway_payment_id: str | None) -> None:
+    """Serialise everything about one provider payment (its events, the checkout callback)."""
+    if gateway_payment_id:
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('ombaro.razorpay-payment:' || :p, 0))"),
+                        {"p": gateway_payment_id})
+
+
+def _gateway_payment_of(kind: str, payload: dict[str, Any]) -> str | None:
+    if kind.startswith("payment.") or kind == "order.paid":
+        return ((payload.get("payment") or {}).get("entity") or {}).get("id")
+    if kind.startswith("refund."):
+        return ((payload.get("refund") or {}).get("entity") or {}).get("payment_id")
+    return None
 
 
 def handle_event(session: Session, event: WebhookEvent) -> str:
     """Apply one Razorpay event (the `payments.webhook` job). Returns what it did. Events arrive
-    out of order and more than once: every branch only moves a state forward."""
-    if event.processed_at is not None:
+    out of order, concurrently and more than once: every branch only moves a state forward, and an
+    event about a payment we cannot apply it to yet (a refund before the capture) is parked on the
+    provider's payment id and applied when that payment is captured."""
+    if event.processed_at is not None and event.parked_on is None:
         return event.outcome or "done"
     payload = event.payload.get("payload") or {}
     kind = event.event_type
+    lock_gateway_payment(session, _gateway_payment_of(kind, payload))
+    event.parked_on = None
     if kind.startswith("payment.") or kind == "order.paid":
         outcome = _payment_event(session, kind, payload)
     elif kind.startswith("refund."):
-        outcome = _refund_event(session, kind, (payload.get("refund") or {}).get("entity") or {})
+        outcome = _refund_event(session, event, kind, (payload.get("refund") or {}).get("entity") or {})
     elif kind.startswith("transfer."):
         from ombaro.settlements.payouts import transfer_event
 
         outcome = transfer_event(session, kind, (payload.get("transfer") or {}).get("entity") or {})
     else:
         outcome = "ignored"
-    event.processed_at, event.outcome = _now(session), outcome
+    event.processed_at, event.outcome = (None if event.parked_on else _now(session)), outcome
     session.flush()
     return outcome
+
+
+def release_parked(session: Session, gateway_payment_id: str) -> list[str]:
+    """Apply the events parked on this provider payment, now that it may take them. The caller
+    holds the payment's advisory lock; an event locked by its own job is skipped (that job waits on
+    the advisory lock and then sees this transaction's work)."""
+    parked = session.scalars(select(WebhookEvent).where(WebhookEvent.provider == "razorpay",
+                                                        WebhookEvent.parked_on == gateway_payment_id)
+                             .order_by(WebhookEvent.received_at).with_for_update(skip_locked=True)).all()
+    return [handle_event(session, event) for event in parked]
 
 
 def _payment_event(session: Session, kind: str, payload: dict[str, Any]) -> str:
@@ -371,7 +435,12 @@ def _payment_event(session: Session, kind: str, payload: dict[str, Any]) -> str:
     at = dt.datetime.fromtimestamp(int(created), dt.UTC) if created else None
     changed = advance_payment(session, payment, target, gateway_payment_id=entity.get("id"), at=at,
                               method=method, details={k: v for k, v in details.items() if v is not None})
-    return f"payment {target}" if changed else f"payment already {payment.status}"
+    outcome = f"payment {target}" if changed else f"payment already {payment.status}"
+    if changed and entity.get("id") and payment.gateway_transaction_id == entity.get("id"):
+        released = release_parked(session, str(entity["id"]))
+        if released:
+            outcome += f"; parked events applied: {', '.join(released)}"
+    return outcome
 
 
 def _method(entity: dict[str, Any]) -> str | None:
@@ -381,10 +450,13 @@ def _method(entity: dict[str, Any]) -> str | None:
     return METHODS.get(str(method)) if method else None
 
 
-def _refund_event(session: Session, kind: str, entity: dict[str, Any]) -> str:
+def _refund_event(session: Session, event: WebhookEvent, kind: str, entity: dict[str, Any]) -> str:
     gateway_id = entity.get("id")
     if not gateway_id:
         return "no refund id"
+    gateway_payment = entity.get("payment_id")
+    payment = session.scalars(select(Payment).where(Payment.gateway_transaction_id == gateway_payment)
+                              .with_for_update()).one_or_none() if gateway_payment else None
     ours = (entity.get("notes") or {}).get("refund_id") if isinstance(entity.get("notes"), dict) else None
     refund = session.scalars(select(PaymentRefund).where(PaymentRefund.gateway_refund_id == gateway_id)
                              .with_for_update()).one_or_none()
@@ -397,9 +469,16 @@ def _refund_event(session: Session, kind: str, entity: dict[str, Any]) -> str:
     if refund is None:
         if kind != "refund.processed":
             return "unknown refund"
-        refund = _refund_made_elsewhere(session, entity)
+        if payment is None or payment.status not in SETTLED_PAYMENT_STATUSES:
+            # Razorpay refunds only captured payments: the capture (or the payment) has not reached
+            # us yet. Park the event on the provider payment; the capture applies it.
+            event.parked_on = str(gateway_payment) if gateway_payment else None
+            if event.parked_on is None:
+                return "refund without a payment id"
+            return f"parked: payment {gateway_payment} is {'unknown' if payment is None else payment.status} here"
+        refund = _refund_made_elsewhere(session, payment, entity)
         if refund is None:
-            return "refund of an unknown payment"
+            return "refund exceeds what is left to refund of the payment"
     refund.gateway_refund_id = refund.gateway_refund_id or gateway_id
     if kind == "refund.processed" and refund.status == "pending":
         refund.status, refund.processed_at = "processed", _now(session)
@@ -411,13 +490,9 @@ def _refund_event(session: Session, kind: str, entity: dict[str, Any]) -> str:
     return f"refund already {refund.status}"
 
 
-def _refund_made_elsewhere(session: Session, entity: dict[str, Any]) -> PaymentRefund | None:
+def _refund_made_elsewhere(session: Session, payment: Payment, entity: dict[str, Any]) -> PaymentRefund | None:
     """A refund made on Razorpay's dashboard reaches us only as an event: record it, so the
     payment, the booking and the vendor's next settlement account for it."""
-    payment = session.scalars(select(Payment).where(Payment.gateway_transaction_id == entity.get("payment_id"))
-                              .with_for_update()).one_or_none()
-    if payment is None:
-        return None
     amount = from_paise(int(entity.get("amount") or 0))
     refundable = payment.total_amount - (payment.refund_amount or ZERO)
     if amount <= 0 or amount > refundable:

@@ -33,7 +33,9 @@ ITEM_KINDS = ("payment", "refund")
 COLLECTORS = ("platform", "vendor")  # who holds the customer's money: online (platform) or cash (vendor)
 ADJUSTMENT_KINDS = ("manual", "carried_balance")
 REFUND_STATUSES = ("pending", "processed", "failed")
-PAYOUT_STATUSES = ("pending", "processing", "processed", "failed")
+# sending: a call to the provider was (or may have been) made and its answer is not recorded;
+# held: its outcome could not be decided, so it waits for the reconciler and finance (never re-sent).
+PAYOUT_STATUSES = ("pending", "sending", "held", "processing", "processed", "failed")
 
 
 class TdsRate(Base):
@@ -183,6 +185,8 @@ class SettlementAdjustment(Base):
         CheckConstraint("(kind = 'carried_balance') = (source_settlement_id IS NOT NULL)", name="carry_has_source"),
         Index("idx_settlement_adjustments_pending", "vendor_id", postgresql_where=text("settlement_id IS NULL")),
         Index("idx_settlement_adjustments_settlement", "settlement_id"),
+        Index("uq_settlement_adjustments_idempotency", "created_by", "idempotency_key", unique=True,
+              postgresql_where=text("idempotency_key IS NOT NULL")),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -198,6 +202,7 @@ class SettlementAdjustment(Base):
     settlement_id: Mapped[uuid.UUID | None] = mapped_column(  # the settlement that applied it
         ForeignKey("payment_settlements.id", ondelete="RESTRICT"))
     applied_at: Mapped[dt.datetime | None]
+    idempotency_key: Mapped[str | None]  # the creator's Idempotency-Key: one adjustment per key
     created_at: Mapped[dt.datetime] = created_at()
 
 
@@ -217,14 +222,17 @@ class VendorPayoutAccount(Base):
 
 class Payout(Base):
     """One attempt to pay a settlement. The idempotency key is derived from the settlement and the
-    attempt number, and a new attempt exists only after a definitive failure: a retry after a
-    timeout re-sends the same key. At most one attempt per settlement is not failed (index)."""
+    attempt number, and a new attempt exists only after a definitive failure. Every call to the
+    provider is recorded (`sends`, `first_sent_at`) and committed before it is made, so a retry
+    knows a transfer may exist and looks for it (since `first_sent_at`) instead of paying again.
+    At most one attempt per settlement is not failed (index)."""
 
     __tablename__ = "payouts"
     __table_args__ = (
         CheckConstraint(f"status IN {PAYOUT_STATUSES!r}", name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("attempt >= 1", name="attempt_positive"),
+        CheckConstraint("status NOT IN ('sending', 'held') OR first_sent_at IS NOT NULL", name="sent_before_held"),
         UniqueConstraint("settlement_id", "attempt"),
         Index("uq_payouts_one_live_per_settlement", "settlement_id", unique=True,
               postgresql_where=text("status <> 'failed'")),
@@ -245,17 +253,26 @@ class Payout(Base):
     failure_reason: Mapped[str | None]
     requested_by: Mapped[uuid.UUID | None]
     submissions: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    sends: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # calls made (or maybe made)
+    first_sent_at: Mapped[dt.datetime | None]  # the look-up window for this key starts here
+    last_sent_at: Mapped[dt.datetime | None]
+    hold_reason: Mapped[str | None]
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()
     completed_at: Mapped[dt.datetime | None]
 
 
 class WebhookEvent(Base):
-    """A provider's webhook delivery, kept once per event id: a replay finds the row and stops."""
+    """A provider's webhook delivery, kept once per event id and once per signed content
+    (`signed_key`: a replay under a new, unsigned event-id header finds the row and stops). An
+    event for a payment not known yet is parked on that payment's provider id (`parked_on`) and
+    applied when the payment appears."""
 
     __tablename__ = "webhook_events"
     __table_args__ = (
         UniqueConstraint("provider", "event_id"),
+        UniqueConstraint("provider", "signed_key"),
+        Index("idx_webhook_events_parked", "provider", "parked_on", postgresql_where=text("parked_on IS NOT NULL")),
         Index("idx_webhook_events_received", text("received_at DESC")),
     )
 
@@ -267,4 +284,6 @@ class WebhookEvent(Base):
     received_at: Mapped[dt.datetime] = mapped_column(server_default=text("now()"))
     processed_at: Mapped[dt.datetime | None]
     outcome: Mapped[str | None]
+    signed_key: Mapped[str | None]
+    parked_on: Mapped[str | None]
     job_id: Mapped[uuid.UUID | None]  # the job that applied it (no FK: the command log is pruned apart)

@@ -11,6 +11,7 @@ ask the provider later, never assume either outcome.
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
@@ -36,7 +37,16 @@ class ProviderRejected(ProviderError):
 
 
 class ProviderUnavailable(ProviderError):
-    """The outcome is unknown: a timeout, a dropped connection, a 429 or a 5xx."""
+    """The outcome is unknown: a timeout, a dropped connection, a 429 or a 5xx.
+
+    `sent` is False when the request certainly never reached the provider (the connection could
+    not be made): nothing can have happened. `answered` is True when the provider did answer
+    (429, 5xx), so it is done with the request: what it made, if anything, can be looked up now.
+    A timeout or a dropped connection is sent and unanswered: the request may still be in flight."""
+
+    def __init__(self, message: str = "", *, sent: bool = True, answered: bool = False) -> None:
+        super().__init__(message)
+        self.sent, self.answered = sent, answered
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,10 @@ class PaymentProvider(Protocol):
     def create_transfer(self, *, account: str, amount_paise: int, idempotency_key: str,
                         notes: dict[str, str]) -> Transfer: ...
 
-    def find_transfer(self, *, idempotency_key: str) -> Transfer | None: ...
+    def find_transfer(self, *, idempotency_key: str, since: dt.datetime) -> Transfer | None:
+        """The transfer carrying our key among every transfer made since `since` (all pages);
+        raises ProviderUnavailable when the search could not be completed."""
+        ...
 
     def fetch_transfer(self, transfer_id: str) -> Transfer: ...
 

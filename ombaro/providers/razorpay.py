@@ -8,6 +8,7 @@ compared in constant time, over bytes exactly as received: a re-serialised body 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import threading
@@ -15,6 +16,7 @@ from typing import Any
 
 import razorpay
 import requests
+import urllib3
 
 from ombaro.providers import (
     Order,
@@ -29,8 +31,14 @@ from ombaro.providers import (
 )
 
 # Sent with every transfer; RazorpayX honours it for payouts. Our own guard does not rely on it:
-# before re-sending after an unknown outcome we look the transfer up by the key in its notes.
+# after an unknown outcome we look the transfer up by the key in its notes, over every transfer
+# made since the first send (paginated), and never send again on a guess.
 IDEMPOTENCY_HEADER = "X-Payout-Idempotency"
+PAGE = 100  # Razorpay's largest `count`
+# The provider's clock and ours differ: the look-up window opens this much before our first send.
+CLOCK_SLACK_SECONDS = 300
+# A search longer than this many pages is given up (the payout is held for finance, not re-sent).
+MAX_PAGES = 500
 
 
 def hmac_sha256(secret: str, message: bytes) -> str:
@@ -77,7 +85,7 @@ class RazorpayProvider:
         except razorpay.errors.BadRequestError as exc:
             if getattr(self._session.local, "status", None) == 429:
                 record_call(self.name, "throttled", str(exc))
-                raise ProviderUnavailable(f"razorpay throttled the request (429): {exc}") from exc
+                raise ProviderUnavailable(f"razorpay throttled the request (429): {exc}", answered=True) from exc
             record_call(self.name, "rejected", str(exc))
             raise ProviderRejected(str(exc) or "razorpay refused the request") from exc
         except (razorpay.errors.ServerError, razorpay.errors.GatewayError) as exc:
@@ -85,10 +93,11 @@ class RazorpayProvider:
             record_call(self.name, error_of_status(status or 500), str(exc))
             if status is not None and 400 <= status < 500 and status != 429:
                 raise ProviderRejected(str(exc) or f"razorpay refused the request ({status})") from exc
-            raise ProviderUnavailable(f"razorpay error ({status}): {exc}") from exc
+            raise ProviderUnavailable(f"razorpay error ({status}): {exc}", answered=status is not None) from exc
         except requests.RequestException as exc:  # timeout, connection, unreadable body
             record_call(self.name, "unavailable", str(exc))
-            raise ProviderUnavailable(f"razorpay unreachable or answered garbage: {exc}") from exc
+            raise ProviderUnavailable(f"razorpay unreachable or answered garbage: {exc}",
+                                      sent=not _never_connected(exc)) from exc
         record_call(self.name)
         return body
 
@@ -124,15 +133,37 @@ class RazorpayProvider:
                           headers={IDEMPOTENCY_HEADER: idempotency_key})
         return _transfer(body)
 
-    def find_transfer(self, *, idempotency_key: str) -> Transfer | None:
-        body = self._call(self._client.transfer.all, {"count": 100})
-        for item in body.get("items", []):
-            if as_dict(item.get("notes")).get("idempotency_key") == idempotency_key:
-                return _transfer(item)
-        return None
+    def find_transfer(self, *, idempotency_key: str, since: dt.datetime) -> Transfer | None:
+        """Every transfer created since `since` (less the clock slack), page by page with
+        `from`/`count`/`skip`, until a short page: not only the latest 100 (issue 13: 100 other
+        payouts made while a job waited out its lease hid the first transfer, which was paid again).
+        Pages are newest first, so transfers made during the search only push older ones to later
+        pages (seen twice, never skipped)."""
+        start = int(since.timestamp()) - CLOCK_SLACK_SECONDS
+        for page in range(MAX_PAGES):
+            body = self._call(self._client.transfer.all, {"from": start, "count": PAGE, "skip": page * PAGE})
+            items = body.get("items") or []
+            for item in items:
+                if as_dict(item.get("notes")).get("idempotency_key") == idempotency_key:
+                    return _transfer(item)
+            if len(items) < PAGE:
+                return None
+        raise ProviderUnavailable(f"more than {MAX_PAGES * PAGE} transfers since {since.isoformat()}: "
+                                  "the search was not completed", answered=True)
 
     def fetch_transfer(self, transfer_id: str) -> Transfer:
         return _transfer(self._call(self._client.transfer.fetch, transfer_id))
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """The request certainly did not reach the provider: the connection itself failed (refused,
+    no route, connect timeout). A read timeout or a connection dropped mid-answer may have."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return False
 
 
 def _refund(body: dict[str, Any]) -> Refund:
@@ -184,7 +215,7 @@ class OutboxRazorpay:
                         notes: dict[str, str]) -> Transfer:
         return Transfer(id=f"trf_{_token('transfer', idempotency_key)}", status="processed", amount_paise=amount_paise)
 
-    def find_transfer(self, *, idempotency_key: str) -> Transfer | None:
+    def find_transfer(self, *, idempotency_key: str, since: dt.datetime) -> Transfer | None:
         return None  # creation is idempotent by key
 
     def fetch_transfer(self, transfer_id: str) -> Transfer:

@@ -220,16 +220,35 @@ def run_summary(session: Session, run_id: uuid.UUID) -> dict[str, Any]:
 
 
 def add_adjustment(session: Session, *, vendor_id: uuid.UUID, amount: Decimal, reason: str,
-                   created_by: uuid.UUID | None) -> SettlementAdjustment:
-    """A manual adjustment by finance, applied to the vendor's next settlement."""
+                   created_by: uuid.UUID | None,
+                   idempotency_key: str | None = None) -> tuple[SettlementAdjustment, bool]:
+    """A manual adjustment by finance, applied to the vendor's next settlement; with whether it is
+    new. With an Idempotency-Key, one adjustment per (creator, key): a repeated or racing request
+    gets the first one back (the second insert waits on the unique index, then finds it); the same
+    key with another body is an IdempotencyConflict."""
     if amount == 0:
         raise InvalidRequest("an adjustment of zero changes nothing")
     if not reason.strip():
         raise InvalidRequest("an adjustment needs a reason")
     if session.get(Vendor, vendor_id) is None:
         raise SettlementNotFound(f"no vendor {vendor_id}")
-    adjustment = SettlementAdjustment(vendor_id=vendor_id, amount=amount, kind="manual", reason=reason.strip(),
-                                      created_by=created_by)
-    session.add(adjustment)
-    session.flush()
-    return adjustment
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    values = {"vendor_id": vendor_id, "amount": amount, "kind": "manual", "reason": reason.strip(),
+              "created_by": created_by, "idempotency_key": idempotency_key}
+    if idempotency_key is None:
+        adjustment = SettlementAdjustment(**values)
+        session.add(adjustment)
+        session.flush()
+        return adjustment, True
+    made = session.scalars(pg_insert(SettlementAdjustment).values(**values).on_conflict_do_nothing(
+        index_elements=["created_by", "idempotency_key"], index_where=text("idempotency_key IS NOT NULL"))
+        .returning(SettlementAdjustment)).one_or_none()
+    if made is not None:
+        return made, True
+    first = session.scalars(select(SettlementAdjustment).where(
+        SettlementAdjustment.created_by == created_by, SettlementAdjustment.idempotency_key == idempotency_key)).one()
+    if (first.vendor_id, first.amount, first.reason) != (vendor_id, amount, reason.strip()):
+        raise commands.IdempotencyConflict(f"Idempotency-Key {idempotency_key!r} was already used for a different "
+                                           "adjustment")
+    return first, False

@@ -19,31 +19,10 @@ from ombaro import payments
 from ombaro.commands import RetryLater
 from ombaro.db import WORKER_ROLE, act_as
 from ombaro.providers.razorpay import RazorpayProvider
-from tests.helpers import Account, make_account
+from tests.helpers import Account
 from tests.identity.conftest import client_for
-from tests.payments.conftest import WEBHOOK_SECRET, provider_env
+from tests.payments.conftest import WEBHOOK_SECRET
 from tests.payments.razorpay_server import KEY_SECRET, FakeRazorpay
-
-
-@pytest.fixture
-def rzp_app(app_factory: Any, razorpay: FakeRazorpay, settle_url: str) -> Any:
-    """The API on the settlement tests' own database (payments rows there never reach the session
-    database, whose other tests delete bookings) with the SDK pointed at the local server."""
-    return app_factory(DATABASE_URL=settle_url, **provider_env(razorpay))
-
-
-@pytest.fixture
-def engine(settle_engine: Engine) -> Engine:
-    return settle_engine
-
-
-@pytest.fixture(scope="module")
-def people(settle_engine: Engine) -> dict[str, Account]:
-    engine = settle_engine
-    vendor = make_account(engine, "vendor")
-    return {"vendor": vendor, "customer": make_account(engine, "customer"),
-            "other_customer": make_account(engine, "customer"),
-            "finance": make_account(engine, "finance_department"), "care": make_account(engine, "customer_care")}
 
 
 def a_booking(engine: Engine, people: dict[str, Account], *, booking_type: str = "home_service",

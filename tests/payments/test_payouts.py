@@ -18,24 +18,30 @@ from tests.settlements import factory as f
 from tests.settlements.conftest import as_worker
 
 
-def approved_settlement(engine: Engine, amount: str = "1000.00") -> uuid.UUID:
-    """A settled vendor week, run by one person and approved by another, with a payout account."""
-    maker, checker = uuid.uuid4(), uuid.uuid4()
+def settled_week(engine: Engine, amount: str = "1000.00", *, maker: uuid.UUID | None = None) -> uuid.UUID:
+    """A settled vendor week (pending), run by `maker`, whose vendor has a payout account."""
     with engine.begin() as conn:
         vendor, customer = f.vendor(conn, commission_rate=Decimal("10.00")), f.user(conn)
         f.payment(conn, f.booking(conn, vendor, customer, total=Decimal(amount), day=dt.date(2025, 3, 4)),
                   amount=Decimal(amount), at=f.ist(2025, 3, 4, 12))
     as_worker(engine, lambda s: runs.settle_batch(s, run_id=None, period=runs.Period(dt.date(2025, 3, 3),
                                                                                       dt.date(2025, 3, 9)),
-                                                  vendor_ids=[vendor], requested_by=maker, zone="Asia/Kolkata"))
+                                                  vendor_ids=[vendor], requested_by=maker or uuid.uuid4(),
+                                                  zone="Asia/Kolkata"))
+    as_worker(engine, lambda s: payouts.set_payout_account(s, vendor_id=vendor, account_id="acc_LocalTest0001",
+                                                           created_by=None))
     with engine.connect() as conn:
-        settlement = conn.execute(text("SELECT id FROM payment_settlements WHERE vendor_id = :v"),
-                                  {"v": vendor}).scalar_one()
+        return conn.execute(text("SELECT id FROM payment_settlements WHERE vendor_id = :v"),
+                            {"v": vendor}).scalar_one()
+
+
+def approved_settlement(engine: Engine, amount: str = "1000.00") -> uuid.UUID:
+    """A settled vendor week, run by one person and approved by another, with a payout account."""
+    maker, checker = uuid.uuid4(), uuid.uuid4()
+    settlement = settled_week(engine, amount, maker=maker)
     with pytest.raises(payouts.MakerCheckerViolation):
         as_worker(engine, lambda s: payouts.approve(s, settlement, approver=maker))
     as_worker(engine, lambda s: payouts.approve(s, settlement, approver=checker))
-    as_worker(engine, lambda s: payouts.set_payout_account(s, vendor_id=vendor, account_id="acc_LocalTest0001",
-                                                           created_by=checker))
     return settlement
 
 
@@ -44,8 +50,10 @@ def request(engine: Engine, settlement: uuid.UUID) -> uuid.UUID:
                                                               requested_by=None).id)
 
 
-def send(engine: Engine, provider: RazorpayProvider, payout: uuid.UUID, *, look_first: bool) -> str:
-    return as_worker(engine, lambda s: payouts.send_payout(s, provider, payout, look_first=look_first))
+def send(engine: Engine, provider: RazorpayProvider, payout: uuid.UUID) -> str:
+    """One run of the payout job: the send recorded and committed first, the outcome after."""
+    return as_worker(engine, lambda s: payouts.send_payout(s, provider, payout, job_id=None,
+                                                           committed=lambda work: as_worker(engine, work)))
 
 
 def state(engine: Engine, settlement: uuid.UUID) -> tuple[str, list[tuple[int, str, str | None]]]:
@@ -68,14 +76,14 @@ def test_timeout_after_success_then_retry_pays_once(settle_engine: Engine, razor
     payout = request(settle_engine, settlement)
     razorpay.mode, razorpay.honour_idempotency = "timeout_after_success", provider_dedupes
     with pytest.raises(RetryLater, match="outcome unknown"):
-        send(settle_engine, provider, payout, look_first=False)
+        send(settle_engine, provider, payout)
     assert len(transfers_for(razorpay, settlement)) == 1  # the provider did pay
-    assert state(settle_engine, settlement) == ("processing", [(1, "pending", None)])  # we do not know that yet
+    # We do not know that yet; the send is on record (committed before the call).
+    assert state(settle_engine, settlement) == ("processing", [(1, "sending", None)])
 
     razorpay.mode = "normal"
-    # The job's retry asks first (its attempt number > 1); with the provider's key honoured even a
-    # blind re-send would have been answered with the first transfer.
-    assert send(settle_engine, provider, payout, look_first=not provider_dedupes) == "processed"
+    # The job's next run looks the transfer up by its key; it never re-sends after an unknown outcome.
+    assert send(settle_engine, provider, payout) == "processed"
     assert len(transfers_for(razorpay, settlement)) == 1
     assert state(settle_engine, settlement) == ("completed", [(1, "processed", None)])
     with settle_engine.connect() as conn:
@@ -91,13 +99,13 @@ def test_5xx_or_throttle_leaves_the_settlement_retryable(settle_engine: Engine, 
     payout = request(settle_engine, settlement)
     razorpay.mode = mode
     with pytest.raises(RetryLater):
-        send(settle_engine, provider, payout, look_first=False)
+        send(settle_engine, provider, payout)
     assert transfers_for(razorpay, settlement) == []
     assert state(settle_engine, settlement) == ("processing", [(1, "pending", None)])
     # Finance may ask again: the same attempt (same key) is re-sent, not a new one.
     assert request(settle_engine, settlement) == payout
     razorpay.mode = "normal"
-    assert send(settle_engine, provider, payout, look_first=True) == "processed"
+    assert send(settle_engine, provider, payout) == "processed"
     assert len(transfers_for(razorpay, settlement)) == 1
     assert state(settle_engine, settlement)[0] == "completed"
 
@@ -107,12 +115,12 @@ def test_refusal_is_recorded_with_the_reason_and_a_retry_is_a_new_attempt(
     settlement = approved_settlement(settle_engine)
     first = request(settle_engine, settlement)
     razorpay.mode = "reject"
-    assert send(settle_engine, provider, first, look_first=False) == "failed"
+    assert send(settle_engine, provider, first) == "failed"
     assert state(settle_engine, settlement) == ("failed", [(1, "failed", "The linked account is not activated")])
     razorpay.mode = "normal"
     second = request(settle_engine, settlement)
     assert second != first
-    assert send(settle_engine, provider, second, look_first=False) == "processed"
+    assert send(settle_engine, provider, second) == "processed"
     assert state(settle_engine, settlement) == (
         "completed", [(1, "failed", "The linked account is not activated"), (2, "processed", None)])
     keys = {t["notes"]["idempotency_key"] for t in transfers_for(razorpay, settlement)}
@@ -126,7 +134,7 @@ def test_reconciler_settles_payouts_of_unknown_outcome(settle_engine: Engine, ra
     request(settle_engine, never_sent)
     razorpay.mode = "timeout_after_success"
     with pytest.raises(RetryLater):
-        send(settle_engine, provider, paid_payout, look_first=False)
+        send(settle_engine, provider, paid_payout)
     razorpay.mode = "normal"
     # Both attempts are pending and no job will retry them (their jobs gave up; the other never ran).
     counts = as_worker(settle_engine, lambda s: payouts.reconcile(s, provider, pending_after_seconds=0))
@@ -142,7 +150,7 @@ def test_transfer_webhooks_only_move_forward(settle_engine: Engine, razorpay: Fa
     settlement = approved_settlement(settle_engine)
     payout = request(settle_engine, settlement)
     razorpay.transfer_status = "pending"
-    assert send(settle_engine, provider, payout, look_first=False) == "processing"
+    assert send(settle_engine, provider, payout) == "processing"
     transfer = transfers_for(razorpay, settlement)[0]
     entity = {**transfer, "status": "processed"}
     assert as_worker(settle_engine, lambda s: payouts.transfer_event(s, "transfer.processed", entity)) \

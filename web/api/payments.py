@@ -181,6 +181,9 @@ def refund_payment(params: dict[str, Any], payment_id: uuid.UUID) -> Any:
     key = idempotency_key()
     session = db_session()
     with session.begin():
+        # The payment's lock first: a concurrent request with the same key waits here, then finds
+        # the first one's job instead of recording a second refund.
+        payments.lock_payment(session, payment_id)
         replay = _existing_job(session, "payments.refund", key)
         if replay is not None:
             refund = session.get(PaymentRefund, uuid.UUID(replay.job.params["refund_id"]))

@@ -125,6 +125,10 @@ class SettlementPayoutSchema(Schema):
     destination_account = fields.String()
     provider_transfer_id = fields.String(allow_none=True)
     failure_reason = fields.String(allow_none=True)
+    hold_reason = fields.String(allow_none=True, metadata={
+        "description": "why a payout of unknown outcome is held for the reconciler and finance"})
+    sends = fields.Integer(metadata={"description": "calls made to the provider for this attempt"})
+    first_sent_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
     completed_at = fields.DateTime(allow_none=True)
 
@@ -311,14 +315,17 @@ def approve_settlement(settlement_id: uuid.UUID) -> Any:
 @blp.response(202, SettlementPayoutAcceptedSchema)
 def pay_settlement(settlement_id: uuid.UUID) -> Any:
     """Pay an approved settlement (or retry a failed one) by a transfer to the vendor's linked
-    account; a payout already in flight is re-sent with its own idempotency key."""
+    account. For a payout already in flight this answers its job while one is queued or running,
+    else runs it again with its own key: a pending attempt is sent, one of unknown outcome is
+    looked up (never sent twice). Concurrent requests answer one payout and one job."""
     user = current_user()
     session = db_session()
     with session.begin():
         payout = payouts.request_payout(session, settlement_id, provider=Ombaro.get().settings.payments_provider,
                                         requested_by=user.id)
-        submitted = _submit_here(session, payouts.PAYOUT_KIND, {"payout_id": str(payout.id)},
-                                 key=f"{payout.id}:{payout.submissions}")
+        running = payouts.live_job(session, payout.id)
+        submitted = commands.Submitted(running, created=False) if running is not None else _submit_here(
+            session, payouts.PAYOUT_KIND, {"payout_id": str(payout.id)}, key=f"{payout.id}:{payout.submissions}")
     return {"payout": payout, "job": submitted.job}, 202, {"Location": url_for("jobs.get_job", job_id=submitted.job.id)}
 
 
@@ -350,11 +357,15 @@ def set_payout_account(params: dict[str, Any], vendor_id: uuid.UUID) -> Any:
 @blp.arguments(SettlementAdjustmentRequestSchema)
 @blp.response(201, SettlementAdjustmentSchema)
 def create_adjustment(params: dict[str, Any]) -> Any:
-    """A manual adjustment with its reason, applied to the vendor's next settlement."""
+    """A manual adjustment with its reason, applied to the vendor's next settlement. With an
+    `Idempotency-Key`, a repeated (or racing) request answers the first adjustment
+    (`Idempotent-Replayed: true`) instead of adding another."""
     session = db_session()
     with session.begin():
-        return runs.add_adjustment(session, vendor_id=params["vendor_id"], amount=params["amount"],
-                                   reason=params["reason"], created_by=current_user().id)
+        adjustment, created = runs.add_adjustment(
+            session, vendor_id=params["vendor_id"], amount=params["amount"], reason=params["reason"],
+            created_by=current_user().id, idempotency_key=idempotency_key())
+    return adjustment, 201, ({} if created else {"Idempotent-Replayed": "true"})
 
 
 @blp.get("/adjustments")

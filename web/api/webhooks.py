@@ -27,7 +27,9 @@ EVENT_ID_HEADER = "X-Razorpay-Event-Id"
 def razorpay_webhook() -> Any:
     """Razorpay events (payment captured / failed, refund processed / failed, transfer processed /
     failed). Written on the service session: the caller is Razorpay, not a user, and the
-    signature over the raw body is its authentication. A replay is answered 200 and changes nothing."""
+    signature over the raw body is its authentication. A replay is answered 200 and changes
+    nothing, whatever its (unsigned) X-Razorpay-Event-Id says: de-duplication holds on the signed
+    content too."""
     ombaro = Ombaro.get()
     if not ombaro.settings.razorpay_webhook_secret:
         return problem(503, "Service Unavailable", "the Razorpay webhook secret is not configured")
@@ -41,13 +43,15 @@ def razorpay_webhook() -> Any:
                        errors={SIGNATURE_HEADER: ["does not verify"]})
     try:
         event = json.loads(body)
+        if not isinstance(event, dict):
+            raise TypeError("not an object")
         event_type = str(event["event"])
     except (ValueError, KeyError, TypeError):
         return problem(400, "Bad Request", "the body is not a Razorpay event")
     event_id = payments.event_id_of(body, request.headers.get(EVENT_ID_HEADER))
     with ombaro.sessions() as session, session.begin():
         recorded = payments.record_event(session, provider="razorpay", event_id=event_id, event_type=event_type,
-                                         payload=event)
+                                         payload=event, signed_key=payments.signed_key_of(body, event))
         if recorded is None:
             return jsonify({"status": "duplicate", "event_id": event_id}), 200
         submitted = commands.submit(session, "payments.webhook", {"webhook_event_id": str(recorded.id)},

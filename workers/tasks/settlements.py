@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from ombaro import commands, payments
 from ombaro.config import load_settings
+from ombaro.db import WORKER_ROLE, committed_as, get_engine
 from ombaro.models.jobs import Job
-from ombaro.models.settlements import Payout, WebhookEvent
+from ombaro.models.settlements import WebhookEvent
 from ombaro.providers import payment_provider
 from ombaro.settlements import payouts, runs
 from workers.app import celery, enqueue
@@ -54,10 +55,11 @@ def settle_batch(job_id: str) -> str:
 def send_payout(job_id: str) -> str:
     def handler(session: Session, job: Job, progress: commands.Progress) -> dict[str, Any]:
         payout_id = uuid.UUID(job.params["payout_id"])
-        submissions = session.get_one(Payout, payout_id).submissions
-        # Anything but the very first send of an attempt may follow a send whose outcome is unknown.
-        status = payouts.send_payout(session, payment_provider(load_settings()), payout_id,
-                                     look_first=job.attempts > 1 or submissions > 1)
+        # The send is recorded in a transaction of its own, committed before the provider is called.
+        committed = committed_as(get_engine(), WORKER_ROLE, {"role": "worker", "job": str(job.id), "sub": (
+            str(job.requested_by) if job.requested_by else None)})
+        status = payouts.send_payout(session, payment_provider(load_settings()), payout_id, job_id=job.id,
+                                     committed=committed)
         return {"payout_id": str(payout_id), "status": status}
 
     return run(job_id, handler)
