@@ -17,7 +17,16 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+# The checkout's root, or site-packages when the engine is installed from its wheel: `migrations/`
+# (with alembic.ini) sits beside `ombaro/` in both.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_var_dir() -> Path:
+    """./var of the checkout in development; an installed engine (wheel, container) must not write
+    into site-packages, so there it is ./var of the working directory unless OMBARO_VAR_DIR says."""
+    in_checkout = (PROJECT_ROOT / "setup.cfg").exists()
+    return (PROJECT_ROOT if in_checkout else Path.cwd()) / "var"
 
 
 class ConfigError(RuntimeError):
@@ -126,7 +135,7 @@ def embedded_urls(var_dir: Path) -> dict[str, str]:
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
-    var_dir = Path(env.get("OMBARO_VAR_DIR") or PROJECT_ROOT / "var").resolve()
+    var_dir = Path(env.get("OMBARO_VAR_DIR") or default_var_dir()).resolve()
     embedded = embedded_urls(var_dir)
     database_url = env.get("DATABASE_URL") or embedded.get("database_url")
     redis_url = env.get("REDIS_URL") or embedded.get("redis_url")
