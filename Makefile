@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install browser services services-down migrate seed run test bench lint clean
+.PHONY: install browser services services-down migrate seed run test bench lint clean wheel
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -51,6 +51,12 @@ test: install browser
 
 bench: seed
 	$(BIN)/python bench/api.py
+
+# The deployable artifact (docs/deploying.md): the engine's wheel under dist/, built from a clean
+# build directory (a stale build/lib would carry deleted modules into it).
+wheel: install
+	rm -rf build dist
+	$(BIN)/python -m pip wheel --no-deps -w dist .
 
 lint: install
 	$(BIN)/ruff check .
