@@ -57,6 +57,7 @@ bench: seed
 wheel: install
 	rm -rf build dist
 	$(BIN)/python -m pip wheel --no-deps -w dist .
+	rm -rf build
 
 lint: install
 	$(BIN)/ruff check .

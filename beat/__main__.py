@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    Beat(get_engine(), enqueuer(settings.redis_url), leader_lock=not args.no_leader_lock,
+    Beat(get_engine(), enqueuer(settings.broker_url), leader_lock=not args.no_leader_lock,
          reload_seconds=args.reload_seconds, relay_interval=settings.relay_interval_seconds,
          relay_stale_seconds=settings.relay_stale_seconds).run(stop)
 

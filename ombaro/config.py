@@ -77,11 +77,17 @@ DEFAULT_CHANNEL_COSTS = {"email": Decimal("0.05"), "sms": Decimal("0.25"), "what
                          "push": Decimal("0.00"), "in_app": Decimal("0.00")}
 
 
+BROKER_SCHEMES = ("redis", "rediss", "redis+socket", "amqp", "amqps", "pyamqp")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
     redis_url: str
     var_dir: Path
+    # Celery's broker: Redis (REDIS_URL, the default) or RabbitMQ (amqp://...); REDIS_URL stays the
+    # cache, rate-limit and metrics store either way (docs/deploying.md, "Which broker").
+    broker_url: str = ""
     timezone: str = "Asia/Kolkata"
     # Seconds a claimed job may run without reporting progress before another worker may take it over.
     job_lease_seconds: int = 900
@@ -120,9 +126,21 @@ class Settings:
     # Campaigns and notifications: providers, rates, costs, caps (docs/campaigns.md).
     messaging: MessagingSettings = field(default_factory=lambda: MessagingSettings())
 
+    def __post_init__(self) -> None:
+        if not self.broker_url:
+            object.__setattr__(self, "broker_url", self.redis_url)
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def broker_is_amqp(self) -> bool:
+        return broker_scheme(self.broker_url) in ("amqp", "amqps", "pyamqp")
+
+
+def broker_scheme(url: str) -> str:
+    return url.partition("://")[0].lower()
 
 
 def embedded_urls(var_dir: Path) -> dict[str, str]:
@@ -145,6 +163,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{', '.join(missing)} not set and no embedded services recorded in {var_dir}; "
             "run `ombaro services up` or set the variables"
         )
+    broker_url = env.get("BROKER_URL") or redis_url
+    if broker_scheme(broker_url) not in BROKER_SCHEMES:
+        raise ConfigError(f"BROKER_URL must start with one of {', '.join(s + '://' for s in BROKER_SCHEMES)}")
     timezone = env.get("OMBARO_TIMEZONE", "Asia/Kolkata")
     try:
         ZoneInfo(timezone)
@@ -160,6 +181,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=normalise_database_url(database_url),
         redis_url=redis_url,
         var_dir=var_dir,
+        broker_url=broker_url,
         timezone=timezone,
         job_lease_seconds=_int(env, "OMBARO_JOB_LEASE_SECONDS", 900),
         relay_stale_seconds=_int(env, "OMBARO_RELAY_STALE_SECONDS", 300),

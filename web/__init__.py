@@ -42,7 +42,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     from workers.app import enqueuer  # the web layer enqueues; it never runs tasks
 
     app.extensions["ombaro"] = Ombaro(
-        settings=settings, engine=engine, sessions=session_factory(engine), enqueue=enqueuer(settings.redis_url),
+        settings=settings, engine=engine, sessions=session_factory(engine), enqueue=enqueuer(settings.broker_url),
         redis=redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2))
     api = Api(app)
     register_error_handlers(app)
