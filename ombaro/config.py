@@ -88,6 +88,11 @@ class Settings:
     # Celery's broker: Redis (REDIS_URL, the default) or RabbitMQ (amqp://...); REDIS_URL stays the
     # cache, rate-limit and metrics store either way (docs/deploying.md, "Which broker").
     broker_url: str = ""
+    # `transaction` when DATABASE_URL is a PgBouncer in transaction pooling (docs/deploying.md): no
+    # server-side prepared statements. DATABASE_DIRECT_URL reaches PostgreSQL itself, for what needs
+    # a session of its own: the migrations and the scheduler's leader lock.
+    database_pooler: str = "none"
+    direct_database_url: str = ""
     timezone: str = "Asia/Kolkata"
     # Seconds a claimed job may run without reporting progress before another worker may take it over.
     job_lease_seconds: int = 900
@@ -129,6 +134,8 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.broker_url:
             object.__setattr__(self, "broker_url", self.redis_url)
+        if not self.direct_database_url:
+            object.__setattr__(self, "direct_database_url", self.database_url)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -182,6 +189,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         redis_url=redis_url,
         var_dir=var_dir,
         broker_url=broker_url,
+        database_pooler=_choice(env, "OMBARO_DATABASE_POOLER", ("none", "transaction"), "none"),
+        direct_database_url=normalise_database_url(env.get("DATABASE_DIRECT_URL") or database_url),
         timezone=timezone,
         job_lease_seconds=_int(env, "OMBARO_JOB_LEASE_SECONDS", 900),
         relay_stale_seconds=_int(env, "OMBARO_RELAY_STALE_SECONDS", 300),

@@ -12,7 +12,7 @@ from flask_smorest import Api
 
 from ombaro import logs
 from ombaro.config import load_settings
-from ombaro.db import engine_for, session_factory
+from ombaro.db import database_engine, session_factory
 from web.errors import register_error_handlers
 from web.extension import Ombaro
 
@@ -38,7 +38,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
             "security": [{"bearerAuth": []}],
         },
     )
-    engine = engine_for(settings.database_url)
+    engine = database_engine(settings)
     from workers.app import enqueuer  # the web layer enqueues; it never runs tasks
 
     app.extensions["ombaro"] = Ombaro(
