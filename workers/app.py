@@ -52,6 +52,7 @@ def queue_for(kind: str) -> str:
     return "bulk"
 
 
+BROKER_CONNECT_TIMEOUT = 2  # seconds: a request never hangs on a dead broker (the relay sends later)
 # RabbitMQ: how long a publish waits for the broker's confirm before the job is left to the relay.
 CONFIRM_TIMEOUT_SECONDS = 5
 
@@ -102,7 +103,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": "bulk",
         "task_create_missing_queues": False,
         "broker_connection_retry_on_startup": True,
-        "broker_connection_timeout": 2,
+        "broker_connection_timeout": BROKER_CONNECT_TIMEOUT,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
         "enable_utc": True,
@@ -178,6 +179,13 @@ def enqueuer(broker_url: str) -> Enqueue:
                       headers={REQUEST_ID_HEADER: rid} if rid else None, **confirm)
 
     return enqueue
+
+
+def broker_reachable(broker_url: str) -> None:
+    """Connect to the broker once, within the connection timeout; raise if it cannot be reached
+    (/readyz, when the broker is not the Redis it already pings)."""
+    with _producer(broker_url).connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_CONNECT_TIMEOUT)
 
 
 def enqueue(job_id: uuid.UUID, kind: str) -> None:

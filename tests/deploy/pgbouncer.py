@@ -13,17 +13,13 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from tests.deploy import free_port
+
 BINARY = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
 
 def installed() -> bool:
     return Path(BINARY).exists()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PgBouncer:

@@ -8,7 +8,6 @@ import base64
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import zipfile
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from ombaro.config import PROJECT_ROOT, load_settings
+from tests.deploy import free_port
 from tests.deploy.artifact import build_wheel, fresh_venv
 from tests.helpers import PASSWORD, make_account, wait_until
 
@@ -92,12 +92,6 @@ def deployed_env(venv_python: Path, make_database: Callable[[], str], redis_url:
            "OMBARO_JWT_SECRET": settings.jwt_secret, "OMBARO_DATA_KEYS": keys,
            "OMBARO_DATA_KEY_ID": settings.data_key_id, "OMBARO_LOG_FORMAT": "text"}
     yield env, workdir
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_installed_engine_migrates_serves_the_console_and_runs_a_job(

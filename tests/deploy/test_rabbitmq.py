@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from ombaro import commands
 from ombaro.config import load_settings
 from tests.conftest import Process, start_worker
+from tests.deploy import free_port
 from tests.deploy.rabbitmq import VirtualHost, unavailable
 from tests.helpers import count_jobs, job_row, wait_for_status, wait_until
 from workers.app import QUEUES, celery_config, enqueuer
@@ -60,6 +62,16 @@ def test_broker_url_selects_quorum_queues_and_publisher_confirms(service_env: di
     redis_config = celery_config(load_settings(service_env))  # without BROKER_URL: Redis, as before
     assert redis_config["broker_url"] == service_env["REDIS_URL"]
     assert "visibility_timeout" in redis_config["broker_transport_options"]
+
+
+def test_readiness_checks_rabbitmq_and_redis_each(
+        app_factory: Callable[..., Any], amqp_url: str, clean_jobs: None) -> None:
+    ready = app_factory(BROKER_URL=amqp_url).test_client().get("/readyz")
+    assert ready.status_code == 200, ready.json
+    assert ready.json["checks"] == {"database": "ok", "redis": "ok", "broker": "ok"}
+    dead = app_factory(BROKER_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/").test_client().get("/readyz")
+    assert dead.status_code == 503
+    assert dead.json["checks"] == {"database": "ok", "redis": "ok", "broker": "unreachable"}
 
 
 def test_jobs_submitted_over_rabbitmq_are_done_once(
