@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install browser services services-down migrate seed run test bench bench-smoke lint clean
+.PHONY: install browser pgbouncer services services-down migrate seed run test bench bench-smoke lint clean wheel
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -27,6 +27,15 @@ browser:
 	      || echo "warning: could not install chromium; the browser tests will be skipped"; \
 	  else echo "note: the console's browser tests need Debian's chromium (sudo apt-get install chromium)"; fi; }
 
+# The PgBouncer tests (tests/deploy/test_pgbouncer.py) start a private Debian pgbouncer on a free port.
+# Installed with apt-get when run as root; otherwise those tests are skipped, saying how to install it.
+pgbouncer:
+	@command -v pgbouncer >/dev/null 2>&1 || test -x /usr/sbin/pgbouncer || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null) \
+	      || echo "warning: could not install pgbouncer; the PgBouncer tests will be skipped"; \
+	  else echo "note: the PgBouncer tests need Debian's pgbouncer (sudo apt-get install pgbouncer)"; fi; }
+
 services: install
 	$(BIN)/ombaro services up
 
@@ -46,7 +55,7 @@ run: seed
 	@echo ""
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMBARO_PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
-test: install browser
+test: install browser pgbouncer
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: seed
@@ -63,6 +72,13 @@ bench-smoke: seed
 	$(BIN)/python bench/locations.py --scale 0.001 --seconds 1 --clients 2
 	$(BIN)/python bench/campaigns.py --audience 200
 	$(BIN)/python bench/console.py --rounds 2
+
+# The deployable artifact (docs/deploying.md): the engine's wheel under dist/, built from a clean
+# build directory (a stale build/lib would carry deleted modules into it).
+wheel: install
+	rm -rf build dist
+	$(BIN)/python -m pip wheel --no-deps -w dist .
+	rm -rf build
 
 lint: install
 	$(BIN)/ruff check .

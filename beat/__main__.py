@@ -10,7 +10,7 @@ import threading
 from beat.scheduler import Beat
 from ombaro import logs, metrics
 from ombaro.config import load_settings
-from ombaro.db import get_engine
+from ombaro.db import direct_engine
 from workers.app import enqueuer
 
 
@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    Beat(get_engine(), enqueuer(settings.redis_url), leader_lock=not args.no_leader_lock,
+    # Directly to PostgreSQL: the leader lock is a session advisory lock, which PgBouncer's
+    # transaction pooling would share with whichever client gets that server connection next.
+    Beat(direct_engine(settings), enqueuer(settings.broker_url), leader_lock=not args.no_leader_lock,
          reload_seconds=args.reload_seconds, relay_interval=settings.relay_interval_seconds,
          relay_stale_seconds=settings.relay_stale_seconds).run(stop)
 

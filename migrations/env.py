@@ -19,7 +19,8 @@ target_metadata = Base.metadata
 
 def database_url() -> str:
     url = config.get_main_option("sqlalchemy.url")
-    return normalise_database_url(url) if url else load_settings().database_url
+    # DATABASE_DIRECT_URL: migrations take session-level locks and run long, so never through PgBouncer.
+    return normalise_database_url(url) if url else load_settings().direct_database_url
 
 
 def include_object(obj, name, type_, reflected, compare_to):

@@ -17,7 +17,16 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+# The checkout's root, or site-packages when the engine is installed from its wheel: `migrations/`
+# (with alembic.ini) sits beside `ombaro/` in both.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_var_dir() -> Path:
+    """./var of the checkout in development; an installed engine (wheel, container) must not write
+    into site-packages, so there it is ./var of the working directory unless OMBARO_VAR_DIR says."""
+    in_checkout = (PROJECT_ROOT / "setup.cfg").exists()
+    return (PROJECT_ROOT if in_checkout else Path.cwd()) / "var"
 
 
 class ConfigError(RuntimeError):
@@ -68,11 +77,22 @@ DEFAULT_CHANNEL_COSTS = {"email": Decimal("0.05"), "sms": Decimal("0.25"), "what
                          "push": Decimal("0.00"), "in_app": Decimal("0.00")}
 
 
+BROKER_SCHEMES = ("redis", "rediss", "redis+socket", "amqp", "amqps", "pyamqp")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
     redis_url: str
     var_dir: Path
+    # Celery's broker: Redis (REDIS_URL, the default) or RabbitMQ (amqp://...); REDIS_URL stays the
+    # cache, rate-limit and metrics store either way (docs/deploying.md, "Which broker").
+    broker_url: str = ""
+    # `transaction` when DATABASE_URL is a PgBouncer in transaction pooling (docs/deploying.md): no
+    # server-side prepared statements. DATABASE_DIRECT_URL reaches PostgreSQL itself, for what needs
+    # a session of its own: the migrations and the scheduler's leader lock.
+    database_pooler: str = "none"
+    direct_database_url: str = ""
     timezone: str = "Asia/Kolkata"
     # Seconds a claimed job may run without reporting progress before another worker may take it over.
     job_lease_seconds: int = 900
@@ -111,9 +131,23 @@ class Settings:
     # Campaigns and notifications: providers, rates, costs, caps (docs/campaigns.md).
     messaging: MessagingSettings = field(default_factory=lambda: MessagingSettings())
 
+    def __post_init__(self) -> None:
+        if not self.broker_url:
+            object.__setattr__(self, "broker_url", self.redis_url)
+        if not self.direct_database_url:
+            object.__setattr__(self, "direct_database_url", self.database_url)
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def broker_is_amqp(self) -> bool:
+        return broker_scheme(self.broker_url) in ("amqp", "amqps", "pyamqp")
+
+
+def broker_scheme(url: str) -> str:
+    return url.partition("://")[0].lower()
 
 
 def embedded_urls(var_dir: Path) -> dict[str, str]:
@@ -126,7 +160,7 @@ def embedded_urls(var_dir: Path) -> dict[str, str]:
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
-    var_dir = Path(env.get("OMBARO_VAR_DIR") or PROJECT_ROOT / "var").resolve()
+    var_dir = Path(env.get("OMBARO_VAR_DIR") or default_var_dir()).resolve()
     embedded = embedded_urls(var_dir)
     database_url = env.get("DATABASE_URL") or embedded.get("database_url")
     redis_url = env.get("REDIS_URL") or embedded.get("redis_url")
@@ -136,6 +170,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{', '.join(missing)} not set and no embedded services recorded in {var_dir}; "
             "run `ombaro services up` or set the variables"
         )
+    broker_url = env.get("BROKER_URL") or redis_url
+    if broker_scheme(broker_url) not in BROKER_SCHEMES:
+        raise ConfigError(f"BROKER_URL must start with one of {', '.join(s + '://' for s in BROKER_SCHEMES)}")
     timezone = env.get("OMBARO_TIMEZONE", "Asia/Kolkata")
     try:
         ZoneInfo(timezone)
@@ -147,6 +184,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=normalise_database_url(database_url),
         redis_url=redis_url,
         var_dir=var_dir,
+        broker_url=broker_url,
+        database_pooler=_choice(env, "OMBARO_DATABASE_POOLER", ("none", "transaction"), "none"),
+        direct_database_url=normalise_database_url(env.get("DATABASE_DIRECT_URL") or database_url),
         timezone=timezone,
         job_lease_seconds=_int(env, "OMBARO_JOB_LEASE_SECONDS", 900),
         relay_stale_seconds=_int(env, "OMBARO_RELAY_STALE_SECONDS", 300),

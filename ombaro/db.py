@@ -11,19 +11,34 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ombaro.config import load_settings
+from ombaro.config import Settings, load_settings
 
 T = TypeVar("T")
 
 
 @lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
+def engine_for(url: str, *, prepared_statements: bool = True) -> Engine:
     # pool_pre_ping: workers live for days and the database may restart under them.
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, future=True)
+    # Behind PgBouncer's transaction pooling a statement psycopg prepared on one server connection
+    # is unknown on the next one (PgBouncer < 1.21): prepare_threshold=None prepares nothing.
+    connect_args = {} if prepared_statements else {"prepare_threshold": None}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, future=True,
+                         connect_args=connect_args)
+
+
+def database_engine(settings: Settings) -> Engine:
+    """The engine every request and job uses: DATABASE_URL, PgBouncer or PostgreSQL itself."""
+    return engine_for(settings.database_url, prepared_statements=settings.database_pooler != "transaction")
+
+
+def direct_engine(settings: Settings) -> Engine:
+    """PostgreSQL itself (DATABASE_DIRECT_URL), never a transaction pooler: for a session-level
+    advisory lock held for hours, as the scheduler's leader lock is."""
+    return engine_for(settings.direct_database_url)
 
 
 def get_engine() -> Engine:
-    return engine_for(load_settings().database_url)
+    return database_engine(load_settings())
 
 
 def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:

@@ -12,7 +12,7 @@ from flask_smorest import Api
 
 from ombaro import logs
 from ombaro.config import load_settings
-from ombaro.db import engine_for, session_factory
+from ombaro.db import database_engine, session_factory
 from web.errors import register_error_handlers
 from web.extension import Ombaro
 
@@ -38,11 +38,11 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
             "security": [{"bearerAuth": []}],
         },
     )
-    engine = engine_for(settings.database_url)
+    engine = database_engine(settings)
     from workers.app import enqueuer  # the web layer enqueues; it never runs tasks
 
     app.extensions["ombaro"] = Ombaro(
-        settings=settings, engine=engine, sessions=session_factory(engine), enqueue=enqueuer(settings.redis_url),
+        settings=settings, engine=engine, sessions=session_factory(engine), enqueue=enqueuer(settings.broker_url),
         redis=redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2))
     api = Api(app)
     register_error_handlers(app)

@@ -52,18 +52,42 @@ def queue_for(kind: str) -> str:
     return "bulk"
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    transport = {
-        "visibility_timeout": VISIBILITY_TIMEOUT,
-        # Fail fast when Redis is down: the request answers 202 and the relay enqueues later.
-        "socket_connect_timeout": 2,
-        "socket_timeout": 10,
-        "retry_on_timeout": True,
-        "health_check_interval": 30,
-    }
+BROKER_CONNECT_TIMEOUT = 2  # seconds: a request never hangs on a dead broker (the relay sends later)
+# RabbitMQ: how long a publish waits for the broker's confirm before the job is left to the relay.
+CONFIRM_TIMEOUT_SECONDS = 5
+
+
+def broker_options(settings: Settings) -> dict[str, Any]:
+    """What differs between the two brokers (docs/deploying.md, "Which broker")."""
+    if settings.broker_is_amqp:
+        # Quorum queues (replicated by Raft over the RabbitMQ cluster, durable, unacknowledged
+        # messages requeued when a consumer's connection dies) and publisher confirms: a send
+        # returns only once the broker holds the message, else it raises and the relay resends.
+        queue_arguments = {"x-queue-type": "quorum"}
+        return {
+            "broker_transport_options": {"confirm_publish": True},
+            "task_queues": [Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True,
+                                  queue_arguments=queue_arguments) for name in QUEUES],
+            "worker_detect_quorum_queues": True,  # per-consumer prefetch: quorum queues have no global QoS
+        }
     return {
-        "broker_url": settings.redis_url,
-        "broker_transport_options": transport,
+        "broker_transport_options": {
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+            # Fail fast when Redis is down: the request answers 202 and the relay enqueues later.
+            "socket_connect_timeout": 2,
+            "socket_timeout": 10,
+            "retry_on_timeout": True,
+            "health_check_interval": 30,
+        },
+        # One direct exchange per queue: a message routed to `dispatch` can only land in `dispatch`.
+        "task_queues": [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
+    }
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": settings.broker_url,
+        **broker_options(settings),
         "result_backend": None,
         "task_ignore_result": True,
         "task_store_errors_even_if_ignored": False,
@@ -76,12 +100,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_time_limit": TASK_TIME_LIMIT,
         "task_soft_time_limit": TASK_TIME_LIMIT - 60,
-        # One direct exchange per queue: a message routed to `dispatch` can only land in `dispatch`.
-        "task_queues": [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
         "task_default_queue": "bulk",
         "task_create_missing_queues": False,
         "broker_connection_retry_on_startup": True,
-        "broker_connection_timeout": 2,
+        "broker_connection_timeout": BROKER_CONNECT_TIMEOUT,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
         "enable_utc": True,
@@ -135,27 +157,37 @@ def exit_job_context(task_id: str | None = None, **_: Any) -> None:
 
 
 @lru_cache(maxsize=4)
-def _producer(redis_url: str) -> Celery:
+def _producer(broker_url: str) -> Celery:
     app = Celery("ombaro-producer")
-    app.conf.update(celery_config(replace(load_settings(), redis_url=redis_url)))
+    app.conf.update(celery_config(replace(load_settings(), broker_url=broker_url)))
     return app
 
 
-def enqueuer(redis_url: str) -> Enqueue:
-    """An `Enqueue` for the broker at `redis_url` (the web app and the scheduler hold one).
+def enqueuer(broker_url: str) -> Enqueue:
+    """An `Enqueue` for the broker at `broker_url` (Settings.broker_url: BROKER_URL, else REDIS_URL;
+    the web app and the scheduler hold one).
 
-    No retries: if Redis is down the job stays in PostgreSQL and the relay hands it over later,
+    No retries: if the broker is down the job stays in PostgreSQL and the relay hands it over later,
     so an HTTP request never hangs on the broker."""
-    app = _producer(redis_url)
+    app = _producer(broker_url)
+    confirm = {"confirm_timeout": CONFIRM_TIMEOUT_SECONDS} if app.conf.broker_transport_options.get(
+        "confirm_publish") else {}
 
     def enqueue(job_id: uuid.UUID, kind: str) -> None:
         rid = logs.request_id.get()
         app.send_task(kind, args=[str(job_id)], queue=queue_for(kind), retry=False,
-                      headers={REQUEST_ID_HEADER: rid} if rid else None)
+                      headers={REQUEST_ID_HEADER: rid} if rid else None, **confirm)
 
     return enqueue
 
 
+def broker_reachable(broker_url: str) -> None:
+    """Connect to the broker once, within the connection timeout; raise if it cannot be reached
+    (/readyz, when the broker is not the Redis it already pings)."""
+    with _producer(broker_url).connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_CONNECT_TIMEOUT)
+
+
 def enqueue(job_id: uuid.UUID, kind: str) -> None:
-    """Hand a job to the configured broker (REDIS_URL or the embedded Redis)."""
-    enqueuer(load_settings().redis_url)(job_id, kind)
+    """Hand a job to the configured broker (BROKER_URL, else REDIS_URL or the embedded Redis)."""
+    enqueuer(load_settings().broker_url)(job_id, kind)

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from ombaro.cli import jobs, operations
 from ombaro.cli.common import EXIT_DATABASE, EXIT_USAGE, database_unreachable_types, refusal_types
-from ombaro.config import PROJECT_ROOT, load_settings
+from ombaro.config import PROJECT_ROOT, default_var_dir, load_settings
 
 
 def _var_dir() -> Path:
     import os
 
-    return Path(os.environ.get("OMBARO_VAR_DIR") or PROJECT_ROOT / "var").resolve()
+    return Path(os.environ.get("OMBARO_VAR_DIR") or default_var_dir()).resolve()
 
 
 def cmd_services(args: argparse.Namespace) -> int:
@@ -41,10 +41,15 @@ def cmd_services(args: argparse.Namespace) -> int:
     return 0
 
 
+# The migrations package (alembic.ini, env.py, versions/) beside `ombaro/`: in the checkout, and in
+# site-packages when installed from the wheel.
+ALEMBIC_INI = PROJECT_ROOT / "migrations" / "alembic.ini"
+
+
 def alembic_config(url: str | None = None):
     from alembic.config import Config
 
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg = Config(str(ALEMBIC_INI))
     if url:
         cfg.set_main_option("sqlalchemy.url", url)
     return cfg

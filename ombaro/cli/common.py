@@ -54,7 +54,7 @@ def broker_enqueue() -> BrokerEnqueue:
     from ombaro.config import load_settings
     from workers.app import enqueuer
 
-    return BrokerEnqueue(enqueuer(load_settings().redis_url))
+    return BrokerEnqueue(enqueuer(load_settings().broker_url))
 
 
 def add_wait_options(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from ombaro import metrics
 from web.auth import public
 from web.extension import Ombaro
+from workers.app import broker_reachable
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
@@ -45,17 +46,27 @@ def readyz() -> tuple[Response, int]:
         log.warning("readiness: database unreachable: %s", exc)
         checks["database"] = "unreachable"
     scheduler: dict[str, object] = {"status": "unknown"}
+    # Redis is the broker unless BROKER_URL names RabbitMQ; then both are checked, each by name.
+    amqp = ombaro.settings.broker_is_amqp
+    redis_check = "redis" if amqp else "broker"
     try:
         client = redis.Redis.from_url(ombaro.settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
         try:
             client.ping()
-            checks["broker"] = "ok"
+            checks[redis_check] = "ok"
             scheduler = scheduler_status(client)
         finally:
             client.close()
     except Exception as exc:
-        log.warning("readiness: broker unreachable: %s", exc)
-        checks["broker"] = "unreachable"
+        log.warning("readiness: %s unreachable: %s", redis_check, exc)
+        checks[redis_check] = "unreachable"
+    if amqp:
+        try:
+            broker_reachable(ombaro.settings.broker_url)
+            checks["broker"] = "ok"
+        except Exception as exc:
+            log.warning("readiness: broker unreachable: %s", exc)
+            checks["broker"] = "unreachable"
     ready = all(v == "ok" for v in checks.values())
     return (jsonify(status="ready" if ready else "unavailable", checks=checks, scheduler=scheduler),
             200 if ready else 503)
