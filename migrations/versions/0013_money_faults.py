@@ -14,7 +14,7 @@ Settlement adjustments: `idempotency_key`, one adjustment per (creator, Idempote
 repeated or racing submission of one manual adjustment is recorded once.
 
 Revision ID: 0013
-Revises: 0008
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0008"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
