@@ -175,6 +175,9 @@ def register_error_handlers(app: Flask) -> None:
             detail = "The request body is not valid JSON."
         data = getattr(exc, "data", None) or {}
         headers = dict(data.get("headers") or {})
+        retry_after = getattr(exc, "retry_after", None)  # werkzeug's 429 and 503 carry one
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
             headers["Allow"] = ", ".join(sorted(exc.valid_methods))
         return problem(exc.code or 500, exc.name, detail, errors=errors, headers=headers)

@@ -118,7 +118,18 @@ def test_the_login_form_refuses_a_post_without_its_csrf_token(app: Any, engine: 
 BAD_NEXT = ["/console/jobs\r\nSet-Cookie: x=1", "/console/jobs%0d%0aX: y", "https://evil.example/console",
             "//evil.example/console", "/\\evil.example", "\\\\evil.example", "javascript:alert(1)",
             "/console\\..\\evil", "http:/console", "/consolexyz", "/api/v1/auth/me", " /console/jobs",
-            "/console/jobs\x00", "\u2028/console"]
+            "\u2028/console"]
+
+
+def test_a_next_with_a_nul_is_refused_by_the_sanitation_step_never_followed(app: Any, engine: Engine) -> None:
+    """A NUL never reaches the console: the sanitation step every request passes (web/sanitize.py)
+    answers 400 naming `next` before the form is read, so nothing signs in and nothing redirects."""
+    browser = Browser(app, make_account(engine, "it_department"))
+    answer = browser.login_form(email=browser.account.email, password=PASSWORD, next="/console/jobs\x00")
+    assert answer.status_code == 400 and "Location" not in answer.headers
+    assert answer.mimetype == "application/problem+json" and "next" in answer.json["errors"]
+    assert browser.client.get("/console/jobs").status_code == 302  # still signed out: back to the login page
+    assert browser.client.get("/console/login", query_string={"next": "/console/jobs\x00"}).status_code == 400
 
 
 @pytest.mark.parametrize("target", BAD_NEXT)

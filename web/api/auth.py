@@ -17,6 +17,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from ombaro import ratelimit
 from ombaro.identity import accounts, tokens
 from web.auth import authenticated, current_user, public
+from web.errors import RETRY_AFTER_SECONDS
 from web.extension import Ombaro, db_session
 from web.schemas import GENDERS, MOBILE, PASSWORD
 
@@ -76,7 +77,8 @@ def limiter_available() -> Iterator[None]:
     try:
         yield
     except redis.RedisError as exc:
-        raise ServiceUnavailable("sign-in is unavailable for a moment; try again shortly") from exc
+        raise ServiceUnavailable("sign-in is unavailable for a moment; try again shortly",
+                                 retry_after=RETRY_AFTER_SECONDS) from exc
 
 
 def _client() -> dict[str, str | None]:
