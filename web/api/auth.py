@@ -58,6 +58,8 @@ def _client() -> dict[str, str | None]:
 @public
 @blp.arguments(RegisterSchema)
 @blp.response(201, MeSchema)
+@blp.alt_response(429, description="Too many attempts from this address or for this account; retry "
+                                   "after `Retry-After` seconds.")
 def register(body: dict[str, Any]) -> Any:
     """A customer creates their own account (and customer profile). Other roles are created by
     the roles allowed to, through /api/v1/users; sending `role` here is refused."""
@@ -74,6 +76,8 @@ def register(body: dict[str, Any]) -> Any:
 @public
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenSchema)
+@blp.alt_response(429, description="Too many attempts from this address or for this account; retry "
+                                   "after `Retry-After` seconds.")
 def login(body: dict[str, Any]) -> Any:
     """Email and password for an access token (short-lived) and a refresh token (rotating)."""
     ombaro = Ombaro.get()

@@ -21,6 +21,7 @@ from web.auth import current_user, requires
 from web.commanding import idempotency_key
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
+from web.openapi import idempotent
 from web.schemas import GENDERS, JobSchema
 
 blp = Blueprint("bookings", __name__, url_prefix="/api/v1/bookings", description="Bookings")
@@ -233,6 +234,7 @@ def reschedule_booking(body: dict[str, Any], booking_id: uuid.UUID) -> Any:
 
 @blp.post("/<uuid:booking_id>/dispatch")
 @requires("dispatch", "create")
+@idempotent
 @blp.response(202, JobSchema)
 def dispatch_booking(booking_id: uuid.UUID) -> Any:
     """Find a therapist now (a pending booking is confirmed first): 202 with the dispatch job, whose
