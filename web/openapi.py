@@ -256,7 +256,7 @@ class ContractPlugin(BasePlugin):
                 statuses.add(400)
             if takes_body:
                 statuses.add(413)
-            if has_path_params:
+            if has_path_params or self._names_ids(operation):
                 statuses.add(404)
             if method in WRITE_METHODS:
                 statuses |= {409, 422}
@@ -264,6 +264,26 @@ class ContractPlugin(BasePlugin):
                 statuses.add(422)
             for status in sorted(statuses | {int(s) for s in responses if str(s).isdigit() and int(s) >= 400}):
                 self._error_response(responses, status, public=public)
+
+    def _names_ids(self, operation: dict[str, Any]) -> bool:
+        """Whether the body names other objects by id (a uuid): one the caller cannot see, or that
+        does not exist, is a 404 (a filter in a query string finds nothing instead)."""
+        schemas: list[Any] = []
+        for media in (operation.get("requestBody") or {}).get("content", {}).values():
+            schemas.append(media.get("schema", {}))
+        return any(self._has_uuid(schema, depth=0) for schema in schemas)
+
+    def _has_uuid(self, schema: Any, depth: int) -> bool:
+        if not isinstance(schema, dict) or depth > 5:
+            return False
+        if "$ref" in schema and self.spec is not None:
+            name = schema["$ref"].rsplit("/", 1)[-1]
+            return self._has_uuid(self.spec.components.schemas.get(name), depth + 1)
+        if schema.get("format") == "uuid":
+            return True
+        nested = [*schema.get("properties", {}).values(), schema.get("items"), *schema.get("allOf", []),
+                  *schema.get("anyOf", []), *schema.get("oneOf", [])]
+        return any(self._has_uuid(child, depth + 1) for child in nested)
 
     def _success_responses(self, responses: dict[str, Any], method: str) -> None:
         for status, response in list(responses.items()):

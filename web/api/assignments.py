@@ -76,7 +76,7 @@ class TransitionSchema(Schema):
 
 
 class RatingSchema(Schema):
-    rating = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+    rating = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=5))
     feedback = fields.String(validate=validate.Length(max=2000))
 
 

@@ -81,9 +81,9 @@ class ServiceLocationSchema(Schema):
 
 class BookingItemRequestSchema(Schema):
     service_id = fields.UUID(required=True)
-    duration = fields.Integer(required=True, validate=validate.Range(min=15, max=480),
+    duration = fields.Integer(strict=True, required=True, validate=validate.Range(min=15, max=480),
                               metadata={"description": "minutes, one of the service's duration options"})
-    quantity = fields.Integer(load_default=1, validate=validate.Range(min=1, max=4))
+    quantity = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=4))
     addon_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=5))
 
 

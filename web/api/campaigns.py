@@ -38,8 +38,8 @@ MONEY = {"as_string": True, "places": 2}
 
 
 class RangeSchema(Schema):
-    min = fields.Integer(validate=validate.Range(min=0, max=36500), allow_none=True)
-    max = fields.Integer(validate=validate.Range(min=0, max=36500), allow_none=True)
+    min = fields.Integer(strict=True, validate=validate.Range(min=0, max=36500), allow_none=True)
+    max = fields.Integer(strict=True, validate=validate.Range(min=0, max=36500), allow_none=True)
 
 
 class TargetAudienceSchema(Schema):
@@ -47,7 +47,7 @@ class TargetAudienceSchema(Schema):
     city = fields.List(fields.String(validate=validate.Length(min=1, max=100)))
     age_range = fields.Nested(RangeSchema)
     days_since_last_booking = fields.Nested(RangeSchema)
-    last_booking_days = fields.Integer(validate=validate.Range(min=0, max=36500),
+    last_booking_days = fields.Integer(strict=True, validate=validate.Range(min=0, max=36500),
                                        metadata={"description": "same as days_since_last_booking.min"})
     customer_ids = fields.List(fields.UUID(), validate=validate.Length(max=10_000))
 

@@ -26,7 +26,7 @@ class PingSchema(Schema):
     speed = fields.Decimal(validate=validate.Range(min=0, max=300), metadata={"description": "km/h"})
     heading = fields.Decimal(validate=validate.Range(min=0, max=360, max_inclusive=False),
                              metadata={"description": "degrees"})
-    battery_level = fields.Integer(data_key="battery", validate=validate.Range(min=0, max=100),
+    battery_level = fields.Integer(strict=True, data_key="battery", validate=validate.Range(min=0, max=100),
                                    metadata={"description": "percent"})
     is_moving = fields.Boolean()
     timestamp = fields.AwareDateTime(required=True, metadata={
@@ -99,6 +99,7 @@ def post_pings(body: dict[str, Any]) -> Any:
 @blp.get("/bookings/<uuid:booking_id>")
 @requires("bookings", "read")
 @blp.response(200, TrackingSchema)
+@blp.alt_response(409, description="The booking's therapist is not on the way (the assignment's state is named).")
 def track(booking_id: uuid.UUID) -> Any:
     """Where the booking's therapist is, how far and how long away, while they are on the way (409
     otherwise, naming the assignment's state). Another customer's booking is a 404."""

@@ -53,8 +53,8 @@ def money_out(**kwargs: Any) -> fields.Decimal:
 
 
 class PayrollRunRequestSchema(Schema):
-    year = fields.Integer(required=True, validate=YEAR)
-    month = fields.Integer(required=True, validate=MONTH)
+    year = fields.Integer(strict=True, required=True, validate=YEAR)
+    month = fields.Integer(strict=True, required=True, validate=MONTH)
     dry_run = fields.Boolean(load_default=False)
     employee_ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=1000),
                                metadata={"description": "recompute only these employees (e.g. after a failure)"})
@@ -194,8 +194,8 @@ class CompensationQuerySchema(Schema):
 
 class PayrollAdjustmentInSchema(Schema):
     employee_id = fields.UUID(required=True)
-    year = fields.Integer(required=True, validate=YEAR)
-    month = fields.Integer(required=True, validate=MONTH)
+    year = fields.Integer(strict=True, required=True, validate=YEAR)
+    month = fields.Integer(strict=True, required=True, validate=MONTH)
     kind = fields.String(required=True, validate=validate.OneOf(ADJUSTMENT_KINDS))
     amount = money_in(required=True, minimum=0.01)
     note = fields.String(validate=validate.Length(max=500))
@@ -440,6 +440,7 @@ def release_record(record_id: uuid.UUID) -> Any:
 @requires("payroll", "read")
 @blp.arguments(PayrollPeriodQuerySchema, location="query", as_kwargs=True)
 @blp.doc(responses={"200": {"description": "the caller's payslip", "content": {"application/pdf": {}}}})
+@blp.alt_response(404, description="No approved payslip of the caller's for that month.")
 def payslip(year: int, month: int) -> Any:
     """The caller's own payslip for the month, once HR has approved it."""
     return _payslip(SalaryRecord.employee_id == current_user().id, SalaryRecord.year == year,

@@ -38,7 +38,7 @@ class ScheduleSchema(Schema):
 
 class TriggerSchema(Schema):
     cron = fields.String(validate=validate.Length(min=9, max=100), metadata={"example": "0 2 * * 1"})
-    interval_seconds = fields.Integer(validate=validate.Range(min=1, max=31 * 86400))
+    interval_seconds = fields.Integer(strict=True, validate=validate.Range(min=1, max=31 * 86400))
     timezone = fields.String(validate=validate.Length(min=1, max=64), metadata={"example": "Asia/Kolkata"})
 
     @validates_schema

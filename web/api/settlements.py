@@ -168,7 +168,7 @@ class VendorPayoutAccountSchema(Schema):
 
 
 class PayoutReconcileSchema(Schema):
-    pending_after_seconds = fields.Integer(load_default=600, validate=validate.Range(min=0, max=86400))
+    pending_after_seconds = fields.Integer(strict=True, load_default=600, validate=validate.Range(min=0, max=86400))
 
 
 class TdsRateSchema(Schema):

@@ -29,7 +29,7 @@ class CreateTherapistSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     gender = fields.String(validate=validate.OneOf(GENDERS))
     specialization = fields.List(fields.String(validate=validate.Regexp(r"^[A-Z]{2,5}$")), load_default=list)
-    experience_years = fields.Integer(validate=validate.Range(min=0, max=60))
+    experience_years = fields.Integer(strict=True, validate=validate.Range(min=0, max=60))
     languages = fields.List(fields.String(validate=validate.Length(min=2, max=40)), load_default=list)
     bank_details = fields.Nested(BankDetailsSchema)
 
