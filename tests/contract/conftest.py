@@ -84,6 +84,16 @@ def start_server(world: DemoWorld, service_env: dict[str, str], logs: Path, *, w
     port = free_port()
     processes = [Process([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "--threads", "4",
                           "--timeout", "120", "web:create_app()"], env, logs / "gunicorn.log")]
+    try:
+        return _started(processes, port, env, logs, worker=worker, world=world)
+    except BaseException:
+        for process in processes:  # a server that did not come up must not outlive the test
+            process.stop()
+        raise
+
+
+def _started(processes: list[Process], port: int, env: dict[str, str], logs: Path, *, worker: bool,
+             world: DemoWorld) -> Server:
     if worker:
         processes.append(Process([sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel=INFO",
                                   "-Q", "dispatch,bulk,maintenance", "--concurrency=2", "--without-heartbeat",
@@ -105,6 +115,8 @@ def start_server(world: DemoWorld, service_env: dict[str, str], logs: Path, *, w
 @pytest.fixture(scope="module")
 def server(demo_world: DemoWorld, service_env: dict[str, str], tmp_path_factory: Any) -> Iterator[Server]:
     started = start_server(demo_world, service_env, tmp_path_factory.mktemp("server"), worker=True)
-    yield started
-    for process in started.processes:
-        process.stop()
+    try:
+        yield started
+    finally:
+        for process in started.processes:
+            process.stop()
