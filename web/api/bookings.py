@@ -179,7 +179,8 @@ def get_booking(booking_id: uuid.UUID) -> Any:
 @blp.post("")
 @requires("bookings", "create")
 @blp.arguments(CreateBookingSchema)
-@blp.response(201, BookingDetailSchema)
+@blp.response(201, BookingDetailSchema, headers={"Location": {
+    "description": "the booking's URL (`GET /api/v1/bookings/{booking_id}`)", "schema": {"type": "string"}}})
 def create_booking(body: dict[str, Any]) -> Any:
     """Book: prices come from the catalogue (never from the request), the promotion is checked and
     recorded once, the time must fit the vendor's hours. The booking is confirmed and sent to
