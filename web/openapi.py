@@ -196,6 +196,25 @@ def decimal2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kw
     return out
 
 
+# What `time.strptime` reads for each directive a time field may use (so the pattern is exact).
+_STRPTIME = {"%H": "(2[0-3]|[01][0-9]|[0-9])", "%M": "([0-5][0-9]|[0-9])", "%S": "([0-5][0-9]|6[01]|[0-9])"}
+
+
+def time2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Time fields with an strptime format (`"%H:%M"`) get the exact pattern the server reads; URL
+    fields the schemes marshmallow accepts."""
+    if isinstance(field, fields.Time) and field.format and field.format.startswith("%"):
+        pattern = field.format
+        for directive, regex in _STRPTIME.items():
+            pattern = pattern.replace(directive, regex)
+        if "%" not in pattern:
+            return {"pattern": f"^{pattern}$"}
+    if isinstance(field, fields.Url):
+        schemes = sorted(getattr(field, "schemes", None) or ("ftp", "ftps", "http", "https"))
+        return {"format": "uri", "pattern": f"^({'|'.join(schemes)})://"}
+    return {}
+
+
 # --- the plugin ---------------------------------------------------------------------------------------
 
 
@@ -322,6 +341,7 @@ def init_app(app: Flask) -> Api:
     """flask-smorest's Api with the contract plugin and the decimal mapping."""
     api = Api(app, spec_kwargs={"extra_plugins": [ContractPlugin(app)]})
     api.ma_plugin.converter.add_attribute_function(decimal2properties)
+    api.ma_plugin.converter.add_attribute_function(time2properties)
     return api
 
 

@@ -112,6 +112,23 @@ def test_money_is_a_decimal_string_and_numeric_bounds_are_numbers(document: dict
     walk(document)
 
 
+def test_times_and_urls_carry_the_patterns_the_server_reads(document: dict[str, Any]) -> None:
+    from web.api.bookings import CreateBookingSchema
+
+    booking_time = document["components"]["schemas"]["CreateBooking"]["properties"]["booking_time"]
+    field = CreateBookingSchema().fields["booking_time"]
+    for value in ("11:00", "9:05", "23:59", "24:00", "11:00:00", "T11:00", " 11:00", "11h00"):
+        try:
+            field.deserialize(value)
+            accepted = True
+        except Exception:
+            accepted = False
+        assert accepted == bool(re.match(booking_time["pattern"], value)), value
+    documents = document["components"]["schemas"]["LeaveApply"]["properties"]["documents"]["items"]
+    assert documents["format"] == "uri" and re.match(documents["pattern"], "https://files.example/a.pdf")
+    assert not re.match(documents["pattern"], "javascript:alert(1)")
+
+
 def test_command_posts_document_the_idempotency_key_and_their_headers(document: dict[str, Any]) -> None:
     by_id = {op["operationId"]: op for _, _, op in operations(document)}
     for operation_id in ("reports_refresh", "settlements_create_run", "payroll_start_run", "dispatch_batch",

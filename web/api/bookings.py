@@ -93,7 +93,7 @@ class CreateBookingSchema(Schema):
     service_location = fields.Nested(ServiceLocationSchema, metadata={
         "description": "where the service happens: required for home and hotel services; a spa visit is at the vendor"})
     booking_date = fields.Date(required=True)
-    booking_time = fields.Time(required=True, metadata={"description": "platform time zone, HH:MM"})
+    booking_time = fields.Time(required=True, format="%H:%M", metadata={"description": "platform time zone, HH:MM"})
     items = fields.List(fields.Nested(BookingItemRequestSchema), required=True, validate=validate.Length(min=1, max=5))
     promotion_code = fields.String(validate=validate.Length(min=2, max=40))
     special_instructions = fields.String(validate=validate.Length(max=500))
@@ -107,7 +107,7 @@ class CancelSchema(Schema):
 
 class RescheduleSchema(Schema):
     booking_date = fields.Date(required=True)
-    booking_time = fields.Time(required=True)
+    booking_time = fields.Time(required=True, format="%H:%M", metadata={"description": "platform time zone, HH:MM"})
 
 
 @contextmanager
