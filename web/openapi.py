@@ -112,9 +112,12 @@ def operation_id(endpoint: str) -> str:
 
 
 def _places(field: fields.Decimal) -> int | None:
+    """Decimal places: the field's own (it rounds to them), or `metadata={"places": n}` for a money
+    field that refuses more instead of rounding."""
     places = getattr(field, "places", None)
     if places is None:
-        return None
+        declared = field.metadata.get("places")
+        return int(declared) if declared is not None else None
     exponent = decimal.Decimal(places).as_tuple().exponent
     return -exponent if isinstance(exponent, int) else None
 
@@ -144,8 +147,9 @@ def decimal_pattern(places: int, low: Any, high: Any, low_inclusive: bool) -> st
     if low is not None and decimal.Decimal(str(low)) < 0:
         digits = max(digits, len(str(int(abs(decimal.Decimal(str(low)))))))
     fraction = f"(\\.[0-9]{{1,{places}}})?" if places else ""
-    if low is not None and decimal.Decimal(str(low)) == 0 and not low_inclusive:
-        # Positive: a non-zero integer part, or 0 followed by a non-zero fraction.
+    if low is not None and (decimal.Decimal(str(low)) > 0 or (decimal.Decimal(str(low)) == 0 and not low_inclusive)):
+        # Positive: a non-zero integer part, or 0 followed by a non-zero fraction (a higher minimum
+        # is in the description: a pattern cannot say >= 0.01 in general).
         nonzero = "|".join(f"0\\.{'0' * i}[1-9]" + (f"[0-9]{{0,{places - i - 1}}}" if places - i > 1 else "")
                            for i in range(places))
         return f"^([1-9][0-9]{{0,{digits - 1}}}{fraction}" + (f"|{nonzero})$" if places else ")$")

@@ -86,7 +86,8 @@ def test_statuses_follow_permission_arguments_and_path(document: dict[str, Any],
 
 def test_money_is_a_decimal_string_and_numeric_bounds_are_numbers(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
-    for name in ("Settlement", "Payment", "CampaignCreate", "CashPayment", "SettlementAdjustmentRequest"):
+    for name in ("Settlement", "Payment", "CampaignCreate", "CashPayment", "SettlementAdjustmentRequest",
+                 "PayrollAdjustmentIn", "CompensationIn"):
         money = [p for p in schemas[name]["properties"].values() if p.get("format") == "decimal"]
         assert money, name
         for prop in money:
@@ -94,6 +95,8 @@ def test_money_is_a_decimal_string_and_numeric_bounds_are_numbers(document: dict
     cash = schemas["CashPayment"]["properties"]["amount"]
     assert re.match(cash["pattern"], "1770.50") and not re.match(cash["pattern"], "0")
     assert not re.match(cash["pattern"], "1.005") and not re.match(cash["pattern"], "-5")
+    adjustment = schemas["PayrollAdjustmentIn"]["properties"]["amount"]["pattern"]
+    assert re.match(adjustment, "0.01") and not re.match(adjustment, "0.00") and not re.match(adjustment, "0.001")
     heading = schemas["Ping"]["properties"]["heading"]
     assert heading == {**heading, "type": "number", "minimum": 0, "maximum": 360, "exclusiveMaximum": True}
 

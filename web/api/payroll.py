@@ -45,7 +45,9 @@ def _paise(value: Decimal) -> None:
 
 
 def money_in(*, minimum: float = 0, **kwargs: Any) -> fields.Decimal:
-    return fields.Decimal(validate=[validate.Range(min=minimum, max=99_999_999.99), _paise], **kwargs)
+    # metadata: documented as a decimal string of two places (web/openapi.py), like the money it dumps.
+    return fields.Decimal(validate=[validate.Range(min=minimum, max=99_999_999.99), _paise],
+                          metadata={"places": 2}, **kwargs)
 
 
 def money_out(**kwargs: Any) -> fields.Decimal:
