@@ -81,7 +81,7 @@ def run_schemathesis(server: Server, token: str, config: Path, reports: Path, *e
         "--generation-database", "none", "--continue-on-failure", "--report", "ndjson", "--report-dir", str(reports),
         *extra,
     ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=840)
+    run = subprocess.run(command, capture_output=True, text=True, timeout=840, cwd=reports)  # its cache goes there
     return run.returncode, run.stdout + run.stderr
 
 
