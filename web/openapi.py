@@ -219,6 +219,15 @@ def time2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kwarg
     return {}
 
 
+def nullable_nested2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """apispec writes a nullable nested schema as `anyOf: [ref, {type: object, nullable: true}]`, whose
+    second branch accepts any object; here it accepts only null."""
+    for branch in ret.get("anyOf", []):
+        if branch == {"type": "object", "nullable": True}:
+            branch["enum"] = [None]
+    return {}
+
+
 # --- the plugin ---------------------------------------------------------------------------------------
 
 
@@ -346,6 +355,7 @@ def init_app(app: Flask) -> Api:
     api = Api(app, spec_kwargs={"extra_plugins": [ContractPlugin(app)]})
     api.ma_plugin.converter.add_attribute_function(decimal2properties)
     api.ma_plugin.converter.add_attribute_function(time2properties)
+    api.ma_plugin.converter.add_attribute_function(nullable_nested2properties)
     return api
 
 

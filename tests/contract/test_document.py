@@ -115,6 +115,12 @@ def test_money_is_a_decimal_string_and_numeric_bounds_are_numbers(document: dict
     walk(document)
 
 
+def test_a_nullable_nested_object_is_that_object_or_null_not_any_object(document: dict[str, Any]) -> None:
+    stats = document["components"]["schemas"]["Dashboard"]["properties"]["stats"]["anyOf"]
+    assert stats == [{"$ref": "#/components/schemas/DashboardStats"},
+                     {"type": "object", "nullable": True, "enum": [None]}]
+
+
 def test_times_and_urls_carry_the_patterns_the_server_reads(document: dict[str, Any]) -> None:
     from web.api.bookings import CreateBookingSchema
 
