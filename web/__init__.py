@@ -8,7 +8,6 @@ from collections.abc import Mapping
 
 import redis
 from flask import Flask
-from flask_smorest import Api
 
 from ombaro import logs
 from ombaro.config import load_settings
@@ -44,7 +43,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.extensions["ombaro"] = Ombaro(
         settings=settings, engine=engine, sessions=session_factory(engine), enqueue=enqueuer(settings.broker_url),
         redis=redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2))
-    api = Api(app)
+    from web import openapi
+
+    api = openapi.init_app(app)
     register_error_handlers(app)
 
     from web import observability
@@ -59,6 +60,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.after_request(record_staff_changes)
     for blueprint in blueprints():
         api.register_blueprint(blueprint)
+    openapi.finish(api)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
     from web.console import bp as console

@@ -98,6 +98,8 @@ REGISTERED = {"status": "received",
 @public
 @blp.arguments(RegisterSchema)
 @blp.response(202, RegisteredSchema)
+@blp.alt_response(429, description="Too many attempts from this address or for this account; retry "
+                                   "after `Retry-After` seconds.")
 def register(body: dict[str, Any]) -> Any:
     """A customer creates their own account (and customer profile). The answer is the same, and
     takes as long, whether or not the email or mobile is already in use (no account oracle): sign
@@ -116,6 +118,8 @@ def register(body: dict[str, Any]) -> Any:
 @public
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenSchema)
+@blp.alt_response(429, description="Too many attempts from this address or for this account; retry "
+                                   "after `Retry-After` seconds.")
 def login(body: dict[str, Any]) -> Any:
     """Email and password for an access token (short-lived) and a refresh token (rotating).
 

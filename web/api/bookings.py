@@ -21,6 +21,7 @@ from web.auth import current_user, requires
 from web.commanding import idempotency_key
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
+from web.openapi import idempotent
 from web.schemas import GENDERS, Integer, JobSchema
 
 blp = Blueprint("bookings", __name__, url_prefix="/api/v1/bookings", description="Bookings")
@@ -92,7 +93,7 @@ class CreateBookingSchema(Schema):
     service_location = fields.Nested(ServiceLocationSchema, metadata={
         "description": "where the service happens: required for home and hotel services; a spa visit is at the vendor"})
     booking_date = fields.Date(required=True)
-    booking_time = fields.Time(required=True, metadata={"description": "platform time zone, HH:MM"})
+    booking_time = fields.Time(required=True, format="%H:%M", metadata={"description": "platform time zone, HH:MM"})
     items = fields.List(fields.Nested(BookingItemRequestSchema), required=True, validate=validate.Length(min=1, max=5))
     promotion_code = fields.String(validate=validate.Length(min=2, max=40))
     special_instructions = fields.String(validate=validate.Length(max=500))
@@ -106,7 +107,7 @@ class CancelSchema(Schema):
 
 class RescheduleSchema(Schema):
     booking_date = fields.Date(required=True)
-    booking_time = fields.Time(required=True)
+    booking_time = fields.Time(required=True, format="%H:%M", metadata={"description": "platform time zone, HH:MM"})
 
 
 @contextmanager
@@ -178,7 +179,8 @@ def get_booking(booking_id: uuid.UUID) -> Any:
 @blp.post("")
 @requires("bookings", "create")
 @blp.arguments(CreateBookingSchema)
-@blp.response(201, BookingDetailSchema)
+@blp.response(201, BookingDetailSchema, headers={"Location": {
+    "description": "the booking's URL (`GET /api/v1/bookings/{booking_id}`)", "schema": {"type": "string"}}})
 def create_booking(body: dict[str, Any]) -> Any:
     """Book: prices come from the catalogue (never from the request), the promotion is checked and
     recorded once, the time must fit the vendor's hours. The booking is confirmed and sent to
@@ -233,6 +235,7 @@ def reschedule_booking(body: dict[str, Any], booking_id: uuid.UUID) -> Any:
 
 @blp.post("/<uuid:booking_id>/dispatch")
 @requires("dispatch", "create")
+@idempotent
 @blp.response(202, JobSchema)
 def dispatch_booking(booking_id: uuid.UUID) -> Any:
     """Find a therapist now (a pending booking is confirmed first): 202 with the dispatch job, whose

@@ -29,6 +29,7 @@ from ombaro.models.marketing import CAMPAIGN_STATUSES, CAMPAIGN_TYPES, Campaign
 from web.auth import current_user, requires
 from web.commanding import idempotency_key
 from web.extension import Ombaro, db_session
+from web.openapi import idempotent
 from web.schemas import Integer, JobSchema, Money
 
 blp = Blueprint("campaigns", __name__, url_prefix="/api/v1/campaigns", description="Marketing campaigns")
@@ -227,6 +228,7 @@ def approve(campaign_id: uuid.UUID) -> Any:
 
 @blp.post("/<uuid:campaign_id>/send")
 @requires("campaigns", "update")
+@idempotent
 @blp.response(202, JobSchema)
 def send_now(campaign_id: uuid.UUID) -> Any:
     """Start an approved campaign now (otherwise it starts at its start_date)."""
@@ -235,6 +237,7 @@ def send_now(campaign_id: uuid.UUID) -> Any:
 
 @blp.post("/<uuid:campaign_id>/resume")
 @requires("campaigns", "update")
+@idempotent
 @blp.response(202, JobSchema)
 def resume(campaign_id: uuid.UUID) -> Any:
     """Resume a paused campaign; nothing already sent is sent again."""

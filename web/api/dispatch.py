@@ -19,6 +19,7 @@ from web.api.bookings import BookingSchema, own_rows
 from web.auth import current_user, requires
 from web.commanding import idempotency_key
 from web.extension import Ombaro, db_session
+from web.openapi import idempotent
 from web.schemas import Integer, JobSchema
 
 blp = Blueprint("dispatch", __name__, url_prefix="/api/v1/dispatch", description="Dispatch matching")
@@ -42,6 +43,7 @@ class UnassignedQuerySchema(Schema):
 
 @blp.post("/batch")
 @requires("dispatch", "create")
+@idempotent
 @blp.arguments(BatchSchema)
 @blp.response(202, JobSchema)
 def batch(body: dict[str, Any]) -> Any:

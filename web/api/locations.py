@@ -100,6 +100,7 @@ def post_pings(body: dict[str, Any]) -> Any:
 @blp.get("/bookings/<uuid:booking_id>")
 @requires("bookings", "read")
 @blp.response(200, TrackingSchema)
+@blp.alt_response(409, description="The booking's therapist is not on the way (the assignment's state is named).")
 def track(booking_id: uuid.UUID) -> Any:
     """Where the booking's therapist is, how far and how long away, while they are on the way (409
     otherwise, naming the assignment's state). Another customer's booking is a 404."""

@@ -20,6 +20,7 @@ from web.auth import current_user, requires
 from web.commanding import idempotency_key
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
+from web.openapi import idempotent
 from web.schemas import Integer, JobSchema, Money
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1/payments", description="Payments and refunds")
@@ -172,6 +173,7 @@ def record_cash(params: dict[str, Any]) -> Any:
 
 @blp.post("/<uuid:payment_id>/refunds")
 @requires("payments", "update")
+@idempotent
 @blp.arguments(PaymentRefundRequestSchema)
 @blp.response(202, PaymentRefundAcceptedSchema)
 def refund_payment(params: dict[str, Any], payment_id: uuid.UUID) -> Any:

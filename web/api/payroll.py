@@ -29,6 +29,7 @@ from ombaro.payroll.errors import PayrollNotFound
 from web.auth import current_user, requires
 from web.commanding import submit
 from web.extension import Ombaro, db_session
+from web.openapi import idempotent
 from web.schemas import Boolean, Integer, JobSchema, Money
 
 blp = Blueprint("payroll", __name__, url_prefix="/api/v1/payroll", description="Payroll runs, payslips and inputs")
@@ -277,6 +278,7 @@ def _run(run_id: uuid.UUID) -> PayrollRun:
 
 @blp.post("/runs")
 @requires("payroll", "create")
+@idempotent
 @blp.arguments(PayrollRunRequestSchema)
 @blp.response(202, JobSchema)
 def start_run(body: dict[str, Any]) -> Any:
@@ -312,6 +314,8 @@ def get_run(run_id: uuid.UUID) -> Any:
 @requires("payroll", "create")
 @blp.arguments(PayrollPeriodQuerySchema, location="query", as_kwargs=True)
 @blp.response(200)
+@blp.doc(responses={"200": {"description": "the month's findings, by kind",
+                            "content": {"application/json": {"schema": {"type": "object"}}}}})
 def run_preflight(year: int, month: int) -> Any:
     """What would make the month's run wrong: employees without compensation, working days without
     an attendance mark, leave still pending, missing statutory data, leavers without a last day."""
@@ -335,7 +339,11 @@ def approve_run(body: dict[str, Any], run_id: uuid.UUID) -> Any:
 @requires("payroll", "export")
 @blp.doc(responses={"200": {"description": "the bank transfer file (CSV: account_number, ifsc, amount, "
                                            "reference, beneficiary_name, employee_code)",
-                            "content": {"text/csv": {}}}})
+                            "content": {"text/csv": {}}, "headers": {
+                                "X-Bank-File-Reference": {"description": "the file's reference",
+                                                          "schema": {"type": "string"}},
+                                "X-Skipped": {"description": "records left out (no usable bank details)",
+                                              "schema": {"type": "integer", "minimum": 0}}}}})
 def make_bank_file(run_id: uuid.UUID) -> Any:
     """Pay the month's processed records: they become paid, and the file lists each transfer. A
     record is in one file only; records without usable bank details stay processed (header
@@ -355,7 +363,11 @@ def make_bank_file(run_id: uuid.UUID) -> Any:
 @blp.get("/runs/<uuid:run_id>/bank-file")
 @requires("payroll", "export")
 @blp.arguments(BankFileQuerySchema, location="query", as_kwargs=True)
-@blp.doc(responses={"200": {"description": "an earlier bank file, again", "content": {"text/csv": {}}}})
+@blp.doc(responses={"200": {"description": "an earlier bank file, again", "content": {"text/csv": {}}, "headers": {
+                                "X-Bank-File-Reference": {"description": "the file's reference",
+                                                          "schema": {"type": "string"}},
+                                "X-Skipped": {"description": "records left out (no usable bank details)",
+                                              "schema": {"type": "integer", "minimum": 0}}}}})
 def get_bank_file(reference: str, run_id: uuid.UUID) -> Any:
     ombaro = Ombaro.get()
     visible = _visible_record_ids(run_id, "paid")
@@ -423,6 +435,7 @@ def release_record(record_id: uuid.UUID) -> Any:
 @requires("payroll", "read")
 @blp.arguments(PayrollPeriodQuerySchema, location="query", as_kwargs=True)
 @blp.doc(responses={"200": {"description": "the caller's payslip", "content": {"application/pdf": {}}}})
+@blp.alt_response(404, description="No approved payslip of the caller's for that month.")
 def payslip(year: int, month: int) -> Any:
     """The caller's own payslip for the month, once HR has approved it."""
     return _payslip(SalaryRecord.employee_id == current_user().id, SalaryRecord.year == year,

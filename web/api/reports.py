@@ -11,6 +11,7 @@ from ombaro import reporting
 from web.auth import requires
 from web.commanding import submit
 from web.extension import db_session
+from web.openapi import idempotent
 from web.schemas import JobSchema
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="Dashboards and their refresh")
@@ -82,6 +83,7 @@ class TrendSchema(Schema):
 
 @blp.post("/refresh")
 @requires("reports", "create")
+@idempotent
 @blp.arguments(RefreshSchema, required=False)
 @blp.response(202, JobSchema)
 def refresh(params: dict[str, Any]) -> Any:

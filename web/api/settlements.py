@@ -23,6 +23,7 @@ from web.auth import current_user, requires
 from web.commanding import idempotency_key, submit
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
+from web.openapi import idempotent
 from web.schemas import Boolean, Integer, JobSchema, Money
 
 blp = Blueprint("settlements", __name__, url_prefix="/api/v1/settlements", description="Vendor settlements")
@@ -209,6 +210,8 @@ def named(session: Session, settlements: Sequence[PaymentSettlement]) -> Sequenc
 @blp.get("/export.csv")
 @requires("settlements", "export")
 @blp.arguments(SettlementExportQuerySchema, location="query", as_kwargs=True)
+@blp.doc(responses={"200": {"description": "one CSV row per settlement (header row first)",
+                            "content": {"text/csv": {}}}})
 def export_settlements(limit: int, status: list[str], vendor_id: uuid.UUID | None, period_from: dt.date | None,
                        period_to: dt.date | None) -> Any:
     """Every settlement the caller may see (same filters as the list), one CSV row each."""
@@ -243,6 +246,8 @@ def list_items(settlement_id: uuid.UUID) -> Any:
 
 @blp.get("/<uuid:settlement_id>/statement.csv")
 @requires("settlements", "export")
+@blp.doc(responses={"200": {"description": "the statement: header totals, then one line per item and adjustment",
+                            "content": {"text/csv": {}}}})
 def download_statement(settlement_id: uuid.UUID) -> Any:
     """The statement: header totals, then one line per item and per adjustment."""
     body = statements.statement_csv(db_session(), settlement_id)
@@ -271,6 +276,7 @@ def list_tds_rates() -> Any:
 
 @blp.post("/runs")
 @requires("settlements", "create")
+@idempotent
 @blp.arguments(SettlementRunRequestSchema)
 @blp.response(202, JobSchema)
 def create_run(params: dict[str, Any]) -> Any:
@@ -288,6 +294,7 @@ def get_run(run_id: uuid.UUID) -> Any:
 
 @blp.post("/reconcile")
 @requires("settlements", "approve")
+@idempotent
 @blp.arguments(PayoutReconcileSchema, required=False)
 @blp.response(202, JobSchema)
 def reconcile(params: dict[str, Any]) -> Any:
@@ -312,6 +319,7 @@ def approve_settlement(settlement_id: uuid.UUID) -> Any:
 
 @blp.post("/<uuid:settlement_id>/payout")
 @requires("settlements", "approve")
+@idempotent
 @blp.response(202, SettlementPayoutAcceptedSchema)
 def pay_settlement(settlement_id: uuid.UUID) -> Any:
     """Pay an approved settlement (or retry a failed one) by a transfer to the vendor's linked

@@ -35,8 +35,21 @@ def _wants_html() -> bool:
     return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
 
+UNSUBSCRIBE_STATE = {"type": "object", "required": ["channel", "used"], "properties": {
+    "channel": {"type": "string"}, "used": {"type": "boolean"}}}
+UNSUBSCRIBED = {"type": "object", "required": ["unsubscribed", "channel"], "properties": {
+    "unsubscribed": {"type": "boolean", "enum": [True]}, "channel": {"type": "string"}}}
+HTML_PAGE = {"text/html": {"schema": {"type": "string"}}}
+# The signed token (web-safe base64 of the payload, a dot, the signature); a longer one is not ours.
+TOKEN = {"name": "token", "in": "path", "required": True,
+         "schema": {"type": "string", "minLength": 3, "maxLength": 512, "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"}}
+
+
 @blp.get("/<token>")
 @public
+@blp.doc(parameters=[TOKEN], responses={"200": {
+    "description": "what the link does: JSON, or a page with a button when the client prefers text/html",
+    "content": {"application/json": {"schema": UNSUBSCRIBE_STATE}, **HTML_PAGE}}})
 def confirm(token: str) -> Any:
     """What the link does, with a button that POSTs to it."""
     ombaro = Ombaro.get()
@@ -54,6 +67,10 @@ def confirm(token: str) -> Any:
 
 @blp.post("/<token>")
 @public
+@blp.doc(parameters=[TOKEN], responses={"200": {
+    "description": "unsubscribed (JSON, or a page when the client prefers text/html)",
+    "content": {"application/json": {"schema": UNSUBSCRIBED}, **HTML_PAGE}}})
+@blp.alt_response(410, description="The link was already used.")
 def unsubscribe_now(token: str) -> Any:
     """Turn the channel off for this customer (the mail client's one-click POST lands here)."""
     ombaro = Ombaro.get()

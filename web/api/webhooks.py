@@ -24,6 +24,18 @@ EVENT_ID_HEADER = "X-Razorpay-Event-Id"
 
 @blp.post("/razorpay")
 @public
+@blp.doc(
+    parameters=[{"name": SIGNATURE_HEADER, "in": "header", "required": True, "schema": {"type": "string"},
+                 "description": "HMAC-SHA256 of the raw body with the webhook secret (hex)"},
+                {"name": EVENT_ID_HEADER, "in": "header", "required": False, "schema": {"type": "string"}}],
+    requestBody={"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["event"], "properties": {"event": {"type": "string"}}}}}},
+    responses={"200": {"description": "recorded (`accepted`, with its job) or already seen (`duplicate`)",
+                       "content": {"application/json": {"schema": {
+                           "type": "object", "required": ["status", "event_id"], "properties": {
+                               "status": {"type": "string", "enum": ["accepted", "duplicate"]},
+                               "event_id": {"type": "string"},
+                               "job_id": {"type": "string", "format": "uuid"}}}}}}})
 def razorpay_webhook() -> Any:
     """Razorpay events (payment captured / failed, refund processed / failed, transfer processed /
     failed). Written on the service session: the caller is Razorpay, not a user, and the

@@ -38,8 +38,21 @@ def _worker_connection(session: Any) -> Any:
     return session.connection()
 
 
+OUTCOME = {"type": "object", "required": ["duplicates", "moved", "opted_out"], "properties": {
+    "received": {"type": "integer", "minimum": 0}, "duplicates": {"type": "integer", "minimum": 0},
+    "moved": {"type": "integer", "minimum": 0}, "opted_out": {"type": "integer", "minimum": 0}}}
+
+
 @blp.post("/sendgrid")
 @public
+@blp.doc(
+    parameters=[{"name": SENDGRID_SIGNATURE, "in": "header", "required": True, "schema": {"type": "string"},
+                 "description": "ECDSA signature (base64) over the timestamp and the raw body"},
+                {"name": SENDGRID_TIMESTAMP, "in": "header", "required": True, "schema": {"type": "string"}}],
+    requestBody={"required": True, "content": {"application/json": {"schema": {
+        "type": "array", "maxItems": MAX_EVENTS, "items": {"type": "object"}}}}},
+    responses={"200": {"description": "applied; counts of what changed",
+                       "content": {"application/json": {"schema": OUTCOME}}}})
 def sendgrid_events() -> Any:
     """SendGrid's Event Webhook: processed, delivered, open, click, bounce, dropped, unsubscribe."""
     ombaro = Ombaro.get()
@@ -72,6 +85,15 @@ def sendgrid_events() -> Any:
 
 @blp.post("/twilio")
 @public
+@blp.doc(
+    parameters=[{"name": TWILIO_SIGNATURE, "in": "header", "required": True, "schema": {"type": "string"},
+                 "description": "HMAC-SHA1 (base64) of the full URL and the sorted POST parameters"},
+                {"name": "ref", "in": "query", "required": False, "schema": {"type": "string"}}],
+    requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "properties": {"MessageSid": {"type": "string"}, "MessageStatus": {"type": "string"},
+                                         "From": {"type": "string"}, "Body": {"type": "string"}}}}}},
+    responses={"200": {"description": "applied; counts of what changed",
+                       "content": {"application/json": {"schema": OUTCOME}}}})
 def twilio_events() -> Any:
     """Twilio's status callback for a message (sent, delivered, read, undelivered, failed) and
     inbound messages (STOP opts the number out)."""

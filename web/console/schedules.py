@@ -28,7 +28,9 @@ def toggle_schedule(schedule_id: Any, action: str) -> Any:
 @page("schedules", "update")
 def edit_schedule(schedule_id: Any) -> Any:
     cron, interval = request.form.get("cron", "").strip(), request.form.get("interval_seconds", "").strip()
-    body: dict[str, Any] = {"cron": cron} if cron else {"interval_seconds": interval or None}
+    # The API takes a JSON integer (not a string of digits); anything else goes as typed, to be refused.
+    seconds: Any = int(interval) if interval.isdigit() else interval or None
+    body: dict[str, Any] = {"cron": cron} if cron else {"interval_seconds": seconds}
     flash_answer(api("PATCH", f"/api/v1/schedules/{schedule_id}", json=body),
                  "Trigger changed; the scheduler applies it at its next reload.")
     return redirect(url_for("console.schedules"))
