@@ -212,6 +212,13 @@ def get_job(session: Session, job_id: uuid.UUID) -> Job:
     return job
 
 
+def may_run(session: Session, kind: str) -> bool:
+    """Whether the caller of this request transaction may start (and so re-run, schedule and read)
+    jobs of `kind`: the rule the row-level security policies on jobs and schedules apply
+    (migration 0009, docs/security.md), asked of the database so both always agree."""
+    return bool(session.scalar(select(func.auth.may_run(kind))))
+
+
 def list_jobs(
     session: Session, *, kinds: Iterable[str] = (), statuses: Iterable[str] = (),
     before: dt.datetime | None = None, limit: int = 50,
