@@ -1,7 +1,8 @@
 """The cost of the job log's row-level security by kind (migration 0009): staff listing the 50
-latest jobs they may see, out of a realistic command log dominated by frequent system firings, as
-the request role with claims (the policies pick the rows), against the owner running the same
-listing with an explicit `kind IN (...)` for the kinds that role may see (no policy applies).
+latest jobs they may see (`commands.list_jobs`, as `GET /api/v1/jobs` does), out of a realistic
+command log dominated by frequent system firings, as the request role with claims (the policies
+pick the rows), against the owner making the same call with the kinds that role may see named
+explicitly (no policy applies).
 
 Roles: IT (reports, system and notification kinds: frequent), finance (settlements: weekly runs and
 their batches, rare), HR (payroll: monthly runs, rarest). Prints medians and the ratio rls/owner.
@@ -14,7 +15,6 @@ Usage: python bench/jobs_access.py [--iterations 200] [--days 90] [--keep | --re
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -23,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.access import database_url  # noqa: E402
+from ombaro import commands  # noqa: E402
 from ombaro.access.permissions import (  # noqa: E402
     JOB_KIND_PERMISSIONS,
     allowed_by,
@@ -36,8 +39,8 @@ from ombaro.access.permissions import (  # noqa: E402
     seed_permissions,
 )
 from ombaro.cli import alembic_config  # noqa: E402
+from ombaro.db import API_ROLE, act_as  # noqa: E402
 
-API = "ombaro_api"
 # kind -> firings per day: schedules every minute / 5 minutes, bookings' dispatches, weekly and
 # monthly money runs with their batches.
 PER_DAY = {"campaigns.start_due": 1440, "reports.refresh": 288, "notifications.reminders": 288,
@@ -45,8 +48,6 @@ PER_DAY = {"campaigns.start_due": 1440, "reports.refresh": 288, "notifications.r
            "dispatch.booking": 400, "dispatch.batch": 4, "payments.webhook": 300, "settlements.run": 1 / 7,
            "settlements.run_batch": 3 / 7, "payroll.run": 1 / 30, "payroll.compute_batch": 10 / 30}
 ROLES = ("it_department", "finance_department", "hr_department")
-LISTING = ("SELECT id, kind, status, params, result, error, created_at FROM jobs {where}"
-           "ORDER BY created_at DESC, id DESC LIMIT 50")
 
 
 def build(url: str, days: int) -> int:
@@ -67,9 +68,6 @@ def build(url: str, days: int) -> int:
 
 def seed_grants(url: str) -> None:
     """The default permission matrix, as `ombaro migrate` adds it."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.orm import Session
-
     engine = create_engine(url)
     with Session(engine) as session, session.begin():
         seed_permissions(session)
@@ -81,42 +79,40 @@ def visible_kinds(role: str) -> list[str]:
     return [k for k, (m, a) in JOB_KIND_PERMISSIONS.items() if allowed_by(grants, role, m, a)]
 
 
-def timed(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any], claims: dict[str, str] | None) -> float:
-    with conn.transaction():
+def timed(engine: Engine, kinds: list[str], claims: dict[str, str] | None) -> tuple[float, list[Any]]:
+    """One listing through commands.list_jobs, in a transaction of its own (as a request's)."""
+    with Session(engine) as session, session.begin():
         if claims is not None:
-            conn.execute(f"SET LOCAL ROLE {API}")
-            conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+            act_as(session, API_ROLE, claims)
         began = time.perf_counter()
-        rows = conn.execute(sql, params).fetchall()
+        ids = [job.id for job in commands.list_jobs(session, kinds=kinds, limit=50)]
         elapsed = time.perf_counter() - began
-    if not rows:
+    if not ids:
         raise RuntimeError("nothing listed: the benchmark would time nothing")
-    return elapsed
+    return elapsed, ids
 
 
 def measure(url: str, iterations: int) -> dict[str, dict[str, float]]:
     results = {}
-    with psycopg.connect(url, autocommit=True) as owner, psycopg.connect(url, autocommit=True) as request:
+    engine = create_engine(url, pool_size=2)
+    try:
         for role in ROLES:
             kinds = visible_kinds(role)
             claims = {"sub": str(uuid.uuid4()), "role": role}
-            filtered, bare = LISTING.format(where="WHERE kind = ANY(%(kinds)s) "), LISTING.format(where="")
-            params = {"kinds": kinds}
-            owner_rows = owner.execute(filtered, params).fetchall()
-            with request.transaction():
-                request.execute(f"SET LOCAL ROLE {API}")
-                request.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
-                rls_rows = request.execute(bare, {}).fetchall()
-            assert [r[0] for r in owner_rows] == [r[0] for r in rls_rows], role  # the same 50 jobs
+            _, owner_ids = timed(engine, kinds, None)
+            _, rls_ids = timed(engine, [], claims)
+            assert owner_ids == rls_ids, role  # the same 50 jobs
             for _ in range(10):
-                timed(owner, filtered, params, None)
-                timed(request, bare, {}, claims)
+                timed(engine, kinds, None)
+                timed(engine, [], claims)
             timings: dict[str, list[float]] = {"owner": [], "rls": []}
             for i in range(iterations):
-                order = [("owner", owner, filtered, params, None), ("rls", request, bare, {}, claims)]
-                for label, conn, sql, p, c in order if i % 2 == 0 else reversed(order):
-                    timings[label].append(timed(conn, sql, p, c))
+                order = [("owner", kinds, None), ("rls", [], claims)]
+                for label, k, c in order if i % 2 == 0 else reversed(order):
+                    timings[label].append(timed(engine, k, c)[0])
             results[role] = {label: statistics.median(values) * 1000 for label, values in timings.items()}
+    finally:
+        engine.dispose()
     return results
 
 
@@ -148,7 +144,7 @@ def main() -> None:
         if not args.reuse:
             seed_grants(bench_url)
             total = build(plain_url, args.days)
-        results = measure(plain_url, args.iterations)
+        results = measure(bench_url, args.iterations)
     finally:
         if not (args.keep or args.reuse):
             with psycopg.connect(admin, autocommit=True) as conn:
