@@ -49,6 +49,9 @@ class MessagingSettings:
     sendgrid_api_key: str = ""
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_webhook_public_key: str = ""  # base64 DER of the Event Webhook's ECDSA verification key
+    # A signed Event Webhook request older (or further ahead) than this is refused: a captured
+    # request cannot be replayed later (docs/security.md).
+    sendgrid_webhook_max_age_seconds: int = 600
     email_from: str = "OMBARO <hello@ombaro.example>"
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
@@ -305,6 +308,7 @@ def load_messaging(env: Mapping[str, str], *, jwt_secret: str) -> MessagingSetti
         sendgrid_api_key=env.get("SENDGRID_API_KEY", ""),
         sendgrid_host=env.get("OMBARO_SENDGRID_HOST") or "https://api.sendgrid.com",
         sendgrid_webhook_public_key=env.get("OMBARO_SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
+        sendgrid_webhook_max_age_seconds=max(1, _int(env, "OMBARO_SENDGRID_WEBHOOK_MAX_AGE_SECONDS", 600)),
         email_from=env.get("OMBARO_EMAIL_FROM") or "OMBARO <hello@ombaro.example>",
         twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),

@@ -89,15 +89,15 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = str(value)
-        if record.exc_info:
-            entry["exc_info"] = logmask.mask(self.formatException(record.exc_info))
+        if record.exc_info or record.exc_text:
+            entry["exc_info"] = logmask.mask(record.exc_text or self.formatException(record.exc_info))
         if record.stack_info:
             entry["stack_info"] = logmask.mask(self.formatStack(record.stack_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 class TextFormatter(logging.Formatter):
-    """For a developer's terminal: the same fields on one readable line."""
+    """For a developer's terminal: the same fields on one readable line (and the masked traceback)."""
 
     def __init__(self, process: str) -> None:
         super().__init__("%(asctime)s %(levelname)s [" + process + "] %(name)s: %(message)s%(ids)s")
@@ -105,7 +105,15 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ids = [f"{n}={getattr(record, n)}" for n in _CONTEXT_FIELDS if getattr(record, n, None) is not None]
         record.ids = f" ({' '.join(ids)})" if ids else ""
-        return super().format(record)
+        if record.exc_text:  # formatted (and masked) by the filter, or by another handler before us
+            record.exc_text = logmask.mask(record.exc_text)
+        return logmask.mask(super().format(record))
+
+    def formatException(self, ei: Any) -> str:
+        return logmask.mask(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return logmask.mask(super().formatStack(stack_info))
 
 
 def configure(*, level: str, fmt: str, process: str) -> None:

@@ -102,7 +102,9 @@ class JobSchema(Schema):
     progress = fields.Float(dump_only=True, metadata={"description": "percent done, 0 to 100"})
     progress_message = fields.String(dump_only=True, allow_none=True)
     result = fields.Dict(dump_only=True, allow_none=True)
-    error = fields.Dict(dump_only=True, allow_none=True)
+    error = fields.Method("_error", dump_only=True, allow_none=True, metadata={
+        "type": "object", "description": "type, message and attempt of the last failure; the traceback stays in "
+                                        "the logs and for operators (docs/security.md)"})
     attempts = fields.Integer(dump_only=True)
     max_attempts = fields.Integer(dump_only=True)
     requested_by = fields.UUID(dump_only=True, allow_none=True)
@@ -110,6 +112,13 @@ class JobSchema(Schema):
     created_at = fields.DateTime(dump_only=True)
     started_at = fields.DateTime(dump_only=True, allow_none=True)
     finished_at = fields.DateTime(dump_only=True, allow_none=True)
+
+
+    def _error(self, job: Any) -> dict[str, Any] | None:
+        error = job["error"] if isinstance(job, dict) else job.error
+        if error is None:
+            return None
+        return {key: value for key, value in error.items() if key != "trace"}
 
 
 class JobQuerySchema(Schema):

@@ -84,10 +84,35 @@ def allowed_by(grants: Mapping[str, Mapping[str, frozenset[str]]], role: str | N
 
 
 def module_of_kind(kind: str) -> str:
-    """The module whose `create` lets a role run (and re-run) a job kind: `settlements.run` belongs
-    to settlements; kinds of no module (system.*, locations.prune) to `jobs`."""
+    """The module a job kind belongs to: `settlements.run` to settlements; kinds of no module
+    (system.*, locations.prune) to `jobs`."""
     prefix = kind.partition(".")[0]
     return prefix if prefix in MODULES else "jobs"
+
+
+# The permission of the endpoint that starts each kind of job (or, for kinds only the system starts,
+# of the people who operate it). A staff role holding it may see jobs of the kind (params, result,
+# error), re-run them and list, edit and run the schedules that fire them; others see only the jobs
+# they requested themselves. Enforced in the database by row-level security (migration 0009 keeps a
+# copy as auth.job_permission(); tests/access/test_job_kinds.py checks that they agree).
+JOB_KIND_PERMISSIONS: dict[str, tuple[str, str]] = {
+    "campaigns.start": ("campaigns", "update"), "campaigns.send_chunk": ("campaigns", "update"),
+    "campaigns.start_due": ("campaigns", "update"), "campaigns.reconcile": ("campaigns", "update"),
+    "dispatch.booking": ("dispatch", "create"), "dispatch.batch": ("dispatch", "create"),
+    "locations.prune": ("jobs", "create"), "system.ping": ("jobs", "create"),
+    "notifications.dispatch": ("jobs", "create"), "notifications.reminders": ("jobs", "create"),
+    "payments.webhook": ("payments", "update"), "payments.refund": ("payments", "update"),
+    "payroll.run": ("payroll", "create"), "payroll.compute_batch": ("payroll", "create"),
+    "reports.refresh": ("reports", "create"),
+    "settlements.run": ("settlements", "create"), "settlements.run_batch": ("settlements", "create"),
+    "settlements.payout": ("settlements", "approve"), "settlements.reconcile": ("settlements", "approve"),
+}
+
+
+def job_permission(kind: str) -> tuple[str, str]:
+    """(module, action) a role needs to see, re-run or schedule jobs of `kind`; a kind not declared
+    above needs `create` on its module."""
+    return JOB_KIND_PERMISSIONS.get(kind, (module_of_kind(kind), "create"))
 
 
 def default_grants() -> dict[str, dict[str, frozenset[str]]]:

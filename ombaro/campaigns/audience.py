@@ -10,6 +10,11 @@
   `last_booking_days: N` means `{"min": N}` (a win-back audience);
 - `customer_ids`: an explicit list, added to whoever the filters select (alone, it is the audience).
 
+Counts shown to people (previews, the approval's spend guard and its stored estimate) never test
+chosen people: explicit ids are not looked up but reported as `listed` (each counted as reachable
+on every channel, an upper bound), the filters' audience is counted without them, and a count below
+SMALL_COUNT is shown as "fewer than 10" (and costed as 9). See docs/security.md.
+
 No key at all means every customer. Always: only active accounts (suspended and inactive ones
 are left out), each customer once, and per channel only those who have not opted out of it
 (`communication_preferences`: email, SMS, push and in-app unless set to false; WhatsApp only when
@@ -21,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -188,12 +193,57 @@ class Estimate:
     unit_costs: dict[str, Decimal]
     costs: dict[str, Decimal]
     total: Decimal
+    shown: dict[str, int | str] | None = None  # what people see instead of `counts` (preview_estimate)
+    listed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"customers": self.counts.get("customers", 0),
-                "channels": {ch: {"recipients": self.counts[ch], "unit_cost": str(self.unit_costs[ch]),
+        shown: Mapping[str, int | str] = self.shown if self.shown is not None else self.counts
+        return {"customers": shown.get("customers", 0), "listed": self.listed,
+                "channels": {ch: {"recipients": shown[ch], "unit_cost": str(self.unit_costs[ch]),
                                   "cost": str(self.costs[ch])} for ch in self.costs},
                 "total_cost": str(self.total)}
+
+
+SMALL_COUNT = 10
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What a preview may count of an audience: its filters' audience (exact), and how many explicit
+    ids were listed (never looked up). `counted` is False when there are only ids."""
+
+    counts: dict[str, int]
+    listed: int = 0
+    counted: bool = True
+
+
+def preview_counts(session: Session, target: Target, channels: Sequence[str], *, today: dt.date,
+                   now: dt.datetime) -> Counted:
+    """Counts that cannot tell whether a chosen customer matches a filter, is active or opted out:
+    the explicit ids are not part of any count (a union of ids with a filter would be one)."""
+    listed = len(target.customer_ids)
+    if listed and not target.filtered:
+        return Counted(dict.fromkeys([*channels, "customers"], 0), listed, counted=False)
+    exact = count_by_channel(session, replace(target, customer_ids=()), channels, today=today, now=now)
+    return Counted(exact, listed)
+
+
+def shown_count(count: int) -> int | str:
+    return count if count >= SMALL_COUNT else f"fewer than {SMALL_COUNT}"
+
+
+def preview_estimate(found: Counted, unit_costs: Mapping[str, Decimal], channels: Sequence[str]) -> Estimate:
+    """The figures people see and the spend guard decides on: small counts as a floor (costed at
+    its upper bound), listed ids added as reachable on every channel. Never below the real spend."""
+    def bound(count: int) -> int:
+        if not found.counted:
+            return found.listed
+        return (count if count >= SMALL_COUNT else SMALL_COUNT - 1) + found.listed
+
+    shown: dict[str, int | str] = {key: shown_count(value) if found.counted else 0
+                                   for key, value in found.counts.items()}
+    exact = estimate({key: bound(value) for key, value in found.counts.items()}, unit_costs, channels)
+    return replace(exact, shown=shown, listed=found.listed)
 
 
 def estimate(counts: Mapping[str, int], unit_costs: Mapping[str, Decimal], channels: Sequence[str]) -> Estimate:

@@ -93,14 +93,15 @@ def _must_be_employee(session: Session, user_id: uuid.UUID, who: str) -> None:
 
 
 def counts(worker_session: Session, campaign_type: str | None, body: Mapping[str, Any],
-           target_audience: Mapping[str, Any] | None, *, zone: str) -> tuple[list[str], dict[str, int]]:
-    """Recipients per channel. Runs on a session acting as the workers' role: the audience reads
+           target_audience: Mapping[str, Any] | None, *, zone: str) -> tuple[list[str], audience.Counted]:
+    """Recipients per channel, as a preview may count them (audience.preview_counts: explicit ids
+    are listed, not looked up). Runs on a session acting as the workers' role: the audience reads
     bookings and profiles that marketing's own role may not read row by row; only counts leave."""
     channels = list(content.channels_of(campaign_type, body))
     target = audience.Target.parse(target_audience)
     now = worker_session.execute(text("SELECT now()")).scalar_one()
-    found = audience.count_by_channel(worker_session, target, channels, today=now.astimezone(_zone(zone)).date(),
-                                      now=now)
+    found = audience.preview_counts(worker_session, target, channels, today=now.astimezone(_zone(zone)).date(),
+                                    now=now)
     return channels, found
 
 
@@ -110,8 +111,9 @@ def _zone(name: str) -> dt.tzinfo:
     return ZoneInfo(name)
 
 
-def estimate(channels: list[str], found: Mapping[str, int], unit_costs: Mapping[str, Decimal]) -> audience.Estimate:
-    return audience.estimate(found, unit_costs, channels)
+def estimate(channels: list[str], found: audience.Counted, unit_costs: Mapping[str, Decimal]) -> audience.Estimate:
+    """The figures shown and the spend guard's: small counts at their upper bound, listed ids added."""
+    return audience.preview_estimate(found, unit_costs, channels)
 
 
 def approve(session: Session, campaign: Campaign, figures: audience.Estimate, *, approver: uuid.UUID,

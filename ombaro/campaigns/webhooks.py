@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,45 @@ def apply(conn: Connection, events: Iterable[StatusEvent]) -> int:
 
 # --- SendGrid's Event Webhook -------------------------------------------------------------------------
 
+LATEST_TIMESTAMP = 32503680000  # 3000-01-01: beyond it a "Unix time" is not one (and would overflow)
+
+
+def unix_time(value: Any) -> int | None:
+    """Seconds since the epoch as SendGrid writes them (an integer, or its digits), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        seconds = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
+        seconds = int(value)
+    else:
+        return None
+    return seconds if 0 <= seconds < LATEST_TIMESTAMP else None
+
+
+def signature_age_problem(timestamp: str, *, now: dt.datetime, max_age_seconds: int) -> str | None:
+    """Why a signed request's timestamp is refused (not a Unix time, too old, too far ahead), or None.
+    The signature covers the timestamp, so a fresh one proves the request was signed just now."""
+    seconds = unix_time(timestamp)
+    if seconds is None:
+        return "is not a Unix time in seconds"
+    age = now.timestamp() - seconds
+    if age > max_age_seconds:
+        return f"is {int(age)} seconds old; requests older than {max_age_seconds} seconds are refused"
+    if -age > max_age_seconds:
+        return f"is {int(-age)} seconds in the future; more than {max_age_seconds} seconds ahead is refused"
+    return None
+
+
+def sendgrid_event_errors(events: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Field errors of a verified batch, checked before any of it is applied (a bad batch changes nothing)."""
+    errors: dict[str, list[str]] = {}
+    for index, event in enumerate(events):
+        if event.get("timestamp") is not None and unix_time(event["timestamp"]) is None:
+            errors[f"[{index}].timestamp"] = ["not a Unix time in seconds"]
+    return errors
+
+
 def sendgrid_events(conn: Connection, events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Apply a verified Event Webhook POST (a JSON array of events)."""
     keyed = []
@@ -113,8 +153,8 @@ def sendgrid_events(conn: Connection, events: Sequence[Mapping[str, Any]]) -> di
         if key not in new:
             continue
         delivery = _int(event.get("delivery_id"))
-        at = dt.datetime.fromtimestamp(int(event.get("timestamp") or 0), dt.UTC) if event.get("timestamp") \
-            else dt.datetime.now(dt.UTC)
+        seconds = unix_time(event.get("timestamp"))
+        at = dt.datetime.fromtimestamp(seconds, dt.UTC) if seconds else dt.datetime.now(dt.UTC)
         kind = str(event.get("event") or "")
         message_id = str(event.get("sg_message_id") or "").split(".")[0] or None
         if kind in SENDGRID_STATUS:
@@ -136,13 +176,14 @@ def sendgrid_events(conn: Connection, events: Sequence[Mapping[str, Any]]) -> di
 
 # --- Twilio's status callback and inbound messages ----------------------------------------------------
 
-def twilio_event(conn: Connection, params: Mapping[str, str], *, idempotency_token: str | None,
-                 ref: str | None) -> dict[str, int]:
-    """Apply one verified Twilio request: a message status callback, or an inbound STOP."""
+def twilio_event(conn: Connection, params: Mapping[str, str], *, ref: str | None) -> dict[str, int]:
+    """Apply one verified Twilio request: a message status callback, or an inbound STOP.
+
+    De-duplicated on what Twilio signed (the parameters and our `ref` in the URL), never on an
+    unsigned header: a replay with a new I-Twilio-Idempotency-Token is the same event."""
     sid = params.get("MessageSid") or params.get("SmsSid") or ""
     status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
-    key = idempotency_token or f"{sid}:{status}:{params.get('OptOutType', '')}"
-    if not fresh(conn, "twilio", [key]):
+    if not fresh(conn, "twilio", [signed_content_key(params, ref)]):
         return {"duplicates": 1, "moved": 0, "opted_out": 0}
     if status == "received" or params.get("OptOutType"):
         body = (params.get("Body") or "").strip().lower()
@@ -164,6 +205,12 @@ def _opt_out_number(conn: Connection, address: str) -> int:
     return sum(opt_out(conn, user, channel) for user in users)
 
 
+def signed_content_key(params: Mapping[str, str], ref: str | None) -> str:
+    """A digest of a Twilio request's signed content: its POST parameters and the URL's `ref`."""
+    canonical = json.dumps({"ref": ref, "params": sorted(params.items())}, separators=(",", ":"))
+    return "signed:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(str(value)) if value is not None and str(value).isdigit() else None
@@ -172,6 +219,4 @@ def _int(value: Any) -> int | None:
 
 
 def _digest(event: Mapping[str, Any]) -> str:
-    import json
-
     return hashlib.sha256(json.dumps(event, sort_keys=True, default=str).encode()).hexdigest()

@@ -31,6 +31,8 @@ class Job(Base):
         Index("ix_jobs_relay", "run_after", postgresql_where=text("status IN ('queued', 'running')")),
         Index("ix_jobs_schedule", "schedule_id", "status"),
         Index("ix_jobs_requested_by", "requested_by", text("created_at DESC")),  # "my jobs" (migration 0003)
+        # The latest jobs of one kind: the job log lists per visible kind (commands.list_jobs, 0009).
+        Index("ix_jobs_kind_created", "kind", text("created_at DESC"), text("id DESC")),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -43,7 +43,8 @@ def new_campaign(client: Any, city: str, budget: str = "1000.00", **extra: Any) 
 def test_create_approve_send_and_measure(webapp: Any, people: dict[str, Account], rt: Runtime,
                                          server: ProviderServer) -> None:
     city = a_city()
-    add_customers(rt.engine, 4, city=city, prefs={"email": True, "sms": True})
+    # Previews show small counts only as "fewer than 10" (docs/security.md): an audience above that.
+    add_customers(rt.engine, 10, city=city, prefs={"email": True, "sms": True})
     add_customers(rt.engine, 2, city=city, prefs={"email": True, "sms": False})
     add_customers(rt.engine, 3, city=city, tier="silver")
     marketing, director = as_(webapp, people, "marketing_department"), as_(webapp, people, "directors")
@@ -54,10 +55,10 @@ def test_create_approve_send_and_measure(webapp: Any, people: dict[str, Account]
     assert marketing.post(f"/api/v1/campaigns/{campaign}/send").status_code == 409  # not approved yet
     assert marketing.post(f"/api/v1/campaigns/{campaign}/approve").status_code == 403  # not a director
     preview = marketing.get(f"/api/v1/campaigns/{campaign}/audience").json
-    assert preview["customers"] == 6
-    assert preview["channels"]["email"] == {"recipients": 6, "unit_cost": "0.05", "cost": "0.30"}
-    assert preview["channels"]["sms"] == {"recipients": 4, "unit_cost": "0.25", "cost": "1.00"}
-    assert (preview["total_cost"], preview["within_budget"]) == ("1.30", True)
+    assert (preview["customers"], preview["listed"]) == (12, 0)
+    assert preview["channels"]["email"] == {"recipients": 12, "unit_cost": "0.05", "cost": "0.60"}
+    assert preview["channels"]["sms"] == {"recipients": 10, "unit_cost": "0.25", "cost": "2.50"}
+    assert (preview["total_cost"], preview["within_budget"]) == ("3.10", True)
     approved = director.post(f"/api/v1/campaigns/{campaign}/approve")
     assert approved.status_code == 200 and approved.json["status"] == "scheduled"
     assert approved.json["approved_by"] == str(people["directors"].id)
@@ -67,24 +68,24 @@ def test_create_approve_send_and_measure(webapp: Any, people: dict[str, Account]
     assert replay.json["id"] == sent.json["id"] and replay.headers["Idempotent-Replayed"] == "true"
     assert marketing.post(f"/api/v1/campaigns/{campaign}/send").status_code == 409  # already running
     run_queued(rt, campaign)
-    assert len(server.accepted("sendgrid")) == 6 and len(server.accepted("twilio")) == 4
+    assert len(server.accepted("sendgrid")) == 12 and len(server.accepted("twilio")) == 10
     reader = as_(webapp, people, "customer_data")
     figures = reader.get(f"/api/v1/campaigns/{campaign}/metrics").json
-    assert (figures["status"], figures["sent"], figures["failed"], figures["total"]) == ("completed", 10, 0, 10)
-    assert figures["by_channel"]["sms"]["sent"] == 4
-    assert reader.get(f"/api/v1/campaigns/{campaign}").json["metrics"]["sent"] == 10
+    assert (figures["status"], figures["sent"], figures["failed"], figures["total"]) == ("completed", 22, 0, 22)
+    assert figures["by_channel"]["sms"]["sent"] == 10
+    assert reader.get(f"/api/v1/campaigns/{campaign}").json["metrics"]["sent"] == 22
     assert new_campaign(reader, city).status_code == 403  # customer_data reads only
 
 
 def test_spend_guard_refuses_approval_with_the_figures(webapp: Any, people: dict[str, Account],
                                                         camp_engine: Engine) -> None:
     city = a_city()
-    add_customers(camp_engine, 5, city=city)
-    campaign = new_campaign(as_(webapp, people, "marketing_department"), city, budget="1.40").json["id"]
+    add_customers(camp_engine, 12, city=city)
+    campaign = new_campaign(as_(webapp, people, "marketing_department"), city, budget="3.50").json["id"]
     refused = as_(webapp, people, "directors").post(f"/api/v1/campaigns/{campaign}/approve")
     assert refused.status_code == 422
-    assert refused.json["detail"] == ("the audience would cost 1.50, above the budget of 1.40 "
-                                      "(email: 5 x 0.05 = 0.25; sms: 5 x 0.25 = 1.25)")
+    assert refused.json["detail"] == ("the audience would cost 3.60, above the budget of 3.50 "
+                                      "(email: 12 x 0.05 = 0.60; sms: 12 x 0.25 = 3.00)")
     with camp_engine.connect() as conn:
         assert conn.execute(text("SELECT status FROM campaigns WHERE id = :c"), {"c": campaign}).scalar_one() == "draft"
     # A super admin is held to the same budget.
@@ -112,14 +113,14 @@ def test_pause_resume_and_cancel_follow_the_state_machine(webapp: Any, people: d
 
 def test_preview_before_saving(webapp: Any, people: dict[str, Account], camp_engine: Engine) -> None:
     city = a_city()
-    add_customers(camp_engine, 3, city=city, prefs={"email": True, "sms": True, "whatsapp": True})
+    add_customers(camp_engine, 11, city=city, prefs={"email": True, "sms": True, "whatsapp": True})
     add_customers(camp_engine, 2, city=city, prefs={"email": False, "sms": True})
     body = {"type": "multi_channel", "target_audience": {"city": [city]},
             "content": {"email": {"subject": "s", "body": "b"}, "whatsapp": {"body": "w"}}}
     preview = as_(webapp, people, "customer_data").post("/api/v1/campaigns/preview", json=body)
     assert preview.status_code == 200
-    assert {ch: v["recipients"] for ch, v in preview.json["channels"].items()} == {"email": 3, "whatsapp": 3}
-    assert preview.json["total_cost"] == "2.55"  # 3 x 0.05 + 3 x 0.80
+    assert {ch: v["recipients"] for ch, v in preview.json["channels"].items()} == {"email": 11, "whatsapp": 11}
+    assert preview.json["total_cost"] == "9.35"  # 11 x 0.05 + 11 x 0.80
 
 
 @pytest.mark.parametrize(("change", "field"), [

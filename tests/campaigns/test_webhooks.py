@@ -203,3 +203,66 @@ def test_inbound_stop_opts_the_number_out_of_sms(anon: Any, camp_engine: Engine)
               "OptOutType": "STOP"}
     assert post_twilio(anon, params).json["opted_out"] == 1
     assert prefs(camp_engine, d["user"])["sms"] is False
+
+
+# --- replays and malformed events (docs/security.md) ----------------------------------------------
+
+def webhook_events(engine: Engine, provider: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM messaging_webhook_events WHERE provider = :p"),
+                            {"p": provider}).scalar_one()
+
+
+def test_a_signed_twilio_event_replayed_with_a_new_idempotency_token_is_a_duplicate(
+        anon: Any, camp_engine: Engine) -> None:
+    d = sent_delivery(camp_engine, channel="sms")
+    row = delivery(camp_engine, d["id"])
+    failed = {"MessageSid": row["provider_message_id"], "MessageStatus": "undelivered", "ErrorCode": "30005"}
+    first = post_twilio(anon, failed, ref=d["id"], idempotency="tok-a")
+    assert first.status_code == 200 and first.json["moved"] == 1
+    recorded = webhook_events(camp_engine, "twilio")
+    for token in ("tok-b", "tok-c", None):  # the header is not signed: anyone may change it
+        replay = post_twilio(anon, failed, ref=d["id"], idempotency=token)
+        assert replay.status_code == 200 and replay.json == {"duplicates": 1, "moved": 0, "opted_out": 0}
+    assert webhook_events(camp_engine, "twilio") == recorded
+    # Another signed content (another status of the same message) is a new event.
+    assert post_twilio(anon, {**failed, "MessageStatus": "failed"}, ref=d["id"], idempotency="tok-a").json[
+        "duplicates"] == 0
+
+
+def test_sendgrid_events_signed_outside_the_freshness_window_are_refused(
+        anon: Any, camp_engine: Engine, sendgrid_key: ec.EllipticCurvePrivateKey) -> None:
+    d = sent_delivery(camp_engine)
+    now = int(time.time())
+    for stamp in (now - 30 * 86400, now - 601, now + 601):
+        answer = post_sendgrid(anon, sendgrid_key, [sg_event(d["id"], "delivered")], timestamp=str(stamp))
+        assert answer.status_code == 400 and answer.content_type == "application/problem+json", stamp
+        assert SG_TIMESTAMP in answer.json["errors"]
+    bad = post_sendgrid(anon, sendgrid_key, [sg_event(d["id"], "delivered")], timestamp="yesterday")
+    assert bad.status_code == 400 and "Unix time" in bad.json["errors"][SG_TIMESTAMP][0]
+    assert delivery(camp_engine, d["id"])["status"] == "sent"
+    recent = post_sendgrid(anon, sendgrid_key, [sg_event(d["id"], "delivered")], timestamp=str(now - 300))
+    assert recent.status_code == 200 and recent.json["moved"] == 1
+
+
+def test_sendgrid_freshness_window_is_tunable(
+        app_factory: Any, messaging_env: dict[str, str], camp_engine: Engine,
+        sendgrid_key: ec.EllipticCurvePrivateKey) -> None:
+    strict = app_factory(**messaging_env, OMBARO_SENDGRID_WEBHOOK_MAX_AGE_SECONDS="60").test_client()
+    d = sent_delivery(camp_engine)
+    old = post_sendgrid(strict, sendgrid_key, [sg_event(d["id"], "delivered")], timestamp=str(int(time.time()) - 120))
+    assert old.status_code == 400
+    assert post_sendgrid(strict, sendgrid_key, [sg_event(d["id"], "delivered")]).status_code == 200
+
+
+@pytest.mark.parametrize("stamp", ["soon", "1.5e9", True, 10**20, -5, [1], {"s": 1}])
+def test_a_sendgrid_event_with_a_bad_timestamp_is_a_400_and_nothing_of_its_batch_applies(
+        anon: Any, camp_engine: Engine, sendgrid_key: ec.EllipticCurvePrivateKey, stamp: Any) -> None:
+    d = sent_delivery(camp_engine)
+    recorded = webhook_events(camp_engine, "sendgrid")
+    answer = post_sendgrid(anon, sendgrid_key, [sg_event(d["id"], "delivered"), sg_event(d["id"], "open",
+                                                                                        timestamp=stamp)])
+    assert answer.status_code == 400 and answer.content_type == "application/problem+json"
+    assert answer.json["errors"] == {"[1].timestamp": ["not a Unix time in seconds"]}
+    assert delivery(camp_engine, d["id"])["status"] == "sent"
+    assert webhook_events(camp_engine, "sendgrid") == recorded

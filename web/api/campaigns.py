@@ -21,7 +21,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from ombaro.campaigns import audience, lifecycle, metrics
+from ombaro.campaigns import lifecycle, metrics
 from ombaro.commands import Submitted
 from ombaro.db import WORKER_ROLE, act_as
 from ombaro.models.customers import MEMBERSHIP_TIERS
@@ -93,14 +93,23 @@ class CampaignQuerySchema(Schema):
     limit = Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
+COUNT_FLOOR = ('a number, or "fewer than 10" for a small audience (never an exact small count: a preview must '
+               'not tell whether a chosen customer matches, docs/security.md)')
+
+
 class ChannelEstimateSchema(Schema):
-    recipients = fields.Integer()
+    recipients = fields.Raw(metadata={"description": f"of the filters' audience: {COUNT_FLOOR}",
+                                      "oneOf": [{"type": "integer"}, {"type": "string"}]})
     unit_cost = fields.String()
-    cost = fields.String()
+    cost = fields.String(metadata={"description": "(recipients, or 9 when fewer than 10, + listed) x unit cost"})
 
 
 class PreviewSchema(Schema):
-    customers = fields.Integer(metadata={"description": "customers reached on at least one channel"})
+    customers = fields.Raw(metadata={"description": f"customers the filters reach on at least one channel: "
+                                                    f"{COUNT_FLOOR}",
+                                     "oneOf": [{"type": "integer"}, {"type": "string"}]})
+    listed = fields.Integer(metadata={"description": "explicit customer_ids, not looked up: each is costed as "
+                                                     "reachable on every channel"})
     channels = fields.Dict(keys=fields.String(), values=fields.Nested(ChannelEstimateSchema))
     total_cost = fields.String()
     budget = fields.String(allow_none=True)
@@ -142,7 +151,7 @@ def _preview(campaign_type: str | None, content: Mapping[str, Any], target: Mapp
     lifecycle.validate(campaign_type or "", content, target)
     with worker_session("campaigns.preview") as session:
         channels, found = lifecycle.counts(session, campaign_type, content, target, zone=settings.timezone)
-    figures = audience.estimate(found, settings.messaging.channel_costs, channels).as_dict()
+    figures = lifecycle.estimate(channels, found, settings.messaging.channel_costs).as_dict()
     figures["budget"] = str(budget) if budget is not None else None
     figures["within_budget"] = None if budget is None else Decimal(figures["total_cost"]) <= budget
     return figures

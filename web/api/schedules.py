@@ -1,4 +1,8 @@
-"""Schedules: list with their next firing, enable/disable, change the trigger, run now."""
+"""Schedules: list with their next firing, enable/disable, change the trigger, run now.
+
+Row-level security (migration 0009, docs/security.md) shows a schedule only to staff who may start
+the kind of job it fires, and lets it be changed or run only by those who also hold
+`schedules:update`: any other schedule is a 404, as if it did not exist."""
 
 from __future__ import annotations
 

@@ -3,13 +3,17 @@
 Both are checked before anything is parsed: SendGrid's ECDSA signature over timestamp + raw body
 (`X-Twilio-Email-Event-Webhook-Signature` / `-Timestamp`), Twilio's HMAC-SHA1 of the full URL and
 the sorted POST parameters (`X-Twilio-Signature`, twilio's RequestValidator). A bad signature is a
-400 and changes nothing. Events are applied on the service session acting as the workers' role:
-the caller is a provider, not a user, and its signature is its authentication. Applying is a few
-set-based statements, so the answer comes at once; a replayed event changes nothing.
+400 and changes nothing; so is a SendGrid request signed longer ago than
+`OMBARO_SENDGRID_WEBHOOK_MAX_AGE_SECONDS` (a replay), and Twilio events are de-duplicated on their
+signed content, not on an unsigned header (docs/security.md). Events are applied on the service
+session acting as the workers' role: the caller is a provider, not a user, and its signature is
+its authentication. Applying is a few set-based statements, so the answer comes at once; a
+replayed event changes nothing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -65,6 +69,10 @@ def sendgrid_events() -> Any:
         return problem(400, "Bad Request", "the webhook signature headers are missing",
                        errors={SENDGRID_SIGNATURE: ["missing"] if not signature else [],
                                SENDGRID_TIMESTAMP: ["missing"] if not timestamp else []})
+    now = dt.datetime.now(dt.UTC)
+    max_age = ombaro.settings.messaging.sendgrid_webhook_max_age_seconds
+    if (stale := webhooks.signature_age_problem(timestamp, now=now, max_age_seconds=max_age)) is not None:
+        return problem(400, "Bad Request", f"the webhook timestamp {stale}", errors={SENDGRID_TIMESTAMP: [stale]})
     try:
         verified = EventWebhook(key).verify_signature(body.decode("utf-8"), signature, timestamp)
     except (ValueError, TypeError, UnicodeDecodeError):
@@ -78,6 +86,8 @@ def sendgrid_events() -> Any:
         return problem(400, "Bad Request", "the body is not JSON")
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events) or len(events) > MAX_EVENTS:
         return problem(400, "Bad Request", "the body is not a list of SendGrid events")
+    if errors := webhooks.sendgrid_event_errors(events):
+        return problem(400, "Bad Request", "some events are malformed; none was applied", errors=errors)
     with ombaro.sessions() as session, session.begin():
         outcome = webhooks.sendgrid_events(_worker_connection(session), events)
     return jsonify(outcome), 200
@@ -112,6 +122,5 @@ def twilio_events() -> Any:
                        errors={TWILIO_SIGNATURE: ["does not verify"]})
     with ombaro.sessions() as session, session.begin():
         outcome = webhooks.twilio_event(_worker_connection(session), request.form.to_dict(),
-                                        idempotency_token=request.headers.get("I-Twilio-Idempotency-Token"),
                                         ref=request.args.get("ref"))
     return jsonify(outcome), 200

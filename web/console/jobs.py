@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
 
-from ombaro.access.permissions import module_of_kind
+from ombaro.access.permissions import job_permission
 from web.console import bp
 from web.console.session import allowed, api, flash_answer, page
 
@@ -25,8 +25,7 @@ def duration(job: dict[str, Any]) -> str:
 
 
 def may_retry(job: dict[str, Any]) -> bool:
-    return job["status"] in ("failed", "cancelled") and (
-        allowed("jobs", "create") or allowed(module_of_kind(job["kind"]), "create"))
+    return job["status"] in ("failed", "cancelled") and allowed(*job_permission(job["kind"]))
 
 
 def pretty(value: Any) -> str:
