@@ -1,4 +1,4 @@
-"""Who may administer which accounts (docs/security-accounts.md).
+"""Who may administer which accounts (docs/security.md).
 
 Three rules, checked before anything is written:
 

@@ -1,6 +1,6 @@
 """Account administration cannot escalate: nobody creates, elevates or suspends an account above
 themselves, HR administers employees only, every refusal is audited, and a maker cannot approve
-through an account they created (docs/security-accounts.md)."""
+through an account they created (docs/security.md)."""
 
 from __future__ import annotations
 

@@ -123,7 +123,7 @@ def register(body: dict[str, Any]) -> Any:
 def login(body: dict[str, Any]) -> Any:
     """Email and password for an access token (short-lived) and a refresh token (rotating).
 
-    Every failure answers the same 401 (docs/security-accounts.md). Failures are limited per
+    Every failure answers the same 401 (docs/security.md). Failures are limited per
     account *and* client address: ten from one address stop that address for the window, not the
     owner elsewhere; past ten times that from all addresses together, only addresses the account
     signed in from before may keep trying. Besides, attempts are limited per address."""

@@ -71,7 +71,7 @@ class StatusSchema(Schema):
 @blp.response(201, UserSchema)
 def create_user(body: dict[str, Any]) -> Any:
     """Super admin creates any account but a customer's; HR creates employees' accounts whose
-    permissions do not exceed HR's own (docs/security-accounts.md). A refusal is audited."""
+    permissions do not exceed HR's own (docs/security.md). A refusal is audited."""
     ombaro = Ombaro.get()
     caller = current_user()
     audit_target(role=body["role"])
