@@ -75,8 +75,8 @@ def resolve_user() -> None:
     change applies at once."""
     g.user = ANONYMOUS
     header = request.headers.get("Authorization")
-    if header is None:
-        return
+    if header is None or request.routing_exception is not None:
+        return  # no route (404) or not this method (405, with Allow): the same answer whoever asks
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("the Authorization header must be 'Bearer <access token>'")

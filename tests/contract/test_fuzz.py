@@ -96,18 +96,29 @@ def test_schemathesis_finds_no_failure(server: Server, role: str, tmp_path: Path
         # Suspending accounts is fuzzed apart, by an account of its own (below): the demo super
         # admin would otherwise suspend itself halfway and the rest of the run would see only 403s.
         ids.pop("user_id", None)
+    # Ending the caller's own session (logout, a password change) is fuzzed apart too, by accounts of
+    # their own (below): a session ends at once, and the rest of the run would see only 401s.
+    excluded = [*SESSION_ENDING, *(["users_set_status"] if role == "super_admin" else [])]
     code, output = run_schemathesis(server, token, config_for(ids, tmp_path), tmp_path,
-                                    *(["--exclude-operation-id", "users_set_status"] if role == "super_admin" else []))
+                                    *(arg for operation in excluded for arg in ("--exclude-operation-id", operation)))
     _keep(output, role)
     assert code == 0, output[-30000:]
 
 
+SESSION_ENDING = ("auth_logout", "auth_change_password")
+
+
 @pytest.mark.timeout(900)
-def test_schemathesis_on_account_suspension_as_a_super_admin_of_its_own(server: Server, tmp_path: Path) -> None:
-    admin = make_account(server.world.engine, "super_admin")
-    code, output = run_schemathesis(server, admin.headers["Authorization"].removeprefix("Bearer "), CONFIG, tmp_path,
-                                    "--include-operation-id", "users_set_status")
-    _keep(output, "super_admin-set-status")
+@pytest.mark.parametrize(("role", "operations"), [
+    ("super_admin", ("users_set_status",)),
+    ("customer", SESSION_ENDING),
+])
+def test_schemathesis_on_operations_that_end_a_session_with_an_account_of_their_own(
+        server: Server, tmp_path: Path, role: str, operations: tuple[str, ...]) -> None:
+    account = make_account(server.world.engine, role)
+    code, output = run_schemathesis(server, account.headers["Authorization"].removeprefix("Bearer "), CONFIG, tmp_path,
+                                    *(arg for operation in operations for arg in ("--include-operation-id", operation)))
+    _keep(output, f"{role}-{'-'.join(operations)}")
     assert code == 0, output[-30000:]
 
 
