@@ -6,14 +6,20 @@ Flow (design.md, "the spine"):
 3. `execute` claims the job with one UPDATE under its row lock (a redelivered message finds it
    taken and does nothing), runs the handler in a transaction of its own, and records the outcome
    fenced by the attempt number, so a worker that lost its lease cannot overwrite a newer attempt.
+4. While the handler runs, a heartbeat thread renews the job's lease on a connection of its own
+   every few seconds, whether or not the handler reports progress: a live job is never taken over,
+   and a job whose worker died is handed to another by the relay once its lease (a few heartbeats)
+   has run out (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import hashlib
 import json
 import logging
+import threading
 import time
 import traceback
 import uuid
@@ -233,16 +239,21 @@ def backoff_seconds(attempt: int) -> int:
     return min(600, 15 * 2 ** (attempt - 1))
 
 
-def execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_seconds: int) -> str:
+def execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_seconds: int,
+            heartbeat_seconds: float | None = None) -> str:
     """Claim, run and record one job. Returns what happened: 'succeeded', 'failed', 'retrying'
     or 'skipped' (another delivery has it, it is finished, or it is not due yet).
 
-    Every log line of the job carries its job id, kind and the request id it was submitted with."""
+    The lease is renewed every `heartbeat_seconds` (a third of the lease unless given) while the
+    handler runs. Every log line of the job carries its job id, kind and the request id it was
+    submitted with."""
+    beat = heartbeat_seconds if heartbeat_seconds is not None else lease_seconds / 3
     with logs.context(job=str(job_id)):
-        return _execute(job_id, handler, engine=engine, lease_seconds=lease_seconds)
+        return _execute(job_id, handler, engine=engine, lease_seconds=lease_seconds, heartbeat_seconds=beat)
 
 
-def _execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_seconds: int) -> str:
+def _execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_seconds: int,
+             heartbeat_seconds: float) -> str:
     with engine.begin() as conn:
         claimed = conn.execute(
             update(Job)
@@ -262,7 +273,8 @@ def _execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_secon
     started = time.monotonic()
     with logs.context(request=request_id, kind=kind):
         log.info("job %s (%s) attempt %s started", job_id, kind, attempt)
-        outcome = _run_claimed(job_id, handler, engine, lease_seconds, attempt, requested_by)
+        with _Heartbeat(engine, job_id, attempt, lease_seconds, heartbeat_seconds):
+            outcome = _run_claimed(job_id, handler, engine, lease_seconds, attempt, requested_by)
         seconds = time.monotonic() - started
         metrics.job_finished(kind, outcome, seconds)
         log.info("job %s (%s) attempt %s %s in %.3fs", job_id, kind, attempt, outcome, seconds)
@@ -317,6 +329,48 @@ def _record_failure(engine: Engine, fenced: tuple[Any, ...], job_id: uuid.UUID, 
             status="failed", error=error, finished_at=func.now(), lease_expires_at=None))
     log.error("job %s attempt %s failed: %s", job_id, attempt, exc)
     return "failed"
+
+
+class _Heartbeat:
+    """Renews a running job's lease every `interval` seconds on its own short transactions, fenced
+    by the attempt, from a thread of its own: a handler busy inside one long statement (a settlement
+    batch, a provider call) keeps its lease. It stops when the job ends, or when the renewal finds
+    the attempt no longer running (taken over or cancelled). A renewal that fails (the database is
+    unreachable for a moment) is tried again at the next beat; the lease is several beats long."""
+
+    def __init__(self, engine: Engine, job_id: uuid.UUID, attempt: int, lease_seconds: int, interval: float) -> None:
+        self._engine, self._job_id, self._attempt = engine, job_id, attempt
+        self._lease, self._interval = lease_seconds, interval
+        self._stop = threading.Event()
+        context = contextvars.copy_context()  # the beat's log lines carry the job's ids
+        self._thread = threading.Thread(target=context.run, args=(self._run,), name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join(self._interval + 5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if not self.renew():
+                    if not self._stop.is_set():  # else it just finished: its outcome took the row
+                        log.warning("job %s attempt %s is no longer ours; heartbeat stopped", self._job_id,
+                                    self._attempt)
+                    return
+            except Exception as exc:  # the database away for a moment: the next beat tries again
+                log.warning("job %s heartbeat failed: %s", self._job_id, exc)
+
+    def renew(self) -> bool:
+        with self._engine.begin() as conn:
+            renewed = conn.execute(
+                update(Job).where(Job.id == self._job_id, Job.status == "running", Job.attempts == self._attempt)
+                .values(lease_expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, self._lease))
+            )
+        return renewed.rowcount == 1
 
 
 class _ProgressReporter:

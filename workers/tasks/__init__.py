@@ -13,4 +13,5 @@ from ombaro.db import get_engine
 
 def run(job_id: str, handler: commands.Handler) -> str:
     settings = load_settings()
-    return commands.execute(uuid.UUID(job_id), handler, engine=get_engine(), lease_seconds=settings.job_lease_seconds)
+    return commands.execute(uuid.UUID(job_id), handler, engine=get_engine(), lease_seconds=settings.job_lease_seconds,
+                            heartbeat_seconds=settings.job_heartbeat_seconds)
