@@ -34,6 +34,7 @@ from tests.campaigns.conftest import (  # noqa: F401  (fixtures the campaign kil
     server,
 )
 from tests.conftest import Process
+from tests.settlements.test_worker_kill import two_worlds  # noqa: F401  (the settlement kill test's worlds)
 
 # Settings a chaos test must not inherit: it measures the defaults.
 TUNING = ("OMBARO_JOB_LEASE_SECONDS", "OMBARO_JOB_HEARTBEAT_SECONDS", "OMBARO_RELAY_INTERVAL_SECONDS",
