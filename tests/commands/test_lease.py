@@ -98,3 +98,26 @@ def test_default_lease_and_heartbeat_meet_the_recovery_goal(monkeypatch: pytest.
     monkeypatch.setenv("OMBARO_JOB_LEASE_SECONDS", "1")
     with pytest.raises(ConfigError, match="OMBARO_JOB_LEASE_SECONDS"):
         load_settings()
+
+
+def test_a_database_away_for_a_moment_is_waited_for_and_one_away_too_long_gives_the_message_back() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    calls: list[float] = []
+
+    def flaky() -> str:
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("server restarting"))
+        return "claimed"
+
+    assert commands._patiently(flaky, what="claiming", patience=10) == "claimed"
+    assert len(calls) == 3 and calls[-1] - calls[0] >= 1.0  # backed off 0.5 s, then 1 s
+
+    def down() -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("server down"))
+
+    began = time.monotonic()
+    with pytest.raises(commands.DatabaseUnavailable, match="claiming"):
+        commands._patiently(down, what="claiming", patience=1.2)
+    assert time.monotonic() - began < 3
