@@ -1,4 +1,5 @@
-"""A worker killed in the middle of a campaign send, while Twilio holds a request it has accepted:
+"""A worker killed in the middle of a campaign send, while Twilio (which has refused some requests
+and answered others slowly) holds a request it has accepted:
 under the default settings the chunk resumes on another worker, and the deliveries in doubt (claimed
 by the dead attempt) are resolved by the reconciler within two minutes: found at the provider and
 recorded, or sent once more if the provider never got them. Lost = 0, doubled = 0."""
@@ -79,8 +80,10 @@ def test_worker_killed_mid_send_resumes_and_the_deliveries_in_doubt_are_resolved
     # to this test until the relay's stale period (300 s) and measure that instead.
     env = defaults({**messaging_env, "OMBARO_PROVIDER_CONCURRENCY": "1", "REDIS_URL": redis_url})
     env.pop("OMBARO_PROVIDER_TIMEOUT_SECONDS")  # the default (10 s): the held call outlives the kill
-    # Ten answered, then one accepted by Twilio whose answer never comes back to the worker.
-    server.add_fault("twilio", "delay", seconds=0, count=10)
+    # Three refused (503: sent again later), ten answered slowly, then one accepted by Twilio whose
+    # answer never comes back to the worker.
+    server.add_fault("twilio", "status", status=503, count=3)
+    server.add_fault("twilio", "delay", seconds=0.3, count=10)
     server.add_fault("twilio", "hold", accept=True, count=1, seconds=300)
     doomed = start_worker(spawn, "doomed", concurrency=1, env=env)
     beat = start_beat(spawn, "beat", env)  # the relay every 10 s, the reconciler every minute
