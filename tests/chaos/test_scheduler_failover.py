@@ -1,6 +1,5 @@
-"""Two schedulers, the leader killed at a chosen instant: 0.5 s before a slot, with the takeover held
-back (the test holds the leader lock) until 0.3 s after it. The new leader fires that slot, late but
-not lost, whatever its misfire policy; no slot fires twice."""
+"""Two schedulers, the leader killed at chosen instants around a slot. The new leader fires the slot
+if nobody did, late but not lost, whatever its misfire policy; no slot fires twice."""
 
 from __future__ import annotations
 
@@ -35,8 +34,14 @@ def sleep_until(moment: dt.datetime) -> None:
     time.sleep(max(0.0, (moment - dt.datetime.now(dt.UTC)).total_seconds()))
 
 
+@pytest.mark.parametrize("instant", ["before-the-slot", "inside-the-firing", "after-the-firing"])
 def test_a_slot_at_failover_is_fired_once_by_the_new_leader(
-        engine: Engine, spawn: Callable[..., Process], service_env: dict[str, str], clean_jobs: None) -> None:
+        engine: Engine, spawn: Callable[..., Process], service_env: dict[str, str], clean_jobs: None,
+        instant: str) -> None:
+    """before-the-slot: killed 0.5 s before it, the takeover held back (the test holds the leader
+    lock) until 0.3 s after it. inside-the-firing: killed while its firing's transaction waits on a
+    row lock the test holds on the schedule, after inserting its job (rolled back with it).
+    after-the-firing: killed 0.5 s after it fired. Each time the slot has exactly one job."""
     with Session(engine) as session, session.begin():
         schedule = Schedule(name="chaos.failover", kind="system.ping", params={}, interval_seconds=PERIOD,
                             misfire_policy="skip", overlap_policy="skip")
@@ -52,14 +57,33 @@ def test_a_slot_at_failover_is_fired_once_by_the_new_leader(
     standby.wait_for("another scheduler leads; waiting")
 
     slot = next_slot(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2))
-    sleep_until(slot - dt.timedelta(seconds=0.5))
     with engine.connect() as holder:
-        leader.stop(signal.SIGKILL)
-        # Take the lock before the standby's next poll and keep it until 0.3 s after the slot.
-        wait_until(lambda: holder.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_KEY}).scalar(),
-                   timeout=2, interval=0.01, what="the dead leader's lock")
-        sleep_until(slot + dt.timedelta(seconds=0.3))
-        holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK_KEY})
+        if instant == "before-the-slot":
+            sleep_until(slot - dt.timedelta(seconds=0.5))
+            leader.stop(signal.SIGKILL)
+            # Take the lock before the standby's next poll and keep it until 0.3 s after the slot.
+            wait_until(lambda: holder.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                              {"k": LEADER_LOCK_KEY}).scalar(),
+                       timeout=2, interval=0.01, what="the dead leader's lock")
+            sleep_until(slot + dt.timedelta(seconds=0.3))
+            holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK_KEY})
+        elif instant == "inside-the-firing":
+            sleep_until(slot - dt.timedelta(seconds=1))
+            # NO KEY: the firing's job insert (its key share on the schedule) passes; its update waits.
+            holder.execute(text("SELECT 1 FROM schedules WHERE id = :id FOR NO KEY UPDATE"), {"id": schedule_id})
+
+            def waiting() -> int:  # read on a connection of its own: activity is a snapshot per transaction
+                with engine.connect() as conn:
+                    return conn.execute(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock' AND query LIKE 'UPDATE schedules%'")).scalar_one()
+
+            wait_until(waiting,
+                timeout=10, interval=0.05, what="the leader's firing to wait on the schedule's row")
+            leader.stop(signal.SIGKILL)
+        else:
+            sleep_until(slot + dt.timedelta(seconds=0.5))
+            leader.stop(signal.SIGKILL)
         holder.commit()
     standby.wait_for("scheduler leading", timeout=10)
 
@@ -69,7 +93,7 @@ def test_a_slot_at_failover_is_fired_once_by_the_new_leader(
                                 {"s": schedule_id, "t": moment}).scalar()
 
     created = wait_until(lambda: fired_for(slot), timeout=10, what="the slot at failover to fire")
-    measure("scheduler failover: slot fired after its time", (created - slot).total_seconds())
+    measure(f"scheduler failover ({instant}): slot fired after its time", (created - slot).total_seconds())
     assert (created - slot).total_seconds() < 5
     after = slot + dt.timedelta(seconds=PERIOD)
     wait_until(lambda: fired_for(after), timeout=PERIOD + 10, what="the next slot, fired on time by the new leader")
