@@ -11,9 +11,10 @@ again on a guess:
    seconds). A timeout recorded it as `unknown` directly.
 2. Where the provider can be asked, it is asked:
    - Twilio (SMS, WhatsApp): messages to the number since the attempt, with the same body. Found:
-     `sent` with Twilio's sid. Not found `grace` after the attempt (a minute, and at least three
-     provider timeouts: the call is over by then): Twilio creates the message within the API call,
-     so it was never accepted and the delivery is `pending` again (sent once more).
+     `sent` with Twilio's sid. Not found `grace` after the attempt (30 s, and at least three
+     provider timeouts: the call is over by then, its worker timed out or is dead): Twilio creates
+     the message within the API call, so it was never accepted and the delivery is `pending` again
+     (sent once more).
    - the outbox and in-app: their rows carry the delivery id; the same rule.
 3. Where it cannot (SendGrid, FCM: no lookup by our id), the delivery waits for a status webhook,
    which moves it on (SendGrid's events carry `custom_args.delivery_id`). With no event
@@ -40,7 +41,7 @@ from ombaro.providers.sms import TwilioMessages
 log = logging.getLogger(__name__)
 
 STALE_SENDING_SECONDS = 600  # deliveries without a claimant only
-NOT_FOUND_GRACE_SECONDS = 60
+NOT_FOUND_GRACE_SECONDS = 30
 GIVE_UP_SECONDS = 3600
 # The attempt that claimed a delivery still runs, its worker's heartbeat renewing its lease.
 CLAIMANT_ALIVE = ("EXISTS (SELECT 1 FROM jobs AS j WHERE j.id = d.sending_job_id AND j.status = 'running' "
