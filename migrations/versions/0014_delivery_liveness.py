@@ -4,7 +4,7 @@ out (its worker died) the campaign reconciler resolves it, within two minutes, i
 fixed ten. The reconciler runs every minute (docs/reliability.md).
 
 Revision ID: 0014
-Revises: 0008
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0008"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
