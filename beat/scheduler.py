@@ -6,8 +6,11 @@ overlap until a dead connection is noticed, and a firing's idempotency key (sche
 scheduled time, unique in `jobs`) makes their firings one job.
 
 Misfires: APScheduler coalesces firings missed while the process runs (a late firing runs once,
-within a 60 s grace). After downtime, a schedule whose misfire policy is `run_once` fires once for
-the latest time it missed; one whose policy is `skip` waits for its next time.
+within a 60 s grace). A new leader (a start, or a standby taking over) first fires every schedule's
+latest time within that grace that nobody fired: a slot that fell between the old leader's death and
+the takeover is late, not missed, whatever the misfire policy (the firing key makes a double
+impossible). Beyond the grace, a schedule whose misfire policy is `run_once` fires once for the
+latest time it missed; one whose policy is `skip` waits for its next time.
 
 Observability (docs/observability.md): every process, leader or standby, writes a heartbeat to
 Redis every few seconds; each firing gets a request id of its own, carried by its job into the
@@ -120,8 +123,10 @@ class Beat:
         scheduler.start()
         self._signatures.clear()
         try:
-            self.catch_up()
+            # APScheduler plans each schedule from the moment it is added; catching up afterwards
+            # covers every slot up to then, so none falls between the two.
             self.sync(scheduler)
+            self.catch_up()
             scheduler.add_job(self.relay, "interval", seconds=self.relay_interval, id="relay",
                               next_run_time=dt.datetime.now(dt.UTC))
             while not stop.wait(self.reload_seconds):
@@ -189,31 +194,40 @@ class Beat:
             return None
 
     def catch_up(self, now: dt.datetime | None = None) -> list[schedules.Firing]:
-        """After downtime: fire once, for the latest missed time, the schedules that want it."""
+        """On taking the lead: fire the latest time within the grace that nobody fired (late, not
+        missed: any policy), else, after longer downtime, once for the latest missed time the
+        schedules whose misfire policy is run_once."""
         now = now or dt.datetime.now(dt.UTC)
-        fired, skipped = [], []
+        fired: list[tuple[schedules.Firing, bool]] = []  # (firing, beyond the grace)
+        skipped = []
         with self.sessions() as session, session.begin():
             for schedule in schedules.enabled_schedules(session):
-                if schedule.last_fired_for is None:
+                last = schedule.last_fired_for
+                late = latest_fire_time(schedule, after=max(last, now - GRACE) if last else now - GRACE, now=now)
+                if late is not None:
+                    with logs.context(request=logs.new_request_id()):
+                        fired.append((schedules.fire(session, schedule, late, enqueue=self.enqueue), False))
                     continue
-                after = max(schedule.last_fired_for, now - dt.timedelta(days=7))
-                missed = latest_fire_time(schedule, after=after, now=now)
+                if last is None:
+                    continue
+                missed = latest_fire_time(schedule, after=max(last, now - dt.timedelta(days=7)), now=now)
                 if missed is None:
                     continue
                 if schedule.misfire_policy != "run_once":
                     skipped.append(schedule.name)
                     continue
                 with logs.context(request=logs.new_request_id()):
-                    fired.append(schedules.fire(session, schedule, missed, enqueue=self.enqueue))
+                    fired.append((schedules.fire(session, schedule, missed, enqueue=self.enqueue), True))
         for name in skipped:
             log.info("schedule %s missed a time during downtime; misfire policy skip: not fired", name)
             metrics.inc(metrics.SCHEDULER_MISFIRES, name, "skipped")
-        for firing in fired:
+        for firing, beyond_grace in fired:
             log.info("caught up schedule %s for %s: %s", firing.schedule, firing.scheduled_for, firing.outcome)
             metrics.inc(metrics.SCHEDULER_FIRINGS, firing.schedule, firing.outcome)
-            if firing.outcome == "submitted":  # a duplicate means another scheduler fired it in time
+            # A duplicate means another scheduler fired it in time.
+            if firing.outcome == "submitted" and beyond_grace:
                 metrics.inc(metrics.SCHEDULER_MISFIRES, firing.schedule, "caught_up")
-        return fired
+        return [firing for firing, _ in fired]
 
     def relay(self) -> int:
         try:

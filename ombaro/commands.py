@@ -6,14 +6,20 @@ Flow (design.md, "the spine"):
 3. `execute` claims the job with one UPDATE under its row lock (a redelivered message finds it
    taken and does nothing), runs the handler in a transaction of its own, and records the outcome
    fenced by the attempt number, so a worker that lost its lease cannot overwrite a newer attempt.
+4. While the handler runs, a heartbeat thread renews the job's lease on a connection of its own
+   every few seconds, whether or not the handler reports progress: a live job is never taken over,
+   and a job whose worker died is handed to another by the relay once its lease (a few heartbeats)
+   has run out (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import hashlib
 import json
 import logging
+import threading
 import time
 import traceback
 import uuid
@@ -259,18 +265,65 @@ def backoff_seconds(attempt: int) -> int:
     return min(600, 15 * 2 ** (attempt - 1))
 
 
-def execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_seconds: int) -> str:
+def execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_seconds: int,
+            heartbeat_seconds: float | None = None) -> str:
     """Claim, run and record one job. Returns what happened: 'succeeded', 'failed', 'retrying'
     or 'skipped' (another delivery has it, it is finished, or it is not due yet).
 
-    Every log line of the job carries its job id, kind and the request id it was submitted with."""
+    The lease is renewed every `heartbeat_seconds` (a third of the lease unless given) while the
+    handler runs. Every log line of the job carries its job id, kind and the request id it was
+    submitted with."""
+    beat = heartbeat_seconds if heartbeat_seconds is not None else lease_seconds / 3
     with logs.context(job=str(job_id)):
-        return _execute(job_id, handler, engine=engine, lease_seconds=lease_seconds)
+        return _execute(job_id, handler, engine=engine, lease_seconds=lease_seconds, heartbeat_seconds=beat)
 
 
-def _execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_seconds: int) -> str:
+class DatabaseUnavailable(Exception):
+    """The database could not be reached for a while: the message must go back to the broker, not
+    be acknowledged (its job would wait for the relay's stale period)."""
+
+
+DATABASE_PATIENCE_SECONDS = 60.0
+
+
+def _patiently(step: Callable[[], Any], *, what: str, patience: float = DATABASE_PATIENCE_SECONDS) -> Any:
+    """Run one short database step, trying again while the database is unreachable (a restart, a
+    failover) for up to `patience` seconds; then DatabaseUnavailable."""
+    deadline = time.monotonic() + patience
+    delay = 0.5
+    while True:
+        try:
+            return step()
+        except OperationalError as exc:
+            if time.monotonic() + delay > deadline:
+                raise DatabaseUnavailable(f"{what}: the database is unreachable: {exc}") from exc
+            log.warning("%s: the database is unreachable, trying again in %.1fs: %s", what, delay, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_seconds: int,
+             heartbeat_seconds: float) -> str:
+    claimed = _patiently(lambda: _claim(engine, job_id, lease_seconds), what=f"claiming job {job_id}")
+    if claimed is None:
+        log.info("job %s not claimable (finished, running elsewhere or not due): skipped", job_id)
+        return "skipped"
+
+    attempt, requested_by, kind, request_id = claimed
+    started = time.monotonic()
+    with logs.context(request=request_id, kind=kind):
+        log.info("job %s (%s) attempt %s started", job_id, kind, attempt)
+        with _Heartbeat(engine, job_id, attempt, lease_seconds, heartbeat_seconds):
+            outcome = _run_claimed(job_id, handler, engine, lease_seconds, attempt, requested_by)
+        seconds = time.monotonic() - started
+        metrics.job_finished(kind, outcome, seconds)
+        log.info("job %s (%s) attempt %s %s in %.3fs", job_id, kind, attempt, outcome, seconds)
+    return outcome
+
+
+def _claim(engine: Engine, job_id: uuid.UUID, lease_seconds: int) -> Any:
     with engine.begin() as conn:
-        claimed = conn.execute(
+        return conn.execute(
             update(Job)
             .where(Job.id == job_id, Job.run_after <= func.now(), Job.attempts < Job.max_attempts)
             .where((Job.status == "queued")
@@ -280,19 +333,6 @@ def _execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_secon
                     lease_expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds))
             .returning(Job.attempts, Job.requested_by, Job.kind, Job.request_id)
         ).one_or_none()
-    if claimed is None:
-        log.info("job %s not claimable (finished, running elsewhere or not due): skipped", job_id)
-        return "skipped"
-
-    attempt, requested_by, kind, request_id = claimed
-    started = time.monotonic()
-    with logs.context(request=request_id, kind=kind):
-        log.info("job %s (%s) attempt %s started", job_id, kind, attempt)
-        outcome = _run_claimed(job_id, handler, engine, lease_seconds, attempt, requested_by)
-        seconds = time.monotonic() - started
-        metrics.job_finished(kind, outcome, seconds)
-        log.info("job %s (%s) attempt %s %s in %.3fs", job_id, kind, attempt, outcome, seconds)
-    return outcome
 
 
 def _run_claimed(job_id: uuid.UUID, handler: Handler, engine: Engine, lease_seconds: int, attempt: int,
@@ -330,6 +370,14 @@ def _record_failure(engine: Engine, fenced: tuple[Any, ...], job_id: uuid.UUID, 
                     exc: Exception, *, transient: bool) -> str:
     error = {"type": type(exc).__name__, "message": str(exc)[:2000], "attempt": attempt,
              "trace": traceback.format_exc(limit=8)[-4000:]}
+    # The handler may have failed because the database went away: wait for it to record the outcome
+    # (a transient failure is then retried after its back-off rather than after the lease).
+    return _patiently(lambda: _write_failure(engine, fenced, job_id, attempt, exc, error, transient=transient),
+                      what=f"recording the failure of job {job_id}")
+
+
+def _write_failure(engine: Engine, fenced: tuple[Any, ...], job_id: uuid.UUID, attempt: int, exc: Exception,
+                   error: dict[str, Any], *, transient: bool) -> str:
     with engine.begin() as conn:
         max_attempts = conn.execute(select(Job.max_attempts).where(Job.id == job_id)).scalar_one()
         if transient and attempt < max_attempts:
@@ -343,6 +391,48 @@ def _record_failure(engine: Engine, fenced: tuple[Any, ...], job_id: uuid.UUID, 
             status="failed", error=error, finished_at=func.now(), lease_expires_at=None))
     log.error("job %s attempt %s failed: %s", job_id, attempt, exc)
     return "failed"
+
+
+class _Heartbeat:
+    """Renews a running job's lease every `interval` seconds on its own short transactions, fenced
+    by the attempt, from a thread of its own: a handler busy inside one long statement (a settlement
+    batch, a provider call) keeps its lease. It stops when the job ends, or when the renewal finds
+    the attempt no longer running (taken over or cancelled). A renewal that fails (the database is
+    unreachable for a moment) is tried again at the next beat; the lease is several beats long."""
+
+    def __init__(self, engine: Engine, job_id: uuid.UUID, attempt: int, lease_seconds: int, interval: float) -> None:
+        self._engine, self._job_id, self._attempt = engine, job_id, attempt
+        self._lease, self._interval = lease_seconds, interval
+        self._stop = threading.Event()
+        context = contextvars.copy_context()  # the beat's log lines carry the job's ids
+        self._thread = threading.Thread(target=context.run, args=(self._run,), name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join(self._interval + 5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if not self.renew():
+                    if not self._stop.is_set():  # else it just finished: its outcome took the row
+                        log.warning("job %s attempt %s is no longer ours; heartbeat stopped", self._job_id,
+                                    self._attempt)
+                    return
+            except Exception as exc:  # the database away for a moment: the next beat tries again
+                log.warning("job %s heartbeat failed: %s", self._job_id, exc)
+
+    def renew(self) -> bool:
+        with self._engine.begin() as conn:
+            renewed = conn.execute(
+                update(Job).where(Job.id == self._job_id, Job.status == "running", Job.attempts == self._attempt)
+                .values(lease_expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, self._lease))
+            )
+        return renewed.rowcount == 1
 
 
 class _ProgressReporter:

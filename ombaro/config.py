@@ -97,8 +97,11 @@ class Settings:
     database_pooler: str = "none"
     direct_database_url: str = ""
     timezone: str = "Asia/Kolkata"
-    # Seconds a claimed job may run without reporting progress before another worker may take it over.
-    job_lease_seconds: int = 900
+    # A running job's lease: its worker renews it every job_heartbeat_seconds from a thread of its own
+    # (progress or not); a job whose lease ran out (its worker died) is handed to another worker by the
+    # relay. Lease + relay interval bound the recovery (docs/reliability.md).
+    job_lease_seconds: int = 30
+    job_heartbeat_seconds: float = 10
     # Seconds after which a job still `queued` although it was handed to the broker is handed again.
     relay_stale_seconds: int = 300
     relay_interval_seconds: int = 10
@@ -181,6 +184,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ZoneInfo(timezone)
     except Exception as exc:  # ZoneInfoNotFoundError or a malformed key
         raise ConfigError(f"OMBARO_TIMEZONE={timezone!r} is not a known time zone") from exc
+    lease = _int(env, "OMBARO_JOB_LEASE_SECONDS", 30)
+    if lease < 2:
+        raise ConfigError(f"OMBARO_JOB_LEASE_SECONDS={lease} must be at least 2 (seconds)")
+    if _int(env, "OMBARO_RELAY_INTERVAL_SECONDS", 10) < 1:
+        raise ConfigError("OMBARO_RELAY_INTERVAL_SECONDS must be at least 1 (second)")
     secrets = development_secrets(var_dir, env)
     data_keys, data_key_id = load_data_keys(env)
     return Settings(
@@ -191,7 +199,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_pooler=_choice(env, "OMBARO_DATABASE_POOLER", ("none", "transaction"), "none"),
         direct_database_url=normalise_database_url(env.get("DATABASE_DIRECT_URL") or database_url),
         timezone=timezone,
-        job_lease_seconds=_int(env, "OMBARO_JOB_LEASE_SECONDS", 900),
+        job_lease_seconds=lease,
+        job_heartbeat_seconds=heartbeat_seconds(lease, _int(env, "OMBARO_JOB_HEARTBEAT_SECONDS", 10)),
         relay_stale_seconds=_int(env, "OMBARO_RELAY_STALE_SECONDS", 300),
         relay_interval_seconds=_int(env, "OMBARO_RELAY_INTERVAL_SECONDS", 10),
         max_request_bytes=_int(env, "OMBARO_MAX_REQUEST_BYTES", 1_000_000),
@@ -232,6 +241,14 @@ def load_data_keys(environ: Mapping[str, str] | None = None) -> tuple[dict[str, 
     if data_key_id not in data_keys:
         raise ConfigError(f"OMBARO_DATA_KEY_ID={data_key_id!r} names no key in OMBARO_DATA_KEYS")
     return data_keys, data_key_id
+
+
+def heartbeat_seconds(lease_seconds: int, configured: float) -> float:
+    """A lease outlives a few missed heartbeats: the heartbeat is at most a third of the lease (a
+    short lease set for a test brings the heartbeat down with it)."""
+    if configured <= 0:
+        raise ConfigError(f"OMBARO_JOB_HEARTBEAT_SECONDS={configured} must be positive")
+    return min(float(configured), lease_seconds / 3)
 
 
 def development_secrets(var_dir: Path, env: Mapping[str, str]) -> dict[str, str]:

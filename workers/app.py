@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import pkgutil
+import time
 import uuid
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -163,6 +164,17 @@ def _producer(broker_url: str) -> Celery:
     return app
 
 
+# After a failed send, the broker is not tried again for this long: while it is down every command
+# is still accepted at once (the relay hands it over once the broker is back), instead of each
+# request waiting out a connection attempt.
+BROKER_BACKOFF_SECONDS = 3.0
+_broker_down_until: dict[str, float] = {}
+
+
+class BrokerUnavailable(ConnectionError):
+    """The broker failed a moment ago; not tried again yet."""
+
+
 def enqueuer(broker_url: str) -> Enqueue:
     """An `Enqueue` for the broker at `broker_url` (Settings.broker_url: BROKER_URL, else REDIS_URL;
     the web app and the scheduler hold one).
@@ -174,9 +186,15 @@ def enqueuer(broker_url: str) -> Enqueue:
         "confirm_publish") else {}
 
     def enqueue(job_id: uuid.UUID, kind: str) -> None:
+        if time.monotonic() < _broker_down_until.get(broker_url, 0.0):
+            raise BrokerUnavailable(f"the broker failed less than {BROKER_BACKOFF_SECONDS:g}s ago")
         rid = logs.request_id.get()
-        app.send_task(kind, args=[str(job_id)], queue=queue_for(kind), retry=False,
-                      headers={REQUEST_ID_HEADER: rid} if rid else None, **confirm)
+        try:
+            app.send_task(kind, args=[str(job_id)], queue=queue_for(kind), retry=False,
+                          headers={REQUEST_ID_HEADER: rid} if rid else None, **confirm)
+        except Exception:
+            _broker_down_until[broker_url] = time.monotonic() + BROKER_BACKOFF_SECONDS
+            raise
 
     return enqueue
 

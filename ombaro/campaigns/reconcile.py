@@ -4,12 +4,16 @@ A call that timed out after the request left, or a worker that died between the 
 update, leaves a delivery whose fate is unknowable from our side. Such a delivery is never sent
 again on a guess:
 
-1. `sending` for longer than `stale_after` (10 minutes; a claimed batch takes seconds) becomes
-   `unknown` (its worker is gone); a timeout recorded it as `unknown` directly.
+1. `sending` whose claimant is dead becomes `unknown`: a campaign delivery records the job and
+   attempt that claimed it, and is in doubt as soon as that attempt no longer runs under a live
+   lease (the worker's heartbeat stopped: docs/reliability.md). A delivery without a claimant (a
+   booking notification) is in doubt after `stale_after` (10 minutes; a claimed batch takes
+   seconds). A timeout recorded it as `unknown` directly.
 2. Where the provider can be asked, it is asked:
    - Twilio (SMS, WhatsApp): messages to the number since the attempt, with the same body. Found:
-     `sent` with Twilio's sid. Not found `grace` (10 minutes) after the attempt: Twilio creates the
-     message within the API call, so it was never accepted and the delivery is `pending` again
+     `sent` with Twilio's sid. Not found `grace` after the attempt (30 s, and at least three
+     provider timeouts: the call is over by then, its worker timed out or is dead): Twilio creates
+     the message within the API call, so it was never accepted and the delivery is `pending` again
      (sent once more).
    - the outbox and in-app: their rows carry the delivery id; the same rule.
 3. Where it cannot (SendGrid, FCM: no lookup by our id), the delivery waits for a status webhook,
@@ -36,21 +40,28 @@ from ombaro.providers.sms import TwilioMessages
 
 log = logging.getLogger(__name__)
 
-STALE_SENDING_SECONDS = 600
-NOT_FOUND_GRACE_SECONDS = 600
+STALE_SENDING_SECONDS = 600  # deliveries without a claimant only
+NOT_FOUND_GRACE_SECONDS = 30
 GIVE_UP_SECONDS = 3600
+# The attempt that claimed a delivery still runs, its worker's heartbeat renewing its lease.
+CLAIMANT_ALIVE = ("EXISTS (SELECT 1 FROM jobs AS j WHERE j.id = d.sending_job_id AND j.status = 'running' "
+                  "AND j.attempts = d.sending_attempt AND j.lease_expires_at > now())")
 WEBHOOK_EVENT_DAYS = 7  # SendGrid retries an event for 24 hours, Twilio for less
 
 
-def reconcile(rt: Runtime, *, stale_after: float = STALE_SENDING_SECONDS, grace: float = NOT_FOUND_GRACE_SECONDS,
+def reconcile(rt: Runtime, *, stale_after: float = STALE_SENDING_SECONDS, grace: float | None = None,
               give_up_after: float = GIVE_UP_SECONDS, limit: int = 500,
               submit_chunk: Any = None) -> dict[str, int]:
     counts: Counter[str] = Counter()
+    if grace is None:
+        grace = max(NOT_FOUND_GRACE_SECONDS, 3 * rt.settings.messaging.provider_timeout_seconds)
     with rt.tx() as conn:
         counts["stale"] = conn.execute(text(
-            "UPDATE message_deliveries SET status = 'unknown', "
+            "UPDATE message_deliveries AS d SET status = 'unknown', "
             "error = coalesce(error, 'no outcome recorded: the worker stopped during the call'), updated_at = now() "
-            "WHERE status = 'sending' AND sending_at < now() - make_interval(secs => :stale)"),
+            "WHERE d.status = 'sending' AND CASE WHEN d.sending_job_id IS NULL "
+            "    THEN d.sending_at < now() - make_interval(secs => :stale) "
+            f"    ELSE NOT {CLAIMANT_ALIVE} END"),
             {"stale": stale_after}).rowcount or 0
         rows = conn.execute(text(
             "SELECT id, provider, channel, campaign_id, event_id, user_id, sending_at, now() AS now "

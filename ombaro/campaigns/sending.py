@@ -169,7 +169,7 @@ def send_chunk(session: Session, rt: Runtime, job: Job, progress: Progress) -> d
         while True:
             for channel in channels:
                 resume_at = _send_channel(rt, campaign_id, channel, after, upto, composer, totals, state, progress,
-                                          began)
+                                          began, claimant=(job.id, job.attempts))
                 if resume_at is not None:
                     _continue_later(session, rt, job, resume_at)
                     return {**totals, "continued_at": resume_at.isoformat()}
@@ -219,8 +219,9 @@ def finish(rt: Runtime, campaign_id: uuid.UUID, *, exclude_job: uuid.UUID | None
 
 def _send_channel(rt: Runtime, campaign_id: uuid.UUID, channel: str, after: uuid.UUID, upto: uuid.UUID,
                   composer: CampaignComposer, totals: Counter[str], state: Callable[..., dict[str, Any]],
-                  progress: Progress, began: float) -> dt.datetime | None:
-    """Send what is due on one channel of the range; returns when to continue if it must wait."""
+                  progress: Progress, began: float, *, claimant: tuple[uuid.UUID, int]) -> dt.datetime | None:
+    """Send what is due on one channel of the range; returns when to continue if it must wait.
+    `claimant` (the job and attempt) is recorded on every delivery this worker moves to `sending`."""
     sender = rt.channels.sender(channel)
     with rt.tx() as conn:
         triaged = claim(conn, rt, campaign_id, channel, after, upto, limit=None, provider=sender.provider)
@@ -240,7 +241,8 @@ def _send_channel(rt: Runtime, campaign_id: uuid.UUID, channel: str, after: uuid
             return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
         with rt.tx() as conn:
             state(conn)  # paused, cancelled or ended a moment ago: nothing more is claimed
-            claimed = claim(conn, rt, campaign_id, channel, after, upto, limit=limit, provider=sender.provider)
+            claimed = claim(conn, rt, campaign_id, channel, after, upto, limit=limit, provider=sender.provider,
+                            claimant=claimant)
             sending = [i for i, status in claimed if status == "sending"]
             totals.update(status for _, status in claimed if status != "sending")
             loaded = load_recipients(conn, sending) if sending else []
@@ -291,11 +293,13 @@ def known_zones(conn: Connection) -> list[str]:
 
 
 def claim(conn: Connection, rt: Runtime, campaign_id: uuid.UUID, channel: str, after: uuid.UUID, upto: uuid.UUID,
-          *, limit: int | None, provider: str) -> list[tuple[int, str]]:
+          *, limit: int | None, provider: str,
+          claimant: tuple[uuid.UUID, int] | None = None) -> list[tuple[int, str]]:
     """Due `pending` deliveries of the range and channel, decided at this moment: opted out or
     suspended -> skipped; over the weekly cap -> skipped; in the recipient's quiet hours -> stays
     pending until 09:00 there. With a limit, up to `limit` of the others become `sending` (this
-    worker's to send); without one (triage), the others are left pending.
+    worker's to send); without one (triage), the others are left pending. A row moved to `sending`
+    records the claimant (job, attempt): the reconciler knows it in doubt once that attempt is dead.
     Returns (id, new status) of the rows changed."""
     zone_expr = ("CASE WHEN p.preferences ->> 'timezone' = ANY(CAST(:zones AS text[])) "
                  "THEN p.preferences ->> 'timezone' ELSE CAST(:zone AS text) END")
@@ -340,6 +344,10 @@ def claim(conn: Connection, rt: Runtime, campaign_id: uuid.UUID, channel: str, a
                                          THEN 0 ELSE 1 END,
             sending_at = CASE WHEN v.opted_out OR v.capped OR v.quiet OR {send_now} = 'pending'
                               THEN d.sending_at ELSE now() END,
+            sending_job_id = CASE WHEN v.opted_out OR v.capped OR v.quiet OR {send_now} = 'pending'
+                                  THEN d.sending_job_id ELSE CAST(:job AS uuid) END,
+            sending_attempt = CASE WHEN v.opted_out OR v.capped OR v.quiet OR {send_now} = 'pending'
+                                   THEN d.sending_attempt ELSE CAST(:attempt AS integer) END,
             provider = :provider,
             updated_at = now()
         FROM verdict AS v
@@ -348,7 +356,8 @@ def claim(conn: Connection, rt: Runtime, campaign_id: uuid.UUID, channel: str, a
         {"campaign": campaign_id, "channel": channel, "after": after, "upto": upto,
          "limit": limit if limit is not None else 1_000_000, "zones": known_zones(conn),
          "zone": rt.settings.timezone, "cap": rt.settings.messaging.weekly_cap.get(channel, 3),
-         "provider": provider}).all()
+         "provider": provider, "job": claimant[0] if claimant else None,
+         "attempt": claimant[1] if claimant else None}).all()
     return [(int(i), str(s)) for i, s in rows]
 
 

@@ -63,6 +63,9 @@ class Delivery(Base):
     error: Mapped[str | None]
     next_attempt_at: Mapped[dt.datetime] = mapped_column(server_default=text("now()"))
     sending_at: Mapped[dt.datetime | None]
+    # The job and attempt whose worker is sending it: in doubt once that attempt's lease ran out.
+    sending_job_id: Mapped[uuid.UUID | None]
+    sending_attempt: Mapped[int | None]
     sent_at: Mapped[dt.datetime | None]
     delivered_at: Mapped[dt.datetime | None]
     opened_at: Mapped[dt.datetime | None]

@@ -380,7 +380,9 @@ def run_batch(session: Session, params: dict[str, Any], *, progress: commands.Pr
     run_id = uuid.UUID(params["run_id"])
     book = RateBook.load(session)
     ids = batch_employee_ids(session, period, params)
+    progress(10, f"computing {len(ids)} employees")
     outcome = compute_employees(session, period, ids, book)
+    progress(60, f"writing {len(ids)} employees")
     counts = write_batch(session, period, run_id, outcome, ids)
     progress(90, f"{counts['computed']} computed, {counts['failed']} failed")
     done = session.execute(

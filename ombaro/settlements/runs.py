@@ -167,14 +167,21 @@ def start_run(session: Session, job: Job, period: Period, vendor_ids: Sequence[u
 
 
 def settle_batch(session: Session, *, run_id: uuid.UUID | None, period: Period, vendor_ids: Sequence[uuid.UUID],
-                 requested_by: uuid.UUID | None, zone: str) -> dict[str, Any]:
+                 requested_by: uuid.UUID | None, zone: str,
+                 progress: commands.Progress | None = None) -> dict[str, Any]:
     """Settle one batch of vendors in the caller's transaction: a few statements, however many
     payments. Vendors are locked in a fixed order, so concurrent batches and overlapping runs wait
-    for each other instead of both counting a payment (the unique keys would refuse that anyway)."""
+    for each other instead of both counting a payment (the unique keys would refuse that anyway).
+    Progress is reported between the statements; the job's lease is kept by its worker's heartbeat,
+    however long one statement (or a lock wait) takes."""
     ordered = sorted(set(vendor_ids))
+    if progress is not None:
+        progress(0, f"locking {len(ordered)} vendors")
     session.execute(text(
         "SELECT pg_advisory_xact_lock(hashtextextended('ombaro.settle:' || v::text, 0)) "
         "FROM (SELECT v FROM unnest(CAST(:vendors AS uuid[])) AS v ORDER BY v) AS ordered"), {"vendors": ordered})
+    if progress is not None:
+        progress(20, f"settling {len(ordered)} vendors")
     bind = {**_bind(period, ordered, zone), "run_id": run_id, "requested_by": requested_by}
     try:
         with session.begin_nested():

@@ -102,6 +102,41 @@ def test_skip_misfire_policy_does_not_catch_up(engine: Engine, clean_jobs: None)
     assert count_jobs(engine) == 0
 
 
+@pytest.mark.parametrize("policy", ["skip", "run_once"])
+def test_a_slot_inside_the_grace_is_fired_by_the_new_leader_whatever_its_misfire_policy(
+        engine: Engine, clean_jobs: None, policy: str) -> None:
+    # The leader died 0.5 s before 10:08; the standby takes the lead 0.3 s after it.
+    slot = dt.datetime(2026, 11, 26, 10, 8, tzinfo=dt.UTC)
+    add_schedule(engine, f"test.failover-{policy}", cron="* * * * *", timezone="UTC", misfire_policy=policy,
+                 last_fired_for=slot - dt.timedelta(minutes=1))
+    beat = Beat(engine, no_broker, leader_lock=False)
+    fired = beat.catch_up(now=slot + dt.timedelta(seconds=0.3))
+    assert [(f.outcome, f.scheduled_for) for f in fired] == [("submitted", slot)]
+    assert beat.catch_up(now=slot + dt.timedelta(seconds=2)) == []
+    assert count_jobs(engine, "scheduled_for = :t", t=slot) == count_jobs(engine) == 1
+
+
+def test_a_slot_the_old_leader_fired_is_not_fired_again_and_one_beyond_the_grace_follows_the_policy(
+        engine: Engine, clean_jobs: None) -> None:
+    slot = dt.datetime(2026, 11, 26, 10, 10, tzinfo=dt.UTC)
+    fired_in_time = add_schedule(engine, "test.fired", cron="*/5 * * * *", timezone="UTC", misfire_policy="skip",
+                                 last_fired_for=slot)
+    beat = Beat(engine, no_broker, leader_lock=False)
+    assert beat.catch_up(now=slot + dt.timedelta(seconds=0.3)) == []
+    with engine.begin() as conn:  # the takeover came later than the grace: downtime, policy skip
+        conn.execute(text("UPDATE schedules SET last_fired_for = :t WHERE id = :id"),
+                     {"t": slot - dt.timedelta(minutes=5), "id": fired_in_time})
+    assert beat.catch_up(now=slot + dt.timedelta(seconds=61)) == []
+    assert count_jobs(engine) == 0
+
+
+def test_a_slot_inside_the_grace_of_a_schedule_never_fired_is_fired(engine: Engine, clean_jobs: None) -> None:
+    slot = dt.datetime(2026, 11, 26, 10, 8, tzinfo=dt.UTC)
+    add_schedule(engine, "test.first-ever", cron="* * * * *", timezone="UTC", misfire_policy="skip")
+    fired = Beat(engine, no_broker, leader_lock=False).catch_up(now=slot + dt.timedelta(seconds=1))
+    assert [(f.outcome, f.scheduled_for) for f in fired] == [("submitted", slot)]
+
+
 def test_a_firing_fired_twice_is_one_job(engine: Engine, clean_jobs: None) -> None:
     schedule_id = add_schedule(engine, "test.twice", cron="0 2 * * 1", timezone="Asia/Kolkata")
     monday_2am_ist = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30)))

@@ -46,7 +46,7 @@ def settle_batch(job_id: str) -> str:
         return runs.settle_batch(session, run_id=uuid.UUID(job.params["run_id"]),
                                  period=runs.period_of(job.params, None, zone),
                                  vendor_ids=[uuid.UUID(v) for v in job.params["vendor_ids"]],
-                                 requested_by=job.requested_by, zone=zone)
+                                 requested_by=job.requested_by, zone=zone, progress=progress)
 
     return run(job_id, handler)
 
