@@ -32,6 +32,12 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH=None,
         JSON_SORT_KEYS=False,
         API_SPEC_OPTIONS={
+            "info": {"description": (
+                "Commands and reads of the OMBARO operations engine. Every request first passes one "
+                "sanitation step: a string (or member name, query or form value) holding a NUL character "
+                "or an unpaired surrogate, JSON nested deeper than 32 levels, an integer of more than 30 "
+                "digits or a non-finite number is refused with a 400 problem naming where it is "
+                "(docs/api-contract.md).")},
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                               "bearerFormat": "JWT"}}},
             "security": [{"bearerAuth": []}],

@@ -164,11 +164,11 @@ def _producer(broker_url: str) -> Celery:
     return app
 
 
-# After a failed send, the broker is not tried again for this long: while it is down every command
-# is still accepted at once (the relay hands it over once the broker is back), instead of each
-# request waiting out a connection attempt.
+# After a failed send, an enqueuer does not try the broker again for this long: while it is down
+# every command is still accepted at once (the relay hands it over once the broker is back), instead
+# of each request waiting out a connection attempt. Per enqueuer: the web app's and the relay's are
+# apart, so the relay's next tick is never refused because a request failed a moment before.
 BROKER_BACKOFF_SECONDS = 3.0
-_broker_down_until: dict[str, float] = {}
 
 
 class BrokerUnavailable(ConnectionError):
@@ -185,15 +185,18 @@ def enqueuer(broker_url: str) -> Enqueue:
     confirm = {"confirm_timeout": CONFIRM_TIMEOUT_SECONDS} if app.conf.broker_transport_options.get(
         "confirm_publish") else {}
 
+    down_until = 0.0
+
     def enqueue(job_id: uuid.UUID, kind: str) -> None:
-        if time.monotonic() < _broker_down_until.get(broker_url, 0.0):
+        nonlocal down_until
+        if time.monotonic() < down_until:
             raise BrokerUnavailable(f"the broker failed less than {BROKER_BACKOFF_SECONDS:g}s ago")
         rid = logs.request_id.get()
         try:
             app.send_task(kind, args=[str(job_id)], queue=queue_for(kind), retry=False,
                           headers={REQUEST_ID_HEADER: rid} if rid else None, **confirm)
         except Exception:
-            _broker_down_until[broker_url] = time.monotonic() + BROKER_BACKOFF_SECONDS
+            down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
             raise
 
     return enqueue

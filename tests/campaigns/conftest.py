@@ -192,8 +192,10 @@ _STAFF: dict[str, uuid.UUID] = {}
 
 
 def staff_employee(engine: Engine) -> uuid.UUID:
-    """An employee to be campaigns.created_by / approved_by."""
-    if "marketing" not in _STAFF:
+    """An employee to be campaigns.created_by / approved_by (one per database: the chaos tests'
+    runtimes use databases of their own)."""
+    key = engine.url.render_as_string(hide_password=False)
+    if key not in _STAFF:
         uid = uuid.uuid4()
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO auth.users (id, email, encrypted_password) VALUES (:id, :e, '!')"),
@@ -202,8 +204,8 @@ def staff_employee(engine: Engine) -> uuid.UUID:
                 "INSERT INTO employees (id, employee_code, name, email, mobile, department, designation, joining_date) "
                 "VALUES (:id, :code, 'Meena', :e, '+919800000099', 'marketing_department', 'Manager', '2025-04-01')"),
                 {"id": uid, "code": f"E-{uid.hex[:8]}", "e": f"mkt.{uid.hex[:8]}@ombaro.test"})
-        _STAFF["marketing"] = uid
-    return _STAFF["marketing"]
+        _STAFF[key] = uid
+    return _STAFF[key]
 
 
 EMAIL_CONTENT = {"subject": "$first_name, your $tier treat in $city",

@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from ombaro.config import PROJECT_ROOT, load_settings
+from tests.console.conftest import CSRF
 from tests.deploy import free_port
 from tests.deploy.artifact import build_wheel, fresh_venv
 from tests.helpers import PASSWORD, make_account, wait_until
@@ -133,9 +134,12 @@ def test_installed_engine_migrates_serves_the_console_and_runs_a_job(
 
         staff = make_account(engine, "it_department")
         browser = requests.Session()
-        assert 'name="password"' in browser.get(f"{base}/console/login", timeout=10).text
-        signed_in = browser.post(f"{base}/console/login", data={"email": staff.email, "password": PASSWORD},
-                                 allow_redirects=False, timeout=10)
+        form = browser.get(f"{base}/console/login", timeout=10).text
+        assert 'name="password"' in form
+        csrf = CSRF.search(form)
+        assert csrf, "the login form has no CSRF token"
+        signed_in = browser.post(f"{base}/console/login", allow_redirects=False, timeout=10,
+                                 data={"email": staff.email, "password": PASSWORD, "csrf": csrf.group(1)})
         assert signed_in.status_code == 302, signed_in.text
         page = browser.get(f"{base}/console/jobs", timeout=10)
         assert page.status_code == 200 and "<html" in page.text.lower() and "console.css" in page.text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -66,21 +66,24 @@ def test_a_batch_is_stored_and_the_latest_fix_published(app: Any, engine: Engine
     assert live.geopos(locations.geo_key(crew["vendor"].id), str(me.therapist_id))[0] is not None
 
 
-@pytest.mark.parametrize(("body", "where"), [
-    ({"pings": [ping(latitude=91)]}, ("pings", "0", "latitude")),
-    ({"pings": [ping(), ping(longitude=-180.5)]}, ("pings", "1", "longitude")),
-    ({"pings": [ping(battery=101)]}, ("pings", "0", "battery")),
-    ({"pings": [ping(heading=360)]}, ("pings", "0", "heading")),
-    ({"pings": [ping(-600)]}, ("pings", "0", "timestamp")),  # ten minutes in the future
-    ({"pings": [ping(25 * 3600)]}, ("pings", "0", "timestamp")),  # older than the retention
-    ({"pings": [ping(timestamp="2026-11-26T10:00:00")]}, ("pings", "0", "timestamp")),  # no offset
-    ({"pings": [ping() for _ in range(locations.MAX_PINGS_PER_BATCH + 1)]}, ("pings",)),
-    ({"pings": []}, ("pings",)),
-    ({"pings": [ping(altitude_m=3)]}, ("pings", "0", "altitude_m")),  # unknown fields are refused
+# Bodies are made when the test runs (a timestamp taken at collection is minutes old by then).
+@pytest.mark.parametrize(("make_body", "where"), [
+    (lambda: {"pings": [ping(latitude=91)]}, ("pings", "0", "latitude")),
+    (lambda: {"pings": [ping(), ping(longitude=-180.5)]}, ("pings", "1", "longitude")),
+    (lambda: {"pings": [ping(battery=101)]}, ("pings", "0", "battery")),
+    (lambda: {"pings": [ping(heading=360)]}, ("pings", "0", "heading")),
+    (lambda: {"pings": [ping(-600)]}, ("pings", "0", "timestamp")),  # ten minutes in the future
+    (lambda: {"pings": [ping(25 * 3600)]}, ("pings", "0", "timestamp")),  # older than the retention
+    (lambda: {"pings": [ping(timestamp="2026-11-26T10:00:00")]}, ("pings", "0", "timestamp")),  # no offset
+    (lambda: {"pings": [ping() for _ in range(locations.MAX_PINGS_PER_BATCH + 1)]}, ("pings",)),
+    (lambda: {"pings": []}, ("pings",)),
+    (lambda: {"pings": [ping(altitude_m=3)]}, ("pings", "0", "altitude_m")),  # unknown fields are refused
 ])
 def test_bad_fixes_are_refused_with_field_errors_and_nothing_is_stored(
-    app: Any, engine: Engine, crew: dict[str, Account], body: dict[str, Any], where: tuple[str, ...],
+    app: Any, engine: Engine, crew: dict[str, Account], make_body: Callable[[], dict[str, Any]],
+    where: tuple[str, ...],
 ) -> None:
+    body = make_body()
     me = crew["therapist"]
     before = stored(engine, me.therapist_id)
     response = post(app, me, body)
