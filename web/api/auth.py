@@ -181,7 +181,7 @@ class LogoutSchema(Schema):
 
 @blp.post("/logout")
 @authenticated
-@blp.arguments(LogoutSchema)
+@blp.arguments(LogoutSchema, required=False)
 @blp.response(204)
 def logout(body: dict[str, Any]) -> None:
     """End this login: its refresh-token family is revoked, and with it every access token of the
