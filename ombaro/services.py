@@ -142,6 +142,12 @@ def start_redis(var_dir: Path, port: int) -> None:
           "--dir", str(redis_dir), "--pidfile", str(pidfile), "--logfile", str(redis_dir / "redis.log"),
           "--appendonly", "yes", "--maxmemory-policy", "noeviction", "--save", "60 1000"])
     _wait_for_port(port, "redis")
+    # The daemon may answer before it writes its pidfile; `up` and `status` know it by that file, so a
+    # second `up` right away would take its port for another program's and move to a free one.
+    for _ in range(100):
+        if _pid_alive(pidfile):
+            break
+        time.sleep(0.1)
 
 
 def stop_redis(var_dir: Path) -> None:
