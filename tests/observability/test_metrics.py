@@ -122,21 +122,30 @@ def _schedule(engine: Engine, name: str, **values: Any) -> uuid.UUID:
         return schedule.id
 
 
+def _hour_slot_before(engine: Engine, hours: int) -> dt.datetime:
+    """The hourly interval slot `hours` before the one now falls in, on the database's clock: a test
+    that hands the scheduler explicit times away from the real one cannot land inside the grace."""
+    with engine.connect() as conn:
+        now = conn.execute(text("SELECT now()")).scalar_one()
+    hour = dt.timedelta(hours=1)
+    return INTERVAL_ANCHOR + hour * ((now - INTERVAL_ANCHOR) // hour - hours)
+
+
 def test_scheduler_firings_and_misfires_are_counted(client: Any, engine: Engine, clean_jobs: None) -> None:
     name = f"obs.hourly-{secrets.token_hex(3)}"
     schedule_id = _schedule(engine, name, interval_seconds=3600, misfire_policy="run_once")
     beat = Beat(engine, lambda *_: None, leader_lock=False)
-    on_time = INTERVAL_ANCHOR + dt.timedelta(days=9000, seconds=5)
+    slot = _hour_slot_before(engine, 3)
+    on_time = slot + dt.timedelta(seconds=5)
     before = scrape(client)
 
     firing = beat.fire(schedule_id, now=on_time)
     assert firing is not None and firing.outcome == "submitted"
     assert beat.fire(schedule_id, now=on_time + dt.timedelta(minutes=30)) is None  # later than the grace
-    with engine.begin() as conn:  # the first firing's job finished; then the scheduler was down for three hours
+    with engine.begin() as conn:  # the first firing's job finished; then the scheduler was down for two hours
         conn.execute(text("UPDATE jobs SET status = 'succeeded' WHERE schedule_id = :id"), {"id": schedule_id})
-        conn.execute(text("UPDATE schedules SET last_fired_for = :t WHERE id = :id"),
-                     {"t": dt.datetime.now(dt.UTC) - dt.timedelta(hours=3), "id": schedule_id})
-    assert [f.outcome for f in beat.catch_up()] == ["submitted"]
+    fired = beat.catch_up(now=slot + dt.timedelta(hours=2, minutes=30))
+    assert [(f.outcome, f.scheduled_for) for f in fired] == [("submitted", slot + dt.timedelta(hours=2))]
     after = scrape(client)
 
     def moved(name_: str, **labels: str) -> float:
@@ -153,10 +162,11 @@ def test_scheduler_firings_and_misfires_are_counted(client: Any, engine: Engine,
 
 def test_missed_time_of_a_skip_schedule_is_a_misfire(client: Any, engine: Engine, clean_jobs: None) -> None:
     name = f"obs.skip-{secrets.token_hex(3)}"
-    _schedule(engine, name, interval_seconds=3600, misfire_policy="skip",
-              last_fired_for=dt.datetime.now(dt.UTC) - dt.timedelta(hours=3))
+    slot = _hour_slot_before(engine, 3)
+    _schedule(engine, name, interval_seconds=3600, misfire_policy="skip", last_fired_for=slot)
     before = metric(client, "ombaro_scheduler_misfires_total", schedule=name, reason="skipped")
-    assert Beat(engine, lambda *_: None, leader_lock=False).catch_up() == []
+    # Up again half-way between two slots, two slots after the last one fired.
+    assert Beat(engine, lambda *_: None, leader_lock=False).catch_up(now=slot + dt.timedelta(hours=2, minutes=30)) == []
     assert metric(client, "ombaro_scheduler_misfires_total", schedule=name, reason="skipped") == before + 1
 
 
