@@ -24,7 +24,8 @@ from ombaro.commands import RetryLater
 from ombaro.models.bookings import Booking
 from ombaro.models.payments import Payment
 from ombaro.models.settlements import PaymentRefund, WebhookEvent
-from ombaro.providers import PaymentProvider, ProviderRejected, ProviderUnavailable, from_paise, to_paise
+from ombaro.money import from_paise, to_paise
+from ombaro.providers import PaymentProvider, ProviderRejected, ProviderUnavailable
 
 ZERO = Decimal("0.00")
 SETTLED_PAYMENT_STATUSES = ("success", "partially_refunded", "refunded")

@@ -9,18 +9,18 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from ombaro.bookings.states import BookingRejected
+from ombaro.money import PAISA, ZERO, round_money
 
-PAISE = Decimal("0.01")
+PAISE = PAISA
 GST_RATE = Decimal("0.18")  # GST on spa and wellness services
-ZERO = Decimal("0.00")
 
 
 def money(value: Decimal | int | str) -> Decimal:
     """Round to the paise, half-up (Decimal's default would be half-even)."""
-    return Decimal(value).quantize(PAISE, rounding=ROUND_HALF_UP)
+    return round_money(Decimal(value))
 
 
 def unit_price(base_price_60min: Decimal, duration: int) -> Decimal:

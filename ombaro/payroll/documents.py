@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from ombaro.identity import crypto
 from ombaro.models.hr import SalaryRecord
 from ombaro.models.payroll import PayrollFailure, PayrollRun, SalaryRecordDetail
+from ombaro.money import inr
 from ombaro.payroll.calculation import ALLOWANCES, DEDUCTIONS, Period
 from ombaro.payroll.errors import NothingToPay, RunNotFound
 
@@ -30,20 +31,6 @@ LABELS = {"basic": "Basic", "hra": "House rent allowance", "transport": "Transpo
           "salary_advance": "Salary advance recovery"}
 _IFSC = re.compile(r"^[A-Z]{4}0[A-Z0-9]{6}$")
 _ACCOUNT = re.compile(r"^[0-9]{9,18}$")
-
-
-def inr(amount: Decimal | str | None) -> str:
-    """12,34,567.89: Indian digit grouping (lakhs, crores)."""
-    value = Decimal(str(amount or 0)).quantize(Decimal("0.01"))
-    sign, whole, paise = ("-" if value < 0 else ""), *f"{abs(value):.2f}".split(".")
-    head, tail = whole[:-3], whole[-3:]
-    groups = []
-    while len(head) > 2:
-        groups.insert(0, head[-2:])
-        head = head[:-2]
-    if head:
-        groups.insert(0, head)
-    return sign + ",".join([*groups, tail]) + "." + paise
 
 
 def _latin(value: Any) -> str:

@@ -11,31 +11,14 @@ import bisect
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ombaro.models.payroll import StatutoryRate
-
-PAISA = Decimal("0.01")
-RUPEE = Decimal("1")
-HUNDRED = Decimal("100")
-
-# How each amount is rounded, once, where it is computed. Earnings use "paisa"; the statutory
-# deductions name theirs in their data (EPFO and the TDS use whole rupees, ESIC the next rupee up).
-ROUNDINGS: dict[str, tuple[Decimal, str]] = {
-    "paisa": (PAISA, ROUND_HALF_UP),
-    "rupee": (RUPEE, ROUND_HALF_UP),
-    "rupee_up": (RUPEE, ROUND_CEILING),
-}
-
-
-def round_money(value: Decimal, rule: str = "paisa") -> Decimal:
-    """`value` rounded by `rule`, always with two decimals (so 1800 is stored as 1800.00)."""
-    step, mode = ROUNDINGS[rule]
-    return value.quantize(step, rounding=mode).quantize(PAISA)
+from ombaro.money import HUNDRED, PAISA, ROUNDINGS, RUPEE, round_money  # noqa: F401 (imported from here)
 
 
 class MissingRate(LookupError):

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol, TypeVar
 
 from ombaro import logs, metrics
@@ -96,18 +95,6 @@ class PaymentProvider(Protocol):
         ...
 
     def fetch_transfer(self, transfer_id: str) -> Transfer: ...
-
-
-def to_paise(amount: Decimal) -> int:
-    """Rupees (2 places) to integer paise, exactly; refuses anything finer than a paisa."""
-    paise = amount * 100
-    if paise != paise.to_integral_value():
-        raise ValueError(f"{amount} is not a whole number of paise")
-    return int(paise)
-
-
-def from_paise(paise: int) -> Decimal:
-    return (Decimal(paise) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def payment_provider(settings: Settings) -> PaymentProvider:

@@ -25,18 +25,18 @@ week): a payment belongs to exactly one settlement, the first run that finds it 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-PAISE = Decimal("0.01")
+from ombaro.money import PAISA, round_money
+
+PAISE = PAISA
 TDS_SECTION = "194-O"
 # The schema's default commission rate; a vendor whose rate is NULL is charged it (vendors.commission_rate).
 DEFAULT_COMMISSION_RATE = Decimal("15.00")
 
 
-def round_paise(amount: Decimal) -> Decimal:
-    """The one rounding of a line: to the paise, half away from zero."""
-    return amount.quantize(PAISE, rounding=ROUND_HALF_UP)
+round_paise = round_money  # the one rounding of a line: to the paise, half away from zero
 
 
 def period_end_instant(period_end: dt.date, zone: str) -> dt.datetime:

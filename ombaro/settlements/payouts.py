@@ -37,7 +37,8 @@ from ombaro.identity.administration import made_by
 from ombaro.models.jobs import Job
 from ombaro.models.payments import PaymentSettlement
 from ombaro.models.settlements import Payout, SettlementApproval, VendorPayoutAccount
-from ombaro.providers import PaymentProvider, ProviderRejected, ProviderUnavailable, Transfer, to_paise
+from ombaro.money import to_paise
+from ombaro.providers import PaymentProvider, ProviderRejected, ProviderUnavailable, Transfer
 from ombaro.settlements.runs import SettlementError, SettlementNotFound
 
 PAYOUT_KIND = "settlements.payout"
