@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from ombaro.dispatch import candidates as loading
-from ombaro.dispatch.geo import Point, drive_minutes, haversine_km
+from ombaro.geo import Point, drive_minutes, haversine_km
 from ombaro.dispatch.rules import RULES, Candidate, Engagement, Need, Shift, clash, evaluate, excluded_by
 from ombaro.dispatch.service import LOOKAROUND
 from tests.dispatch import factory
