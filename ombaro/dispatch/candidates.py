@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from ombaro import locations
 from ombaro.bookings import booking_minutes
-from ombaro.geo import Point
 from ombaro.dispatch.rules import Candidate, Engagement, Need, Shift
+from ombaro.geo import Point
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from ombaro.dispatch.candidates import (
     load_candidates,
     load_needs,
 )
-from ombaro.geo import TURNAROUND_MINUTES
 from ombaro.dispatch.matching import plan_batch, violations
 from ombaro.dispatch.rules import RANKING, RULES, Candidate, Need, Score, clash, evaluate
+from ombaro.geo import TURNAROUND_MINUTES
 from ombaro.models.bookings import Booking, TherapistAssignment
 from ombaro.models.support import Notification
 
