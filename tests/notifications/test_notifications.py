@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ombaro import messaging
+from ombaro.campaigns import reconcile
 from ombaro.messaging import Runtime
 from tests.campaigns.conftest import a_city, add_customers, execute, submit
 from tests.campaigns.provider_server import ProviderServer
@@ -246,8 +247,6 @@ def test_a_notification_whose_worker_died_is_resolved_within_two_minutes(make_ru
     """Booking notifications claim with the job attempt (as campaign chunks do), so one left in
     `sending` by a dead worker is in doubt once that attempt's lease is dead, not 10 minutes later:
     found at the provider it is recorded, never found it is sent once more."""
-    from ombaro.campaigns import reconcile
-
     rt = make_runtime(SENDGRID_API_KEY="", TWILIO_ACCOUNT_SID="")  # the outbox: it can be asked
     (customer,) = add_customers(rt.engine, 1, city=a_city(), prefs={"email": True, "sms": True})
     booking = a_booking(rt.engine, customer.id, a_vendor(rt.engine), starts=tomorrow_noon())
