@@ -82,6 +82,7 @@ wheel: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 clean: services-down
 	rm -rf var

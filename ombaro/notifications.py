@@ -8,7 +8,9 @@ service started / completed, payment received, refund processed). Reminders are 
 five-minutely scan, two hours before each confirmed booking. `notifications.dispatch` (every 30 s,
 or at once through `request_dispatch`) turns each event into one delivery per recipient and
 channel (unique per event, user and channel) and sends them with the claim / send / record steps
-of ombaro/campaigns/delivery.py, so a redelivered job never notifies twice.
+of the messaging runtime (ombaro/messaging/), so a redelivered job never notifies twice. A claim
+names the job attempt making the call: a delivery whose worker died is in doubt as soon as that
+attempt's lease is dead, and resolved at the next reconciliation (docs/reliability.md).
 
 Channels: in-app always (the `notifications` row is the user's record); email, SMS and push unless
 the user set them to false; WhatsApp only when set to true. Customers' choices are their
@@ -29,9 +31,18 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from ombaro import commands
-from ombaro.campaigns.content import SMS_OPT_OUT, Recipient
-from ombaro.campaigns.delivery import Runtime, load_recipients, mark_sent, take_tokens, transmit, unreachable
 from ombaro.commands import Progress
+from ombaro.messaging import (
+    SMS_OPT_OUT,
+    Claimant,
+    Recipient,
+    Runtime,
+    load_recipients,
+    mark_sent,
+    take_tokens,
+    transmit,
+    unreachable,
+)
 from ombaro.models.jobs import Job
 from ombaro.providers.channels import Message
 
@@ -125,7 +136,8 @@ def compose_event(event: Mapping[str, Any], r: Recipient, channels: Sequence[str
                    data={**data, "channels": ",".join(channels or ("in_app",))})
 
 
-def compose(conn: Connection, rt: Runtime, event_id: int, r: Recipient) -> Message:
+def compose(conn: Connection, event_id: int, r: Recipient) -> Message:
+    """The message of one event to one recipient, composed again (the reconciler's look-up)."""
     return compose_event(_events(conn, [event_id])[event_id], r)
 
 
@@ -203,7 +215,11 @@ def expand_events(rt: Runtime, *, limit: int = 500) -> Counter[str]:
 
 # --- sending -----------------------------------------------------------------------------------------
 
-def send_due(rt: Runtime, *, deadline: float, progress: Progress | None = None) -> Counter[str]:
+def send_due(rt: Runtime, *, deadline: float, progress: Progress | None = None,
+             claimant: Claimant | None = None) -> Counter[str]:
+    """Claim, send and record due deliveries, channel by channel, under each provider's bucket.
+    `claimant` (job id, attempt) is recorded on each claimed delivery: without it a delivery left
+    in `sending` by a dead worker waits for the fixed staleness instead of its lease."""
     totals: Counter[str] = Counter()
     for channel in CHANNEL_ORDER:
         sender = rt.channels.sender(channel)
@@ -218,8 +234,11 @@ def send_due(rt: Runtime, *, deadline: float, progress: Progress | None = None) 
                     "    AND next_attempt_at <= now() AND channel = :channel ORDER BY next_attempt_at LIMIT :limit "
                     "    FOR UPDATE SKIP LOCKED) "
                     "UPDATE message_deliveries AS d SET status = 'sending', attempts = d.attempts + 1, "
-                    "sending_at = now(), provider = :provider, updated_at = now() FROM due WHERE d.id = due.id "
-                    "RETURNING d.id"), {"channel": channel, "limit": limit, "provider": sender.provider}
+                    "sending_at = now(), provider = :provider, sending_job_id = CAST(:job AS uuid), "
+                    "sending_attempt = CAST(:attempt AS integer), updated_at = now() FROM due WHERE d.id = due.id "
+                    "RETURNING d.id"), {"channel": channel, "limit": limit, "provider": sender.provider,
+                                        "job": claimant[0] if claimant else None,
+                                        "attempt": claimant[1] if claimant else None}
                 ).scalars().all()
                 if not ids:
                     break
@@ -283,7 +302,7 @@ def dispatch(session: Session, rt: Runtime, job: Job, progress: Progress) -> dic
         expanded.update(batch)
         if not batch.get("events"):
             break
-    sent = send_due(rt, deadline=deadline, progress=progress)
+    sent = send_due(rt, deadline=deadline, progress=progress, claimant=(job.id, job.attempts))
     return {"events": expanded.get("events", 0), "stale_events": expanded.get("stale", 0),
             "deliveries": expanded.get("deliveries", 0), **{f"sent_{k}": v for k, v in sent.items()}}
 

@@ -1,6 +1,11 @@
 """Bookings: creation with server-side prices, promotions, numbers and hours; the state machine;
-cancelling and rescheduling (docs/dispatch.md, "Bookings")."""
+cancelling and rescheduling (docs/dispatch.md, "Bookings").
 
+This package's public API is what it exports here (dispatch uses the states it may dispatch from,
+its errors and a booking's minutes); its modules are private to it. Bookings never import
+dispatch: dispatch depends on bookings, not the other way round."""
+
+from ombaro.bookings.durations import booking_minutes
 from ombaro.bookings.service import (
     BookingRequest,
     CreatedBooking,
@@ -12,9 +17,10 @@ from ombaro.bookings.service import (
     next_booking_number,
     reschedule_booking,
 )
-from ombaro.bookings.states import BookingNotFound, BookingRejected, InvalidTransition
+from ombaro.bookings.states import DISPATCHABLE, BookingNotFound, BookingRejected, InvalidTransition
 
 __all__ = [
+    "DISPATCHABLE",
     "BookingNotFound",
     "BookingRejected",
     "BookingRequest",
@@ -22,6 +28,7 @@ __all__ = [
     "InvalidTransition",
     "ItemRequest",
     "NotACustomer",
+    "booking_minutes",
     "cancel_booking",
     "confirm_for_dispatch",
     "create_booking",

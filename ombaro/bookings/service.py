@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from ombaro.bookings.durations import booking_minutes
 from ombaro.bookings.pricing import Addon, Line, PromotionTerms, Quote, discount_for, quote, unit_price
 from ombaro.bookings.states import BookingNotFound, BookingRejected, ensure_allowed
-from ombaro.dispatch.candidates import booking_minutes
 from ombaro.models.bookings import Booking, BookingItem
 from ombaro.models.catalog import AddonService, Service
 from ombaro.models.customers import Customer

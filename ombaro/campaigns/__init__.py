@@ -4,12 +4,12 @@
 - `audience`: `target_audience` as SQL, counts per channel and the cost estimate;
 - `content`: per-channel content and its templating (name, tier, city);
 - `sending`: the start (audience streamed into chunk jobs), one chunk, the minutely tick;
-- `delivery`: claim -> provider call -> record, shared with booking notifications;
-- `throttle`: the per-provider token bucket in Redis;
 - `webhooks`: provider status events, de-duplicated, never moving a delivery backwards;
-- `reconcile`: deliveries whose call timed out or whose worker died;
+- `reconcile`: the `campaigns.reconcile` job: deliveries in doubt (campaigns' and booking
+  notifications') resolved by the messaging runtime's rule;
 - `unsubscribe`: signed one-click unsubscribe tokens;
 - `metrics`: figures from deliveries, and conversions.
 
-docs/campaigns.md describes the whole.
+The delivery runtime (claim -> call -> record, the token bucket, the in-doubt rule) is shared
+with booking notifications and lives in `ombaro.messaging`. docs/campaigns.md describes the whole.
 """

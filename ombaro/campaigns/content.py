@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ombaro.messaging import SMS_OPT_OUT, Recipient
 from ombaro.providers.channels import BatchTemplate, Message
 
 CHANNELS = ("email", "sms", "whatsapp", "push", "in_app")
@@ -32,7 +33,6 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "in_app": ("title", "body"),
 }
 TEXT_FIELDS = ("subject", "title", "body", "html")
-SMS_OPT_OUT = "Reply STOP to opt out"
 # Longest text per channel: SMS 6 concatenated segments of 153 GSM-7 characters.
 MAX_LENGTH = {"sms": 918, "whatsapp": 1024, "push": 1000, "in_app": 2000, "email": 100_000}
 
@@ -109,19 +109,6 @@ def render(template: str, values: Mapping[str, str]) -> str:
 def tag(name: str, *, escaped: bool = False) -> str:
     """The SendGrid substitution tag standing for a variable in shared email content."""
     return f"[%{name}{'_html' if escaped else ''}%]"
-
-
-@dataclass(frozen=True)
-class Recipient:
-    delivery_id: int
-    user_id: Any
-    channel: str
-    email: str | None
-    mobile: str | None
-    name: str | None
-    tier: str | None
-    city: str | None
-    device_token: str | None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, text
 
 if TYPE_CHECKING:
-    from ombaro.campaigns.delivery import Runtime
+    from ombaro.messaging import Runtime
 
 FIGURES = ("sent", "delivered", "opened", "clicked", "failed", "bounced", "skipped", "in_flight", "unsubscribed",
            "total")

@@ -37,8 +37,9 @@ from ombaro.campaigns.audience import (
     eligible_case,
 )
 from ombaro.campaigns.content import CampaignComposer, Unsubscribe, channels_of
-from ombaro.campaigns.delivery import (
-    QUIET_CHANNELS,
+from ombaro.campaigns.unsubscribe import link
+from ombaro.commands import Progress
+from ombaro.messaging import (
     Runtime,
     delay_job,
     load_recipients,
@@ -47,8 +48,6 @@ from ombaro.campaigns.delivery import (
     transmit,
     unreachable,
 )
-from ombaro.campaigns.unsubscribe import link
-from ombaro.commands import Progress
 from ombaro.models.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -60,6 +59,7 @@ MAX_JOB_SECONDS = 600  # a chunk job hands over to a fresh job well within the t
 QUIET_START, QUIET_END = dt.time(21, 0), dt.time(9, 0)
 DEFAULT_BASE_URL = "http://localhost:8000"
 HIGHEST_ID = uuid.UUID(int=2**128 - 1)
+QUIET_CHANNELS = ("sms", "whatsapp", "push")  # marketing on these waits out 21:00-09:00 local time
 
 
 def scope(campaign_id: uuid.UUID | str) -> str:

@@ -16,8 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from ombaro import locations
-from ombaro.dispatch.geo import Point
+from ombaro.bookings import booking_minutes
 from ombaro.dispatch.rules import Candidate, Engagement, Need, Shift
+from ombaro.geo import Point
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +50,6 @@ def _shift(row: Any) -> Shift | None:
         end += 24 * 60
     return Shift(_minutes(row.start_time), end, row.is_available is not False, _minutes(row.break_start),
                  _minutes(row.break_end))
-
-
-def booking_minutes(items: Iterable[Any], addon_minutes: dict[str, int]) -> int:
-    """Minutes of a booking: each line's duration times its quantity, plus its add-ons once."""
-    total = 0
-    for item in items:
-        total += int(item.duration) * int(item.quantity or 1)
-        for addon in item.addon_services or []:
-            minutes = addon.get("duration") if isinstance(addon, dict) else None
-            total += int(minutes) if minutes is not None else addon_minutes.get(str(addon.get("id")), 0)
-    return total
 
 
 def load_needs(session: Session, booking_ids: Sequence[uuid.UUID], *, zone: str,

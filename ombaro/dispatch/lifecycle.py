@@ -15,8 +15,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ombaro.bookings.states import InvalidTransition
-from ombaro.dispatch.geo import Point, path_km
+from ombaro.bookings import InvalidTransition
+from ombaro.geo import Point, path_km
 from ombaro.models.bookings import Booking, TherapistAssignment
 from ombaro.models.vendors import Therapist, TherapistLocation
 

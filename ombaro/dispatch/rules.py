@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ombaro.dispatch.geo import TURNAROUND_MINUTES, Point, drive_minutes, gap_needed, haversine_km
+from ombaro.geo import TURNAROUND_MINUTES, Point, drive_minutes, gap_needed, haversine_km
 
 # Evaluated in this order; a candidate is counted against the first rule that excludes it, so the
 # counts add up to the pool minus the eligible (the funnel operations read in the decision).

@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ombaro.bookings.states import DISPATCHABLE
+from ombaro.bookings import DISPATCHABLE
 from ombaro.dispatch.candidates import (
     LIVE,
     apply_live,
@@ -30,9 +30,9 @@ from ombaro.dispatch.candidates import (
     load_candidates,
     load_needs,
 )
-from ombaro.dispatch.geo import TURNAROUND_MINUTES
 from ombaro.dispatch.matching import plan_batch, violations
 from ombaro.dispatch.rules import RANKING, RULES, Candidate, Need, Score, clash, evaluate
+from ombaro.geo import TURNAROUND_MINUTES
 from ombaro.models.bookings import Booking, TherapistAssignment
 from ombaro.models.support import Notification
 

@@ -7,7 +7,8 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, text
+from sqlalchemy import CheckConstraint, FetchedValue, ForeignKey, Index, Numeric, text
+from sqlalchemy.dialects.postgresql import JSONB, TSTZRANGE, Range
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ombaro.models.base import Base, created_at, updated_at, uuid_pk
@@ -65,6 +66,9 @@ class Booking(Base):
     special_instructions: Mapped[str | None]
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()
+    # Added by dispatch (migration 0004): the outcome of the latest dispatch attempt (who was
+    # excluded by which rule, or the winner), so operations see why a booking is still unassigned.
+    dispatch_note: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class BookingItem(Base):
@@ -100,6 +104,7 @@ class TherapistAssignment(Base):
         Index("idx_therapist_assignments_customer", "customer_id"),
         Index("idx_therapist_assignments_status", "status"),
         Index("idx_therapist_assignments_date", "assignment_date", "assignment_time"),
+        CheckConstraint("travel_buffer_minutes >= 0", name="travel_buffer_minutes"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -125,6 +130,15 @@ class TherapistAssignment(Base):
     notes: Mapped[str | None]
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()
+    # Added by dispatch (migration 0004, docs/dispatch.md):
+    # [start, end + travel buffer) in UTC, written by a trigger from assignment_date/time (platform
+    # zone), estimated_duration and travel_buffer_minutes; the exclusion constraint reads it.
+    busy_period: Mapped[Range[dt.datetime]] = mapped_column(TSTZRANGE, FetchedValue())
+    travel_buffer_minutes: Mapped[int] = mapped_column(server_default=text("0"))
+    # Why this therapist: the winner's score breakdown and how many candidates each rule excluded.
+    dispatch_decision: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    departed_at: Mapped[dt.datetime | None]
+    arrived_at: Mapped[dt.datetime | None]
 
 
 class Review(Base):

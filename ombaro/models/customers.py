@@ -11,6 +11,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ombaro.models.base import Base, created_at, updated_at, uuid_pk
+from ombaro.models.identity import GENDERS
 
 MEMBERSHIP_TIERS = ("silver", "gold", "platinum", "diamond")
 ADDRESS_TYPES = ("home", "work", "other")
@@ -24,6 +25,7 @@ class Customer(Base):
         CheckConstraint(f"membership_tier IN {MEMBERSHIP_TIERS!r}", name="membership_tier"),
         Index("idx_customers_tier", "membership_tier"),
         Index("idx_customers_referred_by", "referred_by"),
+        CheckConstraint(f"preferred_therapist_gender IN {GENDERS!r}", name="preferred_therapist_gender"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(ForeignKey("auth.users.id", ondelete="CASCADE"), primary_key=True)
@@ -46,6 +48,8 @@ class Customer(Base):
     referral_count: Mapped[int | None] = mapped_column(server_default=text("0"))
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()
+    # Added by dispatch (migration 0004): a common wish in this trade, honoured as a hard rule.
+    preferred_therapist_gender: Mapped[str | None]
 
 
 class CustomerAddress(Base):

@@ -86,6 +86,8 @@ class PromotionUsage(Base):
         Index("idx_promotion_usage_promotion", "promotion_id"),
         Index("idx_promotion_usage_customer", "customer_id"),
         Index("idx_promotion_usage_booking", "booking_id"),
+        # A booking records its promotion once, however many requests race (migration 0004).
+        Index("uq_promotion_usage_booking", "booking_id", unique=True),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

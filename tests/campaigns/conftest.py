@@ -25,9 +25,8 @@ from sqlalchemy.orm import Session
 
 from ombaro import commands, notifications
 from ombaro.campaigns import reconcile, sending
-from ombaro.campaigns.delivery import Runtime
-from ombaro.campaigns.throttle import TokenBucket
 from ombaro.config import load_settings
+from ombaro.messaging import Runtime, TokenBucket
 from ombaro.models.jobs import Job
 from ombaro.providers.channels import configured_channels
 from tests.campaigns.provider_server import ProviderServer

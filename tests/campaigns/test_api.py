@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from ombaro.campaigns.delivery import Runtime
+from ombaro.messaging import Runtime
 from tests.campaigns.conftest import a_city, add_customers, run_queued
 from tests.campaigns.provider_server import ProviderServer
 from tests.helpers import Account, make_account

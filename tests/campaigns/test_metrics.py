@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ombaro.campaigns import metrics
-from ombaro.campaigns.delivery import Runtime
+from ombaro.messaging import Runtime
 from tests.campaigns.conftest import a_city, add_campaign, add_customers, start_and_run
 from tests.campaigns.provider_server import ProviderServer
 from tests.campaigns.test_audience import booked

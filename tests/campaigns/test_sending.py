@@ -14,8 +14,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro.campaigns import reconcile, sending
-from ombaro.campaigns.delivery import Runtime
 from ombaro.campaigns.unsubscribe import verify
+from ombaro.messaging import Runtime
 from tests.campaigns.conftest import (
     PUBLIC_BASE,
     a_city,

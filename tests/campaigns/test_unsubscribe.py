@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ombaro.campaigns import unsubscribe
-from ombaro.campaigns.delivery import Runtime
+from ombaro.messaging import Runtime
 from tests.campaigns.conftest import PUBLIC_BASE, a_city, add_campaign, add_customers, start_and_run
 from tests.campaigns.provider_server import ProviderServer
 

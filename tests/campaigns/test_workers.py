@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro.campaigns import reconcile, sending
-from ombaro.campaigns.delivery import Runtime
+from ombaro.messaging import Runtime
 from tests.campaigns.conftest import Relay, a_city, add_campaign, add_customers, deliveries, execute, submit
 from tests.campaigns.provider_server import ProviderServer
 from tests.conftest import Process, start_worker

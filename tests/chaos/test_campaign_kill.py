@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro.campaigns import reconcile, sending
-from ombaro.campaigns.delivery import Runtime
+from ombaro.messaging import Runtime
 from tests.campaigns.conftest import a_city, add_campaign, add_customers, deliveries, start_and_run
 from tests.campaigns.provider_server import ProviderServer
 from tests.chaos.conftest import defaults, measure, only_schedules, start_beat

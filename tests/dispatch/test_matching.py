@@ -9,9 +9,9 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ombaro.dispatch.geo import Point
 from ombaro.dispatch.matching import plan_assignment, plan_batch, plan_greedy, settle_travel, violations
 from ombaro.dispatch.rules import Candidate, Engagement, Need, Shift
+from ombaro.geo import Point
 
 VENDOR = uuid.UUID(int=7)
 DAY = dt.date(2026, 12, 1)

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import Engine
 
 from ombaro.dispatch import candidates as loading
-from ombaro.dispatch.geo import Point, drive_minutes, haversine_km
 from ombaro.dispatch.rules import RULES, Candidate, Engagement, Need, Shift, clash, evaluate, excluded_by
 from ombaro.dispatch.service import LOOKAROUND
+from ombaro.geo import Point, drive_minutes, haversine_km
 from tests.dispatch import factory
 
 ZONE = "Asia/Kolkata"

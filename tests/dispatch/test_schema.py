@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -25,6 +27,36 @@ def test_dispatch_models_match_the_migrated_database(engine: Engine) -> None:
     def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         table = obj if type_ == "table" else getattr(obj, "table", None)
         return table is not None and table.name in ours
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={
+            "include_schemas": True, "include_object": include_object,
+            "compare_type": True, "compare_server_default": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_the_columns_dispatch_adds_are_declared_in_their_own_models(engine: Engine) -> None:
+    """No model adds columns to another's at import time: each table's own module declares the
+    columns migration 0004 added to it, and they match the database."""
+    script = (  # the models with ombaro/models/dispatch.py never executed (a stand-in module instead)
+        "import sys, types\n"
+        "stand_in = types.ModuleType('ombaro.models.dispatch')\n"
+        "stand_in.BookingNumberCounter = stand_in.TherapistLastPosition = None\n"
+        "sys.modules['ombaro.models.dispatch'] = stand_in\n"
+        "from ombaro.models.bookings import Booking, TherapistAssignment\n"
+        "from ombaro.models.customers import Customer\n"
+        "from ombaro.models.marketing import PromotionUsage\n"
+        "print(sorted(Booking.__table__.c.keys()) + sorted(TherapistAssignment.__table__.c.keys())"
+        " + sorted(Customer.__table__.c.keys()) + sorted(i.name for i in PromotionUsage.__table__.indexes))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    for name in ("dispatch_note", "busy_period", "travel_buffer_minutes", "dispatch_decision", "departed_at",
+                 "arrived_at", "preferred_therapist_gender", "uq_promotion_usage_booking"):
+        assert f"'{name}'" in out
+    extended = {"bookings", "therapist_assignments", "customers", "promotion_usage"}
+
+    def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        table = obj if type_ == "table" else getattr(obj, "table", None)
+        return table is not None and table.name in extended
 
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={

@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, text
 
-from ombaro.campaigns.delivery import Runtime
+from ombaro import messaging
+from ombaro.campaigns import reconcile
+from ombaro.messaging import Runtime
 from tests.campaigns.conftest import a_city, add_customers, execute, submit
 from tests.campaigns.provider_server import ProviderServer
 from tests.helpers import make_account
@@ -221,3 +223,72 @@ def test_an_in_app_notification_another_writer_stored_is_not_doubled(rt: Runtime
     assert {(d["channel"], d["status"]) for d in event_deliveries(rt.engine, booking)} == {
         ("in_app", "delivered"), ("email", "sent")}
     assert [m.to for m in server.accepted("sendgrid")] == [customer.email]
+
+
+def _deliveries_of(engine: Engine, booking: uuid.UUID) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(text(
+            "SELECT d.id, d.channel, d.status, d.sending_job_id, d.sending_attempt FROM message_deliveries AS d "
+            "JOIN notification_events AS e ON e.id = d.event_id WHERE e.booking_id = :b ORDER BY d.channel"),
+            {"b": booking}).mappings()]
+
+
+def _stored(engine: Engine, delivery_ids: list[int]) -> Counter[int]:
+    """How many times the outbox and in-app hold each delivery (sent once: exactly one)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT delivery_id FROM outbox_messages WHERE delivery_id = ANY(:ids) UNION ALL "
+            "SELECT CAST(data ->> 'delivery_id' AS bigint) FROM notifications "
+            "WHERE data ->> 'delivery_id' = ANY(CAST(:ids AS text[]))"), {"ids": delivery_ids}).scalars()
+        return Counter(rows)
+
+
+def test_a_notification_whose_worker_died_is_resolved_within_two_minutes(make_runtime: Any) -> None:
+    """Booking notifications claim with the job attempt (as campaign chunks do), so one left in
+    `sending` by a dead worker is in doubt once that attempt's lease is dead, not 10 minutes later:
+    found at the provider it is recorded, never found it is sent once more."""
+    rt = make_runtime(SENDGRID_API_KEY="", TWILIO_ACCOUNT_SID="")  # the outbox: it can be asked
+    (customer,) = add_customers(rt.engine, 1, city=a_city(), prefs={"email": True, "sms": True})
+    booking = a_booking(rt.engine, customer.id, a_vendor(rt.engine), starts=tomorrow_noon())
+    with rt.engine.begin() as conn:
+        conn.execute(text("UPDATE bookings SET status = 'confirmed' WHERE id = :b"), {"b": booking})
+    job = submit(rt, "notifications.dispatch", {}, key=str(uuid.uuid4()))
+    assert execute(rt, job) == "succeeded"
+    sent = _deliveries_of(rt.engine, booking)
+    assert {(d["channel"], d["status"]) for d in sent} == {("email", "sent"), ("sms", "sent"), ("in_app", "delivered")}
+    assert {(d["sending_job_id"], d["sending_attempt"]) for d in sent} == {(job, 1)}  # the claim names the attempt
+    ids = [d["id"] for d in sent]
+    email = next(d["id"] for d in sent if d["channel"] == "email")
+
+    # The worker died between the provider's answer and recording it; the email never reached the
+    # provider. While the attempt's lease is alive (its heartbeat renews it) nothing is touched.
+    with rt.engine.begin() as conn:
+        conn.execute(text("UPDATE jobs SET status = 'running', lease_expires_at = now() + interval '30 seconds' "
+                          "WHERE id = :j"), {"j": job})
+        conn.execute(text("UPDATE message_deliveries SET status = 'sending', provider_message_id = NULL "
+                          "WHERE id = ANY(:ids)"), {"ids": ids})
+        conn.execute(text("DELETE FROM outbox_messages WHERE delivery_id = :d"), {"d": email})
+    reconcile.reconcile(rt)  # the defaults
+    assert {d["status"] for d in _deliveries_of(rt.engine, booking)} == {"sending"}
+
+    # The heartbeat stopped: a lease later (when the attempt is at least that old) it is dead.
+    with rt.engine.begin() as conn:
+        conn.execute(text("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = :j"), {"j": job})
+        conn.execute(text("UPDATE message_deliveries SET sending_at = sending_at - make_interval(secs => :lease) "
+                          "WHERE id = ANY(:ids)"), {"ids": ids, "lease": rt.settings.job_lease_seconds})
+    reconcile.reconcile(rt)  # the defaults: no fixed 10-minute staleness any more
+    assert {(d["channel"], d["status"]) for d in _deliveries_of(rt.engine, booking)} == {
+        ("email", "pending"), ("sms", "sent"), ("in_app", "delivered")}  # found: recorded; not found: sent again
+
+    dispatch(rt)  # the next notifications.dispatch sends what the provider never got, once
+    assert {(d["channel"], d["status"]) for d in _deliveries_of(rt.engine, booking)} == {
+        ("email", "sent"), ("sms", "sent"), ("in_app", "delivered")}
+    assert _stored(rt.engine, ids) == Counter({i: 1 for i in ids})  # nothing lost, nothing doubled
+
+    # The bound under the default settings: a lease after the last heartbeat, plus the
+    # reconciler's cadence (its schedule fires every minute): within the 2-minute goal.
+    with rt.engine.connect() as conn:
+        cron = conn.execute(text("SELECT cron FROM schedules WHERE name = 'campaigns.reconcile'")).scalar_one()
+    assert cron == "* * * * *"
+    grace = max(messaging.NOT_FOUND_GRACE_SECONDS, 3 * rt.settings.messaging.provider_timeout_seconds)
+    assert max(rt.settings.job_lease_seconds, grace) + 60 <= 120

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from beat.scheduler import Beat
 from ombaro import commands, diagnostics, logs
-from ombaro.campaigns.throttle import TokenBucket
+from ombaro.messaging import TokenBucket
 from ombaro.models.jobs import Schedule
 from ombaro.providers import ProviderUnavailable
 from ombaro.schedules import INTERVAL_ANCHOR

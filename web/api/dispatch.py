@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import exists, select
 
 from ombaro import commands
-from ombaro.bookings.states import DISPATCHABLE
+from ombaro.bookings import DISPATCHABLE
 from ombaro.identity import accounts
 from ombaro.models.bookings import Booking, TherapistAssignment
 from ombaro.models.dispatch import LIVE_ASSIGNMENT_STATUSES

@@ -11,10 +11,9 @@ from sqlalchemy.orm import Session
 
 from ombaro import commands, notifications
 from ombaro.campaigns import reconcile, sending
-from ombaro.campaigns.delivery import Runtime
-from ombaro.campaigns.throttle import TokenBucket
 from ombaro.config import load_settings
 from ombaro.db import get_engine
+from ombaro.messaging import Runtime, TokenBucket
 from ombaro.models.jobs import Job
 from ombaro.providers.channels import configured_channels
 from workers.app import celery, enqueue

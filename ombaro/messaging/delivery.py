@@ -1,17 +1,18 @@
-"""Sending claimed deliveries and recording what the provider answered: the part campaigns and
+"""Sending claimed deliveries and recording what the provider answered: the runtime campaigns and
 booking notifications share.
 
 The exactly-once rule lives in the order of three short transactions, each committed on its own
 (not in the job's transaction, which is rolled back if the worker dies):
 
-1. claim: `pending` -> `sending` (with `sending_at` and the provider), committed before any call;
+1. claim: `pending` -> `sending` (with `sending_at`, the provider and the claimant: the job and
+   attempt making the call, migration 0014), committed before any call;
 2. the provider call, outside any transaction;
 3. record: `sending` -> `sent` / `failed` / `pending` again (nothing was sent: 429, 5xx, refused
    connection) / `unknown` (the call may have reached the provider: a timeout).
 
 A row is only ever sent from `pending`, and only by the worker whose claim moved it to `sending`.
 A worker killed between 2 and 3 leaves `sending`; nobody sends it again until reconciliation has
-decided (ombaro/campaigns/reconcile.py).
+decided (ombaro/messaging/reconcile.py), which it does as soon as the claimant's lease is dead.
 """
 
 from __future__ import annotations
@@ -29,18 +30,33 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from ombaro.campaigns.content import Recipient
-from ombaro.campaigns.throttle import TokenBucket
 from ombaro.commands import Enqueue
 from ombaro.config import Settings
 from ombaro.db import WORKER_ROLE
+from ombaro.messaging.throttle import TokenBucket
 from ombaro.providers.channels import Channels, Message, Result, Sender
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8  # provider attempts per delivery (429 / 5xx / refused connections) before it fails
 BACKOFF_CAP_SECONDS = 300
-QUIET_CHANNELS = ("sms", "whatsapp", "push")  # marketing on these waits out 21:00-09:00 local time
+SMS_OPT_OUT = "Reply STOP to opt out"  # every SMS and WhatsApp text ends with it
+# The attempt that claimed a delivery: (job id, attempt). In doubt as soon as it no longer runs
+# under a live lease (ombaro/messaging/reconcile.py).
+Claimant = tuple[uuid.UUID, int]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    delivery_id: int
+    user_id: Any
+    channel: str
+    email: str | None
+    mobile: str | None
+    name: str | None
+    tier: str | None
+    city: str | None
+    device_token: str | None
 
 
 @dataclass

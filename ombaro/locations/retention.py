@@ -1,237 +1,32 @@
-"""Live therapist locations: pings from the therapist app, the latest position per therapist (in
-PostgreSQL and in Redis), a customer's view of their therapist on the way, and the hourly
-maintenance of the partitioned `therapist_locations` table (docs/dispatch.md, "Live locations").
-
-Redis layout (the schema document's caching section):
-- `therapist:location:<therapist id>`: JSON {latitude, longitude, timestamp, accuracy}, TTL 5 min,
-  so a key that exists is a fresh fix;
-- `therapist:geo:<vendor id>`: a GEO set of the vendor's therapists, searched by radius by dispatch.
-PostgreSQL stays the truth: `therapist_last_positions` is kept by a trigger and never pruned.
-"""
+"""The hourly maintenance of the partitioned `therapist_locations` table (`locations.prune`):
+hourly partitions kept ready ahead, hours older than the retention dropped, the straddling hour
+trimmed in bounded batches, stale GEO members forgotten. Never touches therapist_last_positions."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from ombaro.db import WORKER_ROLE, act_as
-from ombaro.dispatch.geo import Point, drive_minutes, haversine_km
-from ombaro.models.bookings import Booking, TherapistAssignment
-from ombaro.models.dispatch import TherapistLastPosition
-from ombaro.models.vendors import Therapist
+from ombaro.locations.positions import forget_stale_members
 
 log = logging.getLogger(__name__)
 
 RETENTION = dt.timedelta(hours=24)  # pings older than this are pruned (and refused on arrival)
 STALE_AFTER = dt.timedelta(hours=25)  # an oldest ping older than this means pruning is not keeping up
-MAX_CLOCK_SKEW = dt.timedelta(minutes=2)  # a phone's clock may run this far ahead
-MAX_PINGS_PER_BATCH = 500
-LIVE_TTL_SECONDS = 300
-SEARCH_RADIUS_KM = 50.0
 HOURS_AHEAD = 48  # partitions kept ready ahead of time
 PARENT = "therapist_locations"
 HISTORY_PARTITION = "therapist_locations_history"
 
-
-class PingsRejected(ValueError):
-    """Field errors, as the API's `errors` object shows them."""
-
-    def __init__(self, errors: dict[str, Any]) -> None:
-        super().__init__("the location batch is not valid")
-        self.errors = errors
-
-
-class NotATherapist(PermissionError):
-    pass
-
-
-class NotOnTheWay(Exception):
-    """The booking's therapist is not in transit (409, naming the assignment's state)."""
-
-
-def location_key(therapist_id: uuid.UUID | str) -> str:
-    return f"therapist:location:{therapist_id}"
-
-
-def geo_key(vendor_id: uuid.UUID | str) -> str:
-    return f"therapist:geo:{vendor_id}"
-
-
-# --- ingestion ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class TherapistRef:
-    id: uuid.UUID
-    vendor_id: uuid.UUID
-
-
-def therapist_of(session: Session, user_id: uuid.UUID | None) -> TherapistRef:
-    """The caller's own therapist row (row-level security shows a therapist only theirs)."""
-    row = session.execute(select(Therapist.id, Therapist.vendor_id).where(Therapist.user_id == user_id)
-                          .order_by(Therapist.created_at, Therapist.id).limit(1)).first()
-    if user_id is None or row is None:
-        raise NotATherapist("only a therapist posts locations, and only their own")
-    return TherapistRef(row.id, row.vendor_id)
-
-
-def check_pings(pings: Sequence[Mapping[str, Any]], *, therapist: TherapistRef, claimed: uuid.UUID | None,
-                now: dt.datetime, retention: dt.timedelta = RETENTION) -> None:
-    """Refuse a batch for someone else, and fixes from the future or older than the retention
-    window (ranges and the batch size are the schema's business). Raises PingsRejected."""
-    errors: dict[str, Any] = {}
-    if claimed is not None and claimed != therapist.id:
-        errors["therapist_id"] = ["A therapist posts only their own locations."]
-    per_ping: dict[int, dict[str, list[str]]] = {}
-    for index, ping in enumerate(pings):
-        stamp = ping["timestamp"]
-        if stamp > now + MAX_CLOCK_SKEW:
-            per_ping[index] = {"timestamp": ["Is in the future."]}
-        elif stamp < now - retention:
-            per_ping[index] = {"timestamp": [f"Is older than the {int(retention.total_seconds() // 3600)}-hour "
-                                             "retention window."]}
-    if per_ping:
-        errors["pings"] = per_ping
-    if errors:
-        raise PingsRejected(errors)
-
-
-# One statement for the whole batch, its shape independent of the batch size (compiled once and
-# cached): the last-position trigger then runs once per batch.
-INSERT_PINGS = text(
-    "INSERT INTO therapist_locations (therapist_id, latitude, longitude, accuracy, altitude, speed, heading, "
-    "battery_level, is_moving, timestamp) "
-    "SELECT :therapist, * FROM unnest(CAST(:latitude AS numeric[]), CAST(:longitude AS numeric[]), "
-    "CAST(:accuracy AS numeric[]), CAST(:altitude AS numeric[]), CAST(:speed AS numeric[]), "
-    "CAST(:heading AS numeric[]), CAST(:battery_level AS integer[]), CAST(:is_moving AS boolean[]), "
-    "CAST(:timestamp AS timestamptz[]))")
-PING_FIELDS = ("latitude", "longitude", "accuracy", "altitude", "speed", "heading", "battery_level")
-
-
-def record_pings(session: Session, therapist: TherapistRef, pings: Sequence[Mapping[str, Any]]
-                 ) -> TherapistLastPosition | None:
-    """Store a batch; returns the therapist's latest position afterwards, whichever batch it came from."""
-    columns: dict[str, Any] = {name: [p.get(name) for p in pings] for name in PING_FIELDS}
-    columns["is_moving"] = [p.get("is_moving", bool(p.get("speed") and p["speed"] >= 1)) for p in pings]
-    columns["timestamp"] = [p["timestamp"] for p in pings]
-    session.execute(INSERT_PINGS, {"therapist": therapist.id, **columns})
-    return session.get(TherapistLastPosition, therapist.id, populate_existing=True)
-
-
-def publish(redis: Any, position: TherapistLastPosition, *, now: dt.datetime) -> bool:
-    """Put a latest position in Redis if it is still fresh; False when Redis could not be reached."""
-    ttl = LIVE_TTL_SECONDS - int((now - position.recorded_at).total_seconds())
-    if ttl <= 0:
-        return True
-    payload = {"latitude": float(position.latitude), "longitude": float(position.longitude),
-               "timestamp": position.recorded_at.isoformat(),
-               "accuracy": None if position.accuracy is None else float(position.accuracy)}
-    try:
-        pipe = redis.pipeline(transaction=False)
-        pipe.geoadd(geo_key(position.vendor_id), (float(position.longitude), float(position.latitude),
-                                                  str(position.id)))
-        pipe.set(location_key(position.id), json.dumps(payload), ex=ttl)
-        pipe.execute()
-    except Exception as exc:  # the database has it; dispatch falls back to the table
-        log.warning("could not publish the position of therapist %s to Redis: %s", position.id, exc)
-        return False
-    return True
-
-
-def _point(raw: bytes | str | None) -> Point | None:
-    if raw is None:
-        return None
-    data = json.loads(raw)
-    return Point(float(data["latitude"]), float(data["longitude"]))
-
-
-def fresh_positions(redis: Any, therapist_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Point]:
-    """Fresh fixes (their key has not expired) of these therapists."""
-    ids = list(therapist_ids)
-    found: dict[uuid.UUID, Point] = {}
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start:start + 1000]
-        for therapist_id, raw in zip(chunk, redis.mget([location_key(t) for t in chunk]), strict=True):
-            point = _point(raw)
-            if point is not None:
-                found[therapist_id] = point
-    return found
-
-
-def fresh_near(redis: Any, vendor_id: uuid.UUID, near: Point, radius_km: float = SEARCH_RADIUS_KM
-               ) -> dict[uuid.UUID, Point]:
-    """The vendor's therapists with a fresh fix within `radius_km` of `near` (GEO radius search;
-    members whose location key expired are stale and left out)."""
-    members = redis.geosearch(geo_key(vendor_id), longitude=near.longitude, latitude=near.latitude,
-                              radius=radius_km, unit="km")
-    ids = [uuid.UUID(m.decode() if isinstance(m, bytes) else m) for m in members]
-    return fresh_positions(redis, ids)
-
-
-# --- a customer's view ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Tracking:
-    booking_id: uuid.UUID
-    assignment_id: uuid.UUID
-    therapist_id: uuid.UUID
-    status: str
-    latitude: float | None
-    longitude: float | None
-    recorded_at: dt.datetime | None
-    distance_km: float | None
-    eta_minutes: int | None
-    source: str  # redis | database | none
-
-
-def track_booking(session: Session, redis: Any, booking_id: uuid.UUID, *, now: dt.datetime) -> Tracking:
-    """Where the booking's therapist is and how far away, while they are on the way. Row-level
-    security decides who sees the booking and the assignment (another customer: not found)."""
-    booking = session.get(Booking, booking_id)
-    if booking is None:
-        raise LookupError(f"no booking {booking_id}")
-    assignment = session.scalars(
-        select(TherapistAssignment).where(TherapistAssignment.booking_id == booking_id)
-        .order_by(TherapistAssignment.created_at.desc()).limit(1)).first()
-    if assignment is None or assignment.status != "in_transit":
-        state = assignment.status if assignment else "not assigned"
-        raise NotOnTheWay(f"the therapist of booking {booking.booking_number} is not on the way "
-                          f"(assignment is {state})")
-    point, stamp, source = None, None, "none"
-    try:
-        raw = redis.get(location_key(assignment.therapist_id)) if redis is not None else None
-    except Exception as exc:
-        log.warning("Redis unavailable for tracking, using the database: %s", exc)
-        raw = None
-    if raw is not None:
-        data = json.loads(raw)
-        point, stamp, source = Point(data["latitude"], data["longitude"]), dt.datetime.fromisoformat(
-            data["timestamp"]), "redis"
-    else:
-        last = session.get(TherapistLastPosition, assignment.therapist_id)
-        if last is not None:
-            point, stamp, source = Point(float(last.latitude), float(last.longitude)), last.recorded_at, "database"
-    destination = None
-    if assignment.location_latitude is not None and assignment.location_longitude is not None:
-        destination = Point(float(assignment.location_latitude), float(assignment.location_longitude))
-    distance = haversine_km(point, destination) if point and destination else None
-    return Tracking(booking_id, assignment.id, assignment.therapist_id, assignment.status,
-                    point.latitude if point else None, point.longitude if point else None, stamp,
-                    None if distance is None else round(distance, 3),
-                    None if distance is None else drive_minutes(distance), source)
-
-
-# --- maintenance: partitions and pruning ---------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Partition:
@@ -367,20 +162,6 @@ def retention_status(conn: Any, *, now: dt.datetime | None = None) -> dict[str, 
     return {"oldest_ping_at": oldest, "oldest_ping_age_seconds": age,
             "stale": age is not None and age > STALE_AFTER.total_seconds(),
             "stale_after_seconds": int(STALE_AFTER.total_seconds())}
-
-
-def forget_stale_members(redis: Any) -> int:
-    """Remove from the GEO sets the therapists whose location key has expired."""
-    removed = 0
-    for key in redis.scan_iter(match="therapist:geo:*", count=100):
-        members = redis.zrange(key, 0, -1)
-        for start in range(0, len(members), 1000):
-            chunk = members[start:start + 1000]
-            values = redis.mget([location_key(m.decode() if isinstance(m, bytes) else m) for m in chunk])
-            stale = [m for m, v in zip(chunk, values, strict=True) if v is None]
-            if stale:
-                removed += redis.zrem(key, *stale)
-    return removed
 
 
 def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timedelta = RETENTION,

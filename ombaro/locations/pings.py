@@ -1,0 +1,90 @@
+"""Pings from the therapist app: whose they are, which fixes are refused, and one statement per batch.
+The last-position trigger (migration 0004) keeps `therapist_last_positions` from them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from ombaro.locations.retention import RETENTION
+from ombaro.models.dispatch import TherapistLastPosition
+from ombaro.models.vendors import Therapist
+
+MAX_CLOCK_SKEW = dt.timedelta(minutes=2)  # a phone's clock may run this far ahead
+MAX_PINGS_PER_BATCH = 500
+
+
+class PingsRejected(ValueError):
+    """Field errors, as the API's `errors` object shows them."""
+
+    def __init__(self, errors: dict[str, Any]) -> None:
+        super().__init__("the location batch is not valid")
+        self.errors = errors
+
+
+class NotATherapist(PermissionError):
+    pass
+
+
+@dataclass(frozen=True)
+class TherapistRef:
+    id: uuid.UUID
+    vendor_id: uuid.UUID
+
+
+def therapist_of(session: Session, user_id: uuid.UUID | None) -> TherapistRef:
+    """The caller's own therapist row (row-level security shows a therapist only theirs)."""
+    row = session.execute(select(Therapist.id, Therapist.vendor_id).where(Therapist.user_id == user_id)
+                          .order_by(Therapist.created_at, Therapist.id).limit(1)).first()
+    if user_id is None or row is None:
+        raise NotATherapist("only a therapist posts locations, and only their own")
+    return TherapistRef(row.id, row.vendor_id)
+
+
+def check_pings(pings: Sequence[Mapping[str, Any]], *, therapist: TherapistRef, claimed: uuid.UUID | None,
+                now: dt.datetime, retention: dt.timedelta = RETENTION) -> None:
+    """Refuse a batch for someone else, and fixes from the future or older than the retention
+    window (ranges and the batch size are the schema's business). Raises PingsRejected."""
+    errors: dict[str, Any] = {}
+    if claimed is not None and claimed != therapist.id:
+        errors["therapist_id"] = ["A therapist posts only their own locations."]
+    per_ping: dict[int, dict[str, list[str]]] = {}
+    for index, ping in enumerate(pings):
+        stamp = ping["timestamp"]
+        if stamp > now + MAX_CLOCK_SKEW:
+            per_ping[index] = {"timestamp": ["Is in the future."]}
+        elif stamp < now - retention:
+            per_ping[index] = {"timestamp": [f"Is older than the {int(retention.total_seconds() // 3600)}-hour "
+                                             "retention window."]}
+    if per_ping:
+        errors["pings"] = per_ping
+    if errors:
+        raise PingsRejected(errors)
+
+
+# One statement for the whole batch, its shape independent of the batch size (compiled once and
+# cached): the last-position trigger then runs once per batch.
+INSERT_PINGS = text(
+    "INSERT INTO therapist_locations (therapist_id, latitude, longitude, accuracy, altitude, speed, heading, "
+    "battery_level, is_moving, timestamp) "
+    "SELECT :therapist, * FROM unnest(CAST(:latitude AS numeric[]), CAST(:longitude AS numeric[]), "
+    "CAST(:accuracy AS numeric[]), CAST(:altitude AS numeric[]), CAST(:speed AS numeric[]), "
+    "CAST(:heading AS numeric[]), CAST(:battery_level AS integer[]), CAST(:is_moving AS boolean[]), "
+    "CAST(:timestamp AS timestamptz[]))")
+PING_FIELDS = ("latitude", "longitude", "accuracy", "altitude", "speed", "heading", "battery_level")
+
+
+def record_pings(session: Session, therapist: TherapistRef, pings: Sequence[Mapping[str, Any]]
+                 ) -> TherapistLastPosition | None:
+    """Store a batch; returns the therapist's latest position afterwards, whichever batch it came from."""
+    columns: dict[str, Any] = {name: [p.get(name) for p in pings] for name in PING_FIELDS}
+    columns["is_moving"] = [p.get("is_moving", bool(p.get("speed") and p["speed"] >= 1)) for p in pings]
+    columns["timestamp"] = [p["timestamp"] for p in pings]
+    session.execute(INSERT_PINGS, {"therapist": therapist.id, **columns})
+    return session.get(TherapistLastPosition, therapist.id, populate_existing=True)
