@@ -2,7 +2,7 @@
 
 With DATABASE_URL / REDIS_URL unset, development falls back to the embedded
 services that `ombaro services up` started under OMBARO_VAR_DIR (see
-ombaro/services.py), whose URLs it wrote to var/services.json.
+devtools/embedded_services.py), whose URLs it wrote to var/services.json.
 """
 
 from __future__ import annotations

