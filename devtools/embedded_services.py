@@ -139,7 +139,7 @@ def start_redis(var_dir: Path, port: int) -> None:
     pidfile = redis_dir / "redis.pid"
     if _pid_alive(pidfile) and not _port_free(port):
         return
-    # noeviction: a broker must never drop messages to make room (pitfalls: Celery on Redis).
+    # noeviction: a broker must never drop messages to make room (docs/pitfalls.md, "Celery on Redis").
     _run([str(_redis_bin()), "--daemonize", "yes", "--port", str(port), "--bind", "127.0.0.1",
           "--dir", str(redis_dir), "--pidfile", str(pidfile), "--logfile", str(redis_dir / "redis.log"),
           "--appendonly", "yes", "--maxmemory-policy", "noeviction", "--save", "60 1000"])
