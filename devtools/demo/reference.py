@@ -10,11 +10,10 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ombaro.money import PAISA, round_money
+from ombaro.money import round_money
 
 PLATFORM_ZONE = ZoneInfo("Asia/Kolkata")
 UTC = dt.UTC
-PAISE = PAISA
 GST_RATE = Decimal("0.18")
 HISTORY_DAYS = 90
 UPCOMING_DAYS = 2
@@ -37,8 +36,6 @@ def item_price(base_price_60min: Decimal, duration: int) -> Decimal:
 
 def gst_on(taxable: Decimal) -> Decimal:
     return money(taxable * GST_RATE)
-
-
 
 
 @dataclass(frozen=True)
@@ -319,8 +316,6 @@ TICKET_SUBJECTS = {
 }
 
 
-
-
 @dataclass
 class Vendor:
     id: uuid.UUID
@@ -376,6 +371,5 @@ class Promotion:
     valid_from: dt.datetime
     valid_to: dt.datetime
     per_customer: int
-
 
 
