@@ -11,15 +11,14 @@ Revises: 0002
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NamedTuple
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
+from migrations.partitions import ENSURE_MONTHLY_PARTITIONS
 from migrations.rls import (
     API,
     AUTHENTICATED,
@@ -496,12 +495,7 @@ def _partitions() -> list[str]:
 
 
 def _ensure_monthly_partitions_0001() -> str:
-    path = Path(__file__).with_name("0001_platform_schema.py")
-    spec = importlib.util.spec_from_file_location("ombaro_migration_0001", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.ENSURE_MONTHLY_PARTITIONS).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    return ENSURE_MONTHLY_PARTITIONS.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
 def _create_tables() -> None:

@@ -3,9 +3,9 @@ tables, columns, constraints, indexes, policies, triggers, functions, views, seq
 
 `tests/schema/test_catalog.py` compares a freshly migrated database with the snapshot
 `tests/schema/catalog.txt`, so a change to what the shipped migrations create (an edit to a shared
-helper such as `migrations/rls.py`, say) cannot pass unnoticed. Partitions are left out: their
-names and number follow the clock (the monthly and hourly partitions made ahead at migration time);
-the functions that create them and their policies are in the snapshot.
+helper such as `migrations/rls.py` or `migrations/partitions.py`, say) cannot pass unnoticed.
+Partitions are left out: their names and number follow the clock (the monthly and hourly partitions
+made ahead at migration time); the functions that create them and their policies are in the snapshot.
 
 Regenerate the snapshot (only when a NEW migration changes the schema on purpose):
 
