@@ -109,7 +109,7 @@ class Cluster:
         return [line.split("\t") for line in out.splitlines() if line]
 
     def start_data_host(self) -> None:
-        from ombaro import services
+        from devtools import embedded_services as services
 
         pgdata = self.workdir / "pg"
         pgdata.mkdir()

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 import web.console.session as console_session  # noqa: E402
+from devtools.demo import DEMO_PASSWORD  # noqa: E402
 from ombaro.db import get_engine  # noqa: E402
-from ombaro.demo import DEMO_PASSWORD  # noqa: E402
 from web import create_app  # noqa: E402
 
 PAGES = {  # page -> the demo role that uses it

@@ -1,4 +1,5 @@
-"""Alembic environment: the URL is the caller's (tests pass one) or ombaro.config's."""
+"""Alembic environment: the URL is the caller's (tests pass one) or ombaro.config's database settings
+(DATABASE_DIRECT_URL, else DATABASE_URL; nothing else is read, so migrating needs no REDIS_URL)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from ombaro.config import load_settings, normalise_database_url
+from ombaro.config import load_database_settings, normalise_database_url
 from ombaro.models import Base
 
 config = context.config
@@ -20,7 +21,7 @@ target_metadata = Base.metadata
 def database_url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     # DATABASE_DIRECT_URL: migrations take session-level locks and run long, so never through PgBouncer.
-    return normalise_database_url(url) if url else load_settings().direct_database_url
+    return normalise_database_url(url) if url else load_database_settings().direct_database_url
 
 
 def include_object(obj, name, type_, reflected, compare_to):

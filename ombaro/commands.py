@@ -1,6 +1,6 @@
 """The command log: every command is a row in `jobs` before it is a message in the broker.
 
-Flow (design.md, "the spine"):
+Flow (docs/architecture.md, "A command, end to end"):
 1. `submit` inserts the job in the caller's transaction; the message is sent after commit.
 2. If the broker is down the job stays `queued` with no `enqueued_at`; `relay` hands it over later.
 3. `execute` claims the job with one UPDATE under its row lock (a redelivered message finds it

@@ -2,7 +2,7 @@
 
 With DATABASE_URL / REDIS_URL unset, development falls back to the embedded
 services that `ombaro services up` started under OMBARO_VAR_DIR (see
-ombaro/services.py), whose URLs it wrote to var/services.json.
+devtools/embedded_services.py), whose URLs it wrote to var/services.json.
 """
 
 from __future__ import annotations
@@ -164,6 +164,35 @@ def embedded_urls(var_dir: Path) -> dict[str, str]:
     return json.loads(state.read_text())
 
 
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Only what reaching PostgreSQL needs: `ombaro migrate` and the engines take these, so they run
+    without REDIS_URL, secrets or anything else the engine reads."""
+
+    database_url: str
+    direct_database_url: str
+    database_pooler: str = "none"
+
+
+def _missing(names: dict[str, str | None], var_dir: Path) -> ConfigError:
+    return ConfigError(f"{', '.join(n for n, v in names.items() if not v)} not set and no embedded services "
+                       f"recorded in {var_dir}; run `ombaro services up` or set the variables")
+
+
+def load_database_settings(environ: Mapping[str, str] | None = None) -> DatabaseSettings:
+    """DATABASE_URL (else the embedded server's), DATABASE_DIRECT_URL and OMBARO_DATABASE_POOLER."""
+    env = os.environ if environ is None else environ
+    var_dir = Path(env.get("OMBARO_VAR_DIR") or default_var_dir()).resolve()
+    database_url = env.get("DATABASE_URL") or embedded_urls(var_dir).get("database_url")
+    if not database_url:
+        raise _missing({"DATABASE_URL": database_url}, var_dir)
+    return DatabaseSettings(
+        database_url=normalise_database_url(database_url),
+        direct_database_url=normalise_database_url(env.get("DATABASE_DIRECT_URL") or database_url),
+        database_pooler=_choice(env, "OMBARO_DATABASE_POOLER", ("none", "transaction"), "none"),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     var_dir = Path(env.get("OMBARO_VAR_DIR") or default_var_dir()).resolve()
@@ -171,11 +200,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     database_url = env.get("DATABASE_URL") or embedded.get("database_url")
     redis_url = env.get("REDIS_URL") or embedded.get("redis_url")
     if not database_url or not redis_url:
-        missing = [n for n, v in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url)) if not v]
-        raise ConfigError(
-            f"{', '.join(missing)} not set and no embedded services recorded in {var_dir}; "
-            "run `ombaro services up` or set the variables"
-        )
+        raise _missing({"DATABASE_URL": database_url, "REDIS_URL": redis_url}, var_dir)
+    database = load_database_settings(env)
     broker_url = env.get("BROKER_URL") or redis_url
     if broker_scheme(broker_url) not in BROKER_SCHEMES:
         raise ConfigError(f"BROKER_URL must start with one of {', '.join(s + '://' for s in BROKER_SCHEMES)}")
@@ -192,12 +218,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     secrets = development_secrets(var_dir, env)
     data_keys, data_key_id = load_data_keys(env)
     return Settings(
-        database_url=normalise_database_url(database_url),
+        database_url=database.database_url,
         redis_url=redis_url,
         var_dir=var_dir,
         broker_url=broker_url,
-        database_pooler=_choice(env, "OMBARO_DATABASE_POOLER", ("none", "transaction"), "none"),
-        direct_database_url=normalise_database_url(env.get("DATABASE_DIRECT_URL") or database_url),
+        database_pooler=database.database_pooler,
+        direct_database_url=database.direct_database_url,
         timezone=timezone,
         job_lease_seconds=lease,
         job_heartbeat_seconds=heartbeat_seconds(lease, _int(env, "OMBARO_JOB_HEARTBEAT_SECONDS", 10)),

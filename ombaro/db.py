@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ombaro.config import Settings, load_settings
+from ombaro.config import DatabaseSettings, Settings, load_database_settings
 
 T = TypeVar("T")
 
@@ -26,19 +26,20 @@ def engine_for(url: str, *, prepared_statements: bool = True) -> Engine:
                          connect_args=connect_args)
 
 
-def database_engine(settings: Settings) -> Engine:
+def database_engine(settings: Settings | DatabaseSettings) -> Engine:
     """The engine every request and job uses: DATABASE_URL, PgBouncer or PostgreSQL itself."""
     return engine_for(settings.database_url, prepared_statements=settings.database_pooler != "transaction")
 
 
-def direct_engine(settings: Settings) -> Engine:
+def direct_engine(settings: Settings | DatabaseSettings) -> Engine:
     """PostgreSQL itself (DATABASE_DIRECT_URL), never a transaction pooler: for a session-level
     advisory lock held for hours, as the scheduler's leader lock is."""
     return engine_for(settings.direct_database_url)
 
 
 def get_engine() -> Engine:
-    return database_engine(load_settings())
+    """DATABASE_URL's engine; reads only the database settings (migrating needs no Redis)."""
+    return database_engine(load_database_settings())
 
 
 def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:

@@ -41,7 +41,7 @@ def servers() -> dict[str, str]:
     database_url = os.environ.get("TEST_DATABASE_URL")
     redis_url = os.environ.get("TEST_REDIS_URL")
     if not database_url or not redis_url:
-        from ombaro import services
+        from devtools import embedded_services as services
 
         urls = services.up(Path(os.environ.get("OMBARO_VAR_DIR") or PROJECT_ROOT / "var"))
         database_url = database_url or urls.database_url

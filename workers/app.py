@@ -1,7 +1,7 @@
 """The Celery app: queues, routing and the reliability settings, each with its reason.
 
 Results live in `jobs`, not in a Celery result backend. The database is the guard against
-duplicates and losses (pitfalls.md): a task may be delivered twice, and `commands.execute`
+duplicates and losses (docs/pitfalls.md): a task may be delivered twice, and `commands.execute`
 makes the second delivery a no-op; a job whose message is lost is handed over again by the relay.
 """
 

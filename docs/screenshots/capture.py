@@ -20,7 +20,7 @@ from typing import Any
 from playwright.sync_api import sync_playwright
 from sqlalchemy import create_engine, text
 
-from ombaro.demo import DEMO_PASSWORD
+from devtools.demo import DEMO_PASSWORD
 
 HERE = Path(__file__).parent
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

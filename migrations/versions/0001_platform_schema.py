@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from migrations.partitions import ENSURE_MONTHLY_PARTITIONS
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -32,67 +34,6 @@ ANALYTICS_PARTITIONS = """
 CREATE TABLE analytics_events_2025_01 PARTITION OF analytics_events
     FOR VALUES FROM ('2025-01-01 00:00:00+00') TO ('2025-02-01 00:00:00+00');
 CREATE TABLE analytics_events_default PARTITION OF analytics_events DEFAULT;
-"""
-
-# Monthly partitions are UTC months named <parent>_YYYY_MM. Rows that already landed in the default
-# partition for a month would make CREATE ... PARTITION OF fail, so such a month is built beside the
-# parent, its rows are moved over, and it is attached. Safe to call again: existing months are skipped.
-ENSURE_MONTHLY_PARTITIONS = """
-CREATE FUNCTION ensure_monthly_partitions(parent regclass, from_month date, months integer)
-RETURNS integer
-LANGUAGE plpgsql
-AS $$
-DECLARE
-    parent_schema name;
-    parent_table name;
-    key_column name;
-    default_partition regclass;
-    month_start date;
-    lower_bound text;
-    upper_bound text;
-    partition_name text;
-    created integer := 0;
-BEGIN
-    SELECT n.nspname, c.relname INTO parent_schema, parent_table
-    FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
-    WHERE c.oid = parent;
-
-    SELECT a.attname, nullif(p.partdefid, 0)::regclass INTO key_column, default_partition
-    FROM pg_partitioned_table AS p
-    JOIN pg_attribute AS a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
-    WHERE p.partrelid = parent AND p.partstrat = 'r' AND p.partnatts = 1;
-    IF key_column IS NULL THEN
-        RAISE EXCEPTION '% is not partitioned by range on one column', parent;
-    END IF;
-
-    -- Self-conflicting but compatible with inserts: concurrent callers queue, writers do not.
-    EXECUTE format('LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE', parent);
-
-    FOR i IN 0 .. months - 1 LOOP
-        month_start := (date_trunc('month', from_month) + make_interval(months => i))::date;
-        lower_bound := to_char(month_start, 'YYYY-MM-DD') || ' 00:00:00+00';
-        upper_bound := to_char(month_start + interval '1 month', 'YYYY-MM-DD') || ' 00:00:00+00';
-        partition_name := parent_table || '_' || to_char(month_start, 'YYYY_MM');
-        CONTINUE WHEN to_regclass(format('%I.%I', parent_schema, partition_name)) IS NOT NULL;
-
-        IF default_partition IS NULL THEN
-            EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
-                           parent_schema, partition_name, parent, lower_bound, upper_bound);
-        ELSE
-            EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS)',
-                           parent_schema, partition_name, parent);
-            EXECUTE format('WITH moved AS (DELETE FROM %s WHERE %I >= %L AND %I < %L RETURNING *) '
-                           'INSERT INTO %I.%I SELECT * FROM moved',
-                           default_partition, key_column, lower_bound, key_column, upper_bound,
-                           parent_schema, partition_name);
-            EXECUTE format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
-                           parent, parent_schema, partition_name, lower_bound, upper_bound);
-        END IF;
-        created := created + 1;
-    END LOOP;
-    RETURN created;
-END
-$$
 """
 
 # The platform's date is read in its zone (setting ombaro.timezone, default Asia/Kolkata), not the

@@ -11,23 +11,42 @@ Revises: 0002
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NamedTuple
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
+from migrations.partitions import ENSURE_MONTHLY_PARTITIONS
+from migrations.rls import (
+    API,
+    AUTHENTICATED,
+    FINANCE,
+    REQUEST_ROLES,
+    ROLE,
+    STAFF,
+    STAFF_OPS,
+    THERAPIST,
+    UID,
+    VENDOR,
+    WORKER,
+    Policy,
+    api,
+    everywhere,
+    of_my_reports,
+    of_own_vendors_therapists,
+    own,
+    policy_sql,
+    role_in,
+)
+
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-API = "ombaro_api"
-WORKER = "ombaro_worker"
-REQUEST_ROLES = f"{API}, {WORKER}"
+# The policy vocabulary (roles, claims, api/own/everywhere) is shared with later migrations: migrations/rls.py.
 
 # --- roles ---------------------------------------------------------------------------------------
 
@@ -250,63 +269,7 @@ PARTITION_COUNT_LINE = "        created := created + 1;\n"
 
 # --- policies ------------------------------------------------------------------------------------
 
-UID = "(select auth.uid())"
-ROLE = "(select auth.role())"
-VENDOR = "(select auth.vendor_id())"
-THERAPIST = "(select auth.therapist_id())"
-AUTHENTICATED = f"{UID} IS NOT NULL"
-
-STAFF_OPS = ("fo_department", "customer_care", "vendor_list")
-FINANCE = ("finance_department", "accounts_department")
-# Every role except the platform's outside parties and the plain employee (docs/access.md).
-STAFF = (
-    "admin", "accounts_department", "marketing_department", "finance_department", "legal_department",
-    "customer_care", "staff_department", "vendor_list", "customer_data", "fo_department", "it_department",
-    "super_admin", "ho_details", "corporate_office", "advocate", "ca_cs", "directors", "hr_department",
-)
 LIVE_ASSIGNMENT = "('assigned', 'acknowledged', 'in_transit', 'reached', 'in_progress')"
-
-
-def role_in(*roles: str) -> str:
-    return f"{ROLE} IN ({', '.join(repr(r) for r in roles)})"
-
-
-class Policy(NamedTuple):
-    name: str
-    command: str  # SELECT, INSERT, UPDATE, DELETE or ALL
-    roles: str  # the TO clause
-    using: str | None
-    check: str | None
-
-
-def api(name: str, command: str, using: str | None = None, check: str | None = None) -> Policy:
-    """A policy for request transactions. UPDATE and ALL check new rows with USING unless told;
-    SELECT and DELETE take no WITH CHECK, INSERT no USING."""
-    if command in ("UPDATE", "ALL") and check is None:
-        check = using
-    if command in ("SELECT", "DELETE"):
-        check = None
-    return Policy(name, command, API, None if command == "INSERT" else using, check)
-
-
-def own(column: str, who: str, *commands: str) -> list[Policy]:
-    """One policy per command on rows where `column` is the caller (uid, vendor_id or therapist_id)."""
-    suffix = {UID: "own", VENDOR: "own_vendor", THERAPIST: "own_therapist"}[who]
-    return [api(f"{command.lower()}_{suffix}", command, f"{column} = {who}", f"{column} = {who}")
-            for command in commands]
-
-
-def everywhere() -> list[Policy]:
-    return [Policy("worker_all", "ALL", WORKER, "true", "true"),
-            api("super_admin_all", "ALL", f"{ROLE} = 'super_admin'")]
-
-
-def of_own_vendors_therapists(column: str = "therapist_id") -> str:
-    return f"{column} IN (SELECT id FROM therapists WHERE vendor_id = {VENDOR})"
-
-
-def of_my_reports(column: str = "employee_id") -> str:
-    return f"{column} IN (SELECT id FROM employees WHERE reporting_manager = {UID})"
 
 
 CATALOGUE = [api("select_authenticated", "SELECT", AUTHENTICATED),
@@ -532,21 +495,7 @@ def _partitions() -> list[str]:
 
 
 def _ensure_monthly_partitions_0001() -> str:
-    path = Path(__file__).with_name("0001_platform_schema.py")
-    spec = importlib.util.spec_from_file_location("ombaro_migration_0001", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.ENSURE_MONTHLY_PARTITIONS).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-
-
-def _policy_sql(table: str, policy: Policy) -> str:
-    sql = f"CREATE POLICY {policy.name} ON {table} AS PERMISSIVE FOR {policy.command} TO {policy.roles}"
-    if policy.using is not None:
-        sql += f"\n    USING ({policy.using})"
-    if policy.check is not None:
-        sql += f"\n    WITH CHECK ({policy.check})"
-    return sql
+    return ENSURE_MONTHLY_PARTITIONS.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
 def _create_tables() -> None:
@@ -626,7 +575,7 @@ def upgrade() -> None:
 
     for table, policies in POLICIES.items():
         for policy in (*everywhere(), *policies):
-            op.execute(_policy_sql(table, policy))
+            op.execute(policy_sql(table, policy))
 
     op.execute(PROTECT_COLUMNS)
     for table, guards in PROTECTED_COLUMNS.items():

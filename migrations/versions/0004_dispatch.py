@@ -9,7 +9,7 @@
 - booking_number_counters (per-day numbers) and therapist_last_positions (never pruned), both kept
   by statement triggers with transition tables, so every write path maintains them.
 - therapist_locations becomes a table partitioned by hour (a catch-all partition below the first
-  hour), with the RLS policies of 0003 carried over; `ensure_hourly_partitions` adds hours.
+  hour), with the RLS policies of 0003 (migrations/rls.py) carried over; `ensure_hourly_partitions` adds hours.
 - The hourly `locations.prune` schedule.
 
 Revision ID: 0004
@@ -19,14 +19,13 @@ Revises: 0003
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
+
+from migrations import rls
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -40,16 +39,6 @@ LIVE = "('assigned', 'acknowledged', 'in_transit', 'reached', 'in_progress')"
 # The platform zone the spec's views use (docs/schema.md): the setting, else Asia/Kolkata.
 PLATFORM_ZONE = "coalesce(nullif(current_setting('ombaro.timezone', true), ''), 'Asia/Kolkata')"
 DEFINER = "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public"
-
-
-def _rls_0003() -> ModuleType:
-    """0003's policy helpers (Policy, api, own, everywhere, ...): one way of writing policies."""
-    path = Path(__file__).with_name("0003_row_level_security.py")
-    spec = importlib.util.spec_from_file_location("ombaro_migration_0003", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- assignments: the busy period and the double-booking guard -------------------------------------
@@ -427,7 +416,7 @@ NEW_COLUMNS = {
 }
 
 
-def _policies(rls: ModuleType) -> dict[str, list]:
+def _policies() -> dict[str, list]:
     uid, vendor, therapist = rls.UID, rls.VENDOR, rls.THERAPIST
     return {
         "therapist_last_positions": [
@@ -447,7 +436,6 @@ PRUNE_SCHEDULE = ("locations.prune", "locations.prune", "0 * * * *")
 
 
 def upgrade() -> None:
-    rls = _rls_0003()
     _create_tables()
     _add_columns()
 
@@ -463,11 +451,11 @@ def upgrade() -> None:
                "SELECT booking_number_day(booking_number), max(split_part(booking_number, '-', 3)::integer) "
                "FROM bookings WHERE booking_number_day(booking_number) IS NOT NULL GROUP BY 1")
 
-    for table, policies in _policies(rls).items():
+    for table, policies in _policies().items():
         op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {REQUEST_ROLES}")
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY")
         for policy in (*rls.everywhere(), *policies):
-            op.execute(rls._policy_sql(table, policy))
+            op.execute(rls.policy_sql(table, policy))
 
     op.execute(KEEP_LAST_POSITION)
     op.execute(ENSURE_HOURLY_PARTITIONS)

@@ -10,15 +10,14 @@ Revises: 0004
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 from collections.abc import Sequence
 from decimal import Decimal
-from pathlib import Path
-from types import ModuleType
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
+
+from migrations import rls as RLS
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -26,18 +25,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _rls() -> ModuleType:
-    """Migration 0003's policy vocabulary (api, own, everywhere, role_in...), so these policies read
-    like its own and follow the same (select auth.*()) rules."""
-    path = Path(__file__).with_name("0003_row_level_security.py")
-    spec = importlib.util.spec_from_file_location("ombaro_migration_0003", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RLS = _rls()
 api, own, role_in, everywhere = RLS.api, RLS.own, RLS.role_in, RLS.everywhere
 UID, VENDOR = RLS.UID, RLS.VENDOR
 FINANCE = ("finance_department", "accounts_department")
@@ -402,10 +389,10 @@ def upgrade() -> None:
     op.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {RLS.REQUEST_ROLES}")
     for table, policies in NEW_POLICIES.items():
         for policy in (*everywhere(), *policies):
-            op.execute(RLS._policy_sql(table, policy))
+            op.execute(RLS.policy_sql(table, policy))
     for table, policies in EXTRA_POLICIES.items():
         for policy in policies:
-            op.execute(RLS._policy_sql(table, policy))
+            op.execute(RLS.policy_sql(table, policy))
     op.execute(SYNC_BOOKING_PAYMENT_STATUS)
 
 

@@ -13,16 +13,15 @@ Revises: 0005
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
+
+from migrations import rls as RLS
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -30,17 +29,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _rls() -> ModuleType:
-    """Migration 0003's policy vocabulary, so these policies read like its own."""
-    path = Path(__file__).with_name("0003_row_level_security.py")
-    spec = importlib.util.spec_from_file_location("ombaro_migration_0003_for_0006", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RLS = _rls()
 api, own, role_in, everywhere = RLS.api, RLS.own, RLS.role_in, RLS.everywhere
 UID, AUTHENTICATED = RLS.UID, RLS.AUTHENTICATED
 FINANCE = ("finance_department", "accounts_department")
@@ -313,14 +301,14 @@ def upgrade() -> None:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY")
     for table, policies in NEW_POLICIES.items():
         for policy in (*everywhere(), *policies):
-            op.execute(RLS._policy_sql(table, policy))
+            op.execute(RLS.policy_sql(table, policy))
     op.execute(f"DROP POLICY {SALARY_FINANCE_0003.name} ON salary_records")
-    op.execute(RLS._policy_sql("salary_records", SALARY_FINANCE_0006))
+    op.execute(RLS.policy_sql("salary_records", SALARY_FINANCE_0006))
 
 
 def downgrade() -> None:
     op.execute(f"DROP POLICY {SALARY_FINANCE_0006.name} ON salary_records")
-    op.execute(RLS._policy_sql("salary_records", SALARY_FINANCE_0003))
+    op.execute(RLS.policy_sql("salary_records", SALARY_FINANCE_0003))
     op.execute(sa.text("DELETE FROM schedules WHERE name = :name").bindparams(name=SCHEDULE["name"]))
     # Dropping a table drops its policies, grants and indexes with it; children before parents.
     for table in ("salary_record_details", "payroll_failures", "payroll_runs", "payroll_adjustments", "holidays",

@@ -10,14 +10,13 @@ Revises: 0006
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
+
+from migrations import rls as RLS
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -25,17 +24,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _rls() -> ModuleType:
-    """Migration 0003's policy vocabulary, so these policies read like its own."""
-    path = Path(__file__).with_name("0003_row_level_security.py")
-    spec = importlib.util.spec_from_file_location("ombaro_migration_0003_for_0007", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RLS = _rls()
 api, own, role_in, everywhere = RLS.api, RLS.own, RLS.role_in, RLS.everywhere
 UID = RLS.UID
 
@@ -240,10 +228,10 @@ def upgrade() -> None:
     op.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {RLS.REQUEST_ROLES}")
     for table, policies in NEW_POLICIES.items():
         for policy in (*everywhere(), *policies):
-            op.execute(RLS._policy_sql(table, policy))
+            op.execute(RLS.policy_sql(table, policy))
     for table, policies in EXTRA_POLICIES.items():
         for policy in policies:
-            op.execute(RLS._policy_sql(table, policy))
+            op.execute(RLS.policy_sql(table, policy))
 
     op.execute(CAPTURE_FUNCTION)
     for table, timing in TRIGGERS.items():

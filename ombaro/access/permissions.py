@@ -125,8 +125,10 @@ def seed_permissions(session: Session) -> int:
             for role, modules in DEFAULT_MATRIX.items() for module, actions in modules.items()]
     if not rows:
         return 0
-    result = session.execute(pg_insert(RolePermission).values(rows).on_conflict_do_nothing())
-    return result.rowcount or 0
+    # Counted from RETURNING: SQLAlchemy does not keep an INSERT's rowcount (it reads -1).
+    inserted = session.execute(pg_insert(RolePermission).values(rows).on_conflict_do_nothing()
+                               .returning(RolePermission.id))
+    return len(inserted.all())
 
 
 def load_grants(session: Session) -> dict[str, dict[str, frozenset[str]]]:

@@ -1,7 +1,7 @@
 """Prices from the catalogue, promotions, GST. Money is Decimal, rounded half-up to the paise at
 three named points only: a line's unit price (base price per 60 minutes scaled to the booked
 duration), the discount, and the GST. Every other figure is an exact sum or difference of those.
-The same arithmetic as the demo data set (ombaro/demo.py), so the two never disagree."""
+The same arithmetic as the demo data set (devtools/demo/), so the two never disagree."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ def _var_dir() -> Path:
 
 def cmd_services(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", module="platformdirs")
-    from ombaro import services
+    from devtools import embedded_services as services
 
     var_dir = _var_dir()
     if args.action == "up":
@@ -74,8 +74,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
         return 2
     from sqlalchemy import text
 
+    from devtools.demo import DEMO_PASSWORD, enable_demo_logins, seed_demo
     from ombaro.db import get_engine
-    from ombaro.demo import DEMO_PASSWORD, enable_demo_logins, seed_demo
 
     with get_engine().begin() as conn:
         if conn.execute(text("SELECT EXISTS (SELECT 1 FROM vendors)")).scalar_one():

@@ -1,4 +1,4 @@
-"""Providers behind small interfaces (design.md): production uses the real SDKs, development the
+"""Providers behind small interfaces (docs/conventions.md): production uses the real SDKs, development the
 outbox implementations, tests the real SDKs against a local server that speaks the provider's API.
 
 The payments interface is what payments and settlements need from Razorpay and nothing more. Its

@@ -1,7 +1,7 @@
 """Razorpay: the SDK adapter (production and tests, pointed anywhere with `base_url`) and the
 development outbox, which answers like Razorpay without moving money.
 
-Signatures (pitfalls.md): a payment's is HMAC-SHA256 of `order_id|payment_id` with the key
+Signatures (docs/pitfalls.md): a payment's is HMAC-SHA256 of `order_id|payment_id` with the key
 secret; a webhook's is HMAC-SHA256 of the raw request body with the webhook secret. Both are
 compared in constant time, over bytes exactly as received: a re-serialised body fails.
 """

@@ -22,7 +22,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, insert, text
 from sqlalchemy.exc import DBAPIError
 
-from ombaro.demo import seed_demo
+from devtools.demo import seed_demo
 from ombaro.models import Base
 from tests.conftest import migrate
 

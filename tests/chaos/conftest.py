@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from ombaro import services
+from devtools import embedded_services as services
 from tests.campaigns.conftest import (  # noqa: F401  (fixtures the campaign kill test shares)
     camp_engine,
     camp_redis_url,

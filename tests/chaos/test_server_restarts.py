@@ -18,8 +18,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from devtools.embedded_services import create_database
 from ombaro import commands
-from ombaro.services import create_database
 from tests.chaos.conftest import PrivatePostgres, PrivateRedis, defaults, gunicorn, measure, only_schedules, start_beat
 from tests.conftest import Process, migrate, start_worker
 from tests.helpers import Account, wait_until

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine, text
 
-from ombaro.demo import DEMO_PASSWORD, enable_demo_logins, seed_demo
+from devtools.demo import DEMO_PASSWORD, enable_demo_logins, seed_demo
 from tests.conftest import Database, Process
 from tests.helpers import wait_until
 

@@ -19,7 +19,7 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from ombaro.demo import DEMO_PASSWORD
+from devtools.demo import DEMO_PASSWORD
 from tests.contract.conftest import Server
 from tests.helpers import wait_until
 

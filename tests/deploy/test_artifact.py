@@ -44,7 +44,9 @@ def test_wheel_carries_templates_static_files_and_migrations_but_no_tests(wheel:
         for p in PROJECT_ROOT.glob(pattern)}
     assert len(checkout) > 30
     assert checkout <= names, sorted(checkout - names)
-    assert {"migrations/alembic.ini", "migrations/env.py", "migrations/script.py.mako"} <= names
+    assert {"migrations/alembic.ini", "migrations/env.py", "migrations/script.py.mako", "migrations/rls.py",
+            "migrations/partitions.py",
+            "devtools/embedded_services.py", "devtools/demo/seed.py"} <= names  # `ombaro services`, `seed --demo`
     assert not [n for n in names if n.split("/")[0] in ("tests", "bench", "var", "docs")]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from ombaro.demo import DEMO_PASSWORD, enable_demo_logins, seed_demo
+from devtools.demo import DEMO_PASSWORD, enable_demo_logins, seed_demo
 from tests.conftest import migrate
 from tests.identity.conftest import client_for
 

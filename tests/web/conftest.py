@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from sqlalchemy import Engine, create_engine, text
 
+from devtools.demo import PLATFORM_ZONE, enable_demo_logins, seed_demo
 from ombaro.config import load_settings
-from ombaro.demo import PLATFORM_ZONE, enable_demo_logins, seed_demo
 from ombaro.identity import tokens
 from tests.conftest import migrate
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from ombaro import services
+from devtools import embedded_services as services
 
 
 def test_embedded_services_are_idempotent_and_keep_data_across_restart(tmp_path: Path) -> None:

