@@ -46,7 +46,7 @@ def list_compensation(session: Session, employee_id: uuid.UUID | None, limit: in
 
 
 def set_tax_declaration(session: Session, *, employee_id: uuid.UUID, financial_year: int, regime: str,
-                        previous_income: Decimal, previous_tds: Decimal, notes: str | None,
+                        previous_income: Decimal, previous_tds: Decimal, notes: str | None = None,
                         created_by: uuid.UUID | None) -> TaxDeclaration:
     """The employee's regime and Form 12B figures for the financial year starting in April of
     `financial_year` (replacing what was declared). Months already paid keep their TDS; the next run
