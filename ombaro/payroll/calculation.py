@@ -1,11 +1,16 @@
 """One employee's pay for one month, from plain inputs: no database, no clock (docs/payroll.md).
 
-Rounding (stated once, applied once): every figure is computed exactly, as a `Fraction` (every
-division last), and rounded once by `ombaro.money.round_money`: earnings to the paisa half away
-from zero when they become a line (basic, each allowance, overtime); each statutory deduction by the
-rule its rate names (PF and TDS to the rupee, ESI to the next rupee); gross, total deductions and net
-are sums and a difference of those rounded lines, so gross - total deductions = net to the paisa by
-construction. `compute` is its blocks in order: earnings, PF, ESI, PT, TDS, the deduction limit.
+Rounding (stated once, applied once): every figure is an exact numerator (sums and products of
+decimals, exact in `Decimal`; a percentage divides by 100, which terminates) and at most one
+division, the last step, and is rounded once by `ombaro.money.round_money`: earnings to the paisa
+half away from zero when they become a line (basic, each allowance, overtime); each statutory
+deduction by the rule its rate names (PF and TDS to the rupee, ESI to the next rupee). That one
+division is correctly rounded to 28 digits: a quotient that is exactly a half paisa terminates and
+comes out exact, and one that is not lies further from a half paisa than 28 digits can blur at these
+magnitudes, so the rounding is the exact one (tests/payroll/test_law.py checks it against integer
+arithmetic). Gross, total deductions and net are sums and a difference of the rounded lines, so
+gross - total deductions = net to the paisa by construction. `compute` is its blocks in order:
+earnings, PF, ESI, PT, TDS, the deduction limit.
 """
 
 from __future__ import annotations
@@ -16,11 +21,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from fractions import Fraction
 from functools import cached_property
 from typing import Any
 
-from ombaro.money import exact, round_money
+from ombaro.money import HUNDRED, round_money
 from ombaro.payroll.rates import COMPONENTS, MissingRate, RateBook
 
 ALLOWANCES = (*COMPONENTS[1:], "incentive")  # salary_records.allowances keys
@@ -242,16 +246,13 @@ def months_left_after(period: Period, last_working_date: dt.date | None) -> int:
     return max(0, last - period.index)
 
 
-def _s(value: Decimal | Fraction) -> str:
-    """An exact figure as a decimal string (a Fraction of paise and half-paise is exact in decimal)."""
-    if isinstance(value, Fraction):
-        return str(Decimal(value.numerator) / Decimal(value.denominator))
+def _s(value: Decimal) -> str:
     return str(value)
 
 
-def _percent(amount: Fraction | Decimal, rate: Decimal) -> Fraction:
-    """`rate`% of `amount`, exactly."""
-    return exact(amount) * exact(rate) / 100 if isinstance(amount, Decimal) else amount * exact(rate) / 100
+def _percent(amount: Decimal, rate: Decimal) -> Decimal:
+    """`rate`% of `amount`, exactly (dividing by 100 terminates)."""
+    return amount * rate / HUNDRED
 
 
 @dataclass
@@ -268,48 +269,47 @@ class _Working:
     explanation: dict[str, Any] = field(default_factory=dict)
     overtime_hours: Decimal = ZERO
     paid_days: Decimal = ZERO
+    gross: Decimal = ZERO  # set with the earnings
 
     @property
     def latest(self) -> Structure:
         """Flags and state in force at the end of the month's employment."""
         return self.parts[-1].structure
 
-    @property
-    def gross(self) -> Decimal:
-        return sum(self.earnings.values(), ZERO)
-
 
 def _earnings(w: _Working) -> None:
-    """Each component: sum over segments of monthly x paid days / days in the month; overtime: hours
-    x multiplier x the ordinary rate of wages / (days per month x hours per day). Exact, rounded once."""
+    """Each component: (sum over segments of monthly x paid days) / days in the month; overtime: (sum
+    of hours x multiplier x the ordinary rate of wages) / (days per month x hours per day). Exact
+    numerators, one division each, rounded once."""
     policy = w.book.overtime(w.period.start)
-    lines: dict[str, Fraction] = {c: Fraction(0) for c in COMPONENTS}
-    overtime = Fraction(0)
+    per_hour = policy.days_per_month * policy.standard_hours_per_day  # the divisor of the ordinary rate
+    lines: dict[str, Decimal] = {c: Decimal(0) for c in COMPONENTS}
+    overtime, days = Decimal(0), w.period.days
     explained = []
     for part in w.parts:
         lop = sum((d for day, d in w.employee.lop.items() if part.covers(day)), ZERO)
         paid = Decimal(part.days) - lop  # two decimals: days are whole or half
         for component, monthly in part.structure.monthly().items():
-            lines[component] += exact(monthly) * exact(paid) / w.period.days
-        hours, hourly = ZERO, Fraction(0)
+            lines[component] += monthly * paid
+        hours, ordinary = ZERO, Decimal(0)
         if part.structure.overtime_eligible:
             hours = sum((h for day, h in w.employee.overtime.items() if part.covers(day)), ZERO)
-            ordinary = sum((exact(getattr(part.structure, c)) for c in policy.basis), Fraction(0))
-            hourly = ordinary * exact(policy.multiplier) / (exact(policy.days_per_month)
-                                                             * exact(policy.standard_hours_per_day))
-            overtime += exact(hours) * hourly
+            ordinary = sum((getattr(part.structure, c) for c in policy.basis), Decimal(0))
+            overtime += hours * policy.multiplier * ordinary
             w.overtime_hours += hours
         w.paid_days += paid
         explained.append({
             "from": part.start.isoformat(), "to": part.end.isoformat(), "days": part.days, "lop_days": _s(lop),
             "paid_days": _s(paid), "structure_from": part.structure.effective_from.isoformat(),
             "monthly": {c: _s(v) for c, v in part.structure.monthly().items()},
-            "overtime_hours": _s(hours), "overtime_hourly_rate": _s(round_money(hourly)),
+            "overtime_hours": _s(hours),
+            "overtime_hourly_rate": _s(round_money(ordinary * policy.multiplier / per_hour)),  # shown, not used
         })
-    w.earnings = {c: round_money(v) for c, v in lines.items()}
+    w.earnings = {c: round_money(v / days) for c, v in lines.items()}
     w.earnings["incentive"] = round_money(w.employee.incentive)
-    w.earnings["overtime"] = round_money(overtime)
+    w.earnings["overtime"] = round_money(overtime / per_hour)
     w.earnings["bonus"] = round_money(w.employee.bonus)
+    w.gross = sum(w.earnings.values(), ZERO)
     w.explanation["segments"] = explained
     w.explanation["overtime"] = {"basis": list(policy.basis), "multiplier": _s(policy.multiplier),
                                  "days_per_month": _s(policy.days_per_month),
@@ -318,13 +318,13 @@ def _earnings(w: _Working) -> None:
 
 
 def pf_wage(w: dict[str, Decimal], definition: str, components: tuple[str, ...], excluded: tuple[str, ...],
-            limit: Decimal) -> Fraction:
-    """The month's PF wage from its earned lines (before the ceiling); see rates.PFRate."""
+            limit: Decimal) -> Decimal:
+    """The month's PF wage from its earned lines (before the ceiling), exactly; see rates.PFRate."""
     if definition == "components":
-        return sum((exact(w[c]) for c in components), Fraction(0))
-    remuneration = sum((exact(v) for v in w.values()), Fraction(0))
-    left_out = sum((exact(w[c]) for c in (*excluded, "overtime", "bonus")), Fraction(0))
-    return remuneration - left_out + max(Fraction(0), left_out - remuneration * exact(limit) / 100)
+        return sum((w[c] for c in components), ZERO)
+    remuneration = sum(w.values(), ZERO)
+    left_out = sum((w[c] for c in (*excluded, "overtime", "bonus")), ZERO)
+    return remuneration - left_out + max(ZERO, left_out - _percent(remuneration, limit))
 
 
 def _pf(w: _Working) -> None:
@@ -335,7 +335,7 @@ def _pf(w: _Working) -> None:
         return
     pf = w.book.pf(w.period.start)
     wage = pf_wage(w.earnings, pf.definition, pf.wage_components, pf.excluded, pf.excluded_limit)
-    ceiling = exact(pf.wage_ceiling)
+    ceiling = pf.wage_ceiling
     contributory = min(wage, ceiling) if pf.cap_wages else wage
     w.deductions["pf"] = round_money(_percent(contributory, pf.employee_rate), pf.rounding)
     eps = round_money(_percent(min(wage, ceiling), pf.eps_rate), pf.rounding)
@@ -359,15 +359,16 @@ def _esi(w: _Working) -> None:
     continued = any(m.esi > 0 for m in w.employee.history.since(period_start))
     covered = rate_of_wages <= esi.wage_threshold or continued
     wage = w.gross - w.earnings["bonus"]
-    daily = exact(wage) / exact(w.paid_days) if w.paid_days > 0 else Fraction(0)
-    exempt = esi.employee_exempt_daily_wage is not None and daily <= exact(esi.employee_exempt_daily_wage)
+    # average daily wage = wage / paid days <= the limit, compared without dividing
+    exempt = esi.employee_exempt_daily_wage is not None and wage <= esi.employee_exempt_daily_wage * w.paid_days
     if covered:
         if not exempt:
             w.deductions["esi"] = round_money(_percent(wage, esi.employee_rate), esi.rounding)
         w.employer["esi"] = round_money(_percent(wage, esi.employer_rate), esi.rounding)
     w.explanation["esi"] = {"rate_of_wages": _s(rate_of_wages), "threshold": _s(esi.wage_threshold),
                             "covered": covered, "wage": _s(wage),
-                            "average_daily_wage": _s(round_money(daily)), "employee_share_exempt": covered and exempt,
+                            "average_daily_wage": _s(round_money(wage / w.paid_days) if w.paid_days else ZERO),
+                            "employee_share_exempt": covered and exempt,
                             "continued_in_period": continued and rate_of_wages > esi.wage_threshold}
     w.explanation["rates"]["esi"] = esi.effective_from.isoformat()
 
@@ -415,7 +416,7 @@ def _tds(w: _Working) -> None:
     tds_before = previous_tds + sum((m.tds for m in this_year), ZERO)
     projected = previous_income + gross_before + estimated + w.gross + w.latest.monthly_gross() * after
     working = regime.annual_tax(projected - regime.standard_deduction)
-    due = max(Fraction(0), exact(working.total) - exact(tds_before))
+    due = max(Decimal(0), working.total - tds_before)
     w.deductions["tds"] = round_money(due / (after + 1), regime.rounding)
     w.explanation["tds"] = {
         "regime": regime.regime, "financial_year": regime.financial_year, "projected_income": _s(projected),
@@ -439,7 +440,7 @@ def _deduction_limit(w: _Working) -> str | None:
     w.explanation["deduction_limit"] = {"wages": _s(wages), "percent": _s(percent), "deductions": _s(total),
                                         "cooperative_dues": cooperative}
     w.explanation["rates"]["wage_deductions"] = limit.effective_from.isoformat()
-    if exact(total) * 100 <= exact(wages) * exact(percent):
+    if total * HUNDRED <= wages * percent:
         return None
     return (f"deductions {total} exceed {percent}% of wages {wages} (Payment of Wages Act s.7(3)"
             f"{', with co-operative society dues' if cooperative else ''})")

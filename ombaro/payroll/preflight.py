@@ -82,9 +82,9 @@ months AS (
 SELECT m.id, m.employee_code, m.name, count(*) AS months, min(m.month) AS first_month, max(m.month) AS last_month
 FROM months AS m
 WHERE NOT EXISTS (SELECT 1 FROM salary_records AS s WHERE s.employee_id = m.id
-                    AND s.year = extract(year FROM m.month) AND s.month = extract(month FROM m.month))
+                    AND s.year = extract(year FROM m.month)::int AND s.month = extract(month FROM m.month)::int)
   AND NOT EXISTS (SELECT 1 FROM tax_declarations AS d WHERE d.employee_id = m.id
-                    AND d.financial_year = extract(year FROM CAST(:fy_start AS date)))
+                    AND d.financial_year = extract(year FROM CAST(:fy_start AS date))::int)
 GROUP BY m.id, m.employee_code, m.name
 ORDER BY m.employee_code
 """)

@@ -353,6 +353,7 @@ class RateBook:
         for versions in self._rows.values():
             versions.sort(key=lambda v: v[0])
         self._parsed: dict[tuple[str, str, dt.date], Any] = {}
+        self._answers: dict[tuple[str, str, dt.date], Any] = {}
 
     @classmethod
     def load(cls, session: Session) -> RateBook:
@@ -361,6 +362,13 @@ class RateBook:
         return cls((kind, scope, effective_from, data) for kind, scope, effective_from, data in rows)
 
     def in_force(self, kind: str, scope: str, on: dt.date) -> Any:
+        """The parsed row of this kind and scope in force on `on` (asked once per employee and rate: cached)."""
+        key = (kind, scope, on)
+        if key not in self._answers:
+            self._answers[key] = self._find(kind, scope, on)
+        return self._answers[key]
+
+    def _find(self, kind: str, scope: str, on: dt.date) -> Any:
         versions = self._rows.get((kind, scope), [])
         index = bisect.bisect_right([v[0] for v in versions], on) - 1
         if index < 0:

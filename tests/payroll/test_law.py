@@ -146,15 +146,15 @@ def test_pf_wage_at_the_codes_fifty_percent_boundary(book: RateBook) -> None:
     # Exclusions exactly half of remuneration: nothing added back; one paisa more: that paisa's half counts.
     at = compute(person(Structure(dt.date(2020, 1, 1), D("6000"), hra=D("6000"), esi_applicable=False)), JUNE_2027,
                  book)
-    assert at.explanation["pf"]["pf_wage"] == "6000" and at.deductions["pf"] == D("720.00")
+    assert D(at.explanation["pf"]["pf_wage"]) == D("6000") and at.deductions["pf"] == D("720.00")
     above = compute(person(Structure(dt.date(2020, 1, 1), D("6000"), hra=D("6000.01"), esi_applicable=False)),
                     JUNE_2027, book)
-    assert above.explanation["pf"]["pf_wage"] == "6000.005"  # 12,000.01 / 2: the excess over half counts
+    assert D(above.explanation["pf"]["pf_wage"]) == D("6000.005")  # 12,000.01 / 2: the excess over half counts
     assert above.deductions["pf"] == D("720.00")
     # Mostly allowances: wages are half of everything. 10,000 basic + 30,000 HRA -> 20,000, capped 15,000.
     heavy = compute(person(Structure(dt.date(2020, 1, 1), D("10000"), hra=D("30000"), esi_applicable=False)),
                     JUNE_2027, book)
-    assert heavy.explanation["pf"]["pf_wage"] == "20000" and heavy.deductions["pf"] == D("1800.00")
+    assert D(heavy.explanation["pf"]["pf_wage"]) == D("20000") and heavy.deductions["pf"] == D("1800.00")
 
 
 def test_pf_definition_changes_with_the_month(book: RateBook) -> None:
@@ -263,3 +263,13 @@ def test_a_held_record_is_written_as_hold_listed_in_preflight_and_held_again_aft
     driver.run(2030, 5, employee_ids=[employee])
     released = record_of(engine, employee, 2030, 5)
     assert released is not None and released["status"] == "pending" and released["notes"] is None  # 9,800: 49%
+
+
+def test_work_hours_are_exact_microseconds_rounded_once() -> None:
+    from ombaro.attendance import work_hours
+
+    start = dt.datetime(2027, 6, 2, 9, 0, tzinfo=dt.UTC)
+    # 18 seconds is 0.005 h exactly: half a hundredth goes up; a microsecond less does not.
+    assert work_hours(start, start + dt.timedelta(seconds=18)) == D("0.01")
+    assert work_hours(start, start + dt.timedelta(seconds=17, microseconds=999_999)) == D("0.00")
+    assert work_hours(start, start + dt.timedelta(hours=9, minutes=59, seconds=42)) == D("10.00")  # 9.995 h

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from ombaro.payroll import preflight, records
+from ombaro.payroll import preflight, records, statements
 from ombaro.payroll.calculation import Period
 from tests.payroll.conftest import Driver, add_structure, new_employee
 
@@ -150,3 +150,32 @@ def test_preflight_warns_about_earlier_months_missing_and_undeclared(year: dict)
     # Joiners of the year are not warned about the months before they joined; employees with records
     # for every earlier month are not either.
     assert not {str(people[n]) for n in ("steady", "twelve_b", "switcher", "joiner-2030-06")} & set(before)
+
+
+def test_form16_part_b_and_24q_figures_once_the_year_is_paid(year: dict, private_engine: Engine) -> None:
+    people, rows = year["people"], year["rows"]
+    with private_engine.begin() as conn:  # the bank files of the year: every record paid
+        conn.execute(text("UPDATE salary_records SET status = 'paid' WHERE year * 12 + month BETWEEN :a AND :b"),
+                     {"a": FY * 12 + 4, "b": (FY + 1) * 12 + 3})
+    with Session(private_engine) as session:
+        found = statements.tax_statements(session, FY)
+    assert found["financial_year"] == "2030-31"
+    by_id = {e["employee_id"]: e for e in found["employees"]}
+    assert set(by_id) == {str(e) for e in people.values()}
+    for name in ("twelve_b", "switcher", "steady", "joiner-2030-07"):
+        employee = people[name]
+        mine = [r for r in rows if r.employee_id == employee]
+        part_b = by_id[str(employee)]["form16_part_b"]
+        previous_income, previous_tds = (700_000, 40_000) if name == "twelve_b" else (0, 0)
+        income = sum((Fraction(r.gross_salary) for r in mine), Fraction(0)) + previous_income
+        tax = (old_regime_tax if name == "switcher" else new_regime_tax)(income)
+        assert D(part_b["tax_payable"]) == to_rupee(tax), name
+        assert D(part_b["tds_by_this_employer"]) + previous_tds == to_rupee(tax)  # deducted in full by March
+        assert D(part_b["balance"]) == 0
+        assert part_b["regime"] == ("old" if name == "switcher" else "new")
+        quarters = {q["quarter"]: q for q in by_id[str(employee)]["form24q"]}
+        for quarter, months in ((1, (4, 5, 6)), (2, (7, 8, 9)), (3, (10, 11, 12)), (4, (1, 2, 3))):
+            paid = sum((r.gross_salary for r in mine if r.month in months), D(0))
+            tds = sum((r.tds for r in mine if r.month in months), D(0))
+            assert (D(quarters[quarter]["amount_paid"]), D(quarters[quarter]["tds_deducted"])) == (paid, tds)
+    assert D(found["totals"]["tds_deducted"]) == sum((r.tds for r in rows), D(0))

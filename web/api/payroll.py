@@ -24,7 +24,7 @@ from ombaro.models.payroll import (
     PayrollRun,
     SalaryRecordDetail,
 )
-from ombaro.payroll import documents, preflight, records, runs
+from ombaro.payroll import documents, preflight, records, runs, statements
 from ombaro.payroll.calculation import Period
 from ombaro.payroll.errors import PayrollNotFound
 from web.auth import current_user, requires
@@ -615,3 +615,26 @@ def set_tax_declaration(body: dict[str, Any]) -> Any:
     session = db_session()
     with session.begin():
         return records.set_tax_declaration(session, created_by=current_user().id, **body)
+
+
+class TaxStatementsQuerySchema(Schema):
+    financial_year = Integer(required=True, validate=YEAR,
+                             metadata={"description": "the year the financial year starts in: 2026 is FY 2026-27"})
+
+
+class TaxStatementsSchema(Schema):
+    financial_year = fields.String()
+    employees = fields.List(fields.Dict(), metadata={
+        "description": "per employee: form16_part_b (salary paid, Form 12B income, standard deduction, total "
+                       "income, tax, 87A rebate, surcharge, cess, TDS, balance) and form24q (per quarter: amount "
+                       "paid, TDS deducted); money as decimal strings"})
+    totals = fields.Dict()
+
+
+@blp.get("/tax-statements")
+@requires("payroll", "export")
+@blp.arguments(TaxStatementsQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, TaxStatementsSchema)
+def tax_statements(financial_year: int) -> Any:
+    """Form 16 Part B and Form 24Q quarterly figures of a financial year, from the salary paid."""
+    return statements.tax_statements(db_session(), financial_year)
