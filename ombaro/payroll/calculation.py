@@ -407,7 +407,8 @@ def _tds(w: _Working) -> None:
     fy_first = Period(period.fy_start.year, 4).index
     this_year = employee.history.since(fy_first)
     recorded = {m.index for m in this_year}
-    employed_from = max(fy_first, Period(employee.joining_date.year, employee.joining_date.month).index)
+    joined = employee.joining_date.year * 12 + employee.joining_date.month - 1  # as Period.index, any year
+    employed_from = max(fy_first, joined)
     missing = [i for i in range(employed_from, period.index) if i not in recorded]
     estimated = w.latest.monthly_gross() * len(missing) if declared is None else ZERO
     previous_income = declared.previous_income if declared else ZERO

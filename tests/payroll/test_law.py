@@ -72,6 +72,11 @@ def test_the_issues_half_paisa_ties_round_up(book: RateBook, basic: str, hours: 
     assert slip.earnings["overtime"] == D(paid)
 
 
+def test_an_employee_who_joined_last_century_is_paid(book: RateBook) -> None:
+    slip = compute(person(Structure(dt.date(1998, 7, 1), D("50000")), joining=dt.date(1998, 7, 1)), JUNE_2027, book)
+    assert slip.gross == D("50000.00") and slip.explanation["tds"]["months_without_record"] == 2  # April, May
+
+
 def test_overtime_is_on_basic_and_allowances_not_bonus(book: RateBook) -> None:
     employee = person(Structure(dt.date(2020, 1, 1), D("20800"), hra=D("10400"), special=D("5200"),
                                 pf_applicable=False, esi_applicable=False),
