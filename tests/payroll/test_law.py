@@ -278,3 +278,21 @@ def test_work_hours_are_exact_microseconds_rounded_once() -> None:
     assert work_hours(start, start + dt.timedelta(seconds=18)) == D("0.01")
     assert work_hours(start, start + dt.timedelta(seconds=17, microseconds=999_999)) == D("0.00")
     assert work_hours(start, start + dt.timedelta(hours=9, minutes=59, seconds=42)) == D("10.00")  # 9.995 h
+
+
+def test_pf_on_wages_above_the_ceiling_when_the_policy_says_so(engine: Engine) -> None:
+    """The ceiling is an option of the dated row: a row with cap_wages false contributes on the whole
+    wage (para 26A's joint option); the pension part stays on wages up to Rs 15,000."""
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(text("SELECT kind, scope, effective_from, data FROM statutory_rates"))]
+    uncapped = {"employee_rate": "12", "employer_rate": "12", "eps_rate": "8.33", "wage_ceiling": "15000",
+                "rounding": "rupee", "wage_definition": "code_2020", "excluded_components": ["hra"],
+                "cap_wages": False}
+    book = RateBook([*rows, ("pf", "IN", dt.date(2027, 6, 1), uncapped)])
+    slip = compute(person(Structure(dt.date(2015, 1, 1), D("25000"), hra=D("5000"), esi_applicable=False)),
+                   JUNE_2027, book)
+    assert slip.deductions["pf"] == D("3000.00")  # 12% of 25,000
+    assert slip.employer == {"pf_eps": D("1250.00"), "pf_epf": D("1750.00")}  # EPS 8.33% of 15,000 = 1,249.50
+    before = compute(person(Structure(dt.date(2015, 1, 1), D("25000"), hra=D("5000"), esi_applicable=False)),
+                     Period(2027, 5), book)
+    assert before.deductions["pf"] == D("1800.00")  # May: the capped row
