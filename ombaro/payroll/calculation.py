@@ -310,10 +310,7 @@ def _earnings(w: _Working) -> None:
     w.earnings["overtime"] = round_money(overtime / per_hour)
     w.earnings["bonus"] = round_money(w.employee.bonus)
     w.gross = sum(w.earnings.values(), ZERO)
-    w.explanation["segments"] = explained
-    w.explanation["overtime"] = {"basis": list(policy.basis), "multiplier": _s(policy.multiplier),
-                                 "days_per_month": _s(policy.days_per_month),
-                                 "hours_per_day": _s(policy.standard_hours_per_day)}
+    w.explanation["segments"] = explained  # the policy (basis, multiplier, divisors) is the rate row of that date
     w.explanation["rates"]["overtime"] = policy.effective_from.isoformat()
 
 
@@ -341,8 +338,8 @@ def _pf(w: _Working) -> None:
     eps = round_money(_percent(min(wage, ceiling), pf.eps_rate), pf.rounding)
     w.employer["pf_eps"] = eps
     w.employer["pf_epf"] = round_money(_percent(contributory, pf.employer_rate), pf.rounding) - eps
-    w.explanation["pf"] = {"definition": pf.definition, "pf_wage": _s(wage), "wage": _s(contributory),
-                           "rate": _s(pf.employee_rate), "ceiling": _s(pf.wage_ceiling), "capped": pf.cap_wages}
+    w.explanation["pf"] = {"pf_wage": _s(wage), "wage": _s(contributory), "rate": _s(pf.employee_rate),
+                           "ceiling": _s(pf.wage_ceiling)}
     w.explanation["rates"]["pf"] = pf.effective_from.isoformat()
 
 
@@ -367,9 +364,10 @@ def _esi(w: _Working) -> None:
         w.employer["esi"] = round_money(_percent(wage, esi.employer_rate), esi.rounding)
     w.explanation["esi"] = {"rate_of_wages": _s(rate_of_wages), "threshold": _s(esi.wage_threshold),
                             "covered": covered, "wage": _s(wage),
-                            "average_daily_wage": _s(round_money(wage / w.paid_days) if w.paid_days else ZERO),
-                            "employee_share_exempt": covered and exempt,
                             "continued_in_period": continued and rate_of_wages > esi.wage_threshold}
+    if covered:
+        w.explanation["esi"]["employee_share_exempt"] = exempt
+        w.explanation["esi"]["average_daily_wage"] = _s(round_money(wage / w.paid_days) if w.paid_days else ZERO)
     w.explanation["rates"]["esi"] = esi.effective_from.isoformat()
 
 
@@ -423,10 +421,12 @@ def _tds(w: _Working) -> None:
         "regime": regime.regime, "financial_year": regime.financial_year, "projected_income": _s(projected),
         "standard_deduction": _s(regime.standard_deduction), "taxable": _s(working.taxable),
         "annual_tax": _s(round_money(working.total)), "rebate": _s(round_money(working.rebate)),
-        "previous_income": _s(previous_income), "previous_tds": _s(previous_tds),
-        "months_without_record": len(missing), "estimated_for_them": _s(estimated), "declared": declared is not None,
         "gross_before": _s(gross_before), "tds_before": _s(tds_before), "months_left_after": after,
     }
+    if declared:  # Form 12B: in the projection and in tds_before
+        w.explanation["tds"].update(previous_income=_s(previous_income), previous_tds=_s(previous_tds))
+    if missing:  # earlier months employed here without a record (estimated unless declared)
+        w.explanation["tds"].update(months_without_record=len(missing), estimated_for_them=_s(estimated))
     w.explanation["rates"]["income_tax"] = regime.effective_from.isoformat()
 
 
@@ -438,11 +438,10 @@ def _deduction_limit(w: _Working) -> str | None:
     percent = limit.percent_with_cooperative if cooperative else limit.percent
     wages = w.gross - w.earnings["bonus"]
     total = sum(w.deductions.values(), ZERO)
-    w.explanation["deduction_limit"] = {"wages": _s(wages), "percent": _s(percent), "deductions": _s(total),
-                                        "cooperative_dues": cooperative}
     w.explanation["rates"]["wage_deductions"] = limit.effective_from.isoformat()
     if total * HUNDRED <= wages * percent:
         return None
+    w.explanation["deduction_limit"] = {"wages": _s(wages), "percent": _s(percent), "deductions": _s(total)}
     return (f"deductions {total} exceed {percent}% of wages {wages} (Payment of Wages Act s.7(3)"
             f"{', with co-operative society dues' if cooperative else ''})")
 
@@ -459,8 +458,7 @@ def compute(employee: EmployeeMonth, period: Period, book: RateBook) -> Payslip:
     if not parts:
         raise NoCompensation(f"no compensation structure in force in {period.label()}")
     w = _Working(employee, period, book, parts, explanation={
-        "rounding": "every line computed exactly and rounded once: earnings to the paisa half away from zero; "
-                    "deductions by their rate's rule; totals are sums",
+        "rounding": "earnings to the paisa half-up; deductions by their rate's rule; totals are sums",
         "days_in_month": period.days,
         "employed": {"from": employed_from.isoformat(), "to": employed_to.isoformat()},
         "not_employed_days": period.days - ((employed_to - employed_from).days + 1),
