@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from ombaro.models.hr import ATTENDANCE_STATUSES, AttendanceRecord, Employee
+from ombaro.money import round_money
 from ombaro.payroll.errors import refused_by_policy  # a write RLS refuses is a 403, as in payroll
 from ombaro.payroll.rates import AttendancePolicy, RateBook
 
@@ -41,13 +43,14 @@ class InvalidAttendance(AttendanceError):
 
 
 def work_hours(check_in: dt.datetime, check_out: dt.datetime) -> Decimal:
-    """Hours between check-in and check-out, to the hundredth (half-up), as the schema stores them."""
+    """Hours between check-in and check-out, to the hundredth (half-up), as the schema stores them:
+    whole microseconds / 3,600,000,000, exactly, rounded once (ombaro.money's half-up to 0.01)."""
     if check_out <= check_in:
         raise InvalidAttendance("check-out must be after check-in")
-    hours = Decimal((check_out - check_in).total_seconds()) / Decimal(3600)
+    hours = Fraction((check_out - check_in) // dt.timedelta(microseconds=1), 3_600_000_000)
     if hours >= 24:
         raise InvalidAttendance("a working day cannot last 24 hours or more")
-    return hours.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return round_money(hours)
 
 
 def _employee_on(session: Session, employee_id: uuid.UUID, day: dt.date) -> Employee:

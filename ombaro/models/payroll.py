@@ -18,9 +18,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ombaro.models.base import Base, created_at, updated_at, uuid_pk
 
-RATE_KINDS = ("pf", "esi", "professional_tax", "income_tax", "overtime", "attendance")
+RATE_KINDS = ("pf", "esi", "professional_tax", "income_tax", "overtime", "attendance", "wage_deductions")
 HOLIDAY_KINDS = ("national", "gazetted", "company")
-ADJUSTMENT_KINDS = ("bonus", "loan_emi", "salary_advance")
+# bonus: the annual bonus (not a wage for ESI); incentive: a monthly incentive (a wage);
+# cooperative_dues: a deduction paid to a co-operative society (Payment of Wages Act s.7(2)(j), s.7(3)).
+ADJUSTMENT_KINDS = ("bonus", "incentive", "loan_emi", "salary_advance", "cooperative_dues")
+TAX_REGIMES = ("new", "old")
 RUN_STATUSES = ("computing", "computed", "approved")
 
 
@@ -107,6 +110,32 @@ class PayrollAdjustment(Base):
     kind: Mapped[str]
     amount: Mapped[Decimal]
     note: Mapped[str | None]
+    created_by: Mapped[uuid.UUID | None]
+    created_at: Mapped[dt.datetime] = created_at()
+    updated_at: Mapped[dt.datetime] = updated_at()
+
+
+class TaxDeclaration(Base):
+    """An employee's income-tax position for one financial year (`financial_year` is the year it
+    starts in: 2026 is FY 2026-27): the regime they chose (section 115BAC; new unless they opt out),
+    and the income and TDS before this payroll in the year: a previous employer's Form 12B, or this
+    employer's pay before the engine paid them. Months of the year without a salary record are
+    taken as covered by the declaration; without one they are estimated (docs/payroll.md)."""
+
+    __tablename__ = "tax_declarations"
+    __table_args__ = (
+        UniqueConstraint("employee_id", "financial_year"),
+        CheckConstraint(f"regime IN {TAX_REGIMES!r}", name="regime"),
+        CheckConstraint("previous_income >= 0 AND previous_tds >= 0", name="amounts_not_negative"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"))
+    financial_year: Mapped[int] = mapped_column(Integer)
+    regime: Mapped[str] = mapped_column(server_default=text("'new'"))
+    previous_income: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    previous_tds: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    notes: Mapped[str | None]
     created_by: Mapped[uuid.UUID | None]
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()

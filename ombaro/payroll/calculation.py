@@ -1,10 +1,16 @@
 """One employee's pay for one month, from plain inputs: no database, no clock (docs/payroll.md).
 
-Rounding (stated once, applied once): every earning is computed exactly and rounded to the paisa,
-half-up, when it becomes a line (basic, each allowance, overtime); each statutory deduction is
-rounded once by the rule its rate names (PF and TDS to the rupee half-up, ESI to the next rupee);
-gross, total deductions and net are sums and a difference of those rounded lines, so
-gross - total deductions = net to the paisa by construction.
+Rounding (stated once, applied once): every figure is an exact numerator (sums and products of
+decimals, exact in `Decimal`; a percentage divides by 100, which terminates) and at most one
+division, the last step, and is rounded once by `ombaro.money.round_money`: earnings to the paisa
+half away from zero when they become a line (basic, each allowance, overtime); each statutory
+deduction by the rule its rate names (PF and TDS to the rupee, ESI to the next rupee). That one
+division is correctly rounded to 28 digits: a quotient that is exactly a half paisa terminates and
+comes out exact, and one that is not lies further from a half paisa than 28 digits can blur at these
+magnitudes, so the rounding is the exact one (tests/payroll/test_law.py checks it against integer
+arithmetic). Gross, total deductions and net are sums and a difference of the rounded lines, so
+gross - total deductions = net to the paisa by construction. `compute` is its blocks in order:
+earnings, PF, ESI, PT, TDS, the deduction limit.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-from ombaro.payroll.rates import COMPONENTS, HUNDRED, MissingRate, RateBook, round_money
+from ombaro.money import HUNDRED, round_money
+from ombaro.payroll.rates import COMPONENTS, MissingRate, RateBook
 
-ALLOWANCES = COMPONENTS[1:]
-DEDUCTIONS = ("pf", "esi", "professional_tax", "tds", "loan_emi", "salary_advance")
+ALLOWANCES = (*COMPONENTS[1:], "incentive")  # salary_records.allowances keys
+DEDUCTIONS = ("pf", "esi", "professional_tax", "tds", "loan_emi", "salary_advance", "cooperative_dues")
 ZERO = Decimal("0.00")
 # numeric(10,2) and numeric(5,2) in salary_records: refuse one employee rather than fail a batch.
 MAX_AMOUNT = Decimal("99999999.99")
@@ -127,6 +134,17 @@ class History:
 
 
 @dataclass(frozen=True)
+class TaxDeclaration:
+    """The employee's declaration for the financial year (`tax_declarations`): the regime chosen,
+    and income and TDS before this employer's payroll in the year (Form 12B from a previous
+    employer, or this employer's pay before the engine paid them)."""
+
+    regime: str = "new"
+    previous_income: Decimal = ZERO
+    previous_tds: Decimal = ZERO
+
+
+@dataclass(frozen=True)
 class EmployeeMonth:
     employee_id: uuid.UUID
     code: str
@@ -139,10 +157,13 @@ class EmployeeMonth:
     gender: str | None = None
     department: str | None = None
     designation: str | None = None
-    bonus: Decimal = ZERO
+    bonus: Decimal = ZERO  # the annual bonus (not a wage for ESI or PF)
+    incentive: Decimal = ZERO  # a monthly incentive: a wage like any allowance
     loan_emi: Decimal = ZERO
     salary_advance: Decimal = ZERO
+    cooperative_dues: Decimal = ZERO
     history: History = History()
+    tax: TaxDeclaration | None = None  # None: nothing declared for this financial year
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,7 @@ class Payslip:
     paid_days: Decimal
     explanation: dict[str, Any]
     employer: dict[str, Decimal]
+    hold_reason: str | None = None  # deductions beyond the Payment of Wages Act limit: not to be paid
 
     @cached_property
     def gross(self) -> Decimal:
@@ -175,6 +197,8 @@ class Payslip:
     def record_values(self) -> dict[str, Any]:
         """The columns of `salary_records` (money in JSON as decimal strings: exact, not floats)."""
         return {
+            "status": "hold" if self.hold_reason else "pending",
+            "notes": f"held: {self.hold_reason}" if self.hold_reason else None,
             "basic_salary": self.earnings["basic"],
             "allowances": {a: str(self.earnings[a]) for a in ALLOWANCES},
             "deductions": {d: str(self.deductions[d]) for d in DEDUCTIONS},
@@ -226,9 +250,206 @@ def _s(value: Decimal) -> str:
     return str(value)
 
 
+def _percent(amount: Decimal, rate: Decimal) -> Decimal:
+    """`rate`% of `amount`, exactly (dividing by 100 terminates)."""
+    return amount * rate / HUNDRED
+
+
+@dataclass
+class _Working:
+    """What the blocks of one computation share: the lines so far and their explanation."""
+
+    employee: EmployeeMonth
+    period: Period
+    book: RateBook
+    parts: list[_Segment]
+    earnings: dict[str, Decimal] = field(default_factory=dict)
+    deductions: dict[str, Decimal] = field(default_factory=dict)
+    employer: dict[str, Decimal] = field(default_factory=dict)
+    explanation: dict[str, Any] = field(default_factory=dict)
+    overtime_hours: Decimal = ZERO
+    paid_days: Decimal = ZERO
+    gross: Decimal = ZERO  # set with the earnings
+
+    @property
+    def latest(self) -> Structure:
+        """Flags and state in force at the end of the month's employment."""
+        return self.parts[-1].structure
+
+
+def _earnings(w: _Working) -> None:
+    """Each component: (sum over segments of monthly x paid days) / days in the month; overtime: (sum
+    of hours x multiplier x the ordinary rate of wages) / (days per month x hours per day). Exact
+    numerators, one division each, rounded once."""
+    policy = w.book.overtime(w.period.start)
+    per_hour = policy.days_per_month * policy.standard_hours_per_day  # the divisor of the ordinary rate
+    lines: dict[str, Decimal] = {c: Decimal(0) for c in COMPONENTS}
+    overtime, days = Decimal(0), w.period.days
+    explained = []
+    for part in w.parts:
+        lop = sum((d for day, d in w.employee.lop.items() if part.covers(day)), ZERO)
+        paid = Decimal(part.days) - lop  # two decimals: days are whole or half
+        for component, monthly in part.structure.monthly().items():
+            lines[component] += monthly * paid
+        hours, ordinary = ZERO, Decimal(0)
+        if part.structure.overtime_eligible:
+            hours = sum((h for day, h in w.employee.overtime.items() if part.covers(day)), ZERO)
+            ordinary = sum((getattr(part.structure, c) for c in policy.basis), Decimal(0))
+            overtime += hours * policy.multiplier * ordinary
+            w.overtime_hours += hours
+        w.paid_days += paid
+        explained.append({
+            "from": part.start.isoformat(), "to": part.end.isoformat(), "days": part.days, "lop_days": _s(lop),
+            "paid_days": _s(paid), "structure_from": part.structure.effective_from.isoformat(),
+            "monthly": {c: _s(v) for c, v in part.structure.monthly().items()},
+            "overtime_hours": _s(hours),
+            "overtime_hourly_rate": _s(round_money(ordinary * policy.multiplier / per_hour)),  # shown, not used
+        })
+    w.earnings = {c: round_money(v / days) for c, v in lines.items()}
+    w.earnings["incentive"] = round_money(w.employee.incentive)
+    w.earnings["overtime"] = round_money(overtime / per_hour)
+    w.earnings["bonus"] = round_money(w.employee.bonus)
+    w.gross = sum(w.earnings.values(), ZERO)
+    w.explanation["segments"] = explained  # the policy (basis, multiplier, divisors) is the rate row of that date
+    w.explanation["rates"]["overtime"] = policy.effective_from.isoformat()
+
+
+def pf_wage(w: dict[str, Decimal], definition: str, components: tuple[str, ...], excluded: tuple[str, ...],
+            limit: Decimal) -> Decimal:
+    """The month's PF wage from its earned lines (before the ceiling), exactly; see rates.PFRate."""
+    if definition == "components":
+        return sum((w[c] for c in components), ZERO)
+    remuneration = sum(w.values(), ZERO)
+    left_out = sum((w[c] for c in (*excluded, "overtime", "bonus")), ZERO)
+    return remuneration - left_out + max(ZERO, left_out - _percent(remuneration, limit))
+
+
+def _pf(w: _Working) -> None:
+    """EPF: the employee's and employer's rate of the PF wage (up to the ceiling when capped); the
+    pension (EPS) part always on wages up to the ceiling."""
+    w.deductions["pf"] = ZERO
+    if not w.latest.pf_applicable:
+        return
+    pf = w.book.pf(w.period.start)
+    wage = pf_wage(w.earnings, pf.definition, pf.wage_components, pf.excluded, pf.excluded_limit)
+    ceiling = pf.wage_ceiling
+    contributory = min(wage, ceiling) if pf.cap_wages else wage
+    w.deductions["pf"] = round_money(_percent(contributory, pf.employee_rate), pf.rounding)
+    eps = round_money(_percent(min(wage, ceiling), pf.eps_rate), pf.rounding)
+    w.employer["pf_eps"] = eps
+    w.employer["pf_epf"] = round_money(_percent(contributory, pf.employer_rate), pf.rounding) - eps
+    w.explanation["pf"] = {"pf_wage": _s(wage), "wage": _s(contributory), "rate": _s(pf.employee_rate),
+                           "ceiling": _s(pf.wage_ceiling)}
+    w.explanation["rates"]["pf"] = pf.effective_from.isoformat()
+
+
+def _esi(w: _Working) -> None:
+    """ESI: covered when the rate of wages (the structure's full-month gross) is within the threshold,
+    or when ESI was deducted earlier in this contribution period; on the month's wages (everything
+    but the annual bonus). No employee's share when the average daily wage is within the exemption."""
+    w.deductions["esi"] = ZERO
+    if not w.latest.esi_applicable:
+        return
+    esi = w.book.esi(w.period.start)
+    rate_of_wages = w.latest.monthly_gross()
+    period_start = Period(*esi.period_start(w.period.year, w.period.month)).index
+    continued = any(m.esi > 0 for m in w.employee.history.since(period_start))
+    covered = rate_of_wages <= esi.wage_threshold or continued
+    wage = w.gross - w.earnings["bonus"]
+    # average daily wage = wage / paid days <= the limit, compared without dividing
+    exempt = esi.employee_exempt_daily_wage is not None and wage <= esi.employee_exempt_daily_wage * w.paid_days
+    if covered:
+        if not exempt:
+            w.deductions["esi"] = round_money(_percent(wage, esi.employee_rate), esi.rounding)
+        w.employer["esi"] = round_money(_percent(wage, esi.employer_rate), esi.rounding)
+    w.explanation["esi"] = {"rate_of_wages": _s(rate_of_wages), "threshold": _s(esi.wage_threshold),
+                            "covered": covered, "wage": _s(wage),
+                            "continued_in_period": continued and rate_of_wages > esi.wage_threshold}
+    if covered:
+        w.explanation["esi"]["employee_share_exempt"] = exempt
+        w.explanation["esi"]["average_daily_wage"] = _s(round_money(wage / w.paid_days) if w.paid_days else ZERO)
+    w.explanation["rates"]["esi"] = esi.effective_from.isoformat()
+
+
+def _professional_tax(w: _Working) -> None:
+    """The state's slab on the month's gross (half-yearly states: on the half year's gross, in the
+    months the state collects it)."""
+    w.deductions["professional_tax"] = ZERO
+    if not w.latest.pt_state:
+        return
+    pt = w.book.professional_tax(w.latest.pt_state, w.period.start)
+    amount = ZERO
+    if pt.period == "monthly":
+        base = w.gross
+        amount = pt.amount(base, w.employee.gender, february=w.period.month == 2)
+    else:
+        half_start = Period(*pt.half_year_start(w.period.year, w.period.month)).index
+        base = sum((m.gross for m in w.employee.history.since(half_start)), ZERO) + w.gross
+        if w.period.month in pt.deduct_in_months:
+            amount = pt.amount(base, w.employee.gender)
+    w.deductions["professional_tax"] = round_money(amount)
+    w.explanation["professional_tax"] = {"state": pt.state, "period": pt.period, "base": _s(base)}
+    w.explanation["rates"]["professional_tax"] = pt.effective_from.isoformat()
+
+
+def _tds(w: _Working) -> None:
+    """Section 192: the year's tax on the projected income of the financial year, less what was
+    deducted, spread over the months left including this one. Projected income = declared income
+    before this payroll (Form 12B) + this FY's records + months employed here without a record
+    (estimated at the current structure, unless a declaration covers them) + this month + the
+    current structure for the months left."""
+    employee, period = w.employee, w.period
+    declared = employee.tax
+    regime = w.book.income_tax(period.fy_start, declared.regime if declared else "new")
+    after = months_left_after(period, employee.last_working_date)
+    fy_first = Period(period.fy_start.year, 4).index
+    this_year = employee.history.since(fy_first)
+    recorded = {m.index for m in this_year}
+    joined = employee.joining_date.year * 12 + employee.joining_date.month - 1  # as Period.index, any year
+    employed_from = max(fy_first, joined)
+    missing = [i for i in range(employed_from, period.index) if i not in recorded]
+    estimated = w.latest.monthly_gross() * len(missing) if declared is None else ZERO
+    previous_income = declared.previous_income if declared else ZERO
+    previous_tds = declared.previous_tds if declared else ZERO
+    gross_before = sum((m.gross for m in this_year), ZERO)
+    tds_before = previous_tds + sum((m.tds for m in this_year), ZERO)
+    projected = previous_income + gross_before + estimated + w.gross + w.latest.monthly_gross() * after
+    working = regime.annual_tax(projected - regime.standard_deduction)
+    due = max(Decimal(0), working.total - tds_before)
+    w.deductions["tds"] = round_money(due / (after + 1), regime.rounding)
+    w.explanation["tds"] = {
+        "regime": regime.regime, "financial_year": regime.financial_year, "projected_income": _s(projected),
+        "standard_deduction": _s(regime.standard_deduction), "taxable": _s(working.taxable),
+        "annual_tax": _s(round_money(working.total)), "rebate": _s(round_money(working.rebate)),
+        "gross_before": _s(gross_before), "tds_before": _s(tds_before), "months_left_after": after,
+    }
+    if declared:  # Form 12B: in the projection and in tds_before
+        w.explanation["tds"].update(previous_income=_s(previous_income), previous_tds=_s(previous_tds))
+    if missing:  # earlier months employed here without a record (estimated unless declared)
+        w.explanation["tds"].update(months_without_record=len(missing), estimated_for_them=_s(estimated))
+    w.explanation["rates"]["income_tax"] = regime.effective_from.isoformat()
+
+
+def _deduction_limit(w: _Working) -> str | None:
+    """Payment of Wages Act s.7(3): the reason to hold the record when its deductions exceed the
+    limit (of the wages: everything but the annual bonus), else None."""
+    limit = w.book.deduction_limit(w.period.start)
+    cooperative = w.deductions["cooperative_dues"] > 0
+    percent = limit.percent_with_cooperative if cooperative else limit.percent
+    wages = w.gross - w.earnings["bonus"]
+    total = sum(w.deductions.values(), ZERO)
+    w.explanation["rates"]["wage_deductions"] = limit.effective_from.isoformat()
+    if total * HUNDRED <= wages * percent:
+        return None
+    w.explanation["deduction_limit"] = {"wages": _s(wages), "percent": _s(percent), "deductions": _s(total)}
+    return (f"deductions {total} exceed {percent}% of wages {wages} (Payment of Wages Act s.7(3)"
+            f"{', with co-operative society dues' if cooperative else ''})")
+
+
 def compute(employee: EmployeeMonth, period: Period, book: RateBook) -> Payslip:
     """The month's pay of one employee. Raises PayrollComputationError (or MissingRate) with the
-    reason when the data does not allow it."""
+    reason when the data does not allow it; a payslip whose deductions exceed the legal limit comes
+    back with its `hold_reason`."""
     employed_from = max(period.start, employee.joining_date)
     employed_to = min(period.end, employee.last_working_date or period.end)
     if employed_from > employed_to:
@@ -236,124 +457,28 @@ def compute(employee: EmployeeMonth, period: Period, book: RateBook) -> Payslip:
     parts = segments(employee.structures, employed_from, employed_to)
     if not parts:
         raise NoCompensation(f"no compensation structure in force in {period.label()}")
-    overtime_policy = book.overtime(period.start)
-    days_in_month = Decimal(period.days)
-
-    exact: dict[str, Decimal] = {c: Decimal(0) for c in COMPONENTS}
-    overtime_exact, overtime_hours, paid_days = Decimal(0), ZERO, ZERO
-    explained_segments = []
-    for part in parts:
-        lop = sum((w for d, w in employee.lop.items() if part.covers(d)), ZERO)
-        paid = Decimal(part.days) - lop  # two decimals: days are whole or half
-        for component, monthly in part.structure.monthly().items():
-            exact[component] += monthly * paid / days_in_month
-        hours, rate = ZERO, Decimal(0)
-        if part.structure.overtime_eligible:
-            hours = sum((h for d, h in employee.overtime.items() if part.covers(d)), ZERO)
-            ordinary = sum((getattr(part.structure, c) for c in overtime_policy.basis), Decimal(0))
-            rate = ordinary / overtime_policy.days_per_month / overtime_policy.standard_hours_per_day \
-                * overtime_policy.multiplier
-            overtime_exact += hours * rate
-            overtime_hours += hours
-        paid_days += paid
-        explained_segments.append({
-            "from": part.start.isoformat(), "to": part.end.isoformat(), "days": part.days, "lop_days": _s(lop),
-            "paid_days": _s(paid), "structure_from": part.structure.effective_from.isoformat(),
-            "monthly": {c: _s(v) for c, v in part.structure.monthly().items()},
-            "overtime_hours": _s(hours), "overtime_hourly_rate": _s(round_money(rate)),
-        })
-
-    earnings = {c: round_money(v) for c, v in exact.items()}
-    earnings["overtime"] = round_money(overtime_exact)
-    earnings["bonus"] = round_money(employee.bonus)
-    gross = sum(earnings.values(), ZERO)
-    latest = parts[-1].structure  # flags and state in force at the end of the month's employment
-    employer: dict[str, Decimal] = {}
-    explanation: dict[str, Any] = {
+    w = _Working(employee, period, book, parts, explanation={
         "rounding": "earnings to the paisa half-up; deductions by their rate's rule; totals are sums",
         "days_in_month": period.days,
         "employed": {"from": employed_from.isoformat(), "to": employed_to.isoformat()},
         "not_employed_days": period.days - ((employed_to - employed_from).days + 1),
         "uncovered_days": (employed_to - employed_from).days + 1 - sum(p.days for p in parts),
-        "segments": explained_segments,
-        "rates": {"overtime": overtime_policy.effective_from.isoformat()},
-    }
-
-    # Provident fund: 12% of the basic earned, the basic counted up to the wage ceiling.
-    pf_amount = ZERO
-    if latest.pf_applicable:
-        pf = book.pf(period.start)
-        wage = min(earnings["basic"], pf.wage_ceiling)
-        pf_amount = round_money(wage * pf.employee_rate / HUNDRED, pf.rounding)
-        eps = round_money(wage * pf.eps_rate / HUNDRED, pf.rounding)
-        employer["pf_eps"] = eps
-        employer["pf_epf"] = round_money(wage * pf.employer_rate / HUNDRED, pf.rounding) - eps
-        explanation["pf"] = {"wage": _s(wage), "rate": _s(pf.employee_rate), "ceiling": _s(pf.wage_ceiling)}
-        explanation["rates"]["pf"] = pf.effective_from.isoformat()
-
-    # ESI: covered when the month's rate of wages (the structure's full-month gross, without overtime
-    # or bonus) is within the threshold, or when ESI was deducted earlier in this contribution period
-    # (coverage lasts to the period's end); the contribution is on the month's gross without bonus.
-    esi_amount = ZERO
-    if latest.esi_applicable:
-        esi = book.esi(period.start)
-        rate_of_wages = latest.monthly_gross()
-        period_start = Period(*esi.period_start(period.year, period.month)).index
-        continued = any(m.esi > 0 for m in employee.history.since(period_start))
-        covered = rate_of_wages <= esi.wage_threshold or continued
-        wage = gross - earnings["bonus"]
-        if covered:
-            esi_amount = round_money(wage * esi.employee_rate / HUNDRED, esi.rounding)
-            employer["esi"] = round_money(wage * esi.employer_rate / HUNDRED, esi.rounding)
-        explanation["esi"] = {"rate_of_wages": _s(rate_of_wages), "threshold": _s(esi.wage_threshold),
-                              "covered": covered, "wage": _s(wage),
-                              "continued_in_period": continued and rate_of_wages > esi.wage_threshold}
-        explanation["rates"]["esi"] = esi.effective_from.isoformat()
-
-    # Professional tax: the state's slab on the month's gross (half-yearly states: on the half
-    # year's gross, in the months the state collects it).
-    pt_amount = ZERO
-    if latest.pt_state:
-        pt = book.professional_tax(latest.pt_state, period.start)
-        if pt.period == "monthly":
-            base = gross
-            pt_amount = pt.amount(base, employee.gender, february=period.month == 2)
-        else:
-            half_start = Period(*pt.half_year_start(period.year, period.month)).index
-            base = sum((m.gross for m in employee.history.since(half_start)), ZERO) + gross
-            if period.month in pt.deduct_in_months:
-                pt_amount = pt.amount(base, employee.gender)
-        pt_amount = round_money(pt_amount)
-        explanation["professional_tax"] = {"state": pt.state, "period": pt.period, "base": _s(base)}
-        explanation["rates"]["professional_tax"] = pt.effective_from.isoformat()
-
-    # Income tax (TDS): the year's tax on projected income, less what was deducted, spread over
-    # the months left including this one.
-    regime = book.income_tax(period.fy_start)
-    after = months_left_after(period, employee.last_working_date)
-    this_year = employee.history.since(Period(period.fy_start.year, 4).index)
-    gross_before = sum((m.gross for m in this_year), ZERO)
-    tds_before = sum((m.tds for m in this_year), ZERO)
-    projected = gross_before + gross + latest.monthly_gross() * after
-    working = regime.annual_tax(projected - regime.standard_deduction)
-    due = max(Decimal(0), working.total - tds_before)
-    tds_amount = round_money(due / (after + 1), regime.rounding)
-    explanation["tds"] = {
-        "regime": regime.regime, "financial_year": regime.financial_year, "projected_income": _s(projected),
-        "standard_deduction": _s(regime.standard_deduction), "taxable": _s(working.taxable),
-        "annual_tax": _s(round_money(working.total)), "rebate": _s(round_money(working.rebate)),
-        "gross_before": _s(gross_before), "tds_before": _s(tds_before), "months_left_after": after,
-    }
-    explanation["rates"]["income_tax"] = regime.effective_from.isoformat()
-
-    deductions = {"pf": pf_amount, "esi": esi_amount, "professional_tax": pt_amount, "tds": tds_amount,
-                  "loan_emi": round_money(employee.loan_emi), "salary_advance": round_money(employee.salary_advance)}
-    payslip = Payslip(employee.employee_id, period, earnings, overtime_hours, deductions, paid_days, explanation,
-                      employer)
+        "rates": {},
+    })
+    _earnings(w)
+    _pf(w)
+    _esi(w)
+    _professional_tax(w)
+    _tds(w)
+    for kind in ("loan_emi", "salary_advance", "cooperative_dues"):
+        w.deductions[kind] = round_money(getattr(employee, kind))
+    deductions = {d: w.deductions[d] for d in DEDUCTIONS}
+    payslip = Payslip(employee.employee_id, period, w.earnings, w.overtime_hours, deductions, w.paid_days,
+                      w.explanation, w.employer, _deduction_limit(w))
     if payslip.net < 0:
         raise NegativeNet(f"deductions ({payslip.total_deductions}) exceed gross pay ({payslip.gross})")
-    too_large = [k for k, v in (*earnings.items(), *deductions.items()) if v > MAX_AMOUNT]
-    if too_large or payslip.gross > MAX_AMOUNT or overtime_hours > MAX_HOURS:
+    too_large = [k for k, v in (*w.earnings.items(), *deductions.items()) if v > MAX_AMOUNT]
+    if too_large or payslip.gross > MAX_AMOUNT or w.overtime_hours > MAX_HOURS:
         raise PayrollComputationError(f"amounts beyond what a salary record holds: {too_large or 'gross or hours'}")
     return payslip
 

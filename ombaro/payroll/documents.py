@@ -28,7 +28,8 @@ LABELS = {"basic": "Basic", "hra": "House rent allowance", "transport": "Transpo
           "medical": "Medical allowance", "special": "Special allowance", "other": "Other allowance",
           "overtime": "Overtime", "bonus": "Bonus", "pf": "Provident fund", "esi": "ESI",
           "professional_tax": "Professional tax", "tds": "Income tax (TDS)", "loan_emi": "Loan EMI",
-          "salary_advance": "Salary advance recovery"}
+          "salary_advance": "Salary advance recovery", "incentive": "Incentive",
+          "cooperative_dues": "Co-operative society dues"}
 _IFSC = re.compile(r"^[A-Z]{4}0[A-Z0-9]{6}$")
 _ACCOUNT = re.compile(r"^[0-9]{9,18}$")
 
@@ -93,8 +94,9 @@ def payslip_pdf(record: SalaryRecord, detail: SalaryRecordDetail | None, *, comp
         shares = ", ".join(f"{k.replace('_', ' ').upper()} {inr(v)}" for k, v in employer.items())
         pdf.multi_cell(0, 5, _latin(f"Employer contributions (not deducted from pay): {shares}"),
                        new_x="LMARGIN", new_y="NEXT")
-    pdf.multi_cell(0, 5, "Each earning is rounded to the paisa (half up) once; PF and TDS to the rupee, ESI to the "
-                         "next rupee; gross, total deductions and net are sums of the lines above.",
+    pdf.multi_cell(0, 5, "Each line is computed exactly and rounded once: earnings to the paisa (half up); "
+                         "PF and TDS to the rupee, ESI to the next rupee; gross, total deductions and net are "
+                         "sums of the lines above.",
                    new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 

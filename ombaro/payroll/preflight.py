@@ -68,6 +68,35 @@ SELECT DISTINCT c.pt_state FROM compensation_structures AS c JOIN active AS a ON
 WHERE c.pt_state IS NOT NULL AND c.effective_from <= :end
 """)
 
+# Months of the financial year before this one, employed here, without a salary record, for an
+# employee with no tax declaration for the year: their TDS projection estimates those months at the
+# current structure; HR should declare what was paid (or a previous employer's Form 12B).
+UNDECLARED_MONTHS = text(f"""
+WITH active AS ({ACTIVE}),
+months AS (
+    SELECT a.id, a.employee_code, a.name, m::date AS month
+    FROM active AS a,
+         generate_series(greatest(date_trunc('month', a.joining_date), CAST(:fy_start AS timestamp)),
+                         CAST(:start AS timestamp) - interval '1 month', interval '1 month') AS m
+)
+SELECT m.id, m.employee_code, m.name, count(*) AS months, min(m.month) AS first_month, max(m.month) AS last_month
+FROM months AS m
+WHERE NOT EXISTS (SELECT 1 FROM salary_records AS s WHERE s.employee_id = m.id
+                    AND s.year = extract(year FROM m.month)::int AND s.month = extract(month FROM m.month)::int)
+  AND NOT EXISTS (SELECT 1 FROM tax_declarations AS d WHERE d.employee_id = m.id
+                    AND d.financial_year = extract(year FROM CAST(:fy_start AS date))::int)
+GROUP BY m.id, m.employee_code, m.name
+ORDER BY m.employee_code
+""")
+
+# Records held this month, with the reason (e.g. deductions beyond the Payment of Wages Act limit).
+HELD = text("""
+SELECT s.id, s.employee_id, e.employee_code, e.name, s.notes FROM salary_records AS s
+JOIN employees AS e ON e.id = s.employee_id
+WHERE s.year = :year AND s.month = :month AND s.status = 'hold'
+ORDER BY e.employee_code
+""")
+
 FINAL_RECORDS = text("""
 SELECT status, count(*) FROM salary_records WHERE year = :year AND month = :month AND status <> 'pending'
 GROUP BY status
@@ -94,7 +123,7 @@ def preflight(session: Session, period: Period, *, as_of: dt.date, book: RateBoo
 
     missing: list[str] = []
     weekly_offs: list[int] = [6]
-    for check in (book.pf, book.esi, book.overtime, book.attendance):
+    for check in (book.pf, book.esi, book.overtime, book.attendance, book.deduction_limit):
         try:
             found = check(period.start)
             if check == book.attendance:
@@ -132,6 +161,16 @@ def preflight(session: Session, period: Period, *, as_of: dt.date, book: RateBoo
         session.execute(LEFT_WITHOUT_LAST_DAY, window).all(),
         lambda r: {"employee_id": str(r.id), "employee_code": r.employee_code, "name": r.name,
                    "detail": f"status {r.status} but no last working date: paid as still employed"})
+    counts["undeclared_months"], issues["undeclared_months"] = _listed(
+        session.execute(UNDECLARED_MONTHS, {**window, "fy_start": period.fy_start}).all(),
+        lambda r: {"employee_id": str(r.id), "employee_code": r.employee_code, "name": r.name, "months": r.months,
+                   "first_month": r.first_month.isoformat()[:7], "last_month": r.last_month.isoformat()[:7],
+                   "detail": "months of this financial year without a salary record and no tax declaration: "
+                             "TDS estimates them at the current structure; declare what was paid (Form 12B)"})
+    counts["held"], issues["held"] = _listed(
+        session.execute(HELD, window).all(),
+        lambda r: {"salary_record_id": str(r.id), "employee_id": str(r.employee_id),
+                   "employee_code": r.employee_code, "name": r.name, "reason": r.notes})
     final = {status: n for status, n in session.execute(FINAL_RECORDS, window)}
     return {"year": period.year, "month": period.month, "as_of": as_of.isoformat(),
             "attendance_checked_until": until.isoformat(), "ok": not any(counts.values()),

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,8 +42,16 @@ class RateSlab:
     rate: Decimal  # percent
 
 
-def pick_slab(slabs: Sequence[Slab], amount: Decimal) -> Slab | None:
-    """The highest slab whose lower bound `amount` exceeds (slabs are sorted by `over`)."""
+class _Bounded(Protocol):
+    @property
+    def over(self) -> Decimal: ...
+
+
+B = TypeVar("B", bound=_Bounded)
+
+
+def pick(slabs: Sequence[B], amount: Decimal) -> B | None:
+    """The highest slab (or rate band) whose lower bound `amount` exceeds (sorted by `over`)."""
     chosen = None
     for slab in slabs:
         if amount > slab.over:
@@ -51,14 +59,33 @@ def pick_slab(slabs: Sequence[Slab], amount: Decimal) -> Slab | None:
     return chosen
 
 
+COMPONENTS = ("basic", "hra", "transport", "medical", "special", "other")
+# Earnings that are not components of the structure: HR's monthly incentive (a wage for ESI and PF),
+# overtime, and the annual bonus.
+EXTRA_EARNINGS = ("incentive", "overtime", "bonus")
+PF_DEFINITIONS = ("components", "code_2020")
+
+
 @dataclass(frozen=True)
 class PFRate:
+    """EPF contributions and the wage they are on. `definition` says what the PF wage is:
+    "components": the sum of the earned `wage_components` (EPF Act s.2(b) "basic wages" as the
+    Supreme Court read it in 2019: allowances paid to everyone across the board count);
+    "code_2020": Code on Social Security 2020 s.2(88): all remuneration except `excluded`
+    (plus bonus and overtime), and whatever the exclusions add up to beyond `excluded_limit`% of all
+    remuneration counts as wages again. `cap_wages`: contributions on wages up to `wage_ceiling`."""
+
     effective_from: dt.date
     employee_rate: Decimal
     employer_rate: Decimal
     eps_rate: Decimal
     wage_ceiling: Decimal
     rounding: str
+    definition: str = "components"
+    wage_components: tuple[str, ...] = ("basic",)
+    excluded: tuple[str, ...] = ()
+    excluded_limit: Decimal = Decimal(50)
+    cap_wages: bool = True
 
 
 @dataclass(frozen=True)
@@ -69,6 +96,8 @@ class ESIRate:
     wage_threshold: Decimal
     rounding: str
     contribution_periods_start: tuple[int, ...]
+    # ESI (Central) Rules r.51 / s.42: no employee's share when the average daily wage is within this.
+    employee_exempt_daily_wage: Decimal | None = None
 
     def period_start(self, year: int, month: int) -> tuple[int, int]:
         """(year, month) the ESI contribution period containing this month starts in."""
@@ -92,7 +121,7 @@ class ProfessionalTax:
 
     def amount(self, base: Decimal, gender: str | None, *, february: bool = False) -> Decimal:
         """The slab's tax on `base` (a month's or a half year's gross); some states take more in February."""
-        slab = pick_slab(self.slabs_for(gender), base)
+        slab = pick(self.slabs_for(gender), base)
         if slab is None:
             return Decimal("0.00")
         return slab.february if february and slab.february is not None else slab.amount
@@ -154,7 +183,7 @@ class IncomeTaxRegime:
         """(tax after rebate, surcharge) with marginal relief: crossing a surcharge threshold never
         costs more than the income above it."""
         _, tax = self._after_rebate(income, self.slab_tax(income))
-        band = pick_rate(self.surcharge, income)
+        band = pick(self.surcharge, income)
         if band is None:
             return tax, Decimal(0)
         surcharge = tax * band.rate / HUNDRED
@@ -171,21 +200,23 @@ class IncomeTaxRegime:
         return TaxWorking(taxable, slab_tax, rebate, tax, surcharge, cess)
 
 
-def pick_rate(slabs: Sequence[RateSlab], amount: Decimal) -> RateSlab | None:
-    chosen = None
-    for slab in slabs:
-        if amount > slab.over:
-            chosen = slab
-    return chosen
-
-
 @dataclass(frozen=True)
 class OvertimePolicy:
     effective_from: dt.date
     standard_hours_per_day: Decimal
     multiplier: Decimal
-    basis: tuple[str, ...]  # compensation components making the ordinary rate
+    basis: tuple[str, ...]  # components making the ordinary rate of wages (default: all, s.59(2))
     days_per_month: Decimal
+
+
+@dataclass(frozen=True)
+class DeductionLimit:
+    """Payment of Wages Act s.7(3): total deductions of a wage period at most `percent`% of the wages,
+    `percent_with_cooperative`% when any of them is paid to a co-operative society."""
+
+    effective_from: dt.date
+    percent: Decimal
+    percent_with_cooperative: Decimal
 
 
 @dataclass(frozen=True)
@@ -200,9 +231,6 @@ class AttendancePolicy:
     def late_after(self) -> dt.time:
         start = dt.datetime.combine(dt.date(2000, 1, 1), self.day_start)
         return (start + dt.timedelta(minutes=self.grace_minutes)).time()
-
-
-COMPONENTS = ("basic", "hra", "transport", "medical", "special", "other")
 
 
 def _dec(data: Mapping[str, Any], key: str) -> Decimal:
@@ -237,6 +265,13 @@ def _rate_slabs(raw: Iterable[Mapping[str, Any]], *, may_be_empty: bool = False)
     return slabs
 
 
+def _components(raw: Iterable[Any], name: str) -> tuple[str, ...]:
+    components = tuple(str(c) for c in raw)
+    if not components or set(components) - set(COMPONENTS):
+        raise BadRate(f"{name} must name components of {COMPONENTS}")
+    return components
+
+
 def _months(raw: Iterable[Any]) -> tuple[int, ...]:
     months = tuple(int(m) for m in raw)
     if not months or any(m < 1 or m > 12 for m in months):
@@ -248,12 +283,23 @@ def parse(kind: str, scope: str, effective_from: dt.date, data: Mapping[str, Any
     """The typed rate a row's `data` describes; BadRate saying what is wrong otherwise."""
     try:
         if kind == "pf":
+            definition = str(data.get("wage_definition", "components"))
+            if definition not in PF_DEFINITIONS:
+                raise BadRate(f"wage_definition must be one of {PF_DEFINITIONS}")
+            wage_components = _components(data.get("wage_components", ("basic",)), "wage_components")
+            excluded = tuple(data.get("excluded_components", ()))
+            if set(excluded) - set(COMPONENTS):
+                raise BadRate(f"excluded_components must name components of {COMPONENTS}")
+            limit = _dec(data, "excluded_limit_percent") if "excluded_limit_percent" in data else Decimal(50)
             return PFRate(effective_from, _dec(data, "employee_rate"), _dec(data, "employer_rate"),
-                          _dec(data, "eps_rate"), _dec(data, "wage_ceiling"), _rounding(data, "rupee"))
+                          _dec(data, "eps_rate"), _dec(data, "wage_ceiling"), _rounding(data, "rupee"),
+                          definition, wage_components, excluded, limit, bool(data.get("cap_wages", True)))
         if kind == "esi":
             return ESIRate(effective_from, _dec(data, "employee_rate"), _dec(data, "employer_rate"),
                            _dec(data, "wage_threshold"), _rounding(data, "rupee_up"),
-                           _months(data.get("contribution_periods_start", (4, 10))))
+                           _months(data.get("contribution_periods_start", (4, 10))),
+                           _dec(data, "employee_exempt_daily_wage_upto")
+                           if "employee_exempt_daily_wage_upto" in data else None)
         if kind == "professional_tax":
             period = data.get("period", "monthly")
             if period not in ("monthly", "half_yearly"):
@@ -271,14 +317,18 @@ def parse(kind: str, scope: str, effective_from: dt.date, data: Mapping[str, Any
                 _rate_slabs(data.get("surcharge", ()), may_be_empty=True), _dec(data, "cess_rate"),
                 _rounding(data, "rupee"))
         if kind == "overtime":
-            basis = tuple(data.get("basis", ("basic",)))
-            if not basis or set(basis) - set(COMPONENTS):
-                raise BadRate(f"basis must name components of {COMPONENTS}")
+            basis = _components(data.get("basis", COMPONENTS), "basis")
             policy = OvertimePolicy(effective_from, _dec(data, "standard_hours_per_day"), _dec(data, "multiplier"),
                                     basis, _dec(data, "days_per_month"))
             if policy.standard_hours_per_day == 0 or policy.days_per_month == 0:
                 raise BadRate("standard_hours_per_day and days_per_month must be positive")
             return policy
+        if kind == "wage_deductions":
+            limit = DeductionLimit(effective_from, _dec(data, "limit_percent"),
+                                   _dec(data, "limit_percent_with_cooperative"))
+            if not 0 < limit.percent <= limit.percent_with_cooperative <= 100:
+                raise BadRate("limits must be percentages, the co-operative one at least the other")
+            return limit
         if kind == "attendance":
             offs = tuple(int(d) for d in data.get("weekly_offs", (6,)))
             if any(d < 0 or d > 6 for d in offs):
@@ -303,6 +353,7 @@ class RateBook:
         for versions in self._rows.values():
             versions.sort(key=lambda v: v[0])
         self._parsed: dict[tuple[str, str, dt.date], Any] = {}
+        self._answers: dict[tuple[str, str, dt.date], Any] = {}
 
     @classmethod
     def load(cls, session: Session) -> RateBook:
@@ -311,6 +362,13 @@ class RateBook:
         return cls((kind, scope, effective_from, data) for kind, scope, effective_from, data in rows)
 
     def in_force(self, kind: str, scope: str, on: dt.date) -> Any:
+        """The parsed row of this kind and scope in force on `on` (asked once per employee and rate: cached)."""
+        key = (kind, scope, on)
+        if key not in self._answers:
+            self._answers[key] = self._find(kind, scope, on)
+        return self._answers[key]
+
+    def _find(self, kind: str, scope: str, on: dt.date) -> Any:
         versions = self._rows.get((kind, scope), [])
         index = bisect.bisect_right([v[0] for v in versions], on) - 1
         if index < 0:
@@ -338,3 +396,6 @@ class RateBook:
 
     def attendance(self, on: dt.date) -> AttendancePolicy:
         return self.in_force("attendance", "IN", on)
+
+    def deduction_limit(self, on: dt.date) -> DeductionLimit:
+        return self.in_force("wage_deductions", "IN", on)

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from ombaro.models.hr import SalaryRecord
-from ombaro.models.payroll import CompensationStructure, Holiday, PayrollAdjustment, StatutoryRate
+from ombaro.models.payroll import CompensationStructure, Holiday, PayrollAdjustment, StatutoryRate, TaxDeclaration
 from ombaro.payroll import rates
 from ombaro.payroll.errors import NotHoldable, PayrollConflict, PayrollInvalid, RecordNotFound, refused_by_policy
 
@@ -43,6 +43,30 @@ def list_compensation(session: Session, employee_id: uuid.UUID | None, limit: in
     if employee_id is not None:
         query = query.where(CompensationStructure.employee_id == employee_id)
     return session.scalars(query).all()
+
+
+def set_tax_declaration(session: Session, *, employee_id: uuid.UUID, financial_year: int, regime: str,
+                        previous_income: Decimal, previous_tds: Decimal, notes: str | None = None,
+                        created_by: uuid.UUID | None) -> TaxDeclaration:
+    """The employee's regime and Form 12B figures for the financial year starting in April of
+    `financial_year` (replacing what was declared). Months already paid keep their TDS; the next run
+    spreads the year's tax, as now declared, over the months left."""
+    values = {"regime": regime, "previous_income": previous_income, "previous_tds": previous_tds, "notes": notes,
+              "created_by": created_by}
+    statement = pg_insert(TaxDeclaration).values(employee_id=employee_id, financial_year=financial_year, **values)
+    with refused_by_policy("declare income tax"):
+        return session.scalars(statement.on_conflict_do_update(
+            index_elements=["employee_id", "financial_year"], set_={**values, "updated_at": func.now()},
+        ).returning(TaxDeclaration), execution_options={"populate_existing": True}).one()
+
+
+def list_tax_declarations(session: Session, *, financial_year: int | None, employee_id: uuid.UUID | None,
+                          limit: int) -> Sequence[TaxDeclaration]:
+    query = select(TaxDeclaration).order_by(TaxDeclaration.financial_year.desc(), TaxDeclaration.employee_id)
+    for column, value in ((TaxDeclaration.financial_year, financial_year), (TaxDeclaration.employee_id, employee_id)):
+        if value is not None:
+            query = query.where(column == value)
+    return session.scalars(query.limit(limit)).all()
 
 
 def add_adjustment(session: Session, *, employee_id: uuid.UUID, year: int, month: int, kind: str, amount: Decimal,

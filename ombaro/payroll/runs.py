@@ -38,6 +38,7 @@ from ombaro.payroll.calculation import (
     Payslip,
     Period,
     Structure,
+    TaxDeclaration,
     compute_or_reason,
 )
 from ombaro.payroll.errors import PayrollForbidden, RunHasFailures, RunInProgress, RunNotFound
@@ -49,7 +50,8 @@ BATCH_SIZE = 500
 KEY_SCOPE = "payroll"
 FINAL_STATUSES = ("processed", "paid", "hold")  # a run never touches these
 
-def _noop(_percent: float, _message: str | None = None) -> None:
+def _noop(percent: float, message: str | None = None) -> None:
+    """The default `commands.Progress`: same parameter names, so keyword calls work too."""
     return None
 
 
@@ -154,6 +156,13 @@ ORDER BY employee_id, month_index
 """)
 
 
+# The employee's declaration for the month's financial year: regime, Form 12B income and TDS.
+DECLARATIONS = text("""
+SELECT employee_id, regime, previous_income, previous_tds FROM tax_declarations
+WHERE employee_id = ANY(:ids) AND financial_year = :financial_year
+""")
+
+
 @dataclass(frozen=True)
 class Loaded:
     employees: list[EmployeeMonth]
@@ -161,7 +170,7 @@ class Loaded:
 
 
 def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book: RateBook) -> Loaded:
-    """Everything the calculation needs for these employees, in six set-based statements."""
+    """Everything the calculation needs for these employees, in seven set-based statements."""
     ids = list(ids)
     kept = {row.employee_id: row.status for row in session.execute(
         select(SalaryRecord.employee_id, SalaryRecord.status).where(
@@ -194,14 +203,19 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
         adjustments[row.employee_id][row.kind] = row.amount
 
     histories = _histories(session, period, todo)
+    declarations = {row.employee_id: TaxDeclaration(row.regime, row.previous_income, row.previous_tds)
+                    for row in session.execute(DECLARATIONS, {"ids": todo,
+                                                              "financial_year": period.fy_start.year})}
     employees = [EmployeeMonth(
         employee_id=p.id, code=p.employee_code, name=p.name, gender=p.gender, department=p.department,
         designation=p.designation, joining_date=p.joining_date, last_working_date=p.last_working_date,
         structures=tuple(structures.get(p.id, ())), lop=_by_date(attendance.get(p.id), "lop"),
         overtime=_by_date(attendance.get(p.id), "ot"), bonus=adjustments[p.id].get("bonus", Decimal(0)),
+        incentive=adjustments[p.id].get("incentive", Decimal(0)),
         loan_emi=adjustments[p.id].get("loan_emi", Decimal(0)),
         salary_advance=adjustments[p.id].get("salary_advance", Decimal(0)),
-        history=histories.get(p.id, History()),
+        cooperative_dues=adjustments[p.id].get("cooperative_dues", Decimal(0)),
+        history=histories.get(p.id, History()), tax=declarations.get(p.id),
     ) for p in people]
     return Loaded(employees, kept)
 
@@ -243,19 +257,22 @@ def compute_employees(session: Session, period: Period, ids: Sequence[uuid.UUID]
     return BatchOutcome(payslips, failures, loaded.kept)
 
 
-RECORD_COLUMNS = ("basic_salary", "allowances", "deductions", "overtime_hours", "overtime_amount", "bonus",
-                  "gross_salary", "total_deductions", "net_salary")
+RECORD_COLUMNS = ("status", "notes", "basic_salary", "allowances", "deductions", "overtime_hours",
+                  "overtime_amount", "bonus", "gross_salary", "total_deductions", "net_salary")
 
 # A batch's rows travel as one JSON parameter, so each statement is one short cached text, whatever
 # the batch size (a multi-row VALUES of 500 rows costs more to compile than to run). Money goes as
-# decimal strings: jsonb_to_recordset reads them into numeric exactly. Rows go in employee order,
+# decimal strings: jsonb_to_recordset reads them into numeric exactly. A record whose deductions
+# exceed the Payment of Wages Act limit is written as `hold` with the reason in `notes` (and, being
+# final, stays so until HR releases it). Rows go in employee order,
 # so concurrent batches over the same employees lock their records in the same order.
 UPSERT_RECORDS = text(f"""
-INSERT INTO salary_records (employee_id, year, month, status, {", ".join(RECORD_COLUMNS)})
-SELECT r.employee_id, :year, :month, 'pending', {", ".join("r." + c for c in RECORD_COLUMNS)}
+INSERT INTO salary_records (employee_id, year, month, {", ".join(RECORD_COLUMNS)})
+SELECT r.employee_id, :year, :month, {", ".join("r." + c for c in RECORD_COLUMNS)}
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-    employee_id uuid, basic_salary numeric, allowances jsonb, deductions jsonb, overtime_hours numeric,
-    overtime_amount numeric, bonus numeric, gross_salary numeric, total_deductions numeric, net_salary numeric)
+    employee_id uuid, status text, notes text, basic_salary numeric, allowances jsonb, deductions jsonb,
+    overtime_hours numeric, overtime_amount numeric, bonus numeric, gross_salary numeric, total_deductions numeric,
+    net_salary numeric)
 ORDER BY r.employee_id
 ON CONFLICT (employee_id, month, year) DO UPDATE
 SET {", ".join(f"{c} = EXCLUDED.{c}" for c in RECORD_COLUMNS)}, updated_at = now()
@@ -325,7 +342,7 @@ def write_batch(session: Session, period: Period, run_id: uuid.UUID, outcome: Ba
             {"employee_id": e.employee_id, "employee_code": e.code, "employee_name": e.name, "error_type": kind,
              "reason": reason[:2000]} for e, kind, reason in outcome.failures])})
     return {"computed": len(outcome.payslips), "changed": len(changed), "failed": len(outcome.failures),
-            "kept": len(outcome.kept)}
+            "kept": len(outcome.kept), "held": sum(1 for _, p in outcome.payslips if p.hold_reason)}
 
 
 # --- the commands ----------------------------------------------------------------------------------------
@@ -454,12 +471,14 @@ def dry_run(session: Session, period: Period, book: RateBook, checks: dict[str, 
                 "last_month_gross": str(before.gross_salary) if before else None,
                 "last_month_net": str(before.net_salary) if before else None,
                 "net_change": str(payslip.net - before.net_salary) if before else None,
+                "hold_reason": payslip.hold_reason,
             })
         failures += [{"employee_id": str(e.employee_id), "employee_code": e.code, "name": e.name,
                       "error_type": kind, "reason": reason} for e, kind, reason in outcome.failures]
         progress(100 * (done + 1) / max(1, len(scopes)), f"batch {done + 1} of {len(scopes)}")
     return {"dry_run": True, "year": period.year, "month": period.month, "preflight": checks,
             "employees": len(lines), "kept_final": kept, "failures": failures,
+            "held": [line for line in lines if line["hold_reason"]],
             "totals": {k: str(v) for k, v in totals.items()}, "changes": lines}
 
 

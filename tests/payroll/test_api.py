@@ -224,3 +224,39 @@ def test_holidays_are_listed_for_everyone_and_added_by_hr(app: Any, people: dict
                                                                          "kind": "company"}).status_code == 201
     assert as_(app, people["hr"]).post("/api/v1/payroll/holidays", json={"date": day,
                                                                          "name": "Again"}).status_code == 409
+
+
+def test_tax_declarations_are_validated_set_by_hr_and_read_by_the_employee(
+        app: Any, people: dict[str, Account], engine: Engine) -> None:
+    hr, employee = as_(app, people["hr"]), as_(app, people["employee"])
+    me = str(people["employee"].id)
+    bad = hr.put("/api/v1/payroll/tax-declarations", json={"employee_id": me, "financial_year": 2031,
+                                                           "regime": "flat", "previous_income": "-1",
+                                                           "previous_tds": "10.001"})
+    assert bad.status_code == 422
+    assert {"regime", "previous_income", "previous_tds"} <= set(bad.json["errors"]), bad.json
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM tax_declarations WHERE employee_id = :e"),
+                            {"e": me}).scalar_one() == 0
+    body = {"employee_id": me, "financial_year": 2031, "regime": "old", "previous_income": "350000",
+            "previous_tds": "12000"}
+    assert employee.put("/api/v1/payroll/tax-declarations", json=body).status_code == 403
+    assert as_(app, people["directors"]).put("/api/v1/payroll/tax-declarations", json=body).status_code == 403
+    nobody = hr.put("/api/v1/payroll/tax-declarations", json={**body, "employee_id": str(uuid.uuid4())})
+    assert nobody.status_code == 422 and "employee_id" in nobody.json["errors"]
+    made = hr.put("/api/v1/payroll/tax-declarations", json=body)
+    assert made.status_code == 200 and made.json["previous_income"] == "350000.00"
+    again = hr.put("/api/v1/payroll/tax-declarations", json={**body, "regime": "new"})
+    assert again.status_code == 200 and again.json["id"] == made.json["id"] and again.json["regime"] == "new"
+    mine = employee.get("/api/v1/payroll/tax-declarations").json
+    assert [(d["financial_year"], d["regime"]) for d in mine] == [(2031, "new")]
+    assert as_(app, people["colleague"]).get("/api/v1/payroll/tax-declarations?financial_year=2031").json == []
+
+
+def test_tax_statements_are_for_hr_and_finance_only(app: Any, people: dict[str, Account]) -> None:
+    for role in ("hr", "accounts"):
+        found = as_(app, people[role]).get("/api/v1/payroll/tax-statements?financial_year=2029")
+        assert found.status_code == 200 and found.json["financial_year"] == "2029-30", role
+    assert as_(app, people["employee"]).get("/api/v1/payroll/tax-statements?financial_year=2029").status_code == 403
+    bad = as_(app, people["hr"]).get("/api/v1/payroll/tax-statements?financial_year=1999")
+    assert bad.status_code == 422 and "financial_year" in bad.json["errors"]

@@ -18,7 +18,8 @@ from ombaro.access.roles import ROLES
 from tests.payroll.conftest import Driver, add_structure, new_employee
 
 PAY_READERS = {"hr_department", "finance_department", "accounts_department", "super_admin"}
-PAY_TABLES = ("salary_records", "salary_record_details", "compensation_structures", "payroll_adjustments")
+PAY_TABLES = ("salary_records", "salary_record_details", "compensation_structures", "payroll_adjustments",
+              "tax_declarations")
 
 
 @contextmanager
@@ -41,6 +42,8 @@ def paid(engine: Engine) -> uuid.UUID:
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO payroll_adjustments (employee_id, year, month, kind, amount) "
                           "VALUES (:e, 2029, 3, 'bonus', 5000)"), {"e": employee})
+        conn.execute(text("INSERT INTO tax_declarations (employee_id, financial_year, regime, previous_income) "
+                          "VALUES (:e, 2028, 'old', 250000)"), {"e": employee})
     Driver(engine).run(2029, 3, employee_ids=[employee])
     return employee
 
@@ -88,3 +91,19 @@ def test_workers_see_every_salary_and_anonymous_requests_none(engine: Engine, pa
     with acting(engine, None) as conn:
         for table in (*PAY_TABLES, "payroll_runs", "payroll_failures"):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+
+
+def test_only_hr_and_the_super_admin_may_declare_an_employees_tax(engine: Engine, paid: uuid.UUID) -> None:
+    """The regime and Form 12B figures decide TDS: the employee reads theirs and changes nothing."""
+    change = text("UPDATE tax_declarations SET regime = 'new' WHERE employee_id = :e")
+    insert = text("INSERT INTO tax_declarations (employee_id, financial_year) VALUES (:e, 2029)")
+    for role in sorted(set(ROLES) - {"hr_department", "super_admin"}):
+        sub = paid if role == "employee" else uuid.uuid4()
+        with acting(engine, {"sub": str(sub), "role": role}) as conn:
+            assert conn.execute(change, {"e": paid}).rowcount == 0, role
+        with acting(engine, {"sub": str(sub), "role": role}) as conn, pytest.raises(Exception, match="row-level"):
+            conn.execute(insert, {"e": paid})
+    for role in ("hr_department", "super_admin"):
+        with acting(engine, {"sub": str(uuid.uuid4()), "role": role}) as conn:
+            assert conn.execute(change, {"e": paid}).rowcount == 1, role
+            conn.execute(insert, {"e": paid})

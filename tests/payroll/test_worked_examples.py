@@ -1,10 +1,13 @@
 """Worked examples, each figure computed by hand in the comments beside it and checked against the
 record a real run writes (attendance and leave in the database, the command path, the worker role).
 
-Rates used (seeded by migration 0006): PF 12% of basic up to Rs 15,000, rounded to the rupee;
+Rates used (seeded by migrations 0006 and 0018): PF 12% of the PF wage up to Rs 15,000, rounded to the
+rupee, the wage being (from December 2025, Code on Social Security s.2(88)) all pay less HRA,
+conveyance, medical, overtime and bonus unless those exceed half of it;
 ESI 0.75% when the rate of wages is at most Rs 21,000, rounded up to the rupee; Maharashtra PT
 Rs 200 (Rs 300 in February) above Rs 10,000; Karnataka Rs 200 from Rs 25,000; West Bengal nil up to
-Rs 10,000; overtime twice basic/26/8 an hour beyond 8 hours; new-regime income tax. Each month is
+Rs 10,000; overtime twice the ordinary rate of wages (basic plus allowances) / 26 / 8 an hour beyond 8 hours
+(Factories Act s.59); new-regime income tax. Each month is
 used by one example only, and each run is limited to the example's employees.
 """
 
@@ -50,13 +53,14 @@ def test_mid_month_joiner_is_paid_from_the_joining_day(engine: Engine, driver: D
     assert line(record, "allowances", "hra") == D("4000.00")  # 8,000 x 15/30
     assert line(record, "allowances", "special") == D("1000.00")  # 2,000 x 15/30
     assert record["gross_salary"] == D("15000.00")
-    assert line(record, "deductions", "pf") == D("1200.00")  # 12% of 10,000 (under 15,000)
+    # PF wage: 15,000 less HRA 4,000 (within half of it) = basic + special 11,000; 12% = 1,320.
+    assert line(record, "deductions", "pf") == D("1320.00")
     assert line(record, "deductions", "esi") == D("0.00")  # rate of wages 30,000 > 21,000: not covered
     assert line(record, "deductions", "professional_tax") == D("200.00")  # MH, a man, gross > 10,000
     # TDS: 15,000 + 30,000 x 9 months (July-March) = 2,85,000 - 75,000 = 2,10,000: below 4 lakh, nil.
     assert line(record, "deductions", "tds") == D("0.00")
-    assert record["total_deductions"] == D("1400.00")
-    assert record["net_salary"] == D("13600.00")
+    assert record["total_deductions"] == D("1520.00")
+    assert record["net_salary"] == D("13480.00")
     assert_adds_up(record)
 
 
@@ -141,19 +145,20 @@ def test_esi_continues_to_the_period_end_after_crossing_the_threshold(engine: En
         driver.run(year, month, employee_ids=[employee])
     october, november, april = (record_of(engine, employee, y, m) for y, m in ((2027, 10), (2027, 11), (2028, 4)))
     assert october and november and april
-    # October: 20,000 is within 21,000, covered: 0.75% = 150; PF 12% of 12,000 = 1,440.
+    # October: 20,000 is within 21,000, covered: 0.75% = 150; PF 12% of basic + special 14,000 = 1,680
+    # (HRA 6,000 is within half of 20,000, so it stays out of the PF wage).
     assert line(october, "deductions", "esi") == D("150.00")
-    assert line(october, "deductions", "pf") == D("1440.00")
-    assert october["net_salary"] == D("18410.00")
+    assert line(october, "deductions", "pf") == D("1680.00")
+    assert october["net_salary"] == D("18170.00")
     # November: the raise to 22,000 crosses the threshold inside the October-March contribution
-    # period, so coverage continues: 0.75% of 22,000 = 165; PF 12% of 13,200 = 1,584.
+    # period, so coverage continues: 0.75% of 22,000 = 165; PF wage 15,400 is capped: 1,800.
     assert line(november, "deductions", "esi") == D("165.00")
     assert november["explanation"]["esi"]["continued_in_period"] is True
-    assert november["net_salary"] == D("20251.00")
+    assert november["net_salary"] == D("20035.00")
     # April: a new period starts above the threshold: no ESI.
     assert line(april, "deductions", "esi") == D("0.00")
     assert april["employer_contributions"].get("esi") is None
-    assert april["net_salary"] == D("20416.00")  # 22,000 - 1,584
+    assert april["net_salary"] == D("20200.00")  # 22,000 - 1,800
     for record in (october, november, april):
         assert_adds_up(record)
 
@@ -190,11 +195,12 @@ def test_february_of_a_leap_year_has_29_days(engine: Engine, driver: Driver) -> 
     assert record["basic_salary"] == D("27500.00")  # 29,000 x 27.5/29
     assert line(record, "allowances", "hra") == D("13750.00")  # 14,500 x 27.5/29
     assert record["overtime_hours"] == D("2.00")
-    assert record["overtime_amount"] == D("557.69")  # 2 h x 2 x 29,000/26/8 = 2 x 278.846...
-    assert record["gross_salary"] == D("41807.69")
+    # 2 h x 2 x (29,000 + 14,500) / 26 / 8 = 836.538...: the ordinary rate of wages is basic plus allowances.
+    assert record["overtime_amount"] == D("836.54")
+    assert record["gross_salary"] == D("42086.54")
     assert line(record, "deductions", "professional_tax") == D("300.00")  # Maharashtra's February
     assert line(record, "deductions", "pf") == D("1800.00")
-    assert record["net_salary"] == D("39707.69")
+    assert record["net_salary"] == D("39986.54")
     assert_adds_up(record)
 
 

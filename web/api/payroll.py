@@ -19,11 +19,12 @@ from ombaro.models.payroll import (
     ADJUSTMENT_KINDS,
     HOLIDAY_KINDS,
     RATE_KINDS,
+    TAX_REGIMES,
     PayrollFailure,
     PayrollRun,
     SalaryRecordDetail,
 )
-from ombaro.payroll import documents, preflight, records, runs
+from ombaro.payroll import documents, preflight, records, runs, statements
 from ombaro.payroll.calculation import Period
 from ombaro.payroll.errors import PayrollNotFound
 from web.auth import current_user, requires
@@ -559,3 +560,81 @@ def add_rate(body: dict[str, Any]) -> Any:
     with session.begin():
         return records.add_rate(session, kind=body["kind"], scope=body["scope"],
                                 effective_from=body["effective_from"], data=body["data"], source=body.get("source"))
+
+
+# --- income-tax declarations (regime, Form 12B) -----------------------------------------------------------
+
+
+class TaxDeclarationInSchema(Schema):
+    employee_id = fields.UUID(required=True)
+    financial_year = Integer(required=True, validate=YEAR,
+                             metadata={"description": "the year the financial year starts in: 2026 is FY 2026-27"})
+    regime = fields.String(load_default="new", validate=validate.OneOf(TAX_REGIMES))
+    previous_income = money_in(load_default=Decimal(0), maximum="9999999999.99",
+                               metadata={"description": "income before this payroll in the year (Form 12B)"})
+    previous_tds = money_in(load_default=Decimal(0), maximum="9999999999.99",
+                            metadata={"description": "TDS deducted on it (Form 12B)"})
+    notes = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class TaxDeclarationSchema(Schema):
+    id = fields.UUID()
+    employee_id = fields.UUID()
+    financial_year = fields.Integer()
+    regime = fields.String()
+    previous_income = money_out()
+    previous_tds = money_out()
+    notes = fields.String(allow_none=True)
+    created_by = fields.UUID(allow_none=True)
+    updated_at = fields.DateTime()
+
+
+class TaxDeclarationQuerySchema(Schema):
+    financial_year = Integer(validate=YEAR)
+    employee_id = fields.UUID()
+    limit = Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+@blp.get("/tax-declarations")
+@requires("payroll", "read")
+@blp.arguments(TaxDeclarationQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, TaxDeclarationSchema(many=True))
+def list_tax_declarations(limit: int, financial_year: int | None = None, employee_id: uuid.UUID | None = None) -> Any:
+    """Income-tax declarations, newest year first (an employee sees their own)."""
+    return records.list_tax_declarations(db_session(), financial_year=financial_year, employee_id=employee_id,
+                                         limit=limit)
+
+
+@blp.put("/tax-declarations")
+@requires("payroll", "create")
+@blp.arguments(TaxDeclarationInSchema)
+@blp.response(200, TaxDeclarationSchema)
+def set_tax_declaration(body: dict[str, Any]) -> Any:
+    """An employee's regime and previous-employer income and TDS (Form 12B) for a financial year,
+    replacing what was declared; the next run's TDS follows it."""
+    session = db_session()
+    with session.begin():
+        return records.set_tax_declaration(session, created_by=current_user().id, **body)
+
+
+class TaxStatementsQuerySchema(Schema):
+    financial_year = Integer(required=True, validate=YEAR,
+                             metadata={"description": "the year the financial year starts in: 2026 is FY 2026-27"})
+
+
+class TaxStatementsSchema(Schema):
+    financial_year = fields.String()
+    employees = fields.List(fields.Dict(), metadata={
+        "description": "per employee: form16_part_b (salary paid, Form 12B income, standard deduction, total "
+                       "income, tax, 87A rebate, surcharge, cess, TDS, balance) and form24q (per quarter: amount "
+                       "paid, TDS deducted); money as decimal strings"})
+    totals = fields.Dict()
+
+
+@blp.get("/tax-statements")
+@requires("payroll", "export")
+@blp.arguments(TaxStatementsQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, TaxStatementsSchema)
+def tax_statements(financial_year: int) -> Any:
+    """Form 16 Part B and Form 24Q quarterly figures of a financial year, from the salary paid."""
+    return statements.tax_statements(db_session(), financial_year)
