@@ -7,12 +7,13 @@ both ends inside their column's type; tests/web/test_schema_bounds.py holds ever
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from marshmallow import Schema, fields, validate
 from webargs.multidictproxy import MultiDictProxy
 
+from ombaro import money
 from ombaro.models.jobs import JOB_STATUSES
 
 CENT = Decimal("0.01")
@@ -57,6 +58,21 @@ class Money(fields.Decimal):
         if amount != amount.quantize(CENT):
             raise self.make_error("places")
         return amount.quantize(CENT)
+
+
+class MoneyAmount(fields.Decimal):
+    """An amount in rupees as the API answers it: a decimal string with two places ("1800.00"),
+    rounded once, half away from zero, by ombaro/money.py. The dump side of `Money` (one field for
+    every response schema, instead of `fields.Decimal(as_string=True, places=2)` repeated)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("as_string", True)
+        super().__init__(places=2, rounding=ROUND_HALF_UP, **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | Decimal | None:
+        if value is None:
+            return None
+        return super()._serialize(money.round_money(Decimal(str(value))), attr, obj, **kwargs)
 
 
 class Boolean(fields.Boolean):
