@@ -613,8 +613,8 @@ class Command(Generic[P]):
 
     def load(self, params: Mapping[str, Any] | Params) -> Params:
         """Typed params from JSON-like input (dates and UUIDs may still be Python objects)."""
-        if isinstance(params, Params):
-            params = self.params().dump(params)
+        if isinstance(params, Params):  # typed already (the API's schema): checked again as stored
+            params = {key: value for key, value in self.params().dump(params).items() if value is not None}
         try:
             loaded = self.params().load(to_json(dict(params)))
         except ValidationError as exc:
