@@ -114,10 +114,13 @@ class JobSchema(Schema):
     id = fields.UUID(dump_only=True)
     kind = fields.String(dump_only=True)
     status = fields.String(dump_only=True, metadata={"enum": list(JOB_STATUSES)})
-    params = fields.Dict(dump_only=True)
+    params = fields.Dict(dump_only=True, metadata={
+        "description": "the command's params as its kind's `<Kind>Params` schema loaded them (see `x-commands`)"})
     progress = fields.Float(dump_only=True, metadata={"description": "percent done, 0 to 100"})
     progress_message = fields.String(dump_only=True, allow_none=True)
-    result = fields.Dict(dump_only=True, allow_none=True)
+    result = fields.Dict(dump_only=True, allow_none=True, metadata={
+        "description": "what the job produced, once it succeeded: shaped per kind as the `<Kind>Result` schema "
+                       "that `x-commands` names for the job's kind (e.g. `ReportsRefreshResult`)"})
     error = fields.Method("_error", dump_only=True, allow_none=True, metadata={
         "type": "object", "description": "type, message and attempt of the last failure; the traceback stays in "
                                         "the logs and for operators (docs/security.md)"})
