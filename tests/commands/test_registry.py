@@ -145,6 +145,15 @@ def test_the_worker_path_hands_the_handler_typed_params(engine: Engine, clean_jo
     assert run_here(engine, job_id) == "succeeded"
     row = job_row(engine, job_id)
     assert row["result"]["pong"] is True and row["result"]["echo"] == {"n": 7} and row["progress"] == 100
+    assert commands.command_of("system.ping").result().validate(row["result"]) == {}  # the documented shape
+
+
+def test_a_refresh_result_has_its_documented_shape(engine: Engine, clean_jobs: None) -> None:
+    job_id = submit(engine, "reports.refresh", {"views": ["dashboard_stats"]}).job.id
+    assert run_here(engine, job_id) == "succeeded"
+    result = job_row(engine, job_id)["result"]
+    assert [v["view"] for v in result["views"]] == ["dashboard_stats"]
+    assert commands.command_of("reports.refresh").result().validate(result) == {}
 
 
 def test_a_job_whose_stored_params_no_longer_load_fails_with_the_reason(engine: Engine, clean_jobs: None) -> None:
