@@ -612,11 +612,14 @@ class Command(Generic[P]):
             raise ValueError(f"{self.kind}: no queue {self.queue!r} (one of {', '.join(QUEUES)})")
 
     def load(self, params: Mapping[str, Any] | Params) -> Params:
-        """Typed params from JSON-like input (dates and UUIDs may still be Python objects)."""
+        """Typed params from JSON-like input (dates and UUIDs may still be Python objects), or
+        InvalidParams naming each field and what is wrong with it."""
         if isinstance(params, Params):  # typed already (the API's schema): checked again as stored
-            params = {key: value for key, value in self.params().dump(params).items() if value is not None}
+            params = self.params().dump(params)
+        # An optional field given as null is an optional field not given (as the row stores it).
+        raw = {key: value for key, value in to_json(dict(params)).items() if value is not None}
         try:
-            loaded = self.params().load(to_json(dict(params)))
+            loaded = self.params().load(raw)
         except ValidationError as exc:
             messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
             raise InvalidParams(self.kind, messages) from None
