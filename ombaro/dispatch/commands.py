@@ -13,7 +13,6 @@ import redis
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ombaro import commands
-from ombaro.dispatch import service
 
 
 @lru_cache(maxsize=4)
@@ -51,6 +50,8 @@ class DispatchBookingResultSchema(Schema):
 
 
 def dispatch_booking(params: DispatchBooking, ctx: commands.Context) -> dict[str, Any]:
+    from ombaro.dispatch import service  # the solver's imports take seconds: only where a job needs them
+
     settings = ctx.env.settings
     return service.dispatch_booking(ctx.session, params.booking_id, zone=settings.timezone,
                                     redis=redis_client(settings.redis_url),
@@ -94,6 +95,8 @@ class DispatchBatchResultSchema(Schema):
 
 
 def dispatch_batch(params: DispatchBatch, ctx: commands.Context) -> dict[str, Any]:
+    from ombaro.dispatch import service
+
     settings = ctx.env.settings
     return service.dispatch_batch(ctx.session, day=params.date, zone=settings.timezone, vendor_id=params.vendor_id,
                                   city=params.city, redis=redis_client(settings.redis_url), job_id=ctx.job.id,
