@@ -65,6 +65,7 @@ class Beat:
         self.role = "standby"
         self._names: dict[str, str] = {}  # APScheduler job id -> schedule name
         self._signatures: dict[str, str] = {}
+        self._refused: dict[str, str] = {}  # schedule name -> signature of the row the registry refused
 
     # -- leadership ------------------------------------------------------------------------------
 
@@ -154,9 +155,10 @@ class Beat:
     # -- schedules -------------------------------------------------------------------------------
 
     def sync(self, scheduler: BackgroundScheduler) -> None:
-        """Make APScheduler's jobs match the enabled rows (added, edited, disabled, deleted)."""
+        """Make APScheduler's jobs match the enabled rows (added, edited, disabled, deleted). A row
+        whose kind or params the command registry refuses is left out, said once per change."""
         with self.sessions() as session:
-            rows = {str(s.id): s for s in schedules.enabled_schedules(session)}
+            rows = {str(s.id): s for s in schedules.enabled_schedules(session) if self._valid(s)}
         for job_id in set(self._signatures) - set(rows):
             scheduler.remove_job(job_id)
             del self._signatures[job_id]
@@ -202,6 +204,8 @@ class Beat:
         skipped = []
         with self.sessions() as session, session.begin():
             for schedule in schedules.enabled_schedules(session):
+                if not self._valid(schedule):
+                    continue
                 last = schedule.last_fired_for
                 late = latest_fire_time(schedule, after=max(last, now - GRACE) if last else now - GRACE, now=now)
                 if late is not None:
@@ -228,6 +232,20 @@ class Beat:
             if firing.outcome == "submitted" and beyond_grace:
                 metrics.inc(metrics.SCHEDULER_MISFIRES, firing.schedule, "caught_up")
         return [firing for firing, _ in fired]
+
+    def _valid(self, schedule: Schedule) -> bool:
+        """Whether the registry accepts the schedule's kind and params (the API refuses to save
+        others; a row written around it is skipped here rather than failing every firing)."""
+        try:
+            commands.validate_params(schedule.kind, schedule.params or {})
+        except commands.CommandError as exc:
+            sig = signature(schedule)
+            if self._refused.get(schedule.name) != sig:
+                log.error("schedule %s refused, not fired: %s", schedule.name, exc)
+                self._refused[schedule.name] = sig
+            return False
+        self._refused.pop(schedule.name, None)
+        return True
 
     def relay(self) -> int:
         try:

@@ -227,7 +227,10 @@ def main() -> None:
     command.upgrade(cfg, "heads")
     os.environ.update(DATABASE_URL=bench_url, REDIS_URL=redis_url, OMBARO_LOG_LEVEL="WARNING")
     # The tasks read their database and Redis from the settings; import them after the environment is set.
-    from workers.tasks.dispatch import dispatch_batch, dispatch_booking
+    import workers.tasks  # noqa: F401  (one generic task per declared kind)
+    from workers.app import celery
+
+    dispatch_booking, dispatch_batch = celery.tasks["dispatch.booking"], celery.tasks["dispatch.batch"]
 
     tomorrow = dt.datetime.now(settings.zone).date() + dt.timedelta(days=1)
     params = {"vendors": vendors, "therapists": therapists, "customers": max(samples, batch) + 10,

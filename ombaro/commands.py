@@ -10,6 +10,11 @@ Flow (docs/architecture.md, "A command, end to end"):
    every few seconds, whether or not the handler reports progress: a live job is never taken over,
    and a job whose worker died is handed to another by the relay once its lease (a few heartbeats)
    has run out (docs/reliability.md).
+
+The registry (the end of this module) declares every command kind: its typed params (a marshmallow
+schema loading into a frozen dataclass, with the domain's rules), queue, permission, attempts,
+handler and result. `submit` refuses a kind it does not declare and params its schema refuses; the
+workers' routing and tasks are generated from it (docs/architecture.md, "How to add a command").
 """
 
 from __future__ import annotations
@@ -17,23 +22,26 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import hashlib
+import importlib
 import json
 import logging
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from marshmallow import Schema, ValidationError, post_load
 from sqlalchemy import ARRAY, Engine, Text, cast, event, func, select, text, true, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased
 
 from ombaro import logs, metrics
+from ombaro.config import Settings
 from ombaro.db import WORKER_ROLE, act_as
 from ombaro.models.jobs import Job
 
@@ -96,7 +104,7 @@ def fingerprint(kind: str, params: dict[str, Any]) -> str:
 def submit(
     session: Session,
     kind: str,
-    params: dict[str, Any],
+    params: Mapping[str, Any] | Params,
     *,
     enqueue: Enqueue,
     key: str | None = None,
@@ -104,17 +112,24 @@ def submit(
     requested_by: uuid.UUID | None = None,
     schedule_id: uuid.UUID | None = None,
     scheduled_for: dt.datetime | None = None,
-    max_attempts: int = 3,
+    max_attempts: int | None = None,
     request_id: str | None = None,
 ) -> Submitted:
     """Record a command in the caller's transaction; it is handed to the broker after commit.
+
+    The kind must be declared (UnknownCommand) and its params must pass the kind's schema
+    (InvalidParams, with an error per field): nothing is written otherwise. What is stored is the
+    params as the schema loaded them (defaults filled in, absent optional fields left out), and
+    `max_attempts` is the declaration's unless given.
 
     With a key, one job exists per (kind, scope, key): a concurrent second insert waits on the
     unique index and then finds the first one's job (IETF Idempotency-Key draft semantics).
     The request id (the caller's, else the current context's) goes with the job to its worker.
     """
-    stored = to_json(params)
+    command = command_of(kind)
+    stored = command.store(command.load(params))
     digest = fingerprint(kind, stored)
+    max_attempts = command.max_attempts if max_attempts is None else max_attempts
     insert = (
         pg_insert(Job)
         .values(kind=kind, params=stored, requested_by=requested_by, idempotency_scope=scope,
@@ -470,6 +485,7 @@ def retry(session: Session, job_id: uuid.UUID, *, enqueue: Enqueue) -> Job:
     job = session.get(Job, job_id, with_for_update=True)
     if job is None:
         raise JobNotFound(f"no job {job_id}")
+    command_of(job.kind)  # a kind no longer declared is refused, the job left as it is
     if job.status not in RETRYABLE:
         raise JobNotRetryable(f"job {job_id} is {job.status}; only a failed or cancelled job can be retried")
     job.status, job.attempts, job.progress, job.progress_message = "queued", 0, 0, None
@@ -478,3 +494,189 @@ def retry(session: Session, job_id: uuid.UUID, *, enqueue: Enqueue) -> Job:
     session.flush()
     enqueue_after_commit(session, job.id, job.kind, enqueue)
     return job
+
+
+# ---- the registry: every command kind, declared once by its capability ------------------------
+
+# The modules that declare commands, one per capability (docs/architecture.md): a package's
+# `commands.py`, or `<module>_commands.py` beside a capability that is a single module.
+CAPABILITIES: tuple[str, ...] = (
+    "ombaro.campaigns.commands",
+    "ombaro.dispatch.commands",
+    "ombaro.payroll.commands",
+    "ombaro.settlements.commands",
+    "ombaro.payments_commands",
+    "ombaro.notifications_commands",
+    "ombaro.locations.commands",
+    "ombaro.reporting_commands",
+    "ombaro.diagnostics_commands",
+)
+
+QUEUES = ("dispatch", "bulk", "maintenance")
+
+
+class UnknownCommand(CommandError):
+    """422: no capability declares this kind."""
+
+
+class InvalidParams(CommandError):
+    """422: the params do not pass the kind's schema; `errors` names each field and what is wrong."""
+
+    def __init__(self, kind: str, errors: Mapping[str, Any]) -> None:
+        self.kind, self.errors = kind, dict(errors)
+        described = "; ".join(f"{name}: {' '.join(map(str, m)) if isinstance(m, list) else m}"
+                              for name, m in sorted(self.errors.items()))
+        super().__init__(f"invalid params for {kind}: {described}")
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """What a handler may know of its job besides the params: never the row itself."""
+
+    id: uuid.UUID
+    kind: str
+    params: dict[str, Any]  # as stored (JSON); the typed params are the handler's first argument
+    requested_by: uuid.UUID | None
+    scheduled_for: dt.datetime | None
+    attempts: int
+
+
+@dataclass(frozen=True, eq=False)
+class Environment:
+    """What the worker process provides to handlers: its settings, its database and its broker."""
+
+    settings: Settings
+    engine: Engine
+    enqueue: Enqueue
+
+
+@dataclass(frozen=True)
+class Context:
+    """A handler's second argument: the job's transaction (it runs as the workers' role), the
+    progress reporter, the job's identity and the worker's environment."""
+
+    session: Session
+    progress: Progress
+    job: JobRef
+    env: Environment
+
+
+class Params:
+    """Base of a command's typed params: a frozen dataclass (declare it `@dataclass(frozen=True)`)."""
+
+
+P = TypeVar("P", bound=Params)
+
+
+class ParamsSchema(Schema):
+    """A command's params schema: loads JSON into the frozen dataclass named by `model` (which must
+    take every field as a keyword), refusing unknown fields. Rules that involve several fields go in a
+    `@validates_schema` method here, once: the API, the CLI, the scheduler and the workers all load
+    through it."""
+
+    model: ClassVar[type[Params]]
+
+    @post_load
+    def _typed(self, data: dict[str, Any], **_: Any) -> Params:
+        return self.model(**data)
+
+
+@dataclass(frozen=True)
+class NoParams(Params):
+    """The params of a command that takes none."""
+
+
+class NoParamsSchema(ParamsSchema):
+    model = NoParams
+
+
+@dataclass(frozen=True)
+class Command(Generic[P]):
+    """One command kind. `handler(params, context)` does the domain work in the job's transaction
+    and returns the result (described by `result` in the OpenAPI document); `after` runs once the
+    outcome `succeeded` is recorded, outside the job's transaction (e.g. completing a campaign)."""
+
+    kind: str
+    params: type[ParamsSchema]
+    handler: Callable[[P, Context], Mapping[str, Any]]
+    queue: str
+    permission: tuple[str, str]
+    max_attempts: int = 3
+    result: type[Schema] | None = None
+    description: str = ""
+    example: Mapping[str, Any] = field(default_factory=dict)
+    after: Callable[[uuid.UUID, Environment], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue not in QUEUES:
+            raise ValueError(f"{self.kind}: no queue {self.queue!r} (one of {', '.join(QUEUES)})")
+
+    def load(self, params: Mapping[str, Any] | Params) -> Params:
+        """Typed params from JSON-like input (dates and UUIDs may still be Python objects), or
+        InvalidParams naming each field and what is wrong with it."""
+        if isinstance(params, Params):  # typed already (the API's schema): checked again as stored
+            params = self.params().dump(params)
+        # An optional field given as null is an optional field not given (as the row stores it).
+        raw = {key: value for key, value in to_json(dict(params)).items() if value is not None}
+        try:
+            loaded = self.params().load(raw)
+        except ValidationError as exc:
+            messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+            raise InvalidParams(self.kind, messages) from None
+        assert isinstance(loaded, Params)
+        return loaded
+
+    def store(self, params: Params) -> dict[str, Any]:
+        """The params as the job row keeps them: JSON, with optional fields left unset omitted."""
+        dumped = self.params().dump(params)
+        return to_json({key: value for key, value in dumped.items() if value is not None})
+
+    def run(self, env: Environment) -> Handler:
+        """The low-level handler `execute` runs: typed params from the row, then the declared handler."""
+
+        def handler(session: Session, job: Job, progress: Progress) -> dict[str, Any]:
+            ref = JobRef(id=job.id, kind=job.kind, params=dict(job.params or {}), requested_by=job.requested_by,
+                         scheduled_for=job.scheduled_for, attempts=job.attempts)
+            return dict(self.handler(self.load(ref.params), Context(session, progress, ref, env)))  # type: ignore[arg-type]
+
+        return handler
+
+
+_REGISTRY: dict[str, Command[Any]] = {}
+_LOADED = False
+
+
+def declare(*declared: Command[Any]) -> None:
+    """Called by a capability's commands module at import: a kind is declared once."""
+    for command in declared:
+        if command.kind in _REGISTRY and _REGISTRY[command.kind] is not command:
+            raise ValueError(f"command {command.kind} is declared twice")
+        _REGISTRY[command.kind] = command
+
+
+def registry() -> dict[str, Command[Any]]:
+    """Every declared command by kind (the capabilities' modules are imported on first use)."""
+    global _LOADED
+    if not _LOADED:
+        for module in CAPABILITIES:
+            importlib.import_module(module)
+        _LOADED = True
+    return dict(sorted(_REGISTRY.items()))
+
+
+def command_of(kind: str) -> Command[Any]:
+    found = registry().get(kind)
+    if found is None:
+        raise UnknownCommand(f"no command kind {kind!r}")
+    return found
+
+
+def validate_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params as `submit` would store them, or UnknownCommand / InvalidParams (a schedule's
+    params are checked when it is saved)."""
+    command = command_of(kind)
+    return command.store(command.load(params))
+
+
+def queue_of(kind: str) -> str:
+    return command_of(kind).queue

@@ -9,6 +9,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -154,7 +155,11 @@ def get_schedule(session: Session, ref: str | uuid.UUID, *, lock: bool = False) 
 
 
 def set_enabled(session: Session, ref: str | uuid.UUID, enabled: bool) -> Schedule:
+    """Enabling checks the schedule's kind and params against the command registry (UnknownCommand,
+    InvalidParams): a schedule that could not fire is not enabled."""
     schedule = get_schedule(session, ref, lock=True)
+    if enabled:
+        commands.validate_params(schedule.kind, schedule.params or {})
     schedule.enabled = enabled
     session.flush()
     return schedule
@@ -171,6 +176,15 @@ def set_trigger(session: Session, ref: str | uuid.UUID, *, cron: str | None = No
                          timezone=timezone or schedule.timezone, enabled=True)
     validate_trigger(candidate)
     schedule.cron, schedule.interval_seconds, schedule.timezone = cron, interval_seconds, candidate.timezone
+    session.flush()
+    return schedule
+
+
+def set_params(session: Session, ref: str | uuid.UUID, params: dict[str, Any]) -> Schedule:
+    """Replace the params each firing submits, as the command registry loads them; refused
+    (InvalidParams, with an error per field), changing nothing, when the kind's schema refuses them."""
+    schedule = get_schedule(session, ref, lock=True)
+    schedule.params = commands.validate_params(schedule.kind, params)
     session.flush()
     return schedule
 

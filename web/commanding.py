@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from flask import request, url_for
@@ -30,7 +31,7 @@ def idempotency_key() -> str | None:
     return value
 
 
-def submit(kind: str, params: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
+def submit(kind: str, params: Mapping[str, Any] | commands.Params) -> tuple[Job, int, dict[str, str]]:
     """Record the command (and whatever the caller already added to the session) in one
     transaction; the job reaches the broker after commit. Answers 202 with the job (the endpoint's
     response schema dumps it)."""

@@ -18,7 +18,7 @@ from ombaro.bookings import BookingNotFound, BookingRejected, NotACustomer
 from ombaro.bookings import InvalidTransition as BookingStateConflict
 from ombaro.campaigns.lifecycle import CampaignNotFound, InvalidCampaign, InvalidTransition, SpendExceeded
 from ombaro.campaigns.unsubscribe import InvalidToken, TokenUsed
-from ombaro.commands import IdempotencyConflict, JobNotFound, JobNotRetryable
+from ombaro.commands import IdempotencyConflict, InvalidParams, JobNotFound, JobNotRetryable, UnknownCommand
 from ombaro.dispatch.lifecycle import AssignmentNotFound
 from ombaro.identity.accounts import AccountDisabled, AccountExists, InvalidCredentials, NotAllowed
 from ombaro.identity.tokens import TokenError
@@ -50,6 +50,7 @@ DOMAIN_STATUS: dict[type[Exception], int] = {
     InvalidTrigger: 422,
     NotFound: 404,
     IdempotencyConflict: 422,
+    UnknownCommand: 422,
     AccountExists: 409,
     AccountDisabled: 403,
     NotAllowed: 403,
@@ -155,6 +156,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Limited)
     def limited(exc: Limited) -> Response:
         return problem(429, "Too Many Requests", str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+    @app.errorhandler(InvalidParams)
+    def invalid_params(exc: InvalidParams) -> Response:
+        # The command registry refused the params (ombaro/commands.py): the same shape as a schema's 422.
+        return problem(422, "Unprocessable Content",
+                       "The request is not valid; `errors` names each field and what is wrong with it.",
+                       errors=exc.errors)
 
     @app.errorhandler(BadRequestHeader)
     def bad_header(exc: BadRequestHeader) -> Response:

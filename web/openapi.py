@@ -19,6 +19,7 @@ marshmallow schemas, written here once for every operation (docs/api-contract.md
 from __future__ import annotations
 
 import decimal
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ from flask import Flask
 from flask_smorest import Api
 from marshmallow import Schema, fields, validate
 
+from ombaro import commands
 from web.auth import permission_of
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -360,11 +362,43 @@ def init_app(app: Flask) -> Api:
 
 
 def finish(api: Api) -> None:
-    """After every blueprint is registered: flask-smorest's own `Error` schema is unused (every error
-    response is a Problem) and goes."""
+    """After every blueprint is registered: the commands' params and results are documented, and
+    flask-smorest's own `Error` schema is unused (every error response is a Problem) and goes."""
+    document_commands(api.spec)
     components = api.spec.components
     if not _refers(api.spec.to_dict().get("paths", {}), "#/components/schemas/Error"):
         components.schemas.pop("Error", None)
+
+
+def component_name(kind: str) -> str:
+    """`settlements.run_batch` -> `SettlementsRunBatch`."""
+    return "".join(part.capitalize() for part in re.split(r"[._]", kind))
+
+
+def document_commands(spec: APISpec) -> None:
+    """Every command kind of the registry (ombaro/commands.py): its params as `<Kind>Params` and its
+    job's `result` as `<Kind>Result` in the components, and the top-level `x-commands` naming, per
+    kind, its description, queue, permission, attempts and those two schemas. A job's `result`
+    (JobSchema) has the shape of its kind's `<Kind>Result`."""
+    documented: dict[str, Any] = {}
+    named: dict[type, str] = {}  # a schema shared by several kinds (no params) is one component
+
+    def ref(schema: type, name: str) -> dict[str, str]:
+        if schema not in named:
+            spec.components.schema(name, schema=schema)
+            named[schema] = name
+        return {"$ref": f"#/components/schemas/{named[schema]}"}
+
+    for kind, command in commands.registry().items():
+        name = component_name(kind)
+        entry: dict[str, Any] = {
+            "description": command.description, "queue": command.queue,
+            "permission": ":".join(command.permission), "maxAttempts": command.max_attempts,
+            "params": ref(command.params, "NoParams" if command.params is commands.NoParamsSchema else f"{name}Params")}
+        if command.result is not None:
+            entry["result"] = ref(command.result, f"{name}Result")
+        documented[kind] = entry
+    spec.options["x-commands"] = documented
 
 
 def _refers(node: Any, ref: str) -> bool:

@@ -7,12 +7,13 @@ both ends inside their column's type; tests/web/test_schema_bounds.py holds ever
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from marshmallow import Schema, fields, validate
 from webargs.multidictproxy import MultiDictProxy
 
+from ombaro import money
 from ombaro.models.jobs import JOB_STATUSES
 
 CENT = Decimal("0.01")
@@ -59,6 +60,21 @@ class Money(fields.Decimal):
         return amount.quantize(CENT)
 
 
+class MoneyAmount(fields.Decimal):
+    """An amount in rupees as the API answers it: a decimal string with two places ("1800.00"),
+    rounded once, half away from zero, by ombaro/money.py. The dump side of `Money` (one field for
+    every response schema, instead of `fields.Decimal(as_string=True, places=2)` repeated)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("as_string", True)
+        super().__init__(places=2, rounding=ROUND_HALF_UP, **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | Decimal | None:
+        if value is None:
+            return None
+        return super()._serialize(money.round_money(Decimal(str(value))), attr, obj, **kwargs)
+
+
 class Boolean(fields.Boolean):
     """Strict: JSON `true` or `false` only (`0`, `1`, `"yes"`, `"false"` in a JSON body are refused).
     In a query string or form, whose values are all text, `true`/`false` and `1`/`0` (any case)."""
@@ -98,10 +114,13 @@ class JobSchema(Schema):
     id = fields.UUID(dump_only=True)
     kind = fields.String(dump_only=True)
     status = fields.String(dump_only=True, metadata={"enum": list(JOB_STATUSES)})
-    params = fields.Dict(dump_only=True)
+    params = fields.Dict(dump_only=True, metadata={
+        "description": "the command's params as its kind's `<Kind>Params` schema loaded them (see `x-commands`)"})
     progress = fields.Float(dump_only=True, metadata={"description": "percent done, 0 to 100"})
     progress_message = fields.String(dump_only=True, allow_none=True)
-    result = fields.Dict(dump_only=True, allow_none=True)
+    result = fields.Dict(dump_only=True, allow_none=True, metadata={
+        "description": "what the job produced, once it succeeded: shaped per kind as the `<Kind>Result` schema "
+                       "that `x-commands` names for the job's kind (e.g. `ReportsRefreshResult`)"})
     error = fields.Method("_error", dump_only=True, allow_none=True, metadata={
         "type": "object", "description": "type, message and attempt of the last failure; the traceback stays in "
                                         "the logs and for operators (docs/security.md)"})

@@ -8,7 +8,6 @@ makes the second delivery a no-op; a job whose message is lost is handed over ag
 from __future__ import annotations
 
 import logging
-import pkgutil
 import time
 import uuid
 from contextlib import AbstractContextManager
@@ -19,26 +18,19 @@ from typing import Any
 from celery import Celery, signals
 from kombu import Exchange, Queue
 
-from ombaro import logs, metrics
+from ombaro import commands, logs, metrics
 from ombaro.commands import Enqueue
 from ombaro.config import Settings, load_settings
 
-QUEUES = ("dispatch", "bulk", "maintenance")
+QUEUES = commands.QUEUES
 REQUEST_ID_HEADER = "ombaro_request_id"  # a message header: the request id of the command behind the job
 
-# Which queue a command kind goes to, by the kind's prefix. Latency-sensitive dispatch never
-# waits behind a payroll run; maintenance never competes with either.
-ROUTES: dict[str, str] = {
-    "dispatch.": "dispatch",
-    "settlements.": "bulk",
-    "payroll.": "bulk",
-    "campaigns.": "bulk",
-    "payments.": "bulk",
-    "notifications.": "bulk",
-    "reports.": "maintenance",
-    "locations.": "maintenance",
-    "system.": "maintenance",
-}
+
+def routes() -> dict[str, str]:
+    """Which queue each command kind goes to, from the command registry (ombaro/commands.py).
+    Latency-sensitive dispatch never waits behind a payroll run; maintenance never competes with either."""
+    return {kind: command.queue for kind, command in commands.registry().items()}
+
 
 # The hard limit of any task; the visibility timeout must exceed it so that a message is never
 # redelivered while its first delivery is still legitimately running.
@@ -47,10 +39,8 @@ VISIBILITY_TIMEOUT = 2 * TASK_TIME_LIMIT
 
 
 def queue_for(kind: str) -> str:
-    for prefix, queue in ROUTES.items():
-        if kind.startswith(prefix):
-            return queue
-    return "bulk"
+    """The declared queue of `kind`; a kind no capability declares is refused (UnknownCommand)."""
+    return commands.queue_of(kind)
 
 
 BROKER_CONNECT_TIMEOUT = 2  # seconds: a request never hangs on a dead broker (the relay sends later)
@@ -113,10 +103,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def task_modules() -> list[str]:
-    """Every module of workers/tasks/: one per capability."""
-    import workers.tasks as package
-
-    return [f"{package.__name__}.{module.name}" for module in pkgutil.iter_modules(package.__path__)]
+    """The module that registers the tasks: one generic task per declared command kind."""
+    return ["workers.tasks"]
 
 
 # The worker's app (`celery -A workers worker`). Its configuration is read lazily, when first

@@ -1,11 +1,11 @@
 """Operator commands that start work: settle, payroll, campaign send, prune, refresh, and the
-schedules. Each submits the same job kind with the same params as its API endpoint, validated by
-the domain's own checks (the API's marshmallow schemas add only field typing on top)."""
+schedules. Each submits the same job kind with the same params as its API endpoint: the arguments
+are read into the command's params and `commands.submit` validates them through the kind's params
+schema (ombaro/commands.py, the registry), as it does for the API; a refusal exits 2."""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import uuid
 from typing import Any
 
@@ -24,8 +24,6 @@ from ombaro.cli.common import (
 from ombaro.cli.output import cell, emit_json, table
 from ombaro.models.jobs import Job
 
-MAX_IDS = 1000  # as the API's vendor_ids / employee_ids
-
 
 def submitter(kind: str, params: dict[str, Any]) -> Any:
     def make(session: Session, enqueue: BrokerEnqueue) -> Job:
@@ -42,30 +40,32 @@ def one_uuid(value: str, what: str) -> uuid.UUID:
 
 
 def uuids(values: list[str] | None, what: str) -> list[str] | None:
-    if not values:
-        return None
-    if len(values) > MAX_IDS:
-        raise UsageError(f"at most {MAX_IDS} of {what} at once")
-    return [str(one_uuid(v, what)) for v in values]
+    """The ids as given (the params schema checks them, and how many); None when there are none."""
+    return list(values) if values else None
+
+
+def checked(kind: str, params: dict[str, Any], options: dict[str, str]) -> dict[str, Any]:
+    """The params as the registry loads them, or a UsageError naming the offending options."""
+    try:
+        return commands.validate_params(kind, params)
+    except commands.InvalidParams as exc:
+        problems = "; ".join(f"{options.get(name, name)}: {' '.join(map(str, m)) if isinstance(m, list) else m}"
+                             for name, m in sorted(exc.errors.items()))
+        raise UsageError(problems) from None
 
 
 # --- settlements: POST /api/v1/settlements/runs ------------------------------------------------------
 
 
 def settlement_params(period: str, *, dry_run: bool, vendors: list[str] | None) -> dict[str, Any]:
-    from ombaro.settlements.runs import Period
-
     start, sep, end = period.partition("..")
-    try:
-        if not sep:
-            raise ValueError
-        checked = Period(dt.date.fromisoformat(start), dt.date.fromisoformat(end))  # InvalidPeriod: exit 2
-    except ValueError:
-        raise UsageError(f"--period {period!r}: write it as YYYY-MM-DD..YYYY-MM-DD") from None
-    params: dict[str, Any] = {"period_start": checked.start, "period_end": checked.end, "dry_run": dry_run}
+    if not sep or not start or not end:
+        raise UsageError(f"--period {period!r}: write it as YYYY-MM-DD..YYYY-MM-DD")
+    params: dict[str, Any] = {"period_start": start, "period_end": end, "dry_run": dry_run}
     if vendor_ids := uuids(vendors, "--vendor"):
         params["vendor_ids"] = vendor_ids
-    return params
+    return checked("settlements.run", params, {"period_start": f"--period {period}", "period_end": f"--period {period}",
+                                               "vendor_ids": "--vendor"})
 
 
 def cmd_settle(args: argparse.Namespace) -> int:
@@ -77,17 +77,17 @@ def cmd_settle(args: argparse.Namespace) -> int:
 
 
 def payroll_params(month: str, *, dry_run: bool, employees: list[str] | None) -> dict[str, Any]:
-    from ombaro.payroll.calculation import Period
+    from ombaro.payroll.runs import RUN_KIND
 
     try:
         year, number = (int(part) for part in month.split("-"))
-        checked = Period(year, number)  # ValueError outside 2000-01..2100-12
     except ValueError:
-        raise UsageError(f"--month {month!r}: write it as YYYY-MM (2000-01 to 2100-12)") from None
-    params: dict[str, Any] = {"year": checked.year, "month": checked.month, "dry_run": dry_run}
+        raise UsageError(f"--month {month!r}: write it as YYYY-MM") from None
+    params: dict[str, Any] = {"year": year, "month": number, "dry_run": dry_run}
     if employee_ids := uuids(employees, "--employee"):
         params["employee_ids"] = employee_ids
-    return params
+    return checked(RUN_KIND, params, {"year": f"--month {month}", "month": f"--month {month}",
+                                      "employee_ids": "--employee"})
 
 
 def cmd_payroll(args: argparse.Namespace) -> int:
@@ -119,15 +119,14 @@ def cmd_campaign_send(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {}
     if args.retention_hours is not None:
-        if args.retention_hours <= 0:
-            raise UsageError("--retention-hours must be positive")
         params["retention_hours"] = args.retention_hours
+    params = checked("locations.prune", params, {"retention_hours": "--retention-hours"})
     return start_job(args, submitter("locations.prune", params))
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"views": list(dict.fromkeys(args.view))} if args.view else {}
-    return start_job(args, submitter("reports.refresh", params))
+    return start_job(args, submitter("reports.refresh", checked("reports.refresh", params, {"views": "--view"})))
 
 
 # --- schedules ---------------------------------------------------------------------------------------

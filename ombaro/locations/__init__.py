@@ -26,6 +26,7 @@ from ombaro.locations.positions import (
     geo_key,
     location_key,
     publish,
+    redis_client,
 )
 from ombaro.locations.retention import (
     HOURS_AHEAD,
@@ -64,6 +65,7 @@ __all__ = [
     "prune",
     "publish",
     "record_pings",
+    "redis_client",
     "retention_status",
     "therapist_of",
     "track_booking",

@@ -14,7 +14,10 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
+
+import redis
 
 from ombaro.geo import Point
 from ombaro.models.dispatch import TherapistLastPosition
@@ -23,6 +26,13 @@ log = logging.getLogger(__name__)
 
 LIVE_TTL_SECONDS = 300
 SEARCH_RADIUS_KM = 50.0
+
+
+@lru_cache(maxsize=4)
+def redis_client(url: str) -> redis.Redis:
+    """The positions' Redis, with short timeouts: a slow Redis must not hold a dispatch (positions
+    fall back to the database)."""
+    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
 
 
 def location_key(therapist_id: uuid.UUID | str) -> str:

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from ombaro import commands
 from ombaro.access import permissions
 from ombaro.access.roles import EXTERNAL_ROLES, ROLES, holds
 from tests.helpers import Account, make_account
@@ -158,12 +159,14 @@ def test_a_requester_sees_their_own_job_but_may_not_re_run_a_kind_they_cannot_st
 
 @pytest.fixture
 def matrix_schedules(engine: Engine, clean_jobs: None, kinds: list[str]) -> Iterator[dict[str, str]]:
-    """A disabled schedule per kind (the scheduler never fires a disabled one)."""
+    """A disabled schedule per kind (the scheduler never fires a disabled one), with params its
+    command accepts (the declaration's example): running it submits through the registry."""
     with engine.begin() as conn:
         made = {kind: str(conn.execute(text(
             "INSERT INTO schedules (name, kind, params, interval_seconds, enabled) "
-            "VALUES (:name, :kind, '{}'::jsonb, 3600, false) RETURNING id"),
-            {"name": f"matrix.{kind}", "kind": kind}).scalar_one()) for kind in kinds}
+            "VALUES (:name, :kind, CAST(:params AS jsonb), 3600, false) RETURNING id"),
+            {"name": f"matrix.{kind}", "kind": kind,
+             "params": json.dumps(dict(commands.command_of(kind).example))}).scalar_one()) for kind in kinds}
     yield made
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM jobs WHERE schedule_id IN "

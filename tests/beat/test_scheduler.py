@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -181,3 +182,61 @@ def test_latest_fire_time_follows_the_schedules_zone() -> None:
 ])
 def test_crontab_weekdays_are_read_as_crontab_means_them(field: str, expected: str) -> None:
     assert crontab_days(field) == expected
+
+
+def add_refused_schedules(engine: Engine, last_fired_for: dt.datetime) -> None:
+    """Rows the API would not save (written around it): a kind nobody declares, params its kind refuses."""
+    with engine.begin() as conn:
+        for name, kind, params in (("test.unknown-kind", "dispatch.match", "{}"),
+                                   ("test.bad-params", "reports.refresh", '{"views": ["gone"]}')):
+            conn.execute(text(
+                "INSERT INTO schedules (name, kind, params, cron, timezone, last_fired_for) "
+                "VALUES (:name, :kind, CAST(:params AS jsonb), '*/5 * * * *', 'UTC', :last)"),
+                {"name": name, "kind": kind, "params": params, "last": last_fired_for})
+
+
+def test_a_schedule_the_registry_refuses_is_left_out_and_the_others_still_fire(
+        engine: Engine, clean_jobs: None, caplog: pytest.LogCaptureFixture) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    now = dt.datetime(2026, 11, 26, 10, 7, 30, tzinfo=dt.UTC)
+    add_schedule(engine, "test.good", cron="*/5 * * * *", timezone="UTC", last_fired_for=now - dt.timedelta(hours=2))
+    add_refused_schedules(engine, now - dt.timedelta(hours=2))
+    beat = Beat(engine, no_broker, leader_lock=False)
+
+    fired = beat.catch_up(now=now)
+    assert [(f.schedule, f.outcome) for f in fired] == [("test.good", "submitted")]
+    assert count_jobs(engine) == 1
+    scheduler = BackgroundScheduler(timezone="UTC")
+    beat.sync(scheduler)
+    beat.sync(scheduler)  # a refusal is said once per change of the row, not at every reload
+    assert sorted(job.name for job in scheduler.get_jobs()) == ["test.good"]
+    refusals = [r.getMessage() for r in caplog.records if "refused, not fired" in r.getMessage()]
+    assert len(refusals) == 2
+    assert any("test.unknown-kind" in m and "dispatch.match" in m for m in refusals)
+    assert any("test.bad-params" in m and "views" in m for m in refusals)
+
+
+def test_schedule_params_are_checked_when_saved_and_when_enabled(
+        engine: Engine, clean_jobs: None, client: Any) -> None:
+    schedule_id = add_schedule(engine, "test.params", interval_seconds=3600)
+    path = f"/api/v1/schedules/{schedule_id}"
+
+    refused = client.patch(path, json={"params": {"steps": 0, "colour": "red"}})
+    assert refused.status_code == 422 and refused.content_type == "application/problem+json", refused.json
+    assert {"steps", "colour"} <= set(refused.json["errors"])
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT params FROM schedules WHERE id = :id"), {"id": schedule_id}).scalar_one() == {}
+
+    saved = client.patch(path, json={"params": {"steps": 3, "echo": "hi"}})
+    assert saved.status_code == 200, saved.json
+    assert saved.json["params"] == {"steps": 3, "echo": "hi"} and saved.json["interval_seconds"] == 3600
+
+    with engine.begin() as conn:  # a row changed around the API, then enabled through it
+        conn.execute(text("UPDATE schedules SET enabled = false, params = '{\"fail\": \"often\"}' WHERE id = :id"),
+                     {"id": schedule_id})
+    enabled = client.post(f"{path}/enable")
+    assert enabled.status_code == 422 and "fail" in enabled.json["errors"], enabled.json
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT enabled FROM schedules WHERE id = :id"), {"id": schedule_id}).scalar_one() \
+            is False

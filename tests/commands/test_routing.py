@@ -1,13 +1,39 @@
-"""Each command kind reaches its own queue, and only that one."""
+"""Each command kind reaches its own queue, and only that one; a kind nobody declares reaches none."""
 
 from __future__ import annotations
 
+import importlib
 import uuid
 
 import pytest
 import redis
 
-from workers.app import _producer, enqueuer, queue_for
+from ombaro import commands
+from workers.app import _producer, celery, enqueuer, queue_for, routes, task_modules
+
+# Every declared kind and its queue, written out: a new kind (or a kind moved to another queue) must
+# be added here on purpose.
+EXPECTED_QUEUES = {
+    "campaigns.reconcile": "bulk",
+    "campaigns.send_chunk": "bulk",
+    "campaigns.start": "bulk",
+    "campaigns.start_due": "bulk",
+    "dispatch.batch": "dispatch",
+    "dispatch.booking": "dispatch",
+    "locations.prune": "maintenance",
+    "notifications.dispatch": "bulk",
+    "notifications.reminders": "bulk",
+    "payments.refund": "bulk",
+    "payments.webhook": "bulk",
+    "payroll.compute_batch": "bulk",
+    "payroll.run": "bulk",
+    "reports.refresh": "maintenance",
+    "settlements.payout": "bulk",
+    "settlements.reconcile": "bulk",
+    "settlements.run": "bulk",
+    "settlements.run_batch": "bulk",
+    "system.ping": "maintenance",
+}
 
 
 def declare_all_queues(redis_url: str) -> None:
@@ -17,17 +43,36 @@ def declare_all_queues(redis_url: str) -> None:
             queue(conn.default_channel).declare()
 
 
-@pytest.mark.parametrize(("kind", "queue"), [
-    ("dispatch.match", "dispatch"), ("settlements.run", "bulk"), ("payroll.run", "bulk"),
-    ("campaigns.send_chunk", "bulk"), ("payments.webhook", "bulk"), ("notifications.send", "bulk"),
-    ("reports.refresh", "maintenance"), ("locations.prune", "maintenance"),
-])
+def queue_lengths(client: redis.Redis) -> dict[str, int]:
+    return {name: client.llen(name) for name in commands.QUEUES}
+
+
+def test_every_declared_kind_with_its_queue_and_a_task_of_its_name() -> None:
+    assert routes() == EXPECTED_QUEUES
+    for module in task_modules():  # what `celery -A workers worker` imports
+        importlib.import_module(module)
+    registered = {name for name in celery.tasks if not name.startswith("celery.")}
+    assert registered == set(EXPECTED_QUEUES)
+
+
+@pytest.mark.parametrize(("kind", "queue"), sorted(EXPECTED_QUEUES.items()))
 def test_a_message_lands_in_its_kinds_queue_only(redis_url: str, kind: str, queue: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    client.delete("dispatch", "bulk", "maintenance")
+    client.delete(*commands.QUEUES)
     declare_all_queues(redis_url)  # as the workers do when they start: every binding exists
     enqueuer(redis_url)(uuid.uuid4(), kind)
     assert queue_for(kind) == queue
-    lengths = {name: client.llen(name) for name in ("dispatch", "bulk", "maintenance")}
-    assert lengths == {name: int(name == queue) for name in lengths}
-    client.delete("dispatch", "bulk", "maintenance")
+    assert queue_lengths(client) == {name: int(name == queue) for name in commands.QUEUES}
+    client.delete(*commands.QUEUES)
+
+
+@pytest.mark.parametrize("kind", ["dispatch.match", "settlements.someday", "nothing"])
+def test_a_kind_nobody_declares_is_routed_nowhere(redis_url: str, kind: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.delete(*commands.QUEUES)
+    declare_all_queues(redis_url)
+    with pytest.raises(commands.UnknownCommand):
+        queue_for(kind)
+    with pytest.raises(commands.UnknownCommand):
+        enqueuer(redis_url)(uuid.uuid4(), kind)
+    assert queue_lengths(client) == dict.fromkeys(commands.QUEUES, 0)

@@ -176,3 +176,21 @@ def test_errors_the_server_sends_match_the_document(document: dict[str, Any], ap
         body = response.json
         assert isinstance(body["status"], int) and body["status"] == status and body["title"]
         assert set(body) <= set(document["components"]["schemas"]["Problem"]["properties"])
+
+
+def test_every_command_kind_documents_its_params_and_result(document: dict[str, Any]) -> None:
+    from ombaro import commands
+
+    documented = document["x-commands"]
+    assert set(documented) == set(commands.registry())
+    schemas = document["components"]["schemas"]
+    for kind, entry in documented.items():
+        command = commands.command_of(kind)
+        assert (entry["queue"], entry["permission"]) == (command.queue, ":".join(command.permission)), kind
+        for part in ("params", "result"):
+            name = entry[part]["$ref"].removeprefix("#/components/schemas/")
+            assert schemas[name]["type"] == "object", (kind, part)
+    run = schemas[documented["settlements.run"]["params"]["$ref"].rsplit("/", 1)[1]]
+    assert {"period_start", "period_end", "vendor_ids", "dry_run"} == set(run["properties"])
+    refreshed = schemas[documented["reports.refresh"]["result"]["$ref"].rsplit("/", 1)[1]]
+    assert refreshed["properties"]["views"]["type"] == "array"

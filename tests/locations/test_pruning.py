@@ -177,14 +177,15 @@ def test_the_hourly_schedule_is_seeded(private: tuple[Engine, str]) -> None:
 
 
 def test_the_prune_task_runs_as_a_job(private: tuple[Engine, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from workers.tasks.locations import prune_locations
+    import workers.tasks  # noqa: F401  (registers one task per declared kind)
+    from workers.app import celery
 
     engine, url = private
     monkeypatch.setenv("DATABASE_URL", url)  # the task reads its database from the settings
     with factory.as_worker(engine) as session:
         job = commands.submit(session, "locations.prune", {"batch_rows": 1000}, enqueue=lambda *_: None,
                               key=str(uuid.uuid4()), scope="scheduler").job
-    assert prune_locations.run(str(job.id)) == "succeeded"
+    assert celery.tasks["locations.prune"].run(str(job.id)) == "succeeded"
     with engine.connect() as conn:
         status, result = conn.execute(text("SELECT status, result FROM jobs WHERE id = :j"), {"j": job.id}).one()
     assert status == "succeeded" and {"rows_removed", "partitions_dropped", "stale"} <= set(result)

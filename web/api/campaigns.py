@@ -30,11 +30,10 @@ from web.auth import current_user, requires
 from web.commanding import idempotency_key
 from web.extension import Ombaro, db_session
 from web.openapi import idempotent
-from web.schemas import Integer, JobSchema, Money
+from web.schemas import Integer, JobSchema, Money, MoneyAmount
 
 blp = Blueprint("campaigns", __name__, url_prefix="/api/v1/campaigns", description="Marketing campaigns")
 
-MONEY = {"as_string": True, "places": 2}
 
 
 class RangeSchema(Schema):
@@ -80,7 +79,7 @@ class CampaignSchema(Schema):
     content = fields.Dict()
     start_date = fields.DateTime(allow_none=True)
     end_date = fields.DateTime(allow_none=True)
-    budget = fields.Decimal(allow_none=True, **MONEY)
+    budget = MoneyAmount(allow_none=True)
     created_by = fields.UUID()
     approved_by = fields.UUID(allow_none=True)
     metrics = fields.Dict(allow_none=True)

@@ -7,11 +7,12 @@ from typing import Any
 
 from flask import url_for
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 from sqlalchemy import exists, select
 
 from ombaro import commands
 from ombaro.bookings import DISPATCHABLE
+from ombaro.dispatch import commands as dispatch_commands
 from ombaro.identity import accounts
 from ombaro.models.bookings import Booking, TherapistAssignment
 from ombaro.models.dispatch import LIVE_ASSIGNMENT_STATUSES
@@ -25,15 +26,8 @@ from web.schemas import Integer, JobSchema
 blp = Blueprint("dispatch", __name__, url_prefix="/api/v1/dispatch", description="Dispatch matching")
 
 
-class BatchSchema(Schema):
-    date = fields.Date(required=True, metadata={"description": "the bookings' date (platform zone)"})
-    vendor_id = fields.UUID(metadata={"description": "one vendor's bookings (a vendor: its own)"})
-    city = fields.String(validate=validate.Length(min=2, max=100), metadata={"description": "or a city's"})
-
-    @validates_schema
-    def one_scope(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        if ("vendor_id" in data) == ("city" in data):
-            raise ValidationError("Give either vendor_id or city.", "_schema")
+class BatchSchema(dispatch_commands.DispatchBatchSchema):
+    """The `dispatch.batch` params: a day, and a vendor or a city."""
 
 
 class UnassignedQuerySchema(Schema):
@@ -46,7 +40,7 @@ class UnassignedQuerySchema(Schema):
 @idempotent
 @blp.arguments(BatchSchema)
 @blp.response(202, JobSchema)
-def batch(body: dict[str, Any]) -> Any:
+def batch(body: dispatch_commands.DispatchBatch) -> Any:
     """Assign all unassigned confirmed bookings of a vendor (or a city) on a date at once, minimising
     total travel under the dispatch rules. The job's result compares the total with what greedy
     one-by-one matching would have travelled on the same input."""
@@ -54,13 +48,11 @@ def batch(body: dict[str, Any]) -> Any:
     if user.role == "vendor":
         with Ombaro.get().sessions() as session:
             own = accounts.vendor_of(session, user.id)
-        if "city" in body or body.get("vendor_id") != own:
+        if body.city is not None or body.vendor_id != own:
             raise accounts.NotAllowed("a vendor dispatches its own bookings: give its vendor_id")
-    params = {"date": body["date"].isoformat(), "vendor_id": str(body["vendor_id"]) if "vendor_id" in body else None,
-              "city": body.get("city")}
     session = db_session()
     with session.begin():
-        submitted = commands.submit(session, "dispatch.batch", params, enqueue=Ombaro.get().enqueue,
+        submitted = commands.submit(session, "dispatch.batch", body, enqueue=Ombaro.get().enqueue,
                                     key=idempotency_key(), scope=user.idempotency_scope, requested_by=user.id)
     headers = {"Location": url_for("jobs.get_job", job_id=submitted.job.id)}
     if not submitted.created:

@@ -21,18 +21,17 @@ from web.commanding import idempotency_key
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
 from web.openapi import idempotent
-from web.schemas import Integer, JobSchema, Money
+from web.schemas import Integer, JobSchema, Money, MoneyAmount
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1/payments", description="Payments and refunds")
 
-MONEY = {"as_string": True, "places": 2}
 ONLINE_METHODS = tuple(m for m in PAYMENT_METHODS if m != "cash")
 
 
 class PaymentRefundSchema(Schema):
     id = fields.UUID()
     payment_id = fields.UUID()
-    amount = fields.Decimal(**MONEY)
+    amount = MoneyAmount()
     reason = fields.String()
     status = fields.String()
     gateway_refund_id = fields.String(allow_none=True)
@@ -47,17 +46,17 @@ class PaymentSchema(Schema):
     booking_id = fields.UUID()
     customer_id = fields.UUID()
     vendor_id = fields.UUID()
-    amount = fields.Decimal(**MONEY)
-    tax_amount = fields.Decimal(**MONEY, allow_none=True)
-    discount_amount = fields.Decimal(**MONEY, allow_none=True)
-    convenience_fee = fields.Decimal(**MONEY, allow_none=True)
-    total_amount = fields.Decimal(**MONEY)
+    amount = MoneyAmount()
+    tax_amount = MoneyAmount(allow_none=True)
+    discount_amount = MoneyAmount(allow_none=True)
+    convenience_fee = MoneyAmount(allow_none=True)
+    total_amount = MoneyAmount()
     payment_method = fields.String()
     payment_gateway = fields.String(allow_none=True)
     gateway_transaction_id = fields.String(allow_none=True)
     status = fields.String()
     payment_date = fields.DateTime(allow_none=True)
-    refund_amount = fields.Decimal(**MONEY, allow_none=True)
+    refund_amount = MoneyAmount(allow_none=True)
     refund_date = fields.DateTime(allow_none=True)
     refund_reason = fields.String(allow_none=True)
     created_at = fields.DateTime()
@@ -74,11 +73,11 @@ class PaymentOrderRequestSchema(Schema):
 
 
 class OrderAmountsSchema(Schema):
-    subtotal = fields.Decimal(**MONEY)
-    discount = fields.Decimal(**MONEY)
-    tax = fields.Decimal(**MONEY)
-    convenience_fee = fields.Decimal(**MONEY)
-    total = fields.Decimal(**MONEY)
+    subtotal = MoneyAmount()
+    discount = MoneyAmount()
+    tax = MoneyAmount()
+    convenience_fee = MoneyAmount()
+    total = MoneyAmount()
 
 
 class PaymentCheckoutSchema(Schema):

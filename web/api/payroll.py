@@ -24,6 +24,7 @@ from ombaro.models.payroll import (
     PayrollRun,
     SalaryRecordDetail,
 )
+from ombaro.payroll import commands as payroll_commands
 from ombaro.payroll import documents, preflight, records, runs, statements
 from ombaro.payroll.calculation import Period
 from ombaro.payroll.errors import PayrollNotFound
@@ -48,9 +49,11 @@ def money_out(**kwargs: Any) -> fields.Decimal:
     return fields.Decimal(as_string=True, places=2, dump_only=True, **kwargs)
 
 
-class PayrollRunRequestSchema(Schema):
+class PayrollRunRequestSchema(payroll_commands.RunPayrollSchema):
+    """The `payroll.run` params (the months a run can serve are the command's rule), year and month required."""
+
     year = Integer(required=True, validate=YEAR)
-    month = Integer(required=True, validate=MONTH)
+    month = Integer(required=True, validate=MONTH, metadata={"description": "from 2000-04 to 2100-03"})
     dry_run = Boolean(load_default=False)
     employee_ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=1000),
                                metadata={"description": "recompute only these employees (e.g. after a failure)"})
@@ -282,7 +285,7 @@ def _run(run_id: uuid.UUID) -> PayrollRun:
 @idempotent
 @blp.arguments(PayrollRunRequestSchema)
 @blp.response(202, JobSchema)
-def start_run(body: dict[str, Any]) -> Any:
+def start_run(body: payroll_commands.RunPayroll) -> Any:
     """Compute the month's payroll (a job; its result names the run). `dry_run` computes everyone and
     writes nothing: the job's result lists each employee against last month. `employee_ids` recomputes
     just those employees. Processed and paid records are never changed."""

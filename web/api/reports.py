@@ -7,7 +7,7 @@ from typing import Any
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ombaro import reporting
+from ombaro import reporting, reporting_commands
 from web.auth import requires
 from web.commanding import submit
 from web.extension import db_session
@@ -17,10 +17,8 @@ from web.schemas import JobSchema
 blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="Dashboards and their refresh")
 
 
-class RefreshSchema(Schema):
-    views = fields.List(fields.String(validate=validate.OneOf(reporting.VIEWS)),
-                        validate=validate.Length(min=1, max=len(reporting.VIEWS)),
-                        metadata={"description": "views to refresh; all when omitted"})
+class RefreshSchema(reporting_commands.RefreshReportsSchema):
+    """The `reports.refresh` params."""
 
 
 class DashboardStatsSchema(Schema):
@@ -86,9 +84,9 @@ class TrendSchema(Schema):
 @idempotent
 @blp.arguments(RefreshSchema, required=False)
 @blp.response(202, JobSchema)
-def refresh(params: dict[str, Any]) -> Any:
+def refresh(params: reporting_commands.RefreshReports | None) -> Any:
     """Refresh the reporting views (all, or the ones named) without blocking readers."""
-    return submit("reports.refresh", params)
+    return submit("reports.refresh", params or {})
 
 
 @blp.get("/dashboard")

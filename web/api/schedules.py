@@ -44,9 +44,14 @@ class TriggerSchema(Schema):
     cron = fields.String(validate=validate.Length(min=9, max=100), metadata={"example": "0 2 * * 1"})
     interval_seconds = Integer(validate=validate.Range(min=1, max=31 * 86400))
     timezone = fields.String(validate=validate.Length(min=1, max=64), metadata={"example": "Asia/Kolkata"})
+    params = fields.Dict(keys=fields.String(), metadata={
+        "description": "the params each firing submits, checked against the kind's params schema (422 with an "
+                       "error per field, nothing saved); see the `*Params` schemas"})
 
     @validates_schema
     def one_trigger(self, data: dict[str, Any], **_: Any) -> None:
+        if "params" in data and "cron" not in data and "interval_seconds" not in data and "timezone" not in data:
+            return  # only the params change
         if ("cron" in data) == ("interval_seconds" in data):
             raise ValidationError("give either cron or interval_seconds", field_name="cron")
 
@@ -84,9 +89,16 @@ def disable(schedule_id: Any) -> Any:
 @blp.arguments(TriggerSchema)
 @blp.response(200, ScheduleSchema)
 def change_trigger(body: dict[str, Any], schedule_id: Any) -> Any:
-    """A new crontab line (minute hour day month weekday, Sunday = 0) or interval; the scheduler
-    picks it up at its next reload."""
-    return _change(schedule_id, lambda s, ref: schedules.set_trigger(s, ref, **body))
+    """A new crontab line (minute hour day month weekday, Sunday = 0) or interval, and/or new params
+    (refused unless the kind's params schema accepts them); the scheduler picks it up at its next
+    reload. Enabling a schedule checks its params too."""
+    params = body.pop("params", None)
+
+    def change(session: Any, ref: Any) -> Schedule:
+        schedule = schedules.set_trigger(session, ref, **body) if body else schedules.get_schedule(session, ref)
+        return schedules.set_params(session, ref, params) if params is not None else schedule
+
+    return _change(schedule_id, change)
 
 
 @blp.post("/<uuid:schedule_id>/run")

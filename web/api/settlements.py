@@ -10,13 +10,14 @@ from typing import Any
 
 from flask import Response, url_for
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ombaro import commands
 from ombaro.models.payments import PaymentSettlement
 from ombaro.models.settlements import Payout, SettlementAdjustment
+from ombaro.settlements import commands as settlement_commands
 from ombaro.settlements import payouts, rates, runs, statements
 from ombaro.settlements.runs import MAX_PERIOD_DAYS
 from web.auth import current_user, requires
@@ -24,11 +25,10 @@ from web.commanding import idempotency_key, submit
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
 from web.openapi import idempotent
-from web.schemas import Boolean, Integer, JobSchema, Money
+from web.schemas import Boolean, Integer, JobSchema, Money, MoneyAmount
 
 blp = Blueprint("settlements", __name__, url_prefix="/api/v1/settlements", description="Vendor settlements")
 
-MONEY = {"as_string": True, "places": 2}
 # The schema's settlement statuses plus `approved` (migration 0005).
 STATUSES = ("pending", "approved", "processing", "completed", "failed")
 
@@ -39,11 +39,11 @@ class SettlementSchema(Schema):
     settlement_period_start = fields.Date()
     settlement_period_end = fields.Date()
     total_bookings = fields.Integer()
-    gross_amount = fields.Decimal(**MONEY)
-    commission_amount = fields.Decimal(**MONEY)
-    tds_amount = fields.Decimal(**MONEY)
-    adjustment_amount = fields.Decimal(**MONEY)
-    net_settlement_amount = fields.Decimal(**MONEY)
+    gross_amount = MoneyAmount()
+    commission_amount = MoneyAmount()
+    tds_amount = MoneyAmount()
+    adjustment_amount = MoneyAmount()
+    net_settlement_amount = MoneyAmount()
     status = fields.String()
     vendor_name = fields.String(allow_none=True, metadata={"description": "null where the caller may not read it"})
     payment_reference = fields.String(allow_none=True)
@@ -71,30 +71,22 @@ class SettlementItemSchema(Schema):
     payment_id = fields.UUID()
     refund_id = fields.UUID(allow_none=True)
     collected_by = fields.String()
-    sale_amount = fields.Decimal(**MONEY)
-    gross_amount = fields.Decimal(**MONEY)
+    sale_amount = MoneyAmount()
+    gross_amount = MoneyAmount()
     commission_rate = fields.Decimal(as_string=True, places=2)
-    commission_amount = fields.Decimal(**MONEY)
+    commission_amount = MoneyAmount()
     tds_section = fields.String()
     tds_rate = fields.Decimal(as_string=True, places=3)
-    tds_amount = fields.Decimal(**MONEY)
-    net_amount = fields.Decimal(**MONEY)
+    tds_amount = MoneyAmount()
+    net_amount = MoneyAmount()
 
 
-class SettlementRunRequestSchema(Schema):
+class SettlementRunRequestSchema(settlement_commands.RunSettlementsSchema):
+    """The `settlements.run` params (the period rule is the command's), with the period required."""
+
     period_start = fields.Date(required=True)
-    period_end = fields.Date(required=True)
-    vendor_ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=1000),
-                             metadata={"description": "settle only these vendors; all when omitted"})
+    period_end = fields.Date(required=True, metadata={"description": f"a period is at most {MAX_PERIOD_DAYS} days"})
     dry_run = Boolean(load_default=False, metadata={"description": "compute and return, write nothing"})
-
-    @validates_schema
-    def period_is_sane(self, data: dict[str, Any], **_: Any) -> None:
-        start, end = data.get("period_start"), data.get("period_end")
-        if start and end and end < start:
-            raise ValidationError("must not be before period_start", "period_end")
-        if start and end and (end - start).days + 1 > MAX_PERIOD_DAYS:
-            raise ValidationError(f"a period is at most {MAX_PERIOD_DAYS} days", "period_end")
 
 
 class SettlementRunSchema(Schema):
@@ -120,7 +112,7 @@ class SettlementPayoutSchema(Schema):
     settlement_id = fields.UUID()
     attempt = fields.Integer()
     idempotency_key = fields.String()
-    amount = fields.Decimal(**MONEY)
+    amount = MoneyAmount()
     status = fields.String()
     provider = fields.String()
     destination_account = fields.String()
@@ -148,7 +140,7 @@ class SettlementAdjustmentRequestSchema(Schema):
 class SettlementAdjustmentSchema(Schema):
     id = fields.UUID()
     vendor_id = fields.UUID()
-    amount = fields.Decimal(**MONEY)
+    amount = MoneyAmount()
     kind = fields.String()
     reason = fields.String()
     created_by = fields.UUID(allow_none=True)
@@ -171,7 +163,7 @@ class VendorPayoutAccountSchema(Schema):
     updated_at = fields.DateTime(dump_only=True)
 
 
-class PayoutReconcileSchema(Schema):
+class PayoutReconcileSchema(settlement_commands.ReconcilePayoutsSchema):
     pending_after_seconds = Integer(load_default=600, validate=validate.Range(min=0, max=86400))
 
 
@@ -279,7 +271,7 @@ def list_tds_rates() -> Any:
 @idempotent
 @blp.arguments(SettlementRunRequestSchema)
 @blp.response(202, JobSchema)
-def create_run(params: dict[str, Any]) -> Any:
+def create_run(params: settlement_commands.RunSettlements) -> Any:
     """Settle a period (optionally some vendors). With dry_run the job's result holds every
     settlement the run would create, and nothing is written."""
     return submit("settlements.run", params)
@@ -297,7 +289,7 @@ def get_run(run_id: uuid.UUID) -> Any:
 @idempotent
 @blp.arguments(PayoutReconcileSchema, required=False)
 @blp.response(202, JobSchema)
-def reconcile(params: dict[str, Any]) -> Any:
+def reconcile(params: settlement_commands.ReconcilePayouts | None) -> Any:
     """Ask the provider now about payouts whose outcome is unknown (also scheduled)."""
     return submit("settlements.reconcile", params or {})
 
