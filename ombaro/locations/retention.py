@@ -111,20 +111,15 @@ EXACT_COUNT_UP_TO = 10_000  # partitions this small are counted; larger ones are
 
 def _rows_of(conn: Any, name: str) -> tuple[int, bool]:
     """The rows of a detached partition for the report, and whether the figure is an estimate.
-    A small one is counted (at most EXACT_COUNT_UP_TO + 1 rows read); a larger one that has been
-    analysed (autovacuum does so after its inserts) takes `reltuples` scaled to its current size,
-    as the planner does: a million-row hour costs nothing instead of a scan (issue 16). Never
-    analysed: counted."""
-    counted = conn.execute(text(f'SELECT count(*) FROM (SELECT FROM "{name}" LIMIT :cap) AS s'),
-                           {"cap": EXACT_COUNT_UP_TO + 1}).scalar_one()
-    if counted <= EXACT_COUNT_UP_TO:
-        return int(counted), False
+    One that has been analysed (autovacuum does so after its inserts) and holds more than
+    EXACT_COUNT_UP_TO rows takes `reltuples` scaled to its current size, as the planner does: a
+    million-row hour costs nothing instead of a scan (issue 16). Any other is counted."""
     estimate = conn.execute(text(
         "SELECT CASE WHEN c.reltuples >= 0 AND c.relpages > 0 THEN round(c.reltuples / c.relpages "
         "* (pg_relation_size(c.oid) / current_setting('block_size')::int)) END "
         "FROM pg_class AS c WHERE c.oid = CAST(:name AS regclass)"), {"name": f'"{name}"'}).scalar_one()
-    if estimate is not None:
-        return max(int(estimate), int(counted)), True
+    if estimate is not None and estimate > EXACT_COUNT_UP_TO:
+        return int(estimate), True
     return int(conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar_one()), False
 
 
