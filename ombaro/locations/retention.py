@@ -106,16 +106,33 @@ def _detach(engine: Engine, name: str, *, pending: bool, lock_timeout_ms: int) -
             conn.exec_driver_sql("RESET lock_timeout")
 
 
-def _drop_detached(engine: Engine, name: str, *, lock_timeout_ms: int, spent: dict[str, float]) -> int:
-    """Count and drop a table no longer attached (nobody writes to it). The count is what the job
-    reports; `spent` collects its time apart from the drop's."""
+EXACT_COUNT_UP_TO = 10_000  # partitions this small are counted; larger ones are estimated from the catalog
+
+
+def _rows_of(conn: Any, name: str) -> tuple[int, bool]:
+    """The rows of a detached partition for the report, and whether the figure is an estimate.
+    One that has been analysed (autovacuum does so after its inserts) and holds more than
+    EXACT_COUNT_UP_TO rows takes `reltuples` scaled to its current size, as the planner does: a
+    million-row hour costs nothing instead of a scan (issue 16). Any other is counted."""
+    estimate = conn.execute(text(
+        "SELECT CASE WHEN c.reltuples >= 0 AND c.relpages > 0 THEN round(c.reltuples / c.relpages "
+        "* (pg_relation_size(c.oid) / current_setting('block_size')::int)) END "
+        "FROM pg_class AS c WHERE c.oid = CAST(:name AS regclass)"), {"name": f'"{name}"'}).scalar_one()
+    if estimate is not None and estimate > EXACT_COUNT_UP_TO:
+        return int(estimate), True
+    return int(conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar_one()), False
+
+
+def _drop_detached(engine: Engine, name: str, *, lock_timeout_ms: int, spent: dict[str, float]) -> tuple[int, bool]:
+    """Count (or estimate, see _rows_of) and drop a table no longer attached (nobody writes to it).
+    The figure is what the job reports; `spent` collects its time apart from the drop's."""
     with engine.begin() as conn:
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
         began = time.perf_counter()
-        rows = conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar_one()
+        rows, estimated = _rows_of(conn, name)
         spent["count"] = spent.get("count", 0.0) + time.perf_counter() - began
         conn.exec_driver_sql(f'DROP TABLE "{name}"')
-    return int(rows)
+    return rows, estimated
 
 
 def _leftovers(engine: Engine) -> tuple[list[str], str | None]:
@@ -196,9 +213,11 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
     dropped: list[str] = []
     deferred: list[dict[str, str]] = []
     rows_dropped = 0
+    estimated = False
     for name in detached:
         try:
-            rows_dropped += _drop_detached(engine, name, lock_timeout_ms=lock_timeout_ms, spent=spent)
+            rows, guessed = _drop_detached(engine, name, lock_timeout_ms=lock_timeout_ms, spent=spent)
+            rows_dropped, estimated = rows_dropped + rows, estimated or guessed
             dropped.append(name)
         except DBAPIError as exc:
             if _sqlstate(exc) not in LOCK_TROUBLE:
@@ -211,7 +230,8 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
             continue
         try:
             _detach(engine, part.name, pending=part.detach_pending, lock_timeout_ms=lock_timeout_ms)
-            rows_dropped += _drop_detached(engine, part.name, lock_timeout_ms=lock_timeout_ms, spent=spent)
+            rows, guessed = _drop_detached(engine, part.name, lock_timeout_ms=lock_timeout_ms, spent=spent)
+            rows_dropped, estimated = rows_dropped + rows, estimated or guessed
             dropped.append(part.name)
         except DBAPIError as exc:
             if _sqlstate(exc) not in LOCK_TROUBLE:
@@ -250,6 +270,7 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
         "partitions_dropped": len(dropped),
         "dropped": dropped,
         "rows_in_dropped_partitions": rows_dropped,
+        "rows_in_dropped_partitions_estimated": estimated,
         "rows_deleted_at_edge": rows_deleted,
         "rows_removed": rows_dropped + rows_deleted,
         "deferred": deferred,

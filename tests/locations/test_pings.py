@@ -152,3 +152,47 @@ def test_the_customer_follows_their_therapist_only_while_in_transit(
     assert client_for(app, trip["customer"]).get(follow).json["source"] == "database"
     stranger = make_account(engine, "customer")
     assert client_for(app, stranger).get(follow).status_code == 404
+
+
+def test_the_fast_path_loads_exactly_what_the_schema_loads() -> None:
+    """PingList converts plainly valid batches itself (issue 16) and leaves everything else to the
+    nested schema: for every mix of good and bad values the result or the errors are the schema's."""
+    import random
+
+    from marshmallow import Schema, ValidationError, fields, validate
+
+    from web.api.locations import PingBatchSchema, PingSchema
+
+    class SchemaOnly(Schema):
+        therapist_id = fields.UUID()
+        pings = fields.List(fields.Nested(PingSchema), required=True,
+                            validate=validate.Length(min=1, max=locations.MAX_PINGS_PER_BATCH))
+
+    now = dt.datetime.now(dt.UTC)
+    values: dict[str, list[Any]] = {
+        "latitude": [0, 18.5, 90, 90.0000001, -90, -91, "18.5", None, True, float("inf"), 10**30],
+        "longitude": [73.8, 180, -180.0001],
+        "heading": [0, 359.99, 360, 360.0, -0.0, "x"],
+        "battery": [0, 100, 101, 50.0, True, "5", -1],
+        "is_moving": [True, False, 0, 1, "true", None],
+        "timestamp": [now.isoformat(), now.replace(tzinfo=None).isoformat(), "2026-12-06T10:00:00Z",
+                      "2026-12-06T10:00:00+05:30", "2026-12-06", "garbage", 12345, None],
+        "speed": [0, 300, 300.5, 22], "accuracy": [8.5, 0, 10000, 10001], "altitude": [-500, -501, 10000],
+        "unknown": [1]}
+    rng, fast, reference, fast_taken = random.Random(16), PingBatchSchema(), SchemaOnly(), 0
+    for _ in range(3000):
+        one = ping()
+        for key in rng.sample(sorted(values), rng.randint(0, 3)):
+            one[key] = rng.choice(values[key])
+        if rng.random() < 0.05:
+            del one[rng.choice(sorted(one))]
+        body = {"pings": [ping(), one]}
+        outcomes = []
+        for schema in (fast, reference):
+            try:
+                outcomes.append(("loaded", schema.load(body)))
+            except ValidationError as exc:
+                outcomes.append(("refused", exc.messages))
+        assert outcomes[0] == outcomes[1], body
+        fast_taken += fast.fields["pings"]._fast(body["pings"]) is not None
+    assert 300 < fast_taken < 2900  # both paths were exercised

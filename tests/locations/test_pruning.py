@@ -189,3 +189,30 @@ def test_the_prune_task_runs_as_a_job(private: tuple[Engine, str], monkeypatch: 
     with engine.connect() as conn:
         status, result = conn.execute(text("SELECT status, result FROM jobs WHERE id = :j"), {"j": job.id}).one()
     assert status == "succeeded" and {"rows_removed", "partitions_dropped", "stale"} <= set(result)
+
+
+def test_a_large_expired_hour_is_reported_from_the_catalog_not_counted(
+        private: tuple[Engine, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting a million-row hour before dropping it cost a scan (issue 16): above
+    EXACT_COUNT_UP_TO rows the report takes the analysed estimate and says so."""
+    engine, _ = private
+    monkeypatch.setattr(locations.retention, "EXACT_COUNT_UP_TO", 100)
+    vendor = factory.vendor(engine)
+    therapist = factory.therapist(engine, vendor, codes=["SWD"])
+    with engine.connect() as conn:
+        now = conn.execute(text("SELECT now()")).scalar_one()
+    this_hour = hour(now)
+    insert(engine, therapist, [this_hour + dt.timedelta(seconds=s) for s in range(0, 3000, 2)])
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE therapist_locations")
+    later = now + dt.timedelta(hours=26)  # this hour (and every earlier one) is wholly expired then
+    with engine.connect() as conn, conn.begin():
+        first = min(p.lower for p in locations.partitions(conn) if p.lower is not None)
+    in_whole_hours = count(engine, "timestamp >= :a AND timestamp < :b", a=first, b=hour(later - locations.RETENTION))
+    assert in_whole_hours >= 1500
+
+    report = locations.prune(engine, now=later)
+
+    assert report["rows_in_dropped_partitions_estimated"] is True
+    assert abs(report["rows_in_dropped_partitions"] - in_whole_hours) <= in_whole_hours * 0.02
+    assert count(engine, "timestamp < :c", c=later - locations.RETENTION) == 0
