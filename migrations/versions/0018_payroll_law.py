@@ -18,16 +18,15 @@ Revises: 0014
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
+
+from migrations import rls as RLS
 
 revision: str = "0018"
 down_revision: str | None = "0014"
@@ -35,16 +34,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _rls() -> ModuleType:
-    path = Path(__file__).with_name("0003_row_level_security.py")
-    spec = importlib.util.spec_from_file_location("ombaro_migration_0003_for_0018", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RLS = _rls()
 FINANCE = ("finance_department", "accounts_department")
 POLICIES = [*RLS.everywhere(), *RLS.own("employee_id", RLS.UID, "SELECT"),
             RLS.api("manage_hr", "ALL", RLS.role_in("hr_department")),
@@ -142,7 +131,7 @@ def upgrade() -> None:
     op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON tax_declarations TO {RLS.REQUEST_ROLES}")
     op.execute("ALTER TABLE tax_declarations ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY")
     for policy in POLICIES:
-        op.execute(RLS._policy_sql("tax_declarations", policy))
+        op.execute(RLS.policy_sql("tax_declarations", policy))
 
     for kind, scope, effective_from, data, source in ROWS:
         op.execute(sa.text(
