@@ -242,10 +242,10 @@ class Reference:
         rate = tds_rate(day, operative)
         base = Fraction(p.amount) - Fraction(p.tax)  # 194-O base: GST shown separately left out
         rule = "rate" if operative else "no_operative_pan"
-        if v.small_seller and (operative or v.aadhaar):
+        if v.small_seller:
             key = (v.id, financial_year(day))
             running[key] = running.get(key, Fraction(0)) + base  # the year's gross sales with this one
-            if running[key] <= FY_LIMIT_194O4:
+            if running[key] <= FY_LIMIT_194O4 and (operative or v.aadhaar):
                 rate, rule = Decimal("0"), "exempt_194o4"
         online = p.method != "cash"
         tcs = tcs_rate(day) if online and v.gst_state is not None else Decimal("0")
