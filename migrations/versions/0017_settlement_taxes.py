@@ -161,10 +161,13 @@ def upgrade() -> None:
 
     op.create_table(
         "tax_document_counters",
+        sa.Column("id", pg.UUID(as_uuid=True), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("document_type", sa.Text(), nullable=False),
         sa.Column("financial_year", sa.Text(), nullable=False),
         sa.Column("last_serial", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("document_type", "financial_year", name="pk_tax_document_counters"),
+        sa.PrimaryKeyConstraint("id", name="pk_tax_document_counters"),
+        sa.UniqueConstraint("document_type", "financial_year",
+                            name="uq_tax_document_counters_document_type_financial_year"),
     )
     op.create_table(
         "settlement_tax_documents",

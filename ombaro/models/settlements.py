@@ -103,9 +103,12 @@ class TaxDocumentCounter(Base):
     transaction, so a rolled-back batch gives its numbers back (gap-free)."""
 
     __tablename__ = "tax_document_counters"
+    __table_args__ = (UniqueConstraint("document_type", "financial_year",
+                                       name="uq_tax_document_counters_document_type_financial_year"),)
 
-    document_type: Mapped[str] = mapped_column(primary_key=True)
-    financial_year: Mapped[str] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = uuid_pk()
+    document_type: Mapped[str]
+    financial_year: Mapped[str]
     last_serial: Mapped[int] = mapped_column(Integer)
 
 

@@ -41,7 +41,9 @@ class SettlementSchema(Schema):
     total_bookings = fields.Integer()
     gross_amount = fields.Decimal(**MONEY)
     commission_amount = fields.Decimal(**MONEY)
+    commission_gst_amount = fields.Decimal(**MONEY)  # GST on the commission (the platform's invoice)
     tds_amount = fields.Decimal(**MONEY)
+    tcs_amount = fields.Decimal(**MONEY)  # GST TCS, s.52 CGST Act
     adjustment_amount = fields.Decimal(**MONEY)
     net_settlement_amount = fields.Decimal(**MONEY)
     status = fields.String()
@@ -78,6 +80,7 @@ class SettlementItemSchema(Schema):
     tds_section = fields.String()
     tds_rate = fields.Decimal(as_string=True, places=3)
     tds_amount = fields.Decimal(**MONEY)
+    tcs_amount = fields.Decimal(**MONEY)
     net_amount = fields.Decimal(**MONEY)
 
 
@@ -182,6 +185,7 @@ class TdsRateSchema(Schema):
     effective_from = fields.Date()
     effective_to = fields.Date(allow_none=True)
     description = fields.String(allow_none=True)
+    base = fields.String(metadata={"description": "excluding_gst (GST shown separately left out) or including_gst"})
 
 
 # --- reading ---------------------------------------------------------------------------------------
