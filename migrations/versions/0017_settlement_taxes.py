@@ -151,7 +151,8 @@ def upgrade() -> None:
     op.execute("UPDATE settlement_items SET tds_base = sale_amount, "
                "tds_rule = CASE WHEN tds_rate = 5 THEN 'no_operative_pan' ELSE 'rate' END")
     op.alter_column("settlement_items", "tds_base", nullable=False)
-    _check("settlement_items", "tds_rule", "tds_rule IN ('rate', 'no_operative_pan', 'exempt_194o4')")
+    _check("settlement_items", "tds_rule",
+           "tds_rule IN ('rate', 'no_operative_pan', 'exempt_194o4', 'return_other_year')")
     # 0005 named it twice over (its create_table met the naming convention).
     op.execute("ALTER TABLE settlement_items DROP CONSTRAINT ck_settlement_items_ck_settlement_items_line_conserves")
     _check("settlement_items", "line_conserves", LINE_CONSERVES)

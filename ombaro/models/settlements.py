@@ -235,7 +235,8 @@ class SettlementItem(Base):
         CheckConstraint("(kind = 'refund') = (refund_id IS NOT NULL)", name="refund_line_has_refund"),
         CheckConstraint("net_amount = gross_amount - commission_amount - tds_amount - tcs_cgst - tcs_sgst - tcs_igst",
                         name="line_conserves"),
-        CheckConstraint("tds_rule IN ('rate', 'no_operative_pan', 'exempt_194o4')", name="tds_rule"),
+        CheckConstraint("tds_rule IN ('rate', 'no_operative_pan', 'exempt_194o4', 'return_other_year')",
+                        name="tds_rule"),
         Index("idx_settlement_items_settlement", "settlement_id"),
         Index("idx_settlement_items_date", "item_date"),
     )

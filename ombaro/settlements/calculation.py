@@ -156,7 +156,10 @@ refund_priced AS (
            CASE WHEN p.payment_method = 'cash' THEN 'vendor' ELSE 'platform' END AS collected_by,
            -r.amount AS sale_amount, round(-r.amount * {EXACT} * src.tax_shown / src.sale, 2) AS tax_shown,
            src.commission_rate, round(-r.amount * src.commission_rate / 100, 2) AS commission_amount,
-           src.tds_rate, src.tds_rule, round(-r.amount * {EXACT} * src.tds_base / src.sale, 2) AS tds_base,
+           -- Circular 20/2023: TDS deducted before a return is adjusted in the same financial year only.
+           CASE WHEN src.same_year THEN src.tds_rate ELSE 0 END AS tds_rate,
+           CASE WHEN src.same_year THEN src.tds_rule ELSE 'return_other_year' END AS tds_rule,
+           round(-r.amount * {EXACT} * src.tds_base / src.sale, 2) AS tds_base,
            round(-r.amount * {EXACT} * src.tcs_base / src.sale, 2) AS tcs_base, src.tcs_rate, src.inter_state,
            -- the exact shares of the refunded line's bases, rounded once with their rates in `lines`
            -r.amount * {EXACT} * src.tds_base / src.sale AS tds_base_exact,
@@ -171,7 +174,12 @@ refund_priced AS (
                coalesce(si.commission_rate, pp.commission_rate) AS commission_rate,
                coalesce(si.tds_rate, pp.tds_rate) AS tds_rate, coalesce(si.tds_rule, pp.tds_rule) AS tds_rule,
                coalesce(si.tds_base, pp.tds_base) AS tds_base, coalesce(si.tcs_base, pp.tcs_base) AS tcs_base,
-               coalesce(si.tcs_rate, pp.tcs_rate) AS tcs_rate, coalesce(si.tcs_igst <> 0, pp.inter_state) AS inter_state
+               coalesce(si.tcs_rate, pp.tcs_rate) AS tcs_rate,
+               coalesce(si.tcs_igst <> 0, pp.inter_state) AS inter_state,
+               -- one financial year (April to March): the same calendar year three months earlier
+               extract(year FROM coalesce(si.item_date, pp.item_date) - interval '3 months')
+               = extract(year FROM CAST(r.processed_at AT TIME ZONE :zone AS date) - interval '3 months')
+                   AS same_year
     ) AS src
     WHERE r.vendor_id = ANY (CAST(:vendors AS uuid[])) AND r.vendor_id IN (SELECT vendor_id FROM vendor_terms)
       AND r.status = 'processed' AND r.processed_at < :end_at

@@ -259,7 +259,10 @@ class Reference:
         """A refund reverses the share refunded of the payment's own line, at that line's rates."""
         charged = p.charged
         assert charged is not None
-        line = {**charged, "refund": rid, "kind": "refund", "day": at.astimezone(IST).date(), "sale": -amount}
+        day = at.astimezone(IST).date()
+        line = {**charged, "refund": rid, "kind": "refund", "day": day, "sale": -amount}
+        if financial_year(day) != financial_year(charged["day"]):  # 194-O: adjusted within the year only
+            line.update(tds_rate=Decimal("0"), tds_rule="return_other_year")
         return self._priced(line, -Fraction(amount) / Fraction(p.amount))
 
     @staticmethod

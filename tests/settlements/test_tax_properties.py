@@ -305,3 +305,31 @@ def test_the_line_reaching_exactly_5_lakh_is_exempt_and_the_next_paisa_is_not(se
         got = dict(conn.execute(text("SELECT payment_id, tds_rule FROM settlement_items WHERE vendor_id = :v"),
                                 {"v": vid}).all())
     assert [got[p] for p in paid] == ["exempt_194o4", "exempt_194o4", "rate"]
+
+
+def test_refunds_reverse_the_charged_rates_within_the_financial_year_only(settle_engine: Engine) -> None:
+    """Issue 15's example: Rs 1,000 sold at 1% TDS and 20% commission, refunded after 1 October 2024
+    and after the vendor moved to 18%, leaves nothing; a return in the next financial year keeps
+    its TDS (Circular 20/2023: adjusted against the same seller in the same financial year)."""
+    with settle_engine.begin() as conn:
+        vendor, customer = f.vendor(conn, commission_rate=Decimal("20.00")), f.user(conn)
+        sold = f.payment(conn, f.booking(conn, vendor, customer, total=Decimal("1000.00"), day=dt.date(2024, 9, 30)),
+                         amount=Decimal("1000.00"), at=f.ist(2024, 9, 30, 18))
+        march = f.payment(conn, f.booking(conn, vendor, customer, total=Decimal("1000.00"), day=dt.date(2025, 3, 30)),
+                          amount=Decimal("1000.00"), at=f.ist(2025, 3, 30, 18))
+    settle(settle_engine, [vendor], dt.date(2024, 9, 24), dt.date(2024, 9, 30))
+    settle(settle_engine, [vendor], dt.date(2025, 3, 24), dt.date(2025, 3, 30))
+    with settle_engine.begin() as conn:
+        conn.execute(text("UPDATE vendors SET commission_rate = 18 WHERE id = :v"), {"v": vendor})
+        back = f.refund(conn, sold, amount=Decimal("1000.00"), at=f.ist(2024, 10, 2, 10))
+        april = f.refund(conn, march, amount=Decimal("1000.00"), at=f.ist(2025, 4, 2, 10))
+    settle(settle_engine, [vendor], dt.date(2024, 10, 1), dt.date(2024, 10, 7))
+    settle(settle_engine, [vendor], dt.date(2025, 3, 31), dt.date(2025, 4, 6))
+    with settle_engine.connect() as conn:
+        got = {r.refund_id or r.payment_id: (r.commission_amount, r.tds_amount, r.tds_rule) for r in conn.execute(
+            text("SELECT payment_id, refund_id, commission_amount, tds_amount, tds_rule FROM settlement_items "
+                 "WHERE vendor_id = :v"), {"v": vendor})}
+    assert got[sold] == (Decimal("200.00"), Decimal("10.00"), "rate")
+    assert got[back] == (Decimal("-200.00"), Decimal("-10.00"), "rate")  # not 18% and 0.1%
+    assert got[march] == (Decimal("200.00"), Decimal("1.00"), "rate")
+    assert got[april] == (Decimal("-200.00"), Decimal("0.00"), "return_other_year")
