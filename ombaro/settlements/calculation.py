@@ -96,22 +96,29 @@ payment_lines AS (
 -- s.194-O(4): an individual or HUF seller's sales are exempt while its gross sales through the
 -- platform in the financial year (earlier settled lines, then this run's in date order) stay
 -- within the limit; the line that crosses it and every later one bear TDS.
+small_lines AS (
+    SELECT pl.vendor_id, pl.payment_id, pl.item_date,
+           CAST(extract(year FROM pl.item_date - interval '3 months') AS int) AS fy,
+           pl.sale_amount - CASE WHEN rate.base = 'excluding_gst' THEN pl.tax_shown ELSE 0 END AS base
+    FROM payment_lines AS pl
+    JOIN vendor_terms AS t ON t.vendor_id = pl.vendor_id AND t.small_seller
+    JOIN tds_rates AS rate
+      ON rate.section = :section AND rate.pan_available
+     AND pl.item_date >= rate.effective_from AND (rate.effective_to IS NULL OR pl.item_date <= rate.effective_to)
+),
+small_settled AS (
+    SELECT si.vendor_id, CAST(extract(year FROM si.item_date - interval '3 months') AS int) AS fy,
+           sum(si.tds_base) AS gross
+    FROM settlement_items AS si
+    WHERE si.kind = 'payment' AND si.vendor_id IN (SELECT vendor_id FROM vendor_terms WHERE small_seller)
+    GROUP BY 1, 2
+),
 small_running AS (
     SELECT l.payment_id,
-           coalesce((SELECT sum(si.tds_base) FROM settlement_items AS si
-                     WHERE si.vendor_id = l.vendor_id AND si.kind = 'payment'
-                       AND si.item_date >= make_date(l.fy, 4, 1) AND si.item_date < make_date(l.fy + 1, 4, 1)), 0)
-           + sum(l.base) OVER (PARTITION BY l.vendor_id, l.fy ORDER BY l.item_date, l.payment_id) AS year_gross
-    FROM (SELECT pl.vendor_id, pl.payment_id, pl.item_date,
-                 CAST(extract(year FROM pl.item_date) AS int) - CASE WHEN extract(month FROM pl.item_date) < 4
-                                                                     THEN 1 ELSE 0 END AS fy,
-                 pl.sale_amount - CASE WHEN rate.base = 'excluding_gst' THEN pl.tax_shown ELSE 0 END AS base
-          FROM payment_lines AS pl
-          JOIN vendor_terms AS t ON t.vendor_id = pl.vendor_id AND t.small_seller
-          JOIN tds_rates AS rate
-            ON rate.section = :section AND rate.pan_available
-           AND pl.item_date >= rate.effective_from AND (rate.effective_to IS NULL OR pl.item_date <= rate.effective_to)
-         ) AS l
+           coalesce(p.gross, 0) + sum(l.base) OVER (PARTITION BY l.vendor_id, l.fy ORDER BY l.item_date, l.payment_id)
+               AS year_gross
+    FROM small_lines AS l
+    LEFT JOIN small_settled AS p ON p.vendor_id = l.vendor_id AND p.fy = l.fy
 ),
 payment_terms AS (
     SELECT l.*, t.commission_rate, t.inter_state,
