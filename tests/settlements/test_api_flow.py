@@ -135,7 +135,11 @@ def test_run_approve_pay_and_read_statements(app: Any, engine: Engine, worker: P
     lines = list(csv.DictReader(io.StringIO(body_lines)))
     assert header["net_settlement_amount"] == "3286.78"
     assert sum(Decimal(line["net_amount"]) for line in lines) == Decimal("3286.78")
-    assert {line["collected_by"] for line in lines} == {"platform", "vendor"}
+    assert {line["collected_by"] for line in lines if line["kind"] in ("payment", "refund")} == {"platform", "vendor"}
+    # The platform's invoice for its commission: 599.94 taxable, 53.99 CGST + 53.99 SGST, deducted.
+    (invoice,) = [line for line in lines if line["kind"] == "commission_gst_invoice"]
+    assert (invoice["commission_amount"], invoice["net_amount"]) == ("107.98", "-107.98")
+    assert "CI2526/" in invoice["reason"]
     assert client_for(app, stranger).get(f"/api/v1/settlements/{sid}/statement.csv").status_code == 404
     assert client_for(app, stranger).get(f"/api/v1/settlements/{sid}/items").status_code == 404
 
