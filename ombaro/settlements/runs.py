@@ -264,7 +264,9 @@ def run_summary(session: Session, run_id: uuid.UUID) -> dict[str, Any]:
     totals = session.execute(text("""
         SELECT count(*) AS settlements, coalesce(sum(s.gross_amount), 0) AS gross_amount,
                coalesce(sum(s.commission_amount), 0) AS commission_amount,
-               coalesce(sum(s.tds_amount), 0) AS tds_amount, coalesce(sum(s.adjustment_amount), 0) AS adjustment_amount,
+               coalesce(sum(s.tds_amount), 0) AS tds_amount, coalesce(sum(s.tcs_amount), 0) AS tcs_amount,
+               coalesce(sum(s.commission_gst_amount), 0) AS commission_gst_amount,
+               coalesce(sum(s.adjustment_amount), 0) AS adjustment_amount,
                coalesce(sum(s.net_settlement_amount), 0) AS net_settlement_amount
         FROM settlement_approvals AS a JOIN payment_settlements AS s ON s.id = a.settlement_id
         WHERE a.run_id = :run"""), {"run": run_id}).mappings().one()
