@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ombaro.money import ZERO
 
-FINANCIAL_YEAR = re.compile(r"^(\d{4})-(\d{2})$")
+FINANCIAL_YEAR = re.compile(r"^(2\d{3})-(\d{2})$")
 
 GSTR8 = """
 SELECT i.vendor_id, v.business_name, nullif(btrim(v.gst_number), '') AS gstin,
@@ -48,9 +48,9 @@ ORDER BY i.vendor_id, month, i.tds_rule, i.tds_rate
 
 def month_range(month: str) -> tuple[dt.date, dt.date]:
     """'2024-07' -> [2024-07-01, 2024-08-01); ValueError for anything else."""
-    if not re.fullmatch(r"\d{4}-\d{2}", month):
-        raise ValueError("a month is YYYY-MM")
-    start = dt.date(int(month[:4]), int(month[5:]), 1)  # ValueError for month 00 or 13
+    if not re.fullmatch(r"2\d{3}-(0[1-9]|1[0-2])", month):
+        raise ValueError("a month is YYYY-MM, from 2000-01")
+    start = dt.date(int(month[:4]), int(month[5:]), 1)
     return start, (start + dt.timedelta(days=32)).replace(day=1)
 
 

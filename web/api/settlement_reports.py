@@ -60,7 +60,7 @@ class Gstr8Schema(Schema):
 
 
 class Tds194oQuerySchema(Schema):
-    financial_year = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-\d{2}$"),
+    financial_year = fields.String(required=True, validate=validate.Regexp(r"^2\d{3}-\d{2}$"),
                                    metadata={"description": "2024-25"})
     quarter = fields.Integer(required=True, validate=validate.Range(min=1, max=4))
 
