@@ -87,11 +87,14 @@ LINES = f"""
            'platform', -r.amount
     FROM payment_refunds AS r WHERE r.status = 'processed' AND r.processed_at < {END_AT}
 """
+# The bench's sales show no GST separately and its vendors have no GSTIN and no exemption: the 194-O
+# base is the sale, there is no TCS, and GST on the commission is 9% CGST + 9% SGST (the platform's state).
 PRICED = f"""
     SELECT l.*, CASE WHEN l.collected_by = 'platform' THEN l.sale_amount ELSE 0 END AS gross_amount,
            coalesce(v.commission_rate, 15) AS commission_rate,
            round(l.sale_amount * coalesce(v.commission_rate, 15) / 100, 2) AS commission_amount,
-           t.rate_percent AS tds_rate, round(l.sale_amount * t.rate_percent / 100, 2) AS tds_amount
+           t.rate_percent AS tds_rate, round(l.sale_amount * t.rate_percent / 100, 2) AS tds_amount,
+           CASE WHEN t.pan_available THEN 'rate' ELSE 'no_operative_pan' END AS tds_rule
     FROM ({LINES}) AS l JOIN vendors AS v ON v.id = l.vendor_id
     JOIN tds_rates AS t ON t.section = '194-O' AND t.pan_available = (nullif(btrim(v.pan_number), '') IS NOT NULL)
      AND l.item_date >= t.effective_from AND (t.effective_to IS NULL OR l.item_date <= t.effective_to)
@@ -103,24 +106,38 @@ BARE_AGGREGATE = f"""
 FLOOR = [
     f"""INSERT INTO payment_settlements (vendor_id, settlement_period_start, settlement_period_end, total_bookings,
                                       gross_amount, commission_amount, tds_amount, adjustment_amount,
-                                      net_settlement_amount, status)
-        SELECT vendor_id, DATE '2025-03-03', DATE '2025-03-09',
-               count(DISTINCT booking_id) FILTER (WHERE kind = 'payment'),
-               sum(gross_amount), sum(commission_amount), sum(tds_amount), 0,
-               sum(gross_amount) - sum(commission_amount) - sum(tds_amount), 'pending'
-        FROM ({PRICED}) AS x GROUP BY vendor_id""",
+                                      net_settlement_amount, commission_gst_amount, status)
+        SELECT vendor_id, DATE '2025-03-03', DATE '2025-03-09', bookings, gross, commission, tds, 0,
+               gross - commission - 2 * round(commission * 9 / 100, 2) - tds, 2 * round(commission * 9 / 100, 2),
+               'pending'
+        FROM (SELECT vendor_id, count(DISTINCT booking_id) FILTER (WHERE kind = 'payment') AS bookings,
+                     sum(gross_amount) AS gross, sum(commission_amount) AS commission, sum(tds_amount) AS tds
+              FROM ({PRICED}) AS x GROUP BY vendor_id) AS s""",
     f"""INSERT INTO settlement_items (settlement_id, vendor_id, payment_id, refund_id, booking_id, kind, item_date,
                                    collected_by, sale_amount, gross_amount, commission_rate, commission_amount,
-                                   tds_section, tds_rate, tds_amount, net_amount)
+                                   tds_section, tds_rate, tds_amount, net_amount, tds_base, tds_rule)
         SELECT s.id, x.vendor_id, x.payment_id, x.refund_id, x.booking_id, x.kind, x.item_date, x.collected_by,
                x.sale_amount, x.gross_amount, x.commission_rate, x.commission_amount, '194-O', x.tds_rate,
-               x.tds_amount, x.gross_amount - x.commission_amount - x.tds_amount
+               x.tds_amount, x.gross_amount - x.commission_amount - x.tds_amount, x.sale_amount, x.tds_rule
         FROM ({PRICED}) AS x JOIN payment_settlements AS s ON s.vendor_id = x.vendor_id
          AND s.settlement_period_start = DATE '2025-03-03' AND s.settlement_period_end = DATE '2025-03-09'""",
+    """INSERT INTO tax_document_counters (document_type, financial_year, last_serial)
+        SELECT 'invoice', '2024-25', count(*) FROM payment_settlements WHERE commission_amount > 0""",
+    """INSERT INTO settlement_tax_documents (settlement_id, vendor_id, document_type, financial_year, serial, number,
+                                           document_date, supplier_state, recipient_state, taxable_amount, gst_rate,
+                                           cgst, sgst)
+        SELECT id, vendor_id, 'invoice', '2024-25', n, 'CI2425/' || lpad(CAST(n AS text), 7, '0'), DATE '2025-03-09',
+               '27', '27', commission_amount, 18, commission_gst_amount / 2, commission_gst_amount / 2
+        FROM (SELECT *, row_number() OVER (ORDER BY vendor_id) AS n FROM payment_settlements
+              WHERE commission_amount > 0) AS s""",
 ]
-RESET = "TRUNCATE settlement_items, settlement_approvals, settlement_adjustments, payouts, payment_settlements CASCADE"
+RESET = ("TRUNCATE settlement_items, settlement_approvals, settlement_adjustments, payouts, settlement_tax_documents, "
+         "tax_document_counters, payment_settlements CASCADE")
 CHECK = ("SELECT count(*), sum(net_settlement_amount), (SELECT count(*) FROM settlement_items), "
-         "(SELECT sum(net_amount) FROM settlement_items) FROM payment_settlements")
+         "(SELECT sum(net_amount) FROM settlement_items), "
+         "(SELECT sum(cgst + sgst + igst) FROM settlement_tax_documents), "
+         "(SELECT md5(string_agg(vendor_id || number, ',' ORDER BY vendor_id)) FROM settlement_tax_documents) "
+         "FROM payment_settlements")
 
 
 def timed(action: Any) -> float:

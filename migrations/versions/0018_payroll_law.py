@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql as pg
 from migrations import rls as RLS
 
 revision: str = "0018"
-down_revision: str | None = "0014"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -81,6 +81,9 @@ class PaymentSettlement(Base):
     tds_amount: Mapped[Decimal | None] = mapped_column(Numeric(12, 2), server_default=text("0"))
     adjustment_amount: Mapped[Decimal | None] = mapped_column(Numeric(12, 2), server_default=text("0"))
     net_settlement_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    # Migration 0017 (docs/settlements.md): s.52 GST TCS and GST on the commission, both deducted.
+    tcs_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    commission_gst_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
     status: Mapped[str] = mapped_column(server_default=text("'pending'"))
     payment_reference: Mapped[str | None]
     payment_date: Mapped[dt.datetime | None]

@@ -57,6 +57,89 @@ class TdsRate(Base):
     effective_from: Mapped[dt.date]
     effective_to: Mapped[dt.date | None]
     description: Mapped[str | None]
+    # The 194-O base in force with the rate (migration 0017): GST shown separately left out
+    # (CBDT Circular 17/2020), or the whole sale.
+    base: Mapped[str] = mapped_column(server_default=text("'excluding_gst'"))
+    created_at: Mapped[dt.datetime] = created_at()
+
+
+class GstRate(Base):
+    """A GST rate as dated data: `tcs_52` (the tax an e-commerce operator collects under s.52 CGST
+    Act on its suppliers' net taxable supplies) or `commission` (GST on the platform's own supply
+    of its service to the vendor). Ranges of one tax never overlap (migration 0017)."""
+
+    __tablename__ = "gst_rates"
+    __table_args__ = (
+        CheckConstraint("tax IN ('tcs_52', 'commission')", name="tax"),
+        CheckConstraint("rate_percent >= 0 AND rate_percent <= 100", name="rate_percent"),
+        CheckConstraint("effective_to IS NULL OR effective_to >= effective_from", name="dates_ordered"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    tax: Mapped[str]
+    rate_percent: Mapped[Decimal] = mapped_column(Numeric(6, 3))
+    effective_from: Mapped[dt.date]
+    effective_to: Mapped[dt.date | None]
+    description: Mapped[str | None]
+    created_at: Mapped[dt.datetime] = created_at()
+
+
+class PlatformTaxProfile(Base):
+    """The platform's own GST registration (one row): its state makes a vendor's tax intra-state
+    (CGST + SGST) or inter-state (IGST)."""
+
+    __tablename__ = "platform_tax_profile"
+    __table_args__ = (CheckConstraint("id", name="one_row"),)
+
+    id: Mapped[bool] = mapped_column(primary_key=True, server_default=text("true"))
+    state_code: Mapped[str]
+    gstin: Mapped[str | None]
+    tan: Mapped[str | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=text("now()"))
+
+
+class TaxDocumentCounter(Base):
+    """The last serial used per document type and financial year: taken in the settling
+    transaction, so a rolled-back batch gives its numbers back (gap-free)."""
+
+    __tablename__ = "tax_document_counters"
+    __table_args__ = (UniqueConstraint("document_type", "financial_year",
+                                       name="uq_tax_document_counters_document_type_financial_year"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    document_type: Mapped[str]
+    financial_year: Mapped[str]
+    last_serial: Mapped[int] = mapped_column(Integer)
+
+
+class SettlementTaxDocument(Base):
+    """The platform's tax invoice (or credit note, when refunds left the commission negative) for
+    its commission in one settlement, numbered gap-free per type and financial year."""
+
+    __tablename__ = "settlement_tax_documents"
+    __table_args__ = (
+        CheckConstraint("document_type IN ('invoice', 'credit_note')", name="type"),
+        UniqueConstraint("document_type", "financial_year", "serial", name="uq_settlement_tax_documents_serial"),
+        Index("idx_settlement_tax_documents_vendor", "vendor_id"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    settlement_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("payment_settlements.id", ondelete="RESTRICT"), unique=True)
+    vendor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("vendors.id", ondelete="RESTRICT"))
+    document_type: Mapped[str]
+    financial_year: Mapped[str]  # '2024-25'
+    serial: Mapped[int] = mapped_column(Integer)
+    number: Mapped[str] = mapped_column(unique=True)  # CI2425/0000001 (Rule 46(b): at most 16 characters)
+    document_date: Mapped[dt.date]
+    supplier_state: Mapped[str]
+    recipient_state: Mapped[str]
+    recipient_gstin: Mapped[str | None]
+    taxable_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    gst_rate: Mapped[Decimal] = mapped_column(Numeric(6, 3))
+    cgst: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    sgst: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    igst: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
     created_at: Mapped[dt.datetime] = created_at()
 
 
@@ -150,8 +233,12 @@ class SettlementItem(Base):
         CheckConstraint(f"kind IN {ITEM_KINDS!r}", name="kind"),
         CheckConstraint(f"collected_by IN {COLLECTORS!r}", name="collected_by"),
         CheckConstraint("(kind = 'refund') = (refund_id IS NOT NULL)", name="refund_line_has_refund"),
-        CheckConstraint("net_amount = gross_amount - commission_amount - tds_amount", name="line_conserves"),
+        CheckConstraint("net_amount = gross_amount - commission_amount - tds_amount - tcs_cgst - tcs_sgst - tcs_igst",
+                        name="line_conserves"),
+        CheckConstraint("tds_rule IN ('rate', 'no_operative_pan', 'exempt_194o4', 'return_other_year')",
+                        name="tds_rule"),
         Index("idx_settlement_items_settlement", "settlement_id"),
+        Index("idx_settlement_items_date", "item_date"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
@@ -171,6 +258,16 @@ class SettlementItem(Base):
     tds_rate: Mapped[Decimal] = mapped_column(Numeric(6, 3))
     tds_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     net_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    # Migration 0017: GST shown separately in the sale, the 194-O base and why the rate applies,
+    # and the s.52 TCS (taxable value, rate, CGST/SGST or IGST; none for cash or an unregistered vendor).
+    tax_shown: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    tds_base: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    tds_rule: Mapped[str] = mapped_column(server_default=text("'rate'"))
+    tcs_base: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    tcs_rate: Mapped[Decimal] = mapped_column(Numeric(6, 3), server_default=text("0"))
+    tcs_cgst: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    tcs_sgst: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    tcs_igst: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
 
 
 class SettlementAdjustment(Base):

@@ -36,6 +36,9 @@ class Vendor(Base):
         CheckConstraint(f"business_type IN {BUSINESS_TYPES!r}", name="business_type"),
         CheckConstraint(f"verification_status IN {VERIFICATION_STATUSES!r}", name="verification_status"),
         CheckConstraint(f"status IN {VENDOR_STATUSES!r}", name="status"),
+        CheckConstraint("pan_status IN ('operative', 'inoperative')", name="pan_status"),
+        CheckConstraint("taxpayer_type IN ('individual', 'huf', 'firm', 'company', 'llp', 'other')",
+                        name="taxpayer_type"),
         Index("idx_vendors_status", "status"),
         Index("idx_vendors_verification", "verification_status"),
         Index("idx_vendors_rating", text("rating DESC")),
@@ -61,6 +64,13 @@ class Vendor(Base):
     status: Mapped[str] = mapped_column(server_default=text("'active'"))
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()
+    # Migration 0017 (docs/settlements.md): the PAN's status (inoperative: not linked to Aadhaar)
+    # from `pan_status_on`; NULL with a PAN counts as operative. Taxpayer type and Aadhaar decide
+    # the Rs 5 lakh exemption of s.194-O(4) (individuals and HUFs).
+    pan_status: Mapped[str | None]
+    pan_status_on: Mapped[dt.date | None]
+    taxpayer_type: Mapped[str | None]
+    aadhaar_furnished: Mapped[bool] = mapped_column(server_default=text("false"))
 
 
 class VendorStaff(Base):

@@ -8,7 +8,8 @@ import secrets
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,14 +31,17 @@ def user(conn: Connection, uid: uuid.UUID | None = None) -> uuid.UUID:
 
 
 def vendor(conn: Connection, *, commission_rate: Decimal | None = Decimal("15.00"), pan: bool = True,
-           uid: uuid.UUID | None = None) -> uuid.UUID:
+           uid: uuid.UUID | None = None, pan_status: str | None = None, pan_status_on: dt.date | None = None,
+           taxpayer_type: str | None = None, aadhaar: bool = False, gstin: str | None = None) -> uuid.UUID:
     vid = user(conn, uid)
     conn.execute(text(
         "INSERT INTO vendors (id, business_name, business_address, contact_person, contact_mobile, contact_email, "
-        "commission_rate, pan_number, verification_status) VALUES (:id, 'Lotus Spa', "
+        "commission_rate, pan_number, verification_status, pan_status, pan_status_on, taxpayer_type, "
+        "aadhaar_furnished, gst_number) VALUES (:id, 'Lotus Spa', "
         "'{\"city\": \"Pune\", \"latitude\": 18.52, \"longitude\": 73.85}', 'Asha', '+919800000000', "
-        "'spa@example.test', :rate, :pan, 'verified')"),
-        {"id": vid, "rate": commission_rate, "pan": "ABCDE1234F" if pan else None})
+        "'spa@example.test', :rate, :pan, 'verified', :status, :status_on, :type, :aadhaar, :gstin)"),
+        {"id": vid, "rate": commission_rate, "pan": "ABCDE1234F" if pan else None, "status": pan_status,
+         "status_on": pan_status_on, "type": taxpayer_type, "aadhaar": aadhaar, "gstin": gstin})
     return vid
 
 
@@ -53,16 +57,19 @@ def booking(conn: Connection, vendor_id: uuid.UUID, customer_id: uuid.UUID, *, t
          "s": status, "ps": payment_status, "total": total}).scalar_one()
 
 
-def payment(conn: Connection, booking_id: uuid.UUID, *, amount: Decimal, at: dt.datetime, method: str = "upi",
-            status: str = "success", gateway_id: str | None = None, uid: uuid.UUID | None = None) -> uuid.UUID:
+def payment(conn: Connection, booking_id: uuid.UUID, *, amount: Decimal, at: dt.datetime | None, method: str = "upi",
+            status: str = "success", gateway_id: str | None = None, uid: uuid.UUID | None = None,
+            tax: Decimal = Decimal("0.00")) -> uuid.UUID:
+    """A payment of `amount` in all, of which `tax` is GST shown separately."""
     row = conn.execute(text("SELECT customer_id, vendor_id FROM bookings WHERE id = :id"), {"id": booking_id}).one()
     pid = uid or uuid.uuid4()
     gateway = None if method == "cash" else "razorpay"
     conn.execute(text(
-        "INSERT INTO payments (id, transaction_id, booking_id, customer_id, vendor_id, amount, total_amount, "
-        "payment_method, payment_gateway, gateway_transaction_id, status, payment_date) VALUES (:id, :tx, :b, :c, :v, "
-        ":amount, :amount, :method, :gateway, :gid, :status, :at)"),
-        {"id": pid, "tx": f"order_{pid.hex[:14]}", "b": booking_id, "c": row.customer_id, "v": row.vendor_id,
+        "INSERT INTO payments (id, transaction_id, booking_id, customer_id, vendor_id, amount, tax_amount, "
+        "total_amount, payment_method, payment_gateway, gateway_transaction_id, status, payment_date) VALUES (:id, "
+        ":tx, :b, :c, :v, :amount - :tax, :tax, :amount, :method, :gateway, :gid, :status, :at)"),
+        {"id": pid, "tax": tax, "tx": f"order_{pid.hex[:14]}",
+          "b": booking_id, "c": row.customer_id, "v": row.vendor_id,
          "amount": amount, "method": method, "gateway": gateway,
          "gid": None if method == "cash" else (gateway_id or f"pay_{pid.hex[:14]}"), "status": status, "at": at})
     return pid
@@ -91,16 +98,42 @@ def adjustment(conn: Connection, vendor_id: uuid.UUID, amount: Decimal, reason: 
 
 
 # --- the reference -------------------------------------------------------------------------------
+# The statute's figures written out again here on purpose (the test must not read the code's data
+# or call its rounding): rates by date, bases, shares and rounding half away from zero.
 
-# The seeded 194-O rates, written out again here on purpose (the test must not read the code's data).
-def tds_rate(day: dt.date, pan: bool) -> Decimal:
-    if not pan:
+FY_LIMIT_194O4 = Fraction(500000)
+
+
+def tds_rate(day: dt.date, pan_operative: bool) -> Decimal:
+    """s.194-O: 0.75% from 1 Oct 2020 (Taxation and Other Laws Act 2020), 1% from 1 Apr 2021, 0.1%
+    from 1 Oct 2024; 5% without an operative PAN (s.206AA). Nothing before 1 Oct 2020."""
+    if day < dt.date(2020, 10, 1):
+        raise LookupError(f"194-O did not exist on {day}")
+    if not pan_operative:
         return Decimal("5")
+    if day <= dt.date(2021, 3, 31):
+        return Decimal("0.75")
     return Decimal("1") if day <= dt.date(2024, 9, 30) else Decimal("0.1")
 
 
-def half_up(value: Decimal) -> Decimal:
-    return value.quantize(PAISA, rounding=ROUND_HALF_UP)
+def tcs_rate(day: dt.date) -> Decimal:
+    """s.52 CGST Act: 1% until 9 July 2024, 0.5% from 10 July 2024."""
+    return Decimal("1") if day <= dt.date(2024, 7, 9) else Decimal("0.5")
+
+
+COMMISSION_GST = Decimal("18")
+
+
+def half_up(value: Decimal | Fraction) -> Decimal:
+    """To the paisa, half away from zero, from the exact value."""
+    exact = Fraction(value) * 100
+    whole, rest = divmod(abs(exact.numerator), exact.denominator)
+    whole += 1 if 2 * rest >= exact.denominator else 0
+    return (Decimal(whole if exact >= 0 else -whole) / 100).quantize(PAISA)
+
+
+def financial_year(day: dt.date) -> int:
+    return day.year if day.month >= 4 else day.year - 1
 
 
 @dataclass
@@ -110,6 +143,19 @@ class RefVendor:
     pan: bool
     adjustments: list[Decimal] = field(default_factory=list)  # pending manual (and carried) amounts
     manual_pending: int = 0
+    pan_status: str | None = None
+    pan_status_on: dt.date | None = None
+    small_seller: bool = False  # an individual or HUF
+    aadhaar: bool = False
+    gst_state: str | None = None  # the GSTIN's state; None: not registered
+    year_gross: dict[int, Fraction] = field(default_factory=dict)  # settled sales per financial year
+
+    def pan_operative(self, day: dt.date) -> bool:
+        return self.pan and not (self.pan_status == "inoperative"
+                                 and (self.pan_status_on is None or self.pan_status_on <= day))
+
+
+PLATFORM_STATE = "27"
 
 
 @dataclass
@@ -123,6 +169,8 @@ class RefPayment:
     completed: bool
     booking_day: dt.date
     refunds: list[tuple[uuid.UUID, Decimal, dt.datetime]] = field(default_factory=list)
+    tax: Decimal = Decimal("0.00")
+    charged: dict[str, Any] | None = None  # the payment's line, once settled: its rates and bases
 
 
 @dataclass
@@ -137,18 +185,25 @@ class Reference:
     def run(self, start: dt.date, end: dt.date) -> dict[uuid.UUID, dict[str, Any]]:
         end_at = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tzinfo=IST)
         lines: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+        taken: list[RefPayment] = []
         for p in self.payments:
-            if (p.vendor, start, end) in self.periods:
+            if (p.vendor, start, end) in self.periods or p.id in self.settled:
                 continue
-            v = self.vendors[p.vendor]
-            take_payment = (p.id not in self.settled and p.completed and p.booking_day <= end and p.at < end_at)
-            if take_payment:
-                lines[p.vendor].append(self._line(v, p.id, None, p.booking, "payment", p.at, p.amount, p.method))
+            if p.completed and p.booking_day <= end and p.at < end_at:
+                taken.append(p)
+        # The s.194-O(4) running total follows the platform's order: date, then payment id.
+        taken.sort(key=lambda p: (p.at.astimezone(IST).date(), str(p.id)))
+        running = {(vid, year): gross for vid, v in self.vendors.items() for year, gross in v.year_gross.items()}
+        for p in taken:
+            p.charged = self._payment_line(self.vendors[p.vendor], p, running)
+            lines[p.vendor].append(p.charged)
+        for p in self.payments:
+            if (p.vendor, start, end) in self.periods or p.charged is None:
+                continue
             for rid, amount, at in p.refunds:
                 if rid in self.settled or at >= end_at:
                     continue
-                if p.id in self.settled or take_payment:
-                    lines[p.vendor].append(self._line(v, p.id, rid, p.booking, "refund", at, -amount, "upi"))
+                lines[p.vendor].append(self._refund_line(p, rid, amount, at))
         result: dict[uuid.UUID, dict[str, Any]] = {}
         for vid, v in self.vendors.items():
             if (vid, start, end) in self.periods:
@@ -159,24 +214,66 @@ class Reference:
             gross = sum((ln["gross"] for ln in own), Decimal("0.00"))
             commission = sum((ln["commission"] for ln in own), Decimal("0.00"))
             tds = sum((ln["tds"] for ln in own), Decimal("0.00"))
+            tcs = sum((ln["tcs"] for ln in own), Decimal("0.00"))
+            inter = v.gst_state is not None and v.gst_state != PLATFORM_STATE
+            if inter:
+                commission_gst = half_up(Fraction(commission) * Fraction(COMMISSION_GST) / 100)
+            else:
+                commission_gst = 2 * half_up(Fraction(commission) * Fraction(COMMISSION_GST) / 200)
             adjust = sum(v.adjustments, Decimal("0.00"))
-            net = gross - commission - tds + adjust
-            result[vid] = {"gross": gross, "commission": commission, "tds": tds, "adjustment": adjust, "net": net,
-                           "items": len(own), "lines": own,
+            net = gross - commission - commission_gst - tds - tcs + adjust
+            result[vid] = {"gross": gross, "commission": commission, "commission_gst": commission_gst, "tds": tds,
+                           "tcs": tcs, "adjustment": adjust, "net": net, "items": len(own), "lines": own,
                            "bookings": len({ln["booking"] for ln in own if ln["kind"] == "payment"})}
             self.periods.add((vid, start, end))
             self.settled.update(ln["refund"] or ln["payment"] for ln in own)
+            for ln in own:
+                if ln["kind"] == "payment":
+                    year = financial_year(ln["day"])
+                    v.year_gross[year] = v.year_gross.get(year, Fraction(0)) + Fraction(ln["tds_base"])
             v.adjustments = [net] if net < 0 else []
             v.manual_pending = 0
         return result
 
     @staticmethod
-    def _line(v: RefVendor, payment_id: uuid.UUID, refund_id: uuid.UUID | None, booking_id: uuid.UUID, kind: str,
-              at: dt.datetime, sale: Decimal, method: str) -> dict[str, Any]:
+    def _payment_line(v: RefVendor, p: RefPayment, running: dict[tuple[uuid.UUID, int], Fraction]) -> dict[str, Any]:
+        day = p.at.astimezone(IST).date()
+        operative = v.pan_operative(day)
+        rate = tds_rate(day, operative)
+        base = Fraction(p.amount) - Fraction(p.tax)  # 194-O base: GST shown separately left out
+        rule = "rate" if operative else "no_operative_pan"
+        if v.small_seller:
+            key = (v.id, financial_year(day))
+            running[key] = running.get(key, Fraction(0)) + base  # the year's gross sales with this one
+            if running[key] <= FY_LIMIT_194O4 and (operative or v.aadhaar):
+                rate, rule = Decimal("0"), "exempt_194o4"
+        online = p.method != "cash"
+        tcs = tcs_rate(day) if online and v.gst_state is not None else Decimal("0")
+        line = {"payment": p.id, "refund": None, "booking": p.booking, "kind": "payment", "day": day,
+                "sale": p.amount, "commission_rate": v.commission_rate, "tds_rate": rate, "tds_rule": rule,
+                "tds_base": base, "tcs_base": base if tcs else Fraction(0), "tcs_rate": tcs,
+                "inter": v.gst_state is not None and v.gst_state != PLATFORM_STATE, "online": online}
+        return Reference._priced(line, Fraction(1))
+
+    def _refund_line(self, p: RefPayment, rid: uuid.UUID, amount: Decimal, at: dt.datetime) -> dict[str, Any]:
+        """A refund reverses the share refunded of the payment's own line, at that line's rates."""
+        charged = p.charged
+        assert charged is not None
         day = at.astimezone(IST).date()
-        commission = half_up(sale * v.commission_rate / 100)
-        tds = half_up(sale * tds_rate(day, v.pan) / 100)
-        gross = Decimal("0.00") if method == "cash" else sale
-        return {"payment": payment_id, "refund": refund_id, "booking": booking_id, "kind": kind, "day": day,
-                "sale": sale, "gross": gross, "commission": commission, "tds": tds,
-                "net": gross - commission - tds}
+        line = {**charged, "refund": rid, "kind": "refund", "day": day, "sale": -amount}
+        if financial_year(day) != financial_year(charged["day"]):  # 194-O: adjusted within the year only
+            line.update(tds_rate=Decimal("0"), tds_rule="return_other_year")
+        return self._priced(line, -Fraction(amount) / Fraction(p.amount))
+
+    @staticmethod
+    def _priced(line: dict[str, Any], share: Fraction) -> dict[str, Any]:
+        sale = line["sale"]
+        commission = half_up(Fraction(sale) * Fraction(line["commission_rate"]) / 100)
+        tds = half_up(share * Fraction(line["tds_base"]) * Fraction(line["tds_rate"]) / 100)
+        if line["inter"]:
+            tcs = half_up(share * Fraction(line["tcs_base"]) * Fraction(line["tcs_rate"]) / 100)
+        else:
+            tcs = 2 * half_up(share * Fraction(line["tcs_base"]) * Fraction(line["tcs_rate"]) / 200)
+        gross = sale if line["online"] else Decimal("0.00")
+        return {**line, "gross": gross, "commission": commission, "tds": tds, "tcs": tcs,
+                "net": gross - commission - tds - tcs}

@@ -86,9 +86,11 @@ def test_run_approve_pay_and_read_statements(app: Any, engine: Engine, worker: P
     assert result["status"] == "succeeded", result["error"]
     (planned,) = result["result"]["settlements"]
     assert counts(engine, vendor.id) == (0, 0)  # the dry run wrote nothing
-    # 4799.50 sold; 3999.50 through the platform; commission 12.5% per line; TDS 0.1% (PAN) per line.
-    assert (planned["gross_amount"], planned["commission_amount"], planned["tds_amount"],
-            planned["net_settlement_amount"]) == ("3999.50", "599.94", "4.80", "3394.76")
+    # 4799.50 sold; 3999.50 through the platform; commission 12.5% per line; TDS 0.1% (PAN) per line;
+    # GST on the commission 9% CGST + 9% SGST (no GSTIN: the platform's state): 53.99 + 53.99.
+    assert (planned["gross_amount"], planned["commission_amount"], planned["commission_gst_amount"],
+            planned["tds_amount"], planned["tcs_amount"], planned["net_settlement_amount"]) == (
+        "3999.50", "599.94", "107.98", "4.80", "0.00", "3286.78")
 
     run = runner.post("/api/v1/settlements/runs", json=body)
     assert run.status_code == 202
@@ -97,9 +99,9 @@ def test_run_approve_pay_and_read_statements(app: Any, engine: Engine, worker: P
     wait_until(lambda: relay(engine, redis_url) or client_for(app, checker).get(
         f"/api/v1/settlements/runs/{run_id}").json["status"] == "completed", timeout=60, what="the run's batches")
     summary = client_for(app, checker).get(f"/api/v1/settlements/runs/{run_id}").json
-    assert summary["totals"]["net_settlement_amount"] in ("3394.76", 3394.76, "3394.76000")
+    assert summary["totals"]["net_settlement_amount"] in ("3286.78", 3286.78, "3286.78000")
     (settlement,) = client_for(app, vendor).get("/api/v1/settlements").json
-    assert (settlement["status"], settlement["net_settlement_amount"]) == ("pending", "3394.76")
+    assert (settlement["status"], settlement["net_settlement_amount"]) == ("pending", "3286.78")
     assert settlement["vendor_name"] == client_for(app, checker).get("/api/v1/settlements").json[0]["vendor_name"]
     assert settlement["vendor_name"].startswith("Spa ")
     assert counts(engine, vendor.id) == (1, 3)
@@ -131,9 +133,13 @@ def test_run_approve_pay_and_read_statements(app: Any, engine: Engine, worker: P
     head, _, body_lines = text_body.partition("\n\n")
     header = dict(csv.reader(io.StringIO(head)))
     lines = list(csv.DictReader(io.StringIO(body_lines)))
-    assert header["net_settlement_amount"] == "3394.76"
-    assert sum(Decimal(line["net_amount"]) for line in lines) == Decimal("3394.76")
-    assert {line["collected_by"] for line in lines} == {"platform", "vendor"}
+    assert header["net_settlement_amount"] == "3286.78"
+    assert sum(Decimal(line["net_amount"]) for line in lines) == Decimal("3286.78")
+    assert {line["collected_by"] for line in lines if line["kind"] in ("payment", "refund")} == {"platform", "vendor"}
+    # The platform's invoice for its commission: 599.94 taxable, 53.99 CGST + 53.99 SGST, deducted.
+    (invoice,) = [line for line in lines if line["kind"] == "commission_gst_invoice"]
+    assert (invoice["commission_amount"], invoice["net_amount"]) == ("107.98", "-107.98")
+    assert "CI2526/" in invoice["reason"]
     assert client_for(app, stranger).get(f"/api/v1/settlements/{sid}/statement.csv").status_code == 404
     assert client_for(app, stranger).get(f"/api/v1/settlements/{sid}/items").status_code == 404
 
@@ -175,6 +181,7 @@ def test_bad_run_requests_are_refused_with_field_errors(app: Any, engine: Engine
                                                             "surprise": 1})
     assert unknown.status_code == 422 and "surprise" in unknown.json["errors"]
     rates = client.get("/api/v1/settlements/tds-rates").json
-    assert {(r["pan_available"], r["rate_percent"], r["effective_from"]) for r in rates} >= {
-        (True, "1.000", "2016-10-01"), (True, "0.100", "2024-10-01"), (False, "5.000", "2016-10-01")}
+    assert {(r["pan_available"], r["rate_percent"], r["effective_from"]) for r in rates if r["section"] == "194-O"} == {
+        (True, "0.750", "2020-10-01"), (True, "1.000", "2021-04-01"), (True, "0.100", "2024-10-01"),
+        (False, "5.000", "2020-10-01")}
 

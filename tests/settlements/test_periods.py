@@ -118,19 +118,21 @@ def test_refund_after_settlement_is_a_negative_line_next_time_and_a_negative_net
                               {"v": vendor}).one()
         carried = conn.execute(text("SELECT amount, settlement_id FROM settlement_adjustments "
                                     "WHERE source_settlement_id = :s"), {"s": second.id}).one()
-    assert (second.net_settlement_amount, second.status) == (Decimal("-799.00"), "completed")
-    assert (carried.amount, carried.settlement_id) == (Decimal("-799.00"), None)
+    # The refund's -200.00 of commission is a credit note: its 18% GST (-36.00) goes back to the vendor.
+    assert (second.net_settlement_amount, second.status) == (Decimal("-763.00"), "completed")
+    assert (carried.amount, carried.settlement_id) == (Decimal("-763.00"), None)
     # The next settlement with lines takes the carried balance.
     with settle_engine.begin() as conn:
         f.payment(conn, f.booking(conn, vendor, customer, total=Decimal("2000.00"), day=dt.date(2025, 3, 18)),
                   amount=Decimal("2000.00"), at=f.ist(2025, 3, 18, 12))
     settle(settle_engine, vendor, dt.date(2025, 3, 17), dt.date(2025, 3, 23))
     with settle_engine.connect() as conn:
-        third = conn.execute(text("SELECT gross_amount, commission_amount, tds_amount, adjustment_amount, "
-                                  "net_settlement_amount FROM payment_settlements WHERE vendor_id = :v "
-                                  "AND settlement_period_start = '2025-03-17'"), {"v": vendor}).one()
-    assert tuple(third) == (Decimal("2000.00"), Decimal("400.00"), Decimal("2.00"), Decimal("-799.00"),
-                            Decimal("799.00"))
+        third = conn.execute(text("SELECT gross_amount, commission_amount, commission_gst_amount, tds_amount, "
+                                  "adjustment_amount, net_settlement_amount FROM payment_settlements "
+                                  "WHERE vendor_id = :v AND settlement_period_start = '2025-03-17'"),
+                             {"v": vendor}).one()
+    assert tuple(third) == (Decimal("2000.00"), Decimal("400.00"), Decimal("72.00"), Decimal("2.00"),
+                            Decimal("-763.00"), Decimal("763.00"))
 
 
 def test_rounding_is_once_per_line_half_away_from_zero() -> None:

@@ -95,12 +95,13 @@ def written(engine: Engine, vendors: list[uuid.UUID], start: dt.date, end: dt.da
     with engine.connect() as conn:
         rows = conn.execute(text("""
             SELECT s.id, s.vendor_id, s.gross_amount, s.commission_amount, s.tds_amount, s.adjustment_amount,
-                   s.net_settlement_amount, s.total_bookings,
+                   s.net_settlement_amount, s.total_bookings, s.tcs_amount, s.commission_gst_amount,
                    (SELECT count(*) FROM settlement_items AS i WHERE i.settlement_id = s.id) AS items
             FROM payment_settlements AS s
             WHERE s.vendor_id = ANY (:v) AND s.settlement_period_start = :a AND s.settlement_period_end = :b"""),
             {"v": vendors, "a": start, "b": end}).mappings().all()
     return {r["vendor_id"]: {"id": r["id"], "gross": r["gross_amount"], "commission": r["commission_amount"],
+                             "commission_gst": r["commission_gst_amount"], "tcs": r["tcs_amount"],
                              "tds": r["tds_amount"], "adjustment": r["adjustment_amount"],
                              "net": r["net_settlement_amount"], "items": r["items"], "bookings": r["total_bookings"]}
             for r in rows if r["id"] not in known}
@@ -132,22 +133,25 @@ def test_settlements_conserve_settle_once_rerun_nothing_and_match_the_reference(
         got = written(settle_engine, vendors, start, end, known)
 
         # Equal to the independent computation, vendor by vendor, to the paise.
-        assert {v: (g["gross"], g["commission"], g["tds"], g["adjustment"], g["net"], g["items"], g["bookings"])
-                for v, g in got.items()} == {
-            v: (e["gross"], e["commission"], e["tds"], e["adjustment"], e["net"], e["items"], e["bookings"])
-            for v, e in expected.items()}
+        assert {v: (g["gross"], g["commission"], g["commission_gst"], g["tds"], g["tcs"], g["adjustment"], g["net"],
+                    g["items"], g["bookings"]) for v, g in got.items()} == {
+            v: (e["gross"], e["commission"], e["commission_gst"], e["tds"], e["tcs"], e["adjustment"], e["net"],
+                e["items"], e["bookings"]) for v, e in expected.items()}
         # The dry run computed exactly what the run wrote.
         assert {uuid.UUID(d["vendor_id"]): d["net_settlement_amount"] for d in dry["settlements"]} == {
             v: g["net"] for v, g in got.items()}
         # Conservation on every settlement, and its lines add up to it.
         with settle_engine.connect() as conn:
             for g in got.values():
-                assert g["gross"] - g["commission"] - g["tds"] + g["adjustment"] == g["net"]
+                deducted = g["commission"] + g["commission_gst"] + g["tds"] + g["tcs"]
+                assert g["gross"] - deducted + g["adjustment"] == g["net"]
                 lines = conn.execute(text(
                     "SELECT coalesce(sum(gross_amount), 0), coalesce(sum(commission_amount), 0), "
-                    "coalesce(sum(tds_amount), 0), coalesce(sum(net_amount), 0) FROM settlement_items "
-                    "WHERE settlement_id = :s"), {"s": g["id"]}).one()
-                assert tuple(lines) == (g["gross"], g["commission"], g["tds"], g["net"] - g["adjustment"])
+                    "coalesce(sum(tds_amount), 0), coalesce(sum(tcs_cgst + tcs_sgst + tcs_igst), 0), "
+                    "coalesce(sum(net_amount), 0) FROM settlement_items WHERE settlement_id = :s"),
+                    {"s": g["id"]}).one()
+                assert tuple(lines) == (g["gross"], g["commission"], g["tds"], g["tcs"],
+                                        g["net"] - g["adjustment"] + g["commission_gst"])
 
         # A re-run of the same period changes nothing.
         after = snapshot(settle_engine, vendors)

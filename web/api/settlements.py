@@ -41,7 +41,9 @@ class SettlementSchema(Schema):
     total_bookings = fields.Integer()
     gross_amount = MoneyAmount()
     commission_amount = MoneyAmount()
+    commission_gst_amount = MoneyAmount()  # GST on the commission (the platform's invoice)
     tds_amount = MoneyAmount()
+    tcs_amount = MoneyAmount()  # GST TCS, s.52 CGST Act
     adjustment_amount = MoneyAmount()
     net_settlement_amount = MoneyAmount()
     status = fields.String()
@@ -78,6 +80,7 @@ class SettlementItemSchema(Schema):
     tds_section = fields.String()
     tds_rate = fields.Decimal(as_string=True, places=3)
     tds_amount = MoneyAmount()
+    tcs_amount = MoneyAmount()
     net_amount = MoneyAmount()
 
 
@@ -174,6 +177,7 @@ class TdsRateSchema(Schema):
     effective_from = fields.Date()
     effective_to = fields.Date(allow_none=True)
     description = fields.String(allow_none=True)
+    base = fields.String(metadata={"description": "excluding_gst (GST shown separately left out) or including_gst"})
 
 
 # --- reading ---------------------------------------------------------------------------------------
