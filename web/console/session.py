@@ -162,7 +162,8 @@ def flash_answer(answer: Answer, success: str) -> bool:
 
 
 def console_user() -> CurrentUser | None:
-    return g.get("console_user")
+    user: CurrentUser | None = g.get("console_user")
+    return user
 
 
 @bp.before_request
