@@ -83,6 +83,7 @@ wheel: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 clean: services-down
 	rm -rf var

@@ -93,6 +93,7 @@ def _prepare_for_system_user(pgdata: Path) -> None:
     )
 
     entry = ensure_user_exists(PG_SYSTEM_USER)
+    assert entry is not None  # it creates the user when missing (or raises)
     ensure_prefix_permissions(pgdata)
     bin_dir = _pg_bin()
     ensure_prefix_permissions(bin_dir)

@@ -73,11 +73,14 @@ class MessagingSettings:
     unsubscribe_secret: bytes = b""
 
 
-MESSAGE_CHANNELS = ("email", "sms", "whatsapp", "push", "in_app")
-DEFAULT_PROVIDER_RATES = {"sendgrid": 50.0, "twilio_sms": 10.0, "twilio_whatsapp": 20.0, "fcm": 100.0,
-                          "outbox": 2000.0}
-DEFAULT_CHANNEL_COSTS = {"email": Decimal("0.05"), "sms": Decimal("0.25"), "whatsapp": Decimal("0.80"),
-                         "push": Decimal("0.00"), "in_app": Decimal("0.00")}
+MESSAGE_CHANNELS: tuple[str, ...] = ("email", "sms", "whatsapp", "push", "in_app")
+DEFAULT_PROVIDER_RATES: dict[str, float] = {
+    "sendgrid": 50.0, "twilio_sms": 10.0, "twilio_whatsapp": 20.0, "fcm": 100.0, "outbox": 2000.0,
+}
+DEFAULT_CHANNEL_COSTS: dict[str, Decimal] = {
+    "email": Decimal("0.05"), "sms": Decimal("0.25"), "whatsapp": Decimal("0.80"), "push": Decimal("0.00"),
+    "in_app": Decimal("0.00"),
+}
 
 
 BROKER_SCHEMES = ("redis", "rediss", "redis+socket", "amqp", "amqps", "pyamqp")
@@ -161,7 +164,8 @@ def embedded_urls(var_dir: Path) -> dict[str, str]:
     state = var_dir / "services.json"
     if not state.exists():
         return {}
-    return json.loads(state.read_text())
+    urls: dict[str, str] = json.loads(state.read_text())
+    return urls
 
 
 @dataclass(frozen=True)
@@ -293,7 +297,8 @@ def development_secrets(var_dir: Path, env: Mapping[str, str]) -> dict[str, str]
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(fresh, handle)
-    return json.loads(path.read_text())
+    stored: dict[str, str] = json.loads(path.read_text())
+    return stored
 
 
 def parse_data_keys(raw: str) -> dict[str, bytes]:

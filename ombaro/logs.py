@@ -89,8 +89,10 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = str(value)
-        if record.exc_info or record.exc_text:
-            entry["exc_info"] = logmask.mask(record.exc_text or self.formatException(record.exc_info))
+        if record.exc_text:
+            entry["exc_info"] = logmask.mask(record.exc_text)
+        elif record.exc_info:
+            entry["exc_info"] = logmask.mask(self.formatException(record.exc_info))
         if record.stack_info:
             entry["stack_info"] = logmask.mask(self.formatStack(record.stack_info))
         return json.dumps(entry, ensure_ascii=False, default=str)

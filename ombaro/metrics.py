@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -207,7 +207,9 @@ def scheduler_heartbeats(client: redis.Redis, *, forget_after: float = 3600) -> 
     """instance -> {"ts", "role", "age_seconds"}; entries silent for `forget_after` are removed."""
     now = time.time()
     beats: dict[str, dict[str, Any]] = {}
-    for raw_instance, raw in client.hgetall(HEARTBEATS_KEY).items():
+    # A synchronous client answers a dict (redis-py's annotation covers its asyncio client too).
+    entries = cast(dict[bytes | str, bytes | str], client.hgetall(HEARTBEATS_KEY))
+    for raw_instance, raw in entries.items():
         instance = raw_instance.decode() if isinstance(raw_instance, bytes) else str(raw_instance)
         try:
             beat = json.loads(raw)
@@ -263,11 +265,11 @@ def _histogram(definition: Definition, fields: list[tuple[list[str], float]]) ->
     for parts, value in fields:
         *labels, suffix = parts
         series.setdefault(tuple(labels), {})[suffix] = value
-    for labels, values in sorted(series.items()):
+    for key, values in sorted(series.items()):
         cumulative, buckets = 0.0, []
         for bound in definition.buckets:
             cumulative += values.get(f"{bound:g}", 0.0)
             buckets.append((f"{bound:g}", cumulative))
         buckets.append(("+Inf", values.get("count", cumulative + values.get("+Inf", 0.0))))
-        family.add_metric(list(labels), buckets=buckets, sum_value=values.get("sum", 0.0))
+        family.add_metric(list(key), buckets=buckets, sum_value=values.get("sum", 0.0))
     return family

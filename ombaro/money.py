@@ -87,7 +87,7 @@ def inr(amount: Decimal | str | None) -> str:
     value = Decimal(str(amount or 0)).quantize(PAISA)
     sign, (whole, paise) = ("-" if value < 0 else ""), f"{abs(value):.2f}".split(".")
     head, tail = whole[:-3], whole[-3:]
-    groups = []
+    groups: list[str] = []
     while len(head) > 2:
         groups.insert(0, head[-2:])
         head = head[:-2]

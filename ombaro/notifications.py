@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
@@ -194,7 +194,7 @@ def expand_events(rt: Runtime, *, limit: int = 500) -> Counter[str]:
             "       coalesce(p.status, 'active') AS status "
             "FROM auth.users AS u LEFT JOIN user_profiles AS p ON p.id = u.id LEFT JOIN customers AS c ON c.id = u.id "
             "WHERE u.id = ANY(CAST(:ids AS uuid[]))"), {"ids": list(wanted)}).mappings().all()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for person in people_rows:
             if person["status"] == "suspended":
                 continue
@@ -257,9 +257,9 @@ def send_due(rt: Runtime, *, deadline: float, progress: Progress | None = None,
                 if why:
                     cannot.append((item.recipient.delivery_id, why))
                     continue
-                key = (item.event_id, item.recipient.user_id)
-                messages.append(compose_event(events[item.event_id], item.recipient,  # type: ignore[index]
-                                              channels_of.get(key, ())))
+                event_id = cast(int, item.event_id)  # claimed above with `event_id IS NOT NULL`
+                messages.append(compose_event(events[event_id], item.recipient,
+                                              channels_of.get((event_id, item.recipient.user_id), ())))
             totals.update(transmit(rt, sender, messages, cannot))
             if progress:
                 progress(0, f"{sum(totals.values())} notifications")

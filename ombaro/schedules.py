@@ -76,10 +76,10 @@ def latest_fire_time(schedule: Schedule, *, after: dt.datetime, now: dt.datetime
     """The last time at or before `now` and after `after` that the schedule was due, if any."""
     if schedule.interval_seconds:
         step = dt.timedelta(seconds=schedule.interval_seconds)
-        last = INTERVAL_ANCHOR + step * ((now - INTERVAL_ANCHOR) // step)
-        return last if last > after else None
+        due = INTERVAL_ANCHOR + step * ((now - INTERVAL_ANCHOR) // step)
+        return due if due > after else None
     trigger = trigger_for(schedule)
-    last = None
+    last: dt.datetime | None = None
     candidate = trigger.get_next_fire_time(None, after + dt.timedelta(microseconds=1))
     while candidate is not None and candidate <= now:
         last = candidate
@@ -92,7 +92,8 @@ def next_fire_time(schedule: Schedule, now: dt.datetime | None = None) -> dt.dat
     if not schedule.enabled:
         return None
     now = now or dt.datetime.now(dt.UTC)
-    return trigger_for(schedule).get_next_fire_time(None, now)
+    fires_at: dt.datetime | None = trigger_for(schedule).get_next_fire_time(None, now)
+    return fires_at
 
 
 def firing_key(name: str, scheduled_for: dt.datetime) -> str:

@@ -66,7 +66,8 @@ AUTHENTICATED = Permission(None, None)
 
 
 def current_user() -> CurrentUser:
-    return g.get("user", ANONYMOUS)
+    user: CurrentUser = g.get("user", ANONYMOUS)
+    return user
 
 
 def resolve_user() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -130,7 +131,8 @@ def problem(status: int, title: str, detail: str | None = None, *, errors: dict[
 
 def _field_errors(exc: HTTPException) -> dict[str, Any] | None:
     """webargs puts marshmallow's messages under the request location: {"json": {"field": [...]}}."""
-    messages = getattr(exc, "data", {}).get("messages") if getattr(exc, "data", None) else None
+    messages: dict[str, Any] | None = (getattr(exc, "data", {}).get("messages") if getattr(exc, "data", None)
+                                       else None)
     if not messages:
         return None
     if len(messages) == 1:
@@ -288,7 +290,7 @@ def _constraint_columns(diag: Any) -> str:
     return ", ".join(names) or str(constraint)
 
 
-def _domain_handler(status: int):
+def _domain_handler(status: int) -> Callable[[Exception], Response]:
     title = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
              422: "Unprocessable Content"}.get(status, "Error")
 

@@ -24,7 +24,8 @@ class Ombaro:
 
     @staticmethod
     def get() -> Ombaro:
-        return current_app.extensions["ombaro"]
+        extension: Ombaro = current_app.extensions["ombaro"]
+        return extension
 
     @staticmethod
     def close_session(_exc: BaseException | None = None) -> None:
@@ -48,4 +49,5 @@ def db_session() -> Session:
             act_as(connection, API_ROLE, claims)
 
         g.db_session = session
-    return g.db_session
+    request_session: Session = g.db_session
+    return request_session

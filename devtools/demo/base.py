@@ -83,6 +83,10 @@ class BuilderBase:
         leading digits come from the owner's own stream, so the section's stream does not move."""
         return f"{self.rng(f'account:{owner}').randrange(10**7, 10**8)}{last4:04d}"
 
+    def staff_of(self, department: str) -> list[Employee]:
+        """The employees of a department still with the company (StaffSection builds them)."""
+        return [e for e in self.employees if e.department == department and e.last_day is None]
+
     def count(self, at_full_scale: int, minimum: int) -> int:
         return max(minimum, round(at_full_scale * self.scale))
 

@@ -11,7 +11,8 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 from typing import Any
 
-from devtools.demo.base import BuilderBase, clock_time, new_uid, weighted
+from devtools.demo.base import clock_time, new_uid, weighted
+from devtools.demo.payments import PaymentsSection
 from devtools.demo.reference import (
     CUSTOMER_CANCEL_REASONS,
     HISTORY_DAYS,
@@ -31,7 +32,9 @@ from devtools.demo.reference import (
 )
 
 
-class BookingsSection(BuilderBase):
+class BookingsSection(PaymentsSection):
+    """Its payments are PaymentsSection's helpers."""
+
     def build_bookings(self) -> None:
         rng = self.rng("bookings")
         pay_rng = self.rng("payments")

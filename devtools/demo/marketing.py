@@ -51,7 +51,7 @@ class MarketingSection(BuilderBase):
                     promo_id, code, kind, Decimal(value), Decimal(min_amount),
                     Decimal(max_discount) if max_discount else None, valid_from, valid_to, per_customer))
         n_customers = len(self.customers)
-        campaigns = (
+        campaigns: tuple[tuple[str, str, str, int, int, str, list[str]], ...] = (
             ("Monsoon Wellness Week", "multi_channel", "completed", -100, -86, "75000", ["silver", "gold"]),
             ("Festive Glow Offer", "email", "completed", -42, -20, "120000", ["gold", "platinum", "diamond"]),
             ("Win-back: we miss you", "sms", "active", -7, 14, "30000", ["silver"]),

@@ -33,8 +33,9 @@ class PaymentsSection(BuilderBase):
         cash_share = 0.3 if booking_type == "spa_visit" else 0.15
         if allow_cash and rng.random() < cash_share:
             return "cash"
-        return weighted(rng, (("upi", 50), ("credit_card", 20), ("debit_card", 15), ("net_banking", 5),
-                               ("wallet", 10)))
+        method: str = weighted(rng, (("upi", 50), ("credit_card", 20), ("debit_card", 15), ("net_banking", 5),
+                                     ("wallet", 10)))
+        return method
 
     def _payment_row(self, rng: random.Random, booking: Row, method: str, at: dt.datetime, status: str) -> Row:
         alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

@@ -104,6 +104,3 @@ class StaffSection(BuilderBase):
             "notes": "demo", "created_at": self.at(joining, 9 * 60), "updated_at": self.at(joining, 9 * 60),
         })
 
-    def staff_of(self, department: str) -> list[Employee]:
-        return [e for e in self.employees if e.department == department and e.last_day is None]
-

@@ -362,10 +362,11 @@ def claim(conn: Connection, rt: Runtime, campaign_id: uuid.UUID, channel: str, a
 
 
 def has_due(conn: Connection, campaign_id: uuid.UUID, channel: str, after: uuid.UUID, upto: uuid.UUID) -> bool:
-    return conn.execute(text(
+    due: bool = conn.execute(text(
         "SELECT EXISTS (SELECT 1 FROM message_deliveries WHERE campaign_id = :c AND channel = :ch "
         "AND user_id > :after AND user_id <= :upto AND status = 'pending' AND next_attempt_at <= now())"),
         {"c": campaign_id, "ch": channel, "after": after, "upto": upto}).scalar_one()
+    return due
 
 
 def close_range(conn: Connection, campaign_id: uuid.UUID, after: uuid.UUID, upto: uuid.UUID, reason: str) -> int:

@@ -15,8 +15,9 @@ import hmac
 import struct
 import uuid
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, CursorResult, text
 from sqlalchemy.orm import Session
 
 _SIGNATURE_BYTES = 16
@@ -101,8 +102,9 @@ def use(session: Session, secret: bytes, token: str) -> Unsubscribed:
 
 def opt_out(session: Session | Connection, customer_id: uuid.UUID, channel: str) -> bool:
     """Set the channel to false in the customer's preferences; False when there is no customer."""
-    done = session.execute(text(
+    # An UPDATE returns a CursorResult, which has the row count (Session.execute is typed as Result).
+    done = cast(CursorResult[Any], session.execute(text(
         "UPDATE customers SET communication_preferences = "
         "coalesce(communication_preferences, '{}'::jsonb) || jsonb_build_object(CAST(:channel AS text), false), "
-        "updated_at = now() WHERE id = :c"), {"channel": channel, "c": customer_id})
+        "updated_at = now() WHERE id = :c"), {"channel": channel, "c": customer_id}))
     return bool(done.rowcount)

@@ -73,7 +73,7 @@ def apply(conn: Connection, events: Iterable[StatusEvent]) -> int:
     if by_sid:
         resolved = dict(conn.execute(text(
             "SELECT provider_message_id, id FROM message_deliveries "
-            "WHERE provider_message_id = ANY(CAST(:sids AS text[]))"), {"sids": by_sid}).all())
+            "WHERE provider_message_id = ANY(CAST(:sids AS text[]))"), {"sids": by_sid}).tuples().all())
     moved = 0
     for status in ORDER:  # in order of progress, so several events of one delivery in a batch all land
         batch = [(e.delivery_id or resolved.get(e.provider_message_id or ""), e) for e in pending if e.status == status]

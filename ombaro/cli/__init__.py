@@ -13,10 +13,14 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ombaro.cli import jobs, operations
 from ombaro.cli.common import EXIT_DATABASE, EXIT_USAGE, database_unreachable_types, refusal_types
 from ombaro.config import PROJECT_ROOT, default_var_dir, load_settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def _var_dir() -> Path:
@@ -46,7 +50,7 @@ def cmd_services(args: argparse.Namespace) -> int:
 ALEMBIC_INI = PROJECT_ROOT / "migrations" / "alembic.ini"
 
 
-def alembic_config(url: str | None = None):
+def alembic_config(url: str | None = None) -> Config:
     from alembic.config import Config
 
     cfg = Config(str(ALEMBIC_INI))

@@ -18,7 +18,7 @@ JOB_FIELDS = ("id", "kind", "status", "progress", "progress_message", "params", 
 
 def job_document(job: Job) -> dict[str, Any]:
     """A job as the API's JobSchema shows it (GET /api/v1/jobs/<id>), plus its duration."""
-    document = to_json({name: getattr(job, name) for name in JOB_FIELDS})
+    document: dict[str, Any] = to_json({name: getattr(job, name) for name in JOB_FIELDS})
     document["duration_seconds"] = duration_seconds(job)
     return document
 

@@ -9,7 +9,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -38,17 +38,23 @@ def point_of(place: dict[str, Any] | None) -> Point | None:
     return Point(latitude, longitude)
 
 
+@overload
+def _minutes(value: dt.time) -> int: ...
+@overload
+def _minutes(value: dt.time | None) -> int | None: ...
 def _minutes(value: dt.time | None) -> int | None:
     return None if value is None else value.hour * 60 + value.minute
 
 
 def _shift(row: Any) -> Shift | None:
-    if row.start_time is None:
+    start_time: dt.time | None = row.start_time
+    if start_time is None:
         return None
+    start = _minutes(start_time)
     end = _minutes(row.end_time) or 0
-    if end <= _minutes(row.start_time):  # a shift ending at midnight is stored as 00:00
+    if end <= start:  # a shift ending at midnight is stored as 00:00
         end += 24 * 60
-    return Shift(_minutes(row.start_time), end, row.is_available is not False, _minutes(row.break_start),
+    return Shift(start, end, row.is_available is not False, _minutes(row.break_start),
                  _minutes(row.break_end))
 
 
@@ -132,10 +138,10 @@ def load_candidates(session: Session, vendor_ids: Iterable[uuid.UUID], day: dt.d
                                                                  float(row.location_longitude))
         engagements[row.therapist_id].append(Engagement(
             row.starts_at, row.starts_at + dt.timedelta(minutes=row.estimated_duration), row.busy_until, place, row.id))
-    counts = dict(session.execute(text(
+    counts: dict[uuid.UUID, int] = dict(session.execute(text(
         "SELECT t.id, (SELECT count(*) FROM therapist_assignments AS a WHERE a.therapist_id = t.id "
         "AND a.assignment_date = :day AND a.status <> 'cancelled') FROM unnest(CAST(:ids AS uuid[])) AS t (id)"),
-        {"day": day, "ids": ids}).all())
+        {"day": day, "ids": ids}).tuples().all())
     fresh_after = now - dt.timedelta(seconds=fresh_seconds)
     candidates = []
     for row in rows:

@@ -168,16 +168,16 @@ def _assignment_round(needs: list[Need], pool: list[Candidate], state: _State, p
         cost[r, len(columns) + r] = leave_out
     chosen_rows, chosen_columns = linear_sum_assignment(cost)
     placed: set[uuid.UUID] = set()
-    for r, k in zip(chosen_rows, chosen_columns, strict=True):
+    for row, k in zip(chosen_rows, chosen_columns, strict=True):
         if k >= len(columns):
             continue
-        i, j = rows[r], columns[k]
+        i, j = rows[row], columns[k]
         need = needs[i]
         plan.picks[need.booking_id] = _pick(need, options[i][j], list(options[i].values()))
         placed.add(need.booking_id)
-    for r, k in zip(chosen_rows, chosen_columns, strict=True):  # placed after the round: one each
+    for row, k in zip(chosen_rows, chosen_columns, strict=True):  # placed after the round: one each
         if k < len(columns):
-            state.place(needs[rows[r]], pool[columns[k]])
+            state.place(needs[rows[row]], pool[columns[k]])
     return placed
 
 

@@ -187,7 +187,10 @@ def dispatch_batch(session: Session, *, day: dt.date, zone: str, vendor_id: uuid
     if (vendor_id is None) == (city is None):
         raise ValueError("give a vendor or a city")
     now = now or dt.datetime.now(dt.UTC)
-    report = progress or (lambda _percent, _message=None: None)
+    def report(percent: float, message: str | None = None) -> None:
+        if progress is not None:
+            progress(percent, message)
+
     _set_zone(session, zone)
     began = time.perf_counter()
     where = "b.vendor_id = :vendor" if vendor_id else (

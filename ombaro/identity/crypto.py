@@ -42,7 +42,8 @@ def unseal(sealed: Mapping[str, Any], *, keys: Mapping[str, bytes], context: str
                                         context.encode())
     except (InvalidTag, KeyError, ValueError) as exc:
         raise SealError("sealed value does not open (tampered, or sealed for another record)") from exc
-    return json.loads(plaintext)
+    opened: dict[str, Any] = json.loads(plaintext)
+    return opened
 
 
 def is_sealed(value: Any) -> bool:

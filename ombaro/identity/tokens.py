@@ -16,10 +16,10 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jwt
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from ombaro.config import Settings
@@ -112,9 +112,10 @@ def rotate_refresh_token(session: Session, settings: Settings, token: str, *, ip
 
 
 def revoke_family(session: Session, family_id: uuid.UUID, *, reason: str) -> int:
-    result = session.execute(
+    # An UPDATE returns a CursorResult, which has the row count (Session.execute is typed as Result).
+    result = cast(CursorResult[Any], session.execute(
         update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=dt.datetime.now(dt.UTC), revoked_reason=reason))
+        .values(revoked_at=dt.datetime.now(dt.UTC), revoked_reason=reason)))
     return result.rowcount or 0
 
 
@@ -132,9 +133,10 @@ def revoke_token_family(session: Session, token: str, *, reason: str = "logout",
 
 
 def revoke_user(session: Session, user_id: uuid.UUID, *, reason: str) -> int:
-    result = session.execute(
+    # An UPDATE returns a CursorResult, which has the row count (Session.execute is typed as Result).
+    result = cast(CursorResult[Any], session.execute(
         update(RefreshToken).where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=dt.datetime.now(dt.UTC), revoked_reason=reason))
+        .values(revoked_at=dt.datetime.now(dt.UTC), revoked_reason=reason)))
     return result.rowcount or 0
 
 

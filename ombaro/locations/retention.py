@@ -193,7 +193,10 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
     autocommit) and the deletes as the workers' role. A partition whose lock cannot be had within
     `lock_timeout_ms` is left for the next run and does not stop the others. Never touches
     therapist_last_positions: a therapist's last known position survives any pruning."""
-    report = progress or (lambda _percent, _message=None: None)
+    def report(percent: float, message: str | None = None) -> None:
+        if progress is not None:
+            progress(percent, message)
+
     spent: dict[str, float] = {}
     began = time.perf_counter()
     with engine.connect() as conn:

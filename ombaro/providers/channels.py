@@ -102,7 +102,8 @@ class Channels:
     def sender(self, channel: str) -> Sender:
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}")
-        return getattr(self, channel)
+        sender: Sender = getattr(self, channel)
+        return sender
 
 
 def configured_channels(settings: MessagingSettings, engine: Engine) -> Channels:

@@ -59,7 +59,7 @@ class _StatusRecordingSession(requests.Session):
         super().__init__()
         self.local = threading.local()
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         self.local.status = None
         response = super().request(method, url, *args, **kwargs)
         self.local.status = response.status_code

@@ -48,11 +48,13 @@ class _HeadersKeepingClient(TwilioHttpClient):
             self.session.mount("http://", HTTPAdapter(pool_connections=2, pool_maxsize=pool))
             self.session.mount("https://", HTTPAdapter(pool_connections=2, pool_maxsize=pool))
 
-    def request(self, method: str, url: str, params: Any = None, data: Any = None,
-                headers: dict[str, str] | None = None, *args: Any, **kwargs: Any) -> Response:
+    def request(self, method: str, uri: str, params: dict[str, object] | None = None,
+                data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
+                auth: tuple[str, str] | None = None, timeout: float | None = None,
+                allow_redirects: bool = False) -> Response:
         self._local.response = None
         headers = {**(headers or {}), **request_headers()}
-        response = super().request(method, url, params, data, headers, *args, **kwargs)
+        response = super().request(method, uri, params, data, headers, auth, timeout, allow_redirects)
         self._local.response = response
         return response
 

@@ -39,7 +39,8 @@ def jobs() -> Any:
              "limit": request.args.get("limit", "50")}
     answer = api("GET", "/api/v1/jobs", query=query)
     rows = answer.body if answer.ok else []
-    refresh_url = url_for("console.jobs", **{**request.args.to_dict(flat=False), "fragment": 1})
+    arguments: dict[str, Any] = {**request.args.to_dict(flat=False), "fragment": 1}
+    refresh_url = url_for("console.jobs", **arguments)
     context = {"jobs": rows, "answer": answer, "query": query, "duration": duration, "may_retry": may_retry,
                "live": any(j["status"] in LIVE for j in rows), "refresh_url": refresh_url}
     template = "console/jobs_rows.html" if request.args.get("fragment") else "console/jobs.html"

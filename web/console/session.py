@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidTag
@@ -21,7 +21,9 @@ from flask import Flask, Response, abort, current_app, flash, g, redirect, rende
 from flask.blueprints import BlueprintSetupState
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
+from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ombaro.access.roles import STAFF_ROLES
 from web.auth import CurrentUser, NotAuthenticated, PermissionDenied, may, user_from_token
@@ -89,7 +91,7 @@ class SealedCookieSessionInterface(SecureCookieSessionInterface):
 
 @bp.record_once
 def _seal_the_cookie(state: BlueprintSetupState) -> None:
-    state.app.session_interface = SealedCookieSessionInterface()
+    cast(Flask, state.app).session_interface = SealedCookieSessionInterface()  # the console runs on Flask
 
 
 # ---- the in-process API call ----------------------------------------------------------------
@@ -160,11 +162,12 @@ def flash_answer(answer: Answer, success: str) -> bool:
 
 
 def console_user() -> CurrentUser | None:
-    return g.get("console_user")
+    user: CurrentUser | None = g.get("console_user")
+    return user
 
 
 @bp.before_request
-def load_user() -> Response | None:
+def load_user() -> ResponseReturnValue | None:
     g.console_user = None
     if request.method == "POST":  # the login form too: login CSRF signs a victim in as the attacker
         try:
@@ -315,7 +318,7 @@ def login() -> Any:
 
 
 @bp.post("/logout")
-def logout() -> Response:
+def logout() -> WerkzeugResponse:
     if "refresh" in session:
         api("POST", "/api/v1/auth/logout", json={"refresh_token": session["refresh"]})
     session.clear()
@@ -323,7 +326,7 @@ def logout() -> Response:
 
 
 @bp.get("/")
-def home() -> Response:
+def home() -> WerkzeugResponse:
     user = console_user()
     if user is None:
         return redirect(url_for("console.login"))
