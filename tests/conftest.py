@@ -190,18 +190,14 @@ def operator(engine: Engine) -> Any:
 @pytest.fixture
 def client(app: Any, operator: Any) -> Any:
     """A test client sending the operator's access token with every request."""
-    return authed(app, operator)
+    from tests.helpers import client_for
+
+    return client_for(app, operator)
 
 
 @pytest.fixture
 def anon_client(app: Any) -> Any:
     return app.test_client()
-
-
-def authed(app: Any, account: Any) -> Any:
-    test_client = app.test_client()
-    test_client.environ_base["HTTP_AUTHORIZATION"] = account.headers["Authorization"]
-    return test_client
 
 
 class Process:

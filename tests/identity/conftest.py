@@ -7,13 +7,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
 from ombaro.access.roles import ROLES
-from tests.helpers import Account, make_account
+from tests.helpers import Account, client_for, make_account  # noqa: F401  (client_for: imported from here too)
 
 
 @pytest.fixture(scope="session")
@@ -22,15 +21,6 @@ def role_accounts(engine: Engine) -> dict[str, Account]:
     made = {role: make_account(engine, role) for role in ROLES if role != "therapist"}
     made["therapist"] = make_account(engine, "therapist", vendor_id=made["vendor"].id)
     return made
-
-
-def client_for(app: Any, account: Account | None = None, *, address: str | None = None) -> Any:
-    """A test client with its own client address (rate limits count per address)."""
-    test_client = app.test_client()
-    test_client.environ_base["REMOTE_ADDR"] = address or f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.7"
-    if account is not None:
-        test_client.environ_base["HTTP_AUTHORIZATION"] = account.headers["Authorization"]
-    return test_client
 
 
 @dataclass(frozen=True)
