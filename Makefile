@@ -58,7 +58,7 @@ run: seed
 test: install browser pgbouncer
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The suite with every clock moved (pytest, workers, embedded PostgreSQL and Redis under var/clock) by
+# The suite with every clock moved (pytest, workers, embedded PostgreSQL and Redis under var/clock-*) by
 # libfaketime: a year ahead, 18:59 UTC on a month's last day, 23:59:30 IST on 31 March (tests/moved_clock.py).
 # CLOCK_SCENARIOS picks some of them; PYTEST_ARGS as for `make test`.
 CLOCK_SCENARIOS ?=

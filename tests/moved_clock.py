@@ -2,8 +2,8 @@
 
 Every process of the run sees the same moved clock: pytest, the engine's workers, scheduler and
 gunicorn it starts, and the embedded PostgreSQL and Redis, which are started for the run under a
-directory of their own (`var/clock`, destroyed before and after each scenario) so that they inherit
-the moved clock too. The clock is moved by libfaketime (the .so the `libfaketime` wheel ships),
+directory of their own (`var/clock-<scenario>`, destroyed before and after the run) so that they
+inherit the moved clock too. The clock is moved by libfaketime (the .so the `libfaketime` wheel ships),
 preloaded with a fixed offset (`FAKETIME=+<seconds>`), so the moved clocks of all processes agree
 and keep running; monotonic clocks are left alone (timeouts stay real).
 
@@ -75,7 +75,7 @@ def clock_env(target: dt.datetime, var_dir: Path) -> dict[str, str]:
 
 def run(name: str, pytest_args: list[str]) -> int:
     target = SCENARIOS[name](dt.datetime.now(dt.UTC))
-    var_dir = ROOT / "var" / "clock"
+    var_dir = ROOT / "var" / f"clock-{name}"  # a run per scenario may go at once
     env = clock_env(target, var_dir)
     print(f"== {name}: clocks moved to {target:%Y-%m-%d %H:%M:%S} UTC "
           f"({target.astimezone(IST):%Y-%m-%d %H:%M:%S} IST), FAKETIME={env['FAKETIME']} ==", flush=True)
