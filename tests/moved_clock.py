@@ -2,7 +2,7 @@
 
 Every process of the run sees the same moved clock: pytest, the engine's workers, scheduler and
 gunicorn it starts, and the embedded PostgreSQL and Redis, which are started for the run under a
-directory of their own (`var/clock-<scenario>`, destroyed before and after the run) so that they
+directory of their own (`var/clock-<scenario>-<pid>`, deleted after the run) so that they
 inherit the moved clock too. The clock is moved by libfaketime (the .so the `libfaketime` wheel ships),
 preloaded with a fixed offset (`FAKETIME=+<seconds>`), so the moved clocks of all processes agree
 and keep running; monotonic clocks are left alone (timeouts stay real).
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -75,18 +76,18 @@ def clock_env(target: dt.datetime, var_dir: Path) -> dict[str, str]:
 
 def run(name: str, pytest_args: list[str]) -> int:
     target = SCENARIOS[name](dt.datetime.now(dt.UTC))
-    var_dir = ROOT / "var" / f"clock-{name}"  # a run per scenario may go at once
+    var_dir = ROOT / "var" / f"clock-{name}-{os.getpid()}"  # runs may go at once
     env = clock_env(target, var_dir)
     print(f"== {name}: clocks moved to {target:%Y-%m-%d %H:%M:%S} UTC "
           f"({target.astimezone(IST):%Y-%m-%d %H:%M:%S} IST), FAKETIME={env['FAKETIME']} ==", flush=True)
     from ombaro import services
 
-    services.destroy(var_dir)  # servers started under another offset keep theirs
     started = time.monotonic()
     try:
         code = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], env=env, cwd=ROOT, check=False).returncode
     finally:
         services.destroy(var_dir)
+        shutil.rmtree(var_dir, ignore_errors=True)
     print(f"== {name}: pytest exited {code} after {time.monotonic() - started:.0f}s ==", flush=True)
     return code
 
