@@ -189,10 +189,11 @@ def operator(engine: Engine) -> Any:
 
 @pytest.fixture
 def client(app: Any, operator: Any) -> Any:
-    """A test client sending the operator's access token with every request."""
-    from tests.helpers import client_for
+    """A test client sending the operator's access token with every request (a fresh one: the
+    session's own expires after OMBARO_ACCESS_TOKEN_SECONDS, long before a whole run ends)."""
+    from tests.helpers import client_for, with_fresh_token
 
-    return client_for(app, operator)
+    return client_for(app, with_fresh_token(operator))
 
 
 @pytest.fixture

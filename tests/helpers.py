@@ -8,7 +8,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -114,3 +114,12 @@ def make_account(engine: Engine, role: str, *, vendor_id: uuid.UUID | None = Non
     token = tokens.issue_access_token(settings, user_id, role)
     return Account(user_id, role, email, PASSWORD, token, vendor_id=user_id if role == "vendor" else vendor_id,
                    therapist_id=therapist_id)
+
+
+def with_fresh_token(account: Account) -> Account:
+    """The account with a new access token: a session-scoped account's token expires after
+    OMBARO_ACCESS_TOKEN_SECONDS (15 minutes), and a whole run takes longer."""
+    from ombaro.config import load_settings
+    from ombaro.identity import tokens
+
+    return replace(account, token=tokens.issue_access_token(load_settings(), account.id, account.role))

@@ -12,15 +12,21 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ombaro.access.roles import ROLES
-from tests.helpers import Account, client_for, make_account  # noqa: F401  (client_for: imported from here too)
+from tests.helpers import Account, client_for, make_account, with_fresh_token  # noqa: F401  (client_for: imported from here too)
 
 
 @pytest.fixture(scope="session")
-def role_accounts(engine: Engine) -> dict[str, Account]:
-    """One account per role (the therapist works for the vendor)."""
+def session_role_accounts(engine: Engine) -> dict[str, Account]:
     made = {role: make_account(engine, role) for role in ROLES if role != "therapist"}
     made["therapist"] = make_account(engine, "therapist", vendor_id=made["vendor"].id)
     return made
+
+
+@pytest.fixture
+def role_accounts(session_role_accounts: dict[str, Account]) -> dict[str, Account]:
+    """One account per role (the therapist works for the vendor), with fresh access tokens (the
+    session's expire after 15 minutes, and a whole run takes longer)."""
+    return {role: with_fresh_token(account) for role, account in session_role_accounts.items()}
 
 
 @dataclass(frozen=True)
