@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install browser pgbouncer services services-down migrate seed run test bench bench-smoke lint clean wheel
+.PHONY: install browser pgbouncer services services-down migrate seed run test test-clock bench bench-smoke lint clean wheel
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -57,6 +57,13 @@ run: seed
 
 test: install browser pgbouncer
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The suite with every clock moved (pytest, workers, embedded PostgreSQL and Redis under var/clock-*) by
+# libfaketime: a year ahead, 18:59 UTC on a month's last day, 23:59:30 IST on 31 March (tests/moved_clock.py).
+# CLOCK_SCENARIOS picks some of them; PYTEST_ARGS as for `make test`.
+CLOCK_SCENARIOS ?=
+test-clock: install
+	$(BIN)/python -m tests.moved_clock $(CLOCK_SCENARIOS) -- $(PYTEST_ARGS)
 
 bench: seed
 	$(BIN)/python bench/api.py

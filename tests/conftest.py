@@ -7,6 +7,7 @@ from TEST_REDIS_URL, default 1 on the embedded server)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import signal
@@ -49,8 +50,21 @@ def servers() -> dict[str, str]:
         # one machine must not consume each other's messages.
         redis_url = redis_url or urls.redis_url.rsplit("/", 1)[0] + f"/{1 + secrets.randbelow(15)}"
     database_url = normalise_database_url(database_url)
-    return {"database_url": database_url, "redis_url": redis_url,
-            "admin_url": make_url(database_url).set(database="postgres").render_as_string(hide_password=False)}
+    admin_url = make_url(database_url).set(database="postgres").render_as_string(hide_password=False)
+    if os.environ.get("OMBARO_TEST_CLOCK"):
+        _check_moved_clock(dt.datetime.fromisoformat(os.environ["OMBARO_TEST_CLOCK"]), admin_url)
+    return {"database_url": database_url, "redis_url": redis_url, "admin_url": admin_url}
+
+
+def _check_moved_clock(target: dt.datetime, admin_url: str) -> None:
+    """Under `make test-clock` (tests/moved_clock.py): this process and the database server both read
+    the moved time, or the run proves nothing."""
+    with psycopg.connect(_plain(admin_url)) as conn:
+        database_now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+    process_now = dt.datetime.now(dt.UTC)
+    assert abs(process_now - target) < dt.timedelta(minutes=30), f"process clock {process_now} not moved to {target}"
+    assert abs(database_now - process_now) < dt.timedelta(seconds=60), \
+        f"database clock {database_now} differs from the process clock {process_now}"
 
 
 @pytest.fixture(scope="session")
@@ -175,19 +189,16 @@ def operator(engine: Engine) -> Any:
 
 @pytest.fixture
 def client(app: Any, operator: Any) -> Any:
-    """A test client sending the operator's access token with every request."""
-    return authed(app, operator)
+    """A test client sending the operator's access token with every request (`Account.token` mints
+    a fresh one as the last ages: a whole run outlives OMBARO_ACCESS_TOKEN_SECONDS)."""
+    from tests.helpers import client_for
+
+    return client_for(app, operator)
 
 
 @pytest.fixture
 def anon_client(app: Any) -> Any:
     return app.test_client()
-
-
-def authed(app: Any, account: Any) -> Any:
-    test_client = app.test_client()
-    test_client.environ_base["HTTP_AUTHORIZATION"] = account.headers["Authorization"]
-    return test_client
 
 
 class Process:

@@ -37,6 +37,16 @@ def wait_for_status(engine: Engine, job_id: uuid.UUID | str, statuses: tuple[str
                       timeout=timeout, what=f"job {job_id} to reach {statuses}")
 
 
+def client_for(app: Any, account: Account | None = None, *, address: str | None = None) -> Any:
+    """A test client with its own client address (rate limits count per address), sending the
+    account's access token with every request if one is given."""
+    test_client = app.test_client()
+    test_client.environ_base["REMOTE_ADDR"] = address or f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.7"
+    if account is not None:
+        test_client.environ_base["HTTP_AUTHORIZATION"] = account.headers["Authorization"]
+    return test_client
+
+
 def count_jobs(engine: Engine, where: str = "true", **params: Any) -> int:
     with engine.connect() as conn:
         return conn.execute(text(f"SELECT count(*) FROM jobs WHERE {where}"), params).scalar_one()
@@ -117,3 +127,4 @@ def make_account(engine: Engine, role: str, *, vendor_id: uuid.UUID | None = Non
             user_id = user.id
     return Account(user_id, role, email, PASSWORD, vendor_id=user_id if role == "vendor" else vendor_id,
                    therapist_id=therapist_id)
+

@@ -69,11 +69,17 @@ def _new_user(session: Session, *, email: str, mobile: str, password: str, name:
     return user
 
 
+# The platform's date on the database's clock, as the views read it (migration 0001), not the
+# machine's date (from 18:30 to 24:00 UTC the IST date is already the next one).
+PLATFORM_TODAY = text("(now() AT TIME ZONE coalesce(nullif(current_setting('ombaro.timezone', true), ''), "
+                      "'Asia/Kolkata'))::date")
+
+
 def register_customer(session: Session, *, email: str, mobile: str, password: str, name: str,
                       gender: str | None = None) -> User:
     user = _new_user(session, email=email, mobile=mobile, password=password, name=name, role="customer",
                      profile={"gender": gender})
-    session.add(Customer(id=user.id, membership_start_date=dt.date.today(),
+    session.add(Customer(id=user.id, membership_start_date=PLATFORM_TODAY,
                          referral_code=f"OMB{secrets.token_hex(4).upper()}",
                          communication_preferences={"email": True, "sms": True, "whatsapp": False, "push": True}))
     session.flush()

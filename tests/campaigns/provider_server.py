@@ -8,9 +8,10 @@ adapter) over real HTTP on 127.0.0.1, with the provider's failures on demand:
   invalid number), GET of the same URL to list messages by To and DateSent> (reconciliation);
 - FCM HTTP v1: POST /token (OAuth), POST /v1/projects/<p>/messages:send;
 - faults, per provider or for all: a status (429 with Retry-After, 500, 503) for the next N
-  requests or for a time window (a storm), slow answers, timeouts (with or without the provider
-  having accepted the message), and `hold` (accept, then answer only when released: a worker can be
-  killed between the provider's acceptance and its own bookkeeping).
+  requests or for a time window from the first request it answers (a storm), slow answers,
+  timeouts (with or without the provider having accepted the message), and `hold` (accept, then
+  answer only when released: a worker can be killed between the provider's acceptance and its own
+  bookkeeping).
 
 In-process: `ProviderServer().start()` (a thread with its own event loop). As a process:
 `python -m tests.campaigns.provider_server --port N`, controlled through /_admin/*.
@@ -44,6 +45,7 @@ class Fault:
     retry_after: float | None = None
     seconds: float = 0.0
     accept: bool = False  # timeout / hold: the provider accepted the message before stalling
+    window: float | None = None  # seconds a storm lasts from the first request it answers (sets until)
 
     def live(self, now: float) -> bool:
         if self.until is not None and now > self.until:
@@ -92,8 +94,7 @@ class ProviderServer:
     def add_fault(self, provider: str, kind: str, *, count: int | None = 1, seconds: float = 0.0,
                   status: int = 503, retry_after: float | None = None, accept: bool = False,
                   window: float | None = None) -> Fault:
-        fault = Fault(provider, kind, count, time.monotonic() + window if window else None, status, retry_after,
-                      seconds, accept)
+        fault = Fault(provider, kind, count, None, status, retry_after, seconds, accept, window)
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -189,6 +190,8 @@ class ProviderServer:
             self.faults = [f for f in self.faults if f.live(now)]
             for fault in self.faults:
                 if fault.provider in (provider, "*"):
+                    if fault.window is not None and fault.until is None:  # however late the workers start
+                        fault.until = now + fault.window
                     if fault.count is not None:
                         fault.count -= 1
                     return fault

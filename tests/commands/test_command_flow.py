@@ -15,8 +15,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro import commands
-from tests.conftest import Process, authed, start_worker
-from tests.helpers import Account, count_jobs, job_row, wait_for_status, wait_until
+from tests.conftest import Process, start_worker
+from tests.helpers import Account, client_for, count_jobs, job_row, wait_for_status, wait_until
 from workers.app import enqueuer
 
 
@@ -66,7 +66,7 @@ def test_job_submitted_while_broker_down_runs_when_it_is_back(
 ) -> None:
     port = free_port()
     broker_url = f"redis://127.0.0.1:{port}/0"
-    client = authed(app_factory(REDIS_URL=broker_url), operator)  # nothing listens there yet
+    client = client_for(app_factory(REDIS_URL=broker_url), operator)  # nothing listens there yet
 
     response = client.post("/api/v1/reports/refresh", json={"views": ["dashboard_stats"]})
     assert response.status_code == 202
@@ -135,7 +135,7 @@ def test_racing_requests_with_one_key_make_one_job(app, engine: Engine, clean_jo
     answers: list[tuple[int, str]] = []
 
     def post() -> None:
-        client = authed(app, operator)
+        client = client_for(app, operator)
         barrier.wait()
         response = client.post("/api/v1/reports/refresh", json={}, headers={"Idempotency-Key": "race"})
         answers.append((response.status_code, response.json["id"]))

@@ -23,9 +23,9 @@ from sqlalchemy.pool import NullPool
 from ombaro import commands
 from ombaro.config import load_settings
 from ombaro.db import database_engine
-from tests.conftest import Process, authed, start_worker
+from tests.conftest import Process, start_worker
 from tests.deploy.pgbouncer import PgBouncer, installed
-from tests.helpers import make_account, wait_for_status
+from tests.helpers import client_for, make_account, wait_for_status
 from tests.settlements import factory as f
 from workers.app import enqueuer
 
@@ -66,7 +66,7 @@ def test_tenants_sharing_one_server_session_see_only_their_own_rows(
     def tenant(n: int) -> None:
         account = vendors[n % 2]
         other = next(iter(own[vendors[(n + 1) % 2].id]))
-        client = authed(app, account)
+        client = client_for(app, account)
         try:
             for _ in range(15):
                 listed = client.get("/api/v1/bookings?limit=100")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from typing import Any
 
@@ -52,9 +51,10 @@ def test_the_whole_life_of_an_assignment_moves_the_booking_and_tells_the_custome
     assert skipped.status_code == 409 and "assignment is acknowledged" in skipped.json["detail"]
 
     assert step(app, therapist, assignment, "in_transit").json["departed_at"] is not None
-    for km in (0, 1, 2):  # the phone reports the way there
-        factory.position(engine, therapist.therapist_id, factory.km_east(factory.PUNE, km))
-        time.sleep(0.01)
+    departed = scalar(engine, "SELECT departed_at FROM therapist_assignments WHERE id = :a", a=assignment)
+    for km in (0, 1, 2):  # the phone reports the way there, a millisecond apart, in order
+        factory.position(engine, therapist.therapist_id, factory.km_east(factory.PUNE, km),
+                         at=departed + dt.timedelta(milliseconds=km))
     reached = step(app, therapist, assignment, "reached")
     assert reached.status_code == 200
     assert float(reached.json["distance_traveled"]) == pytest.approx(2.0, abs=0.05)

@@ -7,30 +7,26 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
 from ombaro.access.roles import ROLES
-from tests.helpers import Account, make_account
+from tests.helpers import Account, client_for, make_account  # noqa: F401  (client_for: imported from here too)
 
 
 @pytest.fixture(scope="session")
-def role_accounts(engine: Engine) -> dict[str, Account]:
-    """One account per role (the therapist works for the vendor)."""
+def session_role_accounts(engine: Engine) -> dict[str, Account]:
     made = {role: make_account(engine, role) for role in ROLES if role != "therapist"}
     made["therapist"] = make_account(engine, "therapist", vendor_id=made["vendor"].id)
     return made
 
 
-def client_for(app: Any, account: Account | None = None, *, address: str | None = None) -> Any:
-    """A test client with its own client address (rate limits count per address)."""
-    test_client = app.test_client()
-    test_client.environ_base["REMOTE_ADDR"] = address or f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.7"
-    if account is not None:
-        test_client.environ_base["HTTP_AUTHORIZATION"] = account.headers["Authorization"]
-    return test_client
+@pytest.fixture
+def role_accounts(session_role_accounts: dict[str, Account]) -> dict[str, Account]:
+    """One account per role (the therapist works for the vendor); `Account.token` mints a fresh
+    access token as the last one ages (a whole run outlives 15 minutes)."""
+    return session_role_accounts
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from alembic import command
@@ -127,6 +126,11 @@ def a_booking(conn: Connection, vendor_id: uuid.UUID, **values: Any) -> uuid.UUI
         "booking_date": dt.date.today(), "booking_time": dt.time(10, 0),
     }
     return add(conn, "bookings", **{**row, **values})
+
+
+def db_today(conn: Connection, zone: str = "Asia/Kolkata") -> dt.date:
+    """Today in `zone` by the database's clock (the views' clock), not this process's."""
+    return conn.execute(text("SELECT (now() AT TIME ZONE :zone)::date"), {"zone": zone}).scalar_one()
 
 
 def salary(employee_id: uuid.UUID, month: int) -> dict[str, Any]:
@@ -407,7 +411,7 @@ def test_both_views_refresh_concurrently_after_a_first_plain_refresh(fresh_engin
             connection.execute(text(f"REFRESH MATERIALIZED VIEW {view}"))
         vendor_id = a_vendor(connection)
         a_booking(connection, vendor_id, status="confirmed", payment_status="paid",
-                  total_amount=Decimal("1200.50"), booking_date=dt.date.today() - dt.timedelta(days=1))
+                  total_amount=Decimal("1200.50"), booking_date=db_today(connection) - dt.timedelta(days=1))
         for view in sorted(MATERIALIZED_VIEWS):
             connection.execute(text(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}"))
         stats = connection.execute(text(
@@ -439,5 +443,5 @@ def test_dashboard_window_ends_on_the_platform_date(conn: Connection, zone: str)
     conn.execute(text("SELECT set_config('ombaro.timezone', :zone, true)"), {"zone": zone})
     conn.execute(text("REFRESH MATERIALIZED VIEW dashboard_stats"))
     start, end = conn.execute(text("SELECT window_start, window_end FROM dashboard_stats")).one()
-    today = dt.datetime.now(ZoneInfo(zone)).date()
+    today = db_today(conn, zone)  # the transaction's now(), the one the refresh saw
     assert (start, end) == (today - dt.timedelta(days=30), today)

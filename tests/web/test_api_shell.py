@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from tests.conftest import authed
-from tests.helpers import Account, count_jobs
+from tests.helpers import Account, client_for, count_jobs
 
 PROBLEM = "application/problem+json"
 
@@ -42,7 +41,7 @@ def test_malformed_json_is_400_and_writes_nothing(client, engine: Engine, clean_
 
 def test_oversized_body_is_413_and_writes_nothing(app_factory, engine: Engine, clean_jobs: None,
                                                   operator: Account) -> None:
-    client = authed(app_factory(OMBARO_MAX_REQUEST_BYTES="1024"), operator)
+    client = client_for(app_factory(OMBARO_MAX_REQUEST_BYTES="1024"), operator)
     response = client.post("/api/v1/reports/refresh", data='{"views": ["' + "x" * 4096 + '"]}',
                            content_type="application/json")
     assert response.status_code == 413

@@ -9,13 +9,14 @@ from flask import redirect, render_template, request, url_for
 
 from web.console import bp
 from web.console.charts import Series, bar_chart, legend, line_chart
+from web.console.dispatch import today as platform_today  # the platform's date, not the machine's
 from web.console.session import api, flash_answer, page
 
 
 @bp.get("/dashboard")
 @page("reports")
 def dashboard() -> Any:
-    today = dt.date.today()
+    today = platform_today()
     start = request.args.get("start") or (today - dt.timedelta(days=29)).isoformat()
     end = request.args.get("end") or today.isoformat()
     query = {"start": start, "end": end, **({"city": c} if (c := request.args.get("city")) else {})}

@@ -9,6 +9,7 @@ from typing import Any
 from flask import abort, redirect, render_template, request, url_for
 
 from web.console import bp
+from web.console.dispatch import today  # the platform's date, not the machine's
 from web.console.jobs import job_page
 from web.console.session import api, download, flash_answer, page
 
@@ -27,7 +28,7 @@ def _month(value: str | None) -> tuple[int | None, int | None]:
 @page(*SECTION)
 def payroll() -> Any:
     runs = api("GET", "/api/v1/payroll/runs")
-    last_month = (dt.date.today().replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+    last_month = (today().replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
     return render_template("console/payroll.html", runs=runs.body if runs.ok else [], answer=runs,
                            default_month=last_month)
 

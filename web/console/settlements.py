@@ -9,12 +9,13 @@ from typing import Any
 from flask import abort, redirect, render_template, request, url_for
 
 from web.console import bp
+from web.console.dispatch import today as platform_today  # the platform's date, not the machine's
 from web.console.jobs import job_page
 from web.console.session import api, download, flash_answer, page
 
 
 def last_week() -> tuple[str, str]:
-    today = dt.date.today()
+    today = platform_today()
     monday = today - dt.timedelta(days=today.weekday() + 7)
     return monday.isoformat(), (monday + dt.timedelta(days=6)).isoformat()
 
