@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from ombaro import payments
+from ombaro import payment_webhooks, payments
 from ombaro.commands import RetryLater
 from ombaro.db import WORKER_ROLE, act_as
 from ombaro.providers.razorpay import RazorpayProvider
@@ -227,7 +227,7 @@ def apply_event(engine: Engine, app: Any, body: bytes) -> str:
 
     def work(session: Session) -> str:
         recorded = session.query(WebhookEvent).filter_by(event_id=answer.json["event_id"]).one()
-        return payments.handle_event(session, recorded)
+        return payment_webhooks.handle_event(session, recorded)
 
     return as_worker(engine, work)
 

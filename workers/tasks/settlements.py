@@ -2,19 +2,21 @@
 
 Kinds: `settlements.run` (dry run, or plan a run into batches), `settlements.run_batch` (settle a
 batch of vendors in one transaction), `settlements.payout` (send one payout attempt),
-`settlements.reconcile` (ask the provider about payouts of unknown outcome), `payments.webhook`
+`settlements.reconcile` (ask the provider about payouts of unknown outcome; apply the parked
+webhook events whose entity appeared, flag the overdue ones), `payments.webhook`
 (apply a recorded Razorpay event) and `payments.refund` (ask the provider for a recorded refund).
 `payments.*` has no route of its own in workers/app.py and lands in `bulk`, the default queue.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ombaro import commands, payments
+from ombaro import commands, payment_webhooks, payments
 from ombaro.config import load_settings
 from ombaro.db import WORKER_ROLE, committed_as, get_engine
 from ombaro.models.jobs import Job
@@ -68,8 +70,10 @@ def send_payout(job_id: str) -> str:
 @celery.task(name="settlements.reconcile")
 def reconcile_payouts(job_id: str) -> str:
     def handler(session: Session, job: Job, progress: commands.Progress) -> dict[str, Any]:
-        return payouts.reconcile(session, payment_provider(load_settings()),
-                                 pending_after_seconds=int(job.params.get("pending_after_seconds", 600)))
+        counts = payouts.reconcile(session, payment_provider(load_settings()),
+                                   pending_after_seconds=int(job.params.get("pending_after_seconds", 600)))
+        overdue = dt.timedelta(seconds=int(job.params.get("parked_overdue_after_seconds", 3600)))
+        return {**counts, "webhooks": payment_webhooks.sweep_parked(session, overdue_after=overdue)}
 
     return run(job_id, handler)
 
@@ -78,7 +82,8 @@ def reconcile_payouts(job_id: str) -> str:
 def apply_webhook(job_id: str) -> str:
     def handler(session: Session, job: Job, progress: commands.Progress) -> dict[str, Any]:
         event = session.get_one(WebhookEvent, uuid.UUID(job.params["webhook_event_id"]), with_for_update=True)
-        return {"event": event.event_id, "type": event.event_type, "outcome": payments.handle_event(session, event)}
+        outcome = payment_webhooks.handle_event(session, event)
+        return {"event": event.event_id, "type": event.event_type, "outcome": outcome}
 
     return run(job_id, handler)
 
