@@ -7,7 +7,8 @@ forward. An event about an entity we do not know yet is parked on that entity's 
 (`webhook_events.parked_on`), never marked done:
 
 - `payment.*`, `order.paid` while no payment of ours has the order: parked on the order id,
-  applied by the checkout callback or the order's next event, else by the sweep;
+  applied by the checkout callback or the next event of the same provider payment, else by the
+  sweep;
 - `refund.*` of a refund we do not have while its payment is unknown or not captured: parked on
   the provider payment id, applied by the capture (in its transaction), else by the sweep;
 - `transfer.*` while no payout has the transfer (by its id or our key in its notes): parked on
@@ -23,7 +24,9 @@ event and a refund event of one provider payment serialise on it, even before we
 our payments it is), then the payment row, then its refund rows, then the booking (through
 sync_booking_payment_status). Parked events are taken with SKIP LOCKED: one locked is being
 applied by its own job (or a sweep), which waits on the advisory lock and then sees what we
-committed.
+committed. A transaction that applies several events never takes an advisory lock after a row
+lock: a released event is applied in another's transaction only if it is about the same provider
+payment, and the sweep takes all its batch's advisory locks, sorted, before any row.
 """
 
 from __future__ import annotations

@@ -418,3 +418,22 @@ def test_a_refund_event_before_its_payment_is_known_is_parked_whatever_its_kind(
     assert "parked events applied: refund.failed of a refund made elsewhere" in outcome
     state = final_state(engine, order, ids)
     assert (state["status"], state["refunds"], state["events_waiting"]) == ("success", [], 0)
+
+
+def test_the_reconcile_endpoint_takes_the_parked_age_limit_and_refuses_a_bad_one(
+        rzp_app: Any, engine: Engine, people: dict[str, Account]) -> None:
+    from tests.identity.conftest import client_for
+
+    finance = client_for(rzp_app, people["finance"])
+    bad = finance.post("/api/v1/settlements/reconcile", json={"parked_overdue_after_seconds": 5})
+    assert bad.status_code == 422 and "parked_overdue_after_seconds" in json.dumps(bad.json)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM jobs WHERE kind = 'settlements.reconcile'")).scalar_one()
+    good = finance.post("/api/v1/settlements/reconcile", json={"parked_overdue_after_seconds": 7200})
+    assert good.status_code == 202, good.json
+    with engine.connect() as conn:
+        params = conn.execute(text("SELECT params FROM jobs WHERE id = :j"), {"j": good.json["id"]}).scalar_one()
+        after = conn.execute(text("SELECT count(*) FROM jobs WHERE kind = 'settlements.reconcile'")).scalar_one()
+    assert params["parked_overdue_after_seconds"] == 7200 and after == before + 1
+    customer = client_for(rzp_app, people["customer"])
+    assert customer.post("/api/v1/settlements/reconcile", json={}).status_code == 403

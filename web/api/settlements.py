@@ -173,6 +173,8 @@ class VendorPayoutAccountSchema(Schema):
 
 class PayoutReconcileSchema(Schema):
     pending_after_seconds = Integer(load_default=600, validate=validate.Range(min=0, max=86400))
+    # Parked webhook events older than this are flagged overdue (ombaro/payment_webhooks.py).
+    parked_overdue_after_seconds = Integer(load_default=3600, validate=validate.Range(min=60, max=30 * 86400))
 
 
 class TdsRateSchema(Schema):
