@@ -505,7 +505,7 @@ CAPABILITIES: tuple[str, ...] = (
     "ombaro.dispatch.commands",
     "ombaro.payroll.commands",
     "ombaro.settlements.commands",
-    "ombaro.payments_commands",
+    "ombaro.payments.commands",
     "ombaro.notifications_commands",
     "ombaro.locations.commands",
     "ombaro.reporting_commands",

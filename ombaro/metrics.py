@@ -81,10 +81,14 @@ RATE_LIMIT_WAITS = Definition("ombaro_rate_limit_waits", "counter",
 RATE_LIMIT_WAIT_SECONDS = Definition("ombaro_rate_limit_wait_seconds", "counter",
                                      "Seconds of waiting imposed by rate limits (Retry-After told to API callers, "
                                      "token-bucket waits of workers).", ("limiter",))
+WEBHOOK_EVENTS_OVERDUE = Definition("ombaro_webhook_events_overdue", "counter",
+                                    "Webhook events flagged overdue: still parked after the age limit, their entity "
+                                    "(order, payment, transfer) never seen here (docs/reliability.md).",
+                                    ("provider", "event_type"))
 
 DEFINITIONS = (HTTP_REQUESTS, HTTP_DURATION, JOBS_SUBMITTED, JOBS_SUCCEEDED, JOBS_FAILED, JOBS_RETRIED, JOB_DURATION,
                SCHEDULER_FIRINGS, SCHEDULER_MISFIRES, PROVIDER_CALLS, PROVIDER_ERRORS, RATE_LIMIT_WAITS,
-               RATE_LIMIT_WAIT_SECONDS)
+               RATE_LIMIT_WAIT_SECONDS, WEBHOOK_EVENTS_OVERDUE)
 
 
 class _Store:

@@ -140,9 +140,28 @@ def redis_url(servers: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def service_env(db_url: str, redis_url: str) -> dict[str, str]:
+def broker_url(redis_url: str) -> Iterator[str]:
+    """The broker the engine's processes use: the session's Redis database, or with
+    TEST_BROKER_URL=amqp://... RabbitMQ, on a virtual host of this session's own (made with
+    rabbitmqctl, deleted at the end), so its fixed queue names meet no other user's."""
+    wanted = os.environ.get("TEST_BROKER_URL", "")
+    if not wanted.startswith("amqp"):
+        yield redis_url
+        return
+    from tests.deploy.rabbitmq import VirtualHost
+
+    vhost = VirtualHost(wanted)
+    try:
+        yield vhost.url
+    finally:
+        vhost.delete()
+
+
+@pytest.fixture(scope="session")
+def service_env(db_url: str, redis_url: str, broker_url: str) -> dict[str, str]:
     """Environment for code under test, in this process and in subprocesses."""
-    env = {"DATABASE_URL": db_url, "REDIS_URL": redis_url, "OMBARO_LOG_LEVEL": "INFO"}
+    env = {"DATABASE_URL": db_url, "REDIS_URL": redis_url, "OMBARO_LOG_LEVEL": "INFO",
+           **({"BROKER_URL": broker_url} if broker_url != redis_url else {})}
     os.environ.update(env)
     return {**os.environ, **env}
 
@@ -155,12 +174,31 @@ def engine(db_url: str, service_env: dict[str, str]) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def clean_jobs(engine: Engine) -> None:
-    """Each command-flow test starts from an empty command log and untouched schedules."""
+def clean_jobs(engine: Engine, service_env: dict[str, str]) -> None:
+    """Each command-flow test starts from an empty command log, untouched schedules and empty
+    queues: the messages of earlier tests' jobs (left by tests that run no worker) go with their
+    rows, or the next worker first works through that backlog while the test's own jobs wait (a
+    scheduler test then saw its slot skipped as an overlap: the previous firing still queued)."""
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE view_refreshes, jobs"))
         conn.execute(text("DELETE FROM schedules WHERE name <> 'reports.refresh-dashboards'"))
         conn.execute(text("UPDATE schedules SET enabled = true, last_fired_for = NULL"))
+    purge_queues(service_env)
+
+
+def purge_queues(env: dict[str, str]) -> int:
+    """Empty the engine's queues on the broker `env` names; returns how many messages went."""
+    from celery import Celery
+
+    from ombaro.config import load_settings
+    from workers.app import celery_config
+
+    app = Celery("ombaro-test-purge")
+    app.conf.update(celery_config(load_settings(env)))
+    try:
+        return app.control.purge() or 0
+    finally:
+        app.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ Existing rows: vendors get NULL status/type (PAN counts as operative when presen
 settlement items keep their figures (their TDS base is their sale, as it was computed).
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0015
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql as pg
 from migrations import rls as RLS
 
 revision: str = "0017"
-down_revision: str | None = "0014"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,7 +13,7 @@
   2019-07-01 notification as the row's rates). Only rows still as seeded are changed.
 
 Revision ID: 0018
-Revises: 0014
+Revises: 0017
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ is inlined: `(select auth.uid())` becomes one InitPlan evaluating the expression
 those of 0003 unchanged; vendor_id() and therapist_id() stay PL/pgSQL SECURITY DEFINER.
 
 Revision ID: 0020
-Revises: 0014
+Revises: 0018
 """
 
 from __future__ import annotations

@@ -362,8 +362,9 @@ class Payout(Base):
 class WebhookEvent(Base):
     """A provider's webhook delivery, kept once per event id and once per signed content
     (`signed_key`: a replay under a new, unsigned event-id header finds the row and stops). An
-    event for a payment not known yet is parked on that payment's provider id (`parked_on`) and
-    applied when the payment appears."""
+    event whose entity is not known yet is parked on that entity's provider id (`parked_on`: the
+    order, payment, refund or transfer) and applied when it appears; still parked after the age
+    limit, it is flagged (`overdue_at`), never dropped (ombaro/payments/webhooks.py)."""
 
     __tablename__ = "webhook_events"
     __table_args__ = (
@@ -383,4 +384,5 @@ class WebhookEvent(Base):
     outcome: Mapped[str | None]
     signed_key: Mapped[str | None]
     parked_on: Mapped[str | None]
+    overdue_at: Mapped[dt.datetime | None]  # still parked after the age limit (migration 0015)
     job_id: Mapped[uuid.UUID | None]  # the job that applied it (no FK: the command log is pruned apart)

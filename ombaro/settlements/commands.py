@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ombaro import commands
 from ombaro.db import WORKER_ROLE, committed_as
+from ombaro.payments import webhooks as payment_webhooks
 from ombaro.providers import payment_provider
 from ombaro.settlements import payouts, runs
 
@@ -167,11 +168,20 @@ def send_payout(params: SendPayout, ctx: commands.Context) -> dict[str, Any]:
 @dataclass(frozen=True)
 class ReconcilePayouts(commands.Params):
     pending_after_seconds: int = 600
+    parked_overdue_after_seconds: int = 3600
 
 
 class ReconcilePayoutsSchema(commands.ParamsSchema):
     model = ReconcilePayouts
     pending_after_seconds = fields.Integer(load_default=600, validate=validate.Range(min=0, max=86400))
+    # Parked webhook events older than this are flagged overdue (ombaro/payments/webhooks.py).
+    parked_overdue_after_seconds = fields.Integer(load_default=3600, validate=validate.Range(min=60, max=30 * 86400))
+
+
+class ParkedSweepResultSchema(Schema):
+    applied = fields.Integer(metadata={"description": "parked events applied: their entity appeared"})
+    overdue = fields.Integer(metadata={"description": "parked events flagged overdue by this sweep"})
+    parked = fields.Integer(metadata={"description": "events still parked"})
 
 
 class ReconcilePayoutsResultSchema(Schema):
@@ -181,11 +191,16 @@ class ReconcilePayoutsResultSchema(Schema):
     held = fields.Integer()
     unchanged = fields.Integer()
     unreachable = fields.Integer()
+    webhooks = fields.Nested(ParkedSweepResultSchema, metadata={"description": "the sweep of parked webhook events"})
 
 
 def reconcile_payouts(params: ReconcilePayouts, ctx: commands.Context) -> dict[str, Any]:
-    return payouts.reconcile(ctx.session, payment_provider(ctx.env.settings),
-                             pending_after_seconds=params.pending_after_seconds)
+    """Payouts of unknown outcome asked about; then parked webhook events whose entity appeared
+    applied, and those parked past the age limit flagged."""
+    counts = payouts.reconcile(ctx.session, payment_provider(ctx.env.settings),
+                               pending_after_seconds=params.pending_after_seconds)
+    overdue = dt.timedelta(seconds=params.parked_overdue_after_seconds)
+    return {**counts, "webhooks": payment_webhooks.sweep_parked(ctx.session, overdue_after=overdue)}
 
 
 commands.declare(
@@ -208,5 +223,6 @@ commands.declare(
     commands.Command(
         kind="settlements.reconcile", params=ReconcilePayoutsSchema, handler=reconcile_payouts, queue="bulk",
         permission=("settlements", "approve"), result=ReconcilePayoutsResultSchema,
-        description="Ask the provider about payouts whose outcome is unknown.", example={}),
+        description="Ask the provider about payouts whose outcome is unknown; apply or flag parked webhook events.",
+        example={}),
 )

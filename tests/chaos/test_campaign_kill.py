@@ -71,7 +71,7 @@ def _counts(engine: Engine, campaign: uuid.UUID) -> Counter[str]:
 @pytest.mark.chaos
 def test_worker_killed_mid_send_resumes_and_the_deliveries_in_doubt_are_resolved_within_two_minutes(
         spawn: Callable[..., Process], messaging_env: dict[str, str], rt: Runtime, server: ProviderServer,
-        redis_url: str, camp_engine: Engine) -> None:
+        redis_url: str, broker_url: str, camp_engine: Engine) -> None:
     city = a_city()
     people = add_customers(rt.engine, 30, city=city)
     campaign = add_campaign(rt.engine, city=city, ctype="sms", content={"sms": {"body": "Hello $first_name"}})
@@ -89,7 +89,7 @@ def test_worker_killed_mid_send_resumes_and_the_deliveries_in_doubt_are_resolved
     beat = start_beat(spawn, "beat", env)  # the relay every 10 s, the reconciler every minute
     beat.wait_for("scheduler leading")
     with Session(rt.engine) as session, session.begin():
-        sending.submit_start(session, enqueuer(redis_url), campaign, key="chaos", chunk_size=1000)
+        sending.submit_start(session, enqueuer(broker_url), campaign, key="chaos", chunk_size=1000)
     wait_until(lambda: server.holding == 1, timeout=60, what="the held request")
     doomed.stop(signal.SIGKILL)  # between Twilio's acceptance and the deliveries' update
     killed_at = time.monotonic()

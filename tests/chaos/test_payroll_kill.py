@@ -28,7 +28,7 @@ STAFF = 25
 
 
 def test_worker_killed_inside_a_payroll_batch_resumes_within_a_minute(
-        spawn: Callable[..., Process], redis_url: str, service_env: dict[str, str],
+        spawn: Callable[..., Process], broker_url: str, service_env: dict[str, str],
         own_database: Callable[[], Database]) -> None:
     db = own_database()
     staff = []
@@ -56,7 +56,7 @@ def test_worker_killed_inside_a_payroll_batch_resumes_within_a_minute(
         doomed = start_worker(spawn, "doomed", concurrency=1, env=env)
         start_beat(spawn, "beat", env).wait_for("scheduler leading")
         with Session(db.engine) as session, session.begin():
-            commands.submit(session, runs.RUN_KIND, {"year": 2026, "month": 3}, enqueue=enqueuer(redis_url))
+            commands.submit(session, runs.RUN_KIND, {"year": 2026, "month": 3}, enqueue=enqueuer(broker_url))
         wait_until(lambda: (b := batch()) is not None and b.status == "running" and waiting_on_the_lock(),
                    timeout=60, what="the batch to wait at its first write")
         start_worker(spawn, "rescuer", concurrency=1, env=env)

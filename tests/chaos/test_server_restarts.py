@@ -109,7 +109,7 @@ def test_redis_stopped_under_load_loses_no_command_and_answers_no_5xx(
 
 def test_postgres_crashed_with_jobs_in_flight_loses_and_doubles_none(
         spawn: Callable[..., Process], service_env: dict[str, str], private_postgres: PrivatePostgres,
-        redis_url: str) -> None:
+        broker_url: str) -> None:
     database = f"chaos_{uuid.uuid4().hex[:8]}"
     create_database(private_postgres.admin_url, database)
     url = make_url(private_postgres.admin_url).set(database=database).render_as_string(hide_password=False)
@@ -120,7 +120,7 @@ def test_postgres_crashed_with_jobs_in_flight_loses_and_doubles_none(
     worker = start_worker(spawn, concurrency=2, env=env)
     beat = start_beat(spawn, "beat", env)
     beat.wait_for("scheduler leading")
-    send = enqueuer(redis_url)
+    send = enqueuer(broker_url)
     with Session(engine) as session, session.begin():
         jobs = [commands.submit(session, "system.ping", {"steps": 4, "pause_seconds": 1, "echo": n},
                                 enqueue=send).job.id for n in range(12)]

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.db]
 
 
 def test_live_batch_is_kept_past_its_lease_and_a_killed_one_resumes_within_a_minute(
-        spawn: Callable[..., Process], redis_url: str, service_env: dict[str, str],
+        spawn: Callable[..., Process], broker_url: str, service_env: dict[str, str],
         two_worlds: tuple[str, Engine, Engine]) -> None:
     killed_url, killed, calm = two_worlds
     with calm.connect() as conn:
@@ -60,7 +60,7 @@ def test_live_batch_is_kept_past_its_lease_and_a_killed_one_resumes_within_a_min
         beat = start_beat(spawn, "beat", env)
         beat.wait_for("scheduler leading")
         with Session(killed) as session, session.begin():
-            commands.submit(session, "settlements.run", PERIOD.as_dict(), enqueue=enqueuer(redis_url))
+            commands.submit(session, "settlements.run", PERIOD.as_dict(), enqueue=enqueuer(broker_url))
         wait_until(lambda: (job := batch_job()) is not None and job.status == "running", timeout=60,
                    what="the worker to be inside the third batch")
         start_worker(spawn, "rescuer", concurrency=2, env=env)

@@ -36,12 +36,13 @@ def rabbitmqctl(*args: str) -> str:
 
 
 class VirtualHost:
-    def __init__(self) -> None:
+    def __init__(self, base_url: str = BASE_URL) -> None:
+        """A new virtual host on the broker of `base_url` (its own virtual host, if any, is ignored)."""
         self.name = f"ombaro_t_{secrets.token_hex(4)}"
-        user = urlsplit(BASE_URL).username or "guest"
+        where = urlsplit(base_url)
         rabbitmqctl("add_vhost", self.name)
-        rabbitmqctl("set_permissions", "-p", self.name, user, ".*", ".*", ".*")
-        self.url = f"{BASE_URL.rstrip('/')}/{self.name}"
+        rabbitmqctl("set_permissions", "-p", self.name, where.username or "guest", ".*", ".*", ".*")
+        self.url = f"{where.scheme}://{where.netloc}/{self.name}"
 
     def queue_types(self) -> dict[str, str]:
         rows = rabbitmqctl("list_queues", "-p", self.name, "--no-table-headers", "name", "type").splitlines()

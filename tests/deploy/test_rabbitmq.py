@@ -59,7 +59,8 @@ def test_broker_url_selects_quorum_queues_and_publisher_confirms(service_env: di
     assert config["broker_transport_options"]["confirm_publish"] is True
     assert {q.name: q.queue_arguments["x-queue-type"] for q in config["task_queues"]} == dict.fromkeys(
         QUEUES, "quorum")
-    redis_config = celery_config(load_settings(service_env))  # without BROKER_URL: Redis, as before
+    without = {k: v for k, v in service_env.items() if k != "BROKER_URL"}  # (TEST_BROKER_URL sets it)
+    redis_config = celery_config(load_settings(without))  # without BROKER_URL: Redis, as before
     assert redis_config["broker_url"] == service_env["REDIS_URL"]
     assert "visibility_timeout" in redis_config["broker_transport_options"]
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ombaro import payments
 from ombaro.commands import RetryLater
 from ombaro.db import WORKER_ROLE, act_as
+from ombaro.payments import webhooks as payment_webhooks
 from ombaro.providers.razorpay import RazorpayProvider
 from tests.helpers import Account
 from tests.identity.conftest import client_for
@@ -227,7 +228,7 @@ def apply_event(engine: Engine, app: Any, body: bytes) -> str:
 
     def work(session: Session) -> str:
         recorded = session.query(WebhookEvent).filter_by(event_id=answer.json["event_id"]).one()
-        return payments.handle_event(session, recorded)
+        return payment_webhooks.handle_event(session, recorded)
 
     return as_worker(engine, work)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -158,3 +159,45 @@ def test_transfer_webhooks_only_move_forward(settle_engine: Engine, razorpay: Fa
     # A late, out-of-order failure changes nothing.
     as_worker(settle_engine, lambda s: payouts.transfer_event(s, "transfer.failed", {**transfer, "status": "failed"}))
     assert state(settle_engine, settlement) == ("completed", [(1, "processed", None)])
+
+
+def test_a_transfer_event_before_its_payout_knows_the_transfer_is_parked_then_applied_by_the_sweep(
+        settle_engine: Engine, razorpay: FakeRazorpay, provider: RazorpayProvider) -> None:
+    """The transfer is made, its answer lost (the payout does not know its id), and its event
+    arrives without our key in its notes: nothing names a payout of ours, so the event is parked on
+    the transfer, not marked done. The reconciler records the transfer; the sweep then applies the
+    event. One transfer, one processed payout, nothing left parked."""
+    from ombaro.payments import webhooks as payment_webhooks
+
+    settlement = approved_settlement(settle_engine)
+    payout = request(settle_engine, settlement)
+    razorpay.mode = "timeout_after_success"
+    with pytest.raises(RetryLater):
+        send(settle_engine, provider, payout)
+    razorpay.mode = "normal"
+    [transfer] = transfers_for(razorpay, settlement)
+    entity = {**transfer, "status": "processed", "notes": {}}
+    body = {"entity": "event", "event": "transfer.processed", "payload": {"transfer": {"entity": entity}},
+            "created_at": 1764150000}
+
+    def deliver(session: Any) -> tuple[uuid.UUID, str]:
+        recorded = payment_webhooks.record_event(session, provider="razorpay", event_id=f"evt_{uuid.uuid4().hex[:14]}",
+                                                 event_type="transfer.processed", payload=body)
+        return recorded.id, payment_webhooks.handle_event(session, recorded)
+
+    event_id, outcome = as_worker(settle_engine, deliver)
+    assert outcome == f"parked: transfer {transfer['id']} is unknown here"
+
+    def event_state() -> tuple[str | None, bool, str]:
+        with settle_engine.connect() as conn:
+            return tuple(conn.execute(text("SELECT parked_on, processed_at IS NOT NULL, outcome FROM webhook_events "
+                                           "WHERE id = :e"), {"e": event_id}).one())
+
+    as_worker(settle_engine, lambda s: payment_webhooks.sweep_parked(s))
+    assert event_state()[:2] == (transfer["id"], False)  # the sweep leaves it: still unknown
+    as_worker(settle_engine, lambda s: payouts.reconcile(s, provider, pending_after_seconds=0))
+    as_worker(settle_engine, lambda s: payment_webhooks.sweep_parked(s))
+    parked_on, done, outcome = event_state()
+    assert (parked_on, done) == (None, True) and outcome.startswith("payout")
+    assert state(settle_engine, settlement) == ("completed", [(1, "processed", None)])
+    assert len(transfers_for(razorpay, settlement)) == 1

@@ -8,6 +8,7 @@ all 24 orders: captured, partly refunded, one processed refund, nothing left par
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import itertools
@@ -25,8 +26,9 @@ import requests
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from ombaro import commands, payments
+from ombaro import commands, metrics
 from ombaro.models.settlements import WebhookEvent
+from ombaro.payments import webhooks as payment_webhooks
 from tests.conftest import Process, start_worker
 from tests.helpers import Account, wait_until
 from tests.payments.conftest import WEBHOOK_SECRET, serving
@@ -67,7 +69,7 @@ def apply(engine: Engine, event_id: str) -> str:
     def work(session: Any) -> str:
         recorded = session.scalars(select(WebhookEvent).where(WebhookEvent.event_id == event_id)
                                    .with_for_update()).one()
-        return payments.handle_event(session, recorded)
+        return payment_webhooks.handle_event(session, recorded)
 
     return as_worker(engine, work)
 
@@ -255,3 +257,184 @@ def test_signed_event_replayed_under_a_new_or_no_event_id_is_a_duplicate(
     assert (stored, jobs) == (1, 1)
     # Another event of the same payment (another type) is not a duplicate.
     assert post_event(rzp_app, made["payment.authorized"]).json["status"] == "accepted"
+
+
+# --- events for an order not known yet: parked, applied when it appears, flagged when overdue ------
+
+
+def hide_order(engine: Engine, payment_id: str) -> dict[str, Any]:
+    """Take the order's payment row away (kept as it was): its events now find no order here, as
+    when they outrun the request that records it."""
+    with engine.begin() as conn:
+        kept = conn.execute(text("SELECT to_jsonb(p) FROM payments AS p WHERE id = :p"), {"p": payment_id}).scalar_one()
+        conn.execute(text("DELETE FROM payments WHERE id = :p"), {"p": payment_id})
+    return dict(kept)
+
+
+def order_appears(engine: Engine, kept: dict[str, Any]) -> None:
+    """The order's payment row is inserted, as `open_order` inserts it."""
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO payments SELECT * FROM jsonb_populate_record(NULL::payments, "
+                          "CAST(:row AS jsonb))"), {"row": json.dumps(kept)})
+
+
+def sweep(engine: Engine, **options: Any) -> dict[str, int]:
+    """What the `settlements.reconcile` job runs after the payouts."""
+    return as_worker(engine, lambda session: payment_webhooks.sweep_parked(session, **options))
+
+
+def parked_on(engine: Engine, ids: dict[str, str]) -> dict[str, str | None]:
+    """Each event's kind → where it is parked, for the events of this order's provider ids."""
+    with engine.connect() as conn:
+        return dict(conn.execute(text(
+            "SELECT event_type, parked_on FROM webhook_events WHERE processed_at IS NULL "
+            "AND (payload::text LIKE '%' || :a || '%' OR payload::text LIKE '%' || :b || '%')"),
+            {"a": ids["paid"], "b": ids["failed"]}).all())
+
+
+def test_every_order_for_an_order_not_yet_known_is_parked_then_applied_when_it_appears(
+        rzp_app: Any, engine: Engine, people: dict[str, Account]) -> None:
+    """All four events delivered and applied at once (threads) before the order is known here: each
+    is parked (payment events on the order, the refund on its payment), none applied, none lost.
+    The order appears; two sweeps run at once: every order ends in the same state as above."""
+    outcomes: dict[tuple[str, ...], dict[str, Any]] = {}
+    errors: list[str] = []
+    with serving(rzp_app) as base:
+        for order_of_kinds in itertools.permutations(KINDS):
+            _, order = checkout(rzp_app, engine, people)
+            made, ids = bodies(order)
+            kept = hide_order(engine, order["payment_id"])
+            deliver_and_apply_at_once(base, engine, made, order_of_kinds, errors)
+            assert parked_on(engine, ids) == {
+                "payment.authorized": order["order_id"], "payment.captured": order["order_id"],
+                "payment.failed": order["order_id"], "refund.processed": ids["paid"]}, order_of_kinds
+            order_appears(engine, kept)
+            run_at_once(lambda: sweep(engine), [(), ()])
+            outcomes[order_of_kinds] = final_state(engine, order, ids)
+    assert errors == []
+    assert {k: v for k, v in outcomes.items() if v != EXPECTED} == {}
+    assert len(outcomes) == 24
+
+
+def test_every_order_converges_when_the_order_appears_while_its_events_are_applied(
+        rzp_app: Any, engine: Engine, people: dict[str, Account]) -> None:
+    """The order appears (and a sweep runs) at the same moment as the four events are applied by
+    concurrent jobs: whichever comes first, after the next sweep every order is in the same state."""
+    outcomes: dict[tuple[str, ...], dict[str, Any]] = {}
+    errors: list[str] = []
+    with serving(rzp_app) as base:
+        for order_of_kinds in itertools.permutations(KINDS):
+            _, order = checkout(rzp_app, engine, people)
+            made, ids = bodies(order)
+            kept = hide_order(engine, order["payment_id"])
+            event_ids = []
+            for kind in order_of_kinds:
+                answer = requests.post(f"{base}/api/v1/webhooks/razorpay", data=made[kind],
+                                       headers=signed_headers(made[kind]), timeout=30)
+                event_ids.append(answer.json()["event_id"])
+            barrier = threading.Barrier(len(event_ids) + 1)
+
+            def job(event_id: str | None, barrier: threading.Barrier, kept: dict[str, Any]) -> None:
+                barrier.wait()
+                try:
+                    if event_id is None:
+                        order_appears(engine, kept)
+                        sweep(engine)
+                    else:
+                        apply(engine, event_id)
+                except Exception as exc:  # a deadlock or any other failure is what this test looks for
+                    errors.append(f"{event_id}: {type(exc).__name__}: {exc}")
+
+            run_at_once(job, [(e, barrier, kept) for e in event_ids] + [(None, barrier, kept)])
+            sweep(engine)  # the next scheduled sweep
+            outcomes[order_of_kinds] = final_state(engine, order, ids)
+    assert errors == []
+    assert {k: v for k, v in outcomes.items() if v != EXPECTED} == {}
+
+
+def test_an_event_parked_past_the_age_limit_is_flagged_never_dropped_and_still_applied(
+        rzp_app: Any, engine: Engine, people: dict[str, Account], caplog: pytest.LogCaptureFixture) -> None:
+    _, order = checkout(rzp_app, engine, people)
+    made, ids = bodies(order)
+    kept = hide_order(engine, order["payment_id"])
+    old, young = (post_event(rzp_app, made[kind]).json["event_id"] for kind in ("payment.captured", "payment.failed"))
+    assert apply(engine, old).startswith("parked") and apply(engine, young).startswith("parked")
+    with engine.begin() as conn:  # the captured event arrived two hours ago (the database's clock)
+        conn.execute(text("UPDATE webhook_events SET received_at = now() - interval '2 hours' WHERE event_id = :e"),
+                     {"e": old})
+    before = overdue_count()
+    with caplog.at_level("WARNING", logger="ombaro.payments.webhooks"):
+        counts = sweep(engine, overdue_after=dt.timedelta(hours=1))
+    assert counts["overdue"] == 1 and counts["applied"] == 0
+    flagged = row(engine, "SELECT overdue_at IS NOT NULL, parked_on, processed_at FROM webhook_events "
+                          "WHERE event_id = :e", e=old)
+    assert tuple(flagged) == (True, order["order_id"], None)  # flagged, still parked, not done
+    assert row(engine, "SELECT overdue_at FROM webhook_events WHERE event_id = :e", e=young)[0] is None
+    assert any(old in r.getMessage() and "overdue" in r.getMessage() for r in caplog.records)
+    assert overdue_count() == before + 1
+    assert sweep(engine, overdue_after=dt.timedelta(hours=1))["overdue"] == 0  # flagged once
+    assert overdue_count() == before + 1
+    # The operator's query (docs/reliability.md) lists it.
+    with engine.connect() as conn:
+        listed = conn.execute(text(
+            "SELECT event_id FROM webhook_events WHERE parked_on IS NOT NULL AND overdue_at IS NOT NULL")
+        ).scalars().all()
+    assert old in listed and young not in listed
+    # The order turns up late: the flagged event is applied all the same.
+    order_appears(engine, kept)
+    assert sweep(engine)["applied"] == 2
+    state = final_state(engine, order, ids)
+    assert (state["status"], state["booking"], state["events_waiting"]) == ("success", "paid", 0)
+    assert row(engine, "SELECT overdue_at IS NOT NULL, parked_on, processed_at IS NOT NULL FROM webhook_events "
+                       "WHERE event_id = :e", e=old)[:] == (True, None, True)
+
+
+def overdue_count() -> float:
+    """ombaro_webhook_events_overdue_total{provider="razorpay", event_type="payment.captured"} as
+    /metrics would show it (the store in the session's Redis)."""
+    import redis
+
+    from ombaro.config import load_settings
+
+    collector = metrics.RedisCollector(redis.Redis.from_url(load_settings().redis_url))
+    for family in collector.collect():
+        if family.name == "ombaro_webhook_events_overdue":
+            return sum(s.value for s in family.samples if s.labels.get("event_type") == "payment.captured"
+                       and s.name.endswith("_total"))
+    return 0.0
+
+
+def test_a_refund_event_before_its_payment_is_known_is_parked_whatever_its_kind(
+        rzp_app: Any, engine: Engine, people: dict[str, Account]) -> None:
+    """refund.failed of a refund we never made, for a payment not known yet: parked on the payment;
+    once it is captured, applied (nothing to apply to a refund made elsewhere), not left waiting."""
+    _, order = checkout(rzp_app, engine, people)
+    made, ids = bodies(order)
+    failed = json.loads(made["refund.processed"])
+    failed["event"] = "refund.failed"
+    failed["payload"]["refund"]["entity"]["status"] = "failed"
+    body = json.dumps(failed, separators=(",", ":")).encode()
+    assert apply(engine, post_event(rzp_app, body).json["event_id"]).startswith(f"parked: payment {ids['paid']}")
+    outcome = apply(engine, post_event(rzp_app, made["payment.captured"]).json["event_id"])
+    assert "parked events applied: refund.failed of a refund made elsewhere" in outcome
+    state = final_state(engine, order, ids)
+    assert (state["status"], state["refunds"], state["events_waiting"]) == ("success", [], 0)
+
+
+def test_the_reconcile_endpoint_takes_the_parked_age_limit_and_refuses_a_bad_one(
+        rzp_app: Any, engine: Engine, people: dict[str, Account]) -> None:
+    from tests.identity.conftest import client_for
+
+    finance = client_for(rzp_app, people["finance"])
+    bad = finance.post("/api/v1/settlements/reconcile", json={"parked_overdue_after_seconds": 5})
+    assert bad.status_code == 422 and "parked_overdue_after_seconds" in json.dumps(bad.json)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM jobs WHERE kind = 'settlements.reconcile'")).scalar_one()
+    good = finance.post("/api/v1/settlements/reconcile", json={"parked_overdue_after_seconds": 7200})
+    assert good.status_code == 202, good.json
+    with engine.connect() as conn:
+        params = conn.execute(text("SELECT params FROM jobs WHERE id = :j"), {"j": good.json["id"]}).scalar_one()
+        after = conn.execute(text("SELECT count(*) FROM jobs WHERE kind = 'settlements.reconcile'")).scalar_one()
+    assert params["parked_overdue_after_seconds"] == 7200 and after == before + 1
+    customer = client_for(rzp_app, people["customer"])
+    assert customer.post("/api/v1/settlements/reconcile", json={}).status_code == 403

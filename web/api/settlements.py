@@ -167,7 +167,7 @@ class VendorPayoutAccountSchema(Schema):
 
 
 class PayoutReconcileSchema(settlement_commands.ReconcilePayoutsSchema):
-    pending_after_seconds = Integer(load_default=600, validate=validate.Range(min=0, max=86400))
+    """The `settlements.reconcile` params, as the command declares them."""
 
 
 class TdsRateSchema(Schema):

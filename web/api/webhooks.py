@@ -10,7 +10,8 @@ from typing import Any
 from flask import jsonify, request
 from flask_smorest import Blueprint
 
-from ombaro import commands, payments
+from ombaro import commands
+from ombaro.payments import webhooks as payment_webhooks
 from ombaro.providers import payment_provider
 from web.auth import public
 from web.errors import problem
@@ -60,10 +61,10 @@ def razorpay_webhook() -> Any:
         event_type = str(event["event"])
     except (ValueError, KeyError, TypeError):
         return problem(400, "Bad Request", "the body is not a Razorpay event")
-    event_id = payments.event_id_of(body, request.headers.get(EVENT_ID_HEADER))
+    event_id = payment_webhooks.event_id_of(body, request.headers.get(EVENT_ID_HEADER))
     with ombaro.sessions() as session, session.begin():
-        recorded = payments.record_event(session, provider="razorpay", event_id=event_id, event_type=event_type,
-                                         payload=event, signed_key=payments.signed_key_of(body, event))
+        recorded = payment_webhooks.record_event(session, provider="razorpay", event_id=event_id, event_type=event_type,
+                                         payload=event, signed_key=payment_webhooks.signed_key_of(body, event))
         if recorded is None:
             return jsonify({"status": "duplicate", "event_id": event_id}), 200
         submitted = commands.submit(session, "payments.webhook", {"webhook_event_id": str(recorded.id)},

@@ -11,6 +11,7 @@ from marshmallow import Schema, fields
 
 from ombaro import commands, payments
 from ombaro.models.settlements import WebhookEvent
+from ombaro.payments import webhooks as payment_webhooks
 from ombaro.providers import payment_provider
 
 
@@ -32,7 +33,8 @@ class ApplyWebhookResultSchema(Schema):
 
 def apply_webhook(params: ApplyWebhook, ctx: commands.Context) -> dict[str, Any]:
     event = ctx.session.get_one(WebhookEvent, params.webhook_event_id, with_for_update=True)
-    return {"event": event.event_id, "type": event.event_type, "outcome": payments.handle_event(ctx.session, event)}
+    outcome = payment_webhooks.handle_event(ctx.session, event)
+    return {"event": event.event_id, "type": event.event_type, "outcome": outcome}
 
 
 @dataclass(frozen=True)
