@@ -18,8 +18,7 @@ from ombaro.access import permissions
 from ombaro.config import load_settings
 from ombaro.payroll import commands as payroll_commands
 from ombaro.payroll import runs
-from tests.conftest import authed
-from tests.helpers import count_jobs, job_row, make_account
+from tests.helpers import client_for, count_jobs, job_row, make_account
 from tests.payroll.conftest import add_structure, new_employee
 
 pytestmark = pytest.mark.db
@@ -183,7 +182,7 @@ def test_retry_refuses_a_kind_no_longer_declared(engine: Engine, clean_jobs: Non
 ])
 def test_the_api_answers_the_registrys_refusal_as_a_422_with_field_errors(
         app: Any, engine: Engine, clean_jobs: None, role: str, path: str, body: dict[str, Any], field: str) -> None:
-    client = authed(app, make_account(engine, role))
+    client = client_for(app, make_account(engine, role))
     answer = client.post(path, json=body)
     assert answer.status_code == 422 and answer.content_type == "application/problem+json", answer.json
     assert field in answer.json["errors"], answer.json
@@ -191,7 +190,7 @@ def test_the_api_answers_the_registrys_refusal_as_a_422_with_field_errors(
 
 
 def test_the_payroll_api_accepts_the_first_month_a_run_serves(app: Any, engine: Engine, clean_jobs: None) -> None:
-    client = authed(app, make_account(engine, "hr_department"))
+    client = client_for(app, make_account(engine, "hr_department"))
     answer = client.post("/api/v1/payroll/runs", json={"year": 2000, "month": 4, "dry_run": True})
     assert answer.status_code == 202, answer.json
     assert answer.json["params"] == {"year": 2000, "month": 4, "dry_run": True}
