@@ -16,6 +16,7 @@ Regenerate the snapshot (only when a NEW migration changes the schema on purpose
 from __future__ import annotations
 
 import argparse
+import re
 import secrets
 import sys
 
@@ -64,7 +65,7 @@ QUERIES: dict[str, str] = {
         SELECT c.oid::regclass::text, k.conname, pg_get_constraintdef(k.oid)
         FROM pg_constraint AS k JOIN pg_class AS c ON c.oid = k.conrelid
         JOIN pg_namespace AS n ON n.oid = c.relnamespace
-        WHERE {NOT_PARTITION} AND {OURS}""",
+        WHERE k.contype <> 'n' AND {NOT_PARTITION} AND {OURS}""",
     "domain_constraint": """
         SELECT k.contypid::regtype::text, k.conname, pg_get_constraintdef(k.oid)
         FROM pg_constraint AS k WHERE k.contypid <> 0""",
@@ -105,6 +106,18 @@ QUERIES: dict[str, str] = {
 }
 
 
+# PostgreSQL 17 added the MAINTAIN privilege (`m`), which every owner holds; 18 also lists each
+# NOT NULL as a constraint (`contype = 'n'`, left out above: the column lines carry nullability).
+# Without these the snapshot would depend on the server's version (15 here, 18 embedded).
+_ACL_ITEM = re.compile(r"(=[a-zA-Z*]*)/")
+
+
+def _same_across_versions(value: str) -> str:
+    if value.startswith("{") and "=" in value:  # an ACL array
+        return _ACL_ITEM.sub(lambda m: m.group(1).replace("m", "") + "/", value)
+    return value
+
+
 def catalog_lines(conn: psycopg.Connection) -> list[str]:
     """One line per catalog object (multi-line definitions keep their newlines escaped), sorted.
     The connecting user, which owns everything, is written as OWNER: any superuser may generate it."""
@@ -112,7 +125,8 @@ def catalog_lines(conn: psycopg.Connection) -> list[str]:
     lines: list[str] = []
     for kind, query in QUERIES.items():
         for row in conn.execute(query):
-            fields = [str(value).replace("\\", "\\\\").replace("\n", "\\n") for value in row]
+            fields = [_same_across_versions(str(value)).replace("\\", "\\\\").replace("\n", "\\n")
+                      for value in row]
             lines.append(" | ".join([kind, *fields]).replace(f"{owner}=", "OWNER=").replace(f"/{owner}", "/OWNER"))
     return sorted(lines)
 
