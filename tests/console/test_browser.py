@@ -147,7 +147,8 @@ def test_finance_previews_runs_and_a_second_officer_approves_and_pays(
     page.wait_for_url("**/console/settlements/jobs/**")
     wait_until(lambda: relay() or page.locator("#preview").count() > 0, timeout=60, interval=0.5, what="preview")
     preview = page.locator("#preview").inner_text()
-    assert "₹3,394.76" in preview and "Nothing was written" in preview
+    # Net = gross 3,999.50 - commission 599.94 - its GST 107.98 - TDS 4.80 (docs/settlements.md).
+    assert "₹107.98" in preview and "₹3,286.78" in preview and "Nothing was written" in preview
     assert "Spa " in preview  # the vendor by name, not by id
     with console_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM payment_settlements")).scalar_one() == 0

@@ -13,7 +13,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from ombaro.settlements import reports
 from web.auth import requires
 from web.extension import db_session
-from web.schemas import MoneyAmount
+from web.schemas import Integer, MoneyAmount
 
 blp = Blueprint("settlement_reports", __name__, url_prefix="/api/v1/settlements/reports",
                 description="Statutory settlement reports (GSTR-8, 194-O)")
@@ -62,7 +62,7 @@ class Gstr8Schema(Schema):
 class Tds194oQuerySchema(Schema):
     financial_year = fields.String(required=True, validate=validate.Regexp(r"^2\d{3}-\d{2}$"),
                                    metadata={"description": "2024-25"})
-    quarter = fields.Integer(required=True, validate=validate.Range(min=1, max=4))
+    quarter = Integer(required=True, validate=validate.Range(min=1, max=4))
 
     @validates("financial_year")
     def year_is_consecutive(self, value: str, **_: Any) -> None:

@@ -167,7 +167,11 @@ class VendorPayoutAccountSchema(Schema):
 
 
 class PayoutReconcileSchema(settlement_commands.ReconcilePayoutsSchema):
-    """The `settlements.reconcile` params, as the command declares them."""
+    """The `settlements.reconcile` params (the command's bounds), whole numbers strictly."""
+
+    pending_after_seconds = Integer(load_default=600, validate=validate.Range(min=0, max=86400))
+    # Parked webhook events older than this are flagged overdue (ombaro/payments/webhooks.py).
+    parked_overdue_after_seconds = Integer(load_default=3600, validate=validate.Range(min=60, max=30 * 86400))
 
 
 class TdsRateSchema(Schema):
