@@ -30,6 +30,7 @@ from marshmallow import Schema, fields, validate
 
 from ombaro import commands
 from web.auth import permission_of
+from web.schemas import JSON_DEPTH, JsonObject, json_value_schemas
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -221,6 +222,13 @@ def time2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kwarg
     return {}
 
 
+def json2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """A JsonObject's values are the bounded `JsonValue` it checks, not any JSON."""
+    if isinstance(field, JsonObject):
+        return {"additionalProperties": {"$ref": f"#/components/schemas/JsonValue{JSON_DEPTH}"}}
+    return {}
+
+
 def nullable_nested2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """apispec writes a nullable nested schema as `anyOf: [ref, {type: object, nullable: true}]`, whose
     second branch accepts any object; here it accepts only null."""
@@ -243,6 +251,8 @@ class ContractPlugin(BasePlugin):
     def init_spec(self, spec: APISpec) -> None:
         self.spec = spec
         spec.components.schema("Problem", schema=ProblemSchema)
+        for name, component in json_value_schemas().items():
+            spec.components.schema(name, component=component)
         for name, header in HEADERS.items():
             spec.components.header(name, header)
         spec.components.parameter("IdempotencyKey", "header", dict(IDEMPOTENCY_KEY))
@@ -358,6 +368,7 @@ def init_app(app: Flask) -> Api:
     api.ma_plugin.converter.add_attribute_function(decimal2properties)
     api.ma_plugin.converter.add_attribute_function(time2properties)
     api.ma_plugin.converter.add_attribute_function(nullable_nested2properties)
+    api.ma_plugin.converter.add_attribute_function(json2properties)
     return api
 
 

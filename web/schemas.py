@@ -10,7 +10,7 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 from webargs.multidictproxy import MultiDictProxy
 
 from ombaro import money
@@ -159,3 +159,69 @@ class BankDetailsSchema(Schema):
         r"^[A-Z]{4}0[A-Z0-9]{6}$", error="Not a valid IFSC code (e.g. HDFC0001234)."))
     bank_name = fields.String(required=True, validate=validate.Length(min=2, max=100))
     branch = fields.String(validate=validate.Length(max=100))
+
+
+# A free-form JSON object's bounds (JsonObject): what the OpenAPI document's `JsonValue*` schemas say.
+JSON_DEPTH = 3  # containers below the object itself: {"slabs": [{"over": "0"}]} is two
+JSON_NUMBER_LIMIT = 10**15
+JSON_STRING_MAX = 10_000
+
+
+class JsonObject(fields.Dict):
+    """A free-form JSON object whose shape another layer decides (a statutory rate's `data`, a
+    schedule's `params`), bounded so the document can say exactly what is accepted: keys are text;
+    values are text (at most 10,000 characters), numbers between -10^15 and 10^15, booleans, null,
+    and arrays or objects of those nested at most three levels below the object. Anything else is a
+    422 naming the place (`data.slabs.0.over`)."""
+
+    default_error_messages = {
+        "too_deep": f"Nested more than {JSON_DEPTH} levels.",
+        "value": f"Must be text of at most {JSON_STRING_MAX} characters, a number between "
+                 f"-{JSON_NUMBER_LIMIT} and {JSON_NUMBER_LIMIT}, true, false, null, a list or an object.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(keys=fields.String(), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
+        loaded: dict[str, Any] = super()._deserialize(value, attr, data, **kwargs)
+        errors: dict[str, Any] = {}
+        for key, item in loaded.items():
+            self._check(item, JSON_DEPTH, [key], errors)
+        if errors:
+            raise ValidationError(errors)
+        return loaded
+
+    def _check(self, value: Any, depth: int, path: list[str], errors: dict[str, Any]) -> None:
+        if isinstance(value, (dict, list)):
+            if depth == 0:
+                errors[".".join(path)] = [self.error_messages["too_deep"]]
+                return
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                self._check(item, depth - 1, [*path, str(key)], errors)
+            return
+        if value is None or isinstance(value, bool):
+            return
+        if isinstance(value, str):
+            ok = len(value) <= JSON_STRING_MAX
+        else:
+            ok = isinstance(value, (int, float)) and -JSON_NUMBER_LIMIT <= value <= JSON_NUMBER_LIMIT
+        if not ok:
+            errors[".".join(path)] = [self.error_messages["value"]]
+
+
+def json_value_schemas() -> dict[str, dict[str, Any]]:
+    """The OpenAPI schemas JsonObject's values follow: `JsonValue0` (scalars) to `JsonValue3`."""
+    scalars: list[dict[str, Any]] = [
+        {"type": "string", "maxLength": JSON_STRING_MAX},
+        {"type": "number", "minimum": -JSON_NUMBER_LIMIT, "maximum": JSON_NUMBER_LIMIT},
+        {"type": "boolean"},
+        {"type": "boolean", "nullable": True, "enum": [None]},
+    ]
+    schemas = {"JsonValue0": {"anyOf": scalars}}
+    for level in range(1, JSON_DEPTH + 1):
+        inner = {"$ref": f"#/components/schemas/JsonValue{level - 1}"}
+        schemas[f"JsonValue{level}"] = {"anyOf": [*scalars, {"type": "array", "items": inner},
+                                                  {"type": "object", "additionalProperties": inner}]}
+    return schemas

@@ -1,6 +1,8 @@
 """Every input field of every endpoint is bounded the project's way (docs/architecture.md, "Bad
 input"): money is `Money`, booleans are the strict `Boolean`, whole numbers are the strict `Integer`
-with both ends of a `Range` inside a bigint, other numbers have both ends of a `Range`. A new
+with both ends of a `Range` inside a bigint, other numbers have both ends of a `Range`, objects
+have typed values or are the bounded `JsonObject` (a free-form object lets a generated client send
+what no layer accepts). A new
 endpoint that declares a plain marshmallow field fails here, before it can answer a 500."""
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import pytest
 from marshmallow import fields, validate
 
 from tests.web.endpoints import endpoints, input_fields
-from web.schemas import BIGINT_MAX, Boolean, Integer, Money
+from web.schemas import BIGINT_MAX, Boolean, Integer, JsonObject, Money
 
 # Inputs that are amounts of money, by name.
 MONEY_NAMES = {"amount", "budget", "basic", "hra", "transport", "medical", "special", "other", "price", "fee"}
@@ -35,7 +37,7 @@ def test_the_app_has_inputs_of_every_kind_to_check(app: Any) -> None:
     assert {Money, Boolean, Integer} <= kinds
 
 
-@pytest.mark.parametrize("kind", ["money", "boolean", "integer", "number"])
+@pytest.mark.parametrize("kind", ["money", "boolean", "integer", "number", "object"])
 def test_every_input_field_is_bounded(app: Any, kind: str) -> None:
     wrong = []
     for where, name, field in _inputs(app):
@@ -55,4 +57,7 @@ def test_every_input_field_is_bounded(app: Any, kind: str) -> None:
         elif (kind == "number" and isinstance(field, (fields.Decimal, fields.Float)) and not isinstance(field, Money)
               and (bounds is None or bounds.min is None or bounds.max is None)):
             wrong.append((where, name, "needs a Range with both ends"))
+        elif (kind == "object" and isinstance(field, fields.Dict) and field.value_field is None
+              and not isinstance(field, JsonObject)):
+            wrong.append((where, name, "a free-form object: type its values or make it web.schemas.JsonObject"))
     assert wrong == []

@@ -51,10 +51,34 @@ class TargetAudienceSchema(Schema):
     customer_ids = fields.List(fields.UUID(), validate=validate.Length(max=10_000))
 
 
+class ChannelContentSchema(Schema):
+    """One channel's message; which fields each channel needs is checked with the campaign's type
+    (ombaro/campaigns/content.py): email subject and body, SMS and WhatsApp body, push and in-app
+    title and body."""
+
+    subject = fields.String(validate=validate.Length(max=1000))
+    title = fields.String(validate=validate.Length(max=1000))
+    body = fields.String(validate=validate.Length(max=100_000))
+    html = fields.String(validate=validate.Length(max=500_000))
+    data = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=100)),
+                       values=fields.String(validate=validate.Length(max=1000)),
+                       metadata={"description": "push and in-app only: names to text, delivered with the message"})
+
+
+class ContentSchema(ChannelContentSchema):
+    """Per channel; the flat fields (the older form) are the content of a single-channel campaign."""
+
+    email = fields.Nested(ChannelContentSchema)
+    sms = fields.Nested(ChannelContentSchema)
+    whatsapp = fields.Nested(ChannelContentSchema)
+    push = fields.Nested(ChannelContentSchema)
+    in_app = fields.Nested(ChannelContentSchema)
+
+
 class CampaignCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     type = fields.String(required=True, validate=validate.OneOf(CAMPAIGN_TYPES))
-    content = fields.Dict(required=True, metadata={
+    content = fields.Nested(ContentSchema, required=True, metadata={
         "description": 'per channel: {"email": {"subject", "body", "html"?}, "sms": {"body"}, "whatsapp": {"body"}, '
                        '"push": {"title", "body", "data"?}, "in_app": {"title", "body", "data"?}}; placeholders '
                        "$name, $first_name, $tier, $city"})
@@ -66,7 +90,7 @@ class CampaignCreateSchema(Schema):
 
 class PreviewRequestSchema(Schema):
     type = fields.String(required=True, validate=validate.OneOf(CAMPAIGN_TYPES))
-    content = fields.Dict(required=True)
+    content = fields.Nested(ContentSchema, required=True)
     target_audience = fields.Nested(TargetAudienceSchema, load_default=dict)
 
 

@@ -32,7 +32,7 @@ from web.auth import current_user, requires
 from web.commanding import submit
 from web.extension import Ombaro, db_session
 from web.openapi import idempotent
-from web.schemas import Boolean, Integer, JobSchema, Money
+from web.schemas import Boolean, Integer, JobSchema, JsonObject, Money
 
 blp = Blueprint("payroll", __name__, url_prefix="/api/v1/payroll", description="Payroll runs, payslips and inputs")
 
@@ -237,7 +237,7 @@ class StatutoryRateInSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(RATE_KINDS))
     scope = fields.String(load_default="IN", validate=validate.Regexp(r"^[A-Za-z]{2,10}$"))
     effective_from = fields.Date(required=True)
-    data = fields.Dict(required=True, metadata={"description": "as docs/payroll.md describes for the kind"})
+    data = JsonObject(required=True, metadata={"description": "as docs/payroll.md describes for the kind"})
     source = fields.String(validate=validate.Length(max=500))
 
     @validates_schema

@@ -16,7 +16,7 @@ from ombaro import schedules
 from ombaro.models.jobs import Schedule
 from web.auth import current_user, requires
 from web.extension import Ombaro, db_session
-from web.schemas import Integer, JobSchema
+from web.schemas import Integer, JobSchema, JsonObject
 
 blp = Blueprint("schedules", __name__, url_prefix="/api/v1/schedules", description="Periodic commands")
 
@@ -44,7 +44,7 @@ class TriggerSchema(Schema):
     cron = fields.String(validate=validate.Length(min=9, max=100), metadata={"example": "0 2 * * 1"})
     interval_seconds = Integer(validate=validate.Range(min=1, max=31 * 86400))
     timezone = fields.String(validate=validate.Length(min=1, max=64), metadata={"example": "Asia/Kolkata"})
-    params = fields.Dict(keys=fields.String(), metadata={
+    params = JsonObject(metadata={
         "description": "the params each firing submits, checked against the kind's params schema (422 with an "
                        "error per field, nothing saved); see the `*Params` schemas"})
 

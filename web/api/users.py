@@ -32,10 +32,26 @@ class EmployeeDetailsSchema(Schema):
     bank_details = fields.Nested(BankDetailsSchema)
 
 
+class BusinessAddressSchema(Schema):
+    """A vendor's address. `latitude` and `longitude` place the vendor for dispatch (the GiST index
+    `idx_vendors_location` casts them to numbers, docs/schema.md); `city` matches bookings to it."""
+
+    street = fields.String(validate=validate.Length(max=300))
+    line1 = fields.String(validate=validate.Length(max=200))
+    line2 = fields.String(validate=validate.Length(max=200))
+    landmark = fields.String(validate=validate.Length(max=200))
+    city = fields.String(required=True, validate=validate.Length(min=2, max=100))
+    state = fields.String(validate=validate.Length(max=100))
+    pincode = fields.String(validate=validate.Regexp(r"^[1-9][0-9]{5}$"))
+    country = fields.String(validate=validate.Length(max=100))
+    latitude = fields.Float(validate=validate.Range(min=-90, max=90))
+    longitude = fields.Float(validate=validate.Range(min=-180, max=180))
+
+
 class VendorDetailsSchema(Schema):
     business_name = fields.String(required=True, validate=validate.Length(min=2, max=200))
     business_type = fields.String(required=True, validate=validate.OneOf(BUSINESS_TYPES))
-    business_address = fields.Dict(required=True)
+    business_address = fields.Nested(BusinessAddressSchema, required=True)
     contact_person = fields.String(required=True)
     contact_mobile = fields.String(required=True, validate=MOBILE)
     contact_email = fields.Email(required=True)
