@@ -207,7 +207,8 @@ class Beat:
                 if not self._valid(schedule):
                     continue
                 last = schedule.last_fired_for
-                late = latest_fire_time(schedule, after=max(last, now - GRACE) if last else now - GRACE, now=now)
+                # A schedule never fired is due from its creation: a slot before it existed is not late.
+                late = latest_fire_time(schedule, after=max(last or schedule.created_at, now - GRACE), now=now)
                 if late is not None:
                     with logs.context(request=logs.new_request_id()):
                         fired.append((schedules.fire(session, schedule, late, enqueue=self.enqueue), False))

@@ -141,9 +141,19 @@ def test_a_slot_the_old_leader_fired_is_not_fired_again_and_one_beyond_the_grace
 
 def test_a_slot_inside_the_grace_of_a_schedule_never_fired_is_fired(engine: Engine, clean_jobs: None) -> None:
     slot = dt.datetime(2026, 11, 26, 10, 8, tzinfo=dt.UTC)
-    add_schedule(engine, "test.first-ever", cron="* * * * *", timezone="UTC", misfire_policy="skip")
+    add_schedule(engine, "test.first-ever", cron="* * * * *", timezone="UTC", misfire_policy="skip",
+                 created_at=slot - dt.timedelta(minutes=3))
     fired = Beat(engine, no_broker, leader_lock=False).catch_up(now=slot + dt.timedelta(seconds=1))
     assert [(f.outcome, f.scheduled_for) for f in fired] == [("submitted", slot)]
+
+
+def test_a_slot_before_a_schedule_existed_is_not_fired(engine: Engine, clean_jobs: None) -> None:
+    # Created 0.4 s after 10:08; the leader catching up at 10:08:01 must not fire 10:08 for it.
+    slot = dt.datetime(2026, 11, 26, 10, 8, tzinfo=dt.UTC)
+    add_schedule(engine, "test.created-after-slot", cron="* * * * *", timezone="UTC",
+                 created_at=slot + dt.timedelta(seconds=0.4))
+    assert Beat(engine, no_broker, leader_lock=False).catch_up(now=slot + dt.timedelta(seconds=1)) == []
+    assert count_jobs(engine) == 0
 
 
 def test_a_firing_fired_twice_is_one_job(engine: Engine, clean_jobs: None) -> None:
