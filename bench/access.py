@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ombaro.cli import alembic_config  # noqa: E402
+from cli import alembic_config  # noqa: E402
 from ombaro.config import load_settings, normalise_database_url  # noqa: E402
 
 VENDORS = 200

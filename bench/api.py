@@ -32,8 +32,8 @@ from sqlalchemy.pool import NullPool
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cli import alembic_config  # noqa: E402
 from devtools.demo import DEMO_PASSWORD, enable_demo_logins  # noqa: E402
-from ombaro.cli import alembic_config  # noqa: E402
 from ombaro.config import load_settings  # noqa: E402
 
 GUNICORN = ["--workers", "2", "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"]

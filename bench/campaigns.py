@@ -40,9 +40,9 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cli import alembic_config  # noqa: E402
 from ombaro import commands  # noqa: E402
 from ombaro.campaigns import sending  # noqa: E402
-from ombaro.cli import alembic_config  # noqa: E402
 from ombaro.config import load_settings  # noqa: E402
 
 ACCOUNT = "AC" + "0" * 30

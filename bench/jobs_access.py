@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.access import database_url  # noqa: E402
+from cli import alembic_config  # noqa: E402
 from ombaro import commands  # noqa: E402
 from ombaro.access.permissions import (  # noqa: E402
     JOB_KIND_PERMISSIONS,
@@ -38,7 +39,6 @@ from ombaro.access.permissions import (  # noqa: E402
     default_grants,
     seed_permissions,
 )
-from ombaro.cli import alembic_config  # noqa: E402
 from ombaro.db import API_ROLE, act_as  # noqa: E402
 
 # kind -> firings per day: schedules every minute / 5 minutes, bookings' dispatches, weekly and

@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.api import serve  # noqa: E402
 from bench.dispatch import forget_positions  # noqa: E402
+from cli import alembic_config  # noqa: E402
 from ombaro import locations  # noqa: E402
-from ombaro.cli import alembic_config  # noqa: E402
 from ombaro.config import load_settings  # noqa: E402
 
 THERAPISTS = 1000

@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cli import alembic_config  # noqa: E402
 from ombaro import commands  # noqa: E402
-from ombaro.cli import alembic_config  # noqa: E402
 from ombaro.config import load_settings  # noqa: E402
 from ombaro.models.jobs import Job  # noqa: E402
 from ombaro.payroll import runs  # noqa: E402

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ombaro.cli import alembic_config  # noqa: E402
+from cli import alembic_config  # noqa: E402
 from ombaro.config import load_settings  # noqa: E402
 from ombaro.db import WORKER_ROLE, act_as  # noqa: E402
 from ombaro.settlements import runs  # noqa: E402

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from ombaro.cli import alembic_config
+from cli import alembic_config
 from ombaro.config import PROJECT_ROOT, normalise_database_url
 
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")

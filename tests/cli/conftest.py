@@ -1,4 +1,4 @@
-"""Running the CLI in this process (`ombaro.cli.main` with captured output) against the session's
+"""Running the CLI in this process (`cli.main` with captured output) against the session's
 database and Redis (the `service_env` fixture exports DATABASE_URL and REDIS_URL)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from cli import main
 from ombaro import commands
-from ombaro.cli import main
 
 
 @dataclass(frozen=True)

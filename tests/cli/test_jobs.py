@@ -139,6 +139,6 @@ def test_the_console_script_works_as_a_real_process(engine: Engine, clean_jobs: 
 
 def test_building_the_command_line_loads_no_celery() -> None:
     # `ombaro services up` must work without the workers' stack: Celery is imported only to enqueue.
-    probe = "import sys; from ombaro.cli import build_parser; build_parser(); print('celery' in sys.modules)"
+    probe = "import sys; from cli import build_parser; build_parser(); print('celery' in sys.modules)"
     ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert ran.stdout.strip() == "False", ran.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from ombaro.cli.output import ProgressBar, table_lines
+from cli.output import ProgressBar, table_lines
 
 
 class Terminal(io.StringIO):

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from cli.output import job_document
 from ombaro import commands
-from ombaro.cli.output import job_document
 from tests.console.conftest import signed_in
 from tests.helpers import job_row, make_account
 from tests.identity.conftest import client_for

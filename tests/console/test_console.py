@@ -137,6 +137,34 @@ def test_retry_is_offered_only_to_roles_that_may_start_that_kind(app: Any, engin
     assert job_row(engine, job_id)["status"] == "queued"
 
 
+def test_a_retry_the_api_refuses_is_refused_in_the_console_with_the_apis_words(
+        app: Any, engine: Engine, clean_jobs: None) -> None:
+    # IT may read jobs (the console page lets it through) and sees its own settlement run, but may not
+    # start settlements: only the API's check (auth.may_run) stands between the console and a re-run.
+    browser = signed_in(app, engine, "it_department")
+    with engine.begin() as conn:
+        job_id = str(conn.execute(text(
+            "INSERT INTO jobs (kind, params, status, attempts, requested_by, finished_at) "
+            "VALUES ('settlements.run', '{}', 'failed', 3, :me, now()) RETURNING id"),
+            {"me": browser.account.id}).scalar_one())
+    shown = browser.get(f"/console/jobs/{job_id}")
+    assert shown.status_code == 200 and "Retry" not in shown.get_data(as_text=True)
+    posted = browser.post(f"/console/jobs/{job_id}/retry", headers={"User-Agent": "staff-browser/1.0"})
+    assert posted.status_code == 302
+    page = browser.get(posted.headers["Location"]).get_data(as_text=True)
+    assert "a it_department may not re-run settlements.run jobs (settlements:" in page
+    assert job_row(engine, job_id)["status"] == "failed"
+    # The API's own hooks ran too: its audit log has the refusal, from the staff member's browser.
+    with engine.connect() as conn:
+        audited = conn.execute(text(
+            "SELECT status, path, ip, user_agent, details->>'refused' AS refused FROM audit_log "
+            "WHERE actor_id = :me AND path = :path"),
+            {"me": browser.account.id, "path": f"/api/v1/jobs/{job_id}/retry"}).mappings().one()
+    assert (audited["status"], audited["user_agent"]) == (403, "staff-browser/1.0")
+    assert audited["ip"] == browser.client.environ_base["REMOTE_ADDR"]
+    assert "may not re-run settlements.run jobs" in audited["refused"]
+
+
 def test_the_job_fragment_stops_polling_once_the_job_is_done(app: Any, engine: Engine, clean_jobs: None) -> None:
     job_id = failed_job(engine)
     browser = signed_in(app, engine, "it_department")

@@ -3,15 +3,18 @@ headers without inline script, CSRF on the login form, and a `next` that never r
 
 from __future__ import annotations
 
+import ast
 import base64
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import Engine
 
+from ombaro.config import PROJECT_ROOT
 from tests.console.conftest import Browser, signed_in
 from tests.helpers import PASSWORD, make_account
 
@@ -179,3 +182,28 @@ def test_an_expired_access_token_is_rotated_inside_the_sealed_cookie(app: Any, e
     assert rotated["refresh"] != state["refresh"] and rotated["access"] != state["access"]
     assert jwt.decode(rotated["access"], options={"verify_signature": False})["sid"] == login  # the same login
     assert browser.get("/console/schedules").status_code == 200
+
+
+def _test_tooling_used(path: Path) -> list[str]:
+    """Werkzeug's or Flask's test client (or its runner) named in a source file; building an
+    environ with `werkzeug.test.EnvironBuilder` is request building, not test tooling."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr in ("test_client", "test_request_context"):
+            found.append(f"{path.name}:{node.lineno} .{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module in ("flask.testing", "werkzeug.test"):
+            found += [f"{path.name}:{node.lineno} {node.module}.{a.name}" for a in node.names
+                      if a.name != "EnvironBuilder"]
+        elif isinstance(node, ast.Import):
+            found += [f"{path.name}:{node.lineno} {a.name}" for a in node.names
+                      if a.name in ("flask.testing", "werkzeug.test")]
+    return found
+
+
+def test_the_console_calls_the_api_without_test_tooling(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("from werkzeug.test import Client, EnvironBuilder\n\ndef f(app):\n    app.test_client()\n")
+    assert _test_tooling_used(probe) == ["probe.py:1 werkzeug.test.Client", "probe.py:4 .test_client"]
+    used = [hit for package in ("web", "ombaro", "workers", "beat", "cli")
+            for path in sorted((PROJECT_ROOT / package).rglob("*.py")) for hit in _test_tooling_used(path)]
+    assert not used, used

@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, text
 
-from ombaro.cli import alembic_config
+from cli import alembic_config
 from ombaro.models import Base
 from ombaro.payroll.rates import RateBook
 

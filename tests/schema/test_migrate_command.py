@@ -22,7 +22,7 @@ def _migrate(url: str, var_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("REDIS_URL", "BROKER_URL", "DATABASE_DIRECT_URL", "OMBARO_JWT_SECRET", "OMBARO_DATA_KEYS")}
     env.update(DATABASE_URL=url, OMBARO_VAR_DIR=str(var_dir))  # an empty directory: no embedded services
-    return subprocess.run([sys.executable, "-m", "ombaro.cli", "migrate"], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", "migrate"], env=env, capture_output=True,
                           text=True, timeout=300, check=False)
 
 

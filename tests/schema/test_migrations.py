@@ -17,7 +17,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, insert, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ombaro.cli import alembic_config
+from cli import alembic_config
 from ombaro.models import Base
 
 SPEC_TABLES = {

@@ -13,8 +13,9 @@ from werkzeug.datastructures import MultiDict
 from ombaro.models.customers import MEMBERSHIP_TIERS
 from ombaro.models.marketing import CAMPAIGN_STATUSES, CAMPAIGN_TYPES
 from web.console import bp
+from web.console.api_client import Answer
 from web.console.charts import bar_chart
-from web.console.session import Answer, api, flash_answer, page
+from web.console.session import api, flash_answer, page
 from web.extension import Ombaro
 
 # Per channel: the content fields the form offers (the API validates which are required).

@@ -10,7 +10,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -27,7 +26,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ombaro.access.roles import STAFF_ROLES
 from web.auth import CurrentUser, NotAuthenticated, PermissionDenied, may, user_from_token
-from web.console import bp, charts
+from web.console import api_client, bp, charts
+from web.console.api_client import Answer
 from web.extension import Ombaro
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,49 +97,24 @@ def _seal_the_cookie(state: BlueprintSetupState) -> None:
 # ---- the in-process API call ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: Any
-    content_type: str
-    data: bytes
-    disposition: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status < 400
-
-    @property
-    def message(self) -> str:
-        """A problem+json answer as one readable line, field errors included."""
-        if self.ok or not isinstance(self.body, Mapping):
-            return ""
-        text = str(self.body.get("detail") or self.body.get("title") or f"HTTP {self.status}")
-        errors = self.body.get("errors")
-        if isinstance(errors, Mapping):
-            text += " — " + "; ".join(f"{field}: {' '.join(map(str, v)) if isinstance(v, list) else v}"
-                                      for field, v in errors.items())
-        return text
-
-
 def api(method: str, path: str, *, json: Any = None, query: Mapping[str, Any] | None = None,
         token: str | None = None) -> Answer:
     """Call /api/v1 in-process as the signed-in user: same validation, permissions, row-level
-    security and audit as any other client. A fresh app context keeps the call's `g` (its user,
-    its database session) apart from the page's. `token=""` calls without a bearer token."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    security and audit as any other client (`api_client.call` runs the app's whole WSGI stack). A
+    fresh app context keeps the call's `g` (its user, its database session) apart from the page's.
+    `token=""` calls without a bearer token."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     bearer = session.get("access") if token is None else token  # "": no Authorization header at all
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
     if rid := g.get("request_id"):  # the page's request id follows its API calls into the jobs they submit
         headers["X-Request-ID"] = rid
+    if agent := request.user_agent.string:  # the staff member's browser, as the API's audit records it
+        headers["User-Agent"] = agent
+    # As if the page's own client sent it, to the host and root the page was served from.
+    base_url, remote_addr = request.root_url, request.remote_addr or "127.0.0.1"
     with app.app_context():
-        response = app.test_client().open(
-            path, method=method, json=json, query_string=query, headers=headers,
-            environ_overrides={"REMOTE_ADDR": request.remote_addr or "127.0.0.1"})
-        data = response.get_data()
-        body = response.get_json(silent=True) if response.is_json else None
-    return Answer(response.status_code, body, response.content_type or "", data,
-                  response.headers.get("Content-Disposition", ""))
+        return api_client.call(app, method, path, json=json, query=query, headers=headers,
+                               base_url=base_url, remote_addr=remote_addr)
 
 
 def download(answer: Answer) -> Response:

@@ -14,8 +14,8 @@ import pytest
 from alembic import command
 from sqlalchemy import Connection, Engine, create_engine, text
 
+from cli import alembic_config
 from devtools.demo import seed_demo
-from ombaro.cli import alembic_config
 
 pytestmark = pytest.mark.db
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from cli.output import ProgressBar, emit_json, job_document, key_values, note
 from ombaro import commands
-from ombaro.cli.output import ProgressBar, emit_json, job_document, key_values, note
 from ombaro.models.jobs import Job
 
 EXIT_OK = 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ombaro import commands
-from ombaro.cli.common import (
+from cli.common import (
     EXIT_OK,
     add_json_option,
     add_wait_options,
@@ -14,7 +13,8 @@ from ombaro.cli.common import (
     start_job,
     wait_and_report,
 )
-from ombaro.cli.output import emit_json, job_document, key_values, table
+from cli.output import emit_json, job_document, key_values, table
+from ombaro import commands
 from ombaro.models.jobs import JOB_STATUSES
 
 LIST_COLUMNS = ("id", "kind", "status", "progress", "attempts", "created_at", "duration_seconds")

@@ -11,8 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ombaro import commands
-from ombaro.cli.common import (
+from cli.common import (
     EXIT_OK,
     SCOPE,
     BrokerEnqueue,
@@ -21,7 +20,8 @@ from ombaro.cli.common import (
     add_wait_options,
     start_job,
 )
-from ombaro.cli.output import cell, emit_json, table
+from cli.output import cell, emit_json, table
+from ombaro import commands
 from ombaro.models.jobs import Job
 
 

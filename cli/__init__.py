@@ -1,5 +1,5 @@
 """`ombaro`: the operator's command line: services, migrations and demo data here; the command log
-(ombaro/cli/jobs.py) and the commands that start work (ombaro/cli/operations.py) beside it.
+(cli/jobs.py) and the commands that start work (cli/operations.py) beside it.
 
 Exit codes: 0 success, 1 the job failed or was cancelled, 2 usage or validation error (a bad
 argument, an unknown job or schedule, a refusal), 3 the database cannot be reached; 130 when
@@ -15,8 +15,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ombaro.cli import jobs, operations
-from ombaro.cli.common import EXIT_DATABASE, EXIT_USAGE, database_unreachable_types, refusal_types
+from cli import jobs, operations
+from cli.common import EXIT_DATABASE, EXIT_USAGE, database_unreachable_types, refusal_types
 from ombaro.config import PROJECT_ROOT, default_var_dir, load_settings
 
 if TYPE_CHECKING:

@@ -1,7 +1,0 @@
-"""`python -m ombaro.cli`: the same as the `ombaro` console script."""
-
-import sys
-
-from ombaro.cli import main
-
-sys.exit(main())
