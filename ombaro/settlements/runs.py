@@ -258,9 +258,9 @@ def run_summary(session: Session, run_id: uuid.UUID) -> dict[str, Any]:
     run = session.get(SettlementRun, run_id)
     if run is None:
         raise SettlementNotFound(f"no settlement run {run_id}")
-    jobs = dict(session.execute(text(
+    jobs: dict[str, int] = {status: count for status, count in session.execute(text(
         "SELECT status, count(*) FROM jobs WHERE kind = :kind AND idempotency_scope = 'settlements' "
-        "AND params ->> 'run_id' = :run GROUP BY status"), {"kind": BATCH_KIND, "run": str(run_id)}).all())
+        "AND params ->> 'run_id' = :run GROUP BY status"), {"kind": BATCH_KIND, "run": str(run_id)})}
     totals = session.execute(text("""
         SELECT count(*) AS settlements, coalesce(sum(s.gross_amount), 0) AS gross_amount,
                coalesce(sum(s.commission_amount), 0) AS commission_amount,
