@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -73,6 +73,7 @@ def check_in(session: Session, employee_id: uuid.UUID, *, at: dt.datetime, zone:
     _employee_on(session, employee_id, day)
     status = "late" if local.time() > _policy(session, day).late_after else "present"
     table = AttendanceRecord.__table__
+    assert isinstance(table, Table)  # a mapped class's table (typed as any FromClause by SQLAlchemy)
     statement = pg_insert(table).values(employee_id=employee_id, date=day, check_in_time=at, status=status,
                                         check_in_location=location)
     with refused_by_policy("record attendance"):

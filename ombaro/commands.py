@@ -35,7 +35,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from marshmallow import Schema, ValidationError, post_load
-from sqlalchemy import ARRAY, Engine, Text, cast, event, func, select, text, true, union_all, update
+from sqlalchemy import ARRAY, CursorResult, Engine, Text, cast, event, func, select, text, true, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased
@@ -178,7 +178,7 @@ def _send_pending(session: Session) -> None:
     if failed:
         # Jobs were inserted as enqueued (the common case costs no second write); undo that so the
         # relay hands them over at its next tick instead of after the stale period.
-        engine = session.get_bind()
+        engine = session.get_bind().engine  # a new transaction, also when the session is bound to a connection
         with engine.begin() as conn:
             conn.execute(update(Job).where(Job.id.in_(failed)).values(enqueued_at=None))
 
@@ -277,7 +277,8 @@ def list_jobs(
 
 
 def backoff_seconds(attempt: int) -> int:
-    return min(600, 15 * 2 ** (attempt - 1))
+    doublings = min(max(attempt - 1, 0), 6)  # 15 s, doubled per attempt, at most 600 s
+    return min(600, 15 << doublings)
 
 
 def execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_seconds: int,
@@ -301,7 +302,10 @@ class DatabaseUnavailable(Exception):
 DATABASE_PATIENCE_SECONDS = 60.0
 
 
-def _patiently(step: Callable[[], Any], *, what: str, patience: float = DATABASE_PATIENCE_SECONDS) -> Any:
+T = TypeVar("T")
+
+
+def _patiently(step: Callable[[], T], *, what: str, patience: float = DATABASE_PATIENCE_SECONDS) -> T:
     """Run one short database step, trying again while the database is unreachable (a restart, a
     failover) for up to `patience` seconds; then DatabaseUnavailable."""
     deadline = time.monotonic() + patience
@@ -366,6 +370,8 @@ def _run_claimed(job_id: uuid.UUID, handler: Handler, engine: Engine, lease_seco
                 .values(status="succeeded", result=to_json(result or {}), error=None, progress=100,
                         finished_at=func.now(), lease_expires_at=None)
             )
+            # An UPDATE returns a CursorResult, which has the row count (Session.execute is typed as Result).
+            assert isinstance(done, CursorResult)
             if done.rowcount != 1:
                 raise LeaseLost(f"job {job_id} attempt {attempt} lost its lease; its work is rolled back")
         return "succeeded"
@@ -615,7 +621,8 @@ class Command(Generic[P]):
         """Typed params from JSON-like input (dates and UUIDs may still be Python objects), or
         InvalidParams naming each field and what is wrong with it."""
         if isinstance(params, Params):  # typed already (the API's schema): checked again as stored
-            params = self.params().dump(params)
+            dumped: dict[str, Any] = self.params().dump(params)
+            params = dumped
         # An optional field given as null is an optional field not given (as the row stores it).
         raw = {key: value for key, value in to_json(dict(params)).items() if value is not None}
         try:
@@ -629,7 +636,8 @@ class Command(Generic[P]):
     def store(self, params: Params) -> dict[str, Any]:
         """The params as the job row keeps them: JSON, with optional fields left unset omitted."""
         dumped = self.params().dump(params)
-        return to_json({key: value for key, value in dumped.items() if value is not None})
+        stored: dict[str, Any] = to_json({key: value for key, value in dumped.items() if value is not None})
+        return stored
 
     def run(self, env: Environment) -> Handler:
         """The low-level handler `execute` runs: typed params from the row, then the declared handler."""

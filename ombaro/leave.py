@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import Table, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -107,6 +107,7 @@ def approve(session: Session, request_id: uuid.UUID, decider: uuid.UUID | None) 
     approver = _approver(session, decider)
     days = working_days(session, request.from_date, request.to_date)
     table = AttendanceRecord.__table__
+    assert isinstance(table, Table)  # a mapped class's table (typed as any FromClause by SQLAlchemy)
     with refused_by_policy("approve leave"):
         request.status, request.approved_by, request.approved_date = "approved", approver, func.now()
         session.flush()

@@ -49,6 +49,15 @@ class CurrentUser:
 ANONYMOUS = CurrentUser(id=None, role=None)
 
 
+def current_user_id() -> uuid.UUID:
+    """The caller's id where an endpoint acts as its signed-in caller (its permission keeps
+    anonymous callers out before the handler runs)."""
+    user_id = current_user().id
+    if user_id is None:
+        raise NotAuthenticated("this endpoint needs an access token")
+    return user_id
+
+
 @dataclass(frozen=True)
 class Permission:
     module: str | None  # None: any authenticated caller

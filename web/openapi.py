@@ -125,7 +125,7 @@ def _places(field: fields.Decimal) -> int | None:
     return -exponent if isinstance(exponent, int) else None
 
 
-def _bounds(field: fields.Field) -> tuple[Any, Any, bool, bool]:
+def _bounds(field: fields.Field[Any]) -> tuple[Any, Any, bool, bool]:
     low = high = None
     low_inclusive = high_inclusive = True
     for validator in field.validators:
@@ -160,7 +160,7 @@ def decimal_pattern(places: int, low: Any, high: Any, low_inclusive: bool) -> st
     return f"^{sign}(0|[1-9][0-9]{{0,{digits - 1}}}){fraction}$"
 
 
-def decimal2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+def decimal2properties(self: Any, field: fields.Field[Any], ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """apispec attribute function (runs after the built-in ones): decimals as the server reads and
     writes them."""
     if not isinstance(field, fields.Decimal):
@@ -207,7 +207,7 @@ def decimal2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kw
 _STRPTIME = {"%H": "(2[0-3]|[01][0-9]|[0-9])", "%M": "([0-5][0-9]|[0-9])", "%S": "([0-5][0-9]|6[01]|[0-9])"}
 
 
-def time2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+def time2properties(self: Any, field: fields.Field[Any], ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """Time fields with an strptime format (`"%H:%M"`) get the exact pattern the server reads; URL
     fields the schemes marshmallow accepts."""
     if isinstance(field, fields.Time) and field.format and field.format.startswith("%"):
@@ -222,14 +222,15 @@ def time2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kwarg
     return {}
 
 
-def json2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+def json2properties(self: Any, field: fields.Field[Any], ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """A JsonObject's values are the bounded `JsonValue` it checks, not any JSON."""
     if isinstance(field, JsonObject):
         return {"additionalProperties": {"$ref": f"#/components/schemas/JsonValue{JSON_DEPTH}"}}
     return {}
 
 
-def nullable_nested2properties(self: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+def nullable_nested2properties(self: Any, field: fields.Field[Any], ret: dict[str, Any],
+                               **kwargs: Any) -> dict[str, Any]:
     """apispec writes a nullable nested schema as `anyOf: [ref, {type: object, nullable: true}]`, whose
     second branch accepts any object; here it accepts only null."""
     for branch in ret.get("anyOf", []):
@@ -292,7 +293,8 @@ class ContractPlugin(BasePlugin):
             honours_key = _declared(view, "honours_idempotency_key")
             if honours_key:
                 operation.setdefault("parameters", []).append("IdempotencyKey")
-            responses: dict[str, Any] = operation.setdefault("responses", {})
+            # Keyed by status: strings, or the ints a view gave @response and @alt_response (flask-smorest keeps them).
+            responses: dict[str | int, Any] = operation.setdefault("responses", {})
             responses.pop("default", None)
             self._success_responses(responses, method)
             statuses = {401, 403, 503}
@@ -329,7 +331,7 @@ class ContractPlugin(BasePlugin):
                   *schema.get("anyOf", []), *schema.get("oneOf", [])]
         return any(self._has_uuid(child, depth + 1) for child in nested)
 
-    def _success_responses(self, responses: dict[str, Any], method: str) -> None:
+    def _success_responses(self, responses: dict[str | int, Any], method: str) -> None:
         for status, response in list(responses.items()):
             if not str(status).isdigit() or int(status) >= 400 or not isinstance(response, dict):
                 continue
@@ -345,7 +347,7 @@ class ContractPlugin(BasePlugin):
                 headers["Location"] = {"$ref": "#/components/headers/Location"}
                 headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/IdempotentReplayed"}
 
-    def _error_response(self, responses: dict[str, Any], status: int, *, public: bool) -> None:
+    def _error_response(self, responses: dict[str | int, Any], status: int, *, public: bool) -> None:
         name, description, headers = ERROR_RESPONSES.get(status, (None, "Error", {}))
         declared = responses.get(str(status), responses.get(status))
         responses.pop(status, None)

@@ -184,7 +184,8 @@ class JsonObject(fields.Dict):
         super().__init__(keys=fields.String(), **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
-        loaded: dict[str, Any] = super()._deserialize(value, attr, data, **kwargs)
+        # marshmallow's Mapping._deserialize has no annotations (marshmallow 4.x).
+        loaded: dict[str, Any] = super()._deserialize(value, attr, data, **kwargs)  # type: ignore[no-untyped-call]
         errors: dict[str, Any] = {}
         for key, item in loaded.items():
             self._check(item, JSON_DEPTH, [key], errors)

@@ -170,8 +170,8 @@ def enqueuer(broker_url: str) -> Enqueue:
     No retries: if the broker is down the job stays in PostgreSQL and the relay hands it over later,
     so an HTTP request never hangs on the broker."""
     app = _producer(broker_url)
-    confirm = {"confirm_timeout": CONFIRM_TIMEOUT_SECONDS} if app.conf.broker_transport_options.get(
-        "confirm_publish") else {}
+    # None: no confirm asked for (Celery's default); RabbitMQ with publisher confirms waits for one.
+    confirm_timeout = CONFIRM_TIMEOUT_SECONDS if app.conf.broker_transport_options.get("confirm_publish") else None
 
     down_until = 0.0
 
@@ -182,7 +182,7 @@ def enqueuer(broker_url: str) -> Enqueue:
         rid = logs.request_id.get()
         try:
             app.send_task(kind, args=[str(job_id)], queue=queue_for(kind), retry=False,
-                          headers={REQUEST_ID_HEADER: rid} if rid else None, **confirm)
+                          headers={REQUEST_ID_HEADER: rid} if rid else None, confirm_timeout=confirm_timeout)
         except Exception:
             down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
             raise

@@ -183,7 +183,8 @@ def sync_booking_payment_status(session: Session, booking_id: uuid.UUID) -> str:
     the total, `partial` when part of it does, `refunded` when everything paid went back. The
     column is protected from the request role (migration 0003), so this goes through the database
     function of migration 0005, which can set nothing but the value the payments imply."""
-    return session.execute(text("SELECT sync_booking_payment_status(:id)"), {"id": booking_id}).scalar_one()
+    status: str = session.execute(text("SELECT sync_booking_payment_status(:id)"), {"id": booking_id}).scalar_one()
+    return status
 
 
 # --- cash ------------------------------------------------------------------------------------------

@@ -8,13 +8,14 @@ shows it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from ombaro.payroll.calculation import Period
-from ombaro.payroll.rates import MissingRate, RateBook
+from ombaro.payroll.rates import AttendancePolicy, MissingRate, RateBook
 
 LIMIT = 100
 
@@ -103,7 +104,7 @@ GROUP BY status
 """)
 
 
-def _listed(rows: list[Any], render: Any) -> tuple[int, list[dict[str, Any]]]:
+def _listed(rows: Sequence[Row[Any]], render: Callable[[Row[Any]], dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
     return len(rows), [render(r) for r in rows[:LIMIT]]
 
 
@@ -126,7 +127,7 @@ def preflight(session: Session, period: Period, *, as_of: dt.date, book: RateBoo
     for check in (book.pf, book.esi, book.overtime, book.attendance, book.deduction_limit):
         try:
             found = check(period.start)
-            if check == book.attendance:
+            if isinstance(found, AttendancePolicy):
                 weekly_offs = list(found.weekly_offs)
         except MissingRate as exc:
             missing.append(str(exc))

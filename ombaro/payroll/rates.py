@@ -279,7 +279,12 @@ def _months(raw: Iterable[Any]) -> tuple[int, ...]:
     return months
 
 
-def parse(kind: str, scope: str, effective_from: dt.date, data: Mapping[str, Any]) -> Any:
+# What a row parses into, one class per kind.
+Rate = PFRate | ESIRate | ProfessionalTax | IncomeTaxRegime | OvertimePolicy | DeductionLimit | AttendancePolicy
+R = TypeVar("R", bound=Rate)
+
+
+def parse(kind: str, scope: str, effective_from: dt.date, data: Mapping[str, Any]) -> Rate:
     """The typed rate a row's `data` describes; BadRate saying what is wrong otherwise."""
     try:
         if kind == "pf":
@@ -324,11 +329,11 @@ def parse(kind: str, scope: str, effective_from: dt.date, data: Mapping[str, Any
                 raise BadRate("standard_hours_per_day and days_per_month must be positive")
             return policy
         if kind == "wage_deductions":
-            limit = DeductionLimit(effective_from, _dec(data, "limit_percent"),
-                                   _dec(data, "limit_percent_with_cooperative"))
-            if not 0 < limit.percent <= limit.percent_with_cooperative <= 100:
+            limits = DeductionLimit(effective_from, _dec(data, "limit_percent"),
+                                    _dec(data, "limit_percent_with_cooperative"))
+            if not 0 < limits.percent <= limits.percent_with_cooperative <= 100:
                 raise BadRate("limits must be percentages, the co-operative one at least the other")
-            return limit
+            return limits
         if kind == "attendance":
             offs = tuple(int(d) for d in data.get("weekly_offs", (6,)))
             if any(d < 0 or d > 6 for d in offs):
@@ -352,8 +357,8 @@ class RateBook:
             self._rows.setdefault((kind, scope), []).append((effective_from, data))
         for versions in self._rows.values():
             versions.sort(key=lambda v: v[0])
-        self._parsed: dict[tuple[str, str, dt.date], Any] = {}
-        self._answers: dict[tuple[str, str, dt.date], Any] = {}
+        self._parsed: dict[tuple[str, str, dt.date], Rate] = {}
+        self._answers: dict[tuple[str, str, dt.date], Rate] = {}
 
     @classmethod
     def load(cls, session: Session) -> RateBook:
@@ -361,14 +366,14 @@ class RateBook:
                                       StatutoryRate.data))
         return cls((kind, scope, effective_from, data) for kind, scope, effective_from, data in rows)
 
-    def in_force(self, kind: str, scope: str, on: dt.date) -> Any:
+    def in_force(self, kind: str, scope: str, on: dt.date) -> Rate:
         """The parsed row of this kind and scope in force on `on` (asked once per employee and rate: cached)."""
         key = (kind, scope, on)
         if key not in self._answers:
             self._answers[key] = self._find(kind, scope, on)
         return self._answers[key]
 
-    def _find(self, kind: str, scope: str, on: dt.date) -> Any:
+    def _find(self, kind: str, scope: str, on: dt.date) -> Rate:
         versions = self._rows.get((kind, scope), [])
         index = bisect.bisect_right([v[0] for v in versions], on) - 1
         if index < 0:
@@ -379,23 +384,29 @@ class RateBook:
             self._parsed[key] = parse(kind, scope, effective_from, data)
         return self._parsed[key]
 
+    def _of(self, expected: type[R], kind: str, scope: str, on: dt.date) -> R:
+        rate = self.in_force(kind, scope, on)
+        if not isinstance(rate, expected):  # parse() reads each kind as one class: never
+            raise TypeError(f"{kind} read as {type(rate).__name__}, not {expected.__name__}")
+        return rate
+
     def pf(self, on: dt.date) -> PFRate:
-        return self.in_force("pf", "IN", on)
+        return self._of(PFRate, "pf", "IN", on)
 
     def esi(self, on: dt.date) -> ESIRate:
-        return self.in_force("esi", "IN", on)
+        return self._of(ESIRate, "esi", "IN", on)
 
     def professional_tax(self, state: str, on: dt.date) -> ProfessionalTax:
-        return self.in_force("professional_tax", state, on)
+        return self._of(ProfessionalTax, "professional_tax", state, on)
 
     def income_tax(self, on: dt.date, regime: str = "new") -> IncomeTaxRegime:
-        return self.in_force("income_tax", regime, on)
+        return self._of(IncomeTaxRegime, "income_tax", regime, on)
 
     def overtime(self, on: dt.date) -> OvertimePolicy:
-        return self.in_force("overtime", "IN", on)
+        return self._of(OvertimePolicy, "overtime", "IN", on)
 
     def attendance(self, on: dt.date) -> AttendancePolicy:
-        return self.in_force("attendance", "IN", on)
+        return self._of(AttendancePolicy, "attendance", "IN", on)
 
     def deduction_limit(self, on: dt.date) -> DeductionLimit:
-        return self.in_force("wage_deductions", "IN", on)
+        return self._of(DeductionLimit, "wage_deductions", "IN", on)

@@ -8,9 +8,9 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -81,7 +81,9 @@ def add_adjustment(session: Session, *, employee_id: uuid.UUID, year: int, month
 
 def delete_adjustment(session: Session, adjustment_id: uuid.UUID) -> None:
     with refused_by_policy("remove payroll adjustments"):
-        deleted = session.execute(delete(PayrollAdjustment).where(PayrollAdjustment.id == adjustment_id)).rowcount
+        # A DELETE returns a CursorResult, which has the row count (Session.execute is typed as Result).
+        deleted = cast(CursorResult[Any], session.execute(
+            delete(PayrollAdjustment).where(PayrollAdjustment.id == adjustment_id))).rowcount
     if not deleted:
         raise RecordNotFound(f"no adjustment {adjustment_id}")
 

@@ -19,10 +19,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, delete, func, select, text, update
+from sqlalchemy import CursorResult, Row, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -514,10 +514,11 @@ def approve(session: Session, run_id: uuid.UUID, *, approver: uuid.UUID | None,
     if failures and not allow_failures:
         raise RunHasFailures(f"{failures} employees could not be computed: fix and re-run them, or approve "
                              "with allow_failures")
-    processed = session.execute(
+    # An UPDATE returns a CursorResult, which has the row count (Session.execute is typed as Result).
+    processed = cast(CursorResult[Any], session.execute(
         update(SalaryRecord).where(SalaryRecord.year == run.year, SalaryRecord.month == run.month,
                                    SalaryRecord.status == "pending")
-        .values(status="processed", updated_at=func.now())).rowcount
+        .values(status="processed", updated_at=func.now()))).rowcount
     summary = summarise(session, run)
     session.execute(update(PayrollRun).where(PayrollRun.id == run_id).values(
         status="approved", approved_by=approver, approved_at=func.now(), summary=summary, updated_at=func.now()))

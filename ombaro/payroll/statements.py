@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -41,6 +41,37 @@ SELECT employee_id, regime, previous_income, previous_tds FROM tax_declarations 
 """)
 
 
+class Form16PartB(TypedDict):
+    regime: str
+    salary_paid: str
+    previous_employer_income: str
+    gross_total: str
+    standard_deduction: str
+    total_income: str
+    tax_on_total_income: str
+    rebate_87a: str
+    surcharge: str
+    cess: str
+    tax_payable: str
+    tds_by_this_employer: str
+    tds_by_previous_employer: str
+    balance: str
+
+
+class Form24QQuarter(TypedDict):
+    quarter: int
+    amount_paid: str
+    tds_deducted: str
+
+
+class EmployeeStatement(TypedDict):
+    employee_id: str
+    employee_code: str | None
+    employee_name: str | None
+    form16_part_b: Form16PartB
+    form24q: list[Form24QQuarter]
+
+
 def _s(value: Decimal) -> str:
     return str(round_money(value))
 
@@ -57,7 +88,7 @@ def tax_statements(session: Session, financial_year: int, book: RateBook | None 
         quarters[row.employee_id][row.quarter] = (row.paid, row.tds)
         names[row.employee_id] = (row.employee_code, row.employee_name)
     declared = {row.employee_id: row for row in session.execute(DECLARED, {"year": financial_year})}
-    employees = []
+    employees: list[EmployeeStatement] = []
     for employee_id, by_quarter in quarters.items():
         declaration = declared.get(employee_id)
         regime = book.income_tax(april.start, declaration.regime if declaration else "new")

@@ -93,7 +93,7 @@ def run_settlements(params: RunSettlements, ctx: commands.Context) -> dict[str, 
         period = runs.period_of({}, ctx.job.scheduled_for, settings.timezone)
     if params.dry_run:
         return runs.dry_run(ctx.session, period, params.vendor_ids, zone=settings.timezone)
-    return runs.start_run(ctx.session, ctx.job, period, params.vendor_ids,  # type: ignore[arg-type]
+    return runs.start_run(ctx.session, ctx.job, period, params.vendor_ids,
                           batch_size=settings.settlement_batch_vendors, enqueue=ctx.env.enqueue)
 
 

@@ -27,7 +27,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import func, select, text, true
 from sqlalchemy.orm import Session
@@ -48,8 +48,12 @@ TRANSFER_STATES = {"created": "processing", "pending": "processing", "processed"
 # Attempts whose transfer is not known: not sent yet, sent with no answer recorded, or held.
 UNDECIDED = ("pending", "sending", "held")
 T = TypeVar("T")
-# Runs a function in a transaction of its own, committed when it returns (ombaro.db.committed_as).
-Committed = Callable[[Callable[[Session], T]], T]
+
+
+class Committed(Protocol):
+    """Runs a function in a transaction of its own, committed when it returns (ombaro.db.committed_as)."""
+
+    def __call__(self, work: Callable[[Session], T], /) -> T: ...
 
 
 class SettlementConflict(SettlementError):
@@ -334,9 +338,15 @@ def _finish(session: Session, payout: Payout, state: str, *, reason: str | None)
     session.flush()
 
 
+def _object_at(entity: dict[str, Any], key: str) -> dict[str, Any]:
+    """A nested object of a webhook's entity, or an empty one when it is absent or not an object."""
+    value = entity.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def transfer_event(session: Session, kind: str, entity: dict[str, Any]) -> str:
     """A transfer.* webhook: find the attempt by the provider's id or by our key in its notes."""
-    notes = entity.get("notes") if isinstance(entity.get("notes"), dict) else {}
+    notes = _object_at(entity, "notes")
     payout_id = session.execute(select(Payout.id).where(
         (Payout.provider_transfer_id == entity.get("id")) | (Payout.idempotency_key == notes.get("idempotency_key")))
         ).scalars().first()
@@ -346,7 +356,7 @@ def transfer_event(session: Session, kind: str, entity: dict[str, Any]) -> str:
     if status is None:
         return "ignored"
     _, payout = _pair(session, payout_id)
-    error = entity.get("error") if isinstance(entity.get("error"), dict) else {}
+    error = _object_at(entity, "error")
     amount = int(entity.get("amount") or to_paise(payout.amount))
     record_transfer(session, payout, Transfer(id=str(entity["id"]), status=status, amount_paise=amount,
                                               failure_reason=error.get("description") or error.get("reason")))

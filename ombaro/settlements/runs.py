@@ -23,7 +23,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ombaro import commands
-from ombaro.models.jobs import Job
 from ombaro.models.settlements import SettlementAdjustment, SettlementRun
 from ombaro.models.vendors import Vendor
 from ombaro.settlements.calculation import (
@@ -193,7 +192,7 @@ def _totals(settlements: list[dict[str, Any]]) -> dict[str, Any]:
     return totals
 
 
-def start_run(session: Session, job: Job, period: Period, vendor_ids: Sequence[uuid.UUID] | None, *,
+def start_run(session: Session, job: commands.JobRef, period: Period, vendor_ids: Sequence[uuid.UUID] | None, *,
               batch_size: int, enqueue: commands.Enqueue) -> dict[str, Any]:
     """Record the run and submit one job per batch of vendors (they reach the broker after this
     transaction commits). A parent re-run after a crash starts from nothing: its first attempt's
@@ -258,9 +257,9 @@ def run_summary(session: Session, run_id: uuid.UUID) -> dict[str, Any]:
     run = session.get(SettlementRun, run_id)
     if run is None:
         raise SettlementNotFound(f"no settlement run {run_id}")
-    jobs = dict(session.execute(text(
+    jobs: dict[str, int] = {status: count for status, count in session.execute(text(
         "SELECT status, count(*) FROM jobs WHERE kind = :kind AND idempotency_scope = 'settlements' "
-        "AND params ->> 'run_id' = :run GROUP BY status"), {"kind": BATCH_KIND, "run": str(run_id)}).all())
+        "AND params ->> 'run_id' = :run GROUP BY status"), {"kind": BATCH_KIND, "run": str(run_id)})}
     totals = session.execute(text("""
         SELECT count(*) AS settlements, coalesce(sum(s.gross_amount), 0) AS gross_amount,
                coalesce(sum(s.commission_amount), 0) AS commission_amount,

@@ -111,8 +111,9 @@ def statement_csv(session: Session, settlement_id: uuid.UUID) -> str:
 
 def export_csv(session: Session, settlements: Sequence[PaymentSettlement]) -> Iterator[str]:
     """The finance export: one row per settlement the caller may see."""
-    names = dict(session.execute(text("SELECT id, business_name FROM vendors WHERE id = ANY (:ids)"),
-                                 {"ids": list({s.vendor_id for s in settlements})}).all()) if settlements else {}
+    names: dict[uuid.UUID, str] = {id_: name for id_, name in session.execute(
+        text("SELECT id, business_name FROM vendors WHERE id = ANY (:ids)"),
+        {"ids": list({s.vendor_id for s in settlements})})} if settlements else {}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)

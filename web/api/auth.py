@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypedDict
 
 import redis
 from flask import request
@@ -16,7 +16,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from ombaro import ratelimit
 from ombaro.identity import accounts, tokens
-from web.auth import authenticated, current_user, public
+from web.auth import authenticated, current_user, current_user_id, public
 from web.errors import RETRY_AFTER_SECONDS
 from web.extension import Ombaro, db_session
 from web.schemas import GENDERS, MOBILE, PASSWORD
@@ -81,7 +81,14 @@ def limiter_available() -> Iterator[None]:
                                  retry_after=RETRY_AFTER_SECONDS) from exc
 
 
-def _client() -> dict[str, str | None]:
+class _Client(TypedDict):
+    """Where a login comes from, as its session records it."""
+
+    ip: str | None
+    user_agent: str
+
+
+def _client() -> _Client:
     return {"ip": request.remote_addr, "user_agent": request.user_agent.string}
 
 
@@ -213,7 +220,7 @@ def change_password(body: dict[str, Any]) -> Any:
                       limit=ombaro.settings.login_limit_per_account, window=ombaro.settings.limit_window_seconds,
                       what="password changes for this account")
     with ombaro.sessions() as session, session.begin():
-        pair = accounts.change_password(session, ombaro.settings, user_id=current_user().id, **body, **_client())
+        pair = accounts.change_password(session, ombaro.settings, user_id=current_user_id(), **body, **_client())
     return tokens.describe(pair)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ombaro import bookings, commands
 from ombaro.models.bookings import BOOKING_STATUSES, BOOKING_TYPES, Booking, BookingItem, TherapistAssignment
-from web.auth import current_user, requires
+from web.auth import current_user, current_user_id, requires
 from web.commanding import idempotency_key
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
@@ -196,7 +196,7 @@ def create_booking(body: dict[str, Any]) -> Any:
         special_instructions=body.get("special_instructions"), therapist_gender=body.get("therapist_gender"))
     ombaro = Ombaro.get()
     with field_errors(), ombaro.sessions() as session, session.begin():
-        created = bookings.create_booking(session, current_user().id, request, zone=ombaro.settings.timezone,
+        created = bookings.create_booking(session, current_user_id(), request, zone=ombaro.settings.timezone,
                                           now=_now())
         job = _submit_dispatch(session, created.booking.id).job
         return _detail(created.booking, created.items, job.id), 201, {
@@ -212,7 +212,7 @@ def cancel_booking(body: dict[str, Any], booking_id: uuid.UUID) -> Any:
     is in progress, completed or already cancelled is a 409 naming its state."""
     session = db_session()
     with session.begin():
-        return bookings.cancel_booking(session, booking_id, actor_id=current_user().id, reason=body["reason"],
+        return bookings.cancel_booking(session, booking_id, actor_id=current_user_id(), reason=body["reason"],
                                        now=_now())
 
 

@@ -26,7 +26,7 @@ from ombaro.commands import Submitted
 from ombaro.db import WORKER_ROLE, act_as
 from ombaro.models.customers import MEMBERSHIP_TIERS
 from ombaro.models.marketing import CAMPAIGN_STATUSES, CAMPAIGN_TYPES, Campaign
-from web.auth import current_user, requires
+from web.auth import current_user, current_user_id, requires
 from web.commanding import idempotency_key
 from web.extension import Ombaro, db_session
 from web.openapi import idempotent
@@ -209,7 +209,7 @@ def create_campaign(data: dict[str, Any]) -> Any:
     with session.begin():
         campaign = lifecycle.create(session, name=data["name"], type=data["type"], body=data["content"],
                                     target_audience=_plain(data["target_audience"]), start_date=data["start_date"],
-                                    end_date=data["end_date"], budget=data["budget"], created_by=current_user().id)
+                                    end_date=data["end_date"], budget=data["budget"], created_by=current_user_id())
     return campaign
 
 
@@ -254,7 +254,7 @@ def approve(campaign_id: uuid.UUID) -> Any:
                                                campaign.target_audience, zone=settings.timezone)
         figures = lifecycle.estimate(channels, found, settings.messaging.channel_costs)
         now = session.execute(text("SELECT now()")).scalar_one()
-        lifecycle.approve(session, campaign, figures, approver=current_user().id, now=now)  # type: ignore[arg-type]
+        lifecycle.approve(session, campaign, figures, approver=current_user_id(), now=now)
     return campaign
 
 

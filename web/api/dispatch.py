@@ -17,7 +17,7 @@ from ombaro.identity import accounts
 from ombaro.models.bookings import Booking, TherapistAssignment
 from ombaro.models.dispatch import LIVE_ASSIGNMENT_STATUSES
 from web.api.bookings import BookingSchema, own_rows
-from web.auth import current_user, requires
+from web.auth import current_user, current_user_id, requires
 from web.commanding import idempotency_key
 from web.extension import Ombaro, db_session
 from web.openapi import idempotent
@@ -47,7 +47,7 @@ def batch(body: dispatch_commands.DispatchBatch) -> Any:
     user = current_user()
     if user.role == "vendor":
         with Ombaro.get().sessions() as session:
-            own = accounts.vendor_of(session, user.id)
+            own = accounts.vendor_of(session, current_user_id())
         if body.city is not None or body.vendor_id != own:
             raise accounts.NotAllowed("a vendor dispatches its own bookings: give its vendor_id")
     session = db_session()

@@ -4,11 +4,11 @@ registering the caller's device for push."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import func, select, text, update
+from sqlalchemy import CursorResult, func, select, text, update
 
 from ombaro.db import WORKER_ROLE, act_as
 from ombaro.models.support import Notification
@@ -90,8 +90,9 @@ def mark_all_read() -> Any:
     """Mark every unread notification of the caller read."""
     session = db_session()
     with session.begin():
-        done = session.execute(update(Notification).where(Notification.is_read.is_not(True))
-                               .values(is_read=True, read_at=func.now()))
+        # An UPDATE returns a CursorResult, which has the row count (Session.execute is typed as Result).
+        done = cast(CursorResult[Any], session.execute(update(Notification).where(Notification.is_read.is_not(True))
+                                                       .values(is_read=True, read_at=func.now())))
     return {"marked": done.rowcount or 0}
 
 

@@ -16,7 +16,7 @@ from ombaro import commands, payments
 from ombaro.models.payments import PAYMENT_METHODS, PAYMENT_STATUSES, Payment
 from ombaro.models.settlements import PaymentRefund
 from ombaro.providers import payment_provider
-from web.auth import current_user, requires
+from web.auth import current_user, current_user_id, requires
 from web.commanding import idempotency_key
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
@@ -132,7 +132,7 @@ def create_order(params: dict[str, Any]) -> Any:
     session = db_session()
     with session.begin():
         checkout = payments.open_order(session, _provider(), booking_id=params["booking_id"],
-                                       customer_id=current_user().id, method=params["method"],
+                                       customer_id=current_user_id(), method=params["method"],
                                        convenience_fee=Ombaro.get().settings.convenience_fee)
     a = checkout.amounts
     return {"payment_id": checkout.payment_id, "key_id": checkout.key_id, "order_id": checkout.order_id,
@@ -151,7 +151,7 @@ def verify_payment(params: dict[str, Any], payment_id: uuid.UUID) -> Any:
     role has no such right); the verified signature is the authority for this one write."""
     with Ombaro.get().sessions() as session, session.begin():
         payment = payments.confirm_checkout(
-            session, _provider(), payment_id=payment_id, customer_id=current_user().id,
+            session, _provider(), payment_id=payment_id, customer_id=current_user_id(),
             order_id=params["razorpay_order_id"], gateway_payment_id=params["razorpay_payment_id"],
             signature=params["razorpay_signature"])
     return payment

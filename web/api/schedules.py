@@ -6,11 +6,14 @@ the kind of job it fires, and lets it be changed or run only by those who also h
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import url_for
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy.orm import Session
 
 from ombaro import schedules
 from ombaro.models.jobs import Schedule
@@ -63,7 +66,7 @@ def list_schedules() -> Any:
     return schedules.list_schedules(db_session())
 
 
-def _change(schedule_id: str, change: Any) -> Schedule:
+def _change(schedule_id: uuid.UUID, change: Callable[[Session, uuid.UUID], Schedule]) -> Schedule:
     session = db_session()
     with session.begin():
         schedule = change(session, schedule_id)

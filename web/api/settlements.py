@@ -20,7 +20,7 @@ from ombaro.models.settlements import Payout, SettlementAdjustment
 from ombaro.settlements import commands as settlement_commands
 from ombaro.settlements import payouts, rates, runs, statements
 from ombaro.settlements.runs import MAX_PERIOD_DAYS
-from web.auth import current_user, requires
+from web.auth import current_user, current_user_id, requires
 from web.commanding import idempotency_key, submit
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
@@ -312,7 +312,7 @@ def approve_settlement(settlement_id: uuid.UUID) -> Any:
     """pending -> approved, by someone other than the person who ran it (maker-checker)."""
     session = db_session()
     with session.begin():
-        settlement = payouts.approve(session, settlement_id, approver=current_user().id)
+        settlement = payouts.approve(session, settlement_id, approver=current_user_id())
     session.refresh(settlement)
     return named(session, [settlement])[0]
 

@@ -97,10 +97,11 @@ def create_therapist(body: dict[str, Any]) -> Any:
     vendor is the caller's; a `vendor_id` in the body is refused."""
     ombaro = Ombaro.get()
     with ombaro.sessions() as session, session.begin():
-        vendor_id = accounts.vendor_of(session, current_user().id) if current_user().id else None
+        user_id = current_user().id
+        vendor_id = accounts.vendor_of(session, user_id) if user_id else None
         if vendor_id is None:
             raise accounts.NotAllowed("only a vendor (or its staff) adds therapists to its business")
-        details = {k: body[k] for k in ("gender", "specialization", "experience_years", "languages",
+        details: dict[str, Any] = {k: body[k] for k in ("gender", "specialization", "experience_years", "languages",
                                         "bank_details") if k in body}
         therapist = accounts.create_therapist(session, ombaro.settings, vendor_id=vendor_id, email=body["email"],
                                               mobile=body["mobile"], password=body["password"], name=body["name"],

@@ -38,7 +38,7 @@ def run(job_id: str, kind: str) -> str:
     return outcome
 
 
-def run_command(task: Task, job_id: str) -> str:
+def run_command(task: Task[[str], str], job_id: str) -> str:
     """The one task: its name is the kind."""
     return run(job_id, task.name)
 
