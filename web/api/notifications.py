@@ -8,8 +8,8 @@ from typing import Any
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import func, select, text, update
 
+from ombaro import notifications
 from ombaro.db import WORKER_ROLE, act_as
 from ombaro.models.support import Notification
 from web.auth import current_user, requires
@@ -58,12 +58,7 @@ class DeviceRegisteredSchema(Schema):
 @blp.response(200, NotificationSchema(many=True))
 def list_notifications(unread: bool, before: Any, limit: int) -> Any:
     """The caller's notifications, newest first."""
-    query = select(Notification).order_by(Notification.created_at.desc(), Notification.id).limit(limit)
-    if unread:
-        query = query.where(Notification.is_read.is_not(True))
-    if before is not None:
-        query = query.where(Notification.created_at < before)
-    return db_session().scalars(query).all()
+    return notifications.inbox(db_session(), unread=unread, before=before, limit=limit)
 
 
 @blp.post("/<uuid:notification_id>/read")
@@ -76,11 +71,7 @@ def mark_read(notification_id: uuid.UUID) -> Any:
         notification = session.get(Notification, notification_id)
         if notification is None:
             raise NotFound(f"no notification {notification_id}")
-        if not notification.is_read:
-            notification.is_read, notification.read_at = True, func.now()
-            session.flush()
-            session.refresh(notification)
-    return notification
+        return notifications.mark_read(session, notification)
 
 
 @blp.post("/read-all")
@@ -90,9 +81,8 @@ def mark_all_read() -> Any:
     """Mark every unread notification of the caller read."""
     session = db_session()
     with session.begin():
-        done = session.execute(update(Notification).where(Notification.is_read.is_not(True))
-                               .values(is_read=True, read_at=func.now()))
-    return {"marked": done.rowcount or 0}
+        marked = notifications.mark_all_read(session)
+    return {"marked": marked}
 
 
 @blp.post("/devices")
@@ -106,8 +96,5 @@ def register_device(data: dict[str, Any]) -> Any:
     user = current_user()
     with Ombaro.get().sessions() as session, session.begin():
         act_as(session, WORKER_ROLE, {"role": "worker", "sub": str(user.id), "purpose": "push device"})
-        session.execute(text(
-            "INSERT INTO push_devices (user_id, token, platform) VALUES (:u, :t, :p) "
-            "ON CONFLICT (token) DO UPDATE SET user_id = excluded.user_id, platform = excluded.platform, "
-            "last_seen_at = now(), disabled_at = NULL"), {"u": user.id, "t": data["token"], "p": data["platform"]})
+        notifications.register_device(session, user_id=user.id, token=data["token"], platform=data["platform"])
     return {"token": data["token"], "platform": data["platform"]}
