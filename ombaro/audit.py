@@ -5,9 +5,11 @@ trigger refuses updates and deletes to everyone (migration 0003)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.orm import Session
 
 from ombaro.models.access import AuditLog
 
@@ -20,3 +22,8 @@ def record(engine: Engine, *, actor_id: uuid.UUID | None, actor_role: str | None
             actor_id=actor_id, actor_role=actor_role, method=method, path=path[:500], endpoint=endpoint,
             status=status, ip=ip, user_agent=(user_agent or "")[:300] or None, request_id=request_id,
             details=details or {}))
+
+
+def latest(session: Session, limit: int) -> Sequence[AuditLog]:
+    """The newest entries first."""
+    return session.scalars(select(AuditLog).order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(limit)).all()

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ombaro import commands
@@ -44,6 +44,7 @@ from ombaro.messaging import (
     unreachable,
 )
 from ombaro.models.jobs import Job
+from ombaro.models.support import Notification
 from ombaro.providers.channels import Message
 
 KIND_DISPATCH = "notifications.dispatch"
@@ -332,3 +333,41 @@ def request_dispatch(session: Session, enqueue: commands.Enqueue) -> commands.Su
     """For code that changed a booking and wants its notifications out now rather than at the next
     30-second dispatch: submits `notifications.dispatch` (sent after the caller commits)."""
     return commands.submit(session, KIND_DISPATCH, {}, enqueue=enqueue)
+
+
+# --- the user's in-app inbox (in the caller's session: row-level security shows their own) -------
+
+
+def inbox(session: Session, *, unread: bool, before: dt.datetime | None, limit: int) -> Sequence[Notification]:
+    """The caller's notifications newest first; `unread` only those not read, `before` for paging."""
+    query = select(Notification).order_by(Notification.created_at.desc(), Notification.id).limit(limit)
+    if unread:
+        query = query.where(Notification.is_read.is_not(True))
+    if before is not None:
+        query = query.where(Notification.created_at < before)
+    return session.scalars(query).all()
+
+
+def mark_read(session: Session, notification: Notification) -> Notification:
+    """Read now (by the database's clock), unless it already was."""
+    if not notification.is_read:
+        notification.is_read, notification.read_at = True, func.now()  # the server's clock
+        session.flush()
+        session.refresh(notification)
+    return notification
+
+
+def mark_all_read(session: Session) -> int:
+    """Every unread notification the caller sees becomes read; how many."""
+    done = session.execute(update(Notification).where(Notification.is_read.is_not(True))
+                           .values(is_read=True, read_at=func.now()))
+    return done.rowcount or 0  # type: ignore[attr-defined]  # an UPDATE's result has a row count
+
+
+def register_device(session: Session, *, user_id: uuid.UUID, token: str, platform: str | None) -> None:
+    """The device token for push belongs to `user_id` from now on (a phone changing hands moves it).
+    The session must act as the workers' role: the token's row may be another account's."""
+    session.execute(text(
+        "INSERT INTO push_devices (user_id, token, platform) VALUES (:u, :t, :p) "
+        "ON CONFLICT (token) DO UPDATE SET user_id = excluded.user_id, platform = excluded.platform, "
+        "last_seen_at = now(), disabled_at = NULL"), {"u": user_id, "t": token, "p": platform})

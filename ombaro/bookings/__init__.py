@@ -6,6 +6,7 @@ its errors and a booking's minutes); its modules are private to it. Bookings nev
 dispatch: dispatch depends on bookings, not the other way round."""
 
 from ombaro.bookings.durations import booking_minutes
+from ombaro.bookings.queries import own_rows
 from ombaro.bookings.service import (
     BookingRequest,
     CreatedBooking,
@@ -33,5 +34,6 @@ __all__ = [
     "confirm_for_dispatch",
     "create_booking",
     "next_booking_number",
+    "own_rows",
     "reschedule_booking",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -57,6 +57,14 @@ def get(session: Session, campaign_id: uuid.UUID, *, for_update: bool = False) -
     if campaign is None:
         raise CampaignNotFound(f"no campaign {campaign_id}")
     return campaign
+
+
+def list_campaigns(session: Session, *, statuses: Sequence[str], limit: int) -> Sequence[Campaign]:
+    """Campaigns newest first, in any of `statuses` (all when empty)."""
+    query = select(Campaign).order_by(Campaign.created_at.desc(), Campaign.id).limit(limit)
+    if statuses:
+        query = query.where(Campaign.status.in_(statuses))
+    return session.scalars(query).all()
 
 
 def validate(campaign_type: str, body: Mapping[str, Any], target_audience: Mapping[str, Any] | None) -> tuple[
@@ -117,10 +125,13 @@ def estimate(channels: list[str], found: audience.Counted, unit_costs: Mapping[s
 
 
 def approve(session: Session, campaign: Campaign, figures: audience.Estimate, *, approver: uuid.UUID,
-            now: dt.datetime) -> Campaign:
+            now: dt.datetime | None = None) -> Campaign:
+    """draft -> scheduled within the budget; `now` (for the end date) is the database's clock unless given."""
     if campaign.status != "draft":
         raise InvalidTransition(f"only a draft can be approved; this campaign is {campaign.status}")
     validate(campaign.type or "", campaign.content or {}, campaign.target_audience)
+    if now is None:
+        now = session.execute(text("SELECT now()")).scalar_one()
     if campaign.end_date and campaign.end_date <= now:
         raise InvalidCampaign("the campaign's end_date has passed")
     budget = campaign.budget if campaign.budget is not None else Decimal("0.00")

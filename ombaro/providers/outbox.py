@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Engine, insert, select
+from sqlalchemy.orm import Session
 
 from ombaro.db import WORKER_ROLE, act_as
 from ombaro.models.campaigns import OutboxMessage
@@ -89,3 +90,17 @@ class InAppNotifications:
                                 .where(Notification.user_id.in_(users),
                                        Notification.data["delivery_id"].astext.in_(ids))).all()
         return {int(delivery): str(row_id) for delivery, row_id in rows}
+
+
+def list_messages(session: Session, *, channels: Sequence[str], recipient: str | None, before_id: int | None,
+                  limit: int) -> Sequence[OutboxMessage]:
+    """Stored messages newest first (row-level security: a user's own, or all for the IT desk), of
+    any of `channels` (all when empty), to one recipient when given, ids below `before_id` (paging)."""
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if channels:
+        query = query.where(OutboxMessage.channel.in_(channels))
+    if recipient:
+        query = query.where(OutboxMessage.recipient == recipient)
+    if before_id is not None:
+        query = query.where(OutboxMessage.id < before_id)
+    return session.scalars(query).all()

@@ -133,3 +133,35 @@ def test_the_rating_is_the_mean_of_all_rated_assignments(app: Any, engine: Engin
     assert client.post(f"/api/v1/assignments/{job['assignment']}/rating", json={"rating": 4}).status_code == 200
     rating, reviews = _therapist_rating(engine, job["therapist"].therapist_id)
     assert (str(rating), reviews) == ("4.50", 2)
+
+
+def test_a_vendor_lists_assignments_with_the_therapists_last_fix_and_planned_distance_a_therapist_without(
+    app: Any, engine: Engine, job: dict[str, Any],
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE therapist_assignments SET dispatch_decision = CAST(:d AS jsonb) WHERE id = :a"),
+                     {"d": '{"winner": {"distance_km": 2.4}}', "a": job["assignment"]})
+    fix = factory.km_east(factory.PUNE, 1)
+    factory.position(engine, job["therapist"].therapist_id, fix)
+
+    (listed,) = client_for(app, job["vendor"]).get("/api/v1/assignments").json
+    assert listed["id"] == str(job["assignment"]) and listed["planned_km"] == 2.4
+    assert (listed["therapist_latitude"], listed["therapist_longitude"]) == pytest.approx(fix)
+    (own,) = client_for(app, job["therapist"]).get("/api/v1/assignments").json
+    assert own["id"] == str(job["assignment"])
+    assert not {"therapist_latitude", "therapist_longitude", "planned_km"} & set(own)
+
+
+def test_unassigned_lists_the_vendors_dispatchable_bookings_without_a_live_assignment(
+    app: Any, engine: Engine, job: dict[str, Any],
+) -> None:
+    service_id = scalar(engine, "SELECT service_id FROM booking_items WHERE booking_id = :b", b=job["booking"])
+    day = factory.today()
+    waiting = [factory.booking(engine, vendor_id=job["vendor"].id, customer_id=job["customer"].id, day=day, at=at,
+                               service_id=service_id) for at in ("22:30", "22:00")]
+    factory.booking(engine, vendor_id=job["vendor"].id, customer_id=job["customer"].id, day=day, at="21:00",
+                    service_id=service_id, status="pending")  # not confirmed yet: not dispatchable
+
+    listed = client_for(app, job["vendor"]).get(f"/api/v1/dispatch/unassigned?date={day.isoformat()}")
+    assert listed.status_code == 200
+    assert [b["id"] for b in listed.json] == [str(waiting[1]), str(waiting[0])]  # soonest first

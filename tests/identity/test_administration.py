@@ -337,3 +337,14 @@ def test_the_sequence_starts_above_existing_codes(make_database: Any) -> None:
     with engine.begin() as conn:
         assert conn.execute(text("SELECT nextval('employee_code_seq')")).scalar_one() == 10001
     engine.dispose()
+
+
+def test_the_audit_log_lists_its_newest_entries_first(app: Any, role_accounts: dict[str, Account]) -> None:
+    hr = role_accounts["hr_department"]
+    assert client_for(app, hr).post("/api/v1/users", json=new_account_body("super_admin")).status_code == 403
+    listed = client_for(app, role_accounts["it_department"]).get("/api/v1/audit?limit=3")
+    assert listed.status_code == 200 and 1 <= len(listed.json) <= 3
+    newest = listed.json[0]
+    assert (newest["actor_id"], newest["method"], newest["path"], newest["status"]) == \
+        (str(hr.id), "POST", "/api/v1/users", 403)
+    assert [e["at"] for e in listed.json] == sorted((e["at"] for e in listed.json), reverse=True)

@@ -9,13 +9,11 @@ from typing import Any
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 
 from ombaro import commands
-from ombaro.dispatch import lifecycle
+from ombaro.dispatch import lifecycle, queries
 from ombaro.identity.accounts import NotAllowed
 from ombaro.models.bookings import TherapistAssignment
-from ombaro.models.dispatch import TherapistLastPosition
 from web.auth import current_user, requires
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
@@ -96,27 +94,16 @@ def _shown(assignment: TherapistAssignment, redispatch_job_id: uuid.UUID | None 
 @blp.arguments(AssignmentQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, AssignmentListedSchema(many=True))
 def list_assignments(limit: int, date: dt.date | None) -> Any:
-    session = db_session()
-    query = (select(TherapistAssignment)
-             .order_by(TherapistAssignment.assignment_date.desc(), TherapistAssignment.assignment_time.desc())
-             .limit(limit))
-    if date is not None:
-        query = query.where(TherapistAssignment.assignment_date == date)
-    rows = session.scalars(query).all()
-    if current_user().role in ("customer", "therapist") or not rows:
-        return rows
+    with_positions = current_user().role not in ("customer", "therapist")
+    rows = queries.list_assignments(db_session(), date=date, limit=limit, with_positions=with_positions)
+    if not with_positions:
+        return [row.assignment for row in rows]
     # Row-level security decides whose positions the caller may see; the others stay empty.
-    positions = {p.id: p for p in session.scalars(select(TherapistLastPosition).where(
-        TherapistLastPosition.id.in_({r.therapist_id for r in rows})))}
-    names, listed = tuple(AssignmentSchema().fields), []
-    for row in rows:
-        fix = positions.get(row.therapist_id)
-        winner = (row.dispatch_decision or {}).get("winner") or {}
-        listed.append({**{name: getattr(row, name) for name in names},
-                       "therapist_latitude": fix.latitude if fix else None,
-                       "therapist_longitude": fix.longitude if fix else None,
-                       "planned_km": winner.get("distance_km")})
-    return listed
+    names = tuple(AssignmentSchema().fields)
+    return [{**{name: getattr(row.assignment, name) for name in names},
+             "therapist_latitude": row.position.latitude if row.position else None,
+             "therapist_longitude": row.position.longitude if row.position else None,
+             "planned_km": row.planned_km} for row in rows]
 
 
 @blp.post("/<uuid:assignment_id>/status")

@@ -6,9 +6,8 @@ from typing import Any
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 
-from ombaro.models.access import AuditLog
+from ombaro import audit
 from web.auth import requires
 from web.extension import db_session
 from web.schemas import Integer
@@ -38,4 +37,4 @@ class AuditQuerySchema(Schema):
 @blp.arguments(AuditQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, AuditSchema(many=True))
 def list_audit(limit: int) -> Any:
-    return db_session().scalars(select(AuditLog).order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(limit)).all()
+    return audit.latest(db_session(), limit)

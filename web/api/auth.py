@@ -15,7 +15,7 @@ from marshmallow import Schema, fields, validate
 from werkzeug.exceptions import ServiceUnavailable
 
 from ombaro import ratelimit
-from ombaro.identity import accounts, tokens
+from ombaro.identity import accounts, queries, tokens
 from web.auth import authenticated, current_user, current_user_id, public
 from web.errors import RETRY_AFTER_SECONDS
 from web.extension import Ombaro, db_session
@@ -229,12 +229,4 @@ def change_password(body: dict[str, Any]) -> Any:
 @blp.response(200, MeSchema)
 def me() -> Any:
     """The caller's own account, read under their claims (row-level security)."""
-    from sqlalchemy import select
-
-    from ombaro.models.identity import User, UserProfile
-
-    row = db_session().execute(
-        select(UserProfile.id, UserProfile.role, UserProfile.name, UserProfile.mobile, UserProfile.status, User.email)
-        .join(User, User.id == UserProfile.id).where(UserProfile.id == current_user().id)
-    ).mappings().one()
-    return dict(row)
+    return queries.own_account(db_session(), current_user_id())

@@ -18,14 +18,13 @@ from typing import Any
 from flask import url_for
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from ombaro.campaigns import lifecycle, metrics
 from ombaro.commands import Submitted
 from ombaro.db import WORKER_ROLE, act_as
 from ombaro.models.customers import MEMBERSHIP_TIERS
-from ombaro.models.marketing import CAMPAIGN_STATUSES, CAMPAIGN_TYPES, Campaign
+from ombaro.models.marketing import CAMPAIGN_STATUSES, CAMPAIGN_TYPES
 from web.auth import current_user, current_user_id, requires
 from web.commanding import idempotency_key
 from web.extension import Ombaro, db_session
@@ -193,10 +192,7 @@ def _job_answer(submitted: Submitted) -> tuple[Any, int, dict[str, str]]:
 @blp.response(200, CampaignSchema(many=True))
 def list_campaigns(status: list[str], limit: int) -> Any:
     """Campaigns, newest first."""
-    query = select(Campaign).order_by(Campaign.created_at.desc(), Campaign.id).limit(limit)
-    if status:
-        query = query.where(Campaign.status.in_(status))
-    return db_session().scalars(query).all()
+    return lifecycle.list_campaigns(db_session(), statuses=status, limit=limit)
 
 
 @blp.post("")
@@ -253,8 +249,7 @@ def approve(campaign_id: uuid.UUID) -> Any:
             channels, found = lifecycle.counts(counting, campaign.type, campaign.content or {},
                                                campaign.target_audience, zone=settings.timezone)
         figures = lifecycle.estimate(channels, found, settings.messaging.channel_costs)
-        now = session.execute(text("SELECT now()")).scalar_one()
-        lifecycle.approve(session, campaign, figures, approver=current_user_id(), now=now)
+        lifecycle.approve(session, campaign, figures, approver=current_user_id())
     return campaign
 
 

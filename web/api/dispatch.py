@@ -8,15 +8,12 @@ from typing import Any
 from flask import url_for
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import exists, select
 
 from ombaro import commands
-from ombaro.bookings import DISPATCHABLE
 from ombaro.dispatch import commands as dispatch_commands
+from ombaro.dispatch import queries
 from ombaro.identity import accounts
-from ombaro.models.bookings import Booking, TherapistAssignment
-from ombaro.models.dispatch import LIVE_ASSIGNMENT_STATUSES
-from web.api.bookings import BookingSchema, own_rows
+from web.api.bookings import BookingSchema
 from web.auth import current_user, current_user_id, requires
 from web.commanding import idempotency_key
 from web.extension import Ombaro, db_session
@@ -67,10 +64,4 @@ def batch(body: dispatch_commands.DispatchBatch) -> Any:
 def unassigned(date: dt.date | None, limit: int) -> Any:
     """Confirmed bookings with no therapist, soonest first, each with its latest dispatch note (how
     many candidates each rule excluded). A vendor sees its own."""
-    live = exists().where(TherapistAssignment.booking_id == Booking.id,
-                          TherapistAssignment.status.in_(LIVE_ASSIGNMENT_STATUSES))
-    query = (select(Booking).where(Booking.status.in_(DISPATCHABLE), ~live)
-             .order_by(Booking.booking_date, Booking.booking_time).limit(limit))
-    if date is not None:
-        query = query.where(Booking.booking_date == date)
-    return db_session().scalars(own_rows(query, current_user().role)).all()
+    return queries.unassigned(db_session(), role=current_user().role, date=date, limit=limit)

@@ -7,9 +7,8 @@ import logging
 import redis
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
-from ombaro import metrics
+from ombaro import diagnostics, metrics
 from web.auth import public
 from web.extension import Ombaro
 from workers.app import broker_reachable
@@ -38,9 +37,7 @@ def readyz() -> tuple[Response, int]:
     ombaro = Ombaro.get()
     checks: dict[str, str] = {}
     try:
-        with ombaro.engine.connect() as conn:
-            conn.execute(text("SET LOCAL statement_timeout = 2000"))
-            conn.execute(text("SELECT 1"))
+        diagnostics.check_database(ombaro.engine)
         checks["database"] = "ok"
     except Exception as exc:
         log.warning("readiness: database unreachable: %s", exc)

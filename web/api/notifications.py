@@ -4,15 +4,15 @@ registering the caller's device for push."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, cast
+from typing import Any
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import CursorResult, func, select, text, update
 
+from ombaro import notifications
 from ombaro.db import WORKER_ROLE, act_as
 from ombaro.models.support import Notification
-from web.auth import current_user, requires
+from web.auth import current_user_id, requires
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
 from web.schemas import Boolean, Integer
@@ -58,12 +58,7 @@ class DeviceRegisteredSchema(Schema):
 @blp.response(200, NotificationSchema(many=True))
 def list_notifications(unread: bool, before: Any, limit: int) -> Any:
     """The caller's notifications, newest first."""
-    query = select(Notification).order_by(Notification.created_at.desc(), Notification.id).limit(limit)
-    if unread:
-        query = query.where(Notification.is_read.is_not(True))
-    if before is not None:
-        query = query.where(Notification.created_at < before)
-    return db_session().scalars(query).all()
+    return notifications.inbox(db_session(), unread=unread, before=before, limit=limit)
 
 
 @blp.post("/<uuid:notification_id>/read")
@@ -76,11 +71,7 @@ def mark_read(notification_id: uuid.UUID) -> Any:
         notification = session.get(Notification, notification_id)
         if notification is None:
             raise NotFound(f"no notification {notification_id}")
-        if not notification.is_read:
-            notification.is_read, notification.read_at = True, func.now()
-            session.flush()
-            session.refresh(notification)
-    return notification
+        return notifications.mark_read(session, notification)
 
 
 @blp.post("/read-all")
@@ -90,10 +81,8 @@ def mark_all_read() -> Any:
     """Mark every unread notification of the caller read."""
     session = db_session()
     with session.begin():
-        # An UPDATE returns a CursorResult, which has the row count (Session.execute is typed as Result).
-        done = cast(CursorResult[Any], session.execute(update(Notification).where(Notification.is_read.is_not(True))
-                                                       .values(is_read=True, read_at=func.now())))
-    return {"marked": done.rowcount or 0}
+        marked = notifications.mark_all_read(session)
+    return {"marked": marked}
 
 
 @blp.post("/devices")
@@ -104,11 +93,8 @@ def register_device(data: dict[str, Any]) -> Any:
     """Register the caller's device token for push. Written on the service session as the workers'
     role: a token that moves to another account (a phone changing hands) belongs to a row the
     caller cannot see; it becomes the caller's."""
-    user = current_user()
+    user_id = current_user_id()
     with Ombaro.get().sessions() as session, session.begin():
-        act_as(session, WORKER_ROLE, {"role": "worker", "sub": str(user.id), "purpose": "push device"})
-        session.execute(text(
-            "INSERT INTO push_devices (user_id, token, platform) VALUES (:u, :t, :p) "
-            "ON CONFLICT (token) DO UPDATE SET user_id = excluded.user_id, platform = excluded.platform, "
-            "last_seen_at = now(), disabled_at = NULL"), {"u": user.id, "t": data["token"], "p": data["platform"]})
+        act_as(session, WORKER_ROLE, {"role": "worker", "sub": str(user_id), "purpose": "push device"})
+        notifications.register_device(session, user_id=user_id, token=data["token"], platform=data["platform"])
     return {"token": data["token"], "platform": data["platform"]}

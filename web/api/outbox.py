@@ -8,9 +8,9 @@ from typing import Any
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 
-from ombaro.models.campaigns import CHANNELS, OutboxMessage
+from ombaro.models.campaigns import CHANNELS
+from ombaro.providers import outbox
 from web.auth import requires
 from web.extension import db_session
 from web.schemas import BIGINT_MAX, Integer
@@ -45,11 +45,5 @@ class OutboxQuerySchema(Schema):
 @blp.response(200, OutboxMessageSchema(many=True))
 def list_outbox(channel: list[str], recipient: str | None, before_id: int | None, limit: int) -> Any:
     """Messages stored by the outbox, newest first."""
-    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
-    if channel:
-        query = query.where(OutboxMessage.channel.in_(channel))
-    if recipient:
-        query = query.where(OutboxMessage.recipient == recipient)
-    if before_id is not None:
-        query = query.where(OutboxMessage.id < before_id)
-    return db_session().scalars(query).all()
+    return outbox.list_messages(db_session(), channels=channel, recipient=recipient, before_id=before_id,
+                                limit=limit)

@@ -9,12 +9,11 @@ from typing import Any
 from flask import url_for
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from ombaro import commands, payments
 from ombaro.models.payments import PAYMENT_METHODS, PAYMENT_STATUSES, Payment
 from ombaro.models.settlements import PaymentRefund
+from ombaro.payments import queries
 from ombaro.providers import payment_provider
 from web.auth import current_user, current_user_id, requires
 from web.commanding import idempotency_key
@@ -185,26 +184,15 @@ def refund_payment(params: dict[str, Any], payment_id: uuid.UUID) -> Any:
         # The payment's lock first: a concurrent request with the same key waits here, then finds
         # the first one's job instead of recording a second refund.
         payments.lock_payment(session, payment_id)
-        replay = _existing_job(session, "payments.refund", key)
+        replay = queries.replayed_refund(session, scope=user.idempotency_scope, key=key)
         if replay is not None:
-            refund = session.get(PaymentRefund, uuid.UUID(replay.job.params["refund_id"]))
-            return _accepted(refund, replay)
+            return _accepted(*replay)
         refund = payments.request_refund(session, payment_id=payment_id, amount=params.get("amount"),
                                          reason=params["reason"], requested_by=user.id)
-        submitted = commands.submit(session, "payments.refund", {"refund_id": str(refund.id)},
+        submitted = commands.submit(session, queries.REFUND_KIND, {"refund_id": str(refund.id)},
                                     enqueue=Ombaro.get().enqueue, key=key, scope=user.idempotency_scope,
                                     requested_by=user.id)
         return _accepted(refund, submitted)
-
-
-def _existing_job(session: Session, kind: str, key: str | None) -> commands.Submitted | None:
-    if key is None:
-        return None
-    from ombaro.models.jobs import Job
-
-    job = session.scalars(select(Job).where(Job.kind == kind, Job.idempotency_scope == current_user().idempotency_scope,
-                                            Job.idempotency_key == key)).one_or_none()
-    return commands.Submitted(job, created=False) if job is not None else None
 
 
 def _accepted(refund: PaymentRefund | None, submitted: commands.Submitted) -> Any:
@@ -220,12 +208,7 @@ def _accepted(refund: PaymentRefund | None, submitted: commands.Submitted) -> An
 @blp.response(200, PaymentSchema(many=True))
 def list_payments(status: list[str], limit: int, booking_id: uuid.UUID | None = None) -> Any:
     """The caller's payments (a customer's own, a vendor's; finance and customer care see all)."""
-    query = select(Payment).order_by(Payment.created_at.desc(), Payment.id).limit(limit)
-    if booking_id:
-        query = query.where(Payment.booking_id == booking_id)
-    if status:
-        query = query.where(Payment.status.in_(status))
-    return db_session().scalars(query).all()
+    return queries.list_payments(db_session(), booking_id=booking_id, statuses=status, limit=limit)
 
 
 @blp.get("/<uuid:payment_id>")
@@ -236,6 +219,5 @@ def get_payment(payment_id: uuid.UUID) -> Any:
     payment = session.get(Payment, payment_id)
     if payment is None:
         raise NotFound(f"no payment {payment_id}")
-    refunds = session.scalars(select(PaymentRefund).where(PaymentRefund.payment_id == payment_id)
-                              .order_by(PaymentRefund.created_at)).all()
-    return {**{name: getattr(payment, name) for name in PaymentSchema().fields}, "refunds": refunds}
+    return {**{name: getattr(payment, name) for name in PaymentSchema().fields},
+            "refunds": queries.refunds_of(session, payment_id)}

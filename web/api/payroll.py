@@ -12,7 +12,6 @@ from typing import Any
 from flask import Response, stream_with_context
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import select
 
 from ombaro.models.hr import SalaryRecord
 from ombaro.models.payroll import (
@@ -20,15 +19,13 @@ from ombaro.models.payroll import (
     HOLIDAY_KINDS,
     RATE_KINDS,
     TAX_REGIMES,
-    PayrollFailure,
     PayrollRun,
     SalaryRecordDetail,
 )
 from ombaro.payroll import commands as payroll_commands
-from ombaro.payroll import documents, preflight, records, runs, statements
+from ombaro.payroll import documents, preflight, queries, records, runs, statements
 from ombaro.payroll.calculation import Period
-from ombaro.payroll.errors import PayrollNotFound
-from web.auth import current_user, requires
+from web.auth import current_user, current_user_id, requires
 from web.commanding import submit
 from web.extension import Ombaro, db_session
 from web.openapi import idempotent
@@ -298,8 +295,7 @@ def start_run(body: payroll_commands.RunPayroll) -> Any:
 @blp.response(200, PayrollRunListSchema(many=True))
 def list_runs(limit: int) -> Any:
     """The latest months' runs (HR and finance)."""
-    return db_session().scalars(select(PayrollRun).order_by(PayrollRun.year.desc(), PayrollRun.month.desc())
-                                .limit(limit)).all()
+    return queries.latest_runs(db_session(), limit)
 
 
 @blp.get("/runs/<uuid:run_id>")
@@ -307,11 +303,7 @@ def list_runs(limit: int) -> Any:
 @blp.response(200, PayrollRunSchema)
 def get_run(run_id: uuid.UUID) -> Any:
     """A run with its progress (batches done of total), preflight, summary, bank files and failures."""
-    session = db_session()
-    run = runs.get_run(session, run_id)
-    failures = session.scalars(select(PayrollFailure).where(PayrollFailure.run_id == run_id)
-                               .order_by(PayrollFailure.employee_code).limit(500)).all()
-    return {**{c.key: getattr(run, c.key) for c in PayrollRun.__table__.columns}, "failures": failures}
+    return queries.run_with_failures(db_session(), run_id)
 
 
 @blp.get("/preflight")
@@ -384,9 +376,7 @@ def get_bank_file(reference: str, run_id: uuid.UUID) -> Any:
 
 def _visible_record_ids(run_id: uuid.UUID, status: str) -> list[uuid.UUID]:
     session = db_session()
-    run = runs.get_run(session, run_id)
-    ids = list(session.scalars(select(SalaryRecord.id).where(
-        SalaryRecord.year == run.year, SalaryRecord.month == run.month, SalaryRecord.status == status)))
+    ids = queries.run_record_ids(session, run_id, status)
     session.rollback()  # end the read before the owner's transaction locks the run
     return ids
 
@@ -442,9 +432,7 @@ def release_record(record_id: uuid.UUID) -> Any:
 @blp.alt_response(404, description="No approved payslip of the caller's for that month.")
 def payslip(year: int, month: int) -> Any:
     """The caller's own payslip for the month, once HR has approved it."""
-    return _payslip(SalaryRecord.employee_id == current_user().id, SalaryRecord.year == year,
-                    SalaryRecord.month == month, SalaryRecord.status.in_(("processed", "paid", "hold")),
-                    missing=f"no approved payslip of yours for {year}-{month:02d}", suffix="")
+    return _payslip_response(*queries.own_payslip(db_session(), current_user_id(), year, month), suffix="")
 
 
 @blp.get("/records/<uuid:record_id>/payslip")
@@ -453,19 +441,12 @@ def payslip(year: int, month: int) -> Any:
 def employee_payslip(record_id: uuid.UUID) -> Any:
     """An employee's payslip for HR (for the record's month, once computed), read under the
     caller's policies: a role that may not read salary records finds none."""
-    return _payslip(SalaryRecord.id == record_id, missing=f"no salary record {record_id}", suffix=f"-{record_id}")
+    return _payslip_response(*queries.record_payslip(db_session(), record_id), suffix=f"-{record_id}")
 
 
-def _payslip(*where: Any, missing: str, suffix: str) -> Response:
-    """The PDF of the one salary record `where` selects (with its line details)."""
-    found = db_session().execute(
-        select(SalaryRecord, SalaryRecordDetail)
-        .outerjoin(SalaryRecordDetail, SalaryRecordDetail.salary_record_id == SalaryRecord.id)
-        .where(*where)).one_or_none()
-    if found is None:
-        raise PayrollNotFound(missing)
-    record = found[0]
-    return Response(documents.payslip_pdf(*found), mimetype="application/pdf", headers={
+def _payslip_response(record: SalaryRecord, detail: SalaryRecordDetail | None, *, suffix: str) -> Response:
+    """The record's payslip as a PDF download."""
+    return Response(documents.payslip_pdf(record, detail), mimetype="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="payslip-{record.year}-{record.month:02d}{suffix}.pdf"'})
 
 

@@ -11,14 +11,12 @@ from typing import Any
 from flask import Response, url_for
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ombaro import commands
 from ombaro.models.payments import PaymentSettlement
-from ombaro.models.settlements import Payout, SettlementAdjustment
 from ombaro.settlements import commands as settlement_commands
-from ombaro.settlements import payouts, rates, runs, statements
+from ombaro.settlements import payouts, queries, rates, runs, statements
 from ombaro.settlements.runs import MAX_PERIOD_DAYS
 from web.auth import current_user, current_user_id, requires
 from web.commanding import idempotency_key, submit
@@ -259,8 +257,7 @@ def download_statement(settlement_id: uuid.UUID) -> Any:
 @requires("settlements", "read")
 @blp.response(200, SettlementPayoutSchema(many=True))
 def list_payouts(settlement_id: uuid.UUID) -> Any:
-    return db_session().scalars(select(Payout).where(Payout.settlement_id == settlement_id)
-                                .order_by(Payout.attempt)).all()
+    return queries.payouts_of(db_session(), settlement_id)
 
 
 @blp.get("/tds-rates")
@@ -381,10 +378,4 @@ def create_adjustment(params: dict[str, Any]) -> Any:
 @blp.arguments(SettlementAdjustmentQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, SettlementAdjustmentSchema(many=True))
 def list_adjustments(vendor_id: uuid.UUID | None, pending: bool | None, limit: int) -> Any:
-    query = select(SettlementAdjustment).order_by(SettlementAdjustment.created_at.desc()).limit(limit)
-    if vendor_id:
-        query = query.where(SettlementAdjustment.vendor_id == vendor_id)
-    if pending is not None:
-        query = query.where(SettlementAdjustment.settlement_id.is_(None) if pending
-                            else SettlementAdjustment.settlement_id.is_not(None))
-    return db_session().scalars(query).all()
+    return queries.list_adjustments(db_session(), vendor_id=vendor_id, pending=pending, limit=limit)

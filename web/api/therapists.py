@@ -8,10 +8,9 @@ from typing import Any
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 
 from ombaro.access.roles import STAFF_ROLES
-from ombaro.identity import accounts, crypto
+from ombaro.identity import accounts, crypto, queries
 from ombaro.models.vendors import Therapist
 from web.auth import current_user, may, requires
 from web.errors import NotFound
@@ -75,7 +74,7 @@ class TherapistQuerySchema(Schema):
 @blp.response(200, TherapistSchema(many=True))
 def list_therapists(limit: int) -> Any:
     """A vendor's own therapists; the operations desks see all."""
-    return db_session().scalars(select(Therapist).order_by(Therapist.name).limit(limit)).all()
+    return queries.list_therapists(db_session(), limit)
 
 
 @blp.get("/<uuid:therapist_id>")
