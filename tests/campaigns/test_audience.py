@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from ombaro.campaigns import audience
 from ombaro.campaigns.audience import InvalidTarget, Target
 from ombaro.config import Settings
-from tests.campaigns.conftest import a_city, add_customers
+from tests.factories.campaigns import a_city, add_customers
 
 pytestmark = pytest.mark.db
 

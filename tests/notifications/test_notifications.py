@@ -16,10 +16,10 @@ from sqlalchemy import Engine, text
 from ombaro import messaging
 from ombaro.campaigns import reconcile
 from ombaro.messaging import Runtime
-from tests.campaigns.conftest import a_city, add_customers, execute, submit
+from tests.campaigns.helpers import execute, submit
 from tests.campaigns.provider_server import ProviderServer
-from tests.helpers import make_account
-from tests.identity.conftest import client_for
+from tests.factories.accounts import client_for, make_account
+from tests.factories.campaigns import a_city, add_customers
 
 pytestmark = pytest.mark.db
 

@@ -21,12 +21,12 @@ from sqlalchemy import Engine, text
 from ombaro.commands import RetryLater
 from ombaro.providers.razorpay import RazorpayProvider
 from ombaro.settlements import runs
-from tests.helpers import Account, make_account
-from tests.payments.conftest import serving
+from tests.factories.accounts import Account, make_account
+from tests.payments.helpers import serving
 from tests.payments.razorpay_server import KEY_SECRET, FakeRazorpay
 from tests.payments.test_payments import a_booking, checkout, paid_online
 from tests.payments.test_payouts import approved_settlement, send, settled_week
-from tests.settlements.conftest import as_worker
+from tests.settlements.helpers import as_worker
 
 N = 20
 

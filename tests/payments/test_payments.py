@@ -20,9 +20,8 @@ from ombaro.commands import RetryLater
 from ombaro.db import WORKER_ROLE, act_as
 from ombaro.payments import webhooks as payment_webhooks
 from ombaro.providers.razorpay import RazorpayProvider
-from tests.helpers import Account
-from tests.identity.conftest import client_for
-from tests.payments.conftest import WEBHOOK_SECRET
+from tests.factories.accounts import Account, client_for
+from tests.payments.helpers import WEBHOOK_SECRET
 from tests.payments.razorpay_server import KEY_SECRET, FakeRazorpay
 
 

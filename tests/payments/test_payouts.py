@@ -14,9 +14,9 @@ from sqlalchemy import Engine, text
 from ombaro.commands import RetryLater
 from ombaro.providers.razorpay import RazorpayProvider
 from ombaro.settlements import payouts, runs
+from tests.factories import settlements as f
 from tests.payments.razorpay_server import FakeRazorpay
-from tests.settlements import factory as f
-from tests.settlements.conftest import as_worker
+from tests.settlements.helpers import as_worker
 
 
 def settled_week(engine: Engine, amount: str = "1000.00", *, maker: uuid.UUID | None = None) -> uuid.UUID:

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from ombaro import commands
 from ombaro.settlements import runs
-from tests.conftest import Process, migrate, start_worker
+from tests.factories import settlements as f
 from tests.helpers import wait_until
-from tests.settlements import factory as f
-from tests.settlements.conftest import as_worker
+from tests.services import Process, migrate, start_worker
+from tests.settlements.helpers import as_worker
 from workers.app import enqueuer
 
 PERIOD = runs.Period(dt.date(2025, 1, 6), dt.date(2025, 1, 12))
