@@ -13,8 +13,7 @@ from ombaro.campaigns import metrics
 from ombaro.messaging import Runtime
 from tests.campaigns.helpers import start_and_run
 from tests.campaigns.provider_server import ProviderServer
-from tests.campaigns.test_audience import booked
-from tests.factories.campaigns import a_city, add_campaign, add_customers
+from tests.factories.campaigns import a_city, add_campaign, add_customers, booked
 
 pytestmark = pytest.mark.db
 

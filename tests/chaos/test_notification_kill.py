@@ -17,8 +17,8 @@ from ombaro.messaging import Runtime
 from tests.campaigns.provider_server import ProviderServer
 from tests.chaos.helpers import defaults, measure, only_schedules, start_beat
 from tests.factories.campaigns import a_city, add_customers
+from tests.factories.notifications import a_booking, a_vendor, tomorrow_noon
 from tests.helpers import wait_until
-from tests.notifications.test_notifications import a_booking, a_vendor, tomorrow_noon
 from tests.services import Process, start_worker
 
 pytestmark = pytest.mark.db

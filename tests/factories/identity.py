@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
 
-from tests.factories.accounts import Account
+from tests.factories.accounts import Account, unique_mobile
 
 
 @dataclass(frozen=True)
@@ -20,3 +21,9 @@ class World:
     booking_2: uuid.UUID  # customer 2 at vendor B, assigned to therapist B
     settlement_a: uuid.UUID
     settlement_b: uuid.UUID
+
+
+def new_customer() -> dict[str, str]:
+    tag = secrets.token_hex(4)
+    return {"email": f"asha.{tag}@example.test", "mobile": unique_mobile(),
+            "password": "a long enough passphrase", "name": "Asha Rao"}

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
+from ombaro.db import WORKER_ROLE, act_as
+from tests.factories.accounts import client_for
 from tests.payments.razorpay_server import KEY_ID, KEY_SECRET, FakeRazorpay
 
 WEBHOOK_SECRET = "local-webhook-secret"
@@ -33,3 +41,52 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(10)
+
+
+def row(engine: Engine, sql: str, **params: Any) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).one()
+
+
+def as_worker(engine: Engine, work: Any) -> Any:
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        act_as(session, WORKER_ROLE, {"role": "worker", "sub": None})
+        return work(session)
+
+
+def event(kind: str, order_id: str, payment_id: str, amount: int) -> bytes:
+    body = {"entity": "event", "account_id": "acc_local", "event": kind, "contains": ["payment"],
+            "payload": {"payment": {"entity": {"id": payment_id, "entity": "payment", "amount": amount,
+                                               "currency": "INR", "status": kind.split(".")[1],
+                                               "order_id": order_id, "method": "card", "card": {"type": "debit"},
+                                               "created_at": 1764150000}}},
+            "created_at": 1764150000}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def post_event(app: Any, body: bytes, *, secret: str = WEBHOOK_SECRET, event_id: str | None = None,
+               signature: str | None = None) -> Any:
+    sig = signature or hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"X-Razorpay-Signature": sig, "X-Razorpay-Event-Id": event_id or f"evt_{secrets.token_hex(7)}",
+               "Content-Type": "application/json"}
+    return client_for(app).post("/api/v1/webhooks/razorpay", data=body, headers=headers)
+
+
+def at_once(calls: list[Any]) -> list[Any]:
+    """Run the calls from one thread each, released together; their results (or exceptions)."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def go(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = calls[i]()
+        except Exception as exc:  # kept and asserted on by the caller
+            results[i] = exc
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return results

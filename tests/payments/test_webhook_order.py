@@ -30,9 +30,9 @@ from ombaro import commands, metrics
 from ombaro.models.settlements import WebhookEvent
 from ombaro.payments import webhooks as payment_webhooks
 from tests.factories.accounts import Account
+from tests.factories.payments import checkout
 from tests.helpers import wait_until
-from tests.payments.helpers import WEBHOOK_SECRET, serving
-from tests.payments.test_payments import as_worker, checkout, event, post_event, row
+from tests.payments.helpers import WEBHOOK_SECRET, as_worker, event, post_event, row, serving
 from tests.services import Process, start_worker
 from workers.app import enqueuer
 

@@ -16,8 +16,7 @@ from sqlalchemy import text
 
 from tests.factories.accounts import Account, make_account
 from tests.factories.payroll import add_structure
-from tests.payments.helpers import serving
-from tests.payments.test_money_concurrency import at_once
+from tests.payments.helpers import at_once, serving
 from tests.payroll.helpers import Driver
 from tests.services import Database
 
