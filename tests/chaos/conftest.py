@@ -27,7 +27,7 @@ from tests.campaigns.fixtures import (  # noqa: F401  (fixtures the campaign kil
     server,
 )
 from tests.chaos.helpers import PrivatePostgres, PrivateRedis, free_port
-from tests.settlements.test_worker_kill import two_worlds  # noqa: F401  (the settlement kill test's worlds)
+from tests.settlements.fixtures import two_worlds  # noqa: F401  (the settlement kill test's worlds)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -21,7 +21,7 @@ from tests.chaos.helpers import defaults, measure, only_schedules, start_beat
 from tests.helpers import wait_until
 from tests.services import Process, start_worker
 from tests.settlements.helpers import as_worker
-from tests.settlements.test_worker_kill import BATCH, PERIOD, VENDORS, totals
+from tests.settlements.worlds import BATCH, PERIOD, VENDORS, totals
 from workers.app import enqueuer
 
 pytestmark = [pytest.mark.chaos, pytest.mark.db]
