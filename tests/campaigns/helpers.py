@@ -22,11 +22,7 @@ from ombaro.messaging import Runtime
 from ombaro.models.jobs import Job
 
 TWILIO_SID = "AC" + "0" * 30
-
-
 TWILIO_TOKEN = "twilio-auth-token-for-tests"
-
-
 PUBLIC_BASE = "https://ops.ombaro.test"
 
 

@@ -94,8 +94,6 @@ def staff_employee(engine: Engine) -> uuid.UUID:
 
 EMAIL_CONTENT = {"subject": "$first_name, your $tier treat in $city",
                  "body": "Hi $first_name,\n\nBook a massage in $city this week and save 20%."}
-
-
 SMS_CONTENT = {"body": "Hi $first_name, 20% off at OMBARO partners in $city this week."}
 
 

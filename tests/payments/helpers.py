@@ -1,4 +1,5 @@
-"""Settings that point the real Razorpay SDK at the local server, and an app served over real HTTP."""
+"""Settings that point the real Razorpay SDK at the local server, an app served over real HTTP,
+signed webhook events, a transaction as the workers' role, and calls released at once from threads."""
 
 from __future__ import annotations
 

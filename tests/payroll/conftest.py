@@ -1,6 +1,6 @@
-"""Payroll test helpers: employees, structures and attendance made with plain SQL, and the payroll
-commands driven through the real command path (commands.execute: claim, worker role under row-level
-security, fenced success) without a broker; batches are run as the relay would hand them over."""
+"""Payroll fixtures: the driver that runs payroll commands through the real command path in this
+process (tests/payroll/helpers.py) and a database of a module's own. Employees, structures and
+attendance come from tests.factories.payroll."""
 
 from __future__ import annotations
 
