@@ -10,13 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
-import signal
-import subprocess
-import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +20,9 @@ import pytest
 import redis
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
-from cli import alembic_config
 from ombaro.config import PROJECT_ROOT, normalise_database_url
+from tests.services import Database, Process, migrate, purge_queues, start_worker
 
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
 
@@ -86,26 +80,6 @@ def make_database(servers: dict[str, str]) -> Iterator[Callable[[], str]]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def migrate(url: str, revision: str = "heads") -> None:
-    from alembic import command
-
-    cfg = alembic_config(url)
-    cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, revision)
-    from ombaro.access.permissions import seed_permissions
-    from ombaro.db import transaction
-
-    if revision == "heads":
-        with transaction(create_engine(url, poolclass=NullPool)) as session:
-            seed_permissions(session)
-
-
-@dataclass(frozen=True)
-class Database:
-    url: str
-    engine: Engine
-
-
 @pytest.fixture(scope="session")
 def own_database(make_database: Callable[[], str]) -> Iterator[Callable[[], Database]]:
     """Factory: a database of its own, migrated to head, with an engine: for tests whose jobs reach
@@ -135,8 +109,6 @@ def db_url(make_database: Callable[[], str]) -> str:
 def redis_url(servers: dict[str, str]) -> str:
     redis.Redis.from_url(servers["redis_url"]).flushdb()
     return servers["redis_url"]
-
-
 
 
 @pytest.fixture(scope="session")
@@ -186,21 +158,6 @@ def clean_jobs(engine: Engine, service_env: dict[str, str]) -> None:
     purge_queues(service_env)
 
 
-def purge_queues(env: dict[str, str]) -> int:
-    """Empty the engine's queues on the broker `env` names; returns how many messages went."""
-    from celery import Celery
-
-    from ombaro.config import load_settings
-    from workers.app import celery_config
-
-    app = Celery("ombaro-test-purge")
-    app.conf.update(celery_config(load_settings(env)))
-    try:
-        return app.control.purge() or 0
-    finally:
-        app.close()
-
-
 @pytest.fixture
 def app_factory(service_env: dict[str, str], db_url: str, redis_url: str) -> Callable[..., Any]:
     """create_app against the test services; keyword arguments override settings (env names)."""
@@ -220,7 +177,7 @@ def app(app_factory: Callable[..., Any]) -> Any:
 @pytest.fixture(scope="session")
 def operator(engine: Engine) -> Any:
     """An IT-department account: may refresh reports and read every job."""
-    from tests.helpers import make_account
+    from tests.factories.accounts import make_account
 
     return make_account(engine, "it_department")
 
@@ -229,7 +186,7 @@ def operator(engine: Engine) -> Any:
 def client(app: Any, operator: Any) -> Any:
     """A test client sending the operator's access token with every request (`Account.token` mints
     a fresh one as the last ages: a whole run outlives OMBARO_ACCESS_TOKEN_SECONDS)."""
-    from tests.helpers import client_for
+    from tests.factories.accounts import client_for
 
     return client_for(app, operator)
 
@@ -237,38 +194,6 @@ def client(app: Any, operator: Any) -> Any:
 @pytest.fixture
 def anon_client(app: Any) -> Any:
     return app.test_client()
-
-
-class Process:
-    """A child process of the engine (worker, scheduler, gunicorn) with its output kept."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     cwd=PROJECT_ROOT, start_new_session=True)
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for(self, needle: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while needle not in self.output():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"process exited ({self.proc.returncode}):\n{self.output()[-4000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{needle!r} not seen in {timeout}s:\n{self.output()[-4000:]}")
-            time.sleep(0.1)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self._log.close()
 
 
 @pytest.fixture
@@ -283,15 +208,6 @@ def spawn(tmp_path: Path, service_env: dict[str, str]) -> Iterator[Callable[...,
     yield start
     for process in started:
         process.stop()
-
-
-def start_worker(spawn: Callable[..., Process], name: str = "worker", concurrency: int = 2,
-                 env: dict[str, str] | None = None) -> Process:
-    worker = spawn(name, sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel=INFO",
-                   "-Q", "dispatch,bulk,maintenance", f"--concurrency={concurrency}", "--without-heartbeat",
-                   "--without-gossip", "--without-mingle", "-n", f"{name}-{secrets.token_hex(3)}@%h", env=env)
-    worker.wait_for("ready.")
-    return worker
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 from ombaro import commands
 from ombaro.access import permissions
 from ombaro.access.roles import EXTERNAL_ROLES, ROLES, holds
-from tests.helpers import Account, make_account
-from tests.identity.conftest import client_for
+from tests.factories.accounts import Account, client_for, make_account
 
 pytestmark = pytest.mark.db
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from devtools.demo import seed_demo
 from ombaro.models import Base
-from tests.conftest import migrate
+from tests.services import migrate
 
 pytestmark = pytest.mark.db
 

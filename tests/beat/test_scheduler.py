@@ -19,8 +19,8 @@ from beat.scheduler import Beat
 from ombaro import metrics, schedules
 from ombaro.models.jobs import Schedule
 from ombaro.schedules import crontab_days, latest_fire_time
-from tests.conftest import Process
 from tests.helpers import count_jobs, wait_until
+from tests.services import Process
 
 
 def no_broker(job_id: uuid.UUID, kind: str) -> None:

@@ -15,10 +15,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro import bookings
-from tests.bookings.conftest import Shop, booking_body, next_weekday, promotion
-from tests.dispatch import factory
-from tests.helpers import Account, make_account
-from tests.identity.conftest import client_for
+from tests.factories import dispatch as factory
+from tests.factories.accounts import Account, client_for, make_account
+from tests.factories.bookings import Shop, booking_body, next_weekday, promotion
 
 NOW = dt.datetime.now(dt.UTC)
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ombaro.messaging import Runtime
-from tests.campaigns.conftest import a_city, add_customers, run_queued
+from tests.campaigns.helpers import run_queued
 from tests.campaigns.provider_server import ProviderServer
-from tests.helpers import Account, make_account
-from tests.identity.conftest import client_for
+from tests.factories.accounts import Account, client_for, make_account
+from tests.factories.campaigns import a_city, add_customers
 
 pytestmark = pytest.mark.db
 

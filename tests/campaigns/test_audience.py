@@ -7,7 +7,6 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, text
@@ -15,19 +14,9 @@ from sqlalchemy.orm import Session
 
 from ombaro.campaigns import audience
 from ombaro.campaigns.audience import InvalidTarget, Target
-from ombaro.config import Settings
-from tests.campaigns.conftest import a_city, add_customers
+from tests.factories.campaigns import a_city, add_customers, booked, clock
 
 pytestmark = pytest.mark.db
-
-
-
-def clock(engine: Engine) -> tuple[dt.date, dt.datetime]:
-    """Today (in the platform's zone) and now, from the database's clock: the one the bookings'
-    timestamps are compared with."""
-    with engine.connect() as conn:
-        now = conn.execute(text("SELECT now()")).scalar_one()
-    return now.astimezone(ZoneInfo(Settings.timezone)).date(), now
 
 
 def years_ago(today: dt.date, years: int, days: int = 0) -> dt.date:
@@ -51,27 +40,6 @@ def selected(engine: Engine, raw: dict[str, Any], channel: str | None = None) ->
 
 def ids(people: list[Any]) -> set[uuid.UUID]:
     return {p.id for p in people}
-
-
-def booked(engine: Engine, customer: uuid.UUID, days_ago: float, status: str = "completed") -> None:
-    """A booking made `days_ago` days before the database's now."""
-    at = clock(engine)[1] - dt.timedelta(days=days_ago)
-    with engine.begin() as conn:
-        vendor = conn.execute(text("SELECT id FROM vendors LIMIT 1")).scalar()
-        if vendor is None:
-            vendor = uuid.uuid4()
-            conn.execute(text("INSERT INTO auth.users (id, email, encrypted_password) VALUES (:id, :e, '!')"),
-                         {"id": vendor, "e": f"v.{vendor.hex[:8]}@example.test"})
-            conn.execute(text(
-                "INSERT INTO vendors (id, business_name, business_address, contact_person, contact_mobile, "
-                "contact_email) VALUES (:id, 'Spa', '{}', 'Owner', '+919811111111', 'spa@example.test')"),
-                {"id": vendor})
-        conn.execute(text(
-            "INSERT INTO bookings (booking_number, customer_id, vendor_id, booking_type, service_location, "
-            "booking_date, booking_time, status, created_at) VALUES (:n, :c, :v, 'spa_visit', '{}', :d, '10:00', "
-            ":s, :at)"),
-            {"n": f"OBO-{uuid.uuid4().hex[:12]}", "c": customer, "v": vendor, "s": status,
-             "d": at.date(), "at": at})
 
 
 def test_tier_filter(camp_engine: Engine) -> None:

@@ -11,9 +11,9 @@ from sqlalchemy import Engine, text
 
 from ombaro.campaigns import metrics
 from ombaro.messaging import Runtime
-from tests.campaigns.conftest import a_city, add_campaign, add_customers, start_and_run
+from tests.campaigns.helpers import start_and_run
 from tests.campaigns.provider_server import ProviderServer
-from tests.campaigns.test_audience import booked
+from tests.factories.campaigns import a_city, add_campaign, add_customers, booked
 
 pytestmark = pytest.mark.db
 

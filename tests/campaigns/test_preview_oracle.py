@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.campaigns.conftest import a_city, add_customers
-from tests.helpers import Account, make_account
-from tests.identity.conftest import client_for
+from tests.factories.accounts import Account, client_for, make_account
+from tests.factories.campaigns import a_city, add_customers
 
 pytestmark = pytest.mark.db
 

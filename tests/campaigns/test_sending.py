@@ -17,20 +17,9 @@ from sqlalchemy.orm import Session
 from ombaro.campaigns import reconcile, sending
 from ombaro.campaigns.unsubscribe import verify
 from ombaro.messaging import Runtime
-from tests.campaigns.conftest import (
-    PUBLIC_BASE,
-    a_city,
-    add_campaign,
-    add_customers,
-    deliveries,
-    execute,
-    run_queued,
-    start_and_run,
-    submit,
-    with_settings,
-    zone_at,
-)
+from tests.campaigns.helpers import PUBLIC_BASE, deliveries, execute, run_queued, start_and_run, submit, with_settings
 from tests.campaigns.provider_server import ProviderServer
+from tests.factories.campaigns import a_city, add_campaign, add_customers, zone_at
 
 pytestmark = pytest.mark.db
 

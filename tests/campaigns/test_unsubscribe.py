@@ -12,8 +12,9 @@ from sqlalchemy import Engine, text
 
 from ombaro.campaigns import unsubscribe
 from ombaro.messaging import Runtime
-from tests.campaigns.conftest import PUBLIC_BASE, a_city, add_campaign, add_customers, start_and_run
+from tests.campaigns.helpers import PUBLIC_BASE, start_and_run
 from tests.campaigns.provider_server import ProviderServer
+from tests.factories.campaigns import a_city, add_campaign, add_customers
 
 pytestmark = pytest.mark.db
 

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine, text
 from twilio.request_validator import RequestValidator
 
-from tests.campaigns.conftest import PUBLIC_BASE, TWILIO_TOKEN, a_city, add_campaign, add_customers, sign_sendgrid
+from tests.campaigns.helpers import PUBLIC_BASE, TWILIO_TOKEN, sign_sendgrid
+from tests.factories.campaigns import a_city, add_campaign, add_customers
 
 pytestmark = pytest.mark.db
 

@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 
 from ombaro.campaigns import reconcile, sending
 from ombaro.messaging import Runtime
-from tests.campaigns.conftest import Relay, a_city, add_campaign, add_customers, deliveries, execute, submit
+from tests.campaigns.helpers import Relay, deliveries, execute, submit
 from tests.campaigns.provider_server import ProviderServer
-from tests.conftest import Process, start_worker
+from tests.factories.campaigns import a_city, add_campaign, add_customers
 from tests.helpers import wait_until
+from tests.services import Process, start_worker
 from workers.app import enqueuer
 
 pytestmark = pytest.mark.db

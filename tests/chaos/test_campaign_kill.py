@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 
 from ombaro.campaigns import reconcile, sending
 from ombaro.messaging import Runtime
-from tests.campaigns.conftest import a_city, add_campaign, add_customers, deliveries, start_and_run
+from tests.campaigns.helpers import deliveries, start_and_run
 from tests.campaigns.provider_server import ProviderServer
-from tests.chaos.conftest import defaults, measure, only_schedules, start_beat
-from tests.conftest import Process, start_worker
+from tests.chaos.helpers import defaults, measure, only_schedules, start_beat
+from tests.factories.campaigns import a_city, add_campaign, add_customers
 from tests.helpers import wait_until
+from tests.services import Process, start_worker
 from workers.app import enqueuer
 
 pytestmark = pytest.mark.db

@@ -11,9 +11,10 @@ import pytest
 import requests
 from sqlalchemy import Engine, text
 
-from tests.chaos.conftest import defaults, gunicorn
-from tests.conftest import Process, start_worker
-from tests.helpers import Account, wait_for_status
+from tests.chaos.helpers import defaults, gunicorn
+from tests.factories.accounts import Account
+from tests.helpers import wait_for_status
+from tests.services import Process, start_worker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.db]
 

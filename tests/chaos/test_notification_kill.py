@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ombaro.messaging import Runtime
-from tests.campaigns.conftest import a_city, add_customers
 from tests.campaigns.provider_server import ProviderServer
-from tests.chaos.conftest import defaults, measure, only_schedules, start_beat
-from tests.conftest import Process, start_worker
+from tests.chaos.helpers import defaults, measure, only_schedules, start_beat
+from tests.factories.campaigns import a_city, add_customers
+from tests.factories.notifications import a_booking, a_vendor, tomorrow_noon
 from tests.helpers import wait_until
-from tests.notifications.test_notifications import a_booking, a_vendor, tomorrow_noon
+from tests.services import Process, start_worker
 
 pytestmark = pytest.mark.db
 

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from ombaro import commands
 from ombaro.payroll import runs
-from tests.chaos.conftest import defaults, measure, only_schedules, start_beat
-from tests.conftest import Database, Process, start_worker
+from tests.chaos.helpers import defaults, measure, only_schedules, start_beat
+from tests.factories.payroll import add_structure, new_employee
 from tests.helpers import wait_until
-from tests.payroll.conftest import add_structure, new_employee
+from tests.services import Database, Process, start_worker
 from workers.app import enqueuer
 
 pytestmark = [pytest.mark.chaos, pytest.mark.db]

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from beat.scheduler import LEADER_LOCK_KEY
 from ombaro.models.jobs import Schedule
 from ombaro.schedules import INTERVAL_ANCHOR
-from tests.chaos.conftest import defaults, measure, only_schedules, start_beat
-from tests.conftest import Process, start_worker
+from tests.chaos.helpers import defaults, measure, only_schedules, start_beat
 from tests.helpers import wait_until
+from tests.services import Process, start_worker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.db]
 

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from devtools.embedded_services import create_database
 from ombaro import commands
-from tests.chaos.conftest import PrivatePostgres, PrivateRedis, defaults, gunicorn, measure, only_schedules, start_beat
-from tests.conftest import Process, migrate, start_worker
-from tests.helpers import Account, wait_until
+from tests.chaos.helpers import PrivatePostgres, PrivateRedis, defaults, gunicorn, measure, only_schedules, start_beat
+from tests.factories.accounts import Account
+from tests.helpers import wait_until
+from tests.services import Process, migrate, start_worker
 from workers.app import enqueuer
 
 pytestmark = [pytest.mark.chaos, pytest.mark.db]

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from ombaro import commands
 from ombaro.settlements import runs
-from tests.chaos.conftest import defaults, measure, only_schedules, start_beat
-from tests.conftest import Process, start_worker
+from tests.chaos.helpers import defaults, measure, only_schedules, start_beat
 from tests.helpers import wait_until
-from tests.settlements.conftest import as_worker
-from tests.settlements.test_worker_kill import BATCH, PERIOD, VENDORS, totals
+from tests.services import Process, start_worker
+from tests.settlements.helpers import as_worker
+from tests.settlements.worlds import BATCH, PERIOD, VENDORS, totals
 from workers.app import enqueuer
 
 pytestmark = [pytest.mark.chaos, pytest.mark.db]

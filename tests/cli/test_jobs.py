@@ -15,9 +15,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from ombaro import commands
-from tests.cli.conftest import Ran, add_job
-from tests.conftest import Process
+from tests.cli.helpers import Ran
+from tests.factories.jobs import add_job
 from tests.helpers import job_row
+from tests.services import Process
 from workers.app import enqueuer
 
 

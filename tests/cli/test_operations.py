@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.cli.conftest import Ran
-from tests.conftest import Database, Process, start_worker
+from tests.cli.helpers import Ran
+from tests.factories import settlements as f
+from tests.factories.payroll import add_structure, new_employee
 from tests.helpers import job_row
-from tests.payroll.conftest import add_structure, new_employee
-from tests.settlements import factory as f
+from tests.services import Database, Process, start_worker
 
 
 @pytest.fixture(scope="module")

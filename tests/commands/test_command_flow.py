@@ -15,8 +15,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro import commands
-from tests.conftest import Process, start_worker
-from tests.helpers import Account, client_for, count_jobs, job_row, wait_for_status, wait_until
+from tests.factories.accounts import Account, client_for
+from tests.helpers import count_jobs, job_row, wait_for_status, wait_until
+from tests.services import Process, start_worker
 from workers.app import enqueuer
 
 

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from cli.output import job_document
 from ombaro import commands
-from tests.console.conftest import signed_in
-from tests.helpers import job_row, make_account
-from tests.identity.conftest import client_for
+from tests.factories.accounts import client_for, make_account
+from tests.factories.console import signed_in
+from tests.helpers import job_row
 
 pytestmark = pytest.mark.db
 

@@ -11,8 +11,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro import commands
-from tests.helpers import make_account
-from tests.identity.conftest import client_for
+from tests.factories.accounts import client_for, make_account
 
 pytestmark = pytest.mark.db
 

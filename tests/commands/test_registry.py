@@ -18,8 +18,9 @@ from ombaro.access import permissions
 from ombaro.config import load_settings
 from ombaro.payroll import commands as payroll_commands
 from ombaro.payroll import runs
-from tests.helpers import client_for, count_jobs, job_row, make_account
-from tests.payroll.conftest import add_structure, new_employee
+from tests.factories.accounts import client_for, make_account
+from tests.factories.payroll import add_structure, new_employee
+from tests.helpers import count_jobs, job_row
 
 pytestmark = pytest.mark.db
 

@@ -23,9 +23,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro import commands
-from tests.conftest import Database, Process, start_worker
-from tests.helpers import PASSWORD, Account, make_account, wait_until
-from tests.settlements import factory as f
+from tests.factories import settlements as f
+from tests.factories.accounts import PASSWORD, Account, make_account
+from tests.helpers import wait_until
+from tests.services import Database, Process, start_worker
 from workers.app import enqueuer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

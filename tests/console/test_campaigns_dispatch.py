@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.campaigns.conftest import a_city, add_customers
-from tests.console.conftest import signed_in
-from tests.dispatch import factory
+from tests.factories import dispatch as factory
+from tests.factories.campaigns import a_city, add_customers
+from tests.factories.console import signed_in
 
 pytestmark = pytest.mark.db
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.console.conftest import Browser, signed_in
-from tests.helpers import PASSWORD, count_jobs, job_row, make_account
+from tests.factories.accounts import PASSWORD, make_account
+from tests.factories.console import Browser, signed_in
+from tests.helpers import count_jobs, job_row
 
 
 def nav(page: Any) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine
 
 from ombaro.config import Settings
-from tests.console.conftest import signed_in
+from tests.factories.console import signed_in
 
 
 def _value(page: Any, name: str) -> str:

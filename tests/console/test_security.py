@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import Engine
 
 from ombaro.config import PROJECT_ROOT
-from tests.console.conftest import Browser, signed_in
-from tests.helpers import PASSWORD, make_account
+from tests.factories.accounts import PASSWORD, make_account
+from tests.factories.console import Browser, signed_in
 
 COOKIE = "session"
 
@@ -57,7 +57,7 @@ def test_a_copied_cookie_is_dead_once_its_owner_signs_out(app: Any, engine: Engi
 
 
 def test_suspension_signs_the_console_out_at_once(app: Any, engine: Engine) -> None:
-    from tests.identity.conftest import client_for
+    from tests.factories.accounts import client_for
 
     browser = signed_in(app, engine, "it_department")
     admin = make_account(engine, "super_admin")

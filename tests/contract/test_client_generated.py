@@ -20,7 +20,7 @@ import requests
 from sqlalchemy import text
 
 from devtools.demo import DEMO_PASSWORD
-from tests.contract.conftest import Server
+from tests.contract.helpers import Server
 from tests.helpers import wait_until
 
 PACKAGE = "ombaro_ops_client"

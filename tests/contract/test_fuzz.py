@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.contract.conftest import Server
-from tests.helpers import make_account
+from tests.contract.helpers import Server
+from tests.factories.accounts import make_account
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 MAX_EXAMPLES = int(os.environ.get("OMBARO_FUZZ_EXAMPLES", "5"))

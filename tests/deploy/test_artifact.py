@@ -19,10 +19,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from ombaro.config import PROJECT_ROOT, load_settings
-from tests.console.conftest import CSRF
 from tests.deploy import free_port
 from tests.deploy.artifact import build_wheel, fresh_venv
-from tests.helpers import PASSWORD, make_account, wait_until
+from tests.factories.accounts import PASSWORD, make_account
+from tests.factories.console import CSRF
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.timeout(900)  # the first run fills the wheelhouse from the index
 

@@ -23,10 +23,11 @@ from sqlalchemy.pool import NullPool
 from ombaro import commands
 from ombaro.config import load_settings
 from ombaro.db import database_engine
-from tests.conftest import Process, start_worker
 from tests.deploy.pgbouncer import PgBouncer, installed
-from tests.helpers import client_for, make_account, wait_for_status
-from tests.settlements import factory as f
+from tests.factories import settlements as f
+from tests.factories.accounts import client_for, make_account
+from tests.helpers import wait_for_status
+from tests.services import Process, start_worker
 from workers.app import enqueuer
 
 if not installed():

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from ombaro import commands
 from ombaro.config import load_settings
-from tests.conftest import Process, start_worker
 from tests.deploy import free_port
 from tests.deploy.rabbitmq import VirtualHost, unavailable
 from tests.helpers import count_jobs, job_row, wait_for_status, wait_until
+from tests.services import Process, start_worker
 from workers.app import QUEUES, celery_config, enqueuer
 
 if reason := unavailable():

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, text
 from ombaro import locations
 from ombaro.dispatch import service
 from ombaro.models.dispatch import TherapistLastPosition
-from tests.dispatch import factory
+from tests.factories import dispatch as factory
 
 ZONE = "Asia/Kolkata"
 

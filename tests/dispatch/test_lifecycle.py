@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.dispatch import factory
-from tests.helpers import Account, make_account
-from tests.identity.conftest import client_for
+from tests.factories import dispatch as factory
+from tests.factories.accounts import Account, client_for, make_account
 
 
 def scalar(engine: Engine, sql: str, **params: Any) -> Any:

@@ -14,7 +14,7 @@ from ombaro.dispatch import candidates as loading
 from ombaro.dispatch.rules import RULES, Candidate, Engagement, Need, Shift, clash, evaluate, excluded_by
 from ombaro.dispatch.service import LOOKAROUND
 from ombaro.geo import Point, drive_minutes, haversine_km
-from tests.dispatch import factory
+from tests.factories import dispatch as factory
 
 ZONE = "Asia/Kolkata"
 

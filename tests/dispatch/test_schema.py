@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ombaro.bookings import next_booking_number
 from ombaro.models import Base
-from tests.dispatch import factory
+from tests.factories import dispatch as factory
 
 
 def test_dispatch_models_match_the_migrated_database(engine: Engine) -> None:

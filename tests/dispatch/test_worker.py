@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from tests.bookings.conftest import Shop, booking_body, next_weekday
-from tests.conftest import Process
-from tests.dispatch import factory
-from tests.helpers import make_account, wait_for_status
-from tests.identity.conftest import client_for
+from tests.factories import dispatch as factory
+from tests.factories.accounts import client_for, make_account
+from tests.factories.bookings import Shop, booking_body, next_weekday
+from tests.helpers import wait_for_status
+from tests.services import Process
 
 
 def dispatch_worker(spawn: Callable[..., Process]) -> Process:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import uuid
-from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, text
 
 from ombaro.access.roles import ROLES
-from tests.helpers import Account, client_for, make_account  # noqa: F401  (client_for: imported from here too)
+from tests.factories.accounts import Account, make_account
+from tests.factories.identity import World
 
 
 @pytest.fixture(scope="session")
@@ -27,20 +26,6 @@ def role_accounts(session_role_accounts: dict[str, Account]) -> dict[str, Accoun
     """One account per role (the therapist works for the vendor); `Account.token` mints a fresh
     access token as the last one ages (a whole run outlives 15 minutes)."""
     return session_role_accounts
-
-
-@dataclass(frozen=True)
-class World:
-    vendor_a: Account
-    vendor_b: Account
-    therapist_a: Account
-    therapist_b: Account
-    customer_1: Account
-    customer_2: Account
-    booking_1: uuid.UUID  # customer 1 at vendor A, assigned to therapist A
-    booking_2: uuid.UUID  # customer 2 at vendor B, assigned to therapist B
-    settlement_a: uuid.UUID
-    settlement_b: uuid.UUID
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,8 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from tests.helpers import PASSWORD, make_account, unique_mobile
-from tests.identity.conftest import client_for
-
-
-def new_customer() -> dict[str, str]:
-    tag = secrets.token_hex(4)
-    return {"email": f"asha.{tag}@example.test", "mobile": unique_mobile(),
-            "password": "a long enough passphrase", "name": "Asha Rao"}
+from tests.factories.accounts import PASSWORD, client_for, make_account, unique_mobile
+from tests.factories.identity import new_customer
 
 
 def count(engine: Engine, sql: str, **params: Any) -> int:

@@ -15,8 +15,7 @@ from sqlalchemy import Engine, text
 
 from ombaro.access.permissions import DEFAULT_MATRIX, default_grants, effective
 from ombaro.access.roles import EXTERNAL_ROLES, ROLES, STAFF_ROLES
-from tests.helpers import PASSWORD, Account, make_account, unique_mobile
-from tests.identity.conftest import client_for
+from tests.factories.accounts import PASSWORD, Account, client_for, make_account, unique_mobile
 
 GRANTS = default_grants()
 
@@ -320,7 +319,7 @@ def test_the_sequence_starts_above_existing_codes(make_database: Any) -> None:
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    from tests.conftest import migrate
+    from tests.services import migrate
 
     url = make_database()
     migrate(url, "0008")

@@ -9,8 +9,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from devtools.demo import DEMO_PASSWORD, enable_demo_logins, seed_demo
-from tests.conftest import migrate
-from tests.identity.conftest import client_for
+from tests.factories.accounts import client_for
+from tests.services import migrate
 
 
 def test_demo_logins_work_for_every_role_present(make_database: Any, app_factory: Any) -> None:

@@ -12,8 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from tests.helpers import PASSWORD, make_account, unique_mobile
-from tests.identity.conftest import client_for
+from tests.factories.accounts import PASSWORD, client_for, make_account, unique_mobile
 
 # A failure may take this much longer or shorter than a wrong password on a real account. Before
 # the fix a placeholder hash answered in 4% of the time; argon2 noise on a busy machine stays

@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from tests.helpers import make_account
-from tests.identity.conftest import World, client_for
+from tests.factories.accounts import client_for, make_account
+from tests.factories.identity import World
 
 
 def test_customer_fetching_another_customers_booking_gets_404(app: Any, world: World) -> None:

@@ -15,8 +15,7 @@ import pytest
 from ombaro.access.permissions import allowed_by, default_grants
 from ombaro.access.roles import ROLES
 from ombaro.config import load_settings
-from tests.helpers import Account
-from tests.identity.conftest import client_for
+from tests.factories.accounts import Account, client_for
 from web.auth import permission_of
 
 SKIP_METHODS = {"HEAD", "OPTIONS"}

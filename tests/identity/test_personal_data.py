@@ -12,8 +12,7 @@ from sqlalchemy import Engine, text
 
 from ombaro.identity import crypto
 from ombaro.logmask import mask
-from tests.helpers import make_account
-from tests.identity.conftest import client_for
+from tests.factories.accounts import client_for, make_account
 
 BANK = {"account_number": "123456789012", "ifsc": "HDFC0001234", "bank_name": "HDFC Bank", "branch": "Baner"}
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from tests.helpers import client_for
-from tests.identity.test_accounts import new_customer
+from tests.factories.accounts import client_for
+from tests.factories.identity import new_customer
 
 PLATFORM_TODAY = "SELECT (now() AT TIME ZONE 'Asia/Kolkata')::date"
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from tests.helpers import PASSWORD, make_account
-from tests.identity.conftest import client_for
+from tests.factories.accounts import PASSWORD, client_for, make_account
 
 
 def login(app: Any, email: str, password: str = PASSWORD) -> dict[str, str]:

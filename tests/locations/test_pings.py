@@ -14,9 +14,8 @@ import redis
 from sqlalchemy import Engine, text
 
 from ombaro import locations
-from tests.dispatch import factory
-from tests.helpers import Account, make_account
-from tests.identity.conftest import client_for
+from tests.factories import dispatch as factory
+from tests.factories.accounts import Account, client_for, make_account
 
 
 @pytest.fixture(scope="module")

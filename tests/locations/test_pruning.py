@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from ombaro import commands, locations
-from tests.conftest import migrate
-from tests.dispatch import factory
+from tests.factories import dispatch as factory
 from tests.helpers import wait_until
+from tests.services import migrate
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import datetime as dt
 import uuid
 from collections import Counter
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, text
@@ -16,38 +15,13 @@ from sqlalchemy import Engine, text
 from ombaro import messaging
 from ombaro.campaigns import reconcile
 from ombaro.messaging import Runtime
-from tests.campaigns.conftest import a_city, add_customers, execute, submit
+from tests.campaigns.helpers import execute, submit
 from tests.campaigns.provider_server import ProviderServer
-from tests.helpers import make_account
-from tests.identity.conftest import client_for
+from tests.factories.accounts import client_for, make_account
+from tests.factories.campaigns import a_city, add_customers
+from tests.factories.notifications import IST, a_booking, a_vendor, tomorrow_noon
 
 pytestmark = pytest.mark.db
-
-IST = ZoneInfo("Asia/Kolkata")
-
-
-def a_vendor(engine: Engine) -> uuid.UUID:
-    vendor = uuid.uuid4()
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO auth.users (id, email, encrypted_password) VALUES (:id, :e, '!')"),
-                     {"id": vendor, "e": f"v.{vendor.hex[:8]}@example.test"})
-        conn.execute(text("INSERT INTO vendors (id, business_name, business_address, contact_person, contact_mobile, "
-                          "contact_email) VALUES (:id, 'Calm Spa', '{}', 'Owner', '+919811111111', 's@example.test')"),
-                     {"id": vendor})
-    return vendor
-
-
-def a_booking(engine: Engine, customer: uuid.UUID, vendor: uuid.UUID, *, starts: dt.datetime,
-              status: str = "pending", created: dt.datetime | None = None) -> uuid.UUID:
-    local = starts.astimezone(IST)
-    with engine.begin() as conn:
-        return conn.execute(text(
-            "INSERT INTO bookings (booking_number, customer_id, vendor_id, booking_type, service_location, "
-            "booking_date, booking_time, status, total_amount, created_at) VALUES (:n, :c, :v, 'spa_visit', '{}', "
-            ":d, :t, :s, 1770, :at) RETURNING id"),
-            {"n": f"OBO-{uuid.uuid4().hex[:10]}", "c": customer, "v": vendor, "d": local.date(),
-             "t": local.time().replace(second=0, microsecond=0), "s": status,
-             "at": created or dt.datetime.now(dt.UTC)}).scalar_one()
 
 
 def dispatch(rt: Runtime) -> dict[str, Any]:
@@ -63,10 +37,6 @@ def event_deliveries(engine: Engine, booking: uuid.UUID) -> list[dict[str, Any]]
             "SELECT e.type, d.user_id, d.channel, d.status FROM message_deliveries AS d "
             "JOIN notification_events AS e ON e.id = d.event_id WHERE e.booking_id = :b ORDER BY e.id, d.channel"),
             {"b": booking}).mappings()]
-
-
-def tomorrow_noon() -> dt.datetime:
-    return (dt.datetime.now(IST) + dt.timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
 
 
 def test_confirmed_booking_notifies_the_customer_on_the_channels_they_allow(rt: Runtime,

@@ -19,10 +19,11 @@ from ombaro.messaging import TokenBucket
 from ombaro.models.jobs import Schedule
 from ombaro.providers import ProviderUnavailable
 from ombaro.schedules import INTERVAL_ANCHOR
-from tests.conftest import Process
-from tests.helpers import PASSWORD, job_row, wait_for_status
+from tests.factories.accounts import PASSWORD
+from tests.helpers import job_row, wait_for_status
 from tests.observability.scrape import metric, scrape, value
-from tests.payments.conftest import provider, razorpay, razorpay_server  # noqa: F401 (fixtures)
+from tests.payments.fixtures import provider, razorpay, razorpay_server  # noqa: F401 (fixtures)
+from tests.services import Process
 from web.observability import queue_keys
 from workers.app import _producer
 

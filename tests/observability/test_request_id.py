@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ombaro import logs
-from tests.conftest import Process, start_worker
 from tests.helpers import job_row, wait_for_status, wait_until
+from tests.services import Process, start_worker
 
 
 def test_sane_request_id_is_echoed_and_a_bad_one_replaced(anon_client: Any) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import threading
 import uuid
 from collections import Counter
 from decimal import Decimal
@@ -21,34 +20,14 @@ from sqlalchemy import Engine, text
 from ombaro.commands import RetryLater
 from ombaro.providers.razorpay import RazorpayProvider
 from ombaro.settlements import runs
-from tests.helpers import Account, make_account
-from tests.payments.conftest import serving
+from tests.factories.accounts import Account, make_account
+from tests.factories.payments import a_booking, approved_settlement, checkout, paid_online, settled_week
+from tests.payments.helpers import at_once, serving
+from tests.payments.payouts import send
 from tests.payments.razorpay_server import KEY_SECRET, FakeRazorpay
-from tests.payments.test_payments import a_booking, checkout, paid_online
-from tests.payments.test_payouts import approved_settlement, send, settled_week
-from tests.settlements.conftest import as_worker
+from tests.settlements.helpers import as_worker
 
 N = 20
-
-
-def at_once(calls: list[Any]) -> list[Any]:
-    """Run the calls from one thread each, released together; their results (or exceptions)."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def go(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:  # kept and asserted on by the caller
-            results[i] = exc
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    return results
 
 
 def post(base: str, account: Account, path: str, body: dict[str, Any] | None = None,

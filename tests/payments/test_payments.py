@@ -12,57 +12,17 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from ombaro import payments
 from ombaro.commands import RetryLater
-from ombaro.db import WORKER_ROLE, act_as
 from ombaro.payments import webhooks as payment_webhooks
 from ombaro.providers.razorpay import RazorpayProvider
-from tests.helpers import Account
-from tests.identity.conftest import client_for
-from tests.payments.conftest import WEBHOOK_SECRET
+from tests.factories.accounts import Account, client_for
+from tests.factories.payments import a_booking, checkout, paid_online
+from tests.payments.helpers import WEBHOOK_SECRET, as_worker, event, post_event, row
 from tests.payments.razorpay_server import KEY_SECRET, FakeRazorpay
-
-
-def a_booking(engine: Engine, people: dict[str, Account], *, booking_type: str = "home_service",
-              status: str = "confirmed") -> uuid.UUID:
-    """A booking of 2 items (one with an add-on), a 10% promotion and 18% GST on the rest."""
-    with engine.begin() as conn:
-        service = conn.execute(text(
-            "INSERT INTO services (code, name, category, base_price_60min) VALUES (:c, 'Swedish', 'relaxation', 1500) "
-            "RETURNING id"), {"c": f"S{secrets.token_hex(3).upper()}"}).scalar_one()
-        booking = conn.execute(text(
-            "INSERT INTO bookings (booking_number, customer_id, vendor_id, booking_type, service_location, "
-            "booking_date, booking_time, status, subtotal_amount, discount_amount, tax_amount, total_amount) VALUES "
-            "(:n, :c, :v, :t, '{\"city\": \"Pune\"}', '2026-11-27', '11:00', :s, 2750.00, 275.00, 445.50, 2920.50) "
-            "RETURNING id"), {"n": f"OBO-P-{secrets.token_hex(5)}", "c": people["customer"].id,
-                              "v": people["vendor"].id, "t": booking_type, "s": status}).scalar_one()
-        for price, subtotal, addons in ((Decimal("1500.00"), Decimal("1500.00"), "[]"),
-                                        (Decimal("1000.00"), Decimal("1250.00"), '[{"code": "HOT", "price": 250}]')):
-            conn.execute(text("INSERT INTO booking_items (booking_id, service_id, duration, price, addon_services, "
-                              "subtotal) VALUES (:b, :s, 60, :p, CAST(:a AS jsonb), :st)"),
-                         {"b": booking, "s": service, "p": price, "a": addons, "st": subtotal})
-    return booking
-
-
-def row(engine: Engine, sql: str, **params: Any) -> Any:
-    with engine.connect() as conn:
-        return conn.execute(text(sql), params).one()
-
-
-def as_worker(engine: Engine, work: Any) -> Any:
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        act_as(session, WORKER_ROLE, {"role": "worker", "sub": None})
-        return work(session)
-
-
-def checkout(app: Any, engine: Engine, people: dict[str, Account], **booking: Any) -> tuple[uuid.UUID, dict]:
-    booking_id = a_booking(engine, people, **booking)
-    answer = client_for(app, people["customer"]).post("/api/v1/payments/orders", json={"booking_id": str(booking_id)})
-    assert answer.status_code == 201, answer.json
-    return booking_id, answer.json
 
 
 def test_order_is_for_the_amount_the_server_computes_and_paid_only_with_a_valid_signature(
@@ -113,18 +73,6 @@ def test_vendor_records_cash_for_a_spa_visit_once(rzp_app: Any, engine: Engine, 
     assert vendor.post("/api/v1/payments/cash", json={"booking_id": str(home)}).status_code == 409
 
 
-def paid_online(app: Any, engine: Engine, people: dict[str, Account]) -> tuple[uuid.UUID, str]:
-    booking_id, order = checkout(app, engine, people)
-    gateway_payment = f"pay_{secrets.token_hex(7)}"
-    signature = hmac.new(KEY_SECRET.encode(), f"{order['order_id']}|{gateway_payment}".encode(),
-                         hashlib.sha256).hexdigest()
-    answer = client_for(app, people["customer"]).post(f"/api/v1/payments/{order['payment_id']}/verify", json={
-        "razorpay_order_id": order["order_id"], "razorpay_payment_id": gateway_payment,
-        "razorpay_signature": signature})
-    assert answer.status_code == 200
-    return booking_id, order["payment_id"]
-
-
 def test_partial_then_full_refund_keeps_payment_and_booking_consistent_and_refunds_once(
         rzp_app: Any, engine: Engine, people: dict[str, Account], razorpay: FakeRazorpay,
         provider: RazorpayProvider) -> None:
@@ -170,23 +118,6 @@ def test_partial_then_full_refund_keeps_payment_and_booking_consistent_and_refun
 
 
 # --- the webhook -----------------------------------------------------------------------------------
-
-def event(kind: str, order_id: str, payment_id: str, amount: int) -> bytes:
-    body = {"entity": "event", "account_id": "acc_local", "event": kind, "contains": ["payment"],
-            "payload": {"payment": {"entity": {"id": payment_id, "entity": "payment", "amount": amount,
-                                               "currency": "INR", "status": kind.split(".")[1],
-                                               "order_id": order_id, "method": "card", "card": {"type": "debit"},
-                                               "created_at": 1764150000}}},
-            "created_at": 1764150000}
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
-def post_event(app: Any, body: bytes, *, secret: str = WEBHOOK_SECRET, event_id: str | None = None,
-               signature: str | None = None) -> Any:
-    sig = signature or hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    headers = {"X-Razorpay-Signature": sig, "X-Razorpay-Event-Id": event_id or f"evt_{secrets.token_hex(7)}",
-               "Content-Type": "application/json"}
-    return client_for(app).post("/api/v1/webhooks/razorpay", data=body, headers=headers)
 
 
 def events_for(engine: Engine, event_id: str) -> int:

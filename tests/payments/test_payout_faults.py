@@ -21,12 +21,13 @@ from ombaro import commands
 from ombaro.commands import RetryLater
 from ombaro.providers.razorpay import RazorpayProvider
 from ombaro.settlements import payouts
-from tests.conftest import Database, Process, start_worker
+from tests.factories.payments import approved_settlement
 from tests.helpers import job_row, wait_until
-from tests.payments.conftest import WEBHOOK_SECRET, provider_env
+from tests.payments.helpers import WEBHOOK_SECRET, provider_env
+from tests.payments.payouts import request, send, state
 from tests.payments.razorpay_server import KEY_ID, KEY_SECRET, FakeRazorpay
-from tests.payments.test_payouts import approved_settlement, request, send, state
-from tests.settlements.conftest import as_worker
+from tests.services import Database, Process, start_worker
+from tests.settlements.helpers import as_worker
 from workers.app import enqueuer
 
 

@@ -3,9 +3,7 @@ success, a 5xx, a refusal, a throttle, and the reconciler; never a second transf
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,57 +11,11 @@ from sqlalchemy import Engine, text
 
 from ombaro.commands import RetryLater
 from ombaro.providers.razorpay import RazorpayProvider
-from ombaro.settlements import payouts, runs
+from ombaro.settlements import payouts
+from tests.factories.payments import approved_settlement
+from tests.payments.payouts import request, send, state
 from tests.payments.razorpay_server import FakeRazorpay
-from tests.settlements import factory as f
-from tests.settlements.conftest import as_worker
-
-
-def settled_week(engine: Engine, amount: str = "1000.00", *, maker: uuid.UUID | None = None) -> uuid.UUID:
-    """A settled vendor week (pending), run by `maker`, whose vendor has a payout account."""
-    with engine.begin() as conn:
-        vendor, customer = f.vendor(conn, commission_rate=Decimal("10.00")), f.user(conn)
-        f.payment(conn, f.booking(conn, vendor, customer, total=Decimal(amount), day=dt.date(2025, 3, 4)),
-                  amount=Decimal(amount), at=f.ist(2025, 3, 4, 12))
-    as_worker(engine, lambda s: runs.settle_batch(s, run_id=None, period=runs.Period(dt.date(2025, 3, 3),
-                                                                                      dt.date(2025, 3, 9)),
-                                                  vendor_ids=[vendor], requested_by=maker or uuid.uuid4(),
-                                                  zone="Asia/Kolkata"))
-    as_worker(engine, lambda s: payouts.set_payout_account(s, vendor_id=vendor, account_id="acc_LocalTest0001",
-                                                           created_by=None))
-    with engine.connect() as conn:
-        return conn.execute(text("SELECT id FROM payment_settlements WHERE vendor_id = :v"),
-                            {"v": vendor}).scalar_one()
-
-
-def approved_settlement(engine: Engine, amount: str = "1000.00") -> uuid.UUID:
-    """A settled vendor week, run by one person and approved by another, with a payout account."""
-    maker, checker = uuid.uuid4(), uuid.uuid4()
-    settlement = settled_week(engine, amount, maker=maker)
-    with pytest.raises(payouts.MakerCheckerViolation):
-        as_worker(engine, lambda s: payouts.approve(s, settlement, approver=maker))
-    as_worker(engine, lambda s: payouts.approve(s, settlement, approver=checker))
-    return settlement
-
-
-def request(engine: Engine, settlement: uuid.UUID) -> uuid.UUID:
-    return as_worker(engine, lambda s: payouts.request_payout(s, settlement, provider="razorpay",
-                                                              requested_by=None).id)
-
-
-def send(engine: Engine, provider: RazorpayProvider, payout: uuid.UUID) -> str:
-    """One run of the payout job: the send recorded and committed first, the outcome after."""
-    return as_worker(engine, lambda s: payouts.send_payout(s, provider, payout, job_id=None,
-                                                           committed=lambda work: as_worker(engine, work)))
-
-
-def state(engine: Engine, settlement: uuid.UUID) -> tuple[str, list[tuple[int, str, str | None]]]:
-    with engine.connect() as conn:
-        status = conn.execute(text("SELECT status FROM payment_settlements WHERE id = :id"),
-                              {"id": settlement}).scalar_one()
-        attempts = conn.execute(text("SELECT attempt, status, failure_reason FROM payouts WHERE settlement_id = :id "
-                                     "ORDER BY attempt"), {"id": settlement}).all()
-    return status, [tuple(a) for a in attempts]
+from tests.settlements.helpers import as_worker
 
 
 def transfers_for(razorpay: FakeRazorpay, settlement: uuid.UUID) -> list[dict]:

@@ -29,10 +29,11 @@ from sqlalchemy.orm import Session
 from ombaro import commands, metrics
 from ombaro.models.settlements import WebhookEvent
 from ombaro.payments import webhooks as payment_webhooks
-from tests.conftest import Process, start_worker
-from tests.helpers import Account, wait_until
-from tests.payments.conftest import WEBHOOK_SECRET, serving
-from tests.payments.test_payments import as_worker, checkout, event, post_event, row
+from tests.factories.accounts import Account
+from tests.factories.payments import checkout
+from tests.helpers import wait_until
+from tests.payments.helpers import WEBHOOK_SECRET, as_worker, event, post_event, row, serving
+from tests.services import Process, start_worker
 from workers.app import enqueuer
 
 KINDS = ("payment.authorized", "payment.captured", "payment.failed", "refund.processed")
@@ -239,7 +240,7 @@ def test_signed_event_replayed_under_a_new_or_no_event_id_is_a_duplicate(
     assert first.status_code == 200 and first.json["status"] == "accepted"
     renamed = post_event(rzp_app, body, event_id=f"evt_{uuid.uuid4().hex[:14]}")
     signature = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    from tests.identity.conftest import client_for
+    from tests.factories.accounts import client_for
 
     unnamed = client_for(rzp_app).post("/api/v1/webhooks/razorpay", data=body, headers={
         "X-Razorpay-Signature": signature, "Content-Type": "application/json"})
@@ -423,7 +424,7 @@ def test_a_refund_event_before_its_payment_is_known_is_parked_whatever_its_kind(
 
 def test_the_reconcile_endpoint_takes_the_parked_age_limit_and_refuses_a_bad_one(
         rzp_app: Any, engine: Engine, people: dict[str, Account]) -> None:
-    from tests.identity.conftest import client_for
+    from tests.factories.accounts import client_for
 
     finance = client_for(rzp_app, people["finance"])
     bad = finance.post("/api/v1/settlements/reconcile", json={"parked_overdue_after_seconds": 5})

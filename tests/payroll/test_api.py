@@ -14,9 +14,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro import commands
-from tests.conftest import Process
-from tests.helpers import Account, job_row, make_account, wait_until
-from tests.identity.conftest import client_for
+from tests.factories.accounts import Account, client_for, make_account
+from tests.helpers import job_row, wait_until
+from tests.services import Process
 from workers.app import enqueue
 
 BANK = {"account_number": "123456789012", "ifsc": "HDFC0001234", "bank_name": "HDFC Bank"}

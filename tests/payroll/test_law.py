@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 from ombaro.payroll import preflight, records
 from ombaro.payroll.calculation import EmployeeMonth, Payslip, Period, Structure, compute
 from ombaro.payroll.rates import RateBook
-from tests.payroll.conftest import Driver, add_structure, new_employee, record_of
+from tests.factories.payroll import add_structure, new_employee
+from tests.payroll.helpers import Driver, record_of
 
 COMPONENTS = ("basic", "hra", "transport", "medical", "special", "other")
 JUNE_2027 = Period(2027, 6)  # 30 days; PF under the Code's wage definition, ESI at 0.75% / 3.25%

@@ -14,11 +14,11 @@ from typing import Any
 import requests
 from sqlalchemy import text
 
-from tests.conftest import Database
-from tests.helpers import Account, make_account
-from tests.payments.conftest import serving
-from tests.payments.test_money_concurrency import at_once
-from tests.payroll.conftest import Driver, add_structure
+from tests.factories.accounts import Account, make_account
+from tests.factories.payroll import add_structure
+from tests.payments.helpers import at_once, serving
+from tests.payroll.helpers import Driver
+from tests.services import Database
 
 BANK = {"account_number": "123456789012", "ifsc": "HDFC0001234", "bank_name": "HDFC Bank"}
 N = 10

@@ -24,7 +24,8 @@ from ombaro.payroll.calculation import (
     compute_or_reason,
 )
 from ombaro.payroll.rates import RateBook
-from tests.payroll.conftest import Driver, add_structure, mark, new_employee
+from tests.factories.payroll import add_structure, mark, new_employee
+from tests.payroll.helpers import Driver
 
 amounts = st.decimals(min_value=0, max_value=300_000, places=2, allow_nan=False, allow_infinity=False)
 periods = st.builds(Period, st.integers(2024, 2029), st.integers(1, 12))

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from ombaro.access.roles import ROLES
-from tests.payroll.conftest import Driver, add_structure, new_employee
+from tests.factories.payroll import add_structure, new_employee
+from tests.payroll.helpers import Driver
 
 PAY_READERS = {"hr_department", "finance_department", "accounts_department", "super_admin"}
 PAY_TABLES = ("salary_records", "salary_record_details", "compensation_structures", "payroll_adjustments",

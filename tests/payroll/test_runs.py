@@ -20,7 +20,8 @@ from ombaro.payroll.calculation import Period
 from ombaro.payroll.errors import NotHoldable, RunHasFailures, RunInProgress
 from ombaro.payroll.records import hold, release
 from ombaro.schedules import trigger_for
-from tests.payroll.conftest import Driver, add_structure, mark, new_employee, record_of
+from tests.factories.payroll import add_structure, mark, new_employee
+from tests.payroll.helpers import Driver, record_of
 
 STAFF = 25
 BATCH = 10  # three batches: 10, 10, 5

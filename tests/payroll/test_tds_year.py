@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from ombaro.payroll import preflight, records, statements
 from ombaro.payroll.calculation import Period
-from tests.payroll.conftest import Driver, add_structure, new_employee
+from tests.factories.payroll import add_structure, new_employee
+from tests.payroll.helpers import Driver
 
 FY = 2030
 MONTHS = [Period(FY, m) for m in range(4, 13)] + [Period(FY + 1, m) for m in range(1, 4)]

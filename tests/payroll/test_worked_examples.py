@@ -20,7 +20,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from ombaro import leave
-from tests.payroll.conftest import Driver, add_structure, mark, new_employee, record_of
+from tests.factories.payroll import add_structure, mark, new_employee
+from tests.payroll.helpers import Driver, record_of
 
 
 def money(record: dict, key: str) -> D:

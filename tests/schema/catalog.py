@@ -135,7 +135,7 @@ def snapshot(server_url: str) -> str:
     """Migrate a scratch database on `server_url`'s server to head and return its catalog text."""
     from sqlalchemy.engine import make_url
 
-    from tests.conftest import migrate
+    from tests.services import migrate
 
     name = f"ombaro_catalog_{secrets.token_hex(4)}"
     admin = server_url.replace("postgresql+psycopg://", "postgresql://")

@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import migrate
 from tests.schema.catalog import catalog_lines
+from tests.services import migrate
 
 SNAPSHOT = Path(__file__).with_name("catalog.txt")
 

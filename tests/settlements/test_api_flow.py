@@ -14,10 +14,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro import commands
-from tests.conftest import Process, start_worker
-from tests.helpers import job_row, make_account, wait_until
-from tests.identity.conftest import client_for
-from tests.settlements import factory as f
+from tests.factories import settlements as f
+from tests.factories.accounts import client_for, make_account
+from tests.helpers import job_row, wait_until
+from tests.services import Process, start_worker
 from workers.app import enqueuer
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import Engine, text
 
 from ombaro.settlements import round_paise, runs
 from ombaro.settlements.rates import rate_on
-from tests.settlements import factory as f
-from tests.settlements.conftest import as_worker
+from tests.factories import settlements as f
+from tests.settlements.helpers import as_worker
 
 ZONE = "Asia/Kolkata"
 

@@ -1,5 +1,5 @@
 """Property-based: random vendors, payments, refunds, adjustments and periods, settled by the real
-statement and by the straightforward reference (tests/settlements/factory.py). Every example uses
+statement and by the straightforward reference (tests/settlements/reference.py). Every example uses
 vendors of its own, so examples never see each other's rows."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
 from ombaro.settlements import runs
-from tests.settlements import factory as f
-from tests.settlements.conftest import as_worker
+from tests.factories import settlements as f
+from tests.settlements.helpers import as_worker
+from tests.settlements.reference import Reference, RefPayment, RefVendor
 
 ZONE = "Asia/Kolkata"
 WINDOW_START = dt.datetime(2024, 9, 16, tzinfo=f.IST)  # a window across the 1 October 2024 rate change
@@ -58,13 +59,13 @@ def a_world(draw: st.DrawFn) -> dict[str, Any]:
                                             (start2, start2 + dt.timedelta(days=second_length - 1))]}
 
 
-def build(engine: Engine, world: dict[str, Any]) -> f.Reference:
-    ref = f.Reference()
+def build(engine: Engine, world: dict[str, Any]) -> Reference:
+    ref = Reference()
     with engine.begin() as conn:
         customer = f.user(conn)
         for spec in world["vendors"]:
             vid = f.vendor(conn, commission_rate=spec["rate"], pan=spec["pan"])
-            ref.vendors[vid] = f.RefVendor(vid, spec["rate"], spec["pan"], list(spec["adjustments"]),
+            ref.vendors[vid] = RefVendor(vid, spec["rate"], spec["pan"], list(spec["adjustments"]),
                                            manual_pending=len(spec["adjustments"]))
             for amount in spec["adjustments"]:
                 f.adjustment(conn, vid, amount)
@@ -78,7 +79,7 @@ def build(engine: Engine, world: dict[str, Any]) -> f.Reference:
                 if not p["cash"]:
                     for amount, at in p["refunds"]:
                         refunds.append((f.refund(conn, pid, amount=amount, at=at), amount, at))
-                ref.payments.append(f.RefPayment(pid, vid, booking, p["amount"], p["at"], method, p["completed"],
+                ref.payments.append(RefPayment(pid, vid, booking, p["amount"], p["at"], method, p["completed"],
                                                  day, refunds))
     return ref
 

@@ -13,10 +13,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ombaro.settlements import runs
-from tests.helpers import make_account
-from tests.identity.conftest import client_for
-from tests.settlements import factory as f
-from tests.settlements.conftest import as_worker
+from tests.factories import settlements as f
+from tests.factories.accounts import client_for, make_account
+from tests.settlements.helpers import as_worker
 
 
 @pytest.fixture

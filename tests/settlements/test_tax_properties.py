@@ -4,7 +4,7 @@ side of each dated change (194-O from 1 Oct 2020 at 0.75%, 1% from 1 Apr 2021, 0
 missing, operative or inoperative from a day near the sale, individual sellers near the Rs 5 lakh
 limit of s.194-O(4), registered vendors in the platform's state and in another, cash and online,
 refunds after the rates and the vendor's commission changed. Each line and each settlement must
-equal the statute's figure computed by tests/settlements/factory.py's reference, written apart from
+equal the statute's figure computed by tests/settlements/reference.py, written apart from
 the engine's code path (its own rate table, exact fractions, its own rounding)."""
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from ombaro.settlements import runs
-from tests.settlements import factory as f
-from tests.settlements.conftest import as_worker
+from tests.factories import settlements as f
+from tests.settlements.helpers import as_worker
+from tests.settlements.reference import Reference, RefPayment, RefVendor
 
 ZONE = "Asia/Kolkata"
 BOUNDARIES = [dt.date(2020, 10, 1), dt.date(2021, 4, 1), dt.date(2024, 7, 10), dt.date(2024, 10, 1)]
@@ -69,8 +70,8 @@ def a_world(draw: st.DrawFn) -> dict[str, Any]:
     return {"boundary": boundary, "vendors": vendors}
 
 
-def build(engine: Engine, world: dict[str, Any]) -> f.Reference:
-    ref = f.Reference()
+def build(engine: Engine, world: dict[str, Any]) -> Reference:
+    ref = Reference()
     boundary = world["boundary"]
     with engine.begin() as conn:
         customer = f.user(conn)
@@ -80,7 +81,7 @@ def build(engine: Engine, world: dict[str, Any]) -> f.Reference:
             vid = f.vendor(conn, commission_rate=spec["rate"], pan=spec["pan"], pan_status=spec["pan_status"],
                            pan_status_on=status_on, taxpayer_type=spec["taxpayer_type"], aadhaar=spec["aadhaar"],
                            gstin=GSTINS[state] if state else None)
-            ref.vendors[vid] = f.RefVendor(vid, spec["rate"], spec["pan"], pan_status=spec["pan_status"],
+            ref.vendors[vid] = RefVendor(vid, spec["rate"], spec["pan"], pan_status=spec["pan_status"],
                                            pan_status_on=status_on, aadhaar=spec["aadhaar"], gst_state=state,
                                            small_seller=spec["taxpayer_type"] in ("individual", "huf"))
             for p in spec["payments"]:
@@ -91,7 +92,7 @@ def build(engine: Engine, world: dict[str, Any]) -> f.Reference:
                 refunds = []
                 if not p["cash"]:
                     refunds = [(f.refund(conn, pid, amount=a, at=at), a, at) for a, at in p["refunds"]]
-                ref.payments.append(f.RefPayment(pid, vid, booking, p["amount"], p["at"], method, True, day, refunds,
+                ref.payments.append(RefPayment(pid, vid, booking, p["amount"], p["at"], method, True, day, refunds,
                                                  tax=p["tax"]))
     return ref
 
@@ -268,18 +269,18 @@ def test_the_5_lakh_exemption_of_194o4_ends_at_the_line_that_crosses_it(
     """An individual or HUF seller with PAN or Aadhaar pays no TDS while its gross sales of the
     financial year stay within Rs 5,00,000, settled in two runs (the second counts the first's
     sales); a new financial year starts from nothing."""
-    ref = f.Reference()
+    ref = Reference()
     first_day = dt.date(2025, 3, 24) if march else dt.date(2025, 5, 5)  # March: the sales straddle 1 April
     with settle_engine.begin() as conn:
         customer = f.user(conn)
         vid = f.vendor(conn, commission_rate=Decimal("10.00"), pan=pan, taxpayer_type=taxpayer, aadhaar=aadhaar)
-        ref.vendors[vid] = f.RefVendor(vid, Decimal("10.00"), pan, aadhaar=aadhaar,
+        ref.vendors[vid] = RefVendor(vid, Decimal("10.00"), pan, aadhaar=aadhaar,
                                        small_seller=taxpayer in ("individual", "huf"))
         for n, amount in enumerate(sales):
             at = dt.datetime.combine(first_day + dt.timedelta(days=n), dt.time(11), tzinfo=f.IST)
             booking = f.booking(conn, vid, customer, total=amount, day=at.date())
             pid = f.payment(conn, booking, amount=amount, at=at)
-            ref.payments.append(f.RefPayment(pid, vid, booking, amount, at, "upi", True, at.date()))
+            ref.payments.append(RefPayment(pid, vid, booking, amount, at, "upi", True, at.date()))
     middle = first_day + dt.timedelta(days=min(split, len(sales)) - 1)
     for start, end in ((first_day - dt.timedelta(days=1), middle), (middle + dt.timedelta(days=1),
                                                                    first_day + dt.timedelta(days=12))):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from tests.helpers import Account, client_for, count_jobs
+from tests.factories.accounts import Account, client_for
+from tests.helpers import count_jobs
 
 PROBLEM = "application/problem+json"
 

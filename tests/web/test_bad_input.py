@@ -13,7 +13,7 @@ import pytest
 from flask import Blueprint
 from sqlalchemy import text
 
-from tests.web.conftest import Demo
+from tests.web.helpers import Demo
 
 pytestmark = pytest.mark.db
 

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from ombaro import commands
 from ombaro.config import load_settings
 from ombaro.identity import tokens
-from tests.conftest import Process, start_worker
 from tests.helpers import job_row, wait_until
-from tests.web.conftest import Demo
+from tests.services import Process, start_worker
+from tests.web.helpers import Demo
 from workers.app import enqueuer
 
 pytestmark = pytest.mark.db

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from marshmallow import Schema, fields, validate
 from sqlalchemy import text
 
-from tests.web.conftest import Demo
 from tests.web.endpoints import BODY_METHODS, Endpoint, endpoints
+from tests.web.helpers import Demo
 from web.sanitize import MAX_DEPTH, MAX_INTEGER_DIGITS
 from web.schemas import Boolean, Integer, Money
 

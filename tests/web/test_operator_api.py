@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from tests.helpers import job_row, make_account
-from tests.identity.conftest import client_for
+from tests.factories.accounts import client_for, make_account
+from tests.helpers import job_row
 
 
 def schedule_id(engine: Engine, name: str = "reports.refresh-dashboards") -> str:

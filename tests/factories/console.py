@@ -1,4 +1,4 @@
-"""Console fixtures: a browser-like client (cookies, CSRF token scraped from the page) per account."""
+"""A browser-like client of the console (cookies, CSRF token scraped from the page) per account."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from tests.helpers import PASSWORD, Account, make_account
+from tests.factories.accounts import PASSWORD, Account, make_account
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
 _ADDRESSES = itertools.count(1)
 
 
