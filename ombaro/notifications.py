@@ -31,7 +31,7 @@ from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ombaro import commands
-from ombaro.commands import Progress
+from ombaro.commands import JobRef, Progress
 from ombaro.messaging import (
     SMS_OPT_OUT,
     Claimant,
@@ -43,7 +43,6 @@ from ombaro.messaging import (
     transmit,
     unreachable,
 )
-from ombaro.models.jobs import Job
 from ombaro.models.support import Notification
 from ombaro.providers.channels import Message
 
@@ -295,7 +294,7 @@ def _channels_per_person(conn: Connection, loaded: Sequence[Any]) -> dict[tuple[
     return {(e, u): list(chs) for e, u, chs in rows}
 
 
-def dispatch(session: Session, rt: Runtime, job: Job, progress: Progress) -> dict[str, Any]:
+def dispatch(session: Session, rt: Runtime, job: JobRef, progress: Progress) -> dict[str, Any]:
     deadline = time.monotonic() + TIME_BUDGET_SECONDS
     expanded: Counter[str] = Counter()
     while time.monotonic() < deadline:
@@ -308,7 +307,7 @@ def dispatch(session: Session, rt: Runtime, job: Job, progress: Progress) -> dic
             "deliveries": expanded.get("deliveries", 0), **{f"sent_{k}": v for k, v in sent.items()}}
 
 
-def scan_reminders(session: Session, rt: Runtime, job: Job, progress: Progress) -> dict[str, Any]:
+def scan_reminders(session: Session, rt: Runtime, job: JobRef, progress: Progress) -> dict[str, Any]:
     """Reminder events for confirmed bookings starting within two hours that were booked before
     the reminder time; one per booking and start time (a rescheduled booking is reminded again)."""
     with rt.tx() as conn:

@@ -20,7 +20,7 @@ class DispatchNotificationsResultSchema(Schema):
 
 
 def dispatch_notifications(params: commands.NoParams, ctx: commands.Context) -> dict[str, Any]:
-    return notifications.dispatch(ctx.session, runtime(ctx.env), ctx.job, ctx.progress)  # type: ignore[arg-type]
+    return notifications.dispatch(ctx.session, runtime(ctx.env), ctx.job, ctx.progress)
 
 
 class RemindersResultSchema(DispatchNotificationsResultSchema):
@@ -28,7 +28,7 @@ class RemindersResultSchema(DispatchNotificationsResultSchema):
 
 
 def booking_reminders(params: commands.NoParams, ctx: commands.Context) -> dict[str, Any]:
-    return notifications.scan_reminders(ctx.session, runtime(ctx.env), ctx.job, ctx.progress)  # type: ignore[arg-type]
+    return notifications.scan_reminders(ctx.session, runtime(ctx.env), ctx.job, ctx.progress)
 
 
 commands.declare(

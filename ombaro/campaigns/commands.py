@@ -58,7 +58,8 @@ class StartCampaignResultSchema(Schema):
 
 
 def start_campaign(params: StartCampaign, ctx: commands.Context) -> dict[str, Any]:
-    return sending.start(ctx.session, runtime(ctx.env), ctx.job, ctx.progress)  # type: ignore[arg-type]
+    return sending.start(ctx.session, runtime(ctx.env), ctx.job, ctx.progress, campaign_id=params.campaign_id,
+                         chunk_size=params.chunk_size)
 
 
 # --- campaigns.send_chunk --------------------------------------------------------------------------
@@ -90,7 +91,8 @@ class SendChunkResultSchema(Schema):
 
 
 def send_chunk(params: SendChunk, ctx: commands.Context) -> dict[str, Any]:
-    return sending.send_chunk(ctx.session, runtime(ctx.env), ctx.job, ctx.progress)  # type: ignore[arg-type]
+    return sending.send_chunk(ctx.session, runtime(ctx.env), ctx.job, ctx.progress, campaign_id=params.campaign_id,
+                              after=params.after, upto=params.upto, materialize_first=params.materialize is not False)
 
 
 def after_chunk(job_id: uuid.UUID, env: commands.Environment) -> None:
@@ -109,7 +111,7 @@ class StartDueResultSchema(Schema):
 
 
 def start_due(params: commands.NoParams, ctx: commands.Context) -> dict[str, Any]:
-    return sending.start_due(ctx.session, runtime(ctx.env), ctx.job, ctx.progress)  # type: ignore[arg-type]
+    return sending.start_due(ctx.session, runtime(ctx.env), ctx.job, ctx.progress)
 
 
 class ReconcileResultSchema(Schema):

@@ -38,7 +38,7 @@ from ombaro.campaigns.audience import (
 )
 from ombaro.campaigns.content import CampaignComposer, Unsubscribe, channels_of
 from ombaro.campaigns.unsubscribe import link
-from ombaro.commands import Progress
+from ombaro.commands import JobRef, Progress
 from ombaro.messaging import (
     Runtime,
     delay_job,
@@ -48,7 +48,6 @@ from ombaro.messaging import (
     transmit,
     unreachable,
 )
-from ombaro.models.jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +77,9 @@ def submit_start(session: Session, enqueue: commands.Enqueue, campaign_id: uuid.
 
 # --- start: the fan-out -----------------------------------------------------------------------------
 
-def start(session: Session, rt: Runtime, job: Job, progress: Progress) -> dict[str, Any]:
-    campaign_id = uuid.UUID(job.params["campaign_id"])
-    chunk_size = int(job.params.get("chunk_size") or CHUNK_SIZE)
+def start(session: Session, rt: Runtime, job: JobRef, progress: Progress, *, campaign_id: uuid.UUID,
+          chunk_size: int | None = None) -> dict[str, Any]:
+    chunk_size = chunk_size or CHUNK_SIZE
     row = session.execute(text(
         "SELECT status, type, target_audience, content FROM campaigns WHERE id = :id FOR UPDATE"),
         {"id": campaign_id}).mappings().one_or_none()
@@ -131,9 +130,10 @@ class _Stop(Exception):
         self.reason = reason
 
 
-def send_chunk(session: Session, rt: Runtime, job: Job, progress: Progress) -> dict[str, Any]:
-    campaign_id = uuid.UUID(job.params["campaign_id"])
-    after, upto = uuid.UUID(job.params["after"]), uuid.UUID(job.params["upto"])
+def send_chunk(session: Session, rt: Runtime, job: JobRef, progress: Progress, *, campaign_id: uuid.UUID,
+               after: uuid.UUID, upto: uuid.UUID, materialize_first: bool = True) -> dict[str, Any]:
+    """Send one chunk's deliveries (customers with ids in (after, upto]); with `materialize_first`
+    False only what is pending is sent (reconciliation)."""
     began = time.monotonic()
     totals: Counter[str] = Counter()
 
@@ -162,7 +162,7 @@ def send_chunk(session: Session, rt: Runtime, job: Job, progress: Progress) -> d
         campaign = state()
         channels = list(channels_of(campaign["type"], campaign["content"] or {}))
         composer = CampaignComposer(campaign_id, campaign["type"], campaign["content"] or {})
-        if job.params.get("materialize", True):  # False: only send what is pending (reconciliation)
+        if materialize_first:
             with rt.tx() as conn:
                 totals["written"] += materialize(conn, rt, campaign_id, campaign["target_audience"], channels,
                                                  after, upto)
@@ -171,7 +171,7 @@ def send_chunk(session: Session, rt: Runtime, job: Job, progress: Progress) -> d
                 resume_at = _send_channel(rt, campaign_id, channel, after, upto, composer, totals, state, progress,
                                           began, claimant=(job.id, job.attempts))
                 if resume_at is not None:
-                    _continue_later(session, rt, job, resume_at)
+                    _continue_later(session, rt, job, campaign_id, resume_at)
                     return {**totals, "continued_at": resume_at.isoformat()}
             with rt.tx() as conn:
                 next_due, now = conn.execute(text(
@@ -182,7 +182,7 @@ def send_chunk(session: Session, rt: Runtime, job: Job, progress: Progress) -> d
                 break
             wait = (next_due - now).total_seconds()
             if wait > rt.max_inline_wait or time.monotonic() - began > MAX_JOB_SECONDS:
-                _continue_later(session, rt, job, max(next_due, now))
+                _continue_later(session, rt, job, campaign_id, max(next_due, now))
                 return {**totals, "continued_at": next_due.isoformat()}
             progress(0, f"waiting {wait:.1f}s for retries")
             rt.sleep(max(0.0, wait))
@@ -378,12 +378,13 @@ def close_range(conn: Connection, campaign_id: uuid.UUID, after: uuid.UUID, upto
     return done.rowcount or 0
 
 
-def _continue_later(session: Session, rt: Runtime, job: Job, at: dt.datetime) -> None:
-    """The rest of this chunk runs as a new job at `at` (a delayed job waits in PostgreSQL)."""
+def _continue_later(session: Session, rt: Runtime, job: JobRef, campaign_id: uuid.UUID, at: dt.datetime) -> None:
+    """The rest of this chunk runs as a new job at `at` (a delayed job waits in PostgreSQL), with
+    the same params."""
     now = dt.datetime.now(dt.UTC)
     due_now = at <= now + dt.timedelta(seconds=1)
     submitted = commands.submit(session, KIND_CHUNK, dict(job.params), enqueue=rt.enqueue if due_now else no_enqueue,
-                                key=f"{job.id}:continued", scope=scope(job.params["campaign_id"]),
+                                key=f"{job.id}:continued", scope=scope(campaign_id),
                                 requested_by=job.requested_by)
     if not due_now:
         delay_job(session.connection(), submitted.job.id, at)
@@ -409,7 +410,7 @@ def maybe_complete(conn: Connection, campaign_id: uuid.UUID, *, exclude_job: uui
     return done is not None
 
 
-def start_due(session: Session, rt: Runtime, job: Job, progress: Progress) -> dict[str, Any]:
+def start_due(session: Session, rt: Runtime, job: JobRef, progress: Progress) -> dict[str, Any]:
     """Every minute: start approved campaigns whose start time has come, end those past their end
     date, complete finished ones and refresh the metrics of the ones still changing."""
     due = session.execute(text(

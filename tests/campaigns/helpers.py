@@ -35,23 +35,31 @@ def sign_sendgrid(key: ec.EllipticCurvePrivateKey, timestamp: str, body: bytes) 
     return base64.b64encode(key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()
 
 
-HANDLERS: dict[str, Callable[[Session, Runtime, Job, commands.Progress], dict[str, Any]]] = {
-    sending.KIND_START: sending.start,
-    sending.KIND_CHUNK: sending.send_chunk,
-    "campaigns.start_due": sending.start_due,
-    notifications.KIND_DISPATCH: notifications.dispatch,
-    "notifications.reminders": notifications.scan_reminders,
+# The declared handlers' calls (ombaro/campaigns/commands.py, ombaro/notifications_commands.py)
+# with this test's runtime (its providers) instead of the worker process's.
+HANDLERS: dict[str, Callable[[Session, Runtime, commands.JobRef, commands.Progress, Any], dict[str, Any]]] = {
+    sending.KIND_START: lambda s, rt, job, progress, p: sending.start(
+        s, rt, job, progress, campaign_id=p.campaign_id, chunk_size=p.chunk_size),
+    sending.KIND_CHUNK: lambda s, rt, job, progress, p: sending.send_chunk(
+        s, rt, job, progress, campaign_id=p.campaign_id, after=p.after, upto=p.upto,
+        materialize_first=p.materialize is not False),
+    "campaigns.start_due": lambda s, rt, job, progress, p: sending.start_due(s, rt, job, progress),
+    notifications.KIND_DISPATCH: lambda s, rt, job, progress, p: notifications.dispatch(s, rt, job, progress),
+    "notifications.reminders": lambda s, rt, job, progress, p: notifications.scan_reminders(s, rt, job, progress),
 }
 
 
 def execute(rt: Runtime, job_id: uuid.UUID) -> str:
+    """Run one job in this process as a worker would: its params loaded by the kind's declared schema."""
     with rt.engine.connect() as conn:
         kind = conn.execute(text("SELECT kind FROM jobs WHERE id = :id"), {"id": job_id}).scalar_one()
 
     def handler(session: Session, job: Job, progress: commands.Progress) -> dict[str, Any]:
         if kind == "campaigns.reconcile":
             return reconcile.reconcile(rt)
-        return HANDLERS[kind](session, rt, job, progress)
+        ref = commands.JobRef(id=job.id, kind=job.kind, params=dict(job.params or {}), requested_by=job.requested_by,
+                              scheduled_for=job.scheduled_for, attempts=job.attempts)
+        return HANDLERS[kind](session, rt, ref, progress, commands.command_of(kind).load(ref.params))
 
     return commands.execute(job_id, handler, engine=rt.engine, lease_seconds=60)
 
