@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 import traceback
+import typing
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -617,7 +618,7 @@ class Command(Generic[P]):
         if self.queue not in QUEUES:
             raise ValueError(f"{self.kind}: no queue {self.queue!r} (one of {', '.join(QUEUES)})")
 
-    def load(self, params: Mapping[str, Any] | Params) -> Params:
+    def load(self, params: Mapping[str, Any] | Params) -> P:
         """Typed params from JSON-like input (dates and UUIDs may still be Python objects), or
         InvalidParams naming each field and what is wrong with it."""
         if isinstance(params, Params):  # typed already (the API's schema): checked again as stored
@@ -630,8 +631,9 @@ class Command(Generic[P]):
         except ValidationError as exc:
             messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
             raise InvalidParams(self.kind, messages) from None
-        assert isinstance(loaded, Params)
-        return loaded
+        # The schema's `model` is this command's params class: they are declared together.
+        assert isinstance(loaded, self.params.model)
+        return typing.cast(P, loaded)
 
     def store(self, params: Params) -> dict[str, Any]:
         """The params as the job row keeps them: JSON, with optional fields left unset omitted."""
@@ -645,7 +647,7 @@ class Command(Generic[P]):
         def handler(session: Session, job: Job, progress: Progress) -> dict[str, Any]:
             ref = JobRef(id=job.id, kind=job.kind, params=dict(job.params or {}), requested_by=job.requested_by,
                          scheduled_for=job.scheduled_for, attempts=job.attempts)
-            return dict(self.handler(self.load(ref.params), Context(session, progress, ref, env)))  # type: ignore[arg-type]
+            return dict(self.handler(self.load(ref.params), Context(session, progress, ref, env)))
 
         return handler
 

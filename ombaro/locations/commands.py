@@ -50,7 +50,7 @@ def prune_locations(params: PruneLocations, ctx: commands.Context) -> dict[str, 
     # Partition DDL is the owner's and DETACH CONCURRENTLY needs its own autocommit connection;
     # this transaction only records the outcome, so it holds no lock the DDL waits for.
     retention = dt.timedelta(hours=params.retention_hours) if params.retention_hours else locations.RETENTION
-    return locations.prune(ctx.session.get_bind(), job_id=ctx.job.id, progress=ctx.progress,  # type: ignore[arg-type]
+    return locations.prune(ctx.env.engine, job_id=ctx.job.id, progress=ctx.progress,
                            redis=redis_client(ctx.env.settings.redis_url), retention=retention,
                            batch_rows=params.batch_rows or 50_000, lock_timeout_ms=params.lock_timeout_ms or 2000)
 
