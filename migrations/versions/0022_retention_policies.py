@@ -4,7 +4,8 @@
   or `*`) and outcome (`succeeded`, `failed`, `cancelled` or `*`), how long a finished row is kept
   (`keep_for`, NULL = for ever) and why. A kind no policy names is kept. The audit log can never
   be named (a CHECK), nor any table the housekeeping job does not know.
-- the seeded policies: money and pay jobs (settlements, payroll, payments) for 8 years, routine
+- the seeded policies: money and pay jobs (settlements, payroll, payments) for 9 years (the law's
+  8 financial years before the current one, from any day of a year), routine
   jobs 30-90 days when they succeeded and 180 days otherwise, view refreshes 90 days;
 - `system.housekeeping`, scheduled nightly at 02:30 IST, enforces them in bounded batches;
 - indexes for the references to a job the deletes must check (`view_refreshes.job_id`, whose
@@ -28,16 +29,19 @@ down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-LAW = ("8 years from the end of the financial year: books of account and vouchers, Income-tax Act 1961 "
-       "s.44AA with Income-tax Rules r.6F(5); Companies Act 2013 s.128(5)")
+# s.128(5): the 8 financial years before the current one, so a record from the first day of a year
+# may be needed 9 years later; r.6F(5): 6 years from the end of the assessment year (about 8).
+LAW = ("books of account and vouchers: 8 financial years before the current one (Companies Act 2013 s.128(5)) "
+       "and 6 years from the end of the assessment year (Income-tax Act 1961 s.44AA, Income-tax Rules r.6F(5)); "
+       "9 years from the job's end covers both for any date in a year")
 ROUTINE = "routine operation: kept while it helps to diagnose a fault"
 FAILED = "a failure: kept longer, for the investigation and the trend"
 
 # (table, kind, status, keep_for or None for ever, reason)
 POLICIES: list[tuple[str, str, str, str | None, str]] = [
-    ("jobs", "settlements.*", "*", "8 years", LAW),
-    ("jobs", "payroll.*", "*", "8 years", LAW),
-    ("jobs", "payments.*", "*", "8 years", LAW),
+    ("jobs", "settlements.*", "*", "9 years", LAW),
+    ("jobs", "payroll.*", "*", "9 years", LAW),
+    ("jobs", "payments.*", "*", "9 years", LAW),
     ("jobs", "system.ping", "succeeded", "30 days", ROUTINE),
     ("jobs", "system.ping", "*", "180 days", FAILED),
     ("jobs", "system.housekeeping", "succeeded", "90 days", ROUTINE),

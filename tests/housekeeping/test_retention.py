@@ -90,17 +90,17 @@ def test_routine_jobs_expire_at_their_policys_boundary_by_outcome(
 
 @pytest.mark.parametrize("kind", ["settlements.run", "settlements.payout", "payroll.run", "payroll.compute_batch",
                                   "payments.webhook", "payments.refund"])
-def test_money_and_pay_jobs_are_kept_eight_years_whatever_their_outcome(engine: Engine, kind: str) -> None:
+def test_money_and_pay_jobs_are_kept_the_statutory_nine_years_whatever_their_outcome(engine: Engine, kind: str) -> None:
     with engine.begin() as conn:
         past_routine = [add_job(conn, kind, status, "400 days") for status in ("succeeded", "failed", "cancelled")]
-        inside = add_job(conn, kind, "succeeded", f"8 years - {MINUTE}")
-        outside = add_job(conn, kind, "succeeded", "8 years 1 day")
+        inside = add_job(conn, kind, "succeeded", f"9 years - {MINUTE}")
+        outside = add_job(conn, kind, "succeeded", "9 years 1 day")
     enforce(engine)
     assert remaining(engine, [*past_routine, inside, outside]) == {*past_routine, inside}
     with engine.connect() as conn:
         reasons = conn.execute(text("SELECT reason FROM retention_policies WHERE kind = :family"),
                                {"family": kind.split(".")[0] + ".*"}).scalars().all()
-    assert reasons and all("s.44AA" in r and "6F" in r and "s.128(5)" in r for r in reasons)
+    assert reasons and all("s.44AA" in r and "6F(5)" in r and "s.128(5)" in r for r in reasons)
 
 
 def test_queued_and_running_jobs_are_never_deleted_however_old(engine: Engine) -> None:
@@ -129,7 +129,7 @@ def test_the_most_specific_policy_wins_and_a_referenced_job_stays(engine: Engine
             "INSERT INTO retention_policies (table_name, kind, status, keep_for, reason) "
             "VALUES ('jobs', 'payments.webhook', 'succeeded', '10 days', 'test') RETURNING id")).scalar_one()
         free, referenced = (add_job(conn, "payments.webhook", "succeeded", "11 days") for _ in range(2))
-        failed = add_job(conn, "payments.webhook", "failed", "11 days")  # the family's 8 years
+        failed = add_job(conn, "payments.webhook", "failed", "11 days")  # the family's 9 years
         conn.execute(text("INSERT INTO webhook_events (provider, event_id, event_type, payload, job_id) "
                           "VALUES ('razorpay', :e, 'payment.captured', '{}', :j)"),
                      {"e": f"evt_{uuid.uuid4().hex}", "j": referenced})
