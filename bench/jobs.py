@@ -2,7 +2,8 @@
 (`commands.submit`), claim (the worker's claim UPDATE), relay (`commands.relay`) and the
 `GET /api/v1/jobs` listing (Flask's test client, as IT and as HR: frequent and rare kinds) at N
 and at 10 N rows of `jobs`, printed as medians and the ratio 10N/N (flat = ~1.0); then the
-housekeeping delete rate (`system.housekeeping`'s `housekeeping.enforce`) on the 10 N log.
+housekeeping delete rate (`system.housekeeping`'s `housekeeping.enforce`) on the 10 N log, with
+the claim and submit latencies seen while it deletes.
 
 The log is made with one `INSERT ... SELECT generate_series` per size: ~5,000 jobs a day in the
 mix of the seeded schedules, webhooks and dispatches (older rows added to reach 10 N, as months
@@ -19,6 +20,7 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -156,11 +158,24 @@ def clients(engine: Engine, bench_url: str) -> tuple[Any, Any]:
     return client_for(app, it), client_for(app, hr)
 
 
-def delete_rate(engine: Engine, limit_rows: int, batch_rows: int) -> tuple[int, float]:
-    began = time.monotonic()
-    result = housekeeping.enforce(engine, commands.registry(), batch_rows=batch_rows,
-                                  max_batches=max(1, limit_rows // batch_rows))
-    return result["deleted"], time.monotonic() - began
+def delete_rate(engine: Engine, hot: Hot, limit_rows: int, batch_rows: int) -> tuple[int, float, list[float]]:
+    """Housekeeping's deletes, timed, with claims and submits made meanwhile (their latencies
+    returned: what the hot paths see while it runs)."""
+    outcome: dict[str, Any] = {}
+
+    def sweep() -> None:
+        began = time.monotonic()
+        outcome.update(housekeeping.enforce(engine, commands.registry(), batch_rows=batch_rows,
+                                            max_batches=max(1, limit_rows // batch_rows)))
+        outcome["seconds"] = time.monotonic() - began
+
+    worker = threading.Thread(target=sweep)
+    worker.start()
+    during: list[float] = []
+    while worker.is_alive():
+        during += [hot.claim(), hot.submit()]
+    worker.join()
+    return outcome["deleted"], outcome["seconds"], during
 
 
 def main() -> None:
@@ -206,7 +221,7 @@ def main() -> None:
         small = hot.measure(args.rounds, args.reps)
         built[10 * n] = grow(plain_url, n + 1, 10 * n, args.per_day)
         large = hot.measure(args.rounds, args.reps)
-        deleted, seconds = delete_rate(engine, args.delete_rows, args.batch_rows)
+        deleted, seconds, during = delete_rate(engine, hot, args.delete_rows, args.batch_rows)
     finally:
         engine.dispose()
         if not args.keep:
@@ -221,6 +236,8 @@ def main() -> None:
               f"ratio 10N/N {large[name] / small[name]:.2f}")
     print(f"housekeeping     deleted {deleted:,} expired jobs in {seconds:.1f} s: "
           f"{deleted / seconds if seconds else 0:,.0f} rows/s (batches of {args.batch_rows:,})")
+    print(f"meanwhile        {len(during)} claims and submits: median {median_ms(during):.3f} ms, "
+          f"max {max(during) * 1000:.3f} ms (before: claim {large['claim']:.3f} ms, submit {large['submit']:.3f} ms)")
 
 
 if __name__ == "__main__":
