@@ -79,6 +79,7 @@ bench-smoke: seed
 	$(BIN)/python bench/locations.py --scale 0.001 --seconds 1 --clients 2
 	$(BIN)/python bench/campaigns.py --audience 200
 	$(BIN)/python bench/console.py --rounds 2
+	$(BIN)/python bench/jobs.py --smoke
 
 # The deployable artifact (docs/deploying.md): the engine's wheel under dist/, built from a clean
 # build directory (a stale build/lib would carry deleted modules into it).

@@ -517,6 +517,7 @@ CAPABILITIES: tuple[str, ...] = (
     "ombaro.locations.commands",
     "ombaro.reporting_commands",
     "ombaro.diagnostics_commands",
+    "ombaro.housekeeping_commands",
 )
 
 QUEUES = ("dispatch", "bulk", "maintenance")

@@ -100,6 +100,7 @@ JOB_KIND_PERMISSIONS: dict[str, tuple[str, str]] = {
     "campaigns.start_due": ("campaigns", "update"), "campaigns.reconcile": ("campaigns", "update"),
     "dispatch.booking": ("dispatch", "create"), "dispatch.batch": ("dispatch", "create"),
     "locations.prune": ("jobs", "create"), "system.ping": ("jobs", "create"),
+    "system.housekeeping": ("jobs", "create"),
     "notifications.dispatch": ("jobs", "create"), "notifications.reminders": ("jobs", "create"),
     "payments.webhook": ("payments", "update"), "payments.refund": ("payments", "update"),
     "payroll.run": ("payroll", "create"), "payroll.compute_batch": ("payroll", "create"),

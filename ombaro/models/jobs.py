@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, text
+from sqlalchemy import CheckConstraint, ForeignKey, Identity, Index, Integer, Numeric, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ombaro.models.base import Base, created_at, updated_at, uuid_pk
@@ -91,7 +91,8 @@ class ViewRefresh(Base):
     """One refresh of one materialized view: how fresh the dashboards are, and how long it took."""
 
     __tablename__ = "view_refreshes"
-    __table_args__ = (Index("ix_view_refreshes_view_started", "view_name", text("started_at DESC")),)
+    __table_args__ = (Index("ix_view_refreshes_view_started", "view_name", text("started_at DESC")),
+                      Index("ix_view_refreshes_job_id", "job_id"))  # the jobs' deletes set it NULL (0022)
 
     id: Mapped[uuid.UUID] = uuid_pk()
     view_name: Mapped[str]
@@ -101,3 +102,30 @@ class ViewRefresh(Base):
     finished_at: Mapped[dt.datetime]
     duration_ms: Mapped[int] = mapped_column(Integer)
     row_count: Mapped[int] = mapped_column(Integer)
+
+
+class RetentionPolicy(Base):
+    """How long finished rows of a table (for `jobs`, of a kind and outcome) are kept, and why
+    (migration 0022, docs/retention.md). `keep_for` NULL keeps them for ever; rows no policy covers
+    are kept. The audit log can never be named."""
+
+    __tablename__ = "retention_policies"
+    __table_args__ = (
+        CheckConstraint("table_name <> 'audit_log'", name="never_audit_log"),
+        CheckConstraint("table_name IN ('jobs', 'view_refreshes')", name="known_table"),
+        CheckConstraint("status IN ('succeeded', 'failed', 'cancelled', '*')", name="status"),
+        CheckConstraint(r"kind ~ '^(\*|[a-z_]+\.\*|[a-z_]+\.[a-z_]+)$'", name="kind"),
+        CheckConstraint("table_name = 'jobs' OR (kind = '*' AND status = '*')", name="kind_of_jobs_only"),
+        CheckConstraint("keep_for IS NULL OR keep_for >= interval '1 day'", name="keep_for"),
+        CheckConstraint("length(btrim(reason)) > 0", name="reason"),
+        UniqueConstraint("table_name", "kind", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, Identity(always=True), primary_key=True)
+    table_name: Mapped[str]
+    kind: Mapped[str] = mapped_column(server_default=text("'*'"))
+    status: Mapped[str] = mapped_column(server_default=text("'*'"))
+    keep_for: Mapped[dt.timedelta | None]
+    reason: Mapped[str]
+    created_at: Mapped[dt.datetime] = created_at()
+    updated_at: Mapped[dt.datetime] = updated_at()

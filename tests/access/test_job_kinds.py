@@ -98,7 +98,11 @@ def test_every_kind_a_worker_runs_declares_its_permission_and_the_database_agree
     assert set(kinds) == set(permissions.JOB_KIND_PERMISSIONS), "declare new kinds in JOB_KIND_PERMISSIONS"
     migration = _migration_0009()
     declared = {kind: f"{module}:{action}" for kind, (module, action) in permissions.JOB_KIND_PERMISSIONS.items()}
-    assert declared == migration.JOB_KIND_PERMISSIONS
+    assert {k: v for k, v in declared.items() if k in migration.JOB_KIND_PERMISSIONS} == migration.JOB_KIND_PERMISSIONS
+    # A kind declared after 0009 (system.housekeeping, 0022) holds the permission the database gives a
+    # kind its table does not list (checked against auth.job_permission below too), or needs a migration.
+    for kind in declared.keys() - migration.JOB_KIND_PERMISSIONS.keys():
+        assert declared[kind] == f"{permissions.module_of_kind(kind)}:create", kind
     held = {r: tuple(sorted(holds(r) - {r})) for r in ROLES if holds(r) - {r} and r != "super_admin"}
     assert held == migration.HOLDS  # (the super admin may do everything)
     with engine.connect() as conn:

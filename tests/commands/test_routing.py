@@ -33,6 +33,7 @@ EXPECTED_QUEUES = {
     "settlements.run": "bulk",
     "settlements.run_batch": "bulk",
     "system.ping": "maintenance",
+    "system.housekeeping": "maintenance",
 }
 
 
