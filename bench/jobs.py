@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.access import database_url  # noqa: E402
+from cli import alembic_config  # noqa: E402
 from ombaro import commands, housekeeping  # noqa: E402
 from ombaro.access.permissions import seed_permissions  # noqa: E402
-from ombaro.cli import alembic_config  # noqa: E402
 from ombaro.config import load_settings  # noqa: E402
 
 PER_DAY = 5000  # the default; --smoke spreads its few rows thinner so some are past their keep

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from ombaro import commands, housekeeping
 from ombaro.config import load_settings
-from tests.conftest import Database
-from tests.helpers import client_for, job_row, make_account
+from tests.factories.accounts import client_for, make_account
+from tests.helpers import job_row
+from tests.services import Database
 
 pytestmark = pytest.mark.db
 
