@@ -63,9 +63,9 @@ def act_as(session: Session | Connection, db_role: str, claims: dict[str, Any] |
     connection carries nothing into its next transaction."""
     if db_role not in (API_ROLE, WORKER_ROLE):
         raise ValueError(f"not a request role: {db_role}")
-    session.execute(text(f"SET LOCAL ROLE {db_role}"))
-    session.execute(text("SELECT set_config('request.jwt.claims', :claims, true)"),
-                    {"claims": json.dumps(claims, default=str) if claims else ""})
+    # One round trip: `set_config('role', ..., true)` is SET LOCAL ROLE.
+    session.execute(text("SELECT set_config('role', :role, true), set_config('request.jwt.claims', :claims, true)"),
+                    {"role": db_role, "claims": json.dumps(claims, default=str) if claims else ""})
 
 
 def committed_as(engine: Engine, db_role: str, claims: dict[str, Any] | None) -> Callable[[Callable[[Session], T]], T]:

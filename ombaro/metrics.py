@@ -159,11 +159,22 @@ def inc(definition: Definition, *labels: object, by: float = 1.0) -> None:
 
 def observe(definition: Definition, value: float, *labels: object) -> None:
     """One observation: its bucket (not cumulative: summed at scrape time), the sum and the count."""
+    _send(_observation(definition, value, labels))
+
+
+def _observation(definition: Definition, value: float, labels: Sequence[object]) -> list[tuple[str, str, float]]:
     assert definition.type == "histogram", definition.name
     parts = _labels(definition, labels)
     bucket = next((f"{b:g}" for b in definition.buckets if value <= b), "+Inf")
-    _send([(definition.key, _field([*parts, bucket]), 1), (definition.key, _field([*parts, "sum"]), value),
-           (definition.key, _field([*parts, "count"]), 1)])
+    return [(definition.key, _field([*parts, bucket]), 1), (definition.key, _field([*parts, "sum"]), value),
+            (definition.key, _field([*parts, "count"]), 1)]
+
+
+def http_request(endpoint: str, method: str, status: int, seconds: float) -> None:
+    """One answered request: its count and its duration, in one round trip to Redis."""
+    labels = (endpoint, method, str(status))
+    _send([(HTTP_REQUESTS.key, _field(_labels(HTTP_REQUESTS, labels)), 1.0),
+           *_observation(HTTP_DURATION, seconds, labels)])
 
 
 # ---- what the domain calls ------------------------------------------------------------------------

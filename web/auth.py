@@ -100,8 +100,10 @@ def user_from_token(token: str) -> CurrentUser:
         claims = tokens.verify_access_token(ombaro.settings, token)
     except tokens.TokenError as exc:
         raise NotAuthenticated("the access token is invalid or expired") from exc
-    with ombaro.sessions() as session:
-        principal = accounts.principal_of(session, claims.user_id, claims.session_id)
+    # One statement outside a transaction (no BEGIN and ROLLBACK round trips): a consistent read of
+    # the account's status and its login.
+    with ombaro.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as connection:
+        principal = accounts.principal_of(connection, claims.user_id, claims.session_id)
     if principal is None:
         raise NotAuthenticated("the access token's account no longer exists")
     if principal.status != "active":

@@ -45,9 +45,7 @@ def end_request(response: Response) -> Response:
         seconds = time.perf_counter() - started
         # The url rule's endpoint name: bounded cardinality, and no ids or personal data from the path.
         endpoint = request.url_rule.endpoint if request.url_rule is not None else "unmatched"
-        labels = (endpoint, request.method, str(response.status_code))
-        metrics.inc(metrics.HTTP_REQUESTS, *labels)
-        metrics.observe(metrics.HTTP_DURATION, seconds, *labels)
+        metrics.http_request(endpoint, request.method, response.status_code, seconds)
         log.info("%s %s %s %.1fms", request.method, endpoint, response.status_code, seconds * 1000)
     return response
 

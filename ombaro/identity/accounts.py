@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -219,7 +219,8 @@ _PRINCIPAL = text("""
 """)
 
 
-def principal_of(session: Session, user_id: uuid.UUID, session_id: uuid.UUID | None = None) -> Principal | None:
+def principal_of(session: Session | Connection, user_id: uuid.UUID, session_id: uuid.UUID | None = None,
+                 ) -> Principal | None:
     """The account as the database says now; with `session_id`, also whether that login is live."""
     row = session.execute(_PRINCIPAL, {"uid": user_id, "sid": session_id}).one_or_none()
     return Principal(user_id, row.role, row.status, bool(row.live)) if row else None
