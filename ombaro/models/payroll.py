@@ -213,3 +213,30 @@ class SalaryRecordDetail(Base):
     explanation: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     employer_contributions: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     computed_at: Mapped[dt.datetime] = created_at()
+
+
+ARREARS_COMPONENTS = ("basic", "hra", "transport", "medical", "special", "other", "overtime", "pf", "pf_eps",
+                      "pf_epf")
+
+
+class PayrollArrear(Base):
+    """A line of arrears: what the salary record `salary_record_id` pays (or, negative, recovers) for
+    an earlier, approved month (`for_year`, `for_month`) because a compensation change was backdated
+    into it. `pf` is the employee's PF on it, `pf_eps`/`pf_epf` the employer's (docs/payroll.md)."""
+
+    __tablename__ = "payroll_arrears"
+    __table_args__ = (
+        CheckConstraint(f"component IN {ARREARS_COMPONENTS!r}", name="component"),
+        CheckConstraint("for_month BETWEEN 1 AND 12", name="for_month"),
+        UniqueConstraint("salary_record_id", "for_year", "for_month", "component", name="uq_payroll_arrears_line"),
+        Index("ix_payroll_arrears_employee_month", "employee_id", "for_year", "for_month"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    salary_record_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("salary_records.id", ondelete="CASCADE"))
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"))
+    for_year: Mapped[int] = mapped_column(Integer)
+    for_month: Mapped[int] = mapped_column(Integer)
+    component: Mapped[str]
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    created_at: Mapped[dt.datetime] = created_at()

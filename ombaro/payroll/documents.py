@@ -29,7 +29,9 @@ LABELS = {"basic": "Basic", "hra": "House rent allowance", "transport": "Transpo
           "overtime": "Overtime", "bonus": "Bonus", "pf": "Provident fund", "esi": "ESI",
           "professional_tax": "Professional tax", "tds": "Income tax (TDS)", "loan_emi": "Loan EMI",
           "salary_advance": "Salary advance recovery", "incentive": "Incentive",
-          "cooperative_dues": "Co-operative society dues"}
+          "cooperative_dues": "Co-operative society dues", "arrears": "Arrears",
+          "pf_arrears": "Provident fund on arrears", "arrears_recovery": "Recovery of arrears (backdated cut)",
+          "pf_eps": "Employer EPS", "pf_epf": "Employer EPF"}
 _IFSC = re.compile(r"^[A-Z]{4}0[A-Z0-9]{6}$")
 _ACCOUNT = re.compile(r"^[0-9]{9,18}$")
 
@@ -88,6 +90,7 @@ def payslip_pdf(record: SalaryRecord, detail: SalaryRecordDetail | None, *, comp
     pdf.ln(10)
     pdf.set_font("helvetica", "B", 12)
     pdf.cell(0, 8, f"Net pay: INR {inr(record.net_salary)}", new_x="LMARGIN", new_y="NEXT")
+    _arrears_lines(pdf, detail)
     pdf.set_font("helvetica", size=8)
     employer = detail.employer_contributions if detail else {}
     if employer:
@@ -99,6 +102,25 @@ def payslip_pdf(record: SalaryRecord, detail: SalaryRecordDetail | None, *, comp
                          "sums of the lines above.",
                    new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def _arrears_lines(pdf: FPDF, detail: SalaryRecordDetail | None) -> None:
+    """Each arrears line: the component, the month it belongs to and the amount (negative: recovered)."""
+    lines: list[dict[str, str]] = (detail.explanation or {}).get("arrears", []) if detail else []
+    if not lines:
+        return
+    pdf.set_font("helvetica", "B", 10)
+    for heading in ("Arrears for", "Component", "Amount (INR)"):
+        pdf.cell(63, 7, heading, border=1)
+    pdf.ln()
+    pdf.set_font("helvetica", size=10)
+    for line in lines:
+        month = Period(*map(int, line["month"].split("-")))
+        pdf.cell(63, 6, month.start.strftime("%B %Y"), border=1)
+        pdf.cell(63, 6, _latin(LABELS.get(line["component"], line["component"])), border=1)
+        pdf.cell(63, 6, inr(Decimal(line["amount"])), border=1, align="R")
+        pdf.ln()
+    pdf.ln(4)
 
 
 # --- CSV ---------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ombaro.models import Base
 from ombaro.payroll.rates import RateBook
 
 OURS = {"compensation_structures", "statutory_rates", "holidays", "payroll_adjustments", "payroll_runs",
-        "payroll_failures", "salary_record_details", "tax_declarations"}
+        "payroll_failures", "salary_record_details", "tax_declarations", "payroll_arrears"}
 
 
 def test_payroll_models_match_the_migrated_database(engine: Engine) -> None:
