@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal as D
 from typing import Any
 
@@ -18,12 +18,21 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from ombaro.payroll import runs
-from ombaro.payroll.calculation import ApprovedMonth, EmployeeMonth, Period, Structure, compute
-from ombaro.payroll.documents import payslip_pdf
-from ombaro.payroll.rates import RateBook
 from ombaro.models.hr import SalaryRecord
 from ombaro.models.payroll import SalaryRecordDetail
+from ombaro.payroll import runs
+from ombaro.payroll.calculation import (
+    ApprovedMonth,
+    EmployeeMonth,
+    History,
+    PastMonth,
+    Period,
+    Structure,
+    arrears_due,
+    compute,
+)
+from ombaro.payroll.documents import payslip_pdf
+from ombaro.payroll.rates import RateBook
 from tests.payroll.conftest import Driver, add_structure, new_employee, record_of
 
 COMPONENTS = ("basic", "hra", "transport", "medical", "special", "other")
@@ -129,5 +138,124 @@ def test_a_raise_backdated_two_months_is_paid_once_as_arrears(private_engine: En
     with Session(private_engine) as session:
         record = session.scalars(select(SalaryRecord).where(
             SalaryRecord.employee_id == employee, SalaryRecord.year == 2027, SalaryRecord.month == 6)).one()
-        detail = session.scalars(select(SalaryRecordDetail).where(SalaryRecordDetail.salary_record_id == record.id)).one()
+        detail = session.scalars(select(SalaryRecordDetail).where(
+            SalaryRecordDetail.salary_record_id == record.id)).one()
         assert payslip_pdf(record, detail).startswith(b"%PDF")
+
+
+def test_a_backdated_cut_is_recovered_within_the_deduction_limit(private_engine: Engine, pay: Driver) -> None:
+    employee = new_employee(private_engine, joining=dt.date(2027, 1, 1))
+    add_structure(private_engine, employee, dt.date(2027, 1, 1), basic="30000", esi=False)
+    run_and_approve(pay, 2027, 8, employee)
+    september = run_and_approve(pay, 2027, 9, employee)
+    assert september["basic_salary"] == D("30000.00")
+    add_structure(private_engine, employee, dt.date(2027, 9, 1), basic="20000", esi=False)  # a cut, backdated
+
+    october = run_and_approve(pay, 2027, 10, employee)
+    # Owed back: September's 30,000 - 20,000 = 10,000. October's wages 20,000; s.7(3) allows 50% = 10,000 of
+    # deductions, PF (wage capped at 15,000: 1,800) takes 1,800, so 8,200 is recovered now, 1,800 later.
+    assert october["gross_salary"] == D("20000.00") and line(october, "allowances", "arrears") == D("0.00")
+    assert line(october, "deductions", "pf") == D("1800.00")
+    assert line(october, "deductions", "arrears_recovery") == D("8200.00")
+    assert october["total_deductions"] == D("10000.00")  # exactly the limit: paid, not held
+    assert october["explanation"]["arrears_recovery_deferred"] == "1800.00"
+    assert amounts(lines_of(private_engine, employee, 2027, 10)) == [("2027-09", "basic", D("-8200.00"))]
+    assert_adds_up(october)
+
+    november = run_and_approve(pay, 2027, 11, employee)
+    assert line(november, "deductions", "arrears_recovery") == D("1800.00")
+    assert amounts(lines_of(private_engine, employee, 2027, 11)) == [("2027-09", "basic", D("-1800.00"))]
+    assert november["net_salary"] == D("16400.00")  # 20,000 - 1,800 PF - 1,800 recovered
+
+    december = run_and_approve(pay, 2027, 12, employee)
+    assert line(december, "deductions", "arrears_recovery") == D("0.00")
+    assert lines_of(private_engine, employee, 2027, 12) == []
+
+
+def test_arrears_are_taxed_whole_in_the_month_paid(book: RateBook) -> None:
+    june, may = Period(2027, 6), Period(2027, 5)
+    raised = Structure(dt.date(2027, 5, 1), D("200000"), pf_applicable=False, esi_applicable=False)
+    before = Structure(dt.date(2015, 1, 1), D("160000"), pf_applicable=False, esi_applicable=False)
+    history = History((PastMonth(Period(2027, 4).index, D("160000"), D("20000")),
+                       PastMonth(may.index, D("160000"), D("20000"))))
+    base = EmployeeMonth(employee_id=uuid.uuid4(), code="ARR", name="Arrears", joining_date=dt.date(2015, 1, 1),
+                         last_working_date=None, structures=(before, raised), history=history)
+    paid_in_may = ApprovedMonth(may, {"basic": D("160000.00")})
+    with_arrears = compute(replace(base, approved=(paid_in_may,)), june, book)
+    without = compute(base, june, book)
+    assert with_arrears.earnings["arrears"] == D("40000.00")  # May: 2,00,000 - 1,60,000
+    # FY 2027-28, new regime: projected 3,20,000 (April, May) + 2,00,000 + 40,000 + 2,00,000 x 9 = 23,60,000;
+    # less 75,000: 22,85,000 -> 20,000 + 40,000 + 60,000 + 80,000 + 25% of 2,85,000 = 2,71,250, + 4% cess
+    # = 2,82,100. Without the arrears: 22,45,000 -> 2,61,250 + 4% = 2,71,700. Of that, 40,000 already
+    # deducted: 2,31,700 over June-March = 23,170 a month; the arrears' 10,400 all now.
+    assert without.deductions["tds"] == D("23170.00")
+    assert with_arrears.deductions["tds"] == D("33570.00")
+    assert with_arrears.explanation["tds"]["tax_on_arrears"] == "10400.00"
+
+
+def half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator (denominator > 0) to the nearest whole number, halves away from zero."""
+    whole, rest = divmod(abs(numerator), denominator)
+    whole += 1 if 2 * rest >= denominator else 0
+    return whole if numerator >= 0 else -whole
+
+
+paise = st.integers(min_value=0, max_value=5_000_000)
+
+
+@st.composite
+def backdated_changes(draw: st.DrawFn) -> dict[str, Any]:
+    month = draw(st.integers(min_value=5, max_value=12))
+    approved = Period(2027, month - 1)
+    return {
+        "approved": approved,
+        "old": {c: draw(paise) for c in ("basic", "hra", "special")},
+        "new": {c: draw(paise) for c in ("basic", "hra", "special")},
+        "from_day": draw(st.integers(min_value=1, max_value=approved.days)),
+        "lop": draw(st.dictionaries(st.integers(min_value=1, max_value=approved.days),
+                                    st.sampled_from([1, 0.5]), max_size=6)),
+    }
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=backdated_changes())
+def test_arrears_are_the_exact_difference_once(book: RateBook, case: dict[str, Any]) -> None:
+    approved: Period = case["approved"]
+    days = approved.days
+    old, new, from_day = case["old"], case["new"], case["from_day"]
+    # Independently, in half-days and paise: the month as it should have been and as it was paid.
+    lop_before = sum(w for d, w in case["lop"].items() if d < from_day)
+    lop_after = sum(w for d, w in case["lop"].items() if d >= from_day)
+    halves_before = int(2 * (from_day - 1 - lop_before))
+    halves_after = int(2 * (days - from_day + 1 - lop_after))
+    expected, paid = {}, {}
+    for c in old:
+        paid[c] = half_up(old[c] * (halves_before + halves_after), 2 * days)
+        expected[c] = half_up(old[c] * halves_before + new[c] * halves_after, 2 * days) - paid[c]
+
+    def structure(values: dict[str, int], effective_from: dt.date) -> Structure:
+        return Structure(effective_from, **{c: D(v) / 100 for c, v in values.items()},  # type: ignore[arg-type]
+                         pf_applicable=False, esi_applicable=False)
+
+    structures = (structure(old, dt.date(2015, 1, 1)), structure(new, dt.date(approved.year, approved.month, from_day)))
+    paid_month = ApprovedMonth(approved, {c: D(v) / 100 for c, v in paid.items()})
+    employee = EmployeeMonth(employee_id=uuid.uuid4(), code="ARR", name="Arrears", joining_date=dt.date(2015, 1, 1),
+                             last_working_date=None, structures=structures, approved=(paid_month,),
+                             lop={dt.date(approved.year, approved.month, d): D(str(w)) for d, w in case["lop"].items()})
+    slip = compute(employee, Period(2027, approved.month + 1), book)
+
+    found = {a.component: a.amount for a in arrears_due(employee, book)}
+    assert found == {c: D(v) / 100 for c, v in expected.items() if v}
+    owed = sum(expected.values())
+    recorded = sum((a.amount for a in slip.arrears), D(0))
+    assert slip.earnings["arrears"] == (D(owed) / 100 if owed > 0 else D(0))
+    assert recorded == slip.earnings["arrears"] - slip.deductions["arrears_recovery"]
+    assert D(0) <= slip.deductions["arrears_recovery"] <= (D(-owed) / 100 if owed < 0 else D(0))
+    assert slip.gross - slip.total_deductions == slip.net and slip.hold_reason is None
+
+    # Recorded, they are paid: the next month finds nothing more than what is still owed.
+    paid_since = {c: paid_month.paid[c] + sum((a.amount for a in slip.arrears if a.component == c), D(0))
+                  for c in paid_month.paid}
+    later = replace(employee, approved=(ApprovedMonth(approved, paid_since),))
+    left = sum((a.amount for a in arrears_due(later, book)), D(0))
+    assert left == D(owed) / 100 - recorded
