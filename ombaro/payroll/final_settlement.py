@@ -25,7 +25,7 @@ from ombaro.models.payroll import FinalSettlement
 from ombaro.money import round_money
 from ombaro.payroll import runs
 from ombaro.payroll.calculation import ZERO, Period, Structure, segments
-from ombaro.payroll.errors import PayrollConflict, RecordNotFound
+from ombaro.payroll.errors import PayrollConflict, PayrollInvalid, RecordNotFound
 from ombaro.payroll.rates import GratuityRule, RateBook, SeparationPolicy
 
 
@@ -150,6 +150,25 @@ def _salary(session: Session, employee_id: uuid.UUID, last_day: dt.date, book: R
             "paid_days": str(payslip.paid_days)}
 
 
+class NotALeaver(PayrollInvalid):
+    """The request names no leaver this settlement can be computed for; `field` says which input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+def check_leaver(session: Session, employee_id: uuid.UUID, resignation_date: dt.date | None) -> None:
+    """What the command would refuse, said before it is submitted (the API's 422)."""
+    last_day = session.execute(select(Employee.last_working_date).where(Employee.id == employee_id)).one_or_none()
+    if last_day is None:
+        raise NotALeaver("employee_id", f"no employee {employee_id}")
+    if last_day.last_working_date is None:
+        raise NotALeaver("employee_id", "the employee has no last working day")
+    if resignation_date is not None and resignation_date > last_day.last_working_date:
+        raise NotALeaver("resignation_date", "the resignation date is after the last working day")
+
+
 def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_days: Decimal,
                     resignation_date: dt.date | None, job_id: uuid.UUID | None = None) -> dict[str, Any]:
     """Compute and record a leaver's full and final settlement (replacing an earlier computation)."""
@@ -201,8 +220,9 @@ def as_result(row: FinalSettlement) -> dict[str, Any]:
     }
 
 
-def get(session: Session, employee_id: uuid.UUID) -> dict[str, Any]:
+def get(session: Session, employee_id: uuid.UUID) -> FinalSettlement:
+    """The employee's settlement, if the caller's policies show it."""
     row = session.scalars(select(FinalSettlement).where(FinalSettlement.employee_id == employee_id)).one_or_none()
     if row is None:
         raise RecordNotFound(f"no full and final settlement for employee {employee_id}")
-    return as_result(row)
+    return row

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -21,6 +22,8 @@ from ombaro.payroll.commands import FINAL_SETTLEMENT_KIND
 from ombaro.payroll.errors import PayrollConflict
 from ombaro.payroll.final_settlement import Leaver, settle
 from ombaro.payroll.rates import RateBook
+from tests.helpers import make_account
+from tests.identity.conftest import client_for
 from tests.payroll.conftest import Driver, add_structure, new_employee
 
 
@@ -128,7 +131,7 @@ def test_the_command_records_a_leavers_settlement(engine: Engine, driver: Driver
     assert again["result"]["explanation"]["salary"]["status"] == "pending"  # type: ignore[index]
     assert again["result"]["id"] == result["id"]  # type: ignore[index]  # one settlement per leaver
     with Session(engine) as session:
-        assert final_settlement.get(session, employee)["gratuity"] == "120000.00"
+        assert final_settlement.get(session, employee).gratuity == D("120000.00")
 
 
 def test_an_employee_without_a_last_working_day_is_refused(engine: Engine) -> None:
@@ -136,3 +139,41 @@ def test_an_employee_without_a_last_working_day_is_refused(engine: Engine) -> No
     add_structure(engine, employee, dt.date(2019, 4, 1), basic="26000")
     with Session(engine) as session, pytest.raises(PayrollConflict, match="no last working day"):
         final_settlement.settle_employee(session, employee, earned_leave_days=D(0), resignation_date=None)
+
+
+def test_the_api_starts_a_settlement_and_shows_it_to_whom_it_concerns(app: Any, engine: Engine) -> None:
+    hr, leaving, colleague = (make_account(engine, role) for role in ("hr_department", "employee", "employee"))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE employees SET joining_date = '2018-06-01', last_working_date = '2027-05-31' "
+                          "WHERE id = :id"), {"id": leaving.id})
+    add_structure(engine, leaving.id, dt.date(2018, 6, 1), basic="52000", esi=False)
+    as_hr = client_for(app, hr)
+
+    refused = {
+        "no last working day": {"employee_id": str(colleague.id)},
+        "no such employee": {"employee_id": str(uuid.uuid4())},
+        "a third of a day": {"employee_id": str(leaving.id), "earned_leave_days": "1.3"},
+        "notice after leaving": {"employee_id": str(leaving.id), "resignation_date": "2027-06-01"},
+    }
+    for what, body in refused.items():
+        answer = as_hr.post("/api/v1/payroll/final-settlements", json=body)
+        assert answer.status_code == 422, what
+        assert answer.content_type == "application/problem+json" and answer.json["errors"], what
+    assert client_for(app, colleague).post("/api/v1/payroll/final-settlements",
+                                           json={"employee_id": str(leaving.id)}).status_code == 403
+
+    started = as_hr.post("/api/v1/payroll/final-settlements",
+                         json={"employee_id": str(leaving.id), "earned_leave_days": 10.5},
+                         headers={"Idempotency-Key": '"fnf-1"'})
+    assert started.status_code == 202 and started.json["kind"] == FINAL_SETTLEMENT_KIND
+    env = commands.Environment(settings=load_settings(), engine=engine, enqueue=lambda *_: None)
+    commands.execute(uuid.UUID(started.json["id"]), commands.command_of(FINAL_SETTLEMENT_KIND).run(env),
+                     engine=engine, lease_seconds=60)
+
+    shown = as_hr.get(f"/api/v1/payroll/final-settlements/{leaving.id}")
+    assert shown.status_code == 200
+    # 1 June 2018 - 31 May 2027: nine years; 52,000 x 15 x 9 / 26 = 2,70,000; 10.5 x 52,000 / 26 = 21,000.
+    assert (shown.json["counted_years"], shown.json["gratuity"], shown.json["leave_encashment"]) == (
+        9, "270000.00", "21000.00")
+    assert client_for(app, leaving).get(f"/api/v1/payroll/final-settlements/{leaving.id}").status_code == 200
+    assert client_for(app, colleague).get(f"/api/v1/payroll/final-settlements/{leaving.id}").status_code == 404
