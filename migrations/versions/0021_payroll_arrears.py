@@ -43,7 +43,7 @@ ROWS: list[tuple[str, str, dict[str, Any], str]] = [
      "of 26 days), s.4(1) (five years' continuous service), s.2A(2) (240 days in the last year make it a year "
      "of continuous service), s.4(3) ceiling Rs 10 lakh (notification of 24 May 2010)"),
     ("gratuity", "2018-03-29", {**GRATUITY, "ceiling": "2000000"},
-     "Payment of Gratuity Act s.4(3) ceiling Rs 20 lakh from 29 March 2018 (S.O. 1420(E), under the "
+     "Payment of Gratuity Act s.4(3) ceiling Rs 20 lakh from 29 March 2018 (notification under the "
      "Payment of Gratuity (Amendment) Act 2018)"),
     ("separation", "2000-01-01",
      {"encashment_components": ["basic"], "encashment_divisor": "26", "encashment_max_days": "300",
