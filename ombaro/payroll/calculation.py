@@ -10,7 +10,8 @@ comes out exact, and one that is not lies further from a half paisa than 28 digi
 magnitudes, so the rounding is the exact one (tests/payroll/test_law.py checks it against integer
 arithmetic). Gross, total deductions and net are sums and a difference of the rounded lines, so
 gross - total deductions = net to the paisa by construction. `compute` is its blocks in order:
-earnings, PF, ESI, PT, TDS, the deduction limit.
+earnings, PF, arrears (earlier approved months recomputed by the same two blocks), ESI, PT, TDS, the
+recovery of a backdated cut, the deduction limit.
 """
 
 from __future__ import annotations
