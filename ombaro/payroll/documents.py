@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ombaro.identity import crypto
 from ombaro.models.hr import SalaryRecord
-from ombaro.models.payroll import PayrollFailure, PayrollRun, SalaryRecordDetail
+from ombaro.models.payroll import FinalSettlement, PayrollFailure, PayrollRun, SalaryRecordDetail
 from ombaro.money import inr
 from ombaro.payroll.calculation import ALLOWANCES, DEDUCTIONS, Period
 from ombaro.payroll.errors import NothingToPay, RunNotFound
@@ -101,6 +101,42 @@ def payslip_pdf(record: SalaryRecord, detail: SalaryRecordDetail | None, *, comp
                          "PF and TDS to the rupee, ESI to the next rupee; gross, total deductions and net are "
                          "sums of the lines above.",
                    new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+def final_settlement_pdf(row: FinalSettlement, *, name: str, code: str, company: str = "OMBARO") -> bytes:
+    """A leaver's full and final settlement statement: service, each amount and the rule it follows,
+    and the last month's salary beside it (paid by the monthly run)."""
+    pdf = FPDF(format="A4")
+    pdf.set_title("Full and final settlement")
+    pdf.add_page()
+    pdf.set_font("helvetica", "B", 16)
+    pdf.cell(0, 10, _latin(f"{company} - Full and final settlement"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", size=10)
+    salary: dict[str, Any] = (row.explanation or {}).get("salary", {})
+    facts = [("Employee", name), ("Employee code", code), ("Last working day", row.last_working_date.isoformat()),
+             ("Notice given on", row.resignation_date.isoformat() if row.resignation_date else "-"),
+             ("Service", f"{row.service_years} years {row.service_days} days ({row.counted_years} counted)"),
+             ("Last monthly basic + DA", inr(row.last_wage)),
+             ("Salary to the last working day", f"{salary.get('month', '')}: net {inr(salary.get('net'))} "
+                                                 f"({salary.get('status', '')}; paid by the monthly payroll run)")]
+    for label, value in facts:
+        pdf.cell(60, 6, _latin(label))
+        pdf.cell(0, 6, _latin(value), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    lines = [("Gratuity (Payment of Gratuity Act s.4)", row.gratuity),
+             (f"Leave encashment ({row.earned_leave_days} days)", row.leave_encashment),
+             (f"Notice-pay recovery ({row.notice_shortfall_days} days short)", -row.notice_recovery)]
+    for label, amount in lines:
+        pdf.cell(120, 6, _latin(label), border=1)
+        pdf.cell(60, 6, inr(amount), border=1, align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", "B", 10)
+    pdf.cell(120, 7, "Settlement amount", border=1)
+    pdf.cell(60, 7, inr(row.net_amount), border=1, align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", size=8)
+    pdf.multi_cell(0, 5, "Gratuity: 15 days' wages (last basic + DA / 26) per year of service, a part year over "
+                         "six months counting as one, within the statutory ceiling; each amount computed exactly "
+                         "and rounded once to the paisa.", new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 

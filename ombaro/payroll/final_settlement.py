@@ -172,7 +172,8 @@ def check_leaver(session: Session, employee_id: uuid.UUID, resignation_date: dt.
 def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_days: Decimal,
                     resignation_date: dt.date | None, job_id: uuid.UUID | None = None) -> dict[str, Any]:
     """Compute and record a leaver's full and final settlement (replacing an earlier computation)."""
-    employee = session.execute(select(Employee.joining_date, Employee.last_working_date).where(
+    employee = session.execute(select(Employee.joining_date, Employee.last_working_date, Employee.name,
+                                      Employee.employee_code).where(
         Employee.id == employee_id)).one_or_none()
     if employee is None:
         raise RecordNotFound(f"no employee {employee_id}")
@@ -196,7 +197,9 @@ def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_da
         "counted_years": result.service.counted_years, "last_wage": result.last_wage, "gratuity": result.gratuity,
         "leave_encashment": result.leave_encashment, "notice_shortfall_days": result.notice_shortfall_days,
         "notice_recovery": result.notice_recovery, "net_amount": result.net,
-        "explanation": {**result.explanation, "salary": salary}, "job_id": job_id,
+        "explanation": {**result.explanation, "salary": salary,
+                        "employee": {"name": employee.name, "code": employee.employee_code}},
+        "job_id": job_id,
     }
     statement = pg_insert(FinalSettlement).values(employee_id=employee_id, **values)
     row = session.execute(statement.on_conflict_do_update(
@@ -218,6 +221,12 @@ def as_result(row: FinalSettlement) -> dict[str, Any]:
         "notice_shortfall_days": row.notice_shortfall_days, "notice_recovery": str(row.notice_recovery),
         "net_amount": str(row.net_amount), "explanation": row.explanation,
     }
+
+
+def who(row: FinalSettlement) -> tuple[str, str]:
+    """Name and code for the statement: as recorded at computation (finance does not read `employees`)."""
+    person: dict[str, Any] = (row.explanation or {}).get("employee", {})
+    return str(person.get("name", "")), str(person.get("code", ""))
 
 
 def get(session: Session, employee_id: uuid.UUID) -> FinalSettlement:

@@ -177,3 +177,8 @@ def test_the_api_starts_a_settlement_and_shows_it_to_whom_it_concerns(app: Any, 
         9, "270000.00", "21000.00")
     assert client_for(app, leaving).get(f"/api/v1/payroll/final-settlements/{leaving.id}").status_code == 200
     assert client_for(app, colleague).get(f"/api/v1/payroll/final-settlements/{leaving.id}").status_code == 404
+    statement = client_for(app, leaving).get(f"/api/v1/payroll/final-settlements/{leaving.id}/statement")
+    assert statement.status_code == 200 and statement.mimetype == "application/pdf"
+    assert statement.data.startswith(b"%PDF")
+    assert client_for(app, colleague).get(
+        f"/api/v1/payroll/final-settlements/{leaving.id}/statement").status_code == 404

@@ -7,11 +7,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flask import Response
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
 from ombaro.payroll import commands as payroll_commands
-from ombaro.payroll import final_settlement
+from ombaro.payroll import documents, final_settlement
 from web.auth import requires
 from web.commanding import submit
 from web.extension import db_session
@@ -73,3 +74,14 @@ def start_final_settlement(body: payroll_commands.FinalSettlementParams) -> Any:
 def get_final_settlement(employee_id: uuid.UUID) -> Any:
     """A leaver's settlement as last computed (the employee's own, HR, finance and accounts)."""
     return final_settlement.get(db_session(), employee_id)
+
+
+@blp.get("/<uuid:employee_id>/statement")
+@requires("payroll", "read")
+@blp.doc(responses={"200": {"description": "the settlement statement", "content": {"application/pdf": {}}}})
+def final_settlement_statement(employee_id: uuid.UUID) -> Any:
+    """The settlement as a PDF statement (whoever may read the settlement)."""
+    row = final_settlement.get(db_session(), employee_id)
+    name, code = final_settlement.who(row)
+    return Response(documents.final_settlement_pdf(row, name=name, code=code), mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="final-settlement-{employee_id}.pdf"'})
