@@ -183,9 +183,11 @@ def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_da
     if resignation_date is not None and resignation_date > last_day:
         raise PayrollConflict("the resignation date is after the last working day")
     book = RateBook.load(session)
-    loaded = runs.load_batch(session, Period(last_day.year, last_day.month), [employee_id], book)
-    structures = loaded.employees[0].structures if loaded.employees else ()
-    parts = segments(tuple(structures), last_day, last_day)
+    structures = tuple(Structure(
+        row.effective_from, row.basic, row.hra, row.transport, row.medical, row.special, row.other, row.pf_applicable,
+        row.esi_applicable, row.pt_state, row.overtime_eligible)
+        for row in session.execute(runs.STRUCTURES, {"ids": [employee_id], "start": last_day, "end": last_day}))
+    parts = segments(structures, last_day, last_day)
     if not parts:
         raise PayrollConflict(f"no compensation structure in force on {last_day.isoformat()}")
     result = settle(Leaver(employee_id, employee.joining_date, last_day, parts[0].structure, earned_leave_days,

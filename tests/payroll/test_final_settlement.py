@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ombaro import commands
 from ombaro.config import load_settings
-from ombaro.payroll import final_settlement
+from ombaro.payroll import final_settlement, runs
 from ombaro.payroll.calculation import Structure
 from ombaro.payroll.commands import FINAL_SETTLEMENT_KIND
 from ombaro.payroll.errors import PayrollConflict
@@ -130,6 +130,13 @@ def test_the_command_records_a_leavers_settlement(engine: Engine, driver: Driver
     assert again["status"] == "succeeded"
     assert again["result"]["explanation"]["salary"]["status"] == "pending"  # type: ignore[index]
     assert again["result"]["id"] == result["id"]  # type: ignore[index]  # one settlement per leaver
+    with Session(engine) as session, session.begin():
+        run_id = session.scalar(text("SELECT id FROM payroll_runs WHERE year = 2027 AND month = 3"))
+        runs.approve(session, run_id, approver=None, allow_failures=True)
+    approved = run_command(engine, {"employee_id": str(employee), "earned_leave_days": "20",
+                                    "resignation_date": "2027-02-20"})
+    assert approved["status"] == "succeeded", approved
+    assert approved["result"]["explanation"]["salary"]["status"] == "processed"  # type: ignore[index]
     with Session(engine) as session:
         assert final_settlement.get(session, employee).gratuity == D("120000.00")
 
