@@ -12,7 +12,7 @@
   ON DELETE SET NULL otherwise scans the table per deleted job, and `webhook_events.job_id`).
 
 Revision ID: 0022
-Revises: 0020 (to be rechained to 0021 when merged)
+Revises: 0021
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from alembic import op
 from migrations import rls as RLS
 
 revision: str = "0022"
-down_revision: str | None = "0020"
+down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

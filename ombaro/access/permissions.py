@@ -104,6 +104,7 @@ JOB_KIND_PERMISSIONS: dict[str, tuple[str, str]] = {
     "notifications.dispatch": ("jobs", "create"), "notifications.reminders": ("jobs", "create"),
     "payments.webhook": ("payments", "update"), "payments.refund": ("payments", "update"),
     "payroll.run": ("payroll", "create"), "payroll.compute_batch": ("payroll", "create"),
+    "payroll.final_settlement": ("payroll", "create"),
     "reports.refresh": ("reports", "create"),
     "settlements.run": ("settlements", "create"), "settlements.run_batch": ("settlements", "create"),
     "settlements.payout": ("settlements", "approve"), "settlements.reconcile": ("settlements", "approve"),

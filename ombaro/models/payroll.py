@@ -18,7 +18,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ombaro.models.base import Base, created_at, updated_at, uuid_pk
 
-RATE_KINDS = ("pf", "esi", "professional_tax", "income_tax", "overtime", "attendance", "wage_deductions")
+RATE_KINDS = ("pf", "esi", "professional_tax", "income_tax", "overtime", "attendance", "wage_deductions",
+              "gratuity", "separation")
 HOLIDAY_KINDS = ("national", "gazetted", "company")
 # bonus: the annual bonus (not a wage for ESI); incentive: a monthly incentive (a wage);
 # cooperative_dues: a deduction paid to a co-operative society (Payment of Wages Act s.7(2)(j), s.7(3)).
@@ -213,3 +214,65 @@ class SalaryRecordDetail(Base):
     explanation: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     employer_contributions: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     computed_at: Mapped[dt.datetime] = created_at()
+
+
+ARREARS_COMPONENTS = ("basic", "hra", "transport", "medical", "special", "other", "overtime", "pf", "pf_eps",
+                      "pf_epf")
+
+
+class PayrollArrear(Base):
+    """A line of arrears: what the salary record `salary_record_id` pays (or, negative, recovers) for
+    an earlier, approved month (`for_year`, `for_month`) because a compensation change was backdated
+    into it. `pf` is the employee's PF on it, `pf_eps`/`pf_epf` the employer's (docs/payroll.md)."""
+
+    __tablename__ = "payroll_arrears"
+    __table_args__ = (
+        CheckConstraint(f"component IN {ARREARS_COMPONENTS!r}", name="component"),
+        CheckConstraint("for_month BETWEEN 1 AND 12", name="for_month"),
+        UniqueConstraint("salary_record_id", "for_year", "for_month", "component", name="uq_payroll_arrears_line"),
+        Index("ix_payroll_arrears_employee_month", "employee_id", "for_year", "for_month"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    salary_record_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("salary_records.id", ondelete="CASCADE"))
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"))
+    for_year: Mapped[int] = mapped_column(Integer)
+    for_month: Mapped[int] = mapped_column(Integer)
+    component: Mapped[str]
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    created_at: Mapped[dt.datetime] = created_at()
+
+
+FINAL_SETTLEMENT_STATUSES = ("computed", "paid")
+
+
+class FinalSettlement(Base):
+    """A leaver's full and final settlement: service, gratuity (Payment of Gratuity Act s.4), leave
+    encashment and notice-pay recovery (company policy), and what it pays beyond the last month's
+    salary (`net_amount`; negative: owed by the leaver). One per employee; recomputed until paid."""
+
+    __tablename__ = "final_settlements"
+    __table_args__ = (
+        CheckConstraint(f"status IN {FINAL_SETTLEMENT_STATUSES!r}", name="status"),
+        CheckConstraint("earned_leave_days >= 0", name="earned_leave_days"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"), unique=True)
+    status: Mapped[str] = mapped_column(server_default=text("'computed'"))
+    last_working_date: Mapped[dt.date]
+    resignation_date: Mapped[dt.date | None]
+    earned_leave_days: Mapped[Decimal] = mapped_column(Numeric(7, 2))
+    service_years: Mapped[int] = mapped_column(Integer)
+    service_days: Mapped[int] = mapped_column(Integer)
+    counted_years: Mapped[int] = mapped_column(Integer)
+    last_wage: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    gratuity: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    leave_encashment: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    notice_shortfall_days: Mapped[int] = mapped_column(Integer)
+    notice_recovery: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    net_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    explanation: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    job_id: Mapped[uuid.UUID | None]
+    created_at: Mapped[dt.datetime] = created_at()
+    updated_at: Mapped[dt.datetime] = updated_at()

@@ -10,7 +10,8 @@ comes out exact, and one that is not lies further from a half paisa than 28 digi
 magnitudes, so the rounding is the exact one (tests/payroll/test_law.py checks it against integer
 arithmetic). Gross, total deductions and net are sums and a difference of the rounded lines, so
 gross - total deductions = net to the paisa by construction. `compute` is its blocks in order:
-earnings, PF, ESI, PT, TDS, the deduction limit.
+earnings, PF, arrears (earlier approved months recomputed by the same two blocks), ESI, PT, TDS, the
+recovery of a backdated cut, the deduction limit.
 """
 
 from __future__ import annotations
@@ -19,16 +20,21 @@ import calendar
 import datetime as dt
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-from ombaro.money import HUNDRED, round_money
+from ombaro.money import HUNDRED, PAISA, round_money
 from ombaro.payroll.rates import COMPONENTS, MissingRate, RateBook
 
-ALLOWANCES = (*COMPONENTS[1:], "incentive")  # salary_records.allowances keys
-DEDUCTIONS = ("pf", "esi", "professional_tax", "tds", "loan_emi", "salary_advance", "cooperative_dues")
+ALLOWANCES = (*COMPONENTS[1:], "incentive", "arrears")  # salary_records.allowances keys
+DEDUCTIONS = ("pf", "esi", "professional_tax", "tds", "loan_emi", "salary_advance", "cooperative_dues",
+              "pf_arrears", "arrears_recovery")
+# What arrears are computed on: the structure's components and overtime (its rate follows them), and
+# the PF contributions on them (the employee's; the employer's EPS and EPF).
+ARREARS_EARNINGS = (*COMPONENTS, "overtime")
+ARREARS_PF = ("pf", "pf_eps", "pf_epf")
 ZERO = Decimal("0.00")
 # numeric(10,2) and numeric(5,2) in salary_records: refuse one employee rather than fail a batch.
 MAX_AMOUNT = Decimal("99999999.99")
@@ -145,6 +151,30 @@ class TaxDeclaration:
 
 
 @dataclass(frozen=True)
+class ApprovedMonth:
+    """An earlier month with an approved (processed or paid) record: what was paid for it so far,
+    per arrears component (the record's line plus arrears already recorded for it elsewhere), and
+    the incentive and bonus it paid (they enter its PF wage)."""
+
+    period: Period
+    paid: Mapping[str, Decimal]  # ARREARS_EARNINGS and ARREARS_PF keys
+    incentive: Decimal = ZERO
+    bonus: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class ArrearsLine:
+    """What this month pays (negative: recovers) for `period`'s `component`."""
+
+    period: Period
+    component: str
+    amount: Decimal
+
+    def as_dict(self) -> dict[str, str]:
+        return {"month": self.period.label(), "component": self.component, "amount": str(self.amount)}
+
+
+@dataclass(frozen=True)
 class EmployeeMonth:
     employee_id: uuid.UUID
     code: str
@@ -164,6 +194,9 @@ class EmployeeMonth:
     cooperative_dues: Decimal = ZERO
     history: History = History()
     tax: TaxDeclaration | None = None  # None: nothing declared for this financial year
+    # Earlier approved months a compensation change may have been backdated into (their attendance
+    # is in `lop` and `overtime` too): the difference is paid, or recovered, as arrears.
+    approved: tuple[ApprovedMonth, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -177,6 +210,7 @@ class Payslip:
     explanation: dict[str, Any]
     employer: dict[str, Decimal]
     hold_reason: str | None = None  # deductions beyond the Payment of Wages Act limit: not to be paid
+    arrears: tuple[ArrearsLine, ...] = ()  # the lines this record pays (or recovers) for earlier months
 
     @cached_property
     def gross(self) -> Decimal:
@@ -270,6 +304,8 @@ class _Working:
     overtime_hours: Decimal = ZERO
     paid_days: Decimal = ZERO
     gross: Decimal = ZERO  # set with the earnings
+    arrears_due: list[ArrearsLine] = field(default_factory=list)  # every difference found
+    arrears_paid: list[ArrearsLine] = field(default_factory=list)  # what this month pays or recovers of them
 
     @property
     def latest(self) -> Structure:
@@ -415,8 +451,13 @@ def _tds(w: _Working) -> None:
     tds_before = previous_tds + sum((m.tds for m in this_year), ZERO)
     projected = previous_income + gross_before + estimated + w.gross + w.latest.monthly_gross() * after
     working = regime.annual_tax(projected - regime.standard_deduction)
-    due = max(Decimal(0), working.total - tds_before)
-    w.deductions["tds"] = round_money(due / (after + 1), regime.rounding)
+    # Arrears are income of the month paid and taxed in it whole: the tax they add is deducted now,
+    # the rest of the year's tax is spread over the months left as usual.
+    arrears = w.earnings.get("arrears", ZERO)
+    regular = regime.annual_tax(projected - arrears - regime.standard_deduction) if arrears else working
+    regular_due = max(Decimal(0), regular.total - tds_before)
+    arrears_tax = max(Decimal(0), working.total - tds_before) - regular_due
+    w.deductions["tds"] = round_money((regular_due + arrears_tax * (after + 1)) / (after + 1), regime.rounding)
     w.explanation["tds"] = {
         "regime": regime.regime, "financial_year": regime.financial_year, "projected_income": _s(projected),
         "standard_deduction": _s(regime.standard_deduction), "taxable": _s(working.taxable),
@@ -425,6 +466,8 @@ def _tds(w: _Working) -> None:
     }
     if declared:  # Form 12B: in the projection and in tds_before
         w.explanation["tds"].update(previous_income=_s(previous_income), previous_tds=_s(previous_tds))
+    if arrears:
+        w.explanation["tds"]["tax_on_arrears"] = _s(round_money(arrears_tax))
     if missing:  # earlier months employed here without a record (estimated unless declared)
         w.explanation["tds"].update(months_without_record=len(missing), estimated_for_them=_s(estimated))
     w.explanation["rates"]["income_tax"] = regime.effective_from.isoformat()
@@ -446,10 +489,7 @@ def _deduction_limit(w: _Working) -> str | None:
             f"{', with co-operative society dues' if cooperative else ''})")
 
 
-def compute(employee: EmployeeMonth, period: Period, book: RateBook) -> Payslip:
-    """The month's pay of one employee. Raises PayrollComputationError (or MissingRate) with the
-    reason when the data does not allow it; a payslip whose deductions exceed the legal limit comes
-    back with its `hold_reason`."""
+def _working(employee: EmployeeMonth, period: Period, book: RateBook) -> _Working:
     employed_from = max(period.start, employee.joining_date)
     employed_to = min(period.end, employee.last_working_date or period.end)
     if employed_from > employed_to:
@@ -457,7 +497,7 @@ def compute(employee: EmployeeMonth, period: Period, book: RateBook) -> Payslip:
     parts = segments(employee.structures, employed_from, employed_to)
     if not parts:
         raise NoCompensation(f"no compensation structure in force in {period.label()}")
-    w = _Working(employee, period, book, parts, explanation={
+    return _Working(employee, period, book, parts, explanation={
         "rounding": "earnings to the paisa half-up; deductions by their rate's rule; totals are sums",
         "days_in_month": period.days,
         "employed": {"from": employed_from.isoformat(), "to": employed_to.isoformat()},
@@ -465,16 +505,104 @@ def compute(employee: EmployeeMonth, period: Period, book: RateBook) -> Payslip:
         "uncovered_days": (employed_to - employed_from).days + 1 - sum(p.days for p in parts),
         "rates": {},
     })
+
+
+def month_earned(employee: EmployeeMonth, period: Period, book: RateBook) -> tuple[dict[str, Decimal],
+                                                                                   dict[str, Decimal]]:
+    """A month's earnings and PF (the employee's, the employer's EPS and EPF) as the data now stands,
+    by the same blocks as `compute`: what an approved month should have paid."""
+    w = _working(employee, period, book)
     _earnings(w)
     _pf(w)
+    return w.earnings, {"pf": w.deductions["pf"], "pf_eps": w.employer.get("pf_eps", ZERO),
+                        "pf_epf": w.employer.get("pf_epf", ZERO)}
+
+
+def arrears_due(employee: EmployeeMonth, book: RateBook) -> list[ArrearsLine]:
+    """Per approved month (oldest first) and component: what the month earns now less what was paid
+    for it. Earnings both ways (a backdated cut is negative); PF only upwards (PF the law took on
+    wages since cut is not given back through pay), each month at its own rates and ceiling."""
+    lines = []
+    for month in sorted(employee.approved, key=lambda m: m.period.index):
+        as_paid = replace(employee, incentive=month.incentive, bonus=month.bonus, approved=())
+        try:
+            earnings, pf = month_earned(as_paid, month.period, book)
+        except (PayrollComputationError, MissingRate) as exc:
+            raise PayrollComputationError(f"arrears for {month.period.label()}: {exc}") from exc
+        for component in ARREARS_EARNINGS:
+            difference = earnings[component] - month.paid.get(component, ZERO)
+            if difference:
+                lines.append(ArrearsLine(month.period, component, difference))
+        for component in ARREARS_PF:
+            difference = pf[component] - month.paid.get(component, ZERO)
+            if difference > 0:
+                lines.append(ArrearsLine(month.period, component, difference))
+    return lines
+
+
+def _arrears(w: _Working) -> None:
+    """Arrears of earnings in this month's gross (a net shortfall is recovered later, in
+    `_arrears_recovery`), and PF on arrears of PF wages as its own deduction and employer lines."""
+    w.arrears_due = arrears_due(w.employee, w.book)
+    earned = sum((a.amount for a in w.arrears_due if a.component in ARREARS_EARNINGS), ZERO)
+    w.earnings["arrears"] = max(ZERO, earned)
+    w.gross = sum(w.earnings.values(), ZERO)
+    pf = {c: sum((a.amount for a in w.arrears_due if a.component == c), ZERO) for c in ARREARS_PF}
+    w.deductions["pf_arrears"] = pf["pf"]
+    if pf["pf_eps"] or pf["pf_epf"]:
+        w.employer["pf_arrears_eps"] = pf["pf_eps"]
+        w.employer["pf_arrears_epf"] = pf["pf_epf"]
+
+
+def _arrears_recovery(w: _Working) -> None:
+    """A net shortfall (a backdated cut) is recovered as a deduction within what the Payment of Wages
+    Act s.7(3) limit leaves after the month's other deductions; the rest stays owed and the next run
+    finds it again (only the lines recovered are recorded, oldest month first)."""
+    w.deductions["arrears_recovery"] = ZERO
+    earned = sum((a.amount for a in w.arrears_due if a.component in ARREARS_EARNINGS), ZERO)
+    if earned >= 0:
+        w.arrears_paid = list(w.arrears_due)
+        return
+    limit = w.book.deduction_limit(w.period.start)
+    percent = limit.percent_with_cooperative if w.deductions["cooperative_dues"] > 0 else limit.percent
+    room_exact = _percent(w.gross - w.earnings["bonus"], percent) - sum(w.deductions.values(), ZERO)
+    room = round_money(room_exact)
+    room -= PAISA if room > room_exact else ZERO  # never past the limit
+    recovered = min(-earned, max(ZERO, room))
+    w.deductions["arrears_recovery"] = recovered
+    left = recovered + sum((a.amount for a in w.arrears_due if a.component in ARREARS_EARNINGS and a.amount > 0),
+                           ZERO)
+    for line in w.arrears_due:
+        if line.component in ARREARS_EARNINGS and line.amount < 0:
+            taken = min(-line.amount, left)
+            left -= taken
+            if taken:
+                w.arrears_paid.append(ArrearsLine(line.period, line.component, -taken))
+        else:
+            w.arrears_paid.append(line)
+    if recovered < -earned:
+        w.explanation["arrears_recovery_deferred"] = _s(-earned - recovered)
+
+
+def compute(employee: EmployeeMonth, period: Period, book: RateBook) -> Payslip:
+    """The month's pay of one employee. Raises PayrollComputationError (or MissingRate) with the
+    reason when the data does not allow it; a payslip whose deductions exceed the legal limit comes
+    back with its `hold_reason`."""
+    w = _working(employee, period, book)
+    _earnings(w)
+    _pf(w)
+    _arrears(w)
     _esi(w)
     _professional_tax(w)
     _tds(w)
     for kind in ("loan_emi", "salary_advance", "cooperative_dues"):
         w.deductions[kind] = round_money(getattr(employee, kind))
+    _arrears_recovery(w)
+    if w.arrears_paid:
+        w.explanation["arrears"] = [a.as_dict() for a in w.arrears_paid]
     deductions = {d: w.deductions[d] for d in DEDUCTIONS}
     payslip = Payslip(employee.employee_id, period, w.earnings, w.overtime_hours, deductions, w.paid_days,
-                      w.explanation, w.employer, _deduction_limit(w))
+                      w.explanation, w.employer, _deduction_limit(w), tuple(w.arrears_paid))
     if payslip.net < 0:
         raise NegativeNet(f"deductions ({payslip.total_deductions}) exceed gross pay ({payslip.gross})")
     too_large = [k for k, v in (*w.earnings.items(), *deductions.items()) if v > MAX_AMOUNT]

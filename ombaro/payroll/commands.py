@@ -1,15 +1,18 @@
-"""Payroll's commands (docs/payroll.md): the monthly run, which fans out, and one batch of it."""
+"""Payroll's commands (docs/payroll.md): the monthly run, which fans out, one batch of it, and a
+leaver's full and final settlement."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ombaro import commands
-from ombaro.payroll import runs
+from ombaro.payroll import final_settlement, runs
 
 # The months a run can serve: every lookup a month makes (the month before, the financial year's
 # April, the ESI contribution period's and the professional tax half-year's first month, the
@@ -126,6 +129,61 @@ def compute_batch(params: ComputeBatch, ctx: commands.Context) -> dict[str, Any]
     return runs.run_batch(ctx.session, raw, progress=ctx.progress)
 
 
+# --- payroll.final_settlement ----------------------------------------------------------------------
+
+FINAL_SETTLEMENT_KIND = "payroll.final_settlement"
+
+
+@dataclass(frozen=True)
+class FinalSettlementParams(commands.Params):
+    employee_id: uuid.UUID
+    earned_leave_days: Decimal = Decimal(0)
+    resignation_date: dt.date | None = None
+
+
+def half_days(value: Decimal) -> None:
+    if not value.is_finite() or (value * 2) % 1:
+        raise ValidationError("leave is counted in whole or half days")
+
+
+class FinalSettlementSchema(commands.ParamsSchema):
+    model = FinalSettlementParams
+    employee_id = fields.UUID(required=True,
+                              metadata={"description": "the leaver (an employee with a last working day)"})
+    earned_leave_days = fields.Decimal(load_default=Decimal(0), as_string=True,
+                                       validate=[validate.Range(min=0, max=1000), half_days],
+                                       metadata={"description": "earned leave balance on the last working day"})
+    resignation_date = fields.Date(allow_none=True,
+                                   metadata={"description": "the day notice was given (none: no notice owed)"})
+
+
+class FinalSettlementResultSchema(Schema):
+    """The settlement as recorded (money as decimal strings)."""
+
+    id = fields.UUID()
+    employee_id = fields.UUID()
+    status = fields.String()
+    last_working_date = fields.Date()
+    resignation_date = fields.Date(allow_none=True)
+    earned_leave_days = fields.String()
+    service_years = fields.Integer()
+    service_days = fields.Integer()
+    counted_years = fields.Integer()
+    last_wage = fields.String()
+    gratuity = fields.String()
+    leave_encashment = fields.String()
+    notice_shortfall_days = fields.Integer()
+    notice_recovery = fields.String()
+    net_amount = fields.String()
+    explanation = fields.Dict()
+
+
+def settle_leaver(params: FinalSettlementParams, ctx: commands.Context) -> dict[str, Any]:
+    return final_settlement.settle_employee(ctx.session, params.employee_id,
+                                            earned_leave_days=params.earned_leave_days,
+                                            resignation_date=params.resignation_date, job_id=ctx.job.id)
+
+
 commands.declare(
     commands.Command(
         kind=runs.RUN_KIND, params=RunPayrollSchema, handler=run_payroll, queue="bulk",
@@ -138,4 +196,11 @@ commands.declare(
         permission=("payroll", "create"), result=ComputeBatchResultSchema,
         description="Compute and write one batch of a payroll run.",
         example={"run_id": "00000000-0000-0000-0000-000000000001", "generation": 1, "year": 2026, "month": 6}),
+    commands.Command(
+        kind=FINAL_SETTLEMENT_KIND, params=FinalSettlementSchema, handler=settle_leaver, queue="bulk",
+        permission=("payroll", "create"), result=FinalSettlementResultSchema,
+        description="Compute and record a leaver's full and final settlement: gratuity, leave encashment, "
+                    "notice-pay recovery, beside the salary to the last working day.",
+        example={"employee_id": "00000000-0000-0000-0000-000000000001", "earned_leave_days": "12.5",
+                 "resignation_date": "2026-05-01"}),
 )

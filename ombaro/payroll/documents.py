@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ombaro.identity import crypto
 from ombaro.models.hr import SalaryRecord
-from ombaro.models.payroll import PayrollFailure, PayrollRun, SalaryRecordDetail
+from ombaro.models.payroll import FinalSettlement, PayrollFailure, PayrollRun, SalaryRecordDetail
 from ombaro.money import inr
 from ombaro.payroll.calculation import ALLOWANCES, DEDUCTIONS, Period
 from ombaro.payroll.errors import NothingToPay, RunNotFound
@@ -29,7 +29,9 @@ LABELS = {"basic": "Basic", "hra": "House rent allowance", "transport": "Transpo
           "overtime": "Overtime", "bonus": "Bonus", "pf": "Provident fund", "esi": "ESI",
           "professional_tax": "Professional tax", "tds": "Income tax (TDS)", "loan_emi": "Loan EMI",
           "salary_advance": "Salary advance recovery", "incentive": "Incentive",
-          "cooperative_dues": "Co-operative society dues"}
+          "cooperative_dues": "Co-operative society dues", "arrears": "Arrears",
+          "pf_arrears": "Provident fund on arrears", "arrears_recovery": "Recovery of arrears (backdated cut)",
+          "pf_eps": "Employer EPS", "pf_epf": "Employer EPF"}
 _IFSC = re.compile(r"^[A-Z]{4}0[A-Z0-9]{6}$")
 _ACCOUNT = re.compile(r"^[0-9]{9,18}$")
 
@@ -88,6 +90,7 @@ def payslip_pdf(record: SalaryRecord, detail: SalaryRecordDetail | None, *, comp
     pdf.ln(10)
     pdf.set_font("helvetica", "B", 12)
     pdf.cell(0, 8, f"Net pay: INR {inr(record.net_salary)}", new_x="LMARGIN", new_y="NEXT")
+    _arrears_lines(pdf, detail)
     pdf.set_font("helvetica", size=8)
     employer = detail.employer_contributions if detail else {}
     if employer:
@@ -99,6 +102,61 @@ def payslip_pdf(record: SalaryRecord, detail: SalaryRecordDetail | None, *, comp
                          "sums of the lines above.",
                    new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def final_settlement_pdf(row: FinalSettlement, *, name: str, code: str, company: str = "OMBARO") -> bytes:
+    """A leaver's full and final settlement statement: service, each amount and the rule it follows,
+    and the last month's salary beside it (paid by the monthly run)."""
+    pdf = FPDF(format="A4")
+    pdf.set_title("Full and final settlement")
+    pdf.add_page()
+    pdf.set_font("helvetica", "B", 16)
+    pdf.cell(0, 10, _latin(f"{company} - Full and final settlement"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", size=10)
+    salary: dict[str, Any] = (row.explanation or {}).get("salary", {})
+    facts = [("Employee", name), ("Employee code", code), ("Last working day", row.last_working_date.isoformat()),
+             ("Notice given on", row.resignation_date.isoformat() if row.resignation_date else "-"),
+             ("Service", f"{row.service_years} years {row.service_days} days ({row.counted_years} counted)"),
+             ("Last monthly basic + DA", inr(row.last_wage)),
+             ("Salary to the last working day", f"{salary.get('month', '')}: net {inr(salary.get('net'))} "
+                                                 f"({salary.get('status', '')}; paid by the monthly payroll run)")]
+    for label, value in facts:
+        pdf.cell(60, 6, _latin(label))
+        pdf.cell(0, 6, _latin(value), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    lines = [("Gratuity (Payment of Gratuity Act s.4)", row.gratuity),
+             (f"Leave encashment ({row.earned_leave_days} days)", row.leave_encashment),
+             (f"Notice-pay recovery ({row.notice_shortfall_days} days short)", -row.notice_recovery)]
+    for label, amount in lines:
+        pdf.cell(120, 6, _latin(label), border=1)
+        pdf.cell(60, 6, inr(amount), border=1, align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", "B", 10)
+    pdf.cell(120, 7, "Settlement amount", border=1)
+    pdf.cell(60, 7, inr(row.net_amount), border=1, align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", size=8)
+    pdf.multi_cell(0, 5, "Gratuity: 15 days' wages (last basic + DA / 26) per year of service, a part year over "
+                         "six months counting as one, within the statutory ceiling; each amount computed exactly "
+                         "and rounded once to the paisa.", new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+def _arrears_lines(pdf: FPDF, detail: SalaryRecordDetail | None) -> None:
+    """Each arrears line: the component, the month it belongs to and the amount (negative: recovered)."""
+    lines: list[dict[str, str]] = (detail.explanation or {}).get("arrears", []) if detail else []
+    if not lines:
+        return
+    pdf.set_font("helvetica", "B", 10)
+    for heading in ("Arrears for", "Component", "Amount (INR)"):
+        pdf.cell(63, 7, heading, border=1)
+    pdf.ln()
+    pdf.set_font("helvetica", size=10)
+    for line in lines:
+        month = Period(*map(int, line["month"].split("-")))
+        pdf.cell(63, 6, month.start.strftime("%B %Y"), border=1)
+        pdf.cell(63, 6, _latin(LABELS.get(line["component"], line["component"])), border=1)
+        pdf.cell(63, 6, inr(Decimal(line["amount"])), border=1, align="R")
+        pdf.ln()
+    pdf.ln(4)
 
 
 # --- CSV ---------------------------------------------------------------------------------------------------

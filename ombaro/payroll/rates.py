@@ -233,6 +233,37 @@ class AttendancePolicy:
         return (start + dt.timedelta(minutes=self.grace_minutes)).time()
 
 
+@dataclass(frozen=True)
+class GratuityRule:
+    """Payment of Gratuity Act s.4: `days_per_year` (15) days' wages of the last monthly `wage_components`
+    (basic and dearness allowance) per counted year of service, the monthly wage over `days_per_month`
+    (26, s.4(2)); payable after `min_years` (5) of continuous service, a last year of at least
+    `last_year_days` (240, s.2A(2)) counting as one; at most `ceiling` (s.4(3))."""
+
+    effective_from: dt.date
+    days_per_year: Decimal
+    days_per_month: Decimal
+    wage_components: tuple[str, ...]
+    min_years: int
+    last_year_days: int
+    ceiling: Decimal
+
+
+@dataclass(frozen=True)
+class SeparationPolicy:
+    """The company's full-and-final policy: earned leave encashed at the monthly `encashment_components`
+    over `encashment_divisor` a day (at most `encashment_max_days`); a notice period of `notice_days`,
+    a shortfall recovered at the monthly `notice_components` over `notice_divisor` a day."""
+
+    effective_from: dt.date
+    encashment_components: tuple[str, ...]
+    encashment_divisor: Decimal
+    encashment_max_days: Decimal
+    notice_days: int
+    notice_components: tuple[str, ...]
+    notice_divisor: Decimal
+
+
 def _dec(data: Mapping[str, Any], key: str) -> Decimal:
     value = data[key]
     if isinstance(value, float):
@@ -280,7 +311,8 @@ def _months(raw: Iterable[Any]) -> tuple[int, ...]:
 
 
 # What a row parses into, one class per kind.
-Rate = PFRate | ESIRate | ProfessionalTax | IncomeTaxRegime | OvertimePolicy | DeductionLimit | AttendancePolicy
+Rate = (PFRate | ESIRate | ProfessionalTax | IncomeTaxRegime | OvertimePolicy | DeductionLimit | AttendancePolicy
+        | GratuityRule | SeparationPolicy)
 R = TypeVar("R", bound=Rate)
 
 
@@ -340,6 +372,22 @@ def parse(kind: str, scope: str, effective_from: dt.date, data: Mapping[str, Any
                 raise BadRate("weekly_offs are Python weekdays, 0 (Monday) to 6 (Sunday)")
             return AttendancePolicy(effective_from, dt.time.fromisoformat(str(data["day_start"])),
                                     int(data.get("grace_minutes", 0)), _dec(data, "half_day_below_hours"), offs)
+        if kind == "gratuity":
+            rule = GratuityRule(effective_from, _dec(data, "days_per_year"), _dec(data, "days_per_month"),
+                                _components(data.get("wage_components", ("basic",)), "wage_components"),
+                                int(data["min_years"]), int(data["last_year_days"]), _dec(data, "ceiling"))
+            if rule.days_per_month == 0:
+                raise BadRate("days_per_month must be positive")
+            return rule
+        if kind == "separation":
+            separation = SeparationPolicy(
+                effective_from, _components(data.get("encashment_components", ("basic",)), "encashment_components"),
+                _dec(data, "encashment_divisor"), _dec(data, "encashment_max_days"), int(data["notice_days"]),
+                _components(data.get("notice_components", COMPONENTS), "notice_components"),
+                _dec(data, "notice_divisor"))
+            if separation.encashment_divisor == 0 or separation.notice_divisor == 0 or separation.notice_days < 0:
+                raise BadRate("divisors must be positive and notice_days not negative")
+            return separation
     except BadRate as exc:
         raise BadRate(f"{kind}/{scope} from {effective_from}: {exc}") from exc
     except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
@@ -410,3 +458,9 @@ class RateBook:
 
     def deduction_limit(self, on: dt.date) -> DeductionLimit:
         return self._of(DeductionLimit, "wage_deductions", "IN", on)
+
+    def gratuity(self, on: dt.date) -> GratuityRule:
+        return self._of(GratuityRule, "gratuity", "IN", on)
+
+    def separation(self, on: dt.date) -> SeparationPolicy:
+        return self._of(SeparationPolicy, "separation", "IN", on)

@@ -30,6 +30,7 @@ from ombaro import commands
 from ombaro.identity.administration import made_by
 from ombaro.models.hr import Employee, SalaryRecord
 from ombaro.models.payroll import PayrollFailure, PayrollRun
+from ombaro.payroll import arrears
 from ombaro.payroll import preflight as preflight_checks
 from ombaro.payroll.calculation import (
     EmployeeMonth,
@@ -197,6 +198,18 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
         standard_hours = Decimal(24)  # no policy: every employee fails on it below; count no overtime
     attendance = {row.employee_id: row for row in session.execute(
         ATTENDANCE, {**window, "standard_hours": standard_hours})}
+    approved = arrears.approved_months(session, period, todo)
+    if approved:  # their structures and attendance from the earliest such month on
+        earlier = {"ids": list(approved), "start": min(m.period.start for ms in approved.values() for m in ms),
+                   "end": period.end}
+        for employee_id in approved:
+            structures.pop(employee_id, None)
+        for row in session.execute(STRUCTURES, earlier):
+            structures[row.employee_id].append(Structure(
+                row.effective_from, row.basic, row.hra, row.transport, row.medical, row.special, row.other,
+                row.pf_applicable, row.esi_applicable, row.pt_state, row.overtime_eligible))
+        attendance.update({row.employee_id: row for row in session.execute(
+            ATTENDANCE, {**earlier, "standard_hours": standard_hours})})
 
     adjustments: dict[uuid.UUID, dict[str, Decimal]] = defaultdict(dict)
     for row in session.execute(ADJUSTMENTS, {"ids": todo, "year": period.year, "month": period.month}):
@@ -215,7 +228,7 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
         loan_emi=adjustments[p.id].get("loan_emi", Decimal(0)),
         salary_advance=adjustments[p.id].get("salary_advance", Decimal(0)),
         cooperative_dues=adjustments[p.id].get("cooperative_dues", Decimal(0)),
-        history=histories.get(p.id, History()), tax=declarations.get(p.id),
+        history=histories.get(p.id, History()), tax=declarations.get(p.id), approved=approved.get(p.id, ()),
     ) for p in people]
     return Loaded(employees, kept)
 
@@ -331,6 +344,7 @@ def write_batch(session: Session, period: Period, run_id: uuid.UUID, outcome: Ba
             })
         session.execute(UPSERT_DETAILS, {"rows": _json(details)})
 
+    arrears.write_lines(session, period, [p for _, p in outcome.payslips])
     session.execute(delete(PayrollFailure).where(PayrollFailure.run_id == run_id,
                                                  PayrollFailure.employee_id.in_(list(ids))))
     if outcome.failures:
@@ -471,7 +485,7 @@ def dry_run(session: Session, period: Period, book: RateBook, checks: dict[str, 
                 "last_month_gross": str(before.gross_salary) if before else None,
                 "last_month_net": str(before.net_salary) if before else None,
                 "net_change": str(payslip.net - before.net_salary) if before else None,
-                "hold_reason": payslip.hold_reason,
+                "hold_reason": payslip.hold_reason, "arrears": [a.as_dict() for a in payslip.arrears],
             })
         failures += [{"employee_id": str(e.employee_id), "employee_code": e.code, "name": e.name,
                       "error_type": kind, "reason": reason} for e, kind, reason in outcome.failures]

@@ -26,6 +26,7 @@ EXPECTED_QUEUES = {
     "payments.refund": "bulk",
     "payments.webhook": "bulk",
     "payroll.compute_batch": "bulk",
+    "payroll.final_settlement": "bulk",
     "payroll.run": "bulk",
     "reports.refresh": "maintenance",
     "settlements.payout": "bulk",

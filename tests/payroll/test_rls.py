@@ -20,7 +20,7 @@ from tests.payroll.helpers import Driver
 
 PAY_READERS = {"hr_department", "finance_department", "accounts_department", "super_admin"}
 PAY_TABLES = ("salary_records", "salary_record_details", "compensation_structures", "payroll_adjustments",
-              "tax_declarations")
+              "tax_declarations", "payroll_arrears", "final_settlements")
 
 
 @contextmanager
@@ -46,6 +46,15 @@ def paid(engine: Engine) -> uuid.UUID:
         conn.execute(text("INSERT INTO tax_declarations (employee_id, financial_year, regime, previous_income) "
                           "VALUES (:e, 2028, 'old', 250000)"), {"e": employee})
     Driver(engine).run(2029, 3, employee_ids=[employee])
+    with engine.begin() as conn:  # an arrears line on the record and a settlement (migration 0021)
+        conn.execute(text("INSERT INTO payroll_arrears (salary_record_id, employee_id, for_year, for_month, component, "
+                          "amount) SELECT id, employee_id, 2029, 2, 'basic', 100 FROM salary_records "
+                          "WHERE employee_id = :e AND year = 2029 AND month = 3"), {"e": employee})
+        conn.execute(text(
+            "INSERT INTO final_settlements (employee_id, last_working_date, earned_leave_days, service_years, "
+            "service_days, counted_years, last_wage, gratuity, leave_encashment, notice_shortfall_days, "
+            "notice_recovery, net_amount) VALUES (:e, '2029-03-31', 0, 4, 0, 4, 40000, 0, 0, 0, 0, 0)"),
+            {"e": employee})
     return employee
 
 

@@ -16,7 +16,7 @@ from ombaro.models import Base
 from ombaro.payroll.rates import RateBook
 
 OURS = {"compensation_structures", "statutory_rates", "holidays", "payroll_adjustments", "payroll_runs",
-        "payroll_failures", "salary_record_details", "tax_declarations"}
+        "payroll_failures", "salary_record_details", "tax_declarations", "payroll_arrears"}
 
 
 def test_payroll_models_match_the_migrated_database(engine: Engine) -> None:
@@ -38,7 +38,7 @@ def test_every_seeded_rate_reads_as_its_kind_requires(engine: Engine) -> None:
     for kind, scope, effective_from, _ in rows:
         book.in_force(kind, scope, effective_from)  # parses, or raises BadRate naming the row
     assert {r.kind for r in rows} == {"pf", "esi", "professional_tax", "income_tax", "overtime", "attendance",
-                                      "wage_deductions"}
+                                      "wage_deductions", "gratuity", "separation"}
     assert {r.scope for r in rows if r.kind == "income_tax"} == {"new", "old"}
 
 

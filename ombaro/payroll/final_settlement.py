@@ -1,0 +1,239 @@
+"""Full and final settlement of a leaver (docs/payroll.md, "Full and final settlement"): gratuity under
+the Payment of Gratuity Act, leave encashment and notice-pay recovery by the company's dated policy,
+beside the salary to the last working day (which the monthly run pays, pro-rated exactly by the
+calculation). Each amount is an exact numerator with one division, rounded once to the paisa.
+
+`settle` is pure (no database); `settle_employee` loads one leaver, computes and records the
+settlement in `final_settlements` (one per employee; recomputed until paid).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from ombaro.models.hr import Employee, SalaryRecord
+from ombaro.models.payroll import FinalSettlement
+from ombaro.money import round_money
+from ombaro.payroll import runs
+from ombaro.payroll.calculation import ZERO, Period, Structure, segments
+from ombaro.payroll.errors import PayrollConflict, PayrollInvalid, RecordNotFound
+from ombaro.payroll.rates import GratuityRule, RateBook, SeparationPolicy
+
+
+def _anniversary(joined: dt.date, years: int) -> dt.date:
+    try:
+        return joined.replace(year=joined.year + years)
+    except ValueError:  # joined on 29 February: the anniversary in a common year is 1 March
+        return dt.date(joined.year + years, 3, 1)
+
+
+def _months_after(day: dt.date, months: int) -> dt.date:
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True)
+class Service:
+    """Service from the joining day through the last working day: completed years, the days after the
+    last completed year, and the years gratuity counts (s.4(2): a part of a year in excess of six
+    months is a year)."""
+
+    years: int
+    days: int
+    counted_years: int
+    eligible: bool
+
+
+def service(joined: dt.date, last_day: dt.date, rule: GratuityRule) -> Service:
+    end = last_day + dt.timedelta(days=1)  # service runs to the end of the last working day
+    years = 0
+    while _anniversary(joined, years + 1) <= end:
+        years += 1
+    since = _anniversary(joined, years)
+    days = (end - since).days
+    counted = years + (1 if _months_after(since, 6) < end else 0)  # exactly six months is not "in excess"
+    eligible = years >= rule.min_years or (years == rule.min_years - 1 and days >= rule.last_year_days)
+    return Service(years, days, counted, eligible)
+
+
+@dataclass(frozen=True)
+class Leaver:
+    employee_id: uuid.UUID
+    joining_date: dt.date
+    last_working_date: dt.date
+    structure: Structure  # in force on the last working day
+    earned_leave_days: Decimal = ZERO
+    resignation_date: dt.date | None = None  # notice given on this day (None: no notice owed)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    service: Service
+    last_wage: Decimal  # monthly basic and DA (the gratuity rule's components)
+    gratuity: Decimal
+    leave_encashment: Decimal
+    notice_shortfall_days: int
+    notice_recovery: Decimal
+    explanation: dict[str, Any]
+
+    @property
+    def net(self) -> Decimal:
+        """What the settlement pays beyond the last month's salary (negative: owed by the leaver)."""
+        return self.gratuity + self.leave_encashment - self.notice_recovery
+
+
+def _monthly(structure: Structure, components: tuple[str, ...]) -> Decimal:
+    return sum((getattr(structure, c) for c in components), ZERO)
+
+
+def settle(leaver: Leaver, book: RateBook) -> Settlement:
+    """Gratuity (s.4), leave encashment and notice recovery by the rules in force on the last working day."""
+    last_day = leaver.last_working_date
+    rule: GratuityRule = book.gratuity(last_day)
+    policy: SeparationPolicy = book.separation(last_day)
+    worked = service(leaver.joining_date, last_day, rule)
+    wage = _monthly(leaver.structure, rule.wage_components)
+    gratuity = ZERO
+    if worked.eligible:
+        earned = round_money(wage * rule.days_per_year * worked.counted_years / rule.days_per_month)
+        gratuity = min(rule.ceiling, earned)
+    days = min(leaver.earned_leave_days, policy.encashment_max_days)
+    per_month = _monthly(leaver.structure, policy.encashment_components)
+    encashment = round_money(days * per_month / policy.encashment_divisor)
+    shortfall = 0
+    if leaver.resignation_date is not None:
+        served = (last_day - leaver.resignation_date).days + 1
+        shortfall = max(0, policy.notice_days - served)
+    recovery = round_money(shortfall * _monthly(leaver.structure, policy.notice_components) / policy.notice_divisor)
+    explanation = {
+        "service": {"years": worked.years, "days": worked.days, "counted_years": worked.counted_years,
+                    "gratuity_eligible": worked.eligible},
+        "gratuity": {"monthly_wage": str(wage), "days_per_year": str(rule.days_per_year),
+                     "days_per_month": str(rule.days_per_month), "ceiling": str(rule.ceiling),
+                     "capped": worked.eligible and gratuity == rule.ceiling},
+        "leave_encashment": {"days": str(days), "divisor": str(policy.encashment_divisor)},
+        "notice": {"days": policy.notice_days, "shortfall_days": shortfall, "divisor": str(policy.notice_divisor)},
+        "rates": {"gratuity": rule.effective_from.isoformat(), "separation": policy.effective_from.isoformat()},
+    }
+    return Settlement(worked, wage, gratuity, encashment, shortfall, recovery, explanation)
+
+
+# --- one leaver, recorded --------------------------------------------------------------------------------
+
+
+def _salary(session: Session, employee_id: uuid.UUID, last_day: dt.date, book: RateBook) -> dict[str, Any]:
+    """The last month's salary to the last working day: its record if the monthly run wrote one, else
+    what the run will compute (the same calculation, not yet recorded)."""
+    period = Period(last_day.year, last_day.month)
+    record = session.execute(select(SalaryRecord.status, SalaryRecord.gross_salary, SalaryRecord.net_salary).where(
+        SalaryRecord.employee_id == employee_id, SalaryRecord.year == period.year,
+        SalaryRecord.month == period.month)).one_or_none()
+    if record is not None:
+        return {"month": period.label(), "status": record.status, "gross": str(record.gross_salary),
+                "net": str(record.net_salary)}
+    outcome = runs.compute_employees(session, period, [employee_id], book)
+    if outcome.failures:
+        _, kind, reason = outcome.failures[0]
+        return {"month": period.label(), "status": "not computable", "reason": f"{kind}: {reason}"}
+    _, payslip = outcome.payslips[0]
+    return {"month": period.label(), "status": "not yet run", "gross": str(payslip.gross), "net": str(payslip.net),
+            "paid_days": str(payslip.paid_days)}
+
+
+class NotALeaver(PayrollInvalid):
+    """The request names no leaver this settlement can be computed for; `field` says which input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+def check_leaver(session: Session, employee_id: uuid.UUID, resignation_date: dt.date | None) -> None:
+    """What the command would refuse, said before it is submitted (the API's 422)."""
+    last_day = session.execute(select(Employee.last_working_date).where(Employee.id == employee_id)).one_or_none()
+    if last_day is None:
+        raise NotALeaver("employee_id", f"no employee {employee_id}")
+    if last_day.last_working_date is None:
+        raise NotALeaver("employee_id", "the employee has no last working day")
+    if resignation_date is not None and resignation_date > last_day.last_working_date:
+        raise NotALeaver("resignation_date", "the resignation date is after the last working day")
+
+
+def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_days: Decimal,
+                    resignation_date: dt.date | None, job_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """Compute and record a leaver's full and final settlement (replacing an earlier computation)."""
+    employee = session.execute(select(Employee.joining_date, Employee.last_working_date, Employee.name,
+                                      Employee.employee_code).where(
+        Employee.id == employee_id)).one_or_none()
+    if employee is None:
+        raise RecordNotFound(f"no employee {employee_id}")
+    last_day = employee.last_working_date
+    if last_day is None:
+        raise PayrollConflict("the employee has no last working day: set it before the full and final settlement")
+    if resignation_date is not None and resignation_date > last_day:
+        raise PayrollConflict("the resignation date is after the last working day")
+    book = RateBook.load(session)
+    structures = tuple(Structure(
+        row.effective_from, row.basic, row.hra, row.transport, row.medical, row.special, row.other, row.pf_applicable,
+        row.esi_applicable, row.pt_state, row.overtime_eligible)
+        for row in session.execute(runs.STRUCTURES, {"ids": [employee_id], "start": last_day, "end": last_day}))
+    parts = segments(structures, last_day, last_day)
+    if not parts:
+        raise PayrollConflict(f"no compensation structure in force on {last_day.isoformat()}")
+    result = settle(Leaver(employee_id, employee.joining_date, last_day, parts[0].structure, earned_leave_days,
+                           resignation_date), book)
+    salary = _salary(session, employee_id, last_day, book)
+    values = {
+        "last_working_date": last_day, "resignation_date": resignation_date, "earned_leave_days": earned_leave_days,
+        "service_years": result.service.years, "service_days": result.service.days,
+        "counted_years": result.service.counted_years, "last_wage": result.last_wage, "gratuity": result.gratuity,
+        "leave_encashment": result.leave_encashment, "notice_shortfall_days": result.notice_shortfall_days,
+        "notice_recovery": result.notice_recovery, "net_amount": result.net,
+        "explanation": {**result.explanation, "salary": salary,
+                        "employee": {"name": employee.name, "code": employee.employee_code}},
+        "job_id": job_id,
+    }
+    statement = pg_insert(FinalSettlement).values(employee_id=employee_id, **values)
+    row = session.execute(statement.on_conflict_do_update(
+        index_elements=["employee_id"], set_={**values, "updated_at": func.now()},
+        where=FinalSettlement.status == "computed").returning(FinalSettlement.id)).one_or_none()
+    if row is None:
+        raise PayrollConflict("the full and final settlement was already paid")
+    return as_result(session.get_one(FinalSettlement, row.id, populate_existing=True))
+
+
+def as_result(row: FinalSettlement) -> dict[str, Any]:
+    return {
+        "id": str(row.id), "employee_id": str(row.employee_id), "status": row.status,
+        "last_working_date": row.last_working_date.isoformat(),
+        "resignation_date": row.resignation_date.isoformat() if row.resignation_date else None,
+        "earned_leave_days": str(row.earned_leave_days), "service_years": row.service_years,
+        "service_days": row.service_days, "counted_years": row.counted_years, "last_wage": str(row.last_wage),
+        "gratuity": str(row.gratuity), "leave_encashment": str(row.leave_encashment),
+        "notice_shortfall_days": row.notice_shortfall_days, "notice_recovery": str(row.notice_recovery),
+        "net_amount": str(row.net_amount), "explanation": row.explanation,
+    }
+
+
+def who(row: FinalSettlement) -> tuple[str, str]:
+    """Name and code for the statement: as recorded at computation (finance does not read `employees`)."""
+    person: dict[str, Any] = (row.explanation or {}).get("employee", {})
+    return str(person.get("name", "")), str(person.get("code", ""))
+
+
+def get(session: Session, employee_id: uuid.UUID) -> FinalSettlement:
+    """The employee's settlement, if the caller's policies show it."""
+    row = session.scalars(select(FinalSettlement).where(FinalSettlement.employee_id == employee_id)).one_or_none()
+    if row is None:
+        raise RecordNotFound(f"no full and final settlement for employee {employee_id}")
+    return row

@@ -1,0 +1,87 @@
+"""Payroll: a leaver's full and final settlement (a command, `payroll.final_settlement`) and the
+settlement as recorded (docs/payroll.md, "Full and final settlement"). Permissions are payroll's;
+row-level security decides whose settlement a caller sees (the employee's own, HR, finance)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Response
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, fields
+
+from ombaro.payroll import commands as payroll_commands
+from ombaro.payroll import documents, final_settlement
+from web.auth import requires
+from web.commanding import submit
+from web.extension import db_session
+from web.openapi import idempotent
+from web.schemas import JobSchema, Money, MoneyAmount
+
+blp = Blueprint("payroll_settlements", __name__, url_prefix="/api/v1/payroll/final-settlements",
+                description="Full and final settlement of leavers")
+
+
+class FinalSettlementRequestSchema(payroll_commands.FinalSettlementSchema):
+    """The `payroll.final_settlement` params."""
+
+    earned_leave_days = Money(minimum=0, maximum=1000, load_default=0, validate=payroll_commands.half_days,
+                              metadata={"description": "earned leave balance on the last working day (days)"})
+
+
+class FinalSettlementSchema(Schema):
+    id = fields.UUID()
+    employee_id = fields.UUID()
+    status = fields.String()
+    last_working_date = fields.Date()
+    resignation_date = fields.Date(allow_none=True)
+    earned_leave_days = fields.Decimal(as_string=True, places=2)
+    service_years = fields.Integer()
+    service_days = fields.Integer(metadata={"description": "days after the last completed year"})
+    counted_years = fields.Integer(metadata={"description": "years gratuity counts (a part over six months is one)"})
+    last_wage = MoneyAmount(metadata={"description": "monthly basic and DA on the last working day"})
+    gratuity = MoneyAmount()
+    leave_encashment = MoneyAmount()
+    notice_shortfall_days = fields.Integer()
+    notice_recovery = MoneyAmount()
+    net_amount = MoneyAmount(metadata={"description": "gratuity + encashment - notice recovery (beyond the "
+                                                      "last month's salary; negative: owed by the leaver)"})
+    explanation = fields.Dict(metadata={"description": "service, rates used, and the salary to the last working day"})
+
+
+@blp.post("")
+@requires("payroll", "create")
+@idempotent
+@blp.arguments(FinalSettlementRequestSchema)
+@blp.response(202, JobSchema)
+def start_final_settlement(body: payroll_commands.FinalSettlementParams) -> Any:
+    """Compute and record a leaver's full and final settlement (a job; its result is the settlement):
+    gratuity (Payment of Gratuity Act s.4), leave encashment and notice-pay recovery by policy. The
+    employee must have a last working day; a settlement already paid is not recomputed."""
+    session = db_session()
+    try:
+        final_settlement.check_leaver(session, body.employee_id, body.resignation_date)
+    except final_settlement.NotALeaver as exc:
+        abort(422, message=str(exc), messages={"json": {exc.field: [exc.message]}})
+    session.rollback()  # end the read: the job is recorded in a transaction of its own
+    return submit(payroll_commands.FINAL_SETTLEMENT_KIND, body)
+
+
+@blp.get("/<uuid:employee_id>")
+@requires("payroll", "read")
+@blp.response(200, FinalSettlementSchema)
+def get_final_settlement(employee_id: uuid.UUID) -> Any:
+    """A leaver's settlement as last computed (the employee's own, HR, finance and accounts)."""
+    return final_settlement.get(db_session(), employee_id)
+
+
+@blp.get("/<uuid:employee_id>/statement")
+@requires("payroll", "read")
+@blp.doc(responses={"200": {"description": "the settlement statement", "content": {"application/pdf": {}}}})
+def final_settlement_statement(employee_id: uuid.UUID) -> Any:
+    """The settlement as a PDF statement (whoever may read the settlement)."""
+    row = final_settlement.get(db_session(), employee_id)
+    name, code = final_settlement.who(row)
+    return Response(documents.final_settlement_pdf(row, name=name, code=code), mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="final-settlement-{employee_id}.pdf"'})
