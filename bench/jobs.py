@@ -150,7 +150,7 @@ def due_jobs(engine: Engine) -> None:
 
 
 def clients(engine: Engine, bench_url: str) -> tuple[Any, Any]:
-    from tests.helpers import client_for, make_account
+    from tests.factories.accounts import client_for, make_account
     from web import create_app
 
     app = create_app({"DATABASE_URL": bench_url, "REDIS_URL": load_settings().redis_url})

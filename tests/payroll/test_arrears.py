@@ -33,7 +33,8 @@ from ombaro.payroll.calculation import (
 )
 from ombaro.payroll.documents import payslip_pdf
 from ombaro.payroll.rates import RateBook
-from tests.payroll.conftest import Driver, add_structure, new_employee, record_of
+from tests.factories.payroll import add_structure, new_employee
+from tests.payroll.helpers import Driver, record_of
 
 COMPONENTS = ("basic", "hra", "transport", "medical", "special", "other")
 

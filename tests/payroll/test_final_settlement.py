@@ -22,9 +22,9 @@ from ombaro.payroll.commands import FINAL_SETTLEMENT_KIND
 from ombaro.payroll.errors import PayrollConflict
 from ombaro.payroll.final_settlement import Leaver, settle
 from ombaro.payroll.rates import RateBook
-from tests.helpers import make_account
-from tests.identity.conftest import client_for
-from tests.payroll.conftest import Driver, add_structure, new_employee
+from tests.factories.accounts import client_for, make_account
+from tests.factories.payroll import add_structure, new_employee
+from tests.payroll.helpers import Driver
 
 
 @pytest.fixture(scope="module")
