@@ -80,7 +80,7 @@ def run(name: str, pytest_args: list[str]) -> int:
     env = clock_env(target, var_dir)
     print(f"== {name}: clocks moved to {target:%Y-%m-%d %H:%M:%S} UTC "
           f"({target.astimezone(IST):%Y-%m-%d %H:%M:%S} IST), FAKETIME={env['FAKETIME']} ==", flush=True)
-    from ombaro import services
+    from devtools import embedded_services as services
 
     started = time.monotonic()
     try:
