@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ombaro.models.base import Base, created_at, updated_at, uuid_pk
 
 RATE_KINDS = ("pf", "esi", "professional_tax", "income_tax", "overtime", "attendance", "wage_deductions",
-              "gratuity", "separation")
+              "gratuity", "separation", "gratuity_exemption", "leave_encashment_exemption")
 HOLIDAY_KINDS = ("national", "gazetted", "company")
 # bonus: the annual bonus (not a wage for ESI); incentive: a monthly incentive (a wage);
 # cooperative_dues: a deduction paid to a co-operative society (Payment of Wages Act s.7(2)(j), s.7(3)).
@@ -243,7 +243,7 @@ class PayrollArrear(Base):
     created_at: Mapped[dt.datetime] = created_at()
 
 
-FINAL_SETTLEMENT_STATUSES = ("computed", "paid")
+FINAL_SETTLEMENT_STATUSES = ("computed", "approved", "paid")
 
 
 class FinalSettlement(Base):
@@ -274,5 +274,17 @@ class FinalSettlement(Base):
     net_amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     explanation: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     job_id: Mapped[uuid.UUID | None]
+    # 0023: the exempt and taxable parts (Income-tax Act s.10(10)(ii), s.10(10AA)(ii)) and the TDS on the
+    # taxable part (net_amount is after it); who computed and approved it; its payment.
+    gratuity_exempt: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    gratuity_taxable: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    encashment_exempt: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    encashment_taxable: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    tds: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    computed_by: Mapped[uuid.UUID | None]
+    approved_by: Mapped[uuid.UUID | None]
+    approved_at: Mapped[dt.datetime | None]
+    payment_date: Mapped[dt.date | None]
+    payment_reference: Mapped[str | None] = mapped_column(index=True)
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()

@@ -174,14 +174,24 @@ class FinalSettlementResultSchema(Schema):
     leave_encashment = fields.String()
     notice_shortfall_days = fields.Integer()
     notice_recovery = fields.String()
+    gratuity_exempt = fields.String()
+    gratuity_taxable = fields.String()
+    encashment_exempt = fields.String()
+    encashment_taxable = fields.String()
+    tds = fields.String()
     net_amount = fields.String()
     explanation = fields.Dict()
+    approved_by = fields.String(allow_none=True)
+    approved_at = fields.String(allow_none=True)
+    payment_date = fields.String(allow_none=True)
+    payment_reference = fields.String(allow_none=True)
 
 
 def settle_leaver(params: FinalSettlementParams, ctx: commands.Context) -> dict[str, Any]:
     return final_settlement.settle_employee(ctx.session, params.employee_id,
                                             earned_leave_days=params.earned_leave_days,
-                                            resignation_date=params.resignation_date, job_id=ctx.job.id)
+                                            resignation_date=params.resignation_date, job_id=ctx.job.id,
+                                            computed_by=ctx.job.requested_by)
 
 
 commands.declare(

@@ -126,13 +126,26 @@ def final_settlement_pdf(row: FinalSettlement, *, name: str, code: str, company:
     pdf.ln(4)
     lines = [("Gratuity (Payment of Gratuity Act s.4)", row.gratuity),
              (f"Leave encashment ({row.earned_leave_days} days)", row.leave_encashment),
-             (f"Notice-pay recovery ({row.notice_shortfall_days} days short)", -row.notice_recovery)]
+             (f"Notice-pay recovery ({row.notice_shortfall_days} days short)", -row.notice_recovery),
+             ("Income tax (TDS, s.192) on the taxable part", -row.tds)]
     for label, amount in lines:
         pdf.cell(120, 6, _latin(label), border=1)
         pdf.cell(60, 6, inr(amount), border=1, align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("helvetica", "B", 10)
     pdf.cell(120, 7, "Settlement amount", border=1)
     pdf.cell(60, 7, inr(row.net_amount), border=1, align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    pdf.set_font("helvetica", "B", 10)
+    for heading in ("Income tax", "Exempt", "Taxable"):
+        pdf.cell(60, 7, heading, border=1)
+    pdf.ln()
+    pdf.set_font("helvetica", size=10)
+    for label, exempt, taxable in (("Gratuity (s.10(10)(ii))", row.gratuity_exempt, row.gratuity_taxable),
+                                   ("Leave encashment (s.10(10AA)(ii))", row.encashment_exempt,
+                                    row.encashment_taxable)):
+        pdf.cell(60, 6, _latin(label), border=1)
+        pdf.cell(60, 6, inr(exempt), border=1, align="R")
+        pdf.cell(60, 6, inr(taxable), border=1, align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("helvetica", size=8)
     pdf.multi_cell(0, 5, "Gratuity: 15 days' wages (last basic + DA / 26) per year of service, a part year over "
                          "six months counting as one, within the statutory ceiling; each amount computed exactly "

@@ -4,7 +4,9 @@ beside the salary to the last working day (which the monthly run pays, pro-rated
 calculation). Each amount is an exact numerator with one division, rounded once to the paisa.
 
 `settle` is pure (no database); `settle_employee` loads one leaver, computes and records the
-settlement in `final_settlements` (one per employee; recomputed until paid).
+settlement in `final_settlements` (one per employee; recomputed until paid), with the tax on it
+(`settlement_tax`: exempt and taxable parts, TDS on the taxable part, deducted from `net_amount`).
+`approve` (maker-checker) and the bank file (`pay_by_bank_file`) pay it once.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from ombaro.models.hr import Employee, SalaryRecord
-from ombaro.models.payroll import FinalSettlement
+from ombaro.models.payroll import FinalSettlement, SalaryRecordDetail, TaxDeclaration
 from ombaro.money import round_money
-from ombaro.payroll import runs
+from ombaro.payroll import runs, settlement_tax
 from ombaro.payroll.calculation import ZERO, Period, Structure, segments
 from ombaro.payroll.errors import PayrollConflict, PayrollInvalid, RecordNotFound
 from ombaro.payroll.rates import GratuityRule, RateBook, SeparationPolicy
+from ombaro.payroll.settlement_tax import Part
 
 
 def _anniversary(joined: dt.date, years: int) -> dt.date:
@@ -133,21 +136,84 @@ def settle(leaver: Leaver, book: RateBook) -> Settlement:
 
 def _salary(session: Session, employee_id: uuid.UUID, last_day: dt.date, book: RateBook) -> dict[str, Any]:
     """The last month's salary to the last working day: its record if the monthly run wrote one, else
-    what the run will compute (the same calculation, not yet recorded)."""
+    what the run will compute (the same calculation, not yet recorded). With it, the month's income-tax
+    projection (`tds`: the year's projected income and the regime), which the settlement's TDS uses."""
     period = Period(last_day.year, last_day.month)
-    record = session.execute(select(SalaryRecord.status, SalaryRecord.gross_salary, SalaryRecord.net_salary).where(
-        SalaryRecord.employee_id == employee_id, SalaryRecord.year == period.year,
-        SalaryRecord.month == period.month)).one_or_none()
+    record = session.execute(
+        select(SalaryRecord.status, SalaryRecord.gross_salary, SalaryRecord.net_salary, SalaryRecordDetail.explanation)
+        .outerjoin(SalaryRecordDetail, SalaryRecordDetail.salary_record_id == SalaryRecord.id)
+        .where(SalaryRecord.employee_id == employee_id, SalaryRecord.year == period.year,
+               SalaryRecord.month == period.month)).one_or_none()
     if record is not None:
         return {"month": period.label(), "status": record.status, "gross": str(record.gross_salary),
-                "net": str(record.net_salary)}
+                "net": str(record.net_salary), "tds": dict((record.explanation or {}).get("tds", {}))}
     outcome = runs.compute_employees(session, period, [employee_id], book)
     if outcome.failures:
         _, kind, reason = outcome.failures[0]
         return {"month": period.label(), "status": "not computable", "reason": f"{kind}: {reason}"}
     _, payslip = outcome.payslips[0]
     return {"month": period.label(), "status": "not yet run", "gross": str(payslip.gross), "net": str(payslip.net),
-            "paid_days": str(payslip.paid_days)}
+            "paid_days": str(payslip.paid_days), "tds": dict(payslip.explanation.get("tds", {}))}
+
+
+def _year_income(session: Session, employee_id: uuid.UUID, last_day: dt.date,
+                 salary: dict[str, Any]) -> tuple[Decimal, str]:
+    """The financial year's projected salary income and the regime, as the last month's run projects
+    them (calculation._tds: with no month left after the last working day's, the projection is the
+    year's income). When that month cannot be computed: the year's records and the 12B declaration."""
+    projection: dict[str, Any] = salary.get("tds") or {}
+    if "projected_income" in projection:
+        return Decimal(projection["projected_income"]), str(projection["regime"])
+    fy = Period(last_day.year, last_day.month).fy_start
+    declared = session.execute(select(TaxDeclaration.regime, TaxDeclaration.previous_income).where(
+        TaxDeclaration.employee_id == employee_id, TaxDeclaration.financial_year == fy.year)).one_or_none()
+    first, last = Period(fy.year, 4).index, Period(last_day.year, last_day.month).index
+    paid = session.scalar(select(func.coalesce(func.sum(SalaryRecord.gross_salary), 0)).where(
+        SalaryRecord.employee_id == employee_id,
+        (SalaryRecord.year * 12 + SalaryRecord.month - 1).between(first, last)))
+    previous = declared.previous_income if declared else ZERO
+    return Decimal(paid or 0) + previous, declared.regime if declared else "new"
+
+
+def salary_months(structures: tuple[Structure, ...], joined: dt.date, last_day: dt.date, months: int,
+                  components: tuple[str, ...]) -> list[Decimal]:
+    """The monthly salary (`components`) in force at the end of each of the last `months` months of service,
+    counted back from the last working day; nothing for a month not yet employed or without a structure."""
+    salaries = []
+    for back in range(months):
+        day = _months_after(last_day, -back)
+        in_force = [s for s in structures if s.effective_from <= day]
+        salaries.append(_monthly(in_force[-1], components) if in_force and day >= joined else ZERO)
+    return salaries
+
+
+@dataclass(frozen=True)
+class Taxed:
+    gratuity: Part
+    encashment: Part
+    tds: Decimal
+    explanation: dict[str, Any]
+
+
+def tax(result: Settlement, leaver: Leaver, structures: tuple[Structure, ...], year_income: Decimal, regime: str,
+        book: RateBook) -> Taxed:
+    """The settlement's exempt and taxable parts (rows in force on the last working day: the notifications
+    apply to employees leaving on or after their dates) and the TDS on the taxable part (the income-tax
+    row of the last working day's financial year)."""
+    last_day = leaver.last_working_date
+    g_rule, l_rule = book.gratuity_exemption(last_day), book.leave_encashment_exemption(last_day)
+    gratuity = settlement_tax.gratuity_part(result.gratuity, _monthly(leaver.structure, g_rule.wage_components),
+                                            result.service.counted_years, g_rule)
+    salaries = salary_months(structures, leaver.joining_date, last_day, l_rule.average_months, l_rule.wage_components)
+    encashment = settlement_tax.encashment_part(result.leave_encashment, salaries, leaver.earned_leave_days,
+                                                result.service.years, l_rule)
+    income_tax = book.income_tax(Period(last_day.year, last_day.month).fy_start, regime)
+    tds, working = settlement_tax.tds_on(gratuity.taxable + encashment.taxable, year_income, income_tax)
+    return Taxed(gratuity, encashment, tds, {
+        "gratuity": {**gratuity.explain(), "section": "10(10)(ii)", "rates": g_rule.effective_from.isoformat()},
+        "leave_encashment": {**encashment.explain(), "section": "10(10AA)(ii)",
+                             "rates": l_rule.effective_from.isoformat()},
+        "tds": working})
 
 
 class NotALeaver(PayrollInvalid):
@@ -170,7 +236,8 @@ def check_leaver(session: Session, employee_id: uuid.UUID, resignation_date: dt.
 
 
 def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_days: Decimal,
-                    resignation_date: dt.date | None, job_id: uuid.UUID | None = None) -> dict[str, Any]:
+                    resignation_date: dt.date | None, job_id: uuid.UUID | None = None,
+                    computed_by: uuid.UUID | None = None) -> dict[str, Any]:
     """Compute and record a leaver's full and final settlement (replacing an earlier computation)."""
     employee = session.execute(select(Employee.joining_date, Employee.last_working_date, Employee.name,
                                       Employee.employee_code).where(
@@ -183,30 +250,39 @@ def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_da
     if resignation_date is not None and resignation_date > last_day:
         raise PayrollConflict("the resignation date is after the last working day")
     book = RateBook.load(session)
+    since = _months_after(last_day, -book.leave_encashment_exemption(last_day).average_months)
     structures = tuple(Structure(
         row.effective_from, row.basic, row.hra, row.transport, row.medical, row.special, row.other, row.pf_applicable,
         row.esi_applicable, row.pt_state, row.overtime_eligible)
-        for row in session.execute(runs.STRUCTURES, {"ids": [employee_id], "start": last_day, "end": last_day}))
+        for row in session.execute(runs.STRUCTURES, {"ids": [employee_id], "start": since, "end": last_day}))
     parts = segments(structures, last_day, last_day)
     if not parts:
         raise PayrollConflict(f"no compensation structure in force on {last_day.isoformat()}")
-    result = settle(Leaver(employee_id, employee.joining_date, last_day, parts[0].structure, earned_leave_days,
-                           resignation_date), book)
+    leaver = Leaver(employee_id, employee.joining_date, last_day, parts[0].structure, earned_leave_days,
+                    resignation_date)
+    result = settle(leaver, book)
     salary = _salary(session, employee_id, last_day, book)
+    year_income, regime = _year_income(session, employee_id, last_day, salary)
+    taxed = tax(result, leaver, structures, year_income, regime, book)
     values = {
         "last_working_date": last_day, "resignation_date": resignation_date, "earned_leave_days": earned_leave_days,
         "service_years": result.service.years, "service_days": result.service.days,
         "counted_years": result.service.counted_years, "last_wage": result.last_wage, "gratuity": result.gratuity,
         "leave_encashment": result.leave_encashment, "notice_shortfall_days": result.notice_shortfall_days,
-        "notice_recovery": result.notice_recovery, "net_amount": result.net,
-        "explanation": {**result.explanation, "salary": salary,
+        "notice_recovery": result.notice_recovery, "net_amount": result.net - taxed.tds,
+        "gratuity_exempt": taxed.gratuity.exempt, "gratuity_taxable": taxed.gratuity.taxable,
+        "encashment_exempt": taxed.encashment.exempt, "encashment_taxable": taxed.encashment.taxable,
+        "tds": taxed.tds,
+        "explanation": {**result.explanation, "salary": salary, "tax": taxed.explanation,
                         "employee": {"name": employee.name, "code": employee.employee_code}},
-        "job_id": job_id,
+        "job_id": job_id, "computed_by": computed_by,
     }
     statement = pg_insert(FinalSettlement).values(employee_id=employee_id, **values)
+    # Recomputing an approved settlement sends it back for approval; a paid one is final.
     row = session.execute(statement.on_conflict_do_update(
-        index_elements=["employee_id"], set_={**values, "updated_at": func.now()},
-        where=FinalSettlement.status == "computed").returning(FinalSettlement.id)).one_or_none()
+        index_elements=["employee_id"],
+        set_={**values, "status": "computed", "approved_by": None, "approved_at": None, "updated_at": func.now()},
+        where=FinalSettlement.status.in_(("computed", "approved"))).returning(FinalSettlement.id)).one_or_none()
     if row is None:
         raise PayrollConflict("the full and final settlement was already paid")
     return as_result(session.get_one(FinalSettlement, row.id, populate_existing=True))
@@ -221,7 +297,13 @@ def as_result(row: FinalSettlement) -> dict[str, Any]:
         "service_days": row.service_days, "counted_years": row.counted_years, "last_wage": str(row.last_wage),
         "gratuity": str(row.gratuity), "leave_encashment": str(row.leave_encashment),
         "notice_shortfall_days": row.notice_shortfall_days, "notice_recovery": str(row.notice_recovery),
-        "net_amount": str(row.net_amount), "explanation": row.explanation,
+        "gratuity_exempt": str(row.gratuity_exempt), "gratuity_taxable": str(row.gratuity_taxable),
+        "encashment_exempt": str(row.encashment_exempt), "encashment_taxable": str(row.encashment_taxable),
+        "tds": str(row.tds), "net_amount": str(row.net_amount), "explanation": row.explanation,
+        "approved_by": str(row.approved_by) if row.approved_by else None,
+        "approved_at": row.approved_at.isoformat() if row.approved_at else None,
+        "payment_date": row.payment_date.isoformat() if row.payment_date else None,
+        "payment_reference": row.payment_reference,
     }
 
 

@@ -264,6 +264,34 @@ class SeparationPolicy:
     notice_divisor: Decimal
 
 
+@dataclass(frozen=True)
+class GratuityExemption:
+    """Income-tax Act s.10(10)(ii) (an employee covered by the Payment of Gratuity Act): gratuity is exempt
+    up to the least of the amount, `ceiling`, and `days_per_year`/`days_per_month` (15/26) of the last
+    drawn monthly `wage_components` per completed year of service (a part year over six months counting)."""
+
+    effective_from: dt.date
+    ceiling: Decimal
+    days_per_year: Decimal
+    days_per_month: Decimal
+    wage_components: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LeaveEncashmentExemption:
+    """Income-tax Act s.10(10AA)(ii) (a non-government employee leaving): leave encashment is exempt up to
+    the least of the amount, `ceiling`, `average_months` (10) times the average monthly salary of the
+    last `average_months` months, and the cash equivalent of the leave at most `days_per_year` (30) per
+    completed year, a day being the average monthly salary over `day_divisor` (30)."""
+
+    effective_from: dt.date
+    ceiling: Decimal
+    average_months: int
+    days_per_year: Decimal
+    day_divisor: Decimal
+    wage_components: tuple[str, ...]
+
+
 def _dec(data: Mapping[str, Any], key: str) -> Decimal:
     value = data[key]
     if isinstance(value, float):
@@ -312,7 +340,7 @@ def _months(raw: Iterable[Any]) -> tuple[int, ...]:
 
 # What a row parses into, one class per kind.
 Rate = (PFRate | ESIRate | ProfessionalTax | IncomeTaxRegime | OvertimePolicy | DeductionLimit | AttendancePolicy
-        | GratuityRule | SeparationPolicy)
+        | GratuityRule | SeparationPolicy | GratuityExemption | LeaveEncashmentExemption)
 R = TypeVar("R", bound=Rate)
 
 
@@ -388,6 +416,20 @@ def parse(kind: str, scope: str, effective_from: dt.date, data: Mapping[str, Any
             if separation.encashment_divisor == 0 or separation.notice_divisor == 0 or separation.notice_days < 0:
                 raise BadRate("divisors must be positive and notice_days not negative")
             return separation
+        if kind == "gratuity_exemption":
+            exemption = GratuityExemption(effective_from, _dec(data, "ceiling"), _dec(data, "days_per_year"),
+                                          _dec(data, "days_per_month"),
+                                          _components(data.get("wage_components", ("basic",)), "wage_components"))
+            if exemption.days_per_month == 0:
+                raise BadRate("days_per_month must be positive")
+            return exemption
+        if kind == "leave_encashment_exemption":
+            leave = LeaveEncashmentExemption(
+                effective_from, _dec(data, "ceiling"), int(data["average_months"]), _dec(data, "days_per_year"),
+                _dec(data, "day_divisor"), _components(data.get("wage_components", ("basic",)), "wage_components"))
+            if leave.average_months <= 0 or leave.day_divisor == 0:
+                raise BadRate("average_months and day_divisor must be positive")
+            return leave
     except BadRate as exc:
         raise BadRate(f"{kind}/{scope} from {effective_from}: {exc}") from exc
     except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
@@ -464,3 +506,9 @@ class RateBook:
 
     def separation(self, on: dt.date) -> SeparationPolicy:
         return self._of(SeparationPolicy, "separation", "IN", on)
+
+    def gratuity_exemption(self, on: dt.date) -> GratuityExemption:
+        return self._of(GratuityExemption, "gratuity_exemption", "IN", on)
+
+    def leave_encashment_exemption(self, on: dt.date) -> LeaveEncashmentExemption:
+        return self._of(LeaveEncashmentExemption, "leave_encashment_exemption", "IN", on)

@@ -13,8 +13,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro import commands
+from ombaro.config import load_settings
 from ombaro.models.jobs import Job
 from ombaro.payroll import runs
+from ombaro.payroll.commands import FINAL_SETTLEMENT_KIND
 
 ZONE = "Asia/Kolkata"
 
@@ -73,3 +75,18 @@ class Driver:
         self.drain()
         with self.engine.connect() as conn:
             return dict(conn.execute(text("SELECT * FROM jobs WHERE id = :id"), {"id": job_id}).mappings().one())
+
+
+def run_final_settlement(engine: Engine, params: dict[str, object],
+                         requested_by: uuid.UUID | None = None) -> dict[str, Any]:
+    """Submit and execute `payroll.final_settlement` through the command path; the job's outcome."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        job = commands.submit(session, FINAL_SETTLEMENT_KIND, params, enqueue=lambda *_: None,
+                              scope="payroll-tests", requested_by=requested_by).job
+    env = commands.Environment(settings=load_settings(), engine=engine, enqueue=lambda *_: None)
+    status = commands.execute(job.id, commands.command_of(FINAL_SETTLEMENT_KIND).run(env), engine=engine,
+                              lease_seconds=60)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT status, result, error FROM jobs WHERE id = :id"), {"id": job.id}).one()
+    assert status == row.status
+    return {"status": row.status, "result": row.result, "error": row.error}

@@ -24,7 +24,7 @@ from ombaro.payroll.final_settlement import Leaver, settle
 from ombaro.payroll.rates import RateBook
 from tests.factories.accounts import client_for, make_account
 from tests.factories.payroll import add_structure, new_employee
-from tests.payroll.helpers import Driver
+from tests.payroll.helpers import Driver, run_final_settlement
 
 
 @pytest.fixture(scope="module")
@@ -90,17 +90,7 @@ def test_leave_encashment_and_notice_shortfall(book: RateBook) -> None:
     assert result.net == result.gratuity + D("45500.00") - D("13000.00")
 
 
-def run_command(engine: Engine, params: dict[str, object]) -> dict[str, object]:
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        job = commands.submit(session, FINAL_SETTLEMENT_KIND, params, enqueue=lambda *_: None,
-                              scope="payroll-tests").job
-    env = commands.Environment(settings=load_settings(), engine=engine, enqueue=lambda *_: None)
-    status = commands.execute(job.id, commands.command_of(FINAL_SETTLEMENT_KIND).run(env), engine=engine,
-                              lease_seconds=60)
-    with engine.connect() as conn:
-        row = conn.execute(text("SELECT status, result, error FROM jobs WHERE id = :id"), {"id": job.id}).one()
-    assert status == row.status
-    return {"status": row.status, "result": row.result, "error": row.error}
+run_command = run_final_settlement
 
 
 def test_the_command_records_a_leavers_settlement(engine: Engine, driver: Driver) -> None:

@@ -45,8 +45,18 @@ class FinalSettlementSchema(Schema):
     leave_encashment = MoneyAmount()
     notice_shortfall_days = fields.Integer()
     notice_recovery = MoneyAmount()
-    net_amount = MoneyAmount(metadata={"description": "gratuity + encashment - notice recovery (beyond the "
+    gratuity_exempt = MoneyAmount(metadata={"description": "exempt under Income-tax Act s.10(10)(ii)"})
+    gratuity_taxable = MoneyAmount(metadata={"description": "gratuity beyond the exemption (salary income)"})
+    encashment_exempt = MoneyAmount(metadata={"description": "exempt under Income-tax Act s.10(10AA)(ii)"})
+    encashment_taxable = MoneyAmount(metadata={"description": "leave encashment beyond the exemption"})
+    tds = MoneyAmount(metadata={"description": "TDS (s.192) on the taxable parts: the year's tax with them less "
+                                               "without them"})
+    net_amount = MoneyAmount(metadata={"description": "gratuity + encashment - notice recovery - TDS (beyond the "
                                                       "last month's salary; negative: owed by the leaver)"})
+    approved_by = fields.UUID(allow_none=True)
+    approved_at = fields.DateTime(allow_none=True)
+    payment_date = fields.Date(allow_none=True)
+    payment_reference = fields.String(allow_none=True)
     explanation = fields.Dict(metadata={"description": "service, rates used, and the salary to the last working day"})
 
 
