@@ -22,7 +22,7 @@ from ombaro.models.hr import SalaryRecord
 from ombaro.models.payroll import FinalSettlement, PayrollFailure, PayrollRun, SalaryRecordDetail
 from ombaro.money import inr
 from ombaro.payroll.calculation import ALLOWANCES, DEDUCTIONS, Period
-from ombaro.payroll.errors import NothingToPay, RunNotFound
+from ombaro.payroll.errors import NothingToPay, RecordNotFound, RunNotFound
 
 LABELS = {"basic": "Basic", "hra": "House rent allowance", "transport": "Transport allowance",
           "medical": "Medical allowance", "special": "Special allowance", "other": "Other allowance",
@@ -271,6 +271,20 @@ def _account(row: Any, keys: Mapping[str, bytes]) -> tuple[str, str] | str:
     return account, ifsc
 
 
+def _transfers(rows: Iterable[Any], amounts: Iterable[Decimal], keys: Mapping[str, bytes],
+               bank_file: BankFile) -> dict[uuid.UUID, tuple[str, str]]:
+    """(account number, IFSC) by row id for the rows that can be paid by transfer; the others go to
+    `bank_file.skipped` with the reason."""
+    accounts: dict[uuid.UUID, tuple[str, str]] = {}
+    for row, amount in zip(rows, amounts, strict=True):
+        account = "net pay is zero" if amount <= 0 else _account(row, keys)
+        if isinstance(account, str):
+            bank_file.skipped.append({"employee_code": row.employee_code, "reason": account})
+        else:
+            accounts[row.id] = account
+    return accounts
+
+
 MARK_PAID = text("""
 UPDATE salary_records AS s
 SET status = 'paid', payment_date = :paid_on, payment_method = 'bank_transfer',
@@ -295,13 +309,7 @@ def pay_by_bank_file(owner: Session, *, run_id: uuid.UUID, record_ids: list[uuid
     if not rows:
         raise NothingToPay(f"no approved (processed) salary of {run.year}-{run.month:02d} awaits payment")
     bank_file = BankFile(f"SAL{run.year}{run.month:02d}-{len(run.bank_files) + 1:02d}")
-    accounts: dict[uuid.UUID, tuple[str, str]] = {}
-    for row in rows:
-        account = "net pay is zero" if row.net_salary <= 0 else _account(row, keys)
-        if isinstance(account, str):
-            bank_file.skipped.append({"employee_code": row.employee_code, "reason": account})
-        else:
-            accounts[row.id] = account
+    accounts = _transfers(rows, [r.net_salary for r in rows], keys, bank_file)
     # Only the records this statement turns paid go in the file (one put on hold meanwhile does not).
     paid = set(owner.scalars(MARK_PAID, {"ids": list(accounts), "reference": bank_file.reference,
                                          "paid_on": paid_on}))
@@ -334,5 +342,73 @@ def bank_file_again(owner: Session, *, run_id: uuid.UUID, reference: str, record
             bank_file.skipped.append({"employee_code": row.employee_code, "reason": account})
             continue
         bank_file.rows.append((account[0], account[1], f"{row.net_salary:.2f}", row.payment_reference, row.name,
+                               row.employee_code))
+    return bank_file
+
+
+# --- full and final settlements: the same file, paid once ----------------------------------------------------
+
+SETTLEMENTS_PAYABLE = text("""
+SELECT f.id, f.employee_id, f.net_amount, f.payment_reference, e.employee_code, e.name, e.bank_details
+FROM final_settlements AS f JOIN employees AS e ON e.id = f.employee_id
+WHERE f.id = ANY(:ids) AND f.status = :status
+  AND (CAST(:prefix AS text) IS NULL OR f.payment_reference LIKE :prefix || '/%')
+ORDER BY e.employee_code
+""")
+
+MARK_SETTLEMENTS_PAID = text("""
+UPDATE final_settlements AS f
+SET status = 'paid', payment_date = :paid_on, payment_reference = :reference || '/' || e.employee_code,
+    updated_at = now()
+FROM employees AS e
+WHERE e.id = f.employee_id AND f.id = ANY(:ids) AND f.status = 'approved'
+RETURNING f.id
+""")
+
+# One settlement bank file at a time: its number is the count of the day's earlier files plus one.
+SETTLEMENT_FILES_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('final_settlements.bank_file'))")
+SETTLEMENT_FILES_OF_DAY = text("""
+SELECT count(DISTINCT split_part(payment_reference, '/', 1)) FROM final_settlements
+WHERE payment_reference LIKE :day || '-%'
+""")
+
+
+def pay_settlements_by_bank_file(owner: Session, *, settlement_ids: list[uuid.UUID], keys: Mapping[str, bytes],
+                                 paid_on: dt.date) -> BankFile:
+    """A bank file (the payroll format) for the approved settlements among `settlement_ids` (those the
+    caller may see), which become paid in the same transaction: the UPDATE flips only approved rows, and
+    only the rows it flipped are in the file, so a settlement is in one file only. Reference
+    `FNFyyyymmdd-nn`. Owner session, as the payroll bank file. A settlement owed by the leaver (net
+    not positive) or without usable bank details stays approved and is listed in `skipped`."""
+    owner.execute(SETTLEMENT_FILES_LOCK)
+    rows = owner.execute(SETTLEMENTS_PAYABLE, {"ids": settlement_ids, "status": "approved", "prefix": None}).all()
+    if not rows:
+        raise NothingToPay("no approved full and final settlement awaits payment")
+    day = f"FNF{paid_on:%Y%m%d}"
+    bank_file = BankFile(f"{day}-{(owner.scalar(SETTLEMENT_FILES_OF_DAY, {'day': day}) or 0) + 1:02d}")
+    accounts = _transfers(rows, [r.net_amount for r in rows], keys, bank_file)
+    paid = set(owner.scalars(MARK_SETTLEMENTS_PAID, {"ids": list(accounts), "reference": bank_file.reference,
+                                                     "paid_on": paid_on}))
+    if not paid:
+        raise NothingToPay(f"none of the {len(rows)} approved settlements can be paid by transfer: "
+                           + "; ".join(f"{s['employee_code']}: {s['reason']}" for s in bank_file.skipped[:10]))
+    bank_file.rows = [(*accounts[r.id], f"{r.net_amount:.2f}", f"{bank_file.reference}/{r.employee_code}", r.name,
+                       r.employee_code) for r in rows if r.id in paid]
+    return bank_file
+
+
+def settlement_bank_file_again(owner: Session, *, reference: str, settlement_ids: list[uuid.UUID],
+                               keys: Mapping[str, bytes]) -> BankFile:
+    """An earlier settlement bank file, rebuilt from the settlements it paid (nothing changes)."""
+    rows = owner.execute(SETTLEMENTS_PAYABLE, {"ids": settlement_ids, "status": "paid", "prefix": reference}).all()
+    if not rows:
+        raise RecordNotFound(f"no settlement bank file {reference}")
+    bank_file = BankFile(reference)
+    for row in rows:
+        account = _account(row, keys)
+        if isinstance(account, str):
+            bank_file.skipped.append({"employee_code": row.employee_code, "reason": account})
+            continue
+        bank_file.rows.append((account[0], account[1], f"{row.net_amount:.2f}", row.payment_reference, row.name,
                                row.employee_code))
     return bank_file

@@ -18,16 +18,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from ombaro.identity.administration import made_by
 from ombaro.models.hr import Employee, SalaryRecord
 from ombaro.models.payroll import FinalSettlement, SalaryRecordDetail, TaxDeclaration
 from ombaro.money import round_money
 from ombaro.payroll import runs, settlement_tax
 from ombaro.payroll.calculation import ZERO, Period, Structure, segments
-from ombaro.payroll.errors import PayrollConflict, PayrollInvalid, RecordNotFound
+from ombaro.payroll.errors import PayrollConflict, PayrollForbidden, PayrollInvalid, RecordNotFound
 from ombaro.payroll.rates import GratuityRule, RateBook, SeparationPolicy
 from ombaro.payroll.settlement_tax import Part
 
@@ -319,3 +320,26 @@ def get(session: Session, employee_id: uuid.UUID) -> FinalSettlement:
     if row is None:
         raise RecordNotFound(f"no full and final settlement for employee {employee_id}")
     return row
+
+
+def approve(session: Session, employee_id: uuid.UUID, *, approver: uuid.UUID) -> FinalSettlement:
+    """HR approves a computed settlement for payment (maker-checker: not whoever computed it, nor an
+    account they created). Recomputing sends it back to `computed`."""
+    row = session.scalars(select(FinalSettlement).where(FinalSettlement.employee_id == employee_id)
+                          .with_for_update()).one_or_none()
+    if row is None:
+        raise RecordNotFound(f"no full and final settlement for employee {employee_id}")
+    if row.status != "computed":
+        raise PayrollConflict(f"the full and final settlement is already {row.status}")
+    maker = row.computed_by
+    if maker is not None and (approver == maker or made_by(session, approver, maker)):
+        raise PayrollForbidden("the settlement was computed by you (or by the account that created yours); "
+                               "another HR officer must approve it")
+    session.execute(update(FinalSettlement).where(FinalSettlement.id == row.id).values(
+        status="approved", approved_by=approver, approved_at=func.now(), updated_at=func.now()))
+    return session.get_one(FinalSettlement, row.id, populate_existing=True)
+
+
+def visible_ids(session: Session, status: str) -> list[uuid.UUID]:
+    """The settlements in `status` the caller's policies show (the bank file pays exactly those)."""
+    return list(session.scalars(select(FinalSettlement.id).where(FinalSettlement.status == status)))

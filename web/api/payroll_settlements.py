@@ -4,18 +4,19 @@ row-level security decides whose settlement a caller sees (the employee's own, H
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
 from flask import Response
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from ombaro.payroll import commands as payroll_commands
 from ombaro.payroll import documents, final_settlement
-from web.auth import requires
+from web.auth import current_user_id, requires
 from web.commanding import submit
-from web.extension import db_session
+from web.extension import Ombaro, db_session
 from web.openapi import idempotent
 from web.schemas import JobSchema, Money, MoneyAmount
 
@@ -60,6 +61,17 @@ class FinalSettlementSchema(Schema):
     explanation = fields.Dict(metadata={"description": "service, rates used, and the salary to the last working day"})
 
 
+class SettlementBankFileQuerySchema(Schema):
+    reference = fields.String(required=True, validate=validate.Regexp(r"^FNF[0-9]{8}-[0-9]{2,}$"),
+                              metadata={"description": "the file's reference (header X-Bank-File-Reference)"})
+
+
+BANK_FILE_HEADERS = {
+    "X-Bank-File-Reference": {"description": "the file's reference", "schema": {"type": "string"}},
+    "X-Skipped": {"description": "approved settlements left out (nothing to pay, no usable bank details)",
+                  "schema": {"type": "integer", "minimum": 0}}}
+
+
 @blp.post("")
 @requires("payroll", "create")
 @idempotent
@@ -95,3 +107,63 @@ def final_settlement_statement(employee_id: uuid.UUID) -> Any:
     name, code = final_settlement.who(row)
     return Response(documents.final_settlement_pdf(row, name=name, code=code), mimetype="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="final-settlement-{employee_id}.pdf"'})
+
+
+@blp.post("/<uuid:employee_id>/approve")
+@requires("payroll", "approve")
+@blp.response(200, FinalSettlementSchema)
+def approve_final_settlement(employee_id: uuid.UUID) -> Any:
+    """HR approves a computed settlement for payment: not whoever computed it (403), only once (409)."""
+    session = db_session()
+    with session.begin():
+        row = final_settlement.approve(session, employee_id, approver=current_user_id())
+        session.expunge(row)  # loaded in full: shown after the commit without a read outside it
+    return row
+
+
+def _csv(bank_file: documents.BankFile) -> Response:
+    return Response(bank_file.csv(), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{bank_file.reference}.csv"',
+        "X-Bank-File-Reference": bank_file.reference, "X-Skipped": str(len(bank_file.skipped))})
+
+
+def _visible(status: str) -> list[uuid.UUID]:
+    session = db_session()
+    ids = final_settlement.visible_ids(session, status)
+    session.rollback()  # end the read before the owner's transaction
+    return ids
+
+
+@blp.post("/bank-file")
+@requires("payroll", "export")
+@blp.doc(responses={"200": {"description": "the bank transfer file (CSV: account_number, ifsc, amount, reference, "
+                                           "beneficiary_name, employee_code), the payroll bank file's format",
+                            "content": {"text/csv": {}}, "headers": BANK_FILE_HEADERS}})
+def make_settlement_bank_file() -> Any:
+    """Pay the approved settlements: they become paid and the file lists each transfer. A settlement is
+    in one file only (a second call finds nothing to pay: 409); one owed by the leaver or without usable
+    bank details stays approved (header `X-Skipped`)."""
+    ombaro = Ombaro.get()
+    visible = _visible("approved")
+    # Owner session, as the payroll bank file: the exporting roles may neither read bank details nor
+    # update settlements under their own policies; the settlements are those their policies show.
+    with ombaro.sessions() as owner, owner.begin():
+        bank_file = documents.pay_settlements_by_bank_file(
+            owner, settlement_ids=visible, keys=ombaro.settings.data_keys,
+            paid_on=dt.datetime.now(ombaro.settings.zone).date())
+    return _csv(bank_file)
+
+
+@blp.get("/bank-file")
+@requires("payroll", "export")
+@blp.arguments(SettlementBankFileQuerySchema, location="query", as_kwargs=True)
+@blp.doc(responses={"200": {"description": "an earlier settlement bank file, again", "content": {"text/csv": {}},
+                            "headers": BANK_FILE_HEADERS}})
+def get_settlement_bank_file(reference: str) -> Any:
+    """An earlier settlement bank file, rebuilt from the settlements it paid (nothing changes)."""
+    ombaro = Ombaro.get()
+    visible = _visible("paid")
+    with ombaro.sessions() as owner:
+        bank_file = documents.settlement_bank_file_again(owner, reference=reference, settlement_ids=visible,
+                                                         keys=ombaro.settings.data_keys)
+    return _csv(bank_file)
