@@ -5,5 +5,7 @@
 - `preflight`: what would make a run wrong, listed before computing
 - `runs`: the run command, its batches, dry runs, approval
 - `records`: compensation, adjustments, holidays, holds
-- `documents`: the payslip PDF, the bank transfer file and the run summary CSV
+- `documents`: the payslip PDF, the bank transfer file (salaries and settlements) and the run summary CSV
+- `arrears`, `final_settlement`: backdated changes paid later; a leaver's settlement, approved and paid once
+- `settlement_tax`: the exempt and taxable parts of gratuity and leave encashment, and the TDS on them
 """

@@ -22,7 +22,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from ombaro.identity.administration import made_by
 from ombaro.models.hr import Employee, SalaryRecord
 from ombaro.models.payroll import FinalSettlement, SalaryRecordDetail, TaxDeclaration
 from ombaro.money import round_money
@@ -331,10 +330,9 @@ def approve(session: Session, employee_id: uuid.UUID, *, approver: uuid.UUID) ->
         raise RecordNotFound(f"no full and final settlement for employee {employee_id}")
     if row.status != "computed":
         raise PayrollConflict(f"the full and final settlement is already {row.status}")
-    maker = row.computed_by
-    if maker is not None and (approver == maker or made_by(session, approver, maker)):
-        raise PayrollForbidden("the settlement was computed by you (or by the account that created yours); "
-                               "another HR officer must approve it")
+    if approver == row.computed_by:
+        raise PayrollForbidden("the settlement was computed by you: another HR officer must approve it")
+    runs.check_checker(session, maker=row.computed_by, approver=approver)  # nor an account the maker created
     session.execute(update(FinalSettlement).where(FinalSettlement.id == row.id).values(
         status="approved", approved_by=approver, approved_at=func.now(), updated_at=func.now()))
     return session.get_one(FinalSettlement, row.id, populate_existing=True)

@@ -507,7 +507,7 @@ def get_run(session: Session, run_id: uuid.UUID, *, lock: bool = False) -> Payro
     return run
 
 
-def _check_checker(session: Session, *, maker: uuid.UUID | None, approver: uuid.UUID | None) -> None:
+def check_checker(session: Session, *, maker: uuid.UUID | None, approver: uuid.UUID | None) -> None:
     """Whoever started the run may not approve it through an account they created (directly or
     through accounts they created); ombaro.identity.administration."""
     if maker is not None and approver is not None and maker != approver and made_by(session, approver, maker):
@@ -520,7 +520,7 @@ def approve(session: Session, run_id: uuid.UUID, *, approver: uuid.UUID | None,
     """HR approves the month: every pending record becomes processed. Refused while batches are
     outstanding, and while employees failed unless HR approves the rest knowingly."""
     run = get_run(session, run_id, lock=True)
-    _check_checker(session, maker=run.requested_by, approver=approver)
+    check_checker(session, maker=run.requested_by, approver=approver)
     if run.status == "computing":
         raise RunInProgress(f"run {run_id} is still computing ({run.batches_done} of {run.batches_total} batches)")
     failures = session.scalar(select(func.count()).select_from(PayrollFailure)
