@@ -162,7 +162,8 @@ def _year_income(session: Session, employee_id: uuid.UUID, last_day: dt.date,
     them (calculation._tds: with no month left after the last working day's, the projection is the
     year's income). When that month cannot be computed: the year's records and the 12B declaration."""
     projection: dict[str, Any] = salary.get("tds") or {}
-    if "projected_income" in projection:
+    # A record computed before the last working day was set projects months after it: not the year's income.
+    if "projected_income" in projection and projection.get("months_left_after") == 0:
         return Decimal(projection["projected_income"]), str(projection["regime"])
     fy = Period(last_day.year, last_day.month).fy_start
     declared = session.execute(select(TaxDeclaration.regime, TaxDeclaration.previous_income).where(

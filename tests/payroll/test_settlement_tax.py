@@ -23,7 +23,7 @@ from ombaro.payroll.calculation import Structure
 from ombaro.payroll.rates import RateBook
 from tests.factories.accounts import client_for, make_account
 from tests.factories.payroll import add_structure, new_employee
-from tests.payroll.helpers import run_final_settlement
+from tests.payroll.helpers import Driver, run_final_settlement
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +92,9 @@ rupees = st.integers(min_value=0, max_value=5_000_000_00).map(lambda p: D(p) / 1
 @settings(max_examples=200, deadline=None)
 @given(paid=rupees, wage=rupees, years=st.integers(min_value=0, max_value=45),
        left=st.dates(min_value=dt.date(2010, 5, 24), max_value=dt.date(2030, 12, 31)))
-def test_gratuity_exemption_is_the_least_of_the_three(engine: Engine, paid: D, wage: D, years: int,
+def test_gratuity_exemption_is_the_least_of_the_three(book: RateBook, paid: D, wage: D, years: int,
                                                       left: dt.date) -> None:
-    with Session(engine) as session:
-        rule = RateBook.load(session).gratuity_exemption(left)
+    rule = book.gratuity_exemption(left)
     ceiling = D("2000000") if left >= dt.date(2018, 3, 29) else D("1000000")  # the statute, not the row
     formula = half_up(Fraction(wage) * 15 * years / 26)
     part = settlement_tax.gratuity_part(paid, wage, years, rule)
@@ -107,10 +106,9 @@ def test_gratuity_exemption_is_the_least_of_the_three(engine: Engine, paid: D, w
 @given(paid=rupees, salaries=st.lists(st.integers(min_value=0, max_value=10_000_000).map(D), min_size=10, max_size=10),
        half_days=st.integers(min_value=0, max_value=2000), years=st.integers(min_value=0, max_value=45),
        left=st.dates(min_value=dt.date(1998, 4, 1), max_value=dt.date(2030, 12, 31)))
-def test_leave_encashment_exemption_is_the_least_of_the_four(engine: Engine, paid: D, salaries: list[D],
+def test_leave_encashment_exemption_is_the_least_of_the_four(book: RateBook, paid: D, salaries: list[D],
                                                              half_days: int, years: int, left: dt.date) -> None:
-    with Session(engine) as session:
-        rule = RateBook.load(session).leave_encashment_exemption(left)
+    rule = book.leave_encashment_exemption(left)
     ceiling = D("2500000") if left >= dt.date(2023, 4, 1) else D("300000")
     days = Fraction(half_days, 2)
     average = Fraction(sum(salaries)) / 10
@@ -166,3 +164,24 @@ def test_a_settlement_records_exempt_taxable_and_the_tds_on_the_taxable_part(eng
     statement = client_for(app, hr).get(f"/api/v1/payroll/final-settlements/{employee}/statement")
     page = pdf_text(statement.data)
     assert b"10AA" in page and b"38,700.00" in page and b"1,92,307.69" in page
+
+
+def test_a_last_month_computed_before_the_leaving_date_was_set_is_not_taken_as_the_years_income(
+        engine: Engine, driver: Driver) -> None:
+    employee = new_employee(engine, joining=dt.date(2018, 1, 1))
+    add_structure(engine, employee, dt.date(2018, 1, 1), basic="150000", esi=False, pf=False)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO tax_declarations (employee_id, financial_year, regime, previous_income, "
+                          "previous_tds) VALUES (:e, 2026, 'new', 1500000, 0)"), {"e": employee})
+    driver.run(2027, 1, employee_ids=[employee])  # still employed: January projects February and March too
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE employees SET last_working_date = '2027-01-31' WHERE id = :e"), {"e": employee})
+    done = run_final_settlement(engine, {"employee_id": str(employee), "earned_leave_days": "250"})
+    assert done["status"] == "succeeded", done
+    result = done["result"]
+    assert isinstance(result, dict)
+    assert result["explanation"]["salary"]["tds"]["months_left_after"] == 2
+    # The year's income is the records (January 1,50,000) and the 12B's 15,00,000, not January's 19,50,000
+    # projection: the same 38,700 as above.
+    assert result["explanation"]["tax"]["tds"]["year_income"] == "1650000.00"
+    assert result["tds"] == "38700.00"
