@@ -140,7 +140,10 @@ class KeepAliveHttpClient(HttpClient):
             conn = (http.client.HTTPSConnection(netloc, timeout=timeout, context=self._tls) if scheme == "https"
                     else http.client.HTTPConnection(netloc, timeout=timeout))
             connections[(scheme, netloc)] = conn
-        conn.timeout = timeout
+        if conn.timeout != timeout:  # a call with its own timeout
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
         if conn.sock is None:
             try:
                 conn.connect()
