@@ -20,6 +20,7 @@ import uuid
 import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -45,7 +46,6 @@ from ombaro.messaging import (
     load_recipients,
     no_enqueue,
     take_tokens,
-    transmit,
     unreachable,
 )
 
@@ -229,39 +229,53 @@ def _send_channel(rt: Runtime, campaign_id: uuid.UUID, channel: str, after: uuid
     batch = rt.batch_size(sender)
     last_claimed = batch
     messaging = rt.settings.messaging
-    while True:
-        if last_claimed < batch:
+    # The previous batch is sent and recorded on the runtime's background thread while this loop
+    # claims the next one: the provider and the database work at the same time.
+    in_flight: Future[Counter[str]] | None = None
+
+    def settle() -> None:
+        nonlocal in_flight
+        if in_flight is not None:
+            done, in_flight = in_flight, None
+            totals.update(done.result())
+            progress(0, f"{channel}: {totals['sent'] + totals['delivered']} sent")
+
+    try:
+        while True:
+            if last_claimed < batch:
+                with rt.tx() as conn:
+                    if not has_due(conn, campaign_id, channel, after, upto):
+                        return None
+            if time.monotonic() - began > MAX_JOB_SECONDS:
+                return dt.datetime.now(dt.UTC)
+            limit, wait = take_tokens(rt, sender, batch, on_wait=lambda: progress(0, f"rate limited on {channel}"))
+            if not limit:
+                return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
             with rt.tx() as conn:
-                if not has_due(conn, campaign_id, channel, after, upto):
-                    return None
-        if time.monotonic() - began > MAX_JOB_SECONDS:
-            return dt.datetime.now(dt.UTC)
-        limit, wait = take_tokens(rt, sender, batch, on_wait=lambda: progress(0, f"rate limited on {channel}"))
-        if not limit:
-            return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
-        with rt.tx() as conn:
-            state(conn)  # paused, cancelled or ended a moment ago: nothing more is claimed
-            claimed = claim(conn, rt, campaign_id, channel, after, upto, limit=limit, provider=sender.provider,
-                            claimant=claimant)
-            sending = [i for i, status in claimed if status == "sending"]
-            totals.update(status for _, status in claimed if status != "sending")
-            loaded = load_recipients(conn, sending) if sending else []
-        last_claimed = len(claimed)
-        if not claimed:
-            return None
-        messages, cannot = [], []
-        base_url = messaging.public_base_url or DEFAULT_BASE_URL
-        for item in loaded:
-            r = item.recipient
-            why = unreachable(r)
-            if why:
-                cannot.append((r.delivery_id, why))
-                continue
-            unsubscribe = Unsubscribe(link(base_url, messaging.unsubscribe_secret, r.delivery_id, r.user_id)) \
-                if channel == "email" else None
-            messages.append(composer.compose(r, unsubscribe))
-        totals.update(transmit(rt, sender, messages, cannot))
-        progress(0, f"{channel}: {totals['sent'] + totals['delivered']} sent")
+                state(conn)  # paused, cancelled or ended a moment ago: nothing more is claimed
+                claimed = claim(conn, rt, campaign_id, channel, after, upto, limit=limit, provider=sender.provider,
+                                claimant=claimant)
+                sending = [i for i, status in claimed if status == "sending"]
+                totals.update(status for _, status in claimed if status != "sending")
+                loaded = load_recipients(conn, sending) if sending else []
+            last_claimed = len(claimed)
+            if not claimed:
+                return None
+            messages, cannot = [], []
+            base_url = messaging.public_base_url or DEFAULT_BASE_URL
+            for item in loaded:
+                r = item.recipient
+                why = unreachable(r)
+                if why:
+                    cannot.append((r.delivery_id, why))
+                    continue
+                unsubscribe = Unsubscribe(link(base_url, messaging.unsubscribe_secret, r.delivery_id, r.user_id)) \
+                    if channel == "email" else None
+                messages.append(composer.compose(r, unsubscribe))
+            settle()
+            in_flight = rt.transmit_soon(sender, messages, cannot)
+    finally:
+        settle()  # nothing of this job is left in flight when it returns or stops
 
 
 def materialize(conn: Connection, rt: Runtime, campaign_id: uuid.UUID, target_audience: Any,

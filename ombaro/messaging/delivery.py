@@ -17,6 +17,7 @@ decided (ombaro/messaging/reconcile.py), which it does as soon as the claimant's
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import json
 import logging
@@ -24,6 +25,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +74,17 @@ class Runtime:
     max_inline_wait: float = 5.0  # longer waits end the job and continue in a delayed job
     max_attempts: int = MAX_ATTEMPTS
     claims: dict[str, Any] = field(default_factory=lambda: {"role": "worker", "sub": None})
+    _transmitter: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+
+    def transmit_soon(self, sender: Sender, messages: Sequence[Message],
+                      unreachable_ids: Sequence[tuple[int, str]] = ()) -> Future[Counter[str]]:
+        """`transmit` on this runtime's background thread, so the caller claims the next batch while
+        this one is sent and recorded. The caller waits for the result before it submits another
+        batch, and before it ends: one batch in flight, each still claim -> call -> record."""
+        if self._transmitter is None:  # created lazily: after Celery's fork, in the process that uses it
+            self._transmitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transmit")
+        context = contextvars.copy_context()  # the job's id reaches the thread's log lines
+        return self._transmitter.submit(context.run, transmit, self, sender, messages, unreachable_ids)
 
     @contextmanager
     def tx(self) -> Iterator[Connection]:

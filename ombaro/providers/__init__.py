@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -125,6 +126,14 @@ def record_call(provider: str, error: str | None = None, detail: str = "") -> No
         log.info("provider %s call failed (%s): %s", provider, error, detail[:300])
     else:
         log.debug("provider %s call succeeded", provider)
+
+
+def record_calls(provider: str, failures: Sequence[tuple[str, str]], calls: int) -> None:
+    """`calls` provider requests, of which `failures` (error, detail) failed: each failure logged as
+    `record_call` does, the counts sent to the metrics store in one round trip."""
+    for error, detail in failures:
+        log.info("provider %s call failed (%s): %s", provider, error, detail[:300])
+    metrics.provider_calls(provider, calls, Counter(error for error, _ in failures))
 
 
 def error_of_status(status: int) -> str:

@@ -5,27 +5,41 @@ rate is kept by the token bucket in front of it, not here). Each message's statu
 carries our delivery id (`?ref=`), so a callback that overtakes our own bookkeeping still finds its
 delivery. A message whose request timed out can be looked up afterwards (`find_sent`): Twilio
 creates the message resource within the API call, so one that is not listed was never accepted.
+
+The SDK builds each request and reads each answer; the bytes go through `KeepAliveHttpClient`, the
+SDK's pluggable HTTP client implemented on `http.client` with one kept-alive connection per thread.
+Through `requests` (the SDK's default), preparing a request and reading the environment's proxy
+settings cost more CPU than the SDK's own work: a campaign's SMS are CPU-bound in the worker. When
+the environment names a proxy for the API's host, the SDK's `requests` client is used instead.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import http.client
+import json
 import logging
+import select
+import ssl
 import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import certifi
 import requests
 from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException
+from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
 from ombaro.config import MessagingSettings
-from ombaro.providers import error_of_status, map_in_context, record_call, request_headers
+from ombaro.providers import error_of_status, map_in_context, record_calls, request_headers
 from ombaro.providers.channels import Message, Result
 
 # Twilio error codes that no retry will fix: invalid or unreachable 'To', the recipient replied
@@ -63,6 +77,95 @@ class _HeadersKeepingClient(TwilioHttpClient):
         return dict(response.headers or {}) if response is not None else {}
 
 
+class NotSent(Exception):
+    """The connection could not be made: no byte of the request left."""
+
+
+class NoAnswer(Exception):
+    """The request may have gone out and no (complete) answer came: a timeout, a dropped connection."""
+
+
+class KeepAliveHttpClient(HttpClient):
+    """The Twilio SDK's HTTP client interface on `http.client`: one kept-alive connection per thread
+    and host, the request written in one send, the last response's headers kept per thread (a 429's
+    Retry-After; TwilioRestException does not carry them). Raises NotSent or NoAnswer when no
+    answer came."""
+
+    def __init__(self, *, timeout: float) -> None:
+        super().__init__(logger=logging.getLogger("twilio.http_client"), is_async=False, timeout=timeout)
+        self._local = threading.local()
+        self._tls = ssl.create_default_context(cafile=certifi.where())
+
+    def request(self, method: str, uri: str, params: dict[str, object] | None = None,
+                data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
+                auth: tuple[str, str] | None = None, timeout: float | None = None,
+                allow_redirects: bool = False) -> Response:
+        self._local.response = None
+        url = urllib.parse.urlsplit(uri)
+        target = url.path or "/"
+        query = "&".join(q for q in (url.query, urllib.parse.urlencode(params or {}, doseq=True)) if q)
+        if query:
+            target = f"{target}?{query}"
+        sent = {**(headers or {}), **request_headers()}
+        if auth:
+            sent["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        body: bytes | None = None
+        if method.upper() in ("POST", "PUT"):
+            if sent.get("Content-Type", "").endswith("json"):
+                body = json.dumps(data or {}).encode()
+            else:
+                body = urllib.parse.urlencode(data or {}, doseq=True).encode()
+        conn = self._connection(url.scheme, url.netloc, timeout or self.timeout)
+        try:
+            conn.request(method.upper(), target, body=body, headers=sent)
+            answer = conn.getresponse()
+            content = answer.read()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise NoAnswer(f"{type(exc).__name__}: {exc}") from exc
+        if answer.will_close:
+            conn.close()
+        response = Response(answer.status, content.decode("utf-8", errors="replace"), dict(answer.getheaders()))
+        self._local.response = response
+        return response
+
+    def _connection(self, scheme: str, netloc: str, timeout: float | None) -> http.client.HTTPConnection:
+        """This thread's open connection to the host, or a new one (NotSent if it cannot be made)."""
+        connections: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault(
+            "connections", {})
+        conn = connections.get((scheme, netloc))
+        if conn is not None and conn.sock is not None and _dropped(conn.sock):
+            conn.close()  # the server closed the idle connection: open another, as urllib3 does
+        if conn is None:
+            conn = (http.client.HTTPSConnection(netloc, timeout=timeout, context=self._tls) if scheme == "https"
+                    else http.client.HTTPConnection(netloc, timeout=timeout))
+            connections[(scheme, netloc)] = conn
+        if conn.timeout != timeout:  # a call with its own timeout
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+        if conn.sock is None:
+            try:
+                conn.connect()
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                raise NotSent(f"{type(exc).__name__}: {exc}") from exc
+        return conn
+
+    def last_headers(self) -> dict[str, str]:
+        response = getattr(self._local, "response", None)
+        return dict(response.headers or {}) if response is not None else {}
+
+
+def _dropped(sock: Any) -> bool:
+    """An idle kept-alive socket that is readable has been closed by the peer (or is unusable)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class TwilioMessages:
     """`channel` is 'sms' or 'whatsapp' (WhatsApp addresses are `whatsapp:+<E.164>`)."""
 
@@ -74,7 +177,11 @@ class TwilioMessages:
         self.channel = channel
         self.provider = f"twilio_{channel}"
         self.concurrency = settings.provider_concurrency
-        self.http = _HeadersKeepingClient(timeout=settings.provider_timeout_seconds, pool=self.concurrency)
+        self.http: KeepAliveHttpClient | _HeadersKeepingClient
+        if requests.utils.get_environ_proxies(settings.twilio_api_base):
+            self.http = _HeadersKeepingClient(timeout=settings.provider_timeout_seconds, pool=self.concurrency)
+        else:
+            self.http = KeepAliveHttpClient(timeout=settings.provider_timeout_seconds)
         self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self.http)
         self.client.api.base_url = settings.twilio_api_base  # a local server in tests and benchmarks
         sender = settings.sms_from if channel == "sms" else settings.whatsapp_from
@@ -91,17 +198,15 @@ class TwilioMessages:
 
     def send(self, messages: Sequence[Message]) -> list[Result]:
         if len(messages) <= 1 or self.concurrency == 1:
-            return [self._send_one(m) for m in messages]
-        if self._pool is None:  # created lazily: after Celery's fork, in the process that uses it
-            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=self.provider)
-        return list(map_in_context(self._pool, self._send_one, messages))
-
-    def _send_one(self, message: Message) -> Result:
-        result = self._send(message)
-        if result.called:
-            failed = result.outcome != "sent"
-            record_call(self.provider, _error_of(result) if failed else None, result.error or "")
-        return result
+            results = [self._send(m) for m in messages]
+        else:
+            if self._pool is None:  # created lazily: after Celery's fork, in the process that uses it
+                self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=self.provider)
+            results = list(map_in_context(self._pool, self._send, messages))
+        called = [r for r in results if r.called]
+        record_calls(self.provider, [(_error_of(r), r.error or "") for r in called if r.outcome != "sent"],
+                     len(called))
+        return results
 
     def _send(self, message: Message) -> Result:
         wait = self._quiet_until - time.monotonic()
@@ -119,6 +224,10 @@ class TwilioMessages:
             created = self.client.api.v2010.account.messages.create(**arguments)
         except TwilioRestException as exc:
             return self._refused(message, exc)
+        except NotSent as exc:
+            return Result(message.ref, "retry", error=f"connection failed: {exc}")
+        except NoAnswer as exc:
+            return Result(message.ref, "unknown", error=f"no answer: {exc}")
         except requests.exceptions.ConnectTimeout as exc:
             return Result(message.ref, "retry", error=f"connect timeout: {exc}")
         except requests.exceptions.ReadTimeout as exc:

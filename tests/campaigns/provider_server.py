@@ -160,11 +160,11 @@ class ProviderServer:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._ready.set()
 
-    def start(self) -> ProviderServer:
+    def start(self, port: int = 0) -> ProviderServer:
         def run() -> None:
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
-            loop.run_until_complete(self.serve())
+            loop.run_until_complete(self.serve(port))
             loop.run_forever()
             loop.run_until_complete(self._runner.cleanup() if self._runner else asyncio.sleep(0))
             loop.close()

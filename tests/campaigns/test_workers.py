@@ -82,10 +82,13 @@ def test_chunk_redelivered_after_a_kill_between_provider_call_and_update_sends_n
     first = start_worker(spawn, "doomed", concurrency=1, env=env)
     start(rt, campaign, camp_redis_url, chunk_size=1000)
     wait_until(lambda: server.holding == 1, timeout=60, what="the held request")
+    wait_until(lambda: sum(d["status"] == "sending" for d in deliveries(rt.engine, campaign)) == 8, timeout=30,
+               what="the next batch claimed while this one is sent")
     first.stop(signal.SIGKILL)  # between Twilio's acceptance and the deliveries' update
-    # The worker's batch in flight (4 with one thread): two answered, one held, one never sent.
+    # The worker's batch in flight (4 with one thread): two answered, one held, one never sent; and
+    # the next batch, claimed while that one was being sent, not sent at all.
     rows = deliveries(rt.engine, campaign)
-    assert Counter(d["status"] for d in rows) == {"sent": 8, "sending": 4, "pending": 18}
+    assert Counter(d["status"] for d in rows) == {"sent": 8, "sending": 8, "pending": 14}
     in_flight = {d["id"] for d in rows if d["status"] == "sending"}
     assert len(server.accepted("twilio")) == 11
     with camp_engine.connect() as conn:
@@ -99,15 +102,15 @@ def test_chunk_redelivered_after_a_kill_between_provider_call_and_update_sends_n
                    what="the chunk to be delivered again and finish")
     with camp_engine.connect() as conn:
         assert conn.execute(text("SELECT attempts FROM jobs WHERE id = :id"), {"id": chunk.id}).scalar_one() == 2
-    # The redelivered chunk sent the 18 pending ones and nothing it had claimed before.
-    assert len(server.accepted("twilio")) == 29 and server.duplicates() == {}
+    # The redelivered chunk sent the 14 pending ones and nothing it had claimed before.
+    assert len(server.accepted("twilio")) == 25 and server.duplicates() == {}
     assert {d["id"] for d in deliveries(rt.engine, campaign) if d["status"] == "sending"} == in_flight
 
-    # Reconciliation: Twilio has three of the four (found, not resent); the fourth never reached it.
+    # Reconciliation: Twilio has three of the eight (found, not resent); five never reached it.
     resend: list[Any] = []
     outcome = reconcile.reconcile(rt, stale_after=0, grace=0, submit_chunk=lambda kind, params, scope: resend.append(
         submit(rt, kind, params, key="resend", scope=scope)))
-    assert (outcome["found"], outcome["resend"]) == (3, 1)
+    assert (outcome["found"], outcome["resend"]) == (3, 5)
     for job in resend:
         assert execute(rt, job) == "succeeded"
     assert len(server.accepted("twilio")) == 30 and server.duplicates() == {}
