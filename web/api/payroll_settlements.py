@@ -159,6 +159,7 @@ def make_settlement_bank_file() -> Any:
 @blp.arguments(SettlementBankFileQuerySchema, location="query", as_kwargs=True)
 @blp.doc(responses={"200": {"description": "an earlier settlement bank file, again", "content": {"text/csv": {}},
                             "headers": BANK_FILE_HEADERS}})
+@blp.alt_response(404, description="No settlement bank file with that reference among those the caller may see.")
 def get_settlement_bank_file(reference: str) -> Any:
     """An earlier settlement bank file, rebuilt from the settlements it paid (nothing changes)."""
     ombaro = Ombaro.get()
