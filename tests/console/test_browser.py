@@ -71,12 +71,24 @@ def engine_url(spawn: Callable[..., Process], console_db: Database) -> Iterator[
     yield f"http://127.0.0.1:{port}"
 
 
+# libfaketime's variables (`make test-clock`, tests/moved_clock.py): the browser and Playwright's
+# driver run on the real clock, as a user's browser would beside the server's; under libfaketime
+# Chromium stalls loading pages.
+FAKED_CLOCK = ("LD_PRELOAD", "FAKETIME", "DONT_FAKE_MONOTONIC")
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    faked = {k: os.environ.pop(k) for k in FAKED_CLOCK if k in os.environ}
+    try:
+        with playwright_api.sync_playwright() as p:
+            os.environ.update(faked)
+            chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                         env={k: v for k, v in os.environ.items() if k not in FAKED_CLOCK})
+            yield chromium
+            chromium.close()
+    finally:
+        os.environ.update(faked)
 
 
 @pytest.fixture

@@ -97,6 +97,9 @@ def deployed_env(venv_python: Path, make_database: Callable[[], str], redis_url:
            "OMBARO_DATA_KEY_ID": settings.data_key_id, "OMBARO_LOG_FORMAT": "text",
            # The Redis database is the test run's: other tests' sign-ins from 127.0.0.1 count there.
            "OMBARO_LOGIN_LIMIT_PER_ADDRESS": "100000"}
+    # The machine's clock: under `make test-clock` every process reads the moved time (tests/moved_clock.py),
+    # the deployed engine too, or the tokens this process mints would come from its future.
+    env.update({k: os.environ[k] for k in ("LD_PRELOAD", "FAKETIME", "DONT_FAKE_MONOTONIC") if k in os.environ})
     yield env, workdir
 
 
