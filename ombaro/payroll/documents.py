@@ -8,7 +8,7 @@ import datetime as dt
 import io
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -285,6 +285,19 @@ def _transfers(rows: Iterable[Any], amounts: Iterable[Decimal], keys: Mapping[st
     return accounts
 
 
+def _pay(owner: Session, bank_file: BankFile, rows: Sequence[Any], amounts: Sequence[Decimal],
+         keys: Mapping[str, bytes], mark_paid: Any, paid_on: dt.date, what: str) -> None:
+    """Mark paid the rows that can be paid by transfer (`mark_paid` returns the ids it turned paid)
+    and put exactly those in the file; NothingToPay when none can be."""
+    accounts = _transfers(rows, list(amounts), keys, bank_file)
+    paid = set(owner.scalars(mark_paid, {"ids": list(accounts), "reference": bank_file.reference, "paid_on": paid_on}))
+    if not paid:
+        raise NothingToPay(f"none of the {len(rows)} {what} can be paid by transfer: "
+                           + "; ".join(f"{s['employee_code']}: {s['reason']}" for s in bank_file.skipped[:10]))
+    bank_file.rows = [(*accounts[r.id], f"{amount:.2f}", f"{bank_file.reference}/{r.employee_code}", r.name,
+                       r.employee_code) for r, amount in zip(rows, amounts, strict=True) if r.id in paid]
+
+
 MARK_PAID = text("""
 UPDATE salary_records AS s
 SET status = 'paid', payment_date = :paid_on, payment_method = 'bank_transfer',
@@ -309,15 +322,8 @@ def pay_by_bank_file(owner: Session, *, run_id: uuid.UUID, record_ids: list[uuid
     if not rows:
         raise NothingToPay(f"no approved (processed) salary of {run.year}-{run.month:02d} awaits payment")
     bank_file = BankFile(f"SAL{run.year}{run.month:02d}-{len(run.bank_files) + 1:02d}")
-    accounts = _transfers(rows, [r.net_salary for r in rows], keys, bank_file)
     # Only the records this statement turns paid go in the file (one put on hold meanwhile does not).
-    paid = set(owner.scalars(MARK_PAID, {"ids": list(accounts), "reference": bank_file.reference,
-                                         "paid_on": paid_on}))
-    if not paid:
-        raise NothingToPay(f"none of the {len(rows)} processed salaries can be paid by transfer: "
-                           + "; ".join(f"{s['employee_code']}: {s['reason']}" for s in bank_file.skipped[:10]))
-    bank_file.rows = [(*accounts[r.id], f"{r.net_salary:.2f}", f"{bank_file.reference}/{r.employee_code}", r.name,
-                       r.employee_code) for r in rows if r.id in paid]
+    _pay(owner, bank_file, rows, [r.net_salary for r in rows], keys, MARK_PAID, paid_on, "processed salaries")
     entry = {"reference": bank_file.reference, "generated_at": dt.datetime.now(dt.UTC).isoformat(),
              "generated_by": str(generated_by) if generated_by else None, "count": len(bank_file.rows),
              "total": str(bank_file.total), "skipped": bank_file.skipped}
@@ -386,14 +392,8 @@ def pay_settlements_by_bank_file(owner: Session, *, settlement_ids: list[uuid.UU
         raise NothingToPay("no approved full and final settlement awaits payment")
     day = f"FNF{paid_on:%Y%m%d}"
     bank_file = BankFile(f"{day}-{(owner.scalar(SETTLEMENT_FILES_OF_DAY, {'day': day}) or 0) + 1:02d}")
-    accounts = _transfers(rows, [r.net_amount for r in rows], keys, bank_file)
-    paid = set(owner.scalars(MARK_SETTLEMENTS_PAID, {"ids": list(accounts), "reference": bank_file.reference,
-                                                     "paid_on": paid_on}))
-    if not paid:
-        raise NothingToPay(f"none of the {len(rows)} approved settlements can be paid by transfer: "
-                           + "; ".join(f"{s['employee_code']}: {s['reason']}" for s in bank_file.skipped[:10]))
-    bank_file.rows = [(*accounts[r.id], f"{r.net_amount:.2f}", f"{bank_file.reference}/{r.employee_code}", r.name,
-                       r.employee_code) for r in rows if r.id in paid]
+    _pay(owner, bank_file, rows, [r.net_amount for r in rows], keys, MARK_SETTLEMENTS_PAID, paid_on,
+         "approved settlements")
     return bank_file
 
 
