@@ -63,6 +63,7 @@ ERROR_RESPONSES: dict[int, tuple[str, str, dict[str, tuple[str, bool]]]] = {
     409: ("Conflict", "The object's state does not allow this now (e.g. already approved, still running).", {}),
     410: ("Gone", "Already used.", {}),
     413: ("PayloadTooLarge", "The body is larger than OMBARO_MAX_REQUEST_BYTES.", {}),
+    414: ("UriTooLong", "The path and query string are longer than 4,000 bytes.", {}),
     422: ("UnprocessableContent", "The request is not valid: `errors` names each field and what is wrong; nothing "
                                   "was changed. Also an Idempotency-Key reused with another body.", {}),
     429: ("TooManyRequests", "Rate limited; retry after `Retry-After` seconds.", {"Retry-After": ("RetryAfter", True)}),
@@ -297,7 +298,7 @@ class ContractPlugin(BasePlugin):
             responses: dict[str | int, Any] = operation.setdefault("responses", {})
             responses.pop("default", None)
             self._success_responses(responses, method)
-            statuses = {401, 403, 503}
+            statuses = {401, 403, 414, 503}
             if takes_body or honours_key:
                 statuses.add(400)
             if takes_body:

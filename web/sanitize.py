@@ -17,7 +17,11 @@ import re
 from typing import Any
 
 from flask import g, request
+from werkzeug.exceptions import RequestURITooLarge
 
+# The longest path and query string read (gunicorn runs with --limit-request-line 8190, so a longer
+# URI up to that size gets this 414 as problem+json; beyond it gunicorn's own 414 answers).
+MAX_URI_BYTES = 4000
 # Deeper than any document of ours (a campaign's content is 3 levels, a provider's webhook 6).
 MAX_DEPTH = 32
 # More digits than any id, count or amount we store (bigint has 19); far below Python's own
@@ -140,6 +144,9 @@ def _check_parameters(pairs: Any) -> None:
 
 def check_request() -> None:
     """before_request, registered once in create_app ahead of authentication and every handler."""
+    size = len(request.environ.get("PATH_INFO", "")) + len(request.environ.get("QUERY_STRING", ""))
+    if size > MAX_URI_BYTES:
+        raise RequestURITooLarge(f"the path and query string are {size} bytes; at most {MAX_URI_BYTES} are read")
     problem = _string_problem(request.path)
     if problem:
         raise RefusedInput("_path", f"the path {problem}")

@@ -72,7 +72,8 @@ def start_server(world: DemoWorld, service_env: dict[str, str], logs: Path, *, w
            "OMBARO_SENDGRID_WEBHOOK_PUBLIC_KEY": _sendgrid_public_key()}
     port = free_port()
     processes = [Process([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "--threads", "4",
-                          "--timeout", "120", "web:create_app()"], env, logs / "gunicorn.log")]
+                          "--timeout", "120", "--limit-request-line", "8190", "web:create_app()"],
+                         env, logs / "gunicorn.log")]
     try:
         return _started(processes, port, env, logs, worker=worker, world=world)
     except BaseException:

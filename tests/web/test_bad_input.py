@@ -265,3 +265,15 @@ def test_a_login_while_redis_is_unreachable_is_503_with_retry_after(demo: Demo) 
     assert response.status_code == 503
     assert response.content_type == PROBLEM
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_a_uri_longer_than_the_server_reads_is_a_414_problem_and_changes_nothing(app: Any) -> None:
+    from web.sanitize import MAX_URI_BYTES
+
+    client = app.test_client()
+    long_kind = "x" * (MAX_URI_BYTES + 1)
+    answer = client.get(f"/api/v1/jobs?kind={long_kind}")
+    assert answer.status_code == 414
+    assert answer.mimetype == "application/problem+json"
+    assert str(MAX_URI_BYTES) in answer.get_json()["detail"]
+    assert client.get(f"/api/v1/jobs?kind={'x' * (MAX_URI_BYTES - 100)}").status_code == 401  # read, then refused
