@@ -285,6 +285,20 @@ def _transfers(rows: Iterable[Any], amounts: Iterable[Decimal], keys: Mapping[st
     return accounts
 
 
+def _file_again(reference: str, rows: Sequence[Any], amounts: Sequence[Decimal],
+                keys: Mapping[str, bytes]) -> BankFile:
+    """An earlier file rebuilt from the rows it paid, each with the reference it was paid under."""
+    bank_file = BankFile(reference)
+    for row, amount in zip(rows, amounts, strict=True):
+        account = _account(row, keys)
+        if isinstance(account, str):
+            bank_file.skipped.append({"employee_code": row.employee_code, "reason": account})
+            continue
+        bank_file.rows.append((account[0], account[1], f"{amount:.2f}", row.payment_reference, row.name,
+                               row.employee_code))
+    return bank_file
+
+
 def _pay(owner: Session, bank_file: BankFile, rows: Sequence[Any], amounts: Sequence[Decimal],
          keys: Mapping[str, bytes], mark_paid: Any, paid_on: dt.date, what: str) -> None:
     """Mark paid the rows that can be paid by transfer (`mark_paid` returns the ids it turned paid)
@@ -341,15 +355,7 @@ def bank_file_again(owner: Session, *, run_id: uuid.UUID, reference: str, record
         raise RunNotFound(f"no bank file {reference} for payroll run {run_id}")
     rows = owner.execute(PAYABLE, {"ids": record_ids, "year": run.year, "month": run.month, "status": "paid",
                                    "prefix": reference}).all()
-    bank_file = BankFile(reference)
-    for row in rows:
-        account = _account(row, keys)
-        if isinstance(account, str):
-            bank_file.skipped.append({"employee_code": row.employee_code, "reason": account})
-            continue
-        bank_file.rows.append((account[0], account[1], f"{row.net_salary:.2f}", row.payment_reference, row.name,
-                               row.employee_code))
-    return bank_file
+    return _file_again(reference, rows, [r.net_salary for r in rows], keys)
 
 
 # --- full and final settlements: the same file, paid once ----------------------------------------------------
@@ -403,12 +409,4 @@ def settlement_bank_file_again(owner: Session, *, reference: str, settlement_ids
     rows = owner.execute(SETTLEMENTS_PAYABLE, {"ids": settlement_ids, "status": "paid", "prefix": reference}).all()
     if not rows:
         raise RecordNotFound(f"no settlement bank file {reference}")
-    bank_file = BankFile(reference)
-    for row in rows:
-        account = _account(row, keys)
-        if isinstance(account, str):
-            bank_file.skipped.append({"employee_code": row.employee_code, "reason": account})
-            continue
-        bank_file.rows.append((account[0], account[1], f"{row.net_amount:.2f}", row.payment_reference, row.name,
-                               row.employee_code))
-    return bank_file
+    return _file_again(reference, rows, [r.net_amount for r in rows], keys)
