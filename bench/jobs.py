@@ -89,9 +89,18 @@ class Hot:
 
     def submit(self) -> float:
         began = time.perf_counter()
-        with Session(self.engine) as session, session.begin():
-            commands.submit(session, "system.ping", {"steps": 1}, enqueue=lambda *_: None)
-        return time.perf_counter() - began
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            job_id = commands.submit(session, "system.ping", {"steps": 1}, enqueue=lambda *_: None).job.id
+        elapsed = time.perf_counter() - began
+        self.done(job_id)
+        return elapsed
+
+    def done(self, job_id: Any) -> None:
+        """Finish a job the bench made, so it never joins the relay's due set (a submitted job left
+        queued becomes due once the relay's grace has passed, e.g. while the 10 N log is built)."""
+        with self.engine.begin() as conn:
+            conn.execute(text("UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = :id"),
+                         {"id": job_id})
 
     def claim(self) -> float:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
@@ -100,9 +109,7 @@ class Hot:
         claimed = commands._claim(self.engine, job_id, 30)  # the claim UPDATE every delivery makes
         elapsed = time.perf_counter() - began
         assert claimed is not None
-        with self.engine.begin() as conn:  # done, so it never joins the relay's due set
-            conn.execute(text("UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = :id"),
-                         {"id": job_id})
+        self.done(job_id)
         return elapsed
 
     def relay(self) -> float:
