@@ -609,9 +609,12 @@ class TaxStatementsQuerySchema(Schema):
 class TaxStatementsSchema(Schema):
     financial_year = fields.String()
     employees = fields.List(fields.Dict(), metadata={
-        "description": "per employee: form16_part_b (salary paid, Form 12B income, standard deduction, total "
-                       "income, tax, 87A rebate, surcharge, cess, TDS, balance) and form24q (per quarter: amount "
-                       "paid, TDS deducted); money as decimal strings"})
+        "description": "per employee: form16_part_b (salary paid under s.17(1) with a paid full and final "
+                       "settlement's gratuity and leave encashment, final_settlement_paid, their exempt parts "
+                       "exempt_gratuity_s10_10 and exempt_leave_encashment_s10_10aa, Form 12B income, standard "
+                       "deduction, total income, tax, 87A rebate, surcharge, cess, TDS (the months' and the "
+                       "settlement's), balance) and form24q (per quarter: amount paid, TDS deducted; a settlement "
+                       "in the quarter of its payment date); money as decimal strings"})
     totals = fields.Dict()
 
 
@@ -620,5 +623,6 @@ class TaxStatementsSchema(Schema):
 @blp.arguments(TaxStatementsQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, TaxStatementsSchema)
 def tax_statements(financial_year: int) -> Any:
-    """Form 16 Part B and Form 24Q quarterly figures of a financial year, from the salary paid."""
+    """Form 16 Part B and Form 24Q quarterly figures of a financial year, from the salary and the full and
+    final settlements paid."""
     return statements.tax_statements(db_session(), financial_year)
