@@ -7,7 +7,8 @@ Gratuity Act, and the earned-leave ledger.
   the ceiling, and half a month's average salary (of the 10 months before the month of leaving) per
   completed year; the `gratuity_exemption` rows gain `uncovered_months_per_year` (0.5),
   `uncovered_average_months` (10), `uncovered_wage_components`, and their sources name both
-  notifications (the Act's ceiling for (ii), the CBDT's for (iii)).
+  notifications (the Act's ceiling for (ii), the CBDT's for (iii); 0023 dated the 2010 one 11 July: it is
+  of 11 June 2010).
 - Rate kind `earned_leave` (company policy, dated): `accrual_per_month` days for each calendar month
   employed throughout, approved leave of the earned kind taken, and `carry_forward_max` days carried
   into the next leave year (a calendar year); the rest lapses.
@@ -42,12 +43,12 @@ SOURCES = {
         "Income-tax Act s.10(10)(ii) (covered by the Payment of Gratuity Act): least of the gratuity, the Act's "
         "s.4(3) ceiling Rs 10 lakh (Payment of Gratuity (Amendment) Act 2010, from 24 May 2010) and 15/26 of the "
         "last drawn wages per completed year; s.10(10)(iii) (not covered): least of the gratuity, Rs 10 lakh "
-        "(notification S.O. 1414(E) of 11 July 2010, for employees leaving on or after 24 May 2010) and half a "
-        "month's average salary of the 10 months before the month of leaving per completed year"),
+        "(notification 43/2010, S.O. 1414(E) of 11 June 2010, for employees leaving on or after 24 May 2010) "
+        "and half a month's average salary of the 10 months before the month of leaving per completed year"),
     "2018-03-29": (
         "Income-tax Act s.10(10)(ii): the Act's s.4(3) ceiling Rs 20 lakh (notification S.O. 1420(E) of 29 March "
-        "2018 under the Payment of Gratuity (Amendment) Act 2018, in force that day); s.10(10)(iii): Rs 20 lakh "
-        "(notification 16/2019, S.O. 1213(E) of 8 March 2019, for employees leaving on or after 29 March 2018)"),
+        "2018 under s.4(3) as amended by the Payment of Gratuity (Amendment) Act 2018, in force that day); "
+        "s.10(10)(iii): Rs 20 lakh (notification 16/2019, S.O. 1213(E) of 8 March 2019, for employees leaving on or after 29 March 2018)"),
 }
 GRATUITY_SOURCES_0021 = {
     "2010-05-24": (

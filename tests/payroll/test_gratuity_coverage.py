@@ -2,7 +2,9 @@
 s.10(10)(iii) exempts the least of the gratuity, the ceiling (Rs 10 lakh from 24 May 2010, Rs 20 lakh
 for those leaving on or after 29 March 2018) and half a month's average salary of the 10 months before
 the month of leaving per completed year (a part year not counting). Coverage is the employee's flag, or
-the company's separation policy. Expected figures from the formula in integer paise."""
+the company's separation policy. Expected figures from the formula in integer paise. And the review of
+the Act's own eligibility: five years, or four and a last year of 240 days (s.2A(2)(a)(ii)), at the
+boundary days, 29 February joiners included."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro.payroll import settlement_tax
+from ombaro.payroll.final_settlement import service
 from ombaro.payroll.rates import RateBook
 from tests.factories.payroll import add_structure, new_employee
 from tests.payroll.helpers import run_final_settlement
@@ -118,3 +121,51 @@ def test_coverage_defaults_to_the_companys_policy(engine: Engine) -> None:
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM statutory_rates WHERE kind = 'separation' AND source = 'test'"))
+
+
+# --- Payment of Gratuity Act s.4(1) with s.2A(2)(a)(ii): the boundary days (issue 15's review) -------------
+
+
+def completed(joined: dt.date, end: dt.date) -> tuple[int, int]:
+    """Completed years from `joined` to `end` (exclusive) and the days after the last of them, by
+    comparing (month, day); an anniversary of 29 February falls on 1 March in a common year."""
+    years = end.year - joined.year - (1 if (end.month, end.day) < (joined.month, joined.day) else 0)
+    year = joined.year + years
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    since = dt.date(year, 3, 1) if (joined.month, joined.day) == (2, 29) and not leap else \
+        dt.date(year, joined.month, joined.day)
+    if since > end:  # 29 February joiner, 28 February end in a common year
+        years -= 1
+        since = dt.date(joined.year + years, joined.month, joined.day if joined.day != 29 else 28)
+    return years, (end - since).days
+
+
+@pytest.mark.parametrize(("joined", "last_day", "eligible"), [
+    (dt.date(2020, 1, 1), dt.date(2024, 8, 26), False),  # 4 years 239 days
+    (dt.date(2020, 1, 1), dt.date(2024, 8, 27), True),  # 4 years 240 days
+    (dt.date(2020, 1, 1), dt.date(2024, 12, 30), True),  # 4 years 365 days (2024 is a leap year)
+    (dt.date(2020, 1, 1), dt.date(2024, 12, 31), True),  # 5 years 0 days
+    (dt.date(2021, 3, 1), dt.date(2025, 10, 26), True),  # 4 years 240 days across no 29 February
+    (dt.date(2021, 3, 1), dt.date(2025, 10, 25), False),  # 4 years 239 days
+    (dt.date(2020, 2, 29), dt.date(2024, 10, 24), False),  # anniversary 29 February 2024: 239 days
+    (dt.date(2020, 2, 29), dt.date(2024, 10, 25), True),  # 240 days
+])
+def test_the_fifth_year_counts_from_240_days(book: RateBook, joined: dt.date, last_day: dt.date,
+                                             eligible: bool) -> None:
+    worked = service(joined, last_day, book.gratuity(last_day))
+    assert worked.eligible is eligible
+    assert (worked.years, worked.days) == completed(joined, last_day + dt.timedelta(days=1))
+
+
+@given(joined=st.dates(dt.date(2000, 1, 1), dt.date(2022, 12, 31)), length=st.integers(1, 4000))
+def test_eligibility_is_five_years_or_four_and_240_days(book: RateBook, joined: dt.date, length: int) -> None:
+    last_day = joined + dt.timedelta(days=length)
+    years, days = completed(joined, last_day + dt.timedelta(days=1))
+    rule = book.gratuity(max(last_day, dt.date(2010, 5, 24)))
+    assert service(joined, last_day, rule).eligible is (years >= 5 or (years == 4 and days >= 240))
+
+
+def test_no_gratuity_rule_before_the_2010_ceiling(book: RateBook) -> None:
+    with pytest.raises(LookupError):
+        book.gratuity(dt.date(2010, 5, 23))
+    assert book.gratuity(dt.date(2010, 5, 24)).ceiling == D("1000000")
