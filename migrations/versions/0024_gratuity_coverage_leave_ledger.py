@@ -48,7 +48,8 @@ SOURCES = {
     "2018-03-29": (
         "Income-tax Act s.10(10)(ii): the Act's s.4(3) ceiling Rs 20 lakh (notification S.O. 1420(E) of 29 March "
         "2018 under s.4(3) as amended by the Payment of Gratuity (Amendment) Act 2018, in force that day); "
-        "s.10(10)(iii): Rs 20 lakh (notification 16/2019, S.O. 1213(E) of 8 March 2019, for employees leaving on or after 29 March 2018)"),
+        "s.10(10)(iii): Rs 20 lakh (notification 16/2019, S.O. 1213(E) of 8 March 2019, for employees leaving "
+        "on or after 29 March 2018)"),
 }
 GRATUITY_SOURCES_0021 = {
     "2010-05-24": (
