@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from ombaro.payroll.rates import RateBook
 
+DAYS = Decimal("0.01")  # as final_settlements.earned_leave_days
+
 LEDGER = text("""
 WITH RECURSIVE policy AS (
     SELECT * FROM unnest(CAST(:froms AS date[]), CAST(:accruals AS numeric[]), CAST(:caps AS numeric[]))
@@ -88,8 +90,8 @@ def ledgers(session: Session, employee_ids: list[uuid.UUID], on: dt.date,
     for row in session.execute(LEDGER, {
             "ids": employee_ids, "on": on, "froms": [r.effective_from for r in rows],
             "accruals": [r.accrual_per_month for r in rows], "caps": [r.carry_forward_max for r in rows]}):
-        found[row.employee_id].append(LeaveYear(row.year, Decimal(row.opening), Decimal(row.lapsed),
-                                                Decimal(row.accrued), Decimal(row.taken), Decimal(row.closing)))
+        found[row.employee_id].append(LeaveYear(row.year, *(Decimal(v).quantize(DAYS) for v in (
+            row.opening, row.lapsed, row.accrued, row.taken, row.closing))))
     return dict(found)
 
 

@@ -113,7 +113,7 @@ def test_the_settlement_takes_the_ledger_unless_hr_overrides_it_with_a_reason(en
         "15.00", "15.00", None)
     assert result["leave_encashment"] == "15000.00"  # 15 x 26,000 / 26
     assert result["explanation"]["earned_leave"]["source"] == "ledger"
-    assert result["explanation"]["earned_leave"]["ledger"][-1]["closing"] == "15.0"
+    assert result["explanation"]["earned_leave"]["ledger"][-1]["closing"] == "15.00"
 
     overridden = run_final_settlement(engine, {"employee_id": str(employee), "earned_leave_days": "20",
                                                "leave_override_reason": "5 days granted by the director"})
@@ -132,3 +132,21 @@ def test_the_settlement_takes_the_ledger_unless_hr_overrides_it_with_a_reason(en
     with pytest.raises(InvalidParams, match="leave_override_reason"):  # a blank reason is none
         run_final_settlement(engine, {"employee_id": str(employee), "earned_leave_days": "20",
                                       "leave_override_reason": "  "})
+
+
+def test_the_ledger_is_shown_to_the_employee_and_hr_only(app: Any, engine: Engine) -> None:
+    hr, mine, other = (make_account(engine, role) for role in ("hr_department", "employee", "employee"))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE employees SET joining_date = '2025-01-01' WHERE id = :id"), {"id": mine.id})
+    add_leave(engine, mine.id, dt.date(2025, 3, 3), dt.date(2025, 3, 4))
+    url = f"/api/v1/payroll/leave-ledger/{mine.id}?on=2025-06-30"
+    for who in (hr, mine):
+        shown = client_for(app, who).get(url)
+        assert shown.status_code == 200, shown.json
+        assert shown.json["balance"] == "7.00"  # January-June: 6 x 1.5 = 9, less 2 days
+        assert shown.json["years"] == [{"year": 2025, "opening": "0.00", "lapsed": "0.00", "accrued": "9.00",
+                                        "taken": "2.00", "closing": "7.00"}]
+    hidden = client_for(app, other).get(url)
+    assert hidden.status_code == 404 and hidden.content_type == "application/problem+json"
+    assert client_for(app, hr).get(f"/api/v1/payroll/leave-ledger/{mine.id}?on=2024-12-31").status_code == 404
+    assert client_for(app, hr).get(f"/api/v1/payroll/leave-ledger/{mine.id}").status_code == 422
