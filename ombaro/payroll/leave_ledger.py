@@ -76,22 +76,40 @@ class LeaveYear:
     closing: Decimal
 
     def explain(self) -> dict[str, str | int]:
-        return {"year": self.year, "opening": str(self.opening), "lapsed": str(self.lapsed),
-                "accrued": str(self.accrued), "taken": str(self.taken), "closing": str(self.closing)}
+        return {
+            "year": self.year,
+            "opening": str(self.opening),
+            "lapsed": str(self.lapsed),
+            "accrued": str(self.accrued),
+            "taken": str(self.taken),
+            "closing": str(self.closing),
+        }
 
 
-def ledgers(session: Session, employee_ids: list[uuid.UUID], on: dt.date,
-            book: RateBook | None = None) -> dict[uuid.UUID, list[LeaveYear]]:
+def ledgers(
+    session: Session, employee_ids: list[uuid.UUID], on: dt.date, book: RateBook | None = None
+) -> dict[uuid.UUID, list[LeaveYear]]:
     """Each employee's earned-leave years up to `on` (or the last working day, if earlier); the last
     year's `closing` is the balance. An employee not yet joined has no years."""
     book = book or RateBook.load(session)
     rows = book.earned_leave_history(on)
     found: dict[uuid.UUID, list[LeaveYear]] = defaultdict(list)
-    for row in session.execute(LEDGER, {
-            "ids": employee_ids, "on": on, "froms": [r.effective_from for r in rows],
-            "accruals": [r.accrual_per_month for r in rows], "caps": [r.carry_forward_max for r in rows]}):
-        found[row.employee_id].append(LeaveYear(row.year, *(Decimal(v).quantize(DAYS) for v in (
-            row.opening, row.lapsed, row.accrued, row.taken, row.closing))))
+    for row in session.execute(
+        LEDGER,
+        {
+            "ids": employee_ids,
+            "on": on,
+            "froms": [r.effective_from for r in rows],
+            "accruals": [r.accrual_per_month for r in rows],
+            "caps": [r.carry_forward_max for r in rows],
+        },
+    ):
+        found[row.employee_id].append(
+            LeaveYear(
+                row.year,
+                *(Decimal(v).quantize(DAYS) for v in (row.opening, row.lapsed, row.accrued, row.taken, row.closing)),
+            )
+        )
     return dict(found)
 
 

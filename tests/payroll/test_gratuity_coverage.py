@@ -37,12 +37,15 @@ def half_up(value: Fraction) -> D:
     return D(whole + (1 if 2 * rest >= paise.denominator else 0)) / 100
 
 
-@pytest.mark.parametrize(("left", "ceiling"), [
-    (dt.date(2010, 5, 23), None),  # before the first row: no data
-    (dt.date(2010, 5, 24), D("1000000")),
-    (dt.date(2018, 3, 28), D("1000000")),
-    (dt.date(2018, 3, 29), D("2000000")),  # notification 16/2019: leaving on or after 29 March 2018
-])
+@pytest.mark.parametrize(
+    ("left", "ceiling"),
+    [
+        (dt.date(2010, 5, 23), None),  # before the first row: no data
+        (dt.date(2010, 5, 24), D("1000000")),
+        (dt.date(2018, 3, 28), D("1000000")),
+        (dt.date(2018, 3, 29), D("2000000")),  # notification 16/2019: leaving on or after 29 March 2018
+    ],
+)
 def test_the_uncovered_ceiling_follows_the_leaving_date(book: RateBook, left: dt.date, ceiling: D | None) -> None:
     if ceiling is None:
         with pytest.raises(LookupError):
@@ -62,11 +65,15 @@ def test_a_part_year_does_not_count_and_the_average_is_of_ten_months(book: RateB
         settlement_tax.uncovered_gratuity_part(D("1.00"), [D(1)] * 9, 7, rule)
 
 
-@given(paid=st.decimals(0, 5_000_000, places=2), salaries=st.lists(st.decimals(0, 400_000, places=2), min_size=10,
-                                                                    max_size=10),
-       years=st.integers(0, 45), left=st.dates(dt.date(2010, 5, 24), dt.date(2030, 12, 31)))
-def test_uncovered_exemption_is_the_least_of_the_three(book: RateBook, paid: D, salaries: list[D], years: int,
-                                                       left: dt.date) -> None:
+@given(
+    paid=st.decimals(0, 5_000_000, places=2),
+    salaries=st.lists(st.decimals(0, 400_000, places=2), min_size=10, max_size=10),
+    years=st.integers(0, 45),
+    left=st.dates(dt.date(2010, 5, 24), dt.date(2030, 12, 31)),
+)
+def test_uncovered_exemption_is_the_least_of_the_three(
+    book: RateBook, paid: D, salaries: list[D], years: int, left: dt.date
+) -> None:
     ceiling = 2_000_000 if left >= dt.date(2018, 3, 29) else 1_000_000
     formula = half_up(sum((Fraction(s) for s in salaries), Fraction(0)) / 10 / 2 * years)
     part = settlement_tax.uncovered_gratuity_part(paid, salaries, years, book.gratuity_exemption(left))
@@ -81,8 +88,9 @@ def test_an_uncovered_leaver_is_exempt_under_iii_by_the_months_before_the_month_
     add_structure(engine, employee, dt.date(2027, 3, 1), basic="52000", esi=False, pf=False)  # the leaving month
     with engine.begin() as conn:
         conn.execute(text("UPDATE employees SET gratuity_act_covered = false WHERE id = :e"), {"e": employee})
-    done = run_final_settlement(engine, {"employee_id": str(employee), "earned_leave_days": "0",
-                                         "leave_override_reason": "no leave left"})
+    done = run_final_settlement(
+        engine, {"employee_id": str(employee), "earned_leave_days": "0", "leave_override_reason": "no leave left"}
+    )
     assert done["status"] == "succeeded", done
     result = done["result"]
     assert isinstance(result, dict)
@@ -105,10 +113,14 @@ def test_coverage_defaults_to_the_companys_policy(engine: Engine) -> None:
     assert covered["explanation"]["tax"]["gratuity"]["section"] == "10(10)(ii)"
     assert covered["gratuity_exempt"] == covered["gratuity"] == "202500.00"  # 39,000 x 15 x 9 / 26
     with engine.begin() as conn:  # the establishment is not covered (fewer than ten employees, s.1(3)(b))
-        conn.execute(text("INSERT INTO statutory_rates (kind, scope, effective_from, data, source) "
-                          "SELECT kind, scope, '2027-03-20', data || CAST(:off AS jsonb), 'test' "
-                          "FROM statutory_rates WHERE kind = 'separation' ORDER BY effective_from DESC LIMIT 1"),
-                     {"off": '{"gratuity_act_covered": false}'})
+        conn.execute(
+            text(
+                "INSERT INTO statutory_rates (kind, scope, effective_from, data, source) "
+                "SELECT kind, scope, '2027-03-20', data || CAST(:off AS jsonb), 'test' "
+                "FROM statutory_rates WHERE kind = 'separation' ORDER BY effective_from DESC LIMIT 1"
+            ),
+            {"off": '{"gratuity_act_covered": false}'},
+        )
     try:
         uncovered = run_final_settlement(engine, params)["result"]
         assert isinstance(uncovered, dict)
@@ -132,26 +144,33 @@ def completed(joined: dt.date, end: dt.date) -> tuple[int, int]:
     years = end.year - joined.year - (1 if (end.month, end.day) < (joined.month, joined.day) else 0)
     year = joined.year + years
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    since = dt.date(year, 3, 1) if (joined.month, joined.day) == (2, 29) and not leap else \
-        dt.date(year, joined.month, joined.day)
+    since = (
+        dt.date(year, 3, 1)
+        if (joined.month, joined.day) == (2, 29) and not leap
+        else dt.date(year, joined.month, joined.day)
+    )
     if since > end:  # 29 February joiner, 28 February end in a common year
         years -= 1
         since = dt.date(joined.year + years, joined.month, joined.day if joined.day != 29 else 28)
     return years, (end - since).days
 
 
-@pytest.mark.parametrize(("joined", "last_day", "eligible"), [
-    (dt.date(2020, 1, 1), dt.date(2024, 8, 26), False),  # 4 years 239 days
-    (dt.date(2020, 1, 1), dt.date(2024, 8, 27), True),  # 4 years 240 days
-    (dt.date(2020, 1, 1), dt.date(2024, 12, 30), True),  # 4 years 365 days (2024 is a leap year)
-    (dt.date(2020, 1, 1), dt.date(2024, 12, 31), True),  # 5 years 0 days
-    (dt.date(2021, 3, 1), dt.date(2025, 10, 26), True),  # 4 years 240 days across no 29 February
-    (dt.date(2021, 3, 1), dt.date(2025, 10, 25), False),  # 4 years 239 days
-    (dt.date(2020, 2, 29), dt.date(2024, 10, 24), False),  # anniversary 29 February 2024: 239 days
-    (dt.date(2020, 2, 29), dt.date(2024, 10, 25), True),  # 240 days
-])
-def test_the_fifth_year_counts_from_240_days(book: RateBook, joined: dt.date, last_day: dt.date,
-                                             eligible: bool) -> None:
+@pytest.mark.parametrize(
+    ("joined", "last_day", "eligible"),
+    [
+        (dt.date(2020, 1, 1), dt.date(2024, 8, 26), False),  # 4 years 239 days
+        (dt.date(2020, 1, 1), dt.date(2024, 8, 27), True),  # 4 years 240 days
+        (dt.date(2020, 1, 1), dt.date(2024, 12, 30), True),  # 4 years 365 days (2024 is a leap year)
+        (dt.date(2020, 1, 1), dt.date(2024, 12, 31), True),  # 5 years 0 days
+        (dt.date(2021, 3, 1), dt.date(2025, 10, 26), True),  # 4 years 240 days across no 29 February
+        (dt.date(2021, 3, 1), dt.date(2025, 10, 25), False),  # 4 years 239 days
+        (dt.date(2020, 2, 29), dt.date(2024, 10, 24), False),  # anniversary 29 February 2024: 239 days
+        (dt.date(2020, 2, 29), dt.date(2024, 10, 25), True),  # 240 days
+    ],
+)
+def test_the_fifth_year_counts_from_240_days(
+    book: RateBook, joined: dt.date, last_day: dt.date, eligible: bool
+) -> None:
     worked = service(joined, last_day, book.gratuity(last_day))
     assert worked.eligible is eligible
     assert (worked.years, worked.days) == completed(joined, last_day + dt.timedelta(days=1))

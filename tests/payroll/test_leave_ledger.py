@@ -53,10 +53,13 @@ def test_a_month_counts_only_when_employed_on_its_first_and_last_day(engine: Eng
 def test_each_month_takes_the_policy_in_force_at_its_end(engine: Engine) -> None:
     employee = new_employee(engine, joining=dt.date(2024, 1, 1))
     with Session(engine) as session:
-        rows = [(k, s, f, d) for k, s, f, d in session.execute(text(
-            "SELECT kind, scope, effective_from, data FROM statutory_rates"))]
-    book = RateBook([*rows, ("earned_leave", "IN", dt.date(2024, 3, 31),
-                             {"accrual_per_month": "2", "carry_forward_max": "10"})])
+        rows = [
+            (k, s, f, d)
+            for k, s, f, d in session.execute(text("SELECT kind, scope, effective_from, data FROM statutory_rates"))
+        ]
+    book = RateBook(
+        [*rows, ("earned_leave", "IN", dt.date(2024, 3, 31), {"accrual_per_month": "2", "carry_forward_max": "10"})]
+    )
     years = ledger_of(engine, employee, dt.date(2025, 2, 28), book)
     # January, February at 1.5; March (ending on the new row's day) to December at 2: 3 + 20 = 23;
     # 10 carried (the cap in force on 31 December 2024), 13 lapse; January and February 2025: 4.
@@ -78,10 +81,14 @@ def fold(joined: dt.date, until: dt.date, taken: dict[int, int], accrual: D, cap
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(joined=st.dates(dt.date(2019, 1, 1), dt.date(2023, 12, 31)), months=st.integers(1, 60),
-       leave=st.lists(st.tuples(st.integers(0, 1500), st.integers(1, 10)), max_size=4))
-def test_the_balance_is_the_year_by_year_fold(engine: Engine, joined: dt.date, months: int,
-                                             leave: list[tuple[int, int]]) -> None:
+@given(
+    joined=st.dates(dt.date(2019, 1, 1), dt.date(2023, 12, 31)),
+    months=st.integers(1, 60),
+    leave=st.lists(st.tuples(st.integers(0, 1500), st.integers(1, 10)), max_size=4),
+)
+def test_the_balance_is_the_year_by_year_fold(
+    engine: Engine, joined: dt.date, months: int, leave: list[tuple[int, int]]
+) -> None:
     until = joined + dt.timedelta(days=months * 30)
     employee = new_employee(engine, joining=joined, last_day=until)
     taken: dict[int, int] = {}
@@ -110,28 +117,42 @@ def test_the_settlement_takes_the_ledger_unless_hr_overrides_it_with_a_reason(en
     result = done["result"]
     assert isinstance(result, dict)
     assert (result["earned_leave_days"], result["ledger_leave_days"], result["leave_override_reason"]) == (
-        "15.00", "15.00", None)
+        "15.00",
+        "15.00",
+        None,
+    )
     assert result["leave_encashment"] == "15000.00"  # 15 x 26,000 / 26
     assert result["explanation"]["earned_leave"]["source"] == "ledger"
     assert result["explanation"]["earned_leave"]["ledger"][-1]["closing"] == "15.00"
 
-    overridden = run_final_settlement(engine, {"employee_id": str(employee), "earned_leave_days": "20",
-                                               "leave_override_reason": "5 days granted by the director"})
+    overridden = run_final_settlement(
+        engine,
+        {
+            "employee_id": str(employee),
+            "earned_leave_days": "20",
+            "leave_override_reason": "5 days granted by the director",
+        },
+    )
     assert overridden["status"] == "succeeded", overridden
     shown = overridden["result"]
     assert isinstance(shown, dict)
     assert (shown["earned_leave_days"], shown["ledger_leave_days"], shown["leave_override_reason"]) == (
-        "20.00", "15.00", "5 days granted by the director")
+        "20.00",
+        "15.00",
+        "5 days granted by the director",
+    )
     assert shown["leave_encashment"] == "20000.00"
 
     hr = make_account(engine, "hr_department")
-    refused = client_for(app, hr).post("/api/v1/payroll/final-settlements",
-                                       json={"employee_id": str(employee), "earned_leave_days": "20"})
+    refused = client_for(app, hr).post(
+        "/api/v1/payroll/final-settlements", json={"employee_id": str(employee), "earned_leave_days": "20"}
+    )
     assert refused.status_code == 422 and refused.content_type == "application/problem+json"
     assert "leave_override_reason" in str(refused.json["errors"]), refused.json
     with pytest.raises(InvalidParams, match="leave_override_reason"):  # a blank reason is none
-        run_final_settlement(engine, {"employee_id": str(employee), "earned_leave_days": "20",
-                                      "leave_override_reason": "  "})
+        run_final_settlement(
+            engine, {"employee_id": str(employee), "earned_leave_days": "20", "leave_override_reason": "  "}
+        )
 
 
 def test_the_ledger_is_shown_to_the_employee_and_hr_only(app: Any, engine: Engine) -> None:
@@ -144,8 +165,9 @@ def test_the_ledger_is_shown_to_the_employee_and_hr_only(app: Any, engine: Engin
         shown = client_for(app, who).get(url)
         assert shown.status_code == 200, shown.json
         assert shown.json["balance"] == "7.00"  # January-June: 6 x 1.5 = 9, less 2 days
-        assert shown.json["years"] == [{"year": 2025, "opening": "0.00", "lapsed": "0.00", "accrued": "9.00",
-                                        "taken": "2.00", "closing": "7.00"}]
+        assert shown.json["years"] == [
+            {"year": 2025, "opening": "0.00", "lapsed": "0.00", "accrued": "9.00", "taken": "2.00", "closing": "7.00"}
+        ]
     hidden = client_for(app, other).get(url)
     assert hidden.status_code == 404 and hidden.content_type == "application/problem+json"
     assert client_for(app, hr).get(f"/api/v1/payroll/leave-ledger/{mine.id}?on=2024-12-31").status_code == 404

@@ -54,8 +54,14 @@ def test_a_paid_settlement_is_in_form16_and_24q_by_the_month_paid(engine: Engine
             {"e": employee},
         )
     driver.run(2027, 1, employee_ids=[employee])
-    done = run_final_settlement(engine, {"employee_id": str(employee), "earned_leave_days": "250",
-                                         "leave_override_reason": "leave before the ledger was kept"})
+    done = run_final_settlement(
+        engine,
+        {
+            "employee_id": str(employee),
+            "earned_leave_days": "250",
+            "leave_override_reason": "leave before the ledger was kept",
+        },
+    )
     assert done["status"] == "succeeded", done
     settled = done["result"]
     assert isinstance(settled, dict)
@@ -111,8 +117,14 @@ def test_a_paid_settlement_is_in_form16_and_24q_by_the_month_paid(engine: Engine
 def test_a_settlement_paid_after_march_counts_in_the_next_year(engine: Engine) -> None:
     employee = new_employee(engine, joining=dt.date(2018, 1, 1), last_day=dt.date(2027, 3, 31))
     add_structure(engine, employee, dt.date(2018, 1, 1), basic="60000", esi=False, pf=False)
-    done = run_final_settlement(engine, {"employee_id": str(employee), "earned_leave_days": "20",
-                                         "leave_override_reason": "leave before the ledger was kept"})
+    done = run_final_settlement(
+        engine,
+        {
+            "employee_id": str(employee),
+            "earned_leave_days": "20",
+            "leave_override_reason": "leave before the ledger was kept",
+        },
+    )
     assert done["status"] == "succeeded", done
     for paid_on, year, quarter in (("2027-03-31", 2026, 4), ("2027-04-01", 2027, 1)):
         with engine.begin() as conn:
