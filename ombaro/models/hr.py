@@ -53,6 +53,8 @@ class Employee(Base):
     confirmation_date: Mapped[dt.date | None]
     resignation_date: Mapped[dt.date | None]
     last_working_date: Mapped[dt.date | None]
+    # 0024: covered by the Payment of Gratuity Act (NULL: the company's separation policy decides)
+    gratuity_act_covered: Mapped[bool | None]
     status: Mapped[str] = mapped_column(server_default=text("'active'"))
     address: Mapped[dict[str, Any] | None]
     emergency_contact: Mapped[dict[str, Any] | None]  # {name, relation, phone, alternate_phone}

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ombaro.models.base import Base, created_at, updated_at, uuid_pk
 
 RATE_KINDS = ("pf", "esi", "professional_tax", "income_tax", "overtime", "attendance", "wage_deductions",
-              "gratuity", "separation", "gratuity_exemption", "leave_encashment_exemption")
+              "gratuity", "separation", "gratuity_exemption", "leave_encashment_exemption", "earned_leave")
 HOLIDAY_KINDS = ("national", "gazetted", "company")
 # bonus: the annual bonus (not a wage for ESI); incentive: a monthly incentive (a wage);
 # cooperative_dues: a deduction paid to a co-operative society (Payment of Wages Act s.7(2)(j), s.7(3)).
@@ -286,5 +286,9 @@ class FinalSettlement(Base):
     approved_at: Mapped[dt.datetime | None]
     payment_date: Mapped[dt.date | None]
     payment_reference: Mapped[str | None] = mapped_column(index=True)
+    # 0024: the earned-leave ledger's balance on the last working day, and HR's reason when HR entered
+    # `earned_leave_days` instead (NULL: the ledger's balance was used).
+    ledger_leave_days: Mapped[Decimal | None] = mapped_column(Numeric(7, 2))
+    leave_override_reason: Mapped[str | None]
     created_at: Mapped[dt.datetime] = created_at()
     updated_at: Mapped[dt.datetime] = updated_at()

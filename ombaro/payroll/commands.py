@@ -137,8 +137,9 @@ FINAL_SETTLEMENT_KIND = "payroll.final_settlement"
 @dataclass(frozen=True)
 class FinalSettlementParams(commands.Params):
     employee_id: uuid.UUID
-    earned_leave_days: Decimal = Decimal(0)
+    earned_leave_days: Decimal | None = None  # None: the earned-leave ledger's balance
     resignation_date: dt.date | None = None
+    leave_override_reason: str | None = None
 
 
 def half_days(value: Decimal) -> None:
@@ -150,11 +151,22 @@ class FinalSettlementSchema(commands.ParamsSchema):
     model = FinalSettlementParams
     employee_id = fields.UUID(required=True,
                               metadata={"description": "the leaver (an employee with a last working day)"})
-    earned_leave_days = fields.Decimal(load_default=Decimal(0), as_string=True,
+    earned_leave_days = fields.Decimal(load_default=None, allow_none=True, as_string=True,
                                        validate=[validate.Range(min=0, max=1000), half_days],
-                                       metadata={"description": "earned leave balance on the last working day"})
+                                       metadata={"description": "HR's earned leave balance on the last working "
+                                                                "day, overriding the ledger's (needs "
+                                                                "leave_override_reason); omitted: the ledger's"})
     resignation_date = fields.Date(allow_none=True,
                                    metadata={"description": "the day notice was given (none: no notice owed)"})
+    leave_override_reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500),
+                                          metadata={"description": "why HR's balance replaces the ledger's "
+                                                                   "(recorded)"})
+
+    @validates_schema
+    def _reason_with_override(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("earned_leave_days") is not None and not (data.get("leave_override_reason") or "").strip():
+            raise ValidationError("entering the earned leave balance needs a reason (without it the ledger's "
+                                  "balance is used)", "leave_override_reason")
 
 
 class FinalSettlementResultSchema(Schema):
@@ -185,11 +197,14 @@ class FinalSettlementResultSchema(Schema):
     approved_at = fields.String(allow_none=True)
     payment_date = fields.String(allow_none=True)
     payment_reference = fields.String(allow_none=True)
+    ledger_leave_days = fields.String(allow_none=True)
+    leave_override_reason = fields.String(allow_none=True)
 
 
 def settle_leaver(params: FinalSettlementParams, ctx: commands.Context) -> dict[str, Any]:
     return final_settlement.settle_employee(ctx.session, params.employee_id,
                                             earned_leave_days=params.earned_leave_days,
+                                            leave_override_reason=params.leave_override_reason,
                                             resignation_date=params.resignation_date, job_id=ctx.job.id,
                                             computed_by=ctx.job.requested_by)
 
@@ -212,5 +227,5 @@ commands.declare(
         description="Compute and record a leaver's full and final settlement: gratuity, leave encashment, "
                     "notice-pay recovery, beside the salary to the last working day.",
         example={"employee_id": "00000000-0000-0000-0000-000000000001", "earned_leave_days": "12.5",
-                 "resignation_date": "2026-05-01"}),
+                 "leave_override_reason": "leave taken before the ledger was kept", "resignation_date": "2026-05-01"}),
 )

@@ -140,7 +140,8 @@ def final_settlement_pdf(row: FinalSettlement, *, name: str, code: str, company:
         pdf.cell(60, 7, heading, border=1)
     pdf.ln()
     pdf.set_font("helvetica", size=10)
-    for label, exempt, taxable in (("Gratuity (s.10(10)(ii))", row.gratuity_exempt, row.gratuity_taxable),
+    section = str(((row.explanation or {}).get("tax", {}).get("gratuity") or {}).get("section", "10(10)(ii)"))
+    for label, exempt, taxable in ((f"Gratuity (s.{section})", row.gratuity_exempt, row.gratuity_taxable),
                                    ("Leave encashment (s.10(10AA)(ii))", row.encashment_exempt,
                                     row.encashment_taxable)):
         pdf.cell(60, 6, _latin(label), border=1)

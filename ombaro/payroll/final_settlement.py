@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from ombaro.models.hr import Employee, SalaryRecord
 from ombaro.models.payroll import FinalSettlement, SalaryRecordDetail, TaxDeclaration
 from ombaro.money import round_money
-from ombaro.payroll import runs, settlement_tax
+from ombaro.payroll import leave_ledger, runs, settlement_tax
 from ombaro.payroll.calculation import ZERO, Period, Structure, segments
 from ombaro.payroll.errors import PayrollConflict, PayrollForbidden, PayrollInvalid, RecordNotFound
 from ombaro.payroll.rates import GratuityRule, RateBook, SeparationPolicy
@@ -196,22 +196,35 @@ class Taxed:
     explanation: dict[str, Any]
 
 
+def _month_before(day: dt.date) -> dt.date:
+    """The last day of the month before `day`'s."""
+    return day.replace(day=1) - dt.timedelta(days=1)
+
+
 def tax(result: Settlement, leaver: Leaver, structures: tuple[Structure, ...], year_income: Decimal, regime: str,
-        book: RateBook) -> Taxed:
+        book: RateBook, *, covered: bool = True) -> Taxed:
     """The settlement's exempt and taxable parts (rows in force on the last working day: the notifications
     apply to employees leaving on or after their dates) and the TDS on the taxable part (the income-tax
-    row of the last working day's financial year)."""
+    row of the last working day's financial year). Gratuity: s.10(10)(ii) when the Payment of Gratuity
+    Act covers the employee (`covered`), else s.10(10)(iii)."""
     last_day = leaver.last_working_date
     g_rule, l_rule = book.gratuity_exemption(last_day), book.leave_encashment_exemption(last_day)
-    gratuity = settlement_tax.gratuity_part(result.gratuity, _monthly(leaver.structure, g_rule.wage_components),
-                                            result.service.counted_years, g_rule)
+    if covered:
+        gratuity = settlement_tax.gratuity_part(result.gratuity, _monthly(leaver.structure, g_rule.wage_components),
+                                                result.service.counted_years, g_rule)
+        g_section = "10(10)(ii)"
+    else:  # the months before the month of leaving: counted back from the last day of the month before
+        before = salary_months(structures, leaver.joining_date, _month_before(last_day),
+                               g_rule.uncovered_average_months, g_rule.uncovered_wage_components)
+        gratuity = settlement_tax.uncovered_gratuity_part(result.gratuity, before, result.service.years, g_rule)
+        g_section = "10(10)(iii)"
     salaries = salary_months(structures, leaver.joining_date, last_day, l_rule.average_months, l_rule.wage_components)
     encashment = settlement_tax.encashment_part(result.leave_encashment, salaries, leaver.earned_leave_days,
                                                 result.service.years, l_rule)
     income_tax = book.income_tax(Period(last_day.year, last_day.month).fy_start, regime)
     tds, working = settlement_tax.tds_on(gratuity.taxable + encashment.taxable, year_income, income_tax)
     return Taxed(gratuity, encashment, tds, {
-        "gratuity": {**gratuity.explain(), "section": "10(10)(ii)", "rates": g_rule.effective_from.isoformat()},
+        "gratuity": {**gratuity.explain(), "section": g_section, "rates": g_rule.effective_from.isoformat()},
         "leave_encashment": {**encashment.explain(), "section": "10(10AA)(ii)",
                              "rates": l_rule.effective_from.isoformat()},
         "tds": working})
@@ -225,8 +238,12 @@ class NotALeaver(PayrollInvalid):
         self.field, self.message = field, message
 
 
-def check_leaver(session: Session, employee_id: uuid.UUID, resignation_date: dt.date | None) -> None:
+def check_leaver(session: Session, employee_id: uuid.UUID, resignation_date: dt.date | None,
+                 earned_leave_days: Decimal | None = None, leave_override_reason: str | None = None) -> None:
     """What the command would refuse, said before it is submitted (the API's 422)."""
+    if earned_leave_days is not None and not (leave_override_reason or "").strip():
+        raise NotALeaver("leave_override_reason", "entering the earned leave balance needs a reason "
+                                                  "(without it the ledger's balance is used)")
     last_day = session.execute(select(Employee.last_working_date).where(Employee.id == employee_id)).one_or_none()
     if last_day is None:
         raise NotALeaver("employee_id", f"no employee {employee_id}")
@@ -236,12 +253,14 @@ def check_leaver(session: Session, employee_id: uuid.UUID, resignation_date: dt.
         raise NotALeaver("resignation_date", "the resignation date is after the last working day")
 
 
-def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_days: Decimal,
-                    resignation_date: dt.date | None, job_id: uuid.UUID | None = None,
-                    computed_by: uuid.UUID | None = None) -> dict[str, Any]:
-    """Compute and record a leaver's full and final settlement (replacing an earlier computation)."""
+def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_days: Decimal | None = None,
+                    resignation_date: dt.date | None, leave_override_reason: str | None = None,
+                    job_id: uuid.UUID | None = None, computed_by: uuid.UUID | None = None) -> dict[str, Any]:
+    """Compute and record a leaver's full and final settlement (replacing an earlier computation). The
+    earned leave balance is the ledger's on the last working day, unless HR enters `earned_leave_days`
+    with a `leave_override_reason` (both recorded beside the ledger's balance)."""
     employee = session.execute(select(Employee.joining_date, Employee.last_working_date, Employee.name,
-                                      Employee.employee_code).where(
+                                      Employee.employee_code, Employee.gratuity_act_covered).where(
         Employee.id == employee_id)).one_or_none()
     if employee is None:
         raise RecordNotFound(f"no employee {employee_id}")
@@ -250,8 +269,21 @@ def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_da
         raise PayrollConflict("the employee has no last working day: set it before the full and final settlement")
     if resignation_date is not None and resignation_date > last_day:
         raise PayrollConflict("the resignation date is after the last working day")
+    reason = (leave_override_reason or "").strip() or None
+    if earned_leave_days is not None and reason is None:
+        raise NotALeaver("leave_override_reason", "entering the earned leave balance needs a reason "
+                                                  "(without it the ledger's balance is used)")
     book = RateBook.load(session)
-    since = _months_after(last_day, -book.leave_encashment_exemption(last_day).average_months)
+    ledger = leave_ledger.ledgers(session, [employee_id], last_day, book).get(employee_id, [])
+    ledger_days = leave_ledger.balance(ledger)
+    if earned_leave_days is None:
+        earned_leave_days, reason = max(ledger_days, ZERO), None  # a negative balance encashes nothing
+    covered = employee.gratuity_act_covered
+    if covered is None:
+        covered = book.separation(last_day).gratuity_act_covered
+    g_rule = book.gratuity_exemption(last_day)
+    since = min(_months_after(last_day, -book.leave_encashment_exemption(last_day).average_months),
+                _months_after(_month_before(last_day), -g_rule.uncovered_average_months))
     structures = tuple(Structure(
         row.effective_from, row.basic, row.hra, row.transport, row.medical, row.special, row.other, row.pf_applicable,
         row.esi_applicable, row.pt_state, row.overtime_eligible)
@@ -264,7 +296,7 @@ def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_da
     result = settle(leaver, book)
     salary = _salary(session, employee_id, last_day, book)
     year_income, regime = _year_income(session, employee_id, last_day, salary)
-    taxed = tax(result, leaver, structures, year_income, regime, book)
+    taxed = tax(result, leaver, structures, year_income, regime, book, covered=covered)
     values = {
         "last_working_date": last_day, "resignation_date": resignation_date, "earned_leave_days": earned_leave_days,
         "service_years": result.service.years, "service_days": result.service.days,
@@ -273,8 +305,11 @@ def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_da
         "notice_recovery": result.notice_recovery, "net_amount": result.net - taxed.tds,
         "gratuity_exempt": taxed.gratuity.exempt, "gratuity_taxable": taxed.gratuity.taxable,
         "encashment_exempt": taxed.encashment.exempt, "encashment_taxable": taxed.encashment.taxable,
-        "tds": taxed.tds,
+        "tds": taxed.tds, "ledger_leave_days": ledger_days, "leave_override_reason": reason,
         "explanation": {**result.explanation, "salary": salary, "tax": taxed.explanation,
+                        "gratuity_act_covered": covered,
+                        "earned_leave": {"source": "hr" if reason else "ledger", "ledger_balance": str(ledger_days),
+                                         "override_reason": reason, "ledger": [y.explain() for y in ledger]},
                         "employee": {"name": employee.name, "code": employee.employee_code}},
         "job_id": job_id, "computed_by": computed_by,
     }
@@ -301,6 +336,8 @@ def as_result(row: FinalSettlement) -> dict[str, Any]:
         "gratuity_exempt": str(row.gratuity_exempt), "gratuity_taxable": str(row.gratuity_taxable),
         "encashment_exempt": str(row.encashment_exempt), "encashment_taxable": str(row.encashment_taxable),
         "tds": str(row.tds), "net_amount": str(row.net_amount), "explanation": row.explanation,
+        "ledger_leave_days": None if row.ledger_leave_days is None else str(row.ledger_leave_days),
+        "leave_override_reason": row.leave_override_reason,
         "approved_by": str(row.approved_by) if row.approved_by else None,
         "approved_at": row.approved_at.isoformat() if row.approved_at else None,
         "payment_date": row.payment_date.isoformat() if row.payment_date else None,

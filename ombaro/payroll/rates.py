@@ -262,19 +262,36 @@ class SeparationPolicy:
     notice_days: int
     notice_components: tuple[str, ...]
     notice_divisor: Decimal
+    gratuity_act_covered: bool = True  # the establishment is covered (s.1(3)); an employee's own flag overrides
 
 
 @dataclass(frozen=True)
 class GratuityExemption:
     """Income-tax Act s.10(10)(ii) (an employee covered by the Payment of Gratuity Act): gratuity is exempt
     up to the least of the amount, `ceiling`, and `days_per_year`/`days_per_month` (15/26) of the last
-    drawn monthly `wage_components` per completed year of service (a part year over six months counting)."""
+    drawn monthly `wage_components` per completed year of service (a part year over six months counting).
+    s.10(10)(iii) (not covered): the least of the amount, `ceiling`, and `uncovered_months_per_year` (half)
+    a month's average salary (`uncovered_wage_components`) of the `uncovered_average_months` (10) months
+    before the month of leaving, per completed year (a part year not counting)."""
 
     effective_from: dt.date
     ceiling: Decimal
     days_per_year: Decimal
     days_per_month: Decimal
     wage_components: tuple[str, ...]
+    uncovered_months_per_year: Decimal = Decimal("0.5")
+    uncovered_average_months: int = 10
+    uncovered_wage_components: tuple[str, ...] = ("basic",)
+
+
+@dataclass(frozen=True)
+class EarnedLeavePolicy:
+    """The company's earned leave: `accrual_per_month` days for each calendar month employed throughout;
+    at the end of a leave year (a calendar year) at most `carry_forward_max` days are carried forward."""
+
+    effective_from: dt.date
+    accrual_per_month: Decimal
+    carry_forward_max: Decimal
 
 
 @dataclass(frozen=True)
@@ -300,6 +317,13 @@ def _dec(data: Mapping[str, Any], key: str) -> Decimal:
     if not result.is_finite() or result < 0:
         raise BadRate(f"{key} must be a non-negative number")
     return result
+
+
+def _flag(data: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise BadRate(f"{key} must be true or false")
+    return value
 
 
 def _rounding(data: Mapping[str, Any], default: str) -> str:
@@ -340,7 +364,7 @@ def _months(raw: Iterable[Any]) -> tuple[int, ...]:
 
 # What a row parses into, one class per kind.
 Rate = (PFRate | ESIRate | ProfessionalTax | IncomeTaxRegime | OvertimePolicy | DeductionLimit | AttendancePolicy
-        | GratuityRule | SeparationPolicy | GratuityExemption | LeaveEncashmentExemption)
+        | GratuityRule | SeparationPolicy | GratuityExemption | LeaveEncashmentExemption | EarnedLeavePolicy)
 R = TypeVar("R", bound=Rate)
 
 
@@ -412,17 +436,23 @@ def parse(kind: str, scope: str, effective_from: dt.date, data: Mapping[str, Any
                 effective_from, _components(data.get("encashment_components", ("basic",)), "encashment_components"),
                 _dec(data, "encashment_divisor"), _dec(data, "encashment_max_days"), int(data["notice_days"]),
                 _components(data.get("notice_components", COMPONENTS), "notice_components"),
-                _dec(data, "notice_divisor"))
+                _dec(data, "notice_divisor"), _flag(data, "gratuity_act_covered", True))
             if separation.encashment_divisor == 0 or separation.notice_divisor == 0 or separation.notice_days < 0:
                 raise BadRate("divisors must be positive and notice_days not negative")
             return separation
         if kind == "gratuity_exemption":
             exemption = GratuityExemption(effective_from, _dec(data, "ceiling"), _dec(data, "days_per_year"),
                                           _dec(data, "days_per_month"),
-                                          _components(data.get("wage_components", ("basic",)), "wage_components"))
-            if exemption.days_per_month == 0:
-                raise BadRate("days_per_month must be positive")
+                                          _components(data.get("wage_components", ("basic",)), "wage_components"),
+                                          _dec({"v": data.get("uncovered_months_per_year", "0.5")}, "v"),
+                                          int(data.get("uncovered_average_months", 10)),
+                                          _components(data.get("uncovered_wage_components", ("basic",)),
+                                                      "uncovered_wage_components"))
+            if exemption.days_per_month == 0 or exemption.uncovered_average_months <= 0:
+                raise BadRate("days_per_month and uncovered_average_months must be positive")
             return exemption
+        if kind == "earned_leave":
+            return EarnedLeavePolicy(effective_from, _dec(data, "accrual_per_month"), _dec(data, "carry_forward_max"))
         if kind == "leave_encashment_exemption":
             leave = LeaveEncashmentExemption(
                 effective_from, _dec(data, "ceiling"), int(data["average_months"]), _dec(data, "days_per_year"),
@@ -512,3 +542,12 @@ class RateBook:
 
     def leave_encashment_exemption(self, on: dt.date) -> LeaveEncashmentExemption:
         return self._of(LeaveEncashmentExemption, "leave_encashment_exemption", "IN", on)
+
+    def earned_leave(self, on: dt.date) -> EarnedLeavePolicy:
+        return self._of(EarnedLeavePolicy, "earned_leave", "IN", on)
+
+    def earned_leave_history(self, until: dt.date) -> list[EarnedLeavePolicy]:
+        """Every earned-leave row in force at some time up to `until`, oldest first (the ledger's months
+        take each its own)."""
+        versions = [f for f, _ in self._rows.get(("earned_leave", "IN"), []) if f <= until]
+        return [self.earned_leave(f) for f in versions]

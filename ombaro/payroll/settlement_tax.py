@@ -1,5 +1,6 @@
 """Income tax on a full and final settlement (docs/payroll.md, "Tax on the settlement"): the exempt and
-taxable parts of gratuity (Income-tax Act s.10(10)(ii)) and of leave encashment (s.10(10AA)(ii)), by
+taxable parts of gratuity (Income-tax Act s.10(10)(ii), or (iii) for an employee the Payment of
+Gratuity Act does not cover) and of leave encashment (s.10(10AA)(ii)), by
 the dated rows in force on the last working day, and the TDS (s.192) on the taxable part: the year's
 tax with it less the year's tax without it, on the monthly run's annual projection.
 
@@ -41,6 +42,20 @@ def gratuity_part(gratuity: Decimal, monthly_wage: Decimal, counted_years: int, 
     monthly wage per completed year (a part year over six months counting: `counted_years`)."""
     formula = round_money(monthly_wage * rule.days_per_year * counted_years / rule.days_per_month)
     limits = {"ceiling": rule.ceiling, "fifteen_days_per_year": formula}
+    return Part(gratuity, min(gratuity, *limits.values()), limits)
+
+
+def uncovered_gratuity_part(gratuity: Decimal, monthly_salaries: Sequence[Decimal], completed_years: int,
+                            rule: GratuityExemption) -> Part:
+    """s.10(10)(iii) (an employee not covered by the Payment of Gratuity Act): exempt up to the least of
+    the gratuity, the ceiling, and half a month's average salary per completed year (a part year not
+    counting), the average being of the `uncovered_average_months` months before the month of leaving:
+    `sum x months_per_year x years / average_months`, one division."""
+    if len(monthly_salaries) != rule.uncovered_average_months:
+        raise ValueError(f"need the salary of each of the {rule.uncovered_average_months} months before leaving")
+    total = sum(monthly_salaries, ZERO)
+    formula = round_money(total * rule.uncovered_months_per_year * completed_years / rule.uncovered_average_months)
+    limits = {"ceiling": rule.ceiling, "half_month_average_salary_per_year": formula}
     return Part(gratuity, min(gratuity, *limits.values()), limits)
 
 

@@ -3,9 +3,12 @@ statements"): Form 16 Part B (section 203; salary, the previous employer's incom
 standard deduction, tax, rebate, surcharge, cess, TDS) and the quarterly figures of Form 24Q's
 Annexure I (amount paid and TDS deducted per quarter).
 
-Only `paid` records count (TDS is deducted when salary is paid). One statement reads the year's
-records by employee and quarter; the tax is the regime row's formula, as the monthly TDS uses it.
-Runs in the caller's session: row-level security decides whose records are seen (HR, finance).
+Only `paid` records count (TDS is deducted when salary is paid). A paid full and final settlement
+counts in the quarter of its payment date: its gratuity and leave encashment are salary under s.17(1),
+less their exempt parts (s.10(10), s.10(10AA)), and its TDS is the year's with the months'. One
+statement reads the year's records and settlements by employee and quarter; the tax is the regime
+row's formula, as the monthly TDS uses it. Runs in the caller's session: row-level security decides
+whose records are seen (HR, finance).
 """
 
 from __future__ import annotations
@@ -22,18 +25,31 @@ from ombaro.money import round_money
 from ombaro.payroll.calculation import Period
 from ombaro.payroll.rates import RateBook
 
+ZERO = Decimal(0)
 QUARTERS = (1, 2, 3, 4)  # April-June, July-September, October-December, January-March
 
 PAID = text("""
-SELECT s.employee_id,
-       max(d.employee_code) AS employee_code, max(d.employee_name) AS employee_name,
-       CASE WHEN s.month BETWEEN 4 AND 6 THEN 1 WHEN s.month BETWEEN 7 AND 9 THEN 2
-            WHEN s.month BETWEEN 10 AND 12 THEN 3 ELSE 4 END AS quarter,
-       sum(s.gross_salary) AS paid, sum(coalesce((s.deductions ->> 'tds')::numeric, 0)) AS tds
-FROM salary_records AS s LEFT JOIN salary_record_details AS d ON d.salary_record_id = s.id
-WHERE s.status = 'paid' AND s.year * 12 + s.month BETWEEN :first AND :last
-GROUP BY s.employee_id, quarter
-ORDER BY s.employee_id, quarter
+WITH paid AS (
+    SELECT s.employee_id, d.employee_code, d.employee_name, s.month, s.gross_salary AS paid,
+           coalesce((s.deductions ->> 'tds')::numeric, 0) AS tds,
+           0 AS settlement, 0 AS gratuity_exempt, 0 AS encashment_exempt
+    FROM salary_records AS s LEFT JOIN salary_record_details AS d ON d.salary_record_id = s.id
+    WHERE s.status = 'paid' AND s.year * 12 + s.month BETWEEN :first AND :last
+    UNION ALL
+    SELECT f.employee_id, f.explanation -> 'employee' ->> 'code', f.explanation -> 'employee' ->> 'name',
+           extract(month FROM f.payment_date)::int, f.gratuity + f.leave_encashment, f.tds,
+           f.gratuity + f.leave_encashment, f.gratuity_exempt, f.encashment_exempt
+    FROM final_settlements AS f
+    WHERE f.status = 'paid' AND f.payment_date BETWEEN :april AND :march
+)
+SELECT employee_id, max(employee_code) AS employee_code, max(employee_name) AS employee_name,
+       CASE WHEN month BETWEEN 4 AND 6 THEN 1 WHEN month BETWEEN 7 AND 9 THEN 2
+            WHEN month BETWEEN 10 AND 12 THEN 3 ELSE 4 END AS quarter,
+       sum(paid) AS paid, sum(tds) AS tds, sum(settlement) AS settlement,
+       sum(gratuity_exempt) AS gratuity_exempt, sum(encashment_exempt) AS encashment_exempt
+FROM paid
+GROUP BY employee_id, quarter
+ORDER BY employee_id, quarter
 """)
 
 DECLARED = text("""
@@ -43,7 +59,10 @@ SELECT employee_id, regime, previous_income, previous_tds FROM tax_declarations 
 
 class Form16PartB(TypedDict):
     regime: str
-    salary_paid: str
+    salary_paid: str  # s.17(1): the months' gross and a settlement's gratuity and leave encashment
+    final_settlement_paid: str  # of which gratuity and leave encashment
+    exempt_gratuity_s10_10: str
+    exempt_leave_encashment_s10_10aa: str
     previous_employer_income: str
     gross_total: str
     standard_deduction: str
@@ -81,37 +100,47 @@ def tax_statements(session: Session, financial_year: int, book: RateBook | None 
     April of `financial_year`."""
     book = book or RateBook.load(session)
     april = Period(financial_year, 4)
-    bounds = {"first": april.year * 12 + 4, "last": (april.year + 1) * 12 + 3}
+    bounds: dict[str, object] = {"first": april.year * 12 + 4, "last": (april.year + 1) * 12 + 3,
+                                 "april": april.start, "march": Period(april.year + 1, 3).end}
     quarters: dict[uuid.UUID, dict[int, tuple[Decimal, Decimal]]] = defaultdict(dict)
+    exempt: dict[uuid.UUID, tuple[Decimal, Decimal, Decimal]] = defaultdict(lambda: (ZERO, ZERO, ZERO))
     names: dict[uuid.UUID, tuple[str | None, str | None]] = {}
     for row in session.execute(PAID, bounds):
         quarters[row.employee_id][row.quarter] = (row.paid, row.tds)
+        settled, gratuity, encashment = exempt[row.employee_id]
+        exempt[row.employee_id] = (settled + row.settlement, gratuity + row.gratuity_exempt,
+                                   encashment + row.encashment_exempt)
         names[row.employee_id] = (row.employee_code, row.employee_name)
     declared = {row.employee_id: row for row in session.execute(DECLARED, {"year": financial_year})}
     employees: list[EmployeeStatement] = []
     for employee_id, by_quarter in quarters.items():
         declaration = declared.get(employee_id)
         regime = book.income_tax(april.start, declaration.regime if declaration else "new")
-        salary = sum((paid for paid, _ in by_quarter.values()), Decimal(0))
-        previous_income = declaration.previous_income if declaration else Decimal(0)
-        previous_tds = declaration.previous_tds if declaration else Decimal(0)
-        deducted = sum((tds for _, tds in by_quarter.values()), Decimal(0))
-        working = regime.annual_tax(salary + previous_income - regime.standard_deduction)
+        salary = sum((paid for paid, _ in by_quarter.values()), ZERO)
+        settled, gratuity_exempt, encashment_exempt = exempt[employee_id]
+        previous_income = declaration.previous_income if declaration else ZERO
+        previous_tds = declaration.previous_tds if declaration else ZERO
+        deducted = sum((tds for _, tds in by_quarter.values()), ZERO)
+        gross_total = salary - gratuity_exempt - encashment_exempt + previous_income
+        working = regime.annual_tax(gross_total - regime.standard_deduction)
         tax = round_money(working.total, regime.rounding)
         employees.append({
             "employee_id": str(employee_id), "employee_code": names[employee_id][0],
             "employee_name": names[employee_id][1],
             "form16_part_b": {
-                "regime": regime.regime, "salary_paid": _s(salary), "previous_employer_income": _s(previous_income),
-                "gross_total": _s(salary + previous_income), "standard_deduction": _s(regime.standard_deduction),
+                "regime": regime.regime, "salary_paid": _s(salary), "final_settlement_paid": _s(settled),
+                "exempt_gratuity_s10_10": _s(gratuity_exempt),
+                "exempt_leave_encashment_s10_10aa": _s(encashment_exempt),
+                "previous_employer_income": _s(previous_income),
+                "gross_total": _s(gross_total), "standard_deduction": _s(regime.standard_deduction),
                 "total_income": _s(working.taxable), "tax_on_total_income": _s(working.slab_tax),
                 "rebate_87a": _s(working.rebate), "surcharge": _s(working.surcharge), "cess": _s(working.cess),
                 "tax_payable": _s(tax), "tds_by_this_employer": _s(deducted),
                 "tds_by_previous_employer": _s(previous_tds),
                 "balance": _s(tax - deducted - previous_tds),  # positive: still payable; negative: refundable
             },
-            "form24q": [{"quarter": q, "amount_paid": _s(by_quarter.get(q, (Decimal(0), Decimal(0)))[0]),
-                         "tds_deducted": _s(by_quarter.get(q, (Decimal(0), Decimal(0)))[1])} for q in QUARTERS],
+            "form24q": [{"quarter": q, "amount_paid": _s(by_quarter.get(q, (ZERO, ZERO))[0]),
+                         "tds_deducted": _s(by_quarter.get(q, (ZERO, ZERO))[1])} for q in QUARTERS],
         })
     employees.sort(key=lambda e: (e["employee_code"] or "", e["employee_id"]))
     return {"financial_year": f"{financial_year}-{(financial_year + 1) % 100:02d}", "employees": employees,

@@ -45,3 +45,13 @@ def mark(engine: Engine, employee_id: uuid.UUID, day: dt.date, status: str, hour
             "INSERT INTO attendance_records (employee_id, date, status, work_hours) VALUES (:e, :d, :s, :h) "
             "ON CONFLICT (employee_id, date) DO UPDATE SET status = EXCLUDED.status, work_hours = EXCLUDED.work_hours"),
             {"e": employee_id, "d": day, "s": status, "h": Decimal(hours) if hours else None})
+
+
+def add_leave(engine: Engine, employee_id: uuid.UUID, from_date: dt.date, to_date: dt.date, *,
+              leave_type: str = "earned", status: str = "approved") -> None:
+    """A leave request as HR left it (the leave ledger reads approved earned leave)."""
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO leave_requests (employee_id, leave_type, from_date, to_date, reason, status) "
+            "VALUES (:e, :t, :f, :to, 'test', :s)"),
+            {"e": employee_id, "t": leave_type, "f": from_date, "to": to_date, "s": status})

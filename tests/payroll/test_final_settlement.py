@@ -97,6 +97,7 @@ def test_the_command_records_a_leavers_settlement(engine: Engine, driver: Driver
     employee = new_employee(engine, joining=dt.date(2019, 4, 1), last_day=dt.date(2027, 3, 12))
     add_structure(engine, employee, dt.date(2019, 4, 1), basic="26000", hra="13000", esi=False)
     done = run_command(engine, {"employee_id": str(employee), "earned_leave_days": "20",
+                                "leave_override_reason": "leave before the ledger was kept",
                                 "resignation_date": "2027-02-20"})
     assert done["status"] == "succeeded", done
     result = done["result"]
@@ -116,6 +117,7 @@ def test_the_command_records_a_leavers_settlement(engine: Engine, driver: Driver
 
     driver.run(2027, 3, employee_ids=[employee])
     again = run_command(engine, {"employee_id": str(employee), "earned_leave_days": "20",
+                                 "leave_override_reason": "leave before the ledger was kept",
                                  "resignation_date": "2027-02-20"})
     assert again["status"] == "succeeded"
     assert again["result"]["explanation"]["salary"]["status"] == "pending"  # type: ignore[index]
@@ -124,6 +126,7 @@ def test_the_command_records_a_leavers_settlement(engine: Engine, driver: Driver
         run_id = session.scalar(text("SELECT id FROM payroll_runs WHERE year = 2027 AND month = 3"))
         runs.approve(session, run_id, approver=None, allow_failures=True)
     approved = run_command(engine, {"employee_id": str(employee), "earned_leave_days": "20",
+                                    "leave_override_reason": "leave before the ledger was kept",
                                     "resignation_date": "2027-02-20"})
     assert approved["status"] == "succeeded", approved
     assert approved["result"]["explanation"]["salary"]["status"] == "processed"  # type: ignore[index]
@@ -160,7 +163,8 @@ def test_the_api_starts_a_settlement_and_shows_it_to_whom_it_concerns(app: Any, 
                                            json={"employee_id": str(leaving.id)}).status_code == 403
 
     started = as_hr.post("/api/v1/payroll/final-settlements",
-                         json={"employee_id": str(leaving.id), "earned_leave_days": 10.5},
+                         json={"employee_id": str(leaving.id), "earned_leave_days": 10.5,
+                               "leave_override_reason": "leave before the ledger was kept"},
                          headers={"Idempotency-Key": '"fnf-1"'})
     assert started.status_code == 202 and started.json["kind"] == FINAL_SETTLEMENT_KIND
     env = commands.Environment(settings=load_settings(), engine=engine, enqueue=lambda *_: None)

@@ -39,7 +39,7 @@ def test_every_seeded_rate_reads_as_its_kind_requires(engine: Engine) -> None:
         book.in_force(kind, scope, effective_from)  # parses, or raises BadRate naming the row
     assert {r.kind for r in rows} == {"pf", "esi", "professional_tax", "income_tax", "overtime", "attendance",
                                       "wage_deductions", "gratuity", "separation", "gratuity_exemption",
-                                      "leave_encashment_exemption"}
+                                      "leave_encashment_exemption", "earned_leave"}
     assert {r.scope for r in rows if r.kind == "income_tax"} == {"new", "old"}
 
 

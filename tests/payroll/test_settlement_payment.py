@@ -29,7 +29,8 @@ def test_a_settlement_is_approved_by_another_officer_and_paid_once(app: Any, eng
         conn.execute(text("UPDATE employees SET joining_date = '2019-06-01', last_working_date = '2027-05-31' "
                           "WHERE id = :id"), {"id": leaving.id})
     add_structure(engine, leaving.id, dt.date(2019, 6, 1), basic="52000", esi=False)
-    params = {"employee_id": str(leaving.id), "earned_leave_days": "13"}
+    params = {"employee_id": str(leaving.id), "earned_leave_days": "13",
+              "leave_override_reason": "leave before the ledger was kept"}
     assert run_final_settlement(engine, params, requested_by=maker.id)["status"] == "succeeded"
     url = f"/api/v1/payroll/final-settlements/{leaving.id}"
 

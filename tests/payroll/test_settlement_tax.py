@@ -131,7 +131,8 @@ def test_a_settlement_records_exempt_taxable_and_the_tds_on_the_taxable_part(eng
     with engine.begin() as conn:  # Form 12B: 15 lakh paid April-December (this payroll did not pay them)
         conn.execute(text("INSERT INTO tax_declarations (employee_id, financial_year, regime, previous_income, "
                           "previous_tds) VALUES (:e, 2026, 'new', 1500000, 0)"), {"e": employee})
-    done = run_final_settlement(engine, {"employee_id": str(employee), "earned_leave_days": "250"})
+    done = run_final_settlement(engine, {"employee_id": str(employee), "earned_leave_days": "250",
+                                         "leave_override_reason": "leave before the ledger was kept"})
     assert done["status"] == "succeeded", done
     result = done["result"]
     assert isinstance(result, dict)
@@ -176,7 +177,8 @@ def test_a_last_month_computed_before_the_leaving_date_was_set_is_not_taken_as_t
     driver.run(2027, 1, employee_ids=[employee])  # still employed: January projects February and March too
     with engine.begin() as conn:
         conn.execute(text("UPDATE employees SET last_working_date = '2027-01-31' WHERE id = :e"), {"e": employee})
-    done = run_final_settlement(engine, {"employee_id": str(employee), "earned_leave_days": "250"})
+    done = run_final_settlement(engine, {"employee_id": str(employee), "earned_leave_days": "250",
+                                         "leave_override_reason": "leave before the ledger was kept"})
     assert done["status"] == "succeeded", done
     result = done["result"]
     assert isinstance(result, dict)

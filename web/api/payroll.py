@@ -23,8 +23,9 @@ from ombaro.models.payroll import (
     SalaryRecordDetail,
 )
 from ombaro.payroll import commands as payroll_commands
-from ombaro.payroll import documents, preflight, queries, records, runs, statements
+from ombaro.payroll import documents, leave_ledger, preflight, queries, records, runs, statements
 from ombaro.payroll.calculation import Period
+from ombaro.payroll.errors import RecordNotFound
 from web.auth import current_user, current_user_id, requires
 from web.commanding import submit
 from web.extension import Ombaro, db_session
@@ -609,9 +610,12 @@ class TaxStatementsQuerySchema(Schema):
 class TaxStatementsSchema(Schema):
     financial_year = fields.String()
     employees = fields.List(fields.Dict(), metadata={
-        "description": "per employee: form16_part_b (salary paid, Form 12B income, standard deduction, total "
-                       "income, tax, 87A rebate, surcharge, cess, TDS, balance) and form24q (per quarter: amount "
-                       "paid, TDS deducted); money as decimal strings"})
+        "description": "per employee: form16_part_b (salary paid under s.17(1) with a paid full and final "
+                       "settlement's gratuity and leave encashment, final_settlement_paid, their exempt parts "
+                       "exempt_gratuity_s10_10 and exempt_leave_encashment_s10_10aa, Form 12B income, standard "
+                       "deduction, total income, tax, 87A rebate, surcharge, cess, TDS (the months' and the "
+                       "settlement's), balance) and form24q (per quarter: amount paid, TDS deducted; a settlement "
+                       "in the quarter of its payment date); money as decimal strings"})
     totals = fields.Dict()
 
 
@@ -620,5 +624,42 @@ class TaxStatementsSchema(Schema):
 @blp.arguments(TaxStatementsQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, TaxStatementsSchema)
 def tax_statements(financial_year: int) -> Any:
-    """Form 16 Part B and Form 24Q quarterly figures of a financial year, from the salary paid."""
+    """Form 16 Part B and Form 24Q quarterly figures of a financial year, from the salary and the full and
+    final settlements paid."""
     return statements.tax_statements(db_session(), financial_year)
+
+
+class LeaveLedgerQuerySchema(Schema):
+    on = fields.Date(required=True, validate=validate.Range(min=dt.date(2000, 1, 1), max=dt.date(2100, 12, 31)),
+                     metadata={"description": "the day the balance is asked for (the last working day, if earlier)"})
+
+
+class LeaveYearSchema(Schema):
+    year = fields.Integer(metadata={"description": "the leave year (a calendar year)"})
+    opening = fields.String(metadata={"description": "days brought forward, within the carry-forward cap"})
+    lapsed = fields.String(metadata={"description": "days beyond the cap at the end of the year before"})
+    accrued = fields.String(metadata={"description": "days accrued: the policy's days per month employed throughout"})
+    taken = fields.String(metadata={"description": "approved earned leave taken (calendar days)"})
+    closing = fields.String()
+
+
+class LeaveLedgerSchema(Schema):
+    employee_id = fields.UUID()
+    on = fields.Date()
+    balance = fields.String(metadata={"description": "the last year's closing balance (days; negative: overdrawn)"})
+    years = fields.List(fields.Nested(LeaveYearSchema))
+
+
+@blp.get("/leave-ledger/<uuid:employee_id>")
+@requires("payroll", "read")
+@blp.arguments(LeaveLedgerQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, LeaveLedgerSchema)
+def get_leave_ledger(employee_id: uuid.UUID, on: dt.date) -> Any:
+    """An employee's earned-leave ledger up to a day, by the company's dated policy (the employee's own,
+    HR; whoever's employee row the caller's policies show). The full and final settlement takes its
+    balance on the last working day."""
+    years = leave_ledger.ledgers(db_session(), [employee_id], on).get(employee_id)
+    if not years:
+        raise RecordNotFound(f"no earned-leave ledger for employee {employee_id} on {on.isoformat()}")
+    return {"employee_id": employee_id, "on": on, "balance": str(leave_ledger.balance(years)),
+            "years": [y.explain() for y in years]}

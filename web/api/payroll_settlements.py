@@ -27,8 +27,11 @@ blp = Blueprint("payroll_settlements", __name__, url_prefix="/api/v1/payroll/fin
 class FinalSettlementRequestSchema(payroll_commands.FinalSettlementSchema):
     """The `payroll.final_settlement` params."""
 
-    earned_leave_days = Money(minimum=0, maximum=1000, load_default=0, validate=payroll_commands.half_days,
-                              metadata={"description": "earned leave balance on the last working day (days)"})
+    earned_leave_days = Money(minimum=0, maximum=1000, load_default=None, allow_none=True,
+                              validate=payroll_commands.half_days,
+                              metadata={"description": "HR's earned leave balance on the last working day (days), "
+                                                       "overriding the ledger's; needs leave_override_reason. "
+                                                       "Omitted: the earned-leave ledger's balance"})
 
 
 class FinalSettlementSchema(Schema):
@@ -46,7 +49,8 @@ class FinalSettlementSchema(Schema):
     leave_encashment = MoneyAmount()
     notice_shortfall_days = fields.Integer()
     notice_recovery = MoneyAmount()
-    gratuity_exempt = MoneyAmount(metadata={"description": "exempt under Income-tax Act s.10(10)(ii)"})
+    gratuity_exempt = MoneyAmount(metadata={"description": "exempt under Income-tax Act s.10(10)(ii), or (iii) for "
+                                                          "an employee the Payment of Gratuity Act does not cover"})
     gratuity_taxable = MoneyAmount(metadata={"description": "gratuity beyond the exemption (salary income)"})
     encashment_exempt = MoneyAmount(metadata={"description": "exempt under Income-tax Act s.10(10AA)(ii)"})
     encashment_taxable = MoneyAmount(metadata={"description": "leave encashment beyond the exemption"})
@@ -58,7 +62,13 @@ class FinalSettlementSchema(Schema):
     approved_at = fields.DateTime(allow_none=True)
     payment_date = fields.Date(allow_none=True)
     payment_reference = fields.String(allow_none=True)
-    explanation = fields.Dict(metadata={"description": "service, rates used, and the salary to the last working day"})
+    ledger_leave_days = fields.Decimal(as_string=True, places=2, allow_none=True, metadata={
+        "description": "the earned-leave ledger's balance on the last working day"})
+    leave_override_reason = fields.String(allow_none=True, metadata={
+        "description": "HR's reason for entering earned_leave_days instead of the ledger's balance (null: the "
+                       "ledger's was used)"})
+    explanation = fields.Dict(metadata={"description": "service, rates used, the salary to the last working day, "
+                                                       "the earned-leave ledger's years, gratuity_act_covered"})
 
 
 class SettlementBankFileQuerySchema(Schema):
@@ -83,7 +93,8 @@ def start_final_settlement(body: payroll_commands.FinalSettlementParams) -> Any:
     employee must have a last working day; a settlement already paid is not recomputed."""
     session = db_session()
     try:
-        final_settlement.check_leaver(session, body.employee_id, body.resignation_date)
+        final_settlement.check_leaver(session, body.employee_id, body.resignation_date, body.earned_leave_days,
+                                      body.leave_override_reason)
     except final_settlement.NotALeaver as exc:
         abort(422, message=str(exc), messages={"json": {exc.field: [exc.message]}})
     session.rollback()  # end the read: the job is recorded in a transaction of its own
