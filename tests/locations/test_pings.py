@@ -7,11 +7,13 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import redis
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from ombaro import locations
 from tests.factories import dispatch as factory
@@ -195,3 +197,23 @@ def test_the_fast_path_loads_exactly_what_the_schema_loads() -> None:
         assert outcomes[0] == outcomes[1], body
         fast_taken += fast.fields["pings"]._fast(body["pings"]) is not None
     assert 300 < fast_taken < 2900  # both paths were exercised
+
+
+def test_a_batch_commits_without_waiting_for_the_wal_flush_and_only_its_own_transaction(
+        engine: Engine, crew: dict[str, Account]) -> None:
+    """Pings are 24-hour telemetry: their transaction commits asynchronously (issue 16), and the
+    setting is transaction-local, so the pooled connection's next transaction is durable again."""
+    me = crew["therapist"]
+    assert me.therapist_id is not None
+    therapist = locations.TherapistRef(me.therapist_id, crew["vendor"].id)
+    stamp = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3)
+    with engine.connect() as conn:
+        with Session(bind=conn) as session:
+            latest = locations.record_pings(session, therapist, [
+                {"latitude": Decimal("18.52"), "longitude": Decimal("73.87"), "timestamp": stamp}])
+            assert session.execute(text("SELECT current_setting('synchronous_commit')")).scalar_one() == "off"
+            session.commit()
+        assert conn.execute(text("SELECT current_setting('synchronous_commit')")).scalar_one() == "on"
+        conn.rollback()
+    assert latest is not None and latest.recorded_at == stamp and latest.longitude == Decimal("73.87")
+    assert latest.vendor_id == crew["vendor"].id
