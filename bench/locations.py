@@ -106,10 +106,14 @@ def post_pings(port: int, seconds: float, logins: list[tuple[str, str]], batch: 
                 stamp = now - dt.timedelta(seconds=(batch - k) * 0.5)
                 pings.append({"latitude": round(lat, 7), "longitude": round(lon, 7), "accuracy": 8.5, "speed": 22.0,
                               "heading": 90.0, "battery": 70, "is_moving": True, "timestamp": stamp.isoformat()})
-            conn.request("POST", "/api/v1/locations", body=json.dumps({"pings": pings}).encode(),
-                         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-            response = conn.getresponse()
-            response.read()
+            try:
+                conn.request("POST", "/api/v1/locations", body=json.dumps({"pings": pings}).encode(),
+                             headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+                response = conn.getresponse()
+                response.read()
+            except OSError as exc:  # a stalled server: say so rather than count a short round
+                errors.append(f"phone {n}: {exc!r} at {dt.datetime.now(dt.UTC):%H:%M:%S}")
+                return
             if response.status != 201:
                 errors.append(f"HTTP {response.status}")
                 return
@@ -202,7 +206,9 @@ def main() -> None:
     command.upgrade(cfg, "heads")
     from ombaro.access.permissions import seed_permissions
 
-    env = {**os.environ, "DATABASE_URL": bench_url, "REDIS_URL": redis_url, "OMBARO_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "DATABASE_URL": bench_url, "REDIS_URL": redis_url, "OMBARO_LOG_LEVEL": "WARNING",
+           # a worker killed for a stalled heartbeat first prints its threads' stacks (the hang, docs/benchmarks.md)
+           "GUNICORN_CMD_ARGS": "--config python:bench.gunicorn_stalls"}
     os.environ.update(DATABASE_URL=bench_url, REDIS_URL=redis_url)
     engine = create_engine(bench_url)
     with Session(engine) as session, session.begin():
