@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -82,7 +83,8 @@ PING_FIELDS = ("latitude", "longitude", "accuracy", "altitude", "speed", "headin
 # Pings are telemetry kept 24 hours: a commit need not wait for the WAL flush (the PostgreSQL manual's
 # own example of where asynchronous commit fits). A server crash may lose the last fraction of a
 # second of acknowledged pings, never corrupt anything; the phone's next batch brings a fresher fix.
-# Transaction-local, so nothing else on the pooled connection is affected (docs/locations.md).
+# Transaction-local, so nothing else on the pooled connection is affected (docs/dispatch.md,
+# "Live locations").
 ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
 LAST_POSITION_COLUMNS = ("id", "vendor_id", "latitude", "longitude", "accuracy", "speed", "heading", "battery_level",
                          "is_moving", "recorded_at")
@@ -102,9 +104,14 @@ def record_pings(session: Session, therapist: TherapistRef, pings: Sequence[Mapp
     columns["timestamp"] = [p["timestamp"] for p in pings]
     driver = session.connection().connection.driver_connection
     assert isinstance(driver, psycopg.Connection), "the engine runs on psycopg 3"
-    with driver.pipeline(), driver.cursor() as cursor:
-        cursor.execute(ASYNC_COMMIT)
-        cursor.execute(INSERT_PINGS, {"therapist": therapist.id, **columns})
-        cursor.execute(READ_LAST_POSITION, (therapist.id,))
-        row = cursor.fetchone()
+    try:
+        with driver.pipeline(), driver.cursor() as cursor:
+            cursor.execute(ASYNC_COMMIT)
+            cursor.execute(INSERT_PINGS, {"therapist": therapist.id, **columns})
+            cursor.execute(READ_LAST_POSITION, (therapist.id,))
+            row = cursor.fetchone()
+    except psycopg.Error as exc:
+        # Raised as the session would have raised it (IntegrityError, DataError, ProgrammingError...),
+        # so the API maps a refused row to the same problem as before (web/errors.py).
+        raise sa_exc.DBAPIError.instance(INSERT_PINGS, None, exc, psycopg.Error) from exc
     return None if row is None else TherapistLastPosition(**dict(zip(LAST_POSITION_COLUMNS, row, strict=True)))
