@@ -76,7 +76,7 @@ bench-smoke: seed
 	$(BIN)/python bench/settlements.py --payments 5000 --small 1000 --vendors 20
 	$(BIN)/python bench/payroll.py --employees 100
 	$(BIN)/python bench/dispatch.py --scale 0.01 --samples 10
-	$(BIN)/python bench/locations.py --scale 0.001 --seconds 1 --clients 2
+	$(BIN)/python bench/locations.py --scale 0.001 --seconds 1 --clients 2 --rounds 1
 	$(BIN)/python bench/campaigns.py --audience 200
 	$(BIN)/python bench/console.py --rounds 2
 	$(BIN)/python bench/jobs.py --smoke

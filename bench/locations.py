@@ -10,7 +10,7 @@
 Scratch database `<db>_locations_bench` (migrated here, dropped after unless --keep) on the
 configured PostgreSQL server, Redis database 7 (its live-location keys deleted before and after).
 Rows are generated with set-based SQL (generate_series), an hour of pings per statement.
-Usage: python bench/locations.py [--scale 1.0] [--seconds 10] [--clients 8] [--batch 100] [--keep]
+Usage: python bench/locations.py [--scale 1.0] [--seconds 10] [--clients 8] [--batch 100] [--rounds 3] [--keep]
   --scale 0.01 prunes 100,000 pings: a quick run.
 """
 
@@ -23,6 +23,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -105,10 +106,14 @@ def post_pings(port: int, seconds: float, logins: list[tuple[str, str]], batch: 
                 stamp = now - dt.timedelta(seconds=(batch - k) * 0.5)
                 pings.append({"latitude": round(lat, 7), "longitude": round(lon, 7), "accuracy": 8.5, "speed": 22.0,
                               "heading": 90.0, "battery": 70, "is_moving": True, "timestamp": stamp.isoformat()})
-            conn.request("POST", "/api/v1/locations", body=json.dumps({"pings": pings}).encode(),
-                         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-            response = conn.getresponse()
-            response.read()
+            try:
+                conn.request("POST", "/api/v1/locations", body=json.dumps({"pings": pings}).encode(),
+                             headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+                response = conn.getresponse()
+                response.read()
+            except OSError as exc:  # a stalled server: say so rather than count a short round
+                errors.append(f"phone {n}: {exc!r} at {dt.datetime.now(dt.UTC):%H:%M:%S}")
+                return
             if response.status != 201:
                 errors.append(f"HTTP {response.status}")
                 return
@@ -139,6 +144,25 @@ def copy_rows(plain_url: str, rows: list[tuple]) -> float:
         return len(rows) / (time.perf_counter() - began)
 
 
+def ingestion_rounds(port: int, plain_url: str, logins: list[tuple[str, str]], *, seconds: float, batch: int,
+                     rounds: int) -> tuple[float, float, float, int]:
+    """Alternating rounds (the API for `seconds`, then one COPY of the rows it stored), so both see the
+    same load: the medians of the API's and COPY's rates and of the per-round ratios, and the rows."""
+    post_pings(port, 1, logins, batch)  # warm up
+    api_rates, copy_rates, ratios, total = [], [], [], 0
+    for n in range(rounds):
+        api_rate, rows = post_pings(port, seconds, logins, batch)
+        copy_rate = copy_rows(plain_url, rows)
+        api_rates.append(api_rate)
+        copy_rates.append(copy_rate)
+        ratios.append(api_rate / copy_rate)
+        total += len(rows)
+        print(f"ingestion round {n + 1}/{rounds}: {len(rows):,} pings through the API at {api_rate:,.0f}/s; the same "
+              f"rows by COPY at {copy_rate:,.0f}/s; ratio {api_rate / copy_rate:.3f} (load {os.getloadavg()[0]:.1f})",
+              flush=True)
+    return statistics.median(api_rates), statistics.median(copy_rates), statistics.median(ratios), total
+
+
 # --- pruning ------------------------------------------------------------------------------------------
 
 def load_pings(conn: psycopg.Connection, *, cutoff: dt.datetime, now: dt.datetime, expired: int, fresh: int) -> None:
@@ -159,6 +183,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="length of the ingestion run")
     parser.add_argument("--clients", type=int, default=8, help="phones posting at once")
     parser.add_argument("--batch", type=int, default=100, help="pings per request")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating ingestion rounds (API, then COPY)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
 
@@ -181,7 +206,9 @@ def main() -> None:
     command.upgrade(cfg, "heads")
     from ombaro.access.permissions import seed_permissions
 
-    env = {**os.environ, "DATABASE_URL": bench_url, "REDIS_URL": redis_url, "OMBARO_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "DATABASE_URL": bench_url, "REDIS_URL": redis_url, "OMBARO_LOG_LEVEL": "WARNING",
+           # a worker killed for a stalled heartbeat first prints its threads' stacks (the hang, docs/benchmarks.md)
+           "GUNICORN_CMD_ARGS": "--config python:bench.gunicorn_stalls"}
     os.environ.update(DATABASE_URL=bench_url, REDIS_URL=redis_url)
     engine = create_engine(bench_url)
     with Session(engine) as session, session.begin():
@@ -193,11 +220,8 @@ def main() -> None:
                 conn.execute(statement, {"therapists": THERAPISTS})
         logins = therapist_logins(args.clients)
         server = serve("web:create_app()", env)
-        post_pings(server[1], 1, logins, args.batch)  # warm up
-        api_rate, rows = post_pings(server[1], args.seconds, logins, args.batch)
-        copy_rate = copy_rows(plain_url, rows)
-        print(f"ingestion: {len(rows):,} pings through the API at {api_rate:,.0f}/s; the same rows by COPY at "
-              f"{copy_rate:,.0f}/s", flush=True)
+        api_rate, copy_rate, ratio, ingested = ingestion_rounds(server[1], plain_url, logins, seconds=args.seconds,
+                                                                batch=args.batch, rounds=args.rounds)
 
         # Pruning: the catch-all below the first hour goes (it is empty), so the ten expired hours
         # get partitions of their own, as a table pruned every hour for a while would have.
@@ -251,9 +275,10 @@ def main() -> None:
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
 
-    print(f"\ningestion ({args.clients} phones, {args.batch} pings a request, {args.seconds:.0f} s):")
+    print(f"\ningestion ({args.clients} phones, {args.batch} pings a request, {args.rounds} rounds of "
+          f"{args.seconds:.0f} s, {ingested:,} pings; medians):")
     print(f"  API  {api_rate:10,.0f} pings/s")
-    print(f"  COPY {copy_rate:10,.0f} pings/s   ratio API/COPY {api_rate / copy_rate:.3f}")
+    print(f"  COPY {copy_rate:10,.0f} pings/s   ratio API/COPY {ratio:.3f}")
     print(f"pruning {stale:,} expired of {total:,} pings (cutoff {cutoff:%Y-%m-%d %H:%M} UTC):")
     steps = ", ".join(f"{step} {ms / 1000:.2f} s" for step, ms in report["durations_ms"].items())
     print(f"  prune job {prune_seconds:8.2f} s: {report['partitions_dropped']} partitions dropped "

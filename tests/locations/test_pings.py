@@ -7,13 +7,17 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import redis
 from sqlalchemy import Engine, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
 
 from ombaro import locations
+from ombaro.db import API_ROLE, act_as
 from tests.factories import dispatch as factory
 from tests.factories.accounts import Account, client_for, make_account
 
@@ -195,3 +199,41 @@ def test_the_fast_path_loads_exactly_what_the_schema_loads() -> None:
         assert outcomes[0] == outcomes[1], body
         fast_taken += fast.fields["pings"]._fast(body["pings"]) is not None
     assert 300 < fast_taken < 2900  # both paths were exercised
+
+
+def test_a_batch_commits_without_waiting_for_the_wal_flush_and_only_its_own_transaction(
+        engine: Engine, crew: dict[str, Account]) -> None:
+    """Pings are 24-hour telemetry: their transaction commits asynchronously (issue 16), and the
+    setting is transaction-local, so the pooled connection's next transaction is durable again."""
+    me = crew["therapist"]
+    assert me.therapist_id is not None
+    therapist = locations.TherapistRef(me.therapist_id, crew["vendor"].id)
+    stamp = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3)
+    with engine.connect() as conn:
+        with Session(bind=conn) as session:
+            latest = locations.record_pings(session, therapist, [
+                {"latitude": Decimal("18.52"), "longitude": Decimal("73.87"), "timestamp": stamp}])
+            assert session.execute(text("SELECT current_setting('synchronous_commit')")).scalar_one() == "off"
+            session.commit()
+        assert conn.execute(text("SELECT current_setting('synchronous_commit')")).scalar_one() == "on"
+        conn.rollback()
+    assert latest is not None and latest.recorded_at == stamp and latest.longitude == Decimal("73.87")
+    assert latest.vendor_id == crew["vendor"].id
+
+
+def test_a_row_the_database_refuses_raises_as_the_session_would(engine: Engine, crew: dict[str, Account]) -> None:
+    """The batch goes through the driver's pipeline, not the session: a refusal still arrives as
+    SQLAlchemy's exception class (row-level security: ProgrammingError 42501), which the API maps
+    to the same problem as before (web/errors.py: 403)."""
+    me, colleague = crew["therapist"], crew["colleague"]
+    assert colleague.therapist_id is not None
+    before = stored(engine, colleague.therapist_id)
+    stamp = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3)
+    with Session(engine) as session, session.begin():
+        act_as(session, API_ROLE, {"sub": str(me.id), "role": "therapist"})
+        with pytest.raises(sa_exc.ProgrammingError) as refused:
+            locations.record_pings(session, locations.TherapistRef(colleague.therapist_id, crew["vendor"].id),
+                                   [{"latitude": Decimal("18.52"), "longitude": Decimal("73.87"), "timestamp": stamp}])
+        session.rollback()
+    assert getattr(refused.value.orig, "sqlstate", None) == "42501"
+    assert stored(engine, colleague.therapist_id) == before
