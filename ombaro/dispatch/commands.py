@@ -84,6 +84,8 @@ class DispatchBatchResultSchema(Schema):
     taken_meanwhile = fields.Integer()
     total_travel_km = fields.Float()
     greedy_total_travel_km = fields.Float()
+    travel_lower_bound_km = fields.Float(metadata={
+        "description": "no plan placing the same bookings travels less (docs/dispatch.md, batch matching)"})
 
 
 def dispatch_batch(params: DispatchBatch, ctx: commands.Context) -> dict[str, Any]:

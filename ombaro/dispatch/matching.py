@@ -13,6 +13,7 @@ reports both.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -29,9 +30,11 @@ from ombaro.dispatch.rules import (
     clash,
     distance_or_unknown,
     excluded_by,
+    origin_of,
     planned_engagement,
     score,
 )
+from ombaro.geo import gap_needed, haversine_km
 
 # Lexicographic costs in metres: passing over an eligible preferred therapist costs more than any
 # travel a vendor's bookings can add up to (checked per block), leaving a booking costs more still.
@@ -207,10 +210,219 @@ def settle_travel(plan: Plan, needs: Iterable[Need], candidates: Iterable[Candid
 
 def plan_batch(needs: Iterable[Need], candidates: Iterable[Candidate]) -> BatchPlans:
     needs, candidates = list(needs), list(candidates)
-    assignment = settle_travel(plan_assignment(needs, candidates), needs, candidates)
+    assignment = improve(settle_travel(plan_assignment(needs, candidates), needs, candidates), needs, candidates)
     greedy = settle_travel(plan_greedy(needs, candidates), needs, candidates)
     best = assignment if assignment.objective() <= greedy.objective() else greedy
     return BatchPlans(best, assignment, greedy)
+
+
+class _Day:
+    """One vendor's day under local search: who takes which booking, each therapist's bookings and
+    their cost (preferences passed over, km), priced exactly as `settle_travel` prices a plan."""
+
+    def __init__(self, needs: list[Need], pool: list[Candidate], preferable: set[uuid.UUID]) -> None:
+        self.needs, self.pool = needs, pool
+        self.by_id = {c.therapist_id: c for c in pool}
+        self.planned = {n.booking_id: planned_engagement(n) for n in needs}
+        self.preferable = preferable  # bookings with an eligible preferred therapist before the batch
+        self.static: dict[tuple[uuid.UUID, uuid.UUID], bool] = {}
+        self.taken: dict[uuid.UUID, list[Need]] = defaultdict(list)
+        self.cost: dict[uuid.UUID, tuple[int, float]] = {}
+
+    def allowed(self, need: Need, candidate: Candidate) -> bool:
+        """Every rule but the batch's own clashes (those `fits` checks against the chain)."""
+        key = (need.booking_id, candidate.therapist_id)
+        found = self.static.get(key)
+        if found is None:
+            found = self.static[key] = excluded_by(need, candidate) is None
+        return found
+
+    def fits(self, need: Need, candidate: Candidate, chain: list[Need]) -> bool:
+        if not self.allowed(need, candidate):
+            return False
+        mine = self.planned[need.booking_id]
+        return all(clash(need, [self.planned[o.booking_id]]) is None and clash(o, [mine]) is None for o in chain)
+
+    def price(self, candidate: Candidate, chain: list[Need]) -> tuple[int, float]:
+        missed, km = 0, 0.0
+        for need in chain:
+            others = [self.planned[o.booking_id] for o in chain if o is not need]
+            origin, _ = origin_of(need, candidate, others)
+            km += distance_or_unknown(haversine_km(origin, need.location) if origin and need.location else None)
+            missed += need.booking_id in self.preferable and candidate.therapist_id not in need.preferred
+        return missed, km
+
+    def priced(self, therapist_id: uuid.UUID) -> tuple[int, float]:
+        found = self.cost.get(therapist_id)
+        if found is None:
+            found = self.cost[therapist_id] = self.price(self.by_id[therapist_id], self.taken[therapist_id])
+        return found
+
+    def set(self, therapist_id: uuid.UUID, chain: list[Need], cost: tuple[int, float]) -> None:
+        self.taken[therapist_id], self.cost[therapist_id] = chain, cost
+
+
+def _better(new: tuple[int, float], old: tuple[int, float]) -> bool:
+    return new[0] < old[0] or (new[0] == old[0] and new[1] < old[1] - 1e-9)
+
+
+def _add(a: tuple[int, float], b: tuple[int, float]) -> tuple[int, float]:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _local_search(day: _Day, owner: dict[uuid.UUID, uuid.UUID], rounds: int) -> None:
+    """First-improvement local search: move one booking to another therapist, or swap two
+    bookings between two therapists, while it lowers (preferences passed over, km)."""
+    for _ in range(rounds):
+        improved = False
+        for need in day.needs:
+            a_id = owner.get(need.booking_id)
+            if a_id is None:
+                continue
+            a_chain = [o for o in day.taken[a_id] if o is not need]
+            a_new = day.price(day.by_id[a_id], a_chain)
+            for b in day.pool:  # move
+                b_id = b.therapist_id
+                if b_id == a_id or not day.fits(need, b, day.taken[b_id]):
+                    continue
+                b_chain = [*day.taken[b_id], need]
+                b_new = day.price(b, b_chain)
+                if _better(_add(a_new, b_new), _add(day.priced(a_id), day.priced(b_id))):
+                    day.set(a_id, a_chain, a_new)
+                    day.set(b_id, b_chain, b_new)
+                    owner[need.booking_id], improved = b_id, True
+                    break
+            else:
+                a = day.by_id[a_id]
+                for other in day.needs:  # swap
+                    b_id_or = owner.get(other.booking_id)
+                    if b_id_or is None or b_id_or == a_id:
+                        continue
+                    b_id, b = b_id_or, day.by_id[b_id_or]
+                    b_rest = [o for o in day.taken[b_id] if o is not other]
+                    if not (day.fits(need, b, b_rest) and day.fits(other, a, a_chain)):
+                        continue
+                    a_chain2, b_chain2 = [*a_chain, other], [*b_rest, need]
+                    a_cost, b_cost = day.price(a, a_chain2), day.price(b, b_chain2)
+                    if _better(_add(a_cost, b_cost), _add(day.priced(a_id), day.priced(b_id))):
+                        day.set(a_id, a_chain2, a_cost)
+                        day.set(b_id, b_chain2, b_cost)
+                        owner[need.booking_id], owner[other.booking_id], improved = b_id, a_id, True
+                        break
+        if not improved:
+            return
+
+
+def improve(plan: Plan, needs: Iterable[Need], candidates: Iterable[Candidate], *, rounds: int = 3) -> Plan:
+    """The plan after local search (moves and swaps of bookings between a vendor's therapists under
+    the same rules), first placing any booking left out that now fits somewhere. Never worse on the
+    objective: a change is taken only when it lowers it."""
+    needs, pool = list(needs), list(candidates)
+    preferable = {n.booking_id for n in needs
+                  if any(c.therapist_id in n.preferred and excluded_by(n, c) is None for c in pool)}
+    owner = {p.booking_id: p.therapist_id for p in plan.picks.values()}
+    by_vendor: dict[uuid.UUID, list[Need]] = defaultdict(list)
+    for need in needs:
+        by_vendor[need.vendor_id].append(need)
+    pools = _by_vendor(pool)
+    unassigned = set(plan.unassigned)
+    for vendor_id, wanted in by_vendor.items():
+        day = _Day(_ordered(wanted), pools.get(vendor_id, []), preferable)
+        for need in day.needs:
+            if need.booking_id in owner:
+                day.taken[owner[need.booking_id]].append(need)
+        for need in day.needs:  # a booking left out by the plan, where it now fits at least cost
+            if need.booking_id not in unassigned:
+                continue
+            options = [(_add(day.price(c, [*day.taken[c.therapist_id], need]),
+                             (-day.priced(c.therapist_id)[0], -day.priced(c.therapist_id)[1])), c)
+                       for c in day.pool if day.fits(need, c, day.taken[c.therapist_id])]
+            if options:
+                _, chosen = min(options, key=lambda pair: (pair[0], str(pair[1].therapist_id)))
+                day.set(chosen.therapist_id, [*day.taken[chosen.therapist_id], need],
+                        day.price(chosen, [*day.taken[chosen.therapist_id], need]))
+                owner[need.booking_id] = chosen.therapist_id
+                unassigned.discard(need.booking_id)
+        _local_search(day, owner, rounds)
+    by_need = {n.booking_id: n for n in needs}
+    by_id = {c.therapist_id: c for c in pool}
+    better = Plan(plan.method, unassigned=[b for b in plan.unassigned if b in unassigned])
+    for booking_id, therapist_id in owner.items():
+        need = by_need[booking_id]
+        better.picks[booking_id] = Pick(booking_id, therapist_id, 0.0, False, score(need, by_id[therapist_id]))
+    better = settle_travel(better, needs, pool)
+    return better if better.objective() <= plan.objective() else plan
+
+
+Node = tuple[str, uuid.UUID, int]  # ("t", therapist, engagement index or -1) or ("b", booking, 0)
+
+
+def _origins(rows: list[Need], pool: list[Candidate]) -> tuple[float, dict[uuid.UUID, Node]]:
+    """The origins assignment of one vendor's bookings (see `travel_lower_bound`): its optimum in km
+    and the origin it gives each booking it could place."""
+    eligible = [{c.therapist_id for c in pool if excluded_by(need, c) is None} for need in rows]
+    columns: dict[Node, int] = {}
+    arcs: list[dict[int, float]] = []
+    for r, need in enumerate(rows):
+        found: dict[int, float] = {}
+        day_start = need.starts_at - dt.timedelta(minutes=need.start_minute)
+        for candidate in pool:
+            if candidate.therapist_id not in eligible[r]:
+                continue
+            before = [(e.ends_at, k) for k, e in enumerate(candidate.engagements)
+                      if day_start <= e.ends_at <= need.starts_at and e.location is not None]
+            if before:  # their latest assignment before it (as `origin_of` chooses)
+                k = max(before, key=lambda pair: pair[0])[1]
+                node: Node = ("t", candidate.therapist_id, k)
+                place = candidate.engagements[k].location
+            else:
+                node, place = ("t", candidate.therapist_id, -1), candidate.position
+            column = columns.setdefault(node, len(columns))
+            km = distance_or_unknown(haversine_km(place, need.location) if place and need.location else None)
+            found[column] = min(km, found.get(column, km))
+        for q, earlier in enumerate(rows):
+            if earlier.ends_at > need.starts_at or not eligible[q] & eligible[r]:
+                continue
+            # The rules' clash test: the earlier booking's busy period and the drive between them.
+            between = haversine_km(earlier.location, need.location) if earlier.location and need.location else None
+            if earlier.ends_at + dt.timedelta(minutes=gap_needed(between)) > need.starts_at:
+                continue
+            column = columns.setdefault(("b", earlier.booking_id, 0), len(columns))
+            found[column] = distance_or_unknown(between)
+        arcs.append(found)
+    forbidden = 1e12
+    cost = np.full((len(rows), max(1, len(columns))), forbidden)
+    for r, found in enumerate(arcs):
+        for column, km in found.items():
+            cost[r, column] = km
+    chosen_rows, chosen_columns = linear_sum_assignment(cost)
+    nodes = list(columns)
+    total, origin = 0.0, {}
+    for row, col in zip(chosen_rows.tolist(), chosen_columns.tolist(), strict=True):
+        if cost[row, col] < forbidden:
+            total += float(cost[row, col])
+            origin[rows[row].booking_id] = nodes[col]
+        else:
+            total += forbidden
+    return total, origin
+
+
+def travel_lower_bound(needs: Iterable[Need], candidates: Iterable[Candidate], placed: Iterable[uuid.UUID]) -> float:
+    """A lower bound (km) on the total travel of any sound plan placing exactly the bookings
+    `placed`. Each booking's travel starts from one origin: its therapist's position, one of their
+    existing assignments, or the previous booking of the batch they take; and each origin starts at
+    most one booking (the next one in that therapist's day). Choosing origins under only those
+    constraints (a booking may follow any earlier booking of its vendor far enough before it that
+    some therapist may take both; eligibility along a chain and the chains of one therapist
+    overlapping dropped) is a linear assignment whose optimum, solved exactly per vendor, no plan
+    can beat."""
+    wanted = set(placed)
+    pools = _by_vendor(candidates)
+    by_vendor: dict[uuid.UUID, list[Need]] = defaultdict(list)
+    for need in needs:
+        if need.booking_id in wanted:
+            by_vendor[need.vendor_id].append(need)
+    return sum(_origins(rows, pools.get(vendor_id, []))[0] for vendor_id, rows in by_vendor.items())
 
 
 def violations(needs: Iterable[Need], candidates: Iterable[Candidate], plan: Plan) -> list[str]:
