@@ -30,11 +30,10 @@ from ombaro.dispatch.rules import (
     clash,
     distance_or_unknown,
     excluded_by,
-    origin_of,
     planned_engagement,
     score,
 )
-from ombaro.geo import gap_needed, haversine_km
+from ombaro.geo import Point, gap_needed, haversine_km
 
 # Lexicographic costs in metres: passing over an eligible preferred therapist costs more than any
 # travel a vendor's bookings can add up to (checked per block), leaving a booking costs more still.
@@ -78,6 +77,7 @@ class BatchPlans:
     best: Plan
     assignment: Plan
     greedy: Plan
+    waves: Plan  # the assignment before local search
 
 
 class _State:
@@ -210,10 +210,11 @@ def settle_travel(plan: Plan, needs: Iterable[Need], candidates: Iterable[Candid
 
 def plan_batch(needs: Iterable[Need], candidates: Iterable[Candidate]) -> BatchPlans:
     needs, candidates = list(needs), list(candidates)
-    assignment = improve(settle_travel(plan_assignment(needs, candidates), needs, candidates), needs, candidates)
+    waves = settle_travel(plan_assignment(needs, candidates), needs, candidates)
+    assignment = improve(waves, needs, candidates)
     greedy = settle_travel(plan_greedy(needs, candidates), needs, candidates)
     best = assignment if assignment.objective() <= greedy.objective() else greedy
-    return BatchPlans(best, assignment, greedy)
+    return BatchPlans(best, assignment, greedy, waves)
 
 
 class _Day:
@@ -225,13 +226,18 @@ class _Day:
         self.by_id = {c.therapist_id: c for c in pool}
         self.planned = {n.booking_id: planned_engagement(n) for n in needs}
         self.preferable = preferable  # bookings with an eligible preferred therapist before the batch
-        self.static: dict[tuple[uuid.UUID, uuid.UUID], bool] = {}
+        self.static: dict[tuple[int, int], bool] = {}  # keyed by id(): hashing UUIDs dominated the search
+        self.apart: dict[tuple[int, int], bool] = {}
+        self.distances: dict[tuple[int, int], float] = {}
+        self.ends = {id(n): n.ends_at for n in needs}
+        self.wants_preferred = {id(n) for n in needs if n.booking_id in preferable}
+        self.times = {id(n): (n.starts_at, n.starts_at - dt.timedelta(minutes=n.start_minute)) for n in needs}
         self.taken: dict[uuid.UUID, list[Need]] = defaultdict(list)
         self.cost: dict[uuid.UUID, tuple[int, float]] = {}
 
     def allowed(self, need: Need, candidate: Candidate) -> bool:
         """Every rule but the batch's own clashes (those `fits` checks against the chain)."""
-        key = (need.booking_id, candidate.therapist_id)
+        key = (id(need), id(candidate))
         found = self.static.get(key)
         if found is None:
             found = self.static[key] = excluded_by(need, candidate) is None
@@ -240,17 +246,46 @@ class _Day:
     def fits(self, need: Need, candidate: Candidate, chain: list[Need]) -> bool:
         if not self.allowed(need, candidate):
             return False
-        mine = self.planned[need.booking_id]
-        return all(clash(need, [self.planned[o.booking_id]]) is None and clash(o, [mine]) is None for o in chain)
+        return all(self.compatible(need, other) for other in chain)
+
+    def compatible(self, need: Need, other: Need) -> bool:
+        """Whether one therapist can take both (the rules' clash test, both ways): the same for
+        every therapist, so computed once per pair."""
+        key = (id(need), id(other)) if id(need) < id(other) else (id(other), id(need))
+        found = self.apart.get(key)
+        if found is None:
+            found = self.apart[key] = (clash(need, [self.planned[other.booking_id]]) is None
+                                       and clash(other, [self.planned[need.booking_id]]) is None)
+        return found
 
     def price(self, candidate: Candidate, chain: list[Need]) -> tuple[int, float]:
+        """`origin_of` and `score`'s travel, summed over the chain, with times and distances cached."""
         missed, km = 0, 0.0
         for need in chain:
-            others = [self.planned[o.booking_id] for o in chain if o is not need]
-            origin, _ = origin_of(need, candidate, others)
-            km += distance_or_unknown(haversine_km(origin, need.location) if origin and need.location else None)
-            missed += need.booking_id in self.preferable and candidate.therapist_id not in need.preferred
+            starts, day_start = self.times[id(need)]
+            latest: dt.datetime | None = None
+            origin = candidate.position
+            for engagement in candidate.engagements:
+                if (engagement.location is not None and day_start <= engagement.ends_at <= starts
+                        and (latest is None or engagement.ends_at > latest)):
+                    latest, origin = engagement.ends_at, engagement.location
+            for other in chain:
+                ends = self.ends[id(other)]
+                if other is not need and day_start <= ends <= starts and (latest is None or ends > latest):
+                    latest, origin = ends, other.location
+            km += self.km(origin, need.location)
+            if id(need) in self.wants_preferred:
+                missed += candidate.therapist_id not in need.preferred
         return missed, km
+
+    def km(self, origin: Point | None, place: Point | None) -> float:
+        if origin is None or place is None:
+            return distance_or_unknown(None)
+        key = (id(origin), id(place))
+        found = self.distances.get(key)
+        if found is None:
+            found = self.distances[key] = haversine_km(origin, place)
+        return found
 
     def priced(self, therapist_id: uuid.UUID) -> tuple[int, float]:
         found = self.cost.get(therapist_id)
@@ -271,46 +306,96 @@ def _add(a: tuple[int, float], b: tuple[int, float]) -> tuple[int, float]:
 
 
 def _local_search(day: _Day, owner: dict[uuid.UUID, uuid.UUID], rounds: int) -> None:
-    """First-improvement local search: move one booking to another therapist, or swap two
-    bookings between two therapists, while it lowers (preferences passed over, km)."""
+    """Local search: for each booking in turn, the best of moving it to another therapist or
+    swapping it with a booking of another therapist, taken when it lowers (preferences passed
+    over, km); passes over the day until one changes nothing or `rounds` are done."""
+    allowed = {id(n): [c for c in day.pool if day.allowed(n, c)] for n in day.needs}
     for _ in range(rounds):
         improved = False
         for need in day.needs:
             a_id = owner.get(need.booking_id)
             if a_id is None:
                 continue
+            a = day.by_id[a_id]
             a_chain = [o for o in day.taken[a_id] if o is not need]
-            a_new = day.price(day.by_id[a_id], a_chain)
-            for b in day.pool:  # move
+            a_without = day.price(a, a_chain)
+            a_before = day.priced(a_id)
+            best: tuple[tuple[int, float], Candidate, list[Need], tuple[int, float], list[Need],
+                        tuple[int, float], Need | None] | None = None
+            for b in allowed[id(need)]:
                 b_id = b.therapist_id
-                if b_id == a_id or not day.fits(need, b, day.taken[b_id]):
+                if b_id == a_id:
                     continue
-                b_chain = [*day.taken[b_id], need]
-                b_new = day.price(b, b_chain)
-                if _better(_add(a_new, b_new), _add(day.priced(a_id), day.priced(b_id))):
-                    day.set(a_id, a_chain, a_new)
-                    day.set(b_id, b_chain, b_new)
-                    owner[need.booking_id], improved = b_id, True
-                    break
-            else:
-                a = day.by_id[a_id]
-                for other in day.needs:  # swap
-                    b_id_or = owner.get(other.booking_id)
-                    if b_id_or is None or b_id_or == a_id:
+                b_chain = day.taken[b_id]
+                before = _add(a_before, day.priced(b_id))
+                if all(day.compatible(need, o) for o in b_chain):  # move
+                    b_new = [*b_chain, need]
+                    b_cost = day.price(b, b_new)
+                    total = _add(a_without, b_cost)
+                    gain = (total[0] - before[0], total[1] - before[1])
+                    if _better(total, before) and (best is None or _better(gain, best[0])):
+                        best = (gain, b, a_chain, a_without, b_new, b_cost, None)
+                for other in b_chain:  # swap
+                    if not day.allowed(other, a) or not all(day.compatible(other, o) for o in a_chain):
                         continue
-                    b_id, b = b_id_or, day.by_id[b_id_or]
-                    b_rest = [o for o in day.taken[b_id] if o is not other]
-                    if not (day.fits(need, b, b_rest) and day.fits(other, a, a_chain)):
+                    b_rest = [o for o in b_chain if o is not other]
+                    if not all(day.compatible(need, o) for o in b_rest):
                         continue
-                    a_chain2, b_chain2 = [*a_chain, other], [*b_rest, need]
-                    a_cost, b_cost = day.price(a, a_chain2), day.price(b, b_chain2)
-                    if _better(_add(a_cost, b_cost), _add(day.priced(a_id), day.priced(b_id))):
-                        day.set(a_id, a_chain2, a_cost)
-                        day.set(b_id, b_chain2, b_cost)
-                        owner[need.booking_id], owner[other.booking_id], improved = b_id, a_id, True
-                        break
+                    a_new, b_new = [*a_chain, other], [*b_rest, need]
+                    a_cost, b_cost = day.price(a, a_new), day.price(b, b_new)
+                    total = _add(a_cost, b_cost)
+                    gain = (total[0] - before[0], total[1] - before[1])
+                    if _better(total, before) and (best is None or _better(gain, best[0])):
+                        best = (gain, b, a_new, a_cost, b_new, b_cost, other)
+            if best is not None:
+                _, b, a_new, a_cost, b_new, b_cost, swapped = best
+                day.set(a_id, a_new, a_cost)
+                day.set(b.therapist_id, b_new, b_cost)
+                owner[need.booking_id] = b.therapist_id
+                if swapped is not None:
+                    owner[swapped.booking_id] = a_id
+                improved = True
+        improved = _exchange_tails(day, owner) or improved
         if not improved:
             return
+
+
+def _exchange_tails(day: _Day, owner: dict[uuid.UUID, uuid.UUID]) -> bool:
+    """2-opt* between two therapists' days: from some start time on, each takes the other's later
+    bookings (a whole day, or a tail moved to a therapist with nothing then). Taken when it lowers
+    (preferences passed over, km)."""
+    improved = False
+    pool = day.pool
+    for i, a in enumerate(pool):
+        for b in pool[i + 1:]:
+            a_chain, b_chain = day.taken[a.therapist_id], day.taken[b.therapist_id]
+            if not a_chain and not b_chain:
+                continue
+            before = _add(day.priced(a.therapist_id), day.priced(b.therapist_id))
+            for cut in sorted({day.times[id(n)][0] for n in (*a_chain, *b_chain)}):
+                a_head = [n for n in a_chain if day.times[id(n)][0] < cut]
+                b_head = [n for n in b_chain if day.times[id(n)][0] < cut]
+                a_tail = [n for n in a_chain if day.times[id(n)][0] >= cut]
+                b_tail = [n for n in b_chain if day.times[id(n)][0] >= cut]
+                if not a_tail and not b_tail:
+                    continue
+                if not (all(day.allowed(n, b) for n in a_tail) and all(day.allowed(n, a) for n in b_tail)):
+                    continue
+                if not (all(day.compatible(n, o) for n in b_tail for o in a_head)
+                        and all(day.compatible(n, o) for n in a_tail for o in b_head)):
+                    continue
+                a_new, b_new = [*a_head, *b_tail], [*b_head, *a_tail]
+                a_cost, b_cost = day.price(a, a_new), day.price(b, b_new)
+                if _better(_add(a_cost, b_cost), before):
+                    day.set(a.therapist_id, a_new, a_cost)
+                    day.set(b.therapist_id, b_new, b_cost)
+                    for n in b_tail:
+                        owner[n.booking_id] = a.therapist_id
+                    for n in a_tail:
+                        owner[n.booking_id] = b.therapist_id
+                    improved = True
+                    break
+    return improved
 
 
 def improve(plan: Plan, needs: Iterable[Need], candidates: Iterable[Candidate], *, rounds: int = 3) -> Plan:

@@ -256,6 +256,6 @@ def dispatch_batch(session: Session, *, day: dt.date, zone: str, vendor_id: uuid
         "greedy_total_travel_km": round(greedy.total_km, 3),
         "travel_saved_km": round(greedy.total_km - chosen.total_km, 3),
         "travel_lower_bound_km": round(bound, 3),
-        "assignment": plans.assignment.summary(), "greedy": greedy.summary(),
+        "assignment": plans.assignment.summary(), "greedy": greedy.summary(), "waves": plans.waves.summary(),
         "solve_ms": solve_ms, "duration_ms": round((time.perf_counter() - began) * 1000),
     }
