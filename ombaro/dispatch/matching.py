@@ -442,9 +442,8 @@ def improve(plan: Plan, needs: Iterable[Need], candidates: Iterable[Candidate], 
 Node = tuple[str, uuid.UUID, int]  # ("t", therapist, engagement index or -1) or ("b", booking, 0)
 
 
-def _origins(rows: list[Need], pool: list[Candidate]) -> tuple[float, dict[uuid.UUID, Node]]:
-    """The origins assignment of one vendor's bookings (see `travel_lower_bound`): its optimum in km
-    and the origin it gives each booking it could place."""
+def _origins(rows: list[Need], pool: list[Candidate]) -> float:
+    """The optimum (km) of the origins assignment of one vendor's bookings (see `travel_lower_bound`)."""
     eligible = [{c.therapist_id for c in pool if excluded_by(need, c) is None} for need in rows]
     columns: dict[Node, int] = {}
     arcs: list[dict[int, float]] = []
@@ -481,15 +480,7 @@ def _origins(rows: list[Need], pool: list[Candidate]) -> tuple[float, dict[uuid.
         for column, km in found.items():
             cost[r, column] = km
     chosen_rows, chosen_columns = linear_sum_assignment(cost)
-    nodes = list(columns)
-    total, origin = 0.0, {}
-    for row, col in zip(chosen_rows.tolist(), chosen_columns.tolist(), strict=True):
-        if cost[row, col] < forbidden:
-            total += float(cost[row, col])
-            origin[rows[row].booking_id] = nodes[col]
-        else:
-            total += forbidden
-    return total, origin
+    return float(cost[chosen_rows, chosen_columns].sum())
 
 
 def travel_lower_bound(needs: Iterable[Need], candidates: Iterable[Candidate], placed: Iterable[uuid.UUID]) -> float:
@@ -507,7 +498,7 @@ def travel_lower_bound(needs: Iterable[Need], candidates: Iterable[Candidate], p
     for need in needs:
         if need.booking_id in wanted:
             by_vendor[need.vendor_id].append(need)
-    return sum(_origins(rows, pools.get(vendor_id, []))[0] for vendor_id, rows in by_vendor.items())
+    return sum(_origins(rows, pools.get(vendor_id, [])) for vendor_id, rows in by_vendor.items())
 
 
 def violations(needs: Iterable[Need], candidates: Iterable[Candidate], plan: Plan) -> list[str]:
