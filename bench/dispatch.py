@@ -8,7 +8,7 @@ therapists, lock, re-check and write the assignment with its decision, record th
 (the broker hop is not included: bench/api.py measures submission).
 
 Data is built with set-based SQL (generate_series) in a scratch database (`<db>_dispatch_bench`,
-migrated here, dropped after unless --keep) on the configured PostgreSQL server, and Redis database 6
+migrated here, dropped after unless --keep) on the configured PostgreSQL server, and the configured Redis database
 of the configured server (its live-location keys deleted before and after).
 Usage: python bench/dispatch.py [--scale 1.0] [--samples 200] [--batch 2000] [--keep]
   --scale 0.02 builds 1,000 therapists and a 40-booking batch: a quick run.
@@ -214,7 +214,7 @@ def main() -> None:
     admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
     bench_url = url.set(database=bench_db).render_as_string(hide_password=False)
     plain_url = make_url(bench_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + "/6"
+    redis_url = settings.redis_url
     client = redis.Redis.from_url(redis_url)
     forget_positions(client)
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -295,6 +295,12 @@ def main() -> None:
           f"(greedy would leave {result['greedy']['unassigned']:,})")
     print(f"  total travel {chosen:,.1f} km vs greedy {greedy:,.1f} km: "
           f"ratio batch/greedy {chosen / greedy if greedy else 1:.3f}, saved {greedy - chosen:,.1f} km")
+    waves = result["waves"]["total_travel_km"]
+    print(f"  the assignment before local search (waves only): {waves:,.1f} km, ratio waves/greedy "
+          f"{waves / greedy if greedy else 1:.3f}")
+    bound = result["travel_lower_bound_km"]
+    print(f"  lower bound {bound:,.1f} km (origins assignment, exact): ratio batch/bound "
+          f"{chosen / bound if bound else 1:.3f}, greedy/bound {greedy / bound if bound else 1:.3f}")
 
 
 if __name__ == "__main__":

@@ -116,11 +116,14 @@ def load_candidates(session: Session, vendor_ids: Iterable[uuid.UUID], day: dt.d
         "s.start_time, s.end_time, s.is_available, s.break_start, s.break_end, "
         "EXISTS (SELECT 1 FROM therapist_leaves AS l WHERE l.therapist_id = t.id AND l.status = 'approved' "
         "        AND :day BETWEEN l.start_date AND l.end_date) AS on_leave, "
+        "(SELECT count(*) FROM therapist_assignments AS a WHERE a.therapist_id = t.id "
+        " AND a.assignment_date = :day AND a.status <> 'cancelled') AS assignments_today, "
         "p.latitude AS live_latitude, p.longitude AS live_longitude, p.recorded_at, v.business_address "
         "FROM therapists AS t JOIN vendors AS v ON v.id = t.vendor_id "
         "LEFT JOIN therapist_schedules AS s ON s.therapist_id = t.id AND s.day_of_week = :weekday "
         "LEFT JOIN therapist_last_positions AS p ON p.id = t.id "
-        "WHERE t.vendor_id = ANY(:vendors) ORDER BY t.vendor_id, t.id"),
+        # The vendors by their key too: with the condition on t alone every vendor was read and sorted.
+        "WHERE t.vendor_id = ANY(:vendors) AND v.id = ANY(:vendors) ORDER BY t.vendor_id, t.id"),
         {"day": day, "weekday": weekday, "vendors": vendors}).all()
     # One probe of the exclusion constraint's index (therapist, busy period) per therapist: the plan
     # stays right when the statement is prepared and planned generically (a day's assignments of
@@ -138,10 +141,6 @@ def load_candidates(session: Session, vendor_ids: Iterable[uuid.UUID], day: dt.d
                                                                  float(row.location_longitude))
         engagements[row.therapist_id].append(Engagement(
             row.starts_at, row.starts_at + dt.timedelta(minutes=row.estimated_duration), row.busy_until, place, row.id))
-    counts: dict[uuid.UUID, int] = dict(session.execute(text(
-        "SELECT t.id, (SELECT count(*) FROM therapist_assignments AS a WHERE a.therapist_id = t.id "
-        "AND a.assignment_date = :day AND a.status <> 'cancelled') FROM unnest(CAST(:ids AS uuid[])) AS t (id)"),
-        {"day": day, "ids": ids}).tuples().all())
     fresh_after = now - dt.timedelta(seconds=fresh_seconds)
     candidates = []
     for row in rows:
@@ -156,7 +155,7 @@ def load_candidates(session: Session, vendor_ids: Iterable[uuid.UUID], day: dt.d
             user_id=row.user_id, shift=_shift(row), on_leave=row.on_leave, position=position,
             position_source=source if position is not None else "unknown",
             engagements=sorted(engagements.get(row.id, []), key=lambda e: e.starts_at),
-            assignments_today=int(counts.get(row.id, 0))))
+            assignments_today=int(row.assignments_today)))
     return candidates
 
 

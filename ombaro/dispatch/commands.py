@@ -4,10 +4,12 @@ on the `dispatch` queue, never behind bulk work."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ombaro import commands
@@ -41,12 +43,19 @@ class DispatchBookingResultSchema(Schema):
     decision = fields.Dict()
 
 
+@functools.cache
+def _positions_redis(url: str) -> redis.Redis:
+    """One client (and connection pool) per worker process: a new client per job paid a TCP
+    connect on every dispatch (redis-py's pool is thread-safe and reopens after a fork)."""
+    return redis_client(url)
+
+
 def dispatch_booking(params: DispatchBooking, ctx: commands.Context) -> dict[str, Any]:
     from ombaro.dispatch import service  # the solver's imports take seconds: only where a job needs them
 
     settings = ctx.env.settings
     return service.dispatch_booking(ctx.session, params.booking_id, zone=settings.timezone,
-                                    redis=redis_client(settings.redis_url),
+                                    redis=_positions_redis(settings.redis_url),
                                     exclude=frozenset(params.exclude_therapists or ()), job_id=ctx.job.id)
 
 
@@ -84,6 +93,8 @@ class DispatchBatchResultSchema(Schema):
     taken_meanwhile = fields.Integer()
     total_travel_km = fields.Float()
     greedy_total_travel_km = fields.Float()
+    travel_lower_bound_km = fields.Float(metadata={
+        "description": "no plan placing the same bookings travels less (docs/dispatch.md, batch matching)"})
 
 
 def dispatch_batch(params: DispatchBatch, ctx: commands.Context) -> dict[str, Any]:
@@ -91,7 +102,7 @@ def dispatch_batch(params: DispatchBatch, ctx: commands.Context) -> dict[str, An
 
     settings = ctx.env.settings
     return service.dispatch_batch(ctx.session, day=params.date, zone=settings.timezone, vendor_id=params.vendor_id,
-                                  city=params.city, redis=redis_client(settings.redis_url), job_id=ctx.job.id,
+                                  city=params.city, redis=_positions_redis(settings.redis_url), job_id=ctx.job.id,
                                   progress=ctx.progress)
 
 

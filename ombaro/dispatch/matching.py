@@ -13,6 +13,7 @@ reports both.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -32,6 +33,7 @@ from ombaro.dispatch.rules import (
     planned_engagement,
     score,
 )
+from ombaro.geo import Point, gap_needed, haversine_km
 
 # Lexicographic costs in metres: passing over an eligible preferred therapist costs more than any
 # travel a vendor's bookings can add up to (checked per block), leaving a booking costs more still.
@@ -75,6 +77,7 @@ class BatchPlans:
     best: Plan
     assignment: Plan
     greedy: Plan
+    waves: Plan  # the assignment before local search
 
 
 class _State:
@@ -207,10 +210,295 @@ def settle_travel(plan: Plan, needs: Iterable[Need], candidates: Iterable[Candid
 
 def plan_batch(needs: Iterable[Need], candidates: Iterable[Candidate]) -> BatchPlans:
     needs, candidates = list(needs), list(candidates)
-    assignment = settle_travel(plan_assignment(needs, candidates), needs, candidates)
+    waves = settle_travel(plan_assignment(needs, candidates), needs, candidates)
+    assignment = improve(waves, needs, candidates)
     greedy = settle_travel(plan_greedy(needs, candidates), needs, candidates)
     best = assignment if assignment.objective() <= greedy.objective() else greedy
-    return BatchPlans(best, assignment, greedy)
+    return BatchPlans(best, assignment, greedy, waves)
+
+
+class _Day:
+    """One vendor's day under local search: who takes which booking, each therapist's bookings and
+    their cost (preferences passed over, km), priced exactly as `settle_travel` prices a plan."""
+
+    def __init__(self, needs: list[Need], pool: list[Candidate], preferable: set[uuid.UUID]) -> None:
+        self.needs, self.pool = needs, pool
+        self.by_id = {c.therapist_id: c for c in pool}
+        self.planned = {n.booking_id: planned_engagement(n) for n in needs}
+        self.preferable = preferable  # bookings with an eligible preferred therapist before the batch
+        self.static: dict[tuple[int, int], bool] = {}  # keyed by id(): hashing UUIDs dominated the search
+        self.apart: dict[tuple[int, int], bool] = {}
+        self.distances: dict[tuple[int, int], float] = {}
+        self.ends = {id(n): n.ends_at for n in needs}
+        self.wants_preferred = {id(n) for n in needs if n.booking_id in preferable}
+        self.times = {id(n): (n.starts_at, n.starts_at - dt.timedelta(minutes=n.start_minute)) for n in needs}
+        self.taken: dict[uuid.UUID, list[Need]] = defaultdict(list)
+        self.cost: dict[uuid.UUID, tuple[int, float]] = {}
+
+    def allowed(self, need: Need, candidate: Candidate) -> bool:
+        """Every rule but the batch's own clashes (those `fits` checks against the chain)."""
+        key = (id(need), id(candidate))
+        found = self.static.get(key)
+        if found is None:
+            found = self.static[key] = excluded_by(need, candidate) is None
+        return found
+
+    def fits(self, need: Need, candidate: Candidate, chain: list[Need]) -> bool:
+        if not self.allowed(need, candidate):
+            return False
+        return all(self.compatible(need, other) for other in chain)
+
+    def compatible(self, need: Need, other: Need) -> bool:
+        """Whether one therapist can take both (the rules' clash test, both ways): the same for
+        every therapist, so computed once per pair."""
+        key = (id(need), id(other)) if id(need) < id(other) else (id(other), id(need))
+        found = self.apart.get(key)
+        if found is None:
+            found = self.apart[key] = (clash(need, [self.planned[other.booking_id]]) is None
+                                       and clash(other, [self.planned[need.booking_id]]) is None)
+        return found
+
+    def price(self, candidate: Candidate, chain: list[Need]) -> tuple[int, float]:
+        """`origin_of` and `score`'s travel, summed over the chain, with times and distances cached."""
+        missed, km = 0, 0.0
+        for need in chain:
+            starts, day_start = self.times[id(need)]
+            latest: dt.datetime | None = None
+            origin = candidate.position
+            for engagement in candidate.engagements:
+                if (engagement.location is not None and day_start <= engagement.ends_at <= starts
+                        and (latest is None or engagement.ends_at > latest)):
+                    latest, origin = engagement.ends_at, engagement.location
+            for other in chain:
+                ends = self.ends[id(other)]
+                if other is not need and day_start <= ends <= starts and (latest is None or ends > latest):
+                    latest, origin = ends, other.location
+            km += self.km(origin, need.location)
+            if id(need) in self.wants_preferred:
+                missed += candidate.therapist_id not in need.preferred
+        return missed, km
+
+    def km(self, origin: Point | None, place: Point | None) -> float:
+        if origin is None or place is None:
+            return distance_or_unknown(None)
+        key = (id(origin), id(place))
+        found = self.distances.get(key)
+        if found is None:
+            found = self.distances[key] = haversine_km(origin, place)
+        return found
+
+    def priced(self, therapist_id: uuid.UUID) -> tuple[int, float]:
+        found = self.cost.get(therapist_id)
+        if found is None:
+            found = self.cost[therapist_id] = self.price(self.by_id[therapist_id], self.taken[therapist_id])
+        return found
+
+    def set(self, therapist_id: uuid.UUID, chain: list[Need], cost: tuple[int, float]) -> None:
+        self.taken[therapist_id], self.cost[therapist_id] = chain, cost
+
+
+def _better(new: tuple[int, float], old: tuple[int, float]) -> bool:
+    return new[0] < old[0] or (new[0] == old[0] and new[1] < old[1] - 1e-9)
+
+
+def _add(a: tuple[int, float], b: tuple[int, float]) -> tuple[int, float]:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _local_search(day: _Day, owner: dict[uuid.UUID, uuid.UUID], rounds: int) -> None:
+    """Local search: for each booking in turn, the best of moving it to another therapist or
+    swapping it with a booking of another therapist, taken when it lowers (preferences passed
+    over, km); passes over the day until one changes nothing or `rounds` are done."""
+    allowed = {id(n): [c for c in day.pool if day.allowed(n, c)] for n in day.needs}
+    for _ in range(rounds):
+        improved = False
+        for need in day.needs:
+            a_id = owner.get(need.booking_id)
+            if a_id is None:
+                continue
+            a = day.by_id[a_id]
+            a_chain = [o for o in day.taken[a_id] if o is not need]
+            a_without = day.price(a, a_chain)
+            a_before = day.priced(a_id)
+            best: tuple[tuple[int, float], Candidate, list[Need], tuple[int, float], list[Need],
+                        tuple[int, float], Need | None] | None = None
+            for b in allowed[id(need)]:
+                b_id = b.therapist_id
+                if b_id == a_id:
+                    continue
+                b_chain = day.taken[b_id]
+                before = _add(a_before, day.priced(b_id))
+                if all(day.compatible(need, o) for o in b_chain):  # move
+                    b_new = [*b_chain, need]
+                    b_cost = day.price(b, b_new)
+                    total = _add(a_without, b_cost)
+                    gain = (total[0] - before[0], total[1] - before[1])
+                    if _better(total, before) and (best is None or _better(gain, best[0])):
+                        best = (gain, b, a_chain, a_without, b_new, b_cost, None)
+                for other in b_chain:  # swap
+                    if not day.allowed(other, a) or not all(day.compatible(other, o) for o in a_chain):
+                        continue
+                    b_rest = [o for o in b_chain if o is not other]
+                    if not all(day.compatible(need, o) for o in b_rest):
+                        continue
+                    a_new, b_new = [*a_chain, other], [*b_rest, need]
+                    a_cost, b_cost = day.price(a, a_new), day.price(b, b_new)
+                    total = _add(a_cost, b_cost)
+                    gain = (total[0] - before[0], total[1] - before[1])
+                    if _better(total, before) and (best is None or _better(gain, best[0])):
+                        best = (gain, b, a_new, a_cost, b_new, b_cost, other)
+            if best is not None:
+                _, b, a_new, a_cost, b_new, b_cost, swapped = best
+                day.set(a_id, a_new, a_cost)
+                day.set(b.therapist_id, b_new, b_cost)
+                owner[need.booking_id] = b.therapist_id
+                if swapped is not None:
+                    owner[swapped.booking_id] = a_id
+                improved = True
+        improved = _exchange_tails(day, owner) or improved
+        if not improved:
+            return
+
+
+def _exchange_tails(day: _Day, owner: dict[uuid.UUID, uuid.UUID]) -> bool:
+    """2-opt* between two therapists' days: from some start time on, each takes the other's later
+    bookings (a whole day, or a tail moved to a therapist with nothing then). Taken when it lowers
+    (preferences passed over, km)."""
+    improved = False
+    pool = day.pool
+    for i, a in enumerate(pool):
+        for b in pool[i + 1:]:
+            a_chain, b_chain = day.taken[a.therapist_id], day.taken[b.therapist_id]
+            if not a_chain and not b_chain:
+                continue
+            before = _add(day.priced(a.therapist_id), day.priced(b.therapist_id))
+            for cut in sorted({day.times[id(n)][0] for n in (*a_chain, *b_chain)}):
+                a_head = [n for n in a_chain if day.times[id(n)][0] < cut]
+                b_head = [n for n in b_chain if day.times[id(n)][0] < cut]
+                a_tail = [n for n in a_chain if day.times[id(n)][0] >= cut]
+                b_tail = [n for n in b_chain if day.times[id(n)][0] >= cut]
+                if not a_tail and not b_tail:
+                    continue
+                if not (all(day.allowed(n, b) for n in a_tail) and all(day.allowed(n, a) for n in b_tail)):
+                    continue
+                if not (all(day.compatible(n, o) for n in b_tail for o in a_head)
+                        and all(day.compatible(n, o) for n in a_tail for o in b_head)):
+                    continue
+                a_new, b_new = [*a_head, *b_tail], [*b_head, *a_tail]
+                a_cost, b_cost = day.price(a, a_new), day.price(b, b_new)
+                if _better(_add(a_cost, b_cost), before):
+                    day.set(a.therapist_id, a_new, a_cost)
+                    day.set(b.therapist_id, b_new, b_cost)
+                    for n in b_tail:
+                        owner[n.booking_id] = a.therapist_id
+                    for n in a_tail:
+                        owner[n.booking_id] = b.therapist_id
+                    improved = True
+                    break
+    return improved
+
+
+def improve(plan: Plan, needs: Iterable[Need], candidates: Iterable[Candidate], *, rounds: int = 3) -> Plan:
+    """The plan after local search (moves and swaps of bookings between a vendor's therapists under
+    the same rules), first placing any booking left out that now fits somewhere. Never worse on the
+    objective: a change is taken only when it lowers it."""
+    needs, pool = list(needs), list(candidates)
+    preferable = {n.booking_id for n in needs
+                  if any(c.therapist_id in n.preferred and excluded_by(n, c) is None for c in pool)}
+    owner = {p.booking_id: p.therapist_id for p in plan.picks.values()}
+    by_vendor: dict[uuid.UUID, list[Need]] = defaultdict(list)
+    for need in needs:
+        by_vendor[need.vendor_id].append(need)
+    pools = _by_vendor(pool)
+    unassigned = set(plan.unassigned)
+    for vendor_id, wanted in by_vendor.items():
+        day = _Day(_ordered(wanted), pools.get(vendor_id, []), preferable)
+        for need in day.needs:
+            if need.booking_id in owner:
+                day.taken[owner[need.booking_id]].append(need)
+        for need in day.needs:  # a booking left out by the plan, where it now fits at least cost
+            if need.booking_id not in unassigned:
+                continue
+            options = [(_add(day.price(c, [*day.taken[c.therapist_id], need]),
+                             (-day.priced(c.therapist_id)[0], -day.priced(c.therapist_id)[1])), c)
+                       for c in day.pool if day.fits(need, c, day.taken[c.therapist_id])]
+            if options:
+                _, chosen = min(options, key=lambda pair: (pair[0], str(pair[1].therapist_id)))
+                day.set(chosen.therapist_id, [*day.taken[chosen.therapist_id], need],
+                        day.price(chosen, [*day.taken[chosen.therapist_id], need]))
+                owner[need.booking_id] = chosen.therapist_id
+                unassigned.discard(need.booking_id)
+        _local_search(day, owner, rounds)
+    by_need = {n.booking_id: n for n in needs}
+    by_id = {c.therapist_id: c for c in pool}
+    better = Plan(plan.method, unassigned=[b for b in plan.unassigned if b in unassigned])
+    for booking_id, therapist_id in owner.items():
+        need = by_need[booking_id]
+        better.picks[booking_id] = Pick(booking_id, therapist_id, 0.0, False, score(need, by_id[therapist_id]))
+    better = settle_travel(better, needs, pool)
+    return better if better.objective() <= plan.objective() else plan
+
+
+Node = tuple[str, uuid.UUID, int]  # ("t", therapist, engagement index or -1) or ("b", booking, 0)
+
+
+def _origins(rows: list[Need], pool: list[Candidate]) -> float:
+    """The optimum (km) of the origins assignment of one vendor's bookings (see `travel_lower_bound`)."""
+    eligible = [{c.therapist_id for c in pool if excluded_by(need, c) is None} for need in rows]
+    columns: dict[Node, int] = {}
+    arcs: list[dict[int, float]] = []
+    for r, need in enumerate(rows):
+        found: dict[int, float] = {}
+        day_start = need.starts_at - dt.timedelta(minutes=need.start_minute)
+        for candidate in pool:
+            if candidate.therapist_id not in eligible[r]:
+                continue
+            before = [(e.ends_at, k) for k, e in enumerate(candidate.engagements)
+                      if day_start <= e.ends_at <= need.starts_at and e.location is not None]
+            if before:  # their latest assignment before it (as `origin_of` chooses)
+                k = max(before, key=lambda pair: pair[0])[1]
+                node: Node = ("t", candidate.therapist_id, k)
+                place = candidate.engagements[k].location
+            else:
+                node, place = ("t", candidate.therapist_id, -1), candidate.position
+            column = columns.setdefault(node, len(columns))
+            km = distance_or_unknown(haversine_km(place, need.location) if place and need.location else None)
+            found[column] = min(km, found.get(column, km))
+        for q, earlier in enumerate(rows):
+            if earlier.ends_at > need.starts_at or not eligible[q] & eligible[r]:
+                continue
+            # The rules' clash test: the earlier booking's busy period and the drive between them.
+            between = haversine_km(earlier.location, need.location) if earlier.location and need.location else None
+            if earlier.ends_at + dt.timedelta(minutes=gap_needed(between)) > need.starts_at:
+                continue
+            column = columns.setdefault(("b", earlier.booking_id, 0), len(columns))
+            found[column] = distance_or_unknown(between)
+        arcs.append(found)
+    forbidden = 1e12
+    cost = np.full((len(rows), max(1, len(columns))), forbidden)
+    for r, found in enumerate(arcs):
+        for column, km in found.items():
+            cost[r, column] = km
+    chosen_rows, chosen_columns = linear_sum_assignment(cost)
+    return float(cost[chosen_rows, chosen_columns].sum())
+
+
+def travel_lower_bound(needs: Iterable[Need], candidates: Iterable[Candidate], placed: Iterable[uuid.UUID]) -> float:
+    """A lower bound (km) on the total travel of any sound plan placing exactly the bookings
+    `placed`. Each booking's travel starts from one origin: its therapist's position, one of their
+    existing assignments, or the previous booking of the batch they take; and each origin starts at
+    most one booking (the next one in that therapist's day). Choosing origins under only those
+    constraints (a booking may follow any earlier booking of its vendor far enough before it that
+    some therapist may take both; eligibility along a chain and the chains of one therapist
+    overlapping dropped) is a linear assignment whose optimum, solved exactly per vendor, no plan
+    can beat."""
+    wanted = set(placed)
+    pools = _by_vendor(candidates)
+    by_vendor: dict[uuid.UUID, list[Need]] = defaultdict(list)
+    for need in needs:
+        if need.booking_id in wanted:
+            by_vendor[need.vendor_id].append(need)
+    return sum(_origins(rows, pools.get(vendor_id, [])) for vendor_id, rows in by_vendor.items())
 
 
 def violations(needs: Iterable[Need], candidates: Iterable[Candidate], plan: Plan) -> list[str]:

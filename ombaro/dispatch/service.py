@@ -30,7 +30,7 @@ from ombaro.dispatch.candidates import (
     load_candidates,
     load_needs,
 )
-from ombaro.dispatch.matching import plan_batch, violations
+from ombaro.dispatch.matching import plan_batch, travel_lower_bound, violations
 from ombaro.dispatch.rules import RANKING, RULES, Candidate, Need, Score, clash, evaluate
 from ombaro.geo import TURNAROUND_MINUTES
 from ombaro.models.bookings import Booking, TherapistAssignment
@@ -248,12 +248,14 @@ def dispatch_batch(session: Session, *, day: dt.date, zone: str, vendor_id: uuid
                                                    **evaluate(need, pools.get(need.vendor_id, [])).explanation())
     session.flush()
     greedy, chosen = plans.greedy, plans.best
+    bound = travel_lower_bound(needs, candidates, chosen.picks)
     return {
         **scope, "bookings": len(needs), "therapists": len(candidates), "plan": chosen.method,
         "assigned": assigned, "unassigned": len(needs) - assigned, "taken_meanwhile": conflicts,
         "total_travel_km": round(chosen.total_km, 3),
         "greedy_total_travel_km": round(greedy.total_km, 3),
         "travel_saved_km": round(greedy.total_km - chosen.total_km, 3),
-        "assignment": plans.assignment.summary(), "greedy": greedy.summary(),
+        "travel_lower_bound_km": round(bound, 3),
+        "assignment": plans.assignment.summary(), "greedy": greedy.summary(), "waves": plans.waves.summary(),
         "solve_ms": solve_ms, "duration_ms": round((time.perf_counter() - began) * 1000),
     }

@@ -9,7 +9,14 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ombaro.dispatch.matching import plan_assignment, plan_batch, plan_greedy, settle_travel, violations
+from ombaro.dispatch.matching import (
+    plan_assignment,
+    plan_batch,
+    plan_greedy,
+    settle_travel,
+    travel_lower_bound,
+    violations,
+)
 from ombaro.dispatch.rules import Candidate, Engagement, Need, Shift
 from ombaro.geo import Point
 
@@ -70,6 +77,14 @@ def test_batch_is_never_worse_than_greedy_and_never_breaks_a_rule(wanted: list[N
     assert violations(wanted, pool, plans.best) == []
     assert violations(wanted, pool, plans.assignment) == []
     assert set(plans.best.picks) | set(plans.best.unassigned) == {n.booking_id for n in wanted}
+
+
+@FAST
+@given(needs(), therapists())
+def test_no_plan_travels_less_than_the_lower_bound(wanted: list[Need], pool: list[Candidate]) -> None:
+    plans = plan_batch(wanted, pool)
+    for plan in (plans.best, plans.greedy, plans.waves):
+        assert travel_lower_bound(wanted, pool, plan.picks) <= plan.total_km + 1e-6
 
 
 @FAST
