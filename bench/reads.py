@@ -28,6 +28,7 @@ import psycopg
 import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from bench.api import free_port  # noqa: E402
 from cli import alembic_config  # noqa: E402
 from devtools.demo import DEMO_PASSWORD, enable_demo_logins, seed_demo  # noqa: E402
+from ombaro.access.permissions import seed_permissions  # noqa: E402
 from ombaro.config import load_settings  # noqa: E402
 
 
@@ -56,14 +58,17 @@ def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
     proc = subprocess.Popen(args, env=env, cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 30
     while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
         try:
-            with http.client.HTTPConnection("127.0.0.1", port, timeout=1) as conn:
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    return proc, port
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return proc, port
         except OSError:
             pass
+        finally:
+            conn.close()
         if time.monotonic() > deadline or proc.poll() is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
             raise RuntimeError("gunicorn did not start")
         time.sleep(0.2)
 
@@ -93,9 +98,9 @@ def load(port: int, path: str, headers: dict[str, str], seconds: float, connecti
             began = time.perf_counter()
             conn.request("GET", path, headers=headers)
             response = conn.getresponse()
-            response.read()
+            body = response.read()
             if response.status != 200:
-                errors.append(f"HTTP {response.status}")
+                errors.append(f"HTTP {response.status} {body[:300]!r}")
                 return
             mine.append(time.perf_counter() - began)
         conn.close()
@@ -138,6 +143,8 @@ def main() -> None:
     cfg.attributes["configure_logger"] = False
     command.upgrade(cfg, "head")
     engine = create_engine(make_url(bench_url).set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    with Session(engine) as session, session.begin():
+        seed_permissions(session)  # as `ombaro migrate` does
     with engine.begin() as conn:
         seed_demo(conn, scale=args.scale)
         enable_demo_logins(conn)
