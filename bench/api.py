@@ -3,7 +3,8 @@ under gunicorn, against a bare Flask route returning the same JSON shape under t
 settings, in the same run. Prints the median of several alternating rounds and the ratio.
 
 Runs against a scratch database (`<db>_bench`, migrated here, dropped after) on the configured
-PostgreSQL server (DATABASE_URL or the embedded one) and Redis database 2 of the configured server.
+PostgreSQL server (DATABASE_URL or the embedded one) and the configured Redis database (REDIS_URL), which it
+flushes at the end.
 Usage: python bench/api.py [--seconds 5] [--rounds 3] [--clients 8]
 """
 
@@ -117,7 +118,7 @@ def main() -> None:
     bench_db = f"{url.database}_bench"
     admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
     bench_url = url.set(database=bench_db).render_as_string(hide_password=False)
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + "/2"
+    redis_url = settings.redis_url  # flushed at the end: give the bench a Redis database of its own
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{bench_db}"')

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ombaro.config import DatabaseSettings, Settings, load_database_settings
@@ -16,14 +17,40 @@ from ombaro.config import DatabaseSettings, Settings, load_database_settings
 T = TypeVar("T")
 
 
+# A pooled connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str, *, prepared_statements: bool = True) -> Engine:
-    # pool_pre_ping: workers live for days and the database may restart under them.
     # Behind PgBouncer's transaction pooling a statement psycopg prepared on one server connection
     # is unknown on the next one (PgBouncer < 1.21): prepare_threshold=None prepares nothing.
     connect_args = {} if prepared_statements else {"prepare_threshold": None}
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, future=True,
-                         connect_args=connect_args)
+    engine = create_engine(url, pool_size=5, max_overflow=10, future=True, connect_args=connect_args)
+    ping_idle_connections(engine)
+    return engine
+
+
+def ping_idle_connections(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:
+    """Workers live for days and the database may restart under them: a connection that sat in the
+    pool is pinged before use (what `pool_pre_ping` does), but not one returned less than
+    `idle_seconds` ago. pool_pre_ping's round trip on every checkout was 10-25 % of a command
+    submission (docs/benchmarks.md); a connection that was just used is alive, and if the server
+    went away in that instant, the disconnect error invalidates the whole pool as it always did."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["ombaro.returned"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if getattr(dbapi_connection, "broken", False) or getattr(dbapi_connection, "closed", False):
+            raise exc.DisconnectionError("the pooled connection is closed")
+        returned = record.info.get("ombaro.returned")
+        if returned is None or time.monotonic() - returned < idle_seconds:
+            return  # new (just connected), or used a moment ago
+        if not engine.dialect._do_ping_w_event(dbapi_connection):  # what pool_pre_ping runs
+            raise exc.DisconnectionError("the pooled connection did not answer a ping")
 
 
 def database_engine(settings: Settings | DatabaseSettings) -> Engine:

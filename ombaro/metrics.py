@@ -11,6 +11,7 @@ recording pauses for a few seconds, so a dead Redis costs one timeout, not one p
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -136,7 +137,31 @@ def _field(parts: list[str]) -> str:
     return json.dumps(parts, separators=(",", ":"))
 
 
+# While held (a web request, between its first and last hook), what is recorded is kept here and
+# written to Redis in one round trip when released: a command submission recorded two (the
+# submitted-jobs counter and the request's own figures).
+_held: contextvars.ContextVar[list[tuple[str, str, float]] | None] = contextvars.ContextVar(
+    "ombaro.metrics.held", default=None)
+
+
+def hold() -> contextvars.Token[list[tuple[str, str, float]] | None]:
+    """Keep what this context records until `release`."""
+    return _held.set([])
+
+
+def release(token: contextvars.Token[list[tuple[str, str, float]] | None]) -> None:
+    """Write what was kept since `hold`, in one round trip, and stop keeping."""
+    held = _held.get()
+    _held.reset(token)
+    if held:
+        _send(held)
+
+
 def _send(commands: Iterable[tuple[str, str, float]]) -> None:
+    held = _held.get()
+    if held is not None:
+        held.extend(commands)
+        return
     if time.monotonic() < _store.paused_until:
         return
     client = _store.get()

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from flask import Response, g, request
+from sqlalchemy.orm import Session
 
 from ombaro import audit
 from ombaro.access.roles import STAFF_ROLES
@@ -34,25 +35,37 @@ def _should_record(user: Any, status: int) -> bool:
     return status in REFUSED and (signed_in or request.path.startswith(ADMINISTRATION))
 
 
-def record_staff_changes(response: Response) -> Response:
-    user = g.get("user")
-    if not _should_record(user, response.status_code):
-        return response
+def _line(user: Any, status: int, response: Response | None = None) -> dict[str, Any]:
     details: dict[str, Any] = {}
     if request.args:
         details["query"] = request.args.to_dict(flat=False)
     if target := g.get("audit_target"):
         details["target"] = target
-    if response.status_code in REFUSED:
+    if response is not None and status in REFUSED:
         problem = response.get_json(silent=True) if response.is_json else None
         details["refused"] = str((problem or {}).get("detail") or response.status)[:500]
     signed_in = user is not None and user.is_authenticated
+    return {"actor_id": user.id if signed_in else None, "actor_role": user.role if signed_in else None,
+            "method": request.method, "path": request.path, "endpoint": request.endpoint, "status": status,
+            "ip": request.remote_addr, "user_agent": request.user_agent.string,
+            "request_id": request.headers.get("X-Request-Id"), "details": details}
+
+
+def record_with(session: Session, status: int) -> None:
+    """Write this request's audit line in the caller's transaction, as if it answered `status`
+    (a command's 202), so that it commits with the change; record_staff_changes then writes none."""
+    user = g.get("user")
+    if _should_record(user, status):
+        audit.append(session, **_line(user, status))
+        g.audit_recorded = True
+
+
+def record_staff_changes(response: Response) -> Response:
+    user = g.get("user")
+    if g.get("audit_recorded") or not _should_record(user, response.status_code):
+        return response
     try:
-        audit.record(Ombaro.get().engine, actor_id=user.id if signed_in else None,
-                     actor_role=user.role if signed_in else None, method=request.method,
-                     path=request.path, endpoint=request.endpoint, status=response.status_code,
-                     ip=request.remote_addr, user_agent=request.user_agent.string,
-                     request_id=request.headers.get("X-Request-Id"), details=details)
+        audit.record(Ombaro.get().engine, **_line(user, response.status_code, response))
     except Exception:  # the change itself is done; a lost audit line is logged loudly, not hidden
         log.exception("could not write the audit log for %s %s", request.method, request.path)
     return response

@@ -10,6 +10,7 @@ from flask import request, url_for
 
 from ombaro import commands
 from ombaro.models.jobs import Job
+from web.audit import record_with
 from web.auth import current_user
 from web.errors import BadRequestHeader
 from web.extension import Ombaro, db_session
@@ -41,6 +42,7 @@ def submit(kind: str, params: Mapping[str, Any] | commands.Params) -> tuple[Job,
     with session.begin():
         submitted = commands.submit(session, kind, params, enqueue=Ombaro.get().enqueue, key=key,
                                     scope=user.idempotency_scope, requested_by=user.id)
+        record_with(session, 202)  # the audit line commits with the job: one commit, not two
     headers = {"Location": url_for("jobs.get_job", job_id=submitted.job.id)}
     if not submitted.created:
         headers["Idempotent-Replayed"] = "true"

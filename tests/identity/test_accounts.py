@@ -169,3 +169,23 @@ def test_staff_changes_are_audited_and_the_log_cannot_be_edited(app: Any, engine
                       "DELETE FROM audit_log WHERE actor_id = :a"):
         with pytest.raises(DBAPIError), engine.begin() as conn:
             conn.execute(text(statement), {"a": admin.id})
+
+
+def test_a_staff_command_submission_is_audited_once_with_its_job(app: Any, engine: Engine) -> None:
+    """The audit line of a submitted command is written in the job's transaction (one commit), by a
+    role that may append to the log but not read it; a refused body is still audited after the answer."""
+    hr = make_account(engine, "hr_department")
+    client = client_for(app, hr, address="10.1.2.4")
+    accepted = client.post("/api/v1/payroll/runs", json={"year": 2000, "month": 4, "dry_run": True},
+                           headers={"Idempotency-Key": "audit-once"})
+    assert accepted.status_code == 202, accepted.json
+    replay = client.post("/api/v1/payroll/runs", json={"year": 2000, "month": 5, "dry_run": True},
+                         headers={"Idempotency-Key": "audit-once"})
+    assert replay.status_code == 422, replay.json
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT method, path, status, ip FROM audit_log WHERE actor_id = :a ORDER BY at, id"),
+                            {"a": hr.id}).all()
+        jobs = conn.execute(text("SELECT count(*) FROM jobs WHERE requested_by = :a"), {"a": hr.id}).scalar_one()
+    assert jobs == 1
+    assert sorted(rows, key=lambda r: r.status) == [("POST", "/api/v1/payroll/runs", 202, "10.1.2.4"),
+                                                    ("POST", "/api/v1/payroll/runs", 422, "10.1.2.4")]
