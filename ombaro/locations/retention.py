@@ -82,7 +82,7 @@ def ensure_partitions(engine: Engine, *, now: dt.datetime, hours_ahead: int = HO
     return created
 
 
-LOCK_TROUBLE = {"55P03": "lock timeout", "57014": "statement timeout",
+LOCK_TROUBLE = {"55P03": "lock timeout", "57014": "statement timeout", "40P01": "deadlock",
                 "55000": "another partition is still being detached"}
 DETACHED_NAME = r"^therapist_locations_p[0-9]{8}T[0-9]{2}$"
 
@@ -107,20 +107,45 @@ def _detach(engine: Engine, name: str, *, pending: bool, lock_timeout_ms: int) -
 
 
 EXACT_COUNT_UP_TO = 10_000  # partitions this small are counted; larger ones are estimated from the catalog
+EXCLUSIVE_LOCK_TIMEOUT_MS = 100  # the most an insert or a read of the table waits on the one-transaction drop
 
 
-def _rows_of(conn: Any, name: str) -> tuple[int, bool]:
-    """The rows of a detached partition for the report, and whether the figure is an estimate.
-    One that has been analysed (autovacuum does so after its inserts) and holds more than
-    EXACT_COUNT_UP_TO rows takes `reltuples` scaled to its current size, as the planner does: a
-    million-row hour costs nothing instead of a scan (issue 16). Any other is counted."""
-    estimate = conn.execute(text(
-        "SELECT CASE WHEN c.reltuples >= 0 AND c.relpages > 0 THEN round(c.reltuples / c.relpages "
+def _rows_of(conn: Any, names: list[str]) -> tuple[int, bool]:
+    """The rows of the tables `names` for the report, and whether the figure is an estimate, in two
+    statements whatever their number. A table that has been analysed (autovacuum does so after its
+    inserts) and holds more than EXACT_COUNT_UP_TO rows takes `reltuples` scaled to its current
+    size, as the planner does: a million-row hour costs nothing instead of a scan (issue 16). The
+    others are counted."""
+    estimates = dict(conn.execute(text(
+        "SELECT c.relname, CASE WHEN c.reltuples >= 0 AND c.relpages > 0 THEN round(c.reltuples / c.relpages "
         "* (pg_relation_size(c.oid) / current_setting('block_size')::int)) END "
-        "FROM pg_class AS c WHERE c.oid = CAST(:name AS regclass)"), {"name": f'"{name}"'}).scalar_one()
-    if estimate is not None and estimate > EXACT_COUNT_UP_TO:
-        return int(estimate), True
-    return int(conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar_one()), False
+        "FROM pg_class AS c WHERE c.relname = ANY(:names) AND c.relnamespace = CAST(current_schema() AS regnamespace)"),
+        {"names": names}).all())
+    large = [name for name in names if estimates.get(name) is not None and estimates[name] > EXACT_COUNT_UP_TO]
+    small = [name for name in names if name not in large]
+    rows = sum(int(estimates[name]) for name in large)
+    if small:
+        counts = " + ".join(f'(SELECT count(*) FROM "{name}")' for name in small)
+        rows += int(conn.execute(text(f"SELECT {counts}")).scalar_one())
+    return rows, bool(large)
+
+
+def _drop_at_once(engine: Engine, names: list[str], *, lock_timeout_ms: int, spent: dict[str, float]
+                  ) -> tuple[int, bool]:
+    """Drop the expired partitions `names` while still attached, in ONE short transaction: one
+    statement, one commit, no foreign key to re-create or remove on `therapists` (which detaching
+    does: DETACH copies the constraint onto the table, with triggers on therapists, and dropping the
+    detached table then takes ACCESS EXCLUSIVE on therapists). DROP takes ACCESS EXCLUSIVE on the
+    parent, so `lock_timeout_ms` is short: an insert or a read waits at most that long plus the
+    transaction's few milliseconds. Their rows are counted (or estimated) first, in the same
+    transaction; nothing is inserted into an expired hour (the API refuses such pings)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+        began = time.perf_counter()
+        rows, estimated = _rows_of(conn, names)
+        spent["count"] = spent.get("count", 0.0) + time.perf_counter() - began
+        conn.exec_driver_sql("DROP TABLE " + ", ".join(f'"{name}"' for name in names))
+    return rows, estimated
 
 
 def _drop_detached(engine: Engine, name: str, *, lock_timeout_ms: int, spent: dict[str, float]) -> tuple[int, bool]:
@@ -129,7 +154,7 @@ def _drop_detached(engine: Engine, name: str, *, lock_timeout_ms: int, spent: di
     with engine.begin() as conn:
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
         began = time.perf_counter()
-        rows, estimated = _rows_of(conn, name)
+        rows, estimated = _rows_of(conn, [name])
         spent["count"] = spent.get("count", 0.0) + time.perf_counter() - began
         conn.exec_driver_sql(f'DROP TABLE "{name}"')
     return rows, estimated
@@ -183,12 +208,16 @@ def retention_status(conn: Any, *, now: dt.datetime | None = None) -> dict[str, 
 
 def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timedelta = RETENTION,
           batch_rows: int = 50_000, lock_timeout_ms: int = 2000, hours_ahead: int = HOURS_AHEAD,
-          redis: Any = None, job_id: uuid.UUID | None = None,
+          exclusive_lock_timeout_ms: int = EXCLUSIVE_LOCK_TIMEOUT_MS, redis: Any = None,
+          job_id: uuid.UUID | None = None,
           progress: Callable[[float, str | None], None] | None = None) -> dict[str, Any]:
     """The hourly maintenance (`locations.prune`): create partitions ahead, drop the hours that
     are wholly older than the retention, delete the older part of the hour that straddles the
     cutoff (and of the catch-all partition) in bounded batches, and report.
 
+    The expired hours are dropped in one short transaction when the table's lock can be had within
+    `exclusive_lock_timeout_ms` (at most `lock_timeout_ms`); when it cannot (a long reader, a held
+    lock), each is detached CONCURRENTLY and dropped instead, which blocks no insert or read.
     Runs DDL on the owner's connections (partitions are the owner's; DETACH CONCURRENTLY needs
     autocommit) and the deletes as the workers' role. A partition whose lock cannot be had within
     `lock_timeout_ms` is left for the next run and does not stop the others. Never touches
@@ -226,8 +255,20 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
             if _sqlstate(exc) not in LOCK_TROUBLE:
                 raise
             deferred.append({"partition": name, "reason": LOCK_TROUBLE[_sqlstate(exc) or ""]})
+    at_once = False
+    if expired:
+        try:
+            rows, guessed = _drop_at_once(engine, [p.name for p in expired], spent=spent,
+                                          lock_timeout_ms=min(exclusive_lock_timeout_ms, lock_timeout_ms))
+            rows_dropped, estimated = rows_dropped + rows, estimated or guessed
+            dropped.extend(p.name for p in expired)
+            at_once = True
+        except DBAPIError as exc:
+            if _sqlstate(exc) not in LOCK_TROUBLE:
+                raise
+            log.info("expired partitions not dropped at once (%s): detaching them concurrently", exc.orig)
     blocked_by: str | None = None
-    for number, part in enumerate(expired, start=1):
+    for number, part in enumerate([] if at_once else expired, start=1):
         if blocked_by is not None:
             deferred.append({"partition": part.name, "reason": f"waiting for {blocked_by} to finish detaching"})
             continue
@@ -272,6 +313,7 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
         "analytics_partitions_created": created["analytics_events"],
         "partitions_dropped": len(dropped),
         "dropped": dropped,
+        "dropped_in_one_transaction": at_once,
         "rows_in_dropped_partitions": rows_dropped,
         "rows_in_dropped_partitions_estimated": estimated,
         "rows_deleted_at_edge": rows_deleted,
