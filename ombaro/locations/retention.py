@@ -130,22 +130,42 @@ def _rows_of(conn: Any, names: list[str]) -> tuple[int, bool]:
     return rows, bool(large)
 
 
-def _drop_at_once(engine: Engine, names: list[str], *, lock_timeout_ms: int, spent: dict[str, float]
-                  ) -> tuple[int, bool]:
-    """Drop the expired partitions `names` while still attached, in ONE short transaction: one
-    statement, one commit, no foreign key to re-create or remove on `therapists` (which detaching
-    does: DETACH copies the constraint onto the table, with triggers on therapists, and dropping the
-    detached table then takes ACCESS EXCLUSIVE on therapists). DROP takes ACCESS EXCLUSIVE on the
-    parent, so `lock_timeout_ms` is short: an insert or a read waits at most that long plus the
-    transaction's few milliseconds. Their rows are counted (or estimated) first, in the same
-    transaction; nothing is inserted into an expired hour (the API refuses such pings)."""
+def _drop_at_once(engine: Engine, names: list[str], *, lock_timeout_ms: int, exclusive_lock_timeout_ms: int,
+                  spent: dict[str, float], removed: list[int]) -> bool:
+    """Drop the expired partitions `names` while still attached, in two short transactions, without
+    detaching them (DETACH copies the foreign key onto each table, with triggers on therapists, and
+    dropping a detached table takes ACCESS EXCLUSIVE on therapists):
+
+    1. count (or estimate) their rows and TRUNCATE them: this frees their files, which costs time
+       in proportion to their bytes (on this machine's ext4 mounted with `discard`, 0.5 s a million
+       pings, all in truncate(2)), but it locks only the expired hours, which no insert routes to
+       and the last-position reads never touch; their rows go into `removed` once this commits;
+    2. DROP them all in one statement and one commit, their files now empty. DROP takes ACCESS
+       EXCLUSIVE on the parent, so its lock timeout is short: an insert waits at most that long
+       plus a few milliseconds.
+
+    Returns whether the partitions were dropped; False (a lock not had in time) leaves them for
+    the concurrent detach. Nothing is inserted into an expired hour (the API refuses such pings)."""
+    quoted = ", ".join(f'"{name}"' for name in names)
     with engine.begin() as conn:
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
         began = time.perf_counter()
         rows, estimated = _rows_of(conn, names)
         spent["count"] = spent.get("count", 0.0) + time.perf_counter() - began
-        conn.exec_driver_sql("DROP TABLE " + ", ".join(f'"{name}"' for name in names))
-    return rows, estimated
+        began = time.perf_counter()
+        conn.exec_driver_sql(f"TRUNCATE {quoted}")
+    spent["truncate"] = time.perf_counter() - began
+    removed[:] = [rows, int(estimated)]
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(exclusive_lock_timeout_ms)}")
+            conn.exec_driver_sql(f"DROP TABLE {quoted}")
+    except DBAPIError as exc:
+        if _sqlstate(exc) not in LOCK_TROUBLE:
+            raise
+        log.info("expired partitions emptied but not dropped at once (%s): detaching them concurrently", exc.orig)
+        return False
+    return True
 
 
 def _drop_detached(engine: Engine, name: str, *, lock_timeout_ms: int, spent: dict[str, float]) -> tuple[int, bool]:
@@ -257,16 +277,19 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
             deferred.append({"partition": name, "reason": LOCK_TROUBLE[_sqlstate(exc) or ""]})
     at_once = False
     if expired:
+        removed: list[int] = []
         try:
-            rows, guessed = _drop_at_once(engine, [p.name for p in expired], spent=spent,
-                                          lock_timeout_ms=min(exclusive_lock_timeout_ms, lock_timeout_ms))
-            rows_dropped, estimated = rows_dropped + rows, estimated or guessed
-            dropped.extend(p.name for p in expired)
-            at_once = True
+            at_once = _drop_at_once(engine, [p.name for p in expired], spent=spent, removed=removed,
+                                    lock_timeout_ms=lock_timeout_ms,
+                                    exclusive_lock_timeout_ms=min(exclusive_lock_timeout_ms, lock_timeout_ms))
         except DBAPIError as exc:
             if _sqlstate(exc) not in LOCK_TROUBLE:
                 raise
-            log.info("expired partitions not dropped at once (%s): detaching them concurrently", exc.orig)
+            log.info("expired partitions not emptied at once (%s): detaching them concurrently", exc.orig)
+        if removed:  # emptied: their rows are gone even if a partition waits for the next run's drop
+            rows_dropped, estimated = rows_dropped + removed[0], estimated or bool(removed[1])
+        if at_once:
+            dropped.extend(p.name for p in expired)
     blocked_by: str | None = None
     for number, part in enumerate([] if at_once else expired, start=1):
         if blocked_by is not None:
@@ -285,7 +308,7 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
             blocked_by = _leftovers(engine)[1]
         report(10 + 50 * number / max(1, len(expired)), f"dropped {len(dropped)} of {len(expired)} partitions")
 
-    spent["drop"] = time.perf_counter() - began - spent.get("count", 0.0)
+    spent["drop"] = time.perf_counter() - began - spent.get("count", 0.0) - spent.get("truncate", 0.0)
     began = time.perf_counter()
     claims = {"role": "worker", "job": str(job_id) if job_id else None, "sub": None}
     edges = [p for p in found if p not in expired and not p.detach_pending
