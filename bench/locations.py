@@ -177,6 +177,17 @@ def add_indexes(conn: psycopg.Connection, table: str) -> None:
         conn.execute(f"CREATE INDEX {name}{suffix} ON {table} ({columns})")
 
 
+def insert_alongside(plain_url: str, stamp: dt.datetime, stop: threading.Event, waits: list[float]) -> None:
+    """A phone's insert every 5 ms while the prune runs: how long the hot path waits on it."""
+    with psycopg.connect(plain_url, autocommit=True) as conn:
+        while not stop.is_set():
+            began = time.perf_counter()
+            conn.execute("INSERT INTO therapist_locations (therapist_id, latitude, longitude, timestamp) "
+                         "VALUES (md5('therapist:1')::uuid, 18.5, 73.8, %s)", (stamp,))
+            waits.append(time.perf_counter() - began)
+            time.sleep(0.005)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 prunes 10 million pings")
@@ -257,9 +268,18 @@ def main() -> None:
             # The hours ahead exist already in a table pruned every hour (each run adds one): made
             # before the clock starts, so the figure is the dropping, not a first run's 48 new tables.
             locations.ensure_partitions(engine, now=now)
+            waits: list[float] = []
+            stop = threading.Event()
+            inserter = threading.Thread(target=insert_alongside, args=(plain_url, now, stop, waits))
+            inserter.start()
+            time.sleep(0.2)
             began = time.perf_counter()
-            report = locations.prune(engine, now=now)
-            prune_seconds = time.perf_counter() - began
+            try:
+                report = locations.prune(engine, now=now)
+            finally:
+                prune_seconds = time.perf_counter() - began
+                stop.set()
+                inserter.join()
             with psycopg.connect(plain_url, autocommit=True) as conn:
                 began = time.perf_counter()
                 deleted = conn.execute("DELETE FROM therapist_locations_plain WHERE timestamp < %s", (cutoff,)).rowcount
@@ -290,6 +310,9 @@ def main() -> None:
     print(f"  prune job {prune_seconds:8.2f} s: {report['partitions_dropped']} partitions dropped "
           f"({report['rows_in_dropped_partitions']:,} rows), {report['rows_deleted_at_edge']:,} rows deleted at the "
           f"edge, {left:,} expired left ({steps})")
+    waits.sort()
+    print(f"  inserts alongside the prune: {len(waits)}, median {waits[len(waits) // 2] * 1000:.1f} ms, "
+          f"longest {waits[-1] * 1000:.0f} ms")
     print(f"  DELETE    {delete_seconds:8.2f} s: {deleted:,} rows; then VACUUM {vacuum_seconds:.2f} s to reclaim them")
     print(f"  ratio DELETE/prune {delete_seconds / prune_seconds:.1f}; (DELETE + VACUUM)/prune "
           f"{(delete_seconds + vacuum_seconds) / prune_seconds:.1f}")
