@@ -235,7 +235,8 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
     are wholly older than the retention, delete the older part of the hour that straddles the
     cutoff (and of the catch-all partition) in bounded batches, and report.
 
-    The expired hours are dropped in one short transaction when the table's lock can be had within
+    The expired hours are emptied (TRUNCATE, which locks only them) and then dropped by one
+    statement in a short transaction when the table's lock can be had within
     `exclusive_lock_timeout_ms` (at most `lock_timeout_ms`); when it cannot (a long reader, a held
     lock), each is detached CONCURRENTLY and dropped instead, which blocks no insert or read.
     Runs DDL on the owner's connections (partitions are the owner's; DETACH CONCURRENTLY needs
@@ -290,6 +291,7 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
             rows_dropped, estimated = rows_dropped + removed[0], estimated or bool(removed[1])
         if at_once:
             dropped.extend(p.name for p in expired)
+            report(60, f"dropped {len(expired)} partitions in one transaction")
     blocked_by: str | None = None
     for number, part in enumerate([] if at_once else expired, start=1):
         if blocked_by is not None:
