@@ -167,7 +167,15 @@ def ingestion_rounds(port: int, plain_url: str, logins: list[tuple[str, str]], *
 
 def load_pings(conn: psycopg.Connection, *, cutoff: dt.datetime, now: dt.datetime, expired: int, fresh: int) -> None:
     """`expired` pings evenly over the ten hours before the cutoff (ten hourly partitions, the last
-    ending at the cutoff: the job runs a minute past the hour) and `fresh` over the day after it."""
+    ending at the cutoff: the job runs a minute past the hour) and `fresh` over the day after it.
+    A bulk load, as a restore would do it: the table's primary key and indexes are dropped first and
+    built again after (one sort per index and partition instead of a random B-tree insert per row),
+    each expired hour is one INSERT ... SELECT of generate_series, and the caller has
+    turned off the triggers and foreign-key checks that are not the point (session_replication_role)."""
+    conn.execute("SET maintenance_work_mem = '256MB'")
+    conn.execute(f"ALTER TABLE therapist_locations DROP CONSTRAINT {PRIMARY_KEY}")
+    for name in LOCATION_INDEXES:
+        conn.execute(f"DROP INDEX {name}")
     per_hour = expired // 10
     for hour in range(10):
         start = cutoff - dt.timedelta(hours=10 - hour)
@@ -175,6 +183,33 @@ def load_pings(conn: psycopg.Connection, *, cutoff: dt.datetime, now: dt.datetim
         conn.execute(HOUR_OF_PINGS, {"start": start, "rows": per_hour, "span": "1 hour"})
         print(f"  expired hour {hour + 1:2}/10: {per_hour:,} pings in {time.perf_counter() - began:5.1f} s", flush=True)
     conn.execute(HOUR_OF_PINGS, {"start": cutoff, "rows": fresh, "span": str(now - cutoff)})
+    began = time.perf_counter()
+    add_indexes(conn, "therapist_locations")
+    print(f"  primary key and indexes built in {time.perf_counter() - began:5.1f} s", flush=True)
+
+
+PRIMARY_KEY = "pk_therapist_locations"
+LOCATION_INDEXES = {"idx_therapist_locations_timestamp": "timestamp DESC",  # as migration 0004 makes them
+                    "idx_therapist_locations_latest": "therapist_id, timestamp DESC"}
+
+
+def add_indexes(conn: psycopg.Connection, table: str) -> None:
+    """The primary key and indexes of therapist_locations (0004's), named after `table`."""
+    suffix = table.removeprefix("therapist_locations")
+    conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT {PRIMARY_KEY}{suffix} PRIMARY KEY (id, timestamp)")
+    for name, columns in LOCATION_INDEXES.items():
+        conn.execute(f"CREATE INDEX {name}{suffix} ON {table} ({columns})")
+
+
+def insert_alongside(plain_url: str, stamp: dt.datetime, stop: threading.Event, waits: list[float]) -> None:
+    """A phone's insert every 5 ms while the prune runs: how long the hot path waits on it."""
+    with psycopg.connect(plain_url, autocommit=True) as conn:
+        while not stop.is_set():
+            began = time.perf_counter()
+            conn.execute("INSERT INTO therapist_locations (therapist_id, latitude, longitude, timestamp) "
+                         "VALUES (md5('therapist:1')::uuid, 18.5, 73.8, %s)", (stamp,))
+            waits.append(time.perf_counter() - began)
+            time.sleep(0.005)
 
 
 def main() -> None:
@@ -185,6 +220,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="pings per request")
     parser.add_argument("--rounds", type=int, default=3, help="alternating ingestion rounds (API, then COPY)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--only", choices=("ingestion", "pruning"), help="run one of the two parts")
     args = parser.parse_args()
 
     expired, fresh = round(10_000_000 * args.scale), round(1_000_000 * args.scale)
@@ -218,53 +254,67 @@ def main() -> None:
         with psycopg.connect(plain_url, autocommit=True) as conn:
             for statement in SETUP:
                 conn.execute(statement, {"therapists": THERAPISTS})
-        logins = therapist_logins(args.clients)
-        server = serve("web:create_app()", env)
-        api_rate, copy_rate, ratio, ingested = ingestion_rounds(server[1], plain_url, logins, seconds=args.seconds,
-                                                                batch=args.batch, rounds=args.rounds)
+        api_rate = copy_rate = ratio = None
+        ingested = 0
+        if args.only != "pruning":
+            logins = therapist_logins(args.clients)
+            server = serve("web:create_app()", env)
+            api_rate, copy_rate, ratio, ingested = ingestion_rounds(server[1], plain_url, logins,
+                                                                    seconds=args.seconds, batch=args.batch,
+                                                                    rounds=args.rounds)
+        if args.only != "ingestion":
+            # Pruning: the catch-all below the first hour goes (it is empty), so the ten expired hours
+            # get partitions of their own, as a table pruned every hour for a while would have.
+            with engine.connect() as conn:
+                now = conn.exec_driver_sql("SELECT date_trunc('hour', now()) + interval '1 minute'").scalar_one()
+            cutoff = now - locations.RETENTION
+            with psycopg.connect(plain_url, autocommit=True) as conn:
+                conn.execute("ALTER TABLE therapist_locations DETACH PARTITION therapist_locations_history")
+                conn.execute("DROP TABLE therapist_locations_history")
+                conn.execute("SELECT ensure_hourly_partitions('therapist_locations', %s, 12)",
+                             (cutoff - dt.timedelta(hours=11),))
+                print(f"loading {expired:,} expired and {fresh:,} fresh pings", flush=True)
+                conn.execute("SET synchronous_commit = off")
+                if conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
+                    conn.execute("SET session_replication_role = replica")  # bulk load: skip FK checks and triggers
+                load_pings(conn, cutoff=cutoff, now=now, expired=expired, fresh=fresh)
+                conn.execute("RESET session_replication_role")
+                began = time.perf_counter()
+                conn.execute("CREATE TABLE therapist_locations_plain (LIKE therapist_locations INCLUDING DEFAULTS "
+                             "INCLUDING CONSTRAINTS)")
+                conn.execute("INSERT INTO therapist_locations_plain SELECT * FROM therapist_locations")
+                add_indexes(conn, "therapist_locations_plain")
+                print(f"  identical unpartitioned copy in {time.perf_counter() - began:5.1f} s", flush=True)
+                conn.execute("VACUUM ANALYZE therapist_locations")
+                conn.execute("VACUUM ANALYZE therapist_locations_plain")
+                total = conn.execute("SELECT count(*) FROM therapist_locations").fetchone()[0]
+                stale = conn.execute("SELECT count(*) FROM therapist_locations WHERE timestamp < %s",
+                                     (cutoff,)).fetchone()[0]
 
-        # Pruning: the catch-all below the first hour goes (it is empty), so the ten expired hours
-        # get partitions of their own, as a table pruned every hour for a while would have.
-        with engine.connect() as conn:
-            now = conn.exec_driver_sql("SELECT date_trunc('hour', now()) + interval '1 minute'").scalar_one()
-        cutoff = now - locations.RETENTION
-        with psycopg.connect(plain_url, autocommit=True) as conn:
-            conn.execute("ALTER TABLE therapist_locations DETACH PARTITION therapist_locations_history")
-            conn.execute("DROP TABLE therapist_locations_history")
-            conn.execute("SELECT ensure_hourly_partitions('therapist_locations', %s, 12)",
-                         (cutoff - dt.timedelta(hours=11),))
-            print(f"loading {expired:,} expired and {fresh:,} fresh pings", flush=True)
-            conn.execute("SET synchronous_commit = off")
-            if conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]:
-                conn.execute("SET session_replication_role = replica")  # bulk load: skip FK checks and triggers
-            load_pings(conn, cutoff=cutoff, now=now, expired=expired, fresh=fresh)
-            conn.execute("RESET session_replication_role")
+            # The hours ahead exist already in a table pruned every hour (each run adds one): made
+            # before the clock starts, so the figure is the dropping, not a first run's 48 new tables.
+            locations.ensure_partitions(engine, now=now)
+            waits: list[float] = []
+            stop = threading.Event()
+            inserter = threading.Thread(target=insert_alongside, args=(plain_url, now, stop, waits))
+            inserter.start()
+            time.sleep(0.2)
             began = time.perf_counter()
-            conn.execute("CREATE TABLE therapist_locations_plain (LIKE therapist_locations INCLUDING DEFAULTS "
-                         "INCLUDING CONSTRAINTS INCLUDING INDEXES)")
-            conn.execute("INSERT INTO therapist_locations_plain SELECT * FROM therapist_locations")
-            print(f"  identical unpartitioned copy in {time.perf_counter() - began:5.1f} s", flush=True)
-            conn.execute("VACUUM ANALYZE therapist_locations")
-            conn.execute("VACUUM ANALYZE therapist_locations_plain")
-            total = conn.execute("SELECT count(*) FROM therapist_locations").fetchone()[0]
-            stale = conn.execute("SELECT count(*) FROM therapist_locations WHERE timestamp < %s",
-                                 (cutoff,)).fetchone()[0]
-
-        # The hours ahead exist already in a table pruned every hour (each run adds one): made
-        # before the clock starts, so the figure is the dropping, not a first run's 48 new tables.
-        locations.ensure_partitions(engine, now=now)
-        began = time.perf_counter()
-        report = locations.prune(engine, now=now)
-        prune_seconds = time.perf_counter() - began
-        with psycopg.connect(plain_url, autocommit=True) as conn:
-            began = time.perf_counter()
-            deleted = conn.execute("DELETE FROM therapist_locations_plain WHERE timestamp < %s", (cutoff,)).rowcount
-            delete_seconds = time.perf_counter() - began
-            began = time.perf_counter()
-            conn.execute("VACUUM therapist_locations_plain")  # the DELETE's dead rows; a dropped partition has none
-            vacuum_seconds = time.perf_counter() - began
-            left = conn.execute("SELECT count(*) FROM therapist_locations WHERE timestamp < %s",
-                                (cutoff,)).fetchone()[0]
+            try:
+                report = locations.prune(engine, now=now)
+            finally:
+                prune_seconds = time.perf_counter() - began
+                stop.set()
+                inserter.join()
+            with psycopg.connect(plain_url, autocommit=True) as conn:
+                began = time.perf_counter()
+                deleted = conn.execute("DELETE FROM therapist_locations_plain WHERE timestamp < %s", (cutoff,)).rowcount
+                delete_seconds = time.perf_counter() - began
+                began = time.perf_counter()
+                conn.execute("VACUUM therapist_locations_plain")  # the DELETE's dead rows; a dropped partition has none
+                vacuum_seconds = time.perf_counter() - began
+                left = conn.execute("SELECT count(*) FROM therapist_locations WHERE timestamp < %s",
+                                    (cutoff,)).fetchone()[0]
         engine.dispose()
     finally:
         if server is not None:
@@ -275,15 +325,21 @@ def main() -> None:
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
 
-    print(f"\ningestion ({args.clients} phones, {args.batch} pings a request, {args.rounds} rounds of "
-          f"{args.seconds:.0f} s, {ingested:,} pings; medians):")
-    print(f"  API  {api_rate:10,.0f} pings/s")
-    print(f"  COPY {copy_rate:10,.0f} pings/s   ratio API/COPY {ratio:.3f}")
+    if api_rate is not None and copy_rate is not None and ratio is not None:
+        print(f"\ningestion ({args.clients} phones, {args.batch} pings a request, {args.rounds} rounds of "
+              f"{args.seconds:.0f} s, {ingested:,} pings; medians):")
+        print(f"  API  {api_rate:10,.0f} pings/s")
+        print(f"  COPY {copy_rate:10,.0f} pings/s   ratio API/COPY {ratio:.3f}")
+    if args.only == "ingestion":
+        return
     print(f"pruning {stale:,} expired of {total:,} pings (cutoff {cutoff:%Y-%m-%d %H:%M} UTC):")
     steps = ", ".join(f"{step} {ms / 1000:.2f} s" for step, ms in report["durations_ms"].items())
     print(f"  prune job {prune_seconds:8.2f} s: {report['partitions_dropped']} partitions dropped "
           f"({report['rows_in_dropped_partitions']:,} rows), {report['rows_deleted_at_edge']:,} rows deleted at the "
           f"edge, {left:,} expired left ({steps})")
+    waits.sort()
+    print(f"  inserts alongside the prune: {len(waits)}, median {waits[len(waits) // 2] * 1000:.1f} ms, "
+          f"longest {waits[-1] * 1000:.0f} ms")
     print(f"  DELETE    {delete_seconds:8.2f} s: {deleted:,} rows; then VACUUM {vacuum_seconds:.2f} s to reclaim them")
     print(f"  ratio DELETE/prune {delete_seconds / prune_seconds:.1f}; (DELETE + VACUUM)/prune "
           f"{(delete_seconds + vacuum_seconds) / prune_seconds:.1f}")

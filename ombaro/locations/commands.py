@@ -35,7 +35,11 @@ class PruneLocationsResultSchema(Schema):
     analytics_partitions_created = fields.Integer()
     partitions_dropped = fields.Integer()
     dropped = fields.List(fields.String())
+    dropped_in_one_transaction = fields.Boolean(
+        metadata={"description": "false: the table's lock was busy and each hour was detached concurrently"})
     rows_in_dropped_partitions = fields.Integer()
+    rows_in_dropped_partitions_estimated = fields.Boolean(
+        metadata={"description": "some hours' rows are the catalog's estimate (analysed, above 10,000 rows)"})
     rows_deleted_at_edge = fields.Integer()
     rows_removed = fields.Integer()
     deferred = fields.Raw()

@@ -216,3 +216,68 @@ def test_a_large_expired_hour_is_reported_from_the_catalog_not_counted(
     assert report["rows_in_dropped_partitions_estimated"] is True
     assert abs(report["rows_in_dropped_partitions"] - in_whole_hours) <= in_whole_hours * 0.02
     assert count(engine, "timestamp < :c", c=later - locations.RETENTION) == 0
+
+
+def _three_hours_expired(engine: Engine) -> tuple[dt.datetime, list[locations.Partition]]:
+    """A `now` at which the three oldest hourly partitions left (earlier tests pruned some) have
+    expired, and those partitions, oldest first."""
+    with engine.connect() as conn, conn.begin():
+        hours = sorted((p for p in locations.partitions(conn) if p.lower is not None and p.upper is not None),
+                       key=lambda p: p.name)  # therapist_locations_pYYYYMMDDTHH: in time order
+    last = hours[2].upper
+    assert last is not None
+    return last + locations.RETENTION + dt.timedelta(minutes=1), hours[:3]
+
+
+def test_expired_hours_go_in_one_transaction_while_therapists_are_being_written(
+        private: tuple[Engine, str]) -> None:
+    """Dropping the hours while attached never touches `therapists`: detaching them first copied
+    the foreign key onto each (triggers on therapists) and the drop locked therapists exclusively,
+    so an open write there held up the prune."""
+    engine, url = private
+    vendor = factory.vendor(engine)
+    therapist = factory.therapist(engine, vendor, codes=["SWD"])
+    later, expired = _three_hours_expired(engine)
+    insert(engine, therapist, [p.lower + dt.timedelta(minutes=5) for p in expired[-1:] if p.lower is not None])
+    kept = count(engine, "timestamp >= :c", c=later - locations.RETENTION)
+    locations.ensure_partitions(engine, now=later)  # attaching an hour ahead does lock therapists (its foreign key)
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as writer:
+        writer.execute("UPDATE therapists SET name = name WHERE id = %s", (therapist,))  # ROW EXCLUSIVE, held
+        report = locations.prune(engine, now=later, lock_timeout_ms=300)
+        writer.rollback()
+
+    assert report["dropped_in_one_transaction"] is True and report["deferred"] == []
+    assert report["dropped"] == [p.name for p in expired]
+    assert report["rows_in_dropped_partitions"] >= 1 and report["rows_in_dropped_partitions_estimated"] is False
+    assert count(engine, "timestamp < :c", c=later - locations.RETENTION) == 0
+    assert count(engine, "timestamp >= :c", c=later - locations.RETENTION) == kept  # nothing unexpired dropped
+
+
+def test_a_prune_that_meets_a_held_table_lock_detaches_concurrently_and_still_drops(
+        private: tuple[Engine, str]) -> None:
+    """An open insert holds the table: the one-transaction drop gives up after its short lock
+    timeout (inserts would queue behind it), and each hour is detached concurrently instead once
+    the insert commits."""
+    engine, url = private
+    vendor = factory.vendor(engine)
+    therapist = factory.therapist(engine, vendor, codes=["SWD"])
+    later, expired = _three_hours_expired(engine)
+    stamps = [p.lower + dt.timedelta(minutes=1) for p in expired if p.lower is not None]
+    insert(engine, therapist, stamps)
+    kept = count(engine, "timestamp >= :c", c=later - locations.RETENTION)
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as holder:
+        fresh = later - locations.RETENTION + dt.timedelta(minutes=5)
+        holder.execute("INSERT INTO therapist_locations (therapist_id, latitude, longitude, timestamp) "
+                       "VALUES (%s, 18.5, 73.8, %s)", (therapist, fresh))
+        release = threading.Timer(1.0, holder.commit)
+        release.start()
+        try:
+            report = locations.prune(engine, now=later, exclusive_lock_timeout_ms=100, lock_timeout_ms=10_000)
+        finally:
+            release.join()
+
+    assert report["dropped_in_one_transaction"] is False and report["deferred"] == []
+    assert report["dropped"] == [p.name for p in expired]
+    assert report["rows_in_dropped_partitions"] == len(stamps)
+    assert count(engine, "timestamp < :c", c=later - locations.RETENTION) == 0
+    assert count(engine, "timestamp >= :c", c=later - locations.RETENTION) == kept + 1
