@@ -181,6 +181,20 @@ CHECK = ("SELECT count(*), sum(net_settlement_amount), (SELECT count(*) FROM set
          "FROM payment_settlements")
 
 
+CPU: list[float] = []  # PostgreSQL backend CPU seconds of the last timed action (local server only)
+
+
+def backend_cpu(conn: Any) -> float:
+    """CPU time the connection's PostgreSQL backend has used (from /proc; 0 for a remote server):
+    on a shared machine the load moves wall times by tens of percent, the backend's CPU much less."""
+    pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    try:
+        with open(f"/proc/{pid}/schedstat") as stat:
+            return int(stat.read().split()[0]) / 1e9
+    except OSError:
+        return 0.0
+
+
 def timed(action: Any) -> float:
     began = time.perf_counter()
     action()
@@ -189,8 +203,10 @@ def timed(action: Any) -> float:
 
 def run_floor(engine: Engine, since: dt.datetime) -> None:
     with engine.begin() as conn:
+        began = backend_cpu(conn)
         for statement in FLOOR:
             conn.execute(text(statement), {"since": since})
+        CPU.append(backend_cpu(conn) - began)
 
 
 def run_bare(engine: Engine, since: dt.datetime) -> None:
@@ -212,16 +228,22 @@ def reset(engine: Engine, history: int) -> None:
 
 def run_engine(engine: Engine, batch: int, lookback_days: int) -> dict[str, Any]:
     """What the workers do for one run: plan, then one transaction per batch of vendors."""
+    cpu = 0.0
     with Session(engine) as session, session.begin():
+        began = backend_cpu(session)
         act_as(session, WORKER_ROLE, {"role": "worker"})
         vendors = runs.vendors_to_settle(session, PERIOD, None)
+        cpu += backend_cpu(session) - began
     created = 0
     for start in range(0, len(vendors), batch):
         with Session(engine) as session, session.begin():
+            began = backend_cpu(session)
             act_as(session, WORKER_ROLE, {"role": "worker"})
             created += runs.settle_batch(session, run_id=None, period=PERIOD, vendor_ids=vendors[start:start + batch],
                                          requested_by=None, zone=ZONE, lookback_days=lookback_days
                                          )["settlements_created"]
+            cpu += backend_cpu(session) - began
+    CPU.append(cpu)
     return {"vendors": len(vendors), "settlements": created}
 
 
@@ -243,7 +265,7 @@ def measure(engine: Engine, payments: int, vendors: int, rounds: int, batch: int
         conn.execute(text("VACUUM ANALYZE"))
     print(f"  generated {payments:,} payments (and {history:,} settled before) for {vendors:,} vendors in "
           f"{time.perf_counter() - began:.1f} s; look-back {lookback_days} days", flush=True)
-    timings: dict[str, list[float]] = {"bare": [], "floor": [], "engine": []}
+    timings: dict[str, list[float]] = {"bare": [], "floor": [], "engine": [], "floor_cpu": [], "engine_cpu": []}
     memory: list[tuple[int, int]] = []
     run_bare(engine, since)  # warm the cache once, untimed
     results = {}
@@ -261,9 +283,10 @@ def measure(engine: Engine, payments: int, vendors: int, rounds: int, batch: int
                 peak = tracemalloc.get_traced_memory()[1]
                 tracemalloc.stop()
                 memory.append((peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before))
+            timings[f"{name}_cpu"].append(CPU[-1])
             results[name] = check(engine)
-            print(f"  round {round_no + 1}: {name:<6} {timings[name][-1]:7.2f} s  settlements, net, items, "
-                  f"items net = {results[name]}", flush=True)
+            print(f"  round {round_no + 1}: {name:<6} {timings[name][-1]:7.2f} s (backend CPU {CPU[-1]:6.2f} s)  "
+                  f"settlements, net, items, items net = {results[name]}", flush=True)
     if results["floor"] != results["engine"]:
         raise SystemExit(f"the run and the floor wrote different things: {results}")
     return {name: statistics.median(values) for name, values in timings.items()} | {
@@ -309,10 +332,13 @@ def main() -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
     print()
     print(f"{'payments':>10} {'history':>9} {'items':>10} {'bare agg s':>11} {'floor s':>8} {'run s':>7} "
-          f"{'run/floor':>9} {'run us/pay':>10} {'py peak KiB':>11} {'RSS +KiB':>9}")
+          f"{'run/floor':>9} {'run us/pay':>10} {'cpu floor':>9} {'cpu run':>8} {'cpu ratio':>9} "
+          f"{'py peak KiB':>11} {'RSS +KiB':>9}")
     for size, f in figures.items():
+        cpu_ratio = f["engine_cpu"] / f["floor_cpu"] if f["floor_cpu"] else float("nan")
         print(f"{size:>10,} {args.history:>9,} {f['items']:>10,} {f['bare']:>11.2f} {f['floor']:>8.2f} "
               f"{f['engine']:>7.2f} {f['engine'] / f['floor']:>9.2f} {f['engine'] / size * 1e6:>10.1f} "
+              f"{f['floor_cpu']:>9.2f} {f['engine_cpu']:>8.2f} {cpu_ratio:>9.2f} "
               f"{f['peak_python_kib']:>11,} {f['rss_growth_kib']:>9,}")
 
 
