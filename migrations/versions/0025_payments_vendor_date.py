@@ -26,8 +26,10 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.execute("CREATE INDEX IF NOT EXISTS idx_payments_vendor_date ON payments (vendor_id, payment_date)")
-    op.execute("CREATE INDEX IF NOT EXISTS idx_settlement_items_refund ON settlement_items (refund_id) "
-               "WHERE refund_id IS NOT NULL")
+    op.execute(
+        "CREATE INDEX IF NOT EXISTS idx_settlement_items_refund ON settlement_items (refund_id) "
+        "WHERE refund_id IS NOT NULL"
+    )
 
 
 def downgrade() -> None:
