@@ -118,7 +118,10 @@ payment_lines AS (
       AND p.status IN ('success', 'partially_refunded', 'refunded')
       AND p.payment_date >= :since AND p.payment_date < :end_at
       AND b.status = 'completed' AND b.booking_date <= :period_end
-      AND NOT EXISTS (SELECT 1 FROM settlement_items AS si WHERE si.payment_id = p.id AND si.refund_id IS NULL)
+      -- a probe of the unique key per payment: OFFSET 0 keeps the planner from hashing every line
+      -- ever settled instead (measured: it did, 380,000 lines read by every batch of 20,000 payments)
+      AND NOT EXISTS (SELECT 1 FROM settlement_items AS si WHERE si.payment_id = p.id AND si.refund_id IS NULL
+                      OFFSET 0)
 ),
 -- s.194-O(4): an individual or HUF seller's sales are exempt while its gross sales through the
 -- platform in the financial year (earlier settled lines, then this run's in date order) stay
