@@ -74,7 +74,7 @@ bench-smoke: seed
 	$(BIN)/python bench/api.py --seconds 1 --rounds 1 --clients 2
 	$(BIN)/python bench/reads.py --seconds 1 --rounds 1 --connections 4 --scale 0.02
 	$(BIN)/python bench/access.py --iterations 20 --bare-iterations 2 --bookings 5000
-	$(BIN)/python bench/settlements.py --payments 5000 --small 1000 --vendors 20
+	$(BIN)/python bench/settlements.py --payments 5000 --small 1000 --vendors 20 --history 2000
 	$(BIN)/python bench/payroll.py --employees 100
 	$(BIN)/python bench/dispatch.py --scale 0.01 --samples 10
 	$(BIN)/python bench/locations.py --scale 0.001 --seconds 1 --clients 2 --rounds 1

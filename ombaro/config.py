@@ -136,6 +136,9 @@ class Settings:
     razorpay_timeout_seconds: float = 10.0
     convenience_fee: Decimal = Decimal("0.00")  # per online order, added to what the customer pays
     settlement_batch_vendors: int = 200  # vendors settled per transaction (one job per batch)
+    # a run reads payments made from this many days before its period (0: no bound); older unsettled
+    # ones are reported as unsettleable, never dropped silently (docs/settlements.md)
+    settlement_lookback_days: int = 92
 
     # Campaigns and notifications: providers, rates, costs, caps (docs/campaigns.md).
     messaging: MessagingSettings = field(default_factory=lambda: MessagingSettings())
@@ -256,6 +259,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         razorpay_timeout_seconds=float(_int(env, "RAZORPAY_TIMEOUT_SECONDS", 10)),
         convenience_fee=_money(env, "OMBARO_CONVENIENCE_FEE", "0.00"),
         settlement_batch_vendors=_int(env, "OMBARO_SETTLEMENT_BATCH_VENDORS", 200),
+        settlement_lookback_days=_int(env, "OMBARO_SETTLEMENT_LOOKBACK_DAYS", 92),
         messaging=load_messaging(env, jwt_secret=env.get("OMBARO_JWT_SECRET") or secrets["jwt_secret"]),
     )
 

@@ -29,6 +29,8 @@ class Payment(Base):
         Index("idx_payments_vendor", "vendor_id"),
         Index("idx_payments_status", "status"),
         Index("idx_payments_date", "payment_date"),
+        # a settlement batch reads its vendors' payments within the look-back window (migration 0025)
+        Index("idx_payments_vendor_date", "vendor_id", "payment_date"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

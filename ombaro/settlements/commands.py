@@ -92,9 +92,11 @@ def run_settlements(params: RunSettlements, ctx: commands.Context) -> dict[str, 
     else:
         period = runs.period_of({}, ctx.job.scheduled_for, settings.timezone)
     if params.dry_run:
-        return runs.dry_run(ctx.session, period, params.vendor_ids, zone=settings.timezone)
+        return runs.dry_run(ctx.session, period, params.vendor_ids, zone=settings.timezone,
+                            lookback_days=settings.settlement_lookback_days)
     return runs.start_run(ctx.session, ctx.job, period, params.vendor_ids,
-                          batch_size=settings.settlement_batch_vendors, enqueue=ctx.env.enqueue)
+                          batch_size=settings.settlement_batch_vendors, enqueue=ctx.env.enqueue,
+                          zone=settings.timezone, lookback_days=settings.settlement_lookback_days)
 
 
 # --- settlements.run_batch -----------------------------------------------------------------------
@@ -135,7 +137,8 @@ def settle_batch(params: SettleBatch, ctx: commands.Context) -> dict[str, Any]:
     return runs.settle_batch(ctx.session, run_id=params.run_id, period=runs.Period(params.period_start,
                                                                                     params.period_end),
                              vendor_ids=params.vendor_ids, requested_by=ctx.job.requested_by,
-                             zone=ctx.env.settings.timezone, progress=ctx.progress)
+                             zone=ctx.env.settings.timezone,
+                             lookback_days=ctx.env.settings.settlement_lookback_days, progress=ctx.progress)
 
 
 # --- settlements.payout, settlements.reconcile -------------------------------------------------

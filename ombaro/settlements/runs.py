@@ -33,11 +33,16 @@ from ombaro.settlements.calculation import (
     TDS_SECTION,
     UNRATED_CHECK,
     financial_year,
+    lookback_instant,
+    lookback_year_start,
     period_end_instant,
 )
 
 BATCH_KIND = "settlements.run_batch"
 MAX_PERIOD_DAYS = 92
+# Payments a run reads start this many days before its period; 0: no bound. The deployment's value
+# is OMBARO_SETTLEMENT_LOOKBACK_DAYS (92 unless set), passed in by the commands.
+DEFAULT_LOOKBACK_DAYS = 0
 
 
 class SettlementError(Exception):
@@ -92,8 +97,10 @@ def period_of(params: dict[str, Any], scheduled_for: dt.datetime | None, zone: s
     raise InvalidPeriod("a run needs period_start and period_end (or a scheduled time)")
 
 
-def _bind(period: Period, vendor_ids: Sequence[uuid.UUID], zone: str) -> dict[str, Any]:
+def _bind(period: Period, vendor_ids: Sequence[uuid.UUID], zone: str, lookback_days: int) -> dict[str, Any]:
     return {"vendors": list(vendor_ids), "period_start": period.start, "period_end": period.end,
+            "since": lookback_instant(period.start, lookback_days, zone),
+            "fy_floor": lookback_year_start(period.start, lookback_days),
             "end_at": period_end_instant(period.end, zone), "zone": zone, "section": TDS_SECTION,
             "default_rate": DEFAULT_COMMISSION_RATE, "exemption": SMALL_SELLER_LIMIT,
             "financial_year": financial_year(period.end)[0], "fy_code": financial_year(period.end)[1]}
@@ -112,12 +119,22 @@ def _missing_rate(vendor_id: Any, day: Any) -> MissingTdsRate:
 
 
 # A payment that succeeded but has no payment date (or a processed refund without its date) can be
-# placed in no period: no run settles it and no report sees it, so every run names them.
+# placed in no period: no run settles it and no report sees it, so every run names them. So does
+# every payment a run would settle but for its look-back bound (:since; NULL: not asked).
 UNSETTLEABLE = """
 SELECT p.vendor_id, p.id AS payment_id, CAST(NULL AS uuid) AS refund_id, p.total_amount AS amount,
        'a successful payment without a payment date' AS reason
 FROM payments AS p
 WHERE p.status IN ('success', 'partially_refunded', 'refunded') AND p.payment_date IS NULL
+  AND (CAST(:vendors AS uuid[]) IS NULL OR p.vendor_id = ANY (CAST(:vendors AS uuid[])))
+  AND NOT EXISTS (SELECT 1 FROM settlement_items AS si WHERE si.payment_id = p.id AND si.refund_id IS NULL)
+UNION ALL
+SELECT p.vendor_id, p.id, NULL, p.total_amount,
+       'a payment made before the run''s look-back bound (OMBARO_SETTLEMENT_LOOKBACK_DAYS)'
+FROM payments AS p JOIN bookings AS b ON b.id = p.booking_id
+WHERE CAST(:since AS timestamptz) IS NOT NULL
+  AND p.status IN ('success', 'partially_refunded', 'refunded') AND p.payment_date < CAST(:since AS timestamptz)
+  AND b.status = 'completed' AND b.booking_date <= CAST(:period_end AS date)
   AND (CAST(:vendors AS uuid[]) IS NULL OR p.vendor_id = ANY (CAST(:vendors AS uuid[])))
   AND NOT EXISTS (SELECT 1 FROM settlement_items AS si WHERE si.payment_id = p.id AND si.refund_id IS NULL)
 UNION ALL
@@ -131,11 +148,16 @@ ORDER BY 1, 2, 3 NULLS FIRST
 UNSETTLEABLE_LISTED = 100
 
 
-def unsettleable(session: Session, vendor_ids: Sequence[uuid.UUID] | None) -> dict[str, Any]:
-    """Every payment (and refund) of these vendors (None: all) that no run can settle, counted, the
-    first UNSETTLEABLE_LISTED of them listed."""
-    rows = session.execute(text(UNSETTLEABLE), {"vendors": list(vendor_ids) if vendor_ids is not None else None}
-                           ).mappings().all()
+def unsettleable(session: Session, vendor_ids: Sequence[uuid.UUID] | None, period: Period | None = None, *,
+                 zone: str = "Asia/Kolkata", lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> dict[str, Any]:
+    """Every payment (and refund) of these vendors (None: all) that no run can settle, and, given
+    the run's period, every payment it would settle but for its look-back bound; counted, the
+    first UNSETTLEABLE_LISTED of them listed. Read once per run (not per batch): it is the one
+    place that reads the payments older than the bound."""
+    rows = session.execute(text(UNSETTLEABLE), {
+        "vendors": list(vendor_ids) if vendor_ids is not None else None,
+        "since": lookback_instant(period.start, lookback_days, zone) if period is not None else None,
+        "period_end": period.end if period is not None else None}).mappings().all()
     return {"count": len(rows), "amount": sum((r["amount"] for r in rows), Decimal("0.00")),
             "listed": [{"vendor_id": str(r["vendor_id"]), "payment_id": str(r["payment_id"]),
                         "refund_id": str(r["refund_id"]) if r["refund_id"] else None, "amount": r["amount"],
@@ -161,12 +183,14 @@ def vendor_names(session: Session, vendor_ids: Sequence[uuid.UUID]) -> dict[uuid
     return {vendor_id: name for vendor_id, name in found}
 
 
-def dry_run(session: Session, period: Period, vendor_ids: Sequence[uuid.UUID] | None, *, zone: str) -> dict[str, Any]:
+def dry_run(session: Session, period: Period, vendor_ids: Sequence[uuid.UUID] | None, *, zone: str,
+            lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> dict[str, Any]:
     """What a run would create, vendor by vendor, computed by the very statement a run uses; no
     row is written (the caller's transaction only reads)."""
     vendors = vendors_to_settle(session, period, vendor_ids)
     _no_jit(session)
-    rows = session.execute(text(DRY_RUN), _bind(period, vendors, zone)).mappings().all() if vendors else []
+    bind = _bind(period, vendors, zone, lookback_days)
+    rows = session.execute(text(DRY_RUN), bind).mappings().all() if vendors else []
     unrated = [r for r in rows if r["unrated"]]
     if unrated:
         raise _missing_rate(unrated[0]["vendor_id"], unrated[0]["first_unrated"])
@@ -180,7 +204,7 @@ def dry_run(session: Session, period: Period, vendor_ids: Sequence[uuid.UUID] | 
         "status": "pending" if r["net"] > 0 else "completed"} for r in rows]
     return {"dry_run": True, **period.as_dict(), "vendors_considered": len(vendors),
             "settlements": settlements, "totals": _totals(settlements),
-            "unsettleable": unsettleable(session, vendor_ids)}
+            "unsettleable": unsettleable(session, vendor_ids, period, zone=zone, lookback_days=lookback_days)}
 
 
 def _totals(settlements: list[dict[str, Any]]) -> dict[str, Any]:
@@ -193,7 +217,8 @@ def _totals(settlements: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def start_run(session: Session, job: commands.JobRef, period: Period, vendor_ids: Sequence[uuid.UUID] | None, *,
-              batch_size: int, enqueue: commands.Enqueue) -> dict[str, Any]:
+              batch_size: int, enqueue: commands.Enqueue, zone: str = "Asia/Kolkata",
+              lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> dict[str, Any]:
     """Record the run and submit one job per batch of vendors (they reach the broker after this
     transaction commits). A parent re-run after a crash starts from nothing: its first attempt's
     rows were never committed."""
@@ -212,11 +237,11 @@ def start_run(session: Session, job: commands.JobRef, period: Period, vendor_ids
                         enqueue=enqueue, key=f"{run.id}:{number}", scope="settlements",
                         requested_by=job.requested_by)
     return {"run_id": str(run.id), **period.as_dict(), "vendors": len(vendors), "batches": len(batches),
-            "unsettleable": unsettleable(session, vendor_ids)}
+            "unsettleable": unsettleable(session, vendor_ids, period, zone=zone, lookback_days=lookback_days)}
 
 
 def settle_batch(session: Session, *, run_id: uuid.UUID | None, period: Period, vendor_ids: Sequence[uuid.UUID],
-                 requested_by: uuid.UUID | None, zone: str,
+                 requested_by: uuid.UUID | None, zone: str, lookback_days: int = DEFAULT_LOOKBACK_DAYS,
                  progress: commands.Progress | None = None) -> dict[str, Any]:
     """Settle one batch of vendors in the caller's transaction: a few statements, however many
     payments. Vendors are locked in a fixed order, so concurrent batches and overlapping runs wait
@@ -231,7 +256,7 @@ def settle_batch(session: Session, *, run_id: uuid.UUID | None, period: Period, 
         "FROM (SELECT v FROM unnest(CAST(:vendors AS uuid[])) AS v ORDER BY v) AS ordered"), {"vendors": ordered})
     if progress is not None:
         progress(20, f"settling {len(ordered)} vendors")
-    bind = {**_bind(period, ordered, zone), "run_id": run_id, "requested_by": requested_by}
+    bind = {**_bind(period, ordered, zone, lookback_days), "run_id": run_id, "requested_by": requested_by}
     _no_jit(session)
     try:
         with session.begin_nested():
