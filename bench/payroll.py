@@ -16,12 +16,13 @@ any engine writing these rows pays. Before every round the month's records are t
 so every round writes all of them; after every round the bench checks that it wrote the same number
 of records and lines with the same totals (gross, deductions, net, paid days) as the first round.
 
-A last pass (a re-run: it loads and computes everyone again, and writes nothing since nothing
-changed) runs under tracemalloc to show memory per batch stays flat.
+The process's resident set is sampled after every batch of the first engine round. A last pass (a
+re-run: it loads and computes everyone again, and writes nothing since nothing changed) runs under
+tracemalloc to show Python's memory per batch stays flat (`--no-rerun` skips it).
 
 Runs against a scratch database (`<db>_payroll_bench`, migrated here, dropped after) on the
 configured PostgreSQL server (DATABASE_URL or the embedded one).
-Usage: python bench/payroll.py [--employees 10000] [--batch-size 500] [--rounds 3] [--keep]
+Usage: python bench/payroll.py [--employees 10000] [--batch-size 500] [--rounds 3] [--no-rerun] [--keep]
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ class Bench:
         self.engine, self.batch_size = engine, batch_size
         self.queued: list[uuid.UUID] = []
         self.batch_samples: list[tuple[int, int]] = []  # (traced now, traced peak) after each batch
+        self.rss_samples: list[int] = []  # the process's resident set after each batch, bytes
 
     def enqueue(self, job_id: uuid.UUID, _kind: str) -> None:
         self.queued.append(job_id)
@@ -170,10 +172,16 @@ class Bench:
         while self.queued:
             outcome = commands.execute(self.queued.pop(0), self.handler, engine=self.engine, lease_seconds=600)
             assert outcome == "succeeded", outcome
+            self.rss_samples.append(rss_now())
             if trace:
                 self.batch_samples.append(tracemalloc.get_traced_memory())
                 tracemalloc.reset_peak()
         return time.perf_counter() - began
+
+
+def rss_now() -> int:
+    """The process's resident set now (ru_maxrss is only ever the peak)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
 
 
 def clear_month(engine: Engine) -> None:
@@ -227,6 +235,8 @@ def main() -> None:
     parser.add_argument("--employees", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=runs.BATCH_SIZE)
     parser.add_argument("--rounds", type=int, default=3, help="engine and floor rounds, alternating")
+    parser.add_argument("--no-rerun", action="store_true",
+                        help="skip the re-run under tracemalloc (which slows Python about fourfold)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
 
@@ -262,6 +272,7 @@ def main() -> None:
         floors: list[float] = []
         expected: tuple[Any, ...] | None = None
         rss_first = (0, 0)
+        rss_batches: list[int] = []
         for number in range(args.rounds):
             for kind in ("engine", "floor"):
                 clear_month(engine)
@@ -272,6 +283,7 @@ def main() -> None:
                     floors.append(floor_round(psycopg_url, args.batch_size))
                 if number == 0 and kind == "engine":
                     rss_first = (rss_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+                    rss_batches = list(bench.rss_samples)
                     with engine.begin() as conn:
                         for statement in SNAPSHOT:
                             conn.execute(text(statement))
@@ -295,6 +307,15 @@ def main() -> None:
               f"({seconds / max(1, records) * 1000:.3f} ms per employee); run {run.status}")
         print(f"ratio run / floor: {seconds / floor:.2f} (load average {Path('/proc/loadavg').read_text().split()[0]})")
 
+        print(f"process RSS during the first run: {rss_batches[0] / 2**20:.0f} MiB after batch 1, "
+              f"{rss_batches[len(rss_batches) // 2] / 2**20:.0f} MiB after batch {len(rss_batches) // 2 + 1}, "
+              f"{rss_batches[-1] / 2**20:.0f} MiB after batch {len(rss_batches)}, "
+              f"{max(rss_batches) / 2**20:.0f} MiB at most")
+        print(f"process max RSS: {rss_first[0] / 1024:.0f} MiB before the first run, {rss_first[1] / 1024:.0f} MiB "
+              f"after it, {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB after all rounds",
+              flush=True)
+        if args.no_rerun:
+            return
         tracemalloc.start()
         rerun = bench.run(trace=True)
         tracemalloc.stop()
@@ -304,8 +325,6 @@ def main() -> None:
         print(f"memory per batch (tracemalloc): peak {max(peaks) / 2**20:.1f} MiB at most, "
               f"first batch {peaks[0] / 2**20:.1f} MiB, last {peaks[-1] / 2**20:.1f} MiB; "
               f"held after batch 1 {held[0] / 2**20:.2f} MiB, after batch {len(held)} {held[-1] / 2**20:.2f} MiB")
-        print(f"process max RSS: {rss_first[0] / 1024:.0f} MiB before the first run, {rss_first[1] / 1024:.0f} MiB "
-              f"after it, {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB at the end")
     finally:
         engine.dispose()
         if not args.keep:
