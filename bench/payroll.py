@@ -1,15 +1,28 @@
 """A month's payroll run for 10,000 employees with 300,000 attendance rows (a 30-day month), leave,
-raises, joiners, leavers and adjustments, against one hand-written SQL aggregate of the same
-attendance (the floor: what reading the month's attendance costs at all), in the same process.
+raises, joiners, leavers and adjustments, against a hand-written floor that writes the same rows, in
+the same process, rounds alternating (engine, floor, engine, ...), each figure a median.
 
-The run goes through the real command path (commands.execute: claim, worker role under row-level
+The engine goes through the real command path (commands.execute: claim, worker role under row-level
 security, fenced success): the run job fans out its batches, which are executed here one after
-another as a worker would. A second pass (a re-run: it loads and computes everyone again, and
-writes nothing since nothing changed) runs under tracemalloc to show memory per batch stays flat.
+another as a worker would.
+
+The floor (`floor_round`) writes exactly what the engine's run writes, the month's `salary_records`
+and their `salary_record_details` lines (the data has no arrears, so no `payroll_arrears` lines),
+with the values the engine computed (kept, untimed, in two snapshot tables after its first round):
+per batch of the same size, in one transaction each, it reads the batch's attendance with one
+aggregate statement (what reading the month's input costs at all), COPYs the batch's records and
+lines in, and commits. It computes nothing, checks nothing, upserts nothing: a lower bound on what
+any engine writing these rows pays. Before every round the month's records are truncated (untimed),
+so every round writes all of them; after every round the bench checks that it wrote the same number
+of records and lines with the same totals (gross, deductions, net, paid days) as the first round.
+
+The process's resident set is sampled after every batch of the first engine round. A last pass (a
+re-run: it loads and computes everyone again, and writes nothing since nothing changed) runs under
+tracemalloc to show Python's memory per batch stays flat (`--no-rerun` skips it).
 
 Runs against a scratch database (`<db>_payroll_bench`, migrated here, dropped after) on the
 configured PostgreSQL server (DATABASE_URL or the embedded one).
-Usage: python bench/payroll.py [--employees 10000] [--batch-size 500] [--keep]
+Usage: python bench/payroll.py [--employees 10000] [--batch-size 500] [--rounds 3] [--no-rerun] [--keep]
 """
 
 from __future__ import annotations
@@ -97,8 +110,8 @@ DATA = [
     """,
 ]
 
-# The floor: the month's attendance per employee, in one hand-written statement.
-AGGREGATE = text("""
+# The floor's read: a batch's attendance per employee, in one hand-written statement.
+AGGREGATE = """
 SELECT employee_id,
        count(*) FILTER (WHERE status = 'absent') AS absent,
        count(*) FILTER (WHERE status = 'half_day') AS half_days,
@@ -106,8 +119,31 @@ SELECT employee_id,
        coalesce(sum(greatest(work_hours - 8, 0)) FILTER (WHERE status IN ('present', 'late', 'work_from_home')), 0)
            AS overtime_hours
 FROM attendance_records
-WHERE date BETWEEN :start AND :end
+WHERE employee_id = ANY(%(ids)s::uuid[]) AND date BETWEEN %(start)s AND %(end)s
 GROUP BY employee_id
+"""
+
+RECORD_COLUMNS = ("id", "employee_id", "year", "month", "status", "notes", "basic_salary", "allowances", "deductions",
+                  "overtime_hours", "overtime_amount", "bonus", "gross_salary", "total_deductions", "net_salary")
+DETAIL_COLUMNS = ("salary_record_id", "run_id", "employee_code", "employee_name", "department", "designation",
+                  "days_in_month", "paid_days", "lop_days", "explanation", "employer_contributions")
+SNAPSHOT = [
+    "DROP TABLE IF EXISTS floor_records, floor_details",
+    f"CREATE TABLE floor_records AS SELECT {', '.join(RECORD_COLUMNS)} FROM salary_records "
+    f"WHERE year = {YEAR} AND month = {MONTH}",
+    "CREATE INDEX ON floor_records (employee_id)",
+    f"CREATE TABLE floor_details AS SELECT {', '.join('d.' + c for c in DETAIL_COLUMNS)} "
+    "FROM salary_record_details AS d JOIN floor_records AS r ON r.id = d.salary_record_id",
+    "CREATE INDEX ON floor_details (salary_record_id)",
+    "ANALYZE floor_records, floor_details",
+]
+# What each round must have written, the same every round.
+WRITTEN = text(f"""
+SELECT count(*) AS records, count(d.id) AS lines, sum(r.gross_salary) AS gross,
+       sum(r.total_deductions) AS deductions, sum(r.net_salary) AS net, sum(d.paid_days) AS paid_days,
+       (SELECT count(*) FROM payroll_arrears) AS arrears
+FROM salary_records AS r LEFT JOIN salary_record_details AS d ON d.salary_record_id = r.id
+WHERE r.year = {YEAR} AND r.month = {MONTH}
 """)
 
 
@@ -116,6 +152,7 @@ class Bench:
         self.engine, self.batch_size = engine, batch_size
         self.queued: list[uuid.UUID] = []
         self.batch_samples: list[tuple[int, int]] = []  # (traced now, traced peak) after each batch
+        self.rss_samples: list[int] = []  # the process's resident set after each batch, bytes
 
     def enqueue(self, job_id: uuid.UUID, _kind: str) -> None:
         self.queued.append(job_id)
@@ -135,26 +172,71 @@ class Bench:
         while self.queued:
             outcome = commands.execute(self.queued.pop(0), self.handler, engine=self.engine, lease_seconds=600)
             assert outcome == "succeeded", outcome
+            self.rss_samples.append(rss_now())
             if trace:
                 self.batch_samples.append(tracemalloc.get_traced_memory())
                 tracemalloc.reset_peak()
         return time.perf_counter() - began
 
 
-def floor_seconds(engine: Engine, rounds: int) -> tuple[float, int]:
-    times, rows = [], 0
-    for _ in range(rounds):
-        with engine.connect() as conn:
+def rss_now() -> int:
+    """The process's resident set now (ru_maxrss is only ever the peak)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
+
+
+def clear_month(engine: Engine) -> None:
+    """Untimed, before every round: the month's records (and, by cascade, their lines) go."""
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE salary_records, payroll_failures CASCADE"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE salary_records, salary_record_details"))
+
+
+def floor_round(url: str, batch_size: int) -> float:
+    """The floor: per batch, read its attendance (one aggregate) and COPY its records and lines, in
+    one transaction. Only the read, the COPYs and the commit are timed; taking the batch's rows out
+    of the snapshot is not."""
+    seconds, after = 0.0, None
+    with psycopg.connect(url) as conn:
+        while True:
+            where = "" if after is None else "WHERE employee_id > %(after)s"
+            records = conn.execute(
+                f"SELECT {', '.join(c + '::text' for c in RECORD_COLUMNS)} FROM floor_records {where} "
+                "ORDER BY employee_id LIMIT %(n)s", {"after": after, "n": batch_size}).fetchall()
+            if not records:
+                break
+            details = conn.execute(
+                f"SELECT {', '.join('d.' + c + '::text' for c in DETAIL_COLUMNS)} FROM floor_details AS d "
+                "WHERE d.salary_record_id = ANY(%(ids)s::uuid[])", {"ids": [r[0] for r in records]}).fetchall()
+            ids = [r[1] for r in records]
+            after = ids[-1]
+            conn.commit()
             began = time.perf_counter()
-            rows = len(conn.execute(AGGREGATE, {"start": START, "end": END}).all())
-            times.append(time.perf_counter() - began)
-    return statistics.median(times), rows
+            conn.execute(AGGREGATE, {"ids": ids, "start": START, "end": END}).fetchall()
+            with conn.cursor() as cur:
+                with cur.copy(f"COPY salary_records ({', '.join(RECORD_COLUMNS)}) FROM STDIN") as copy:
+                    for row in records:
+                        copy.write_row(row)
+                with cur.copy(f"COPY salary_record_details ({', '.join(DETAIL_COLUMNS)}) FROM STDIN") as copy:
+                    for row in details:
+                        copy.write_row(row)
+            conn.commit()
+            seconds += time.perf_counter() - began
+    return seconds
+
+
+def written(engine: Engine) -> tuple[Any, ...]:
+    with engine.connect() as conn:
+        return tuple(conn.execute(WRITTEN).one())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--employees", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=runs.BATCH_SIZE)
+    parser.add_argument("--rounds", type=int, default=3, help="engine and floor rounds, alternating")
+    parser.add_argument("--no-rerun", action="store_true",
+                        help="skip the re-run under tracemalloc (which slows Python about fourfold)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
 
@@ -184,22 +266,56 @@ def main() -> None:
         print(f"data: {args.employees} employees, {attendance} attendance rows, {leaves} leave requests "
               f"({time.perf_counter() - began:.1f} s to generate)", flush=True)
 
-        floor, rows = floor_seconds(engine, rounds=5)
-        print(f"floor (one SQL aggregate of the month's attendance, {rows} rows): {floor * 1000:.0f} ms", flush=True)
-
         bench = Bench(engine, args.batch_size)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        seconds = bench.run()
-        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        psycopg_url = url.set(drivername="postgresql", database=bench_db).render_as_string(hide_password=False)
+        runs_s: list[float] = []
+        floors: list[float] = []
+        expected: tuple[Any, ...] | None = None
+        rss_first = (0, 0)
+        rss_batches: list[int] = []
+        for number in range(args.rounds):
+            for kind in ("engine", "floor"):
+                clear_month(engine)
+                rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                if kind == "engine":
+                    runs_s.append(bench.run())
+                else:
+                    floors.append(floor_round(psycopg_url, args.batch_size))
+                if number == 0 and kind == "engine":
+                    rss_first = (rss_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+                    rss_batches = list(bench.rss_samples)
+                    with engine.begin() as conn:
+                        for statement in SNAPSHOT:
+                            conn.execute(text(statement))
+                got = written(engine)
+                if expected is None:
+                    expected = got
+                assert got == expected, f"the {kind} wrote {got}, the first round {expected}"
+                print(f"round {number + 1} {kind}: {(runs_s if kind == 'engine' else floors)[-1]:.2f} s", flush=True)
+        assert expected is not None
+        seconds, floor = statistics.median(runs_s), statistics.median(floors)
         with engine.connect() as conn:
-            made = conn.execute(text("SELECT count(*) FROM salary_records WHERE year = :y AND month = :m"),
-                                {"y": YEAR, "m": MONTH}).scalar_one()
             failures = conn.execute(text("SELECT count(*) FROM payroll_failures")).scalar_one()
             run = conn.execute(text("SELECT batches_total, status FROM payroll_runs")).one()
-        print(f"payroll run: {seconds:.2f} s for {made} records, {failures} failures, {run.batches_total} batches "
-              f"of {args.batch_size} ({seconds / max(1, made) * 1000:.2f} ms per employee); run {run.status}")
-        print(f"ratio run / floor: {seconds / floor:.1f}")
+        records, lines, gross, deductions, net, paid_days, arrears = expected
+        print(f"each round wrote {records} records and {lines} lines ({arrears} arrears lines): gross {gross}, "
+              f"deductions {deductions}, net {net}, paid days {paid_days}; engine and floor alike")
+        print(f"floor (per batch: one attendance aggregate, COPY of the records and lines, commit): "
+              f"median {floor:.2f} s of {', '.join(f'{f:.2f}' for f in floors)}")
+        print(f"payroll run: median {seconds:.2f} s of {', '.join(f'{r:.2f}' for r in runs_s)} for {records} records, "
+              f"{failures} failures, {run.batches_total} batches of {args.batch_size} "
+              f"({seconds / max(1, records) * 1000:.3f} ms per employee); run {run.status}")
+        print(f"ratio run / floor: {seconds / floor:.2f} (load average {Path('/proc/loadavg').read_text().split()[0]})")
 
+        print(f"process RSS during the first run: {rss_batches[0] / 2**20:.0f} MiB after batch 1, "
+              f"{rss_batches[len(rss_batches) // 2] / 2**20:.0f} MiB after batch {len(rss_batches) // 2 + 1}, "
+              f"{rss_batches[-1] / 2**20:.0f} MiB after batch {len(rss_batches)}, "
+              f"{max(rss_batches) / 2**20:.0f} MiB at most")
+        print(f"process max RSS: {rss_first[0] / 1024:.0f} MiB before the first run, {rss_first[1] / 1024:.0f} MiB "
+              f"after it, {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB after all rounds",
+              flush=True)
+        if args.no_rerun:
+            return
         tracemalloc.start()
         rerun = bench.run(trace=True)
         tracemalloc.stop()
@@ -209,7 +325,6 @@ def main() -> None:
         print(f"memory per batch (tracemalloc): peak {max(peaks) / 2**20:.1f} MiB at most, "
               f"first batch {peaks[0] / 2**20:.1f} MiB, last {peaks[-1] / 2**20:.1f} MiB; "
               f"held after batch 1 {held[0] / 2**20:.2f} MiB, after batch {len(held)} {held[-1] / 2**20:.2f} MiB")
-        print(f"process max RSS: {rss_before / 1024:.0f} MiB before the run, {rss_after / 1024:.0f} MiB after")
     finally:
         engine.dispose()
         if not args.keep:
