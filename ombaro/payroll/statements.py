@@ -13,6 +13,7 @@ whose records are seen (HR, finance).
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections import defaultdict
 from decimal import Decimal
@@ -100,8 +101,9 @@ def tax_statements(session: Session, financial_year: int, book: RateBook | None 
     April of `financial_year`."""
     book = book or RateBook.load(session)
     april = Period(financial_year, 4)
+    # 31 March as a date, not a payroll Period: the year 2100-01 ends in 2101, past the last payroll month.
     bounds: dict[str, object] = {"first": april.year * 12 + 4, "last": (april.year + 1) * 12 + 3,
-                                 "april": april.start, "march": Period(april.year + 1, 3).end}
+                                 "april": april.start, "march": dt.date(april.year + 1, 3, 31)}
     quarters: dict[uuid.UUID, dict[int, tuple[Decimal, Decimal]]] = defaultdict(dict)
     exempt: dict[uuid.UUID, tuple[Decimal, Decimal, Decimal]] = defaultdict(lambda: (ZERO, ZERO, ZERO))
     names: dict[uuid.UUID, tuple[str | None, str | None]] = {}
