@@ -49,8 +49,13 @@ def ping_idle_connections(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_
         returned = record.info.get("ombaro.returned")
         if returned is None or time.monotonic() - returned < idle_seconds:
             return  # new (just connected), or used a moment ago
-        if not engine.dialect._do_ping_w_event(dbapi_connection):  # what pool_pre_ping runs
-            raise exc.DisconnectionError("the pooled connection did not answer a ping")
+        dialect = engine.dialect  # what pool_pre_ping runs, through the dialect's public hooks
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.DisconnectionError("the pooled connection did not answer a ping") from error
+            raise
 
 
 def database_engine(settings: Settings | DatabaseSettings) -> Engine:
