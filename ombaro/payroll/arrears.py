@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -72,6 +72,14 @@ WHERE payroll_arrears.amount IS DISTINCT FROM EXCLUDED.amount
 """)
 
 
+def id_array(ids: Iterable[uuid.UUID]) -> str:
+    """Ids as one PostgreSQL array literal, for `= ANY(:ids)` in the batch's text statements (the
+    server reads the untyped literal as the column's array type). psycopg dumps a list of UUIDs
+    element by element, testing each for quoting (0.3 s of CPU in a 10,000-employee run, the same
+    500 ids dumped once per statement); the batch builds this string once."""
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
 def _paid(row: Any) -> dict[str, Decimal]:
     allowances: dict[str, Any] = row.allowances or {}
     deductions: dict[str, Any] = row.deductions or {}
@@ -87,11 +95,11 @@ def approved_months(session: Session, period: Period,
                     ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[ApprovedMonth, ...]]:
     """Per employee, the approved months before `period` a backdated change may reach, with what has
     been paid for each so far. Two statements; employees without such a month are left out."""
-    rows = session.execute(APPROVED, {"ids": list(ids), "before_index": period.index}).all()
+    rows = session.execute(APPROVED, {"ids": id_array(ids), "before_index": period.index}).all()
     if not rows:
         return {}
     recorded: dict[tuple[uuid.UUID, int, int], dict[str, Decimal]] = defaultdict(dict)
-    for line in session.execute(RECORDED, {"ids": list({r.employee_id for r in rows}), "year": period.year,
+    for line in session.execute(RECORDED, {"ids": id_array({r.employee_id for r in rows}), "year": period.year,
                                            "month": period.month}):
         recorded[(line.employee_id, line.for_year, line.for_month)][line.component] = line.amount
     months: dict[uuid.UUID, list[ApprovedMonth]] = defaultdict(list)
@@ -112,8 +120,8 @@ def write_lines(session: Session, period: Period, payslips: Sequence[Payslip]) -
         return
     rows = json.dumps([{"employee_id": str(p.employee_id), "for_year": a.period.year, "for_month": a.period.month,
                         "component": a.component, "amount": str(a.amount)} for p in payslips for a in p.arrears])
-    params = {"ids": ids, "year": period.year, "month": period.month, "rows": rows}
-    if session.execute(ANY_LINES, {"ids": ids}).scalar_one():
+    params = {"ids": id_array(ids), "year": period.year, "month": period.month, "rows": rows}
+    if session.execute(ANY_LINES, {"ids": params["ids"]}).scalar_one():
         session.execute(DELETE_STALE, params)
     if any(p.arrears for p in payslips):
         session.execute(UPSERT_LINES, params)

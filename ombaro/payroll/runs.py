@@ -33,6 +33,7 @@ from ombaro.models.hr import Employee, SalaryRecord
 from ombaro.models.payroll import PayrollFailure, PayrollRun
 from ombaro.payroll import arrears
 from ombaro.payroll import preflight as preflight_checks
+from ombaro.payroll.arrears import id_array
 from ombaro.payroll.calculation import (
     EmployeeMonth,
     History,
@@ -210,7 +211,8 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
         select(Employee.id, Employee.employee_code, Employee.name, Employee.gender, Employee.department,
                Employee.designation, Employee.joining_date, Employee.last_working_date)
         .where(Employee.id == _ids(todo)).order_by(Employee.id)).all()
-    window = {"ids": todo, "start": period.start, "end": period.end}
+    todo_ids = id_array(todo)
+    window = {"ids": todo_ids, "start": period.start, "end": period.end}
 
     structures: dict[uuid.UUID, list[Structure]] = defaultdict(list)
     for row in session.execute(STRUCTURES, window):
@@ -226,7 +228,7 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
         ATTENDANCE, {**window, "standard_hours": standard_hours})}
     approved = arrears.approved_months(session, period, todo)
     if approved:  # their structures and attendance from the earliest such month on
-        earlier = {"ids": list(approved), "start": min(m.period.start for ms in approved.values() for m in ms),
+        earlier = {"ids": id_array(approved), "start": min(m.period.start for ms in approved.values() for m in ms),
                    "end": period.end}
         for employee_id in approved:
             structures.pop(employee_id, None)
@@ -238,12 +240,12 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
             ATTENDANCE, {**earlier, "standard_hours": standard_hours})})
 
     adjustments: dict[uuid.UUID, dict[str, Decimal]] = defaultdict(dict)
-    for row in session.execute(ADJUSTMENTS, {"ids": todo, "year": period.year, "month": period.month}):
+    for row in session.execute(ADJUSTMENTS, {"ids": todo_ids, "year": period.year, "month": period.month}):
         adjustments[row.employee_id][row.kind] = row.amount
 
     histories = _histories(session, period, todo)
     declarations = {row.employee_id: TaxDeclaration(row.regime, row.previous_income, row.previous_tds)
-                    for row in session.execute(DECLARATIONS, {"ids": todo,
+                    for row in session.execute(DECLARATIONS, {"ids": todo_ids,
                                                               "financial_year": period.fy_start.year})}
     employees = [EmployeeMonth(
         employee_id=p.id, code=p.employee_code, name=p.name, gender=p.gender, department=p.department,
@@ -263,12 +265,12 @@ def _by_date(row: Row[Any] | None, which: str) -> dict[dt.date, Decimal]:
     if row is None:
         return {}
     dates, values = (row.lop_dates, row.lop_weights) if which == "lop" else (row.ot_dates, row.ot_hours)
-    return {d: Decimal(v) for d, v in zip(dates, values, strict=True)}
+    return dict(zip(dates, values, strict=True))  # numeric[]: psycopg gives Decimals already
 
 
 def _histories(session: Session, period: Period, ids: list[uuid.UUID]) -> dict[uuid.UUID, History]:
     months: dict[uuid.UUID, list[PastMonth]] = defaultdict(list)
-    for row in session.execute(HISTORY, {"ids": ids, "from_index": period.index - 12,
+    for row in session.execute(HISTORY, {"ids": id_array(ids), "from_index": period.index - 12,
                                          "before_index": period.index - 1}):
         months[row.employee_id].append(PastMonth(row.month_index, row.gross_salary, row.tds, row.esi))
     return {e: History(tuple(m)) for e, m in months.items()}
