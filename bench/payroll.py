@@ -16,7 +16,8 @@ any engine writing these rows pays. Before every round the month's records are t
 so every round writes all of them; after every round the bench checks that it wrote the same number
 of records and lines with the same totals (gross, deductions, net, paid days) as the first round.
 
-The process's resident set is sampled after every batch of the first engine round. A last pass (a
+The process's resident set is sampled after every batch of the first engine round, and its CPU
+time is taken over each engine round (the engine's Python; the floor's Python does next to nothing). A last pass (a
 re-run: it loads and computes everyone again, and writes nothing since nothing changed) runs under
 tracemalloc to show Python's memory per batch stays flat (`--no-rerun` skips it).
 
@@ -269,6 +270,7 @@ def main() -> None:
         bench = Bench(engine, args.batch_size)
         psycopg_url = url.set(drivername="postgresql", database=bench_db).render_as_string(hide_password=False)
         runs_s: list[float] = []
+        cpus: list[float] = []  # this process's CPU in each engine round (Python's share, load-proof)
         floors: list[float] = []
         expected: tuple[Any, ...] | None = None
         rss_first = (0, 0)
@@ -278,7 +280,9 @@ def main() -> None:
                 clear_month(engine)
                 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                 if kind == "engine":
+                    cpu = time.process_time()
                     runs_s.append(bench.run())
+                    cpus.append(time.process_time() - cpu)
                 else:
                     floors.append(floor_round(psycopg_url, args.batch_size))
                 if number == 0 and kind == "engine":
@@ -291,7 +295,8 @@ def main() -> None:
                 if expected is None:
                     expected = got
                 assert got == expected, f"the {kind} wrote {got}, the first round {expected}"
-                print(f"round {number + 1} {kind}: {(runs_s if kind == 'engine' else floors)[-1]:.2f} s", flush=True)
+                print(f"round {number + 1} {kind}: {(runs_s if kind == 'engine' else floors)[-1]:.2f} s"
+                      + (f" (process CPU {cpus[-1]:.2f} s)" if kind == "engine" else ""), flush=True)
         assert expected is not None
         seconds, floor = statistics.median(runs_s), statistics.median(floors)
         with engine.connect() as conn:
@@ -304,7 +309,8 @@ def main() -> None:
               f"median {floor:.2f} s of {', '.join(f'{f:.2f}' for f in floors)}")
         print(f"payroll run: median {seconds:.2f} s of {', '.join(f'{r:.2f}' for r in runs_s)} for {records} records, "
               f"{failures} failures, {run.batches_total} batches of {args.batch_size} "
-              f"({seconds / max(1, records) * 1000:.3f} ms per employee); run {run.status}")
+              f"({seconds / max(1, records) * 1000:.3f} ms per employee); run {run.status}; "
+              f"process CPU median {statistics.median(cpus):.2f} s (the engine's Python; the rest is the server's)")
         print(f"ratio run / floor: {seconds / floor:.2f} (load average {Path('/proc/loadavg').read_text().split()[0]})")
 
         print(f"process RSS during the first run: {rss_batches[0] / 2**20:.0f} MiB after batch 1, "
