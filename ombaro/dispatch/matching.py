@@ -216,8 +216,9 @@ def plan_batch(needs: Iterable[Need], candidates: Iterable[Candidate], *,
                exact_seconds: float = EXACT_SECONDS) -> BatchPlans:
     needs, candidates = list(needs), list(candidates)
     waves = settle_travel(plan_assignment(needs, candidates), needs, candidates)
-    assignment, bound = optimise_chains(improve(waves, needs, candidates), needs, candidates,
-                                        seconds=exact_seconds)
+    assignment, bound, solved = optimise_chains(waves, needs, candidates, seconds=exact_seconds)
+    if not solved:  # some vendor's integer program gave nothing in time: local search for all
+        assignment = improve(assignment, needs, candidates)
     greedy = settle_travel(plan_greedy(needs, candidates), needs, candidates)
     if assignment.objective() <= greedy.objective():
         return BatchPlans(assignment, assignment, greedy, waves, bound)
@@ -231,13 +232,14 @@ def _preferable(needs: list[Need], pool: list[Candidate]) -> set[uuid.UUID]:
 
 
 def optimise_chains(plan: Plan, needs: Iterable[Need], candidates: Iterable[Candidate], *,
-                    seconds: float = EXACT_SECONDS) -> tuple[Plan, float | None]:
+                    seconds: float = EXACT_SECONDS) -> tuple[Plan, float | None, bool]:
     """The plan re-solved exactly per vendor (`chains`: each therapist's day a chain of bookings, an
     integer program over the arcs the linear relaxation prices near its optimum plus the plan's own),
     placing the same bookings with no more preferences passed over; and the relaxation's bound on the
-    travel of any sound plan placing them (None when some vendor's could not be computed). A vendor's
-    new chains are taken only when they lower its (preferences passed over, km); `seconds` is the
-    budget for all vendors' integer programs together (the relaxations always run)."""
+    travel of any sound plan placing them (None when some vendor's could not be computed); and whether
+    every vendor's integer program gave a plan. A vendor's new chains are taken only when they lower
+    its (preferences passed over, km); `seconds` is the budget for all vendors' integer programs
+    together (the relaxations always run)."""
     needs, pool = list(needs), list(candidates)
     preferable = _preferable(needs, pool)
     pools = _by_vendor(pool)
@@ -248,11 +250,11 @@ def optimise_chains(plan: Plan, needs: Iterable[Need], candidates: Iterable[Cand
     owner = {p.booking_id: p.therapist_id for p in plan.picks.values()}
     deadline = time.monotonic() + seconds
     bound: float | None = 0.0
-    changed = False
+    changed, solved = False, True
     for number, (vendor_id, rows) in enumerate(sorted(by_vendor.items(), key=lambda item: str(item[0]))):
         model = chains.chain_model(rows, pools.get(vendor_id, []), preferable)
         if model is None:
-            bound = None
+            bound, solved = None, False
             continue
         mine = {n.booking_id: owner[n.booking_id] for n in rows}
         missed = sum(plan.picks[b].preference_missed for b in mine)
@@ -265,13 +267,14 @@ def optimise_chains(plan: Plan, needs: Iterable[Need], candidates: Iterable[Cand
             if found.owner is not None:
                 owner.update(found.owner)
                 changed = True
+        solved = solved and found is not None and found.owner is not None
         bound = None if bound is None or vendor_bound is None else bound + vendor_bound
     if not changed:
-        return plan, bound
+        return plan, bound, solved
     better = _priced(Plan(plan.method, unassigned=list(plan.unassigned)), owner, needs, pool)
     if violations(needs, pool, better) or not better.objective() < plan.objective():
-        return plan, bound
-    return better, bound
+        return plan, bound, solved and not violations(needs, pool, better)
+    return better, bound, solved
 
 
 def chain_lower_bound(needs: Iterable[Need], candidates: Iterable[Candidate],

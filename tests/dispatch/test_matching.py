@@ -127,7 +127,7 @@ def test_exact_chains_never_break_a_rule_nor_cost_more_than_the_plan_they_start_
         wanted: list[Need], pool: list[Candidate]) -> None:
     for start in (settle_travel(plan_greedy(wanted, pool), wanted, pool),
                   settle_travel(plan_assignment(wanted, pool), wanted, pool)):
-        exact, bound = optimise_chains(start, wanted, pool)
+        exact, bound, _ = optimise_chains(start, wanted, pool)
         assert violations(wanted, pool, exact) == []
         assert exact.objective() <= start.objective()
         assert set(exact.picks) == set(start.picks)
@@ -153,5 +153,5 @@ def test_no_sound_plan_placing_the_same_bookings_travels_less_than_the_chain_bou
         default=None)
     assert least is not None  # the greedy plan itself is one
     assert bound <= least + 1e-6
-    exact, _ = optimise_chains(plan, wanted, pool)
+    exact, _, _ = optimise_chains(plan, wanted, pool)
     assert least <= exact.total_km + 1e-6
