@@ -41,7 +41,8 @@ from ombaro.geo import Point, gap_needed, haversine_km
 # travel a vendor's bookings can add up to (checked per block), leaving a booking costs more still.
 PREFERENCE_PENALTY_M = 10_000_000.0
 WAVE_MINUTES = 60  # bookings starting within the same hour are matched together
-EXACT_SECONDS = 60.0  # the integer programs' budget for a whole batch (`optimise_chains`)
+EXACT_SECONDS = 60.0  # the relaxations' and integer programs' budget for a whole batch (`optimise_chains`)
+MIN_EXACT_SECONDS = 2.0  # each vendor's integer program may take this long whatever is left of it
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,8 @@ def plan_batch(needs: Iterable[Need], candidates: Iterable[Candidate], *,
     assignment, bound, solved = optimise_chains(start, needs, candidates, seconds=exact_seconds)
     if not solved and start is waves:  # some vendor's integer program gave nothing in time
         assignment = improve(assignment, needs, candidates)
-        bound = None  # it may place more bookings than the bound was computed for
+        if set(assignment.picks) != set(start.picks):
+            bound = None  # computed for the bookings the start placed
     greedy = settle_travel(plan_greedy(needs, candidates), needs, candidates)
     if assignment.objective() <= greedy.objective():
         return BatchPlans(assignment, assignment, greedy, waves, bound)
@@ -242,8 +244,8 @@ def optimise_chains(plan: Plan, needs: Iterable[Need], candidates: Iterable[Cand
     placing the same bookings with no more preferences passed over; and the relaxation's bound on the
     travel of any sound plan placing them (None when some vendor's could not be computed); and whether
     every vendor's integer program gave a plan. A vendor's new chains are taken only when they lower
-    its (preferences passed over, km); `seconds` is the budget for all vendors' integer programs
-    together (the relaxations always run)."""
+    its (preferences passed over, km). `seconds` is shared by the vendors' relaxations and integer
+    programs (each integer program gets at least `MIN_EXACT_SECONDS`, so every vendor is tried)."""
     needs, pool = list(needs), list(candidates)
     preferable = _preferable(needs, pool)
     pools = _by_vendor(pool)
@@ -252,7 +254,7 @@ def optimise_chains(plan: Plan, needs: Iterable[Need], candidates: Iterable[Cand
         if need.booking_id in plan.picks:
             by_vendor[need.vendor_id].append(need)
     owner = {p.booking_id: p.therapist_id for p in plan.picks.values()}
-    deadline = time.monotonic() + seconds
+    spent = 0.0
     bound: float | None = 0.0
     changed, solved = False, True
     for number, (vendor_id, rows) in enumerate(sorted(by_vendor.items(), key=lambda item: str(item[0]))):
@@ -262,16 +264,15 @@ def optimise_chains(plan: Plan, needs: Iterable[Need], candidates: Iterable[Cand
             continue
         mine = {n.booking_id: owner[n.booking_id] for n in rows}
         missed = sum(plan.picks[b].preference_missed for b in mine)
-        left = (deadline - time.monotonic()) / (len(by_vendor) - number)
-        found = chains.optimise(model, mine, max_missed=missed, time_limit=left) if left > 0.05 else None
-        if found is None:
-            vendor_bound = chains.relaxation_bound(model)
-        else:
-            vendor_bound = found.bound_km
-            if found.owner is not None:
-                owner.update(found.owner)
-                changed = True
-        solved = solved and found is not None and found.owner is not None
+        share = max(MIN_EXACT_SECONDS, (seconds - spent) / (len(by_vendor) - number))
+        began = time.monotonic()
+        found = chains.optimise(model, mine, max_missed=missed, time_limit=share)
+        spent += time.monotonic() - began
+        if found.owner is not None:
+            owner.update(found.owner)
+            changed = True
+        solved = solved and found.owner is not None
+        vendor_bound = found.bound_km
         bound = None if bound is None or vendor_bound is None else bound + vendor_bound
     if not changed:
         return plan, bound, solved
