@@ -5,7 +5,8 @@ therapist was passed over, total travel. `plan_assignment` solves linear assignm
 (SciPy's `linear_sum_assignment`) per vendor (therapists never cross vendors, so the cost matrix is
 block diagonal and each block is solved alone) for each wave of bookings starting within the same
 hour, in time order: every therapist takes at most one booking of a wave, and later waves see the
-bookings placed so far (their places are where the therapist sets out from next). `plan_greedy` is
+bookings placed so far (their places are where the therapist sets out from next); `optimise_chains`
+then re-solves each vendor's day exactly (`chains`), placing the same bookings. `plan_greedy` is
 the one-by-one baseline: bookings in time order, each takes the best-ranked eligible therapist.
 `plan_batch` returns the better of the two, so batch matching is never worse than greedy, and
 reports both.
