@@ -42,8 +42,10 @@ from ombaro.geo import Point, gap_needed, haversine_km
 # travel a vendor's bookings can add up to (checked per block), leaving a booking costs more still.
 PREFERENCE_PENALTY_M = 10_000_000.0
 WAVE_MINUTES = 60  # bookings starting within the same hour are matched together
-EXACT_SECONDS = 60.0  # the relaxations' and integer programs' budget for a whole batch (`optimise_chains`)
-MIN_EXACT_SECONDS = 2.0  # each vendor's integer program may take this long whatever is left of it
+EXACT_SECONDS = 120.0  # the relaxations' and integer programs' budget for a whole batch (`optimise_chains`)
+# Each vendor's integer program may take this long whatever is left of the budget (wall clock: at
+# load 15 on 2 cores, 2 s was too little for some; at load 9 they take 0.1-1 s).
+MIN_EXACT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
