@@ -5,7 +5,8 @@ therapist was passed over, total travel. `plan_assignment` solves linear assignm
 (SciPy's `linear_sum_assignment`) per vendor (therapists never cross vendors, so the cost matrix is
 block diagonal and each block is solved alone) for each wave of bookings starting within the same
 hour, in time order: every therapist takes at most one booking of a wave, and later waves see the
-bookings placed so far (their places are where the therapist sets out from next). `plan_greedy` is
+bookings placed so far (their places are where the therapist sets out from next); `optimise_chains`
+then re-solves each vendor's day exactly (`chains`), placing the same bookings. `plan_greedy` is
 the one-by-one baseline: bookings in time order, each takes the best-ranked eligible therapist.
 `plan_batch` returns the better of the two, so batch matching is never worse than greedy, and
 reports both.
@@ -14,6 +15,7 @@ reports both.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ombaro.dispatch import chains
 from ombaro.dispatch.rules import (
     Candidate,
     Engagement,
@@ -39,6 +42,10 @@ from ombaro.geo import Point, gap_needed, haversine_km
 # travel a vendor's bookings can add up to (checked per block), leaving a booking costs more still.
 PREFERENCE_PENALTY_M = 10_000_000.0
 WAVE_MINUTES = 60  # bookings starting within the same hour are matched together
+EXACT_SECONDS = 120.0  # the relaxations' and integer programs' budget for a whole batch (`optimise_chains`)
+# Each vendor's integer program may take this long whatever is left of the budget (wall clock: at
+# load 15 on 2 cores, 2 s was too little for some; at load 9 they take 0.1-1 s).
+MIN_EXACT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class BatchPlans:
     assignment: Plan
     greedy: Plan
     waves: Plan  # the assignment before local search
+    bound_km: float | None = None  # `chain_lower_bound` of the best plan's bookings, when computed
 
 
 class _State:
@@ -208,13 +216,104 @@ def settle_travel(plan: Plan, needs: Iterable[Need], candidates: Iterable[Candid
     return plan
 
 
-def plan_batch(needs: Iterable[Need], candidates: Iterable[Candidate]) -> BatchPlans:
+def plan_batch(needs: Iterable[Need], candidates: Iterable[Candidate], *,
+               exact_seconds: float = EXACT_SECONDS) -> BatchPlans:
     needs, candidates = list(needs), list(candidates)
     waves = settle_travel(plan_assignment(needs, candidates), needs, candidates)
-    assignment = improve(waves, needs, candidates)
+    # The chains place the bookings their start placed: when the waves left some out, local search
+    # (which first places what now fits) is the start; else the waves are (same optimum, less time).
+    start = improve(waves, needs, candidates) if waves.unassigned else waves
+    assignment, bound, solved = optimise_chains(start, needs, candidates, seconds=exact_seconds)
+    if not solved and start is waves:  # some vendor's integer program gave nothing in time
+        assignment = improve(assignment, needs, candidates)
+        if set(assignment.picks) != set(start.picks):
+            bound = None  # computed for the bookings the start placed
     greedy = settle_travel(plan_greedy(needs, candidates), needs, candidates)
-    best = assignment if assignment.objective() <= greedy.objective() else greedy
-    return BatchPlans(best, assignment, greedy, waves)
+    if assignment.objective() <= greedy.objective():
+        return BatchPlans(assignment, assignment, greedy, waves, bound)
+    return BatchPlans(greedy, assignment, greedy, waves)
+
+
+def _preferable(needs: list[Need], pool: list[Candidate]) -> set[uuid.UUID]:
+    """Bookings with a preferred therapist eligible before the batch (whose passing over counts)."""
+    return {n.booking_id for n in needs
+            if any(c.therapist_id in n.preferred and excluded_by(n, c) is None for c in pool)}
+
+
+def optimise_chains(plan: Plan, needs: Iterable[Need], candidates: Iterable[Candidate], *,
+                    seconds: float = EXACT_SECONDS) -> tuple[Plan, float | None, bool]:
+    """The plan re-solved exactly per vendor (`chains`: each therapist's day a chain of bookings, an
+    integer program over the arcs the linear relaxation prices near its optimum plus the plan's own),
+    placing the same bookings with no more preferences passed over; and the relaxation's bound on the
+    travel of any sound plan placing them (None when some vendor's could not be computed); and whether
+    every vendor's integer program gave a plan. A vendor's new chains are taken only when they lower
+    its (preferences passed over, km). `seconds` is shared by the vendors' relaxations and integer
+    programs (each integer program gets at least `MIN_EXACT_SECONDS`, so every vendor is tried)."""
+    needs, pool = list(needs), list(candidates)
+    preferable = _preferable(needs, pool)
+    pools = _by_vendor(pool)
+    by_vendor: dict[uuid.UUID, list[Need]] = defaultdict(list)
+    for need in needs:
+        if need.booking_id in plan.picks:
+            by_vendor[need.vendor_id].append(need)
+    owner = {p.booking_id: p.therapist_id for p in plan.picks.values()}
+    spent = 0.0
+    bound: float | None = 0.0
+    changed, solved = False, True
+    for number, (vendor_id, rows) in enumerate(sorted(by_vendor.items(), key=lambda item: str(item[0]))):
+        model = chains.chain_model(rows, pools.get(vendor_id, []), preferable)
+        if model is None:
+            bound, solved = None, False
+            continue
+        mine = {n.booking_id: owner[n.booking_id] for n in rows}
+        missed = sum(plan.picks[b].preference_missed for b in mine)
+        share = max(MIN_EXACT_SECONDS, (seconds - spent) / (len(by_vendor) - number))
+        began = time.monotonic()
+        found = chains.optimise(model, mine, max_missed=missed, time_limit=share)
+        spent += time.monotonic() - began
+        if found.owner is not None:
+            owner.update(found.owner)
+            changed = True
+        solved = solved and found.owner is not None
+        vendor_bound = found.bound_km
+        bound = None if bound is None or vendor_bound is None else bound + vendor_bound
+    if not changed:
+        return plan, bound, solved
+    better = _priced(Plan(plan.method, unassigned=list(plan.unassigned)), owner, needs, pool)
+    if violations(needs, pool, better) or not better.objective() < plan.objective():
+        return plan, bound, solved and not violations(needs, pool, better)
+    return better, bound, solved
+
+
+def chain_lower_bound(needs: Iterable[Need], candidates: Iterable[Candidate],
+                      placed: Iterable[uuid.UUID]) -> float | None:
+    """A lower bound (km) on the total travel of any sound plan placing exactly the bookings
+    `placed`: the linear relaxation of the chain model (`chains`), per vendor; None when some
+    vendor's bookings cannot all be placed at all."""
+    needs, pool = list(needs), list(candidates)
+    wanted = set(placed)
+    pools = _by_vendor(pool)
+    by_vendor: dict[uuid.UUID, list[Need]] = defaultdict(list)
+    for need in needs:
+        if need.booking_id in wanted:
+            by_vendor[need.vendor_id].append(need)
+    total = 0.0
+    for vendor_id, rows in by_vendor.items():
+        model = chains.chain_model(rows, pools.get(vendor_id, []), set())
+        found = None if model is None else chains.relaxation_bound(model)
+        if found is None:
+            return None
+        total += found
+    return total
+
+
+def _priced(plan: Plan, owner: dict[uuid.UUID, uuid.UUID], needs: list[Need], pool: list[Candidate]) -> Plan:
+    by_need = {n.booking_id: n for n in needs}
+    by_id = {c.therapist_id: c for c in pool}
+    for booking_id, therapist_id in owner.items():
+        need = by_need[booking_id]
+        plan.picks[booking_id] = Pick(booking_id, therapist_id, 0.0, False, score(need, by_id[therapist_id]))
+    return settle_travel(plan, needs, pool)
 
 
 class _Day:

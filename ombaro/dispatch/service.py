@@ -248,7 +248,8 @@ def dispatch_batch(session: Session, *, day: dt.date, zone: str, vendor_id: uuid
                                                    **evaluate(need, pools.get(need.vendor_id, [])).explanation())
     session.flush()
     greedy, chosen = plans.greedy, plans.best
-    bound = travel_lower_bound(needs, candidates, chosen.picks)
+    # The chain relaxation's bound when the plan came from it (tighter), else the origins assignment's.
+    bound = plans.bound_km if plans.bound_km is not None else travel_lower_bound(needs, candidates, chosen.picks)
     return {
         **scope, "bookings": len(needs), "therapists": len(candidates), "plan": chosen.method,
         "assigned": assigned, "unassigned": len(needs) - assigned, "taken_meanwhile": conflicts,

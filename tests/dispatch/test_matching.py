@@ -4,12 +4,17 @@ and never a plan that breaks a rule."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ombaro.dispatch.matching import (
+    Plan,
+    _priced,
+    chain_lower_bound,
+    optimise_chains,
     plan_assignment,
     plan_batch,
     plan_greedy,
@@ -114,3 +119,39 @@ def test_a_crossing_that_greedy_gets_wrong() -> None:
     assert plans.best.total_km < plans.greedy.total_km
     assert {p.booking_id: p.therapist_id for p in plans.best.picks.values()} == {
         uuid.UUID(int=1): uuid.UUID(int=11), uuid.UUID(int=2): uuid.UUID(int=10)}
+
+
+@FAST
+@given(needs(), therapists())
+def test_exact_chains_never_break_a_rule_nor_cost_more_than_the_plan_they_start_from(
+        wanted: list[Need], pool: list[Candidate]) -> None:
+    for start in (settle_travel(plan_greedy(wanted, pool), wanted, pool),
+                  settle_travel(plan_assignment(wanted, pool), wanted, pool)):
+        exact, bound, _ = optimise_chains(start, wanted, pool)
+        assert violations(wanted, pool, exact) == []
+        assert exact.objective() <= start.objective()
+        assert set(exact.picks) == set(start.picks)
+        assert exact.preferences_missed <= start.preferences_missed
+        if bound is not None:
+            assert bound <= exact.total_km + 1e-6
+
+
+@FAST
+@given(needs(), therapists())
+def test_no_sound_plan_placing_the_same_bookings_travels_less_than_the_chain_bound(
+        wanted: list[Need], pool: list[Candidate]) -> None:
+    """Against every sound plan (brute force over who takes which placed booking, on at most four of each)."""
+    wanted, pool = wanted[:4], pool[:4]
+    plan = settle_travel(plan_greedy(wanted, pool), wanted, pool)
+    placed = sorted(plan.picks)
+    bound = chain_lower_bound(wanted, pool, placed)
+    assert bound is not None
+    least = min(
+        (candidate.total_km for owners in itertools.product([c.therapist_id for c in pool], repeat=len(placed))
+         if not violations(wanted, pool, candidate := _priced(Plan("brute"), dict(zip(placed, owners, strict=True)),
+                                                               wanted, pool))),
+        default=None)
+    assert least is not None  # the greedy plan itself is one
+    assert bound <= least + 1e-6
+    exact, _, _ = optimise_chains(plan, wanted, pool)
+    assert least <= exact.total_km + 1e-6
