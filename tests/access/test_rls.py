@@ -6,6 +6,7 @@ demo does not make, committed once in a database of this module's own."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import re
 import uuid
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -590,3 +592,72 @@ def test_request_appends_to_the_audit_log_only_as_itself(seeded: Seeded, world: 
         conn.execute(text("UPDATE audit_log SET status = 200"))
     with acting(seeded.engine, claims(world.employee, "it_department")) as conn:
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one() >= 1
+
+
+# --- the bookings SELECT policy of 0026 against 0003's four ---------------------------------------
+
+def _migration(filename: str) -> Any:
+    path = Path(__file__).resolve().parents[2] / "migrations" / "versions" / filename
+    spec = importlib.util.spec_from_file_location(f"migration_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bookings_seen(conn: Connection, who: dict[str, Any] | None) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """The bookings a request with these claims reads, and those it may update (an UPDATE reads its
+    rows under both the SELECT and the UPDATE policies), inside the caller's transaction."""
+    conn.execute(text("SAVEPOINT seen"))
+    conn.execute(text(f"SET LOCAL ROLE {API}"))
+    conn.execute(text("SELECT set_config('request.jwt.claims', :claims, true)"),
+                 {"claims": json.dumps(who, default=str) if who else ""})
+    read = ids(conn, "SELECT id FROM bookings")
+    updated = ids(conn, "UPDATE bookings SET special_instructions = special_instructions RETURNING id")
+    conn.execute(text("ROLLBACK TO SAVEPOINT seen"))
+    conn.execute(text("RESET ROLE"))
+    return read, updated
+
+
+def test_bookings_select_policy_shows_what_the_four_policies_of_0003_showed(seeded: Seeded, world: World) -> None:
+    """0026 merged select_own, select_own_vendor, select_staff and select_assigned_therapist into one
+    policy (a cheaper order, the therapist arm through auth.assigned_booking_ids()). Every kind of
+    caller, and callers whose claims do not fit their account, must read and update the same rows
+    under both."""
+    from migrations.rls import STAFF, policy_sql
+
+    with seeded.engine.connect() as conn:
+        vendor_staff = conn.execute(text(
+            "SELECT user_id FROM vendor_staff WHERE user_id IS NOT NULL AND status = 'active' LIMIT 1")).scalar()
+    callers: list[dict[str, Any] | None] = [
+        None,
+        claims(world.customer, "customer"), claims(world.other_customer, "customer"),
+        claims(world.vendor, "vendor"), claims(world.other_vendor, "vendor"),
+        claims(world.therapist_user, "therapist"),
+        claims(world.customer, "vendor"), claims(world.vendor, "customer"),  # claims that do not fit
+        claims(world.therapist_user, "customer"), claims(world.customer, "therapist"),
+        claims(None, "customer"), claims(world.employee, "employee"),
+        *[claims(world.employee, role) for role in STAFF],
+        *([claims(vendor_staff, "vendor")] if vendor_staff else []),
+    ]
+    old = [policy for policy in _migration("0003_row_level_security.py").POLICIES["bookings"]
+           if policy.command == "SELECT"]
+    assert {policy.name for policy in old} == {
+        "select_own", "select_own_vendor", "select_assigned_therapist", "select_staff"}
+    with seeded.engine.connect() as conn, conn.begin() as transaction:
+        now = [_bookings_seen(conn, who) for who in callers]
+        conn.execute(text("DROP POLICY select_visible ON bookings"))
+        for policy in old:
+            conn.execute(text(policy_sql("bookings", policy)))
+        before = [_bookings_seen(conn, who) for who in callers]
+        transaction.rollback()
+    for who, (read_now, updated_now), (read_before, updated_before) in zip(callers, now, before, strict=True):
+        assert (who, read_now, updated_now) == (who, read_before, updated_before)
+    everything = max(len(read) for read, _ in now)
+    seen = {json.dumps(who): len(read) for who, (read, _) in zip(callers, now, strict=True)}
+    # The comparison means something: owners of some rows, staff of all, strangers of none.
+    assert seen[json.dumps(claims(world.customer, "customer"))] >= 2
+    assert 0 < seen[json.dumps(claims(world.vendor, "vendor"))] < everything
+    assert 0 < seen[json.dumps(claims(world.therapist_user, "therapist"))] < everything
+    assert seen[json.dumps(claims(world.employee, "directors"))] == everything
+    assert seen[json.dumps(None)] == 0

@@ -35,11 +35,11 @@ def test_a_changed_policy_shows_in_the_catalog(migrated: psycopg.Connection) -> 
     """The comparison can fail: one policy's condition changed is one line changed."""
     before = catalog_lines(migrated)
     try:
-        migrated.execute("ALTER POLICY select_own ON bookings USING (false)")
+        migrated.execute("ALTER POLICY select_visible ON bookings USING (false)")
         after = catalog_lines(migrated)
     finally:
         migrated.rollback()
     changed = sorted(set(before) ^ set(after))
     assert len(changed) == 2, changed
-    assert all(line.startswith("policy | bookings | select_own |") for line in changed)
+    assert all(line.startswith("policy | bookings | select_visible |") for line in changed)
     assert catalog_lines(migrated) == before
