@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import hashlib
 import importlib
 import json
@@ -643,16 +644,22 @@ class Command(Generic[P]):
         if self.queue not in QUEUES:
             raise ValueError(f"{self.kind}: no queue {self.queue!r} (one of {', '.join(QUEUES)})")
 
+    @functools.cached_property
+    def schema(self) -> ParamsSchema:
+        """One instance of the params schema, reused: marshmallow's load and dump keep no state in
+        the instance, and building one (its fields bound and copied) cost a submit three times."""
+        return self.params()
+
     def load(self, params: Mapping[str, Any] | Params) -> P:
         """Typed params from JSON-like input (dates and UUIDs may still be Python objects), or
         InvalidParams naming each field and what is wrong with it."""
         if isinstance(params, Params):  # typed already (the API's schema): checked again as stored
-            dumped: dict[str, Any] = self.params().dump(params)
+            dumped: dict[str, Any] = self.schema.dump(params)
             params = dumped
         # An optional field given as null is an optional field not given (as the row stores it).
         raw = {key: value for key, value in to_json(dict(params)).items() if value is not None}
         try:
-            loaded = self.params().load(raw)
+            loaded = self.schema.load(raw)
         except ValidationError as exc:
             messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
             raise InvalidParams(self.kind, messages) from None
@@ -662,7 +669,7 @@ class Command(Generic[P]):
 
     def store(self, params: Params) -> dict[str, Any]:
         """The params as the job row keeps them: JSON, with optional fields left unset omitted."""
-        dumped = self.params().dump(params)
+        dumped = self.schema.dump(params)
         stored: dict[str, Any] = to_json({key: value for key, value in dumped.items() if value is not None})
         return stored
 
