@@ -183,23 +183,25 @@ def submit(
 
 def enqueue_after_commit(session: Session, job_id: uuid.UUID, kind: str, enqueue: Enqueue) -> None:
     pending: list[tuple[uuid.UUID, str, Enqueue]] = session.info.setdefault("ombaro.enqueue", [])
-    if not pending:
-        event.listen(session, "after_commit", _send_pending, once=True)
-        event.listen(session, "after_rollback", _drop_pending, once=True)
     pending.append((job_id, kind, enqueue))
 
 
+# Listened to on every Session once (they cost a dict look-up where nothing was submitted), not
+# added to and removed from each submitting session (SQLAlchemy's per-instance listen and remove
+# cost a submit ~0.2 ms of CPU).
+@event.listens_for(Session, "after_rollback")
 def _drop_pending(session: Session) -> None:
     session.info.pop("ombaro.enqueue", None)
     session.info.pop("ombaro.submitted", None)
 
 
+@event.listens_for(Session, "after_commit")
 def _send_pending(session: Session) -> None:
+    if "ombaro.enqueue" not in session.info and "ombaro.submitted" not in session.info:
+        return
     pending = session.info.pop("ombaro.enqueue", [])
     for kind in session.info.pop("ombaro.submitted", []):
         metrics.inc(metrics.JOBS_SUBMITTED, kind)
-    if event.contains(session, "after_rollback", _drop_pending):
-        event.remove(session, "after_rollback", _drop_pending)
     failed = [job_id for job_id, kind, enqueue in pending if not _try_enqueue(job_id, kind, enqueue)]
     if failed:
         # Jobs were inserted as enqueued (the common case costs no second write); undo that so the
