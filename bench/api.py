@@ -74,8 +74,24 @@ def login(port: int) -> str:
     return str(answer["access_token"])
 
 
-def load(port: int, seconds: float, clients: int, token: str) -> float:
-    """Requests per second from `clients` keep-alive connections posting for `seconds`."""
+def worker_cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
+    """utime + stime of the gunicorn workers (the children of the arbiter `proc`), from /proc."""
+    total = 0.0
+    try:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    except OSError:
+        return float("nan")  # not Linux: no CPU figure
+    for child in children:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def load(port: int, seconds: float, clients: int, token: str) -> tuple[float, int]:
+    """Requests per second from `clients` keep-alive connections posting for `seconds`, and how many."""
     counts = [0] * clients
     errors: list[str] = []
     stop_at = time.monotonic() + seconds
@@ -103,7 +119,7 @@ def load(port: int, seconds: float, clients: int, token: str) -> float:
         thread.join()
     if errors:
         raise RuntimeError(f"requests failed: {errors[:3]}")
-    return sum(counts) / (time.monotonic() - began)
+    return sum(counts) / (time.monotonic() - began), sum(counts)
 
 
 def main() -> None:
@@ -135,14 +151,19 @@ def main() -> None:
 
     servers = {"engine": serve("web:create_app()", env), "bare": serve("bench.bare_app:create_app()", env)}
     results: dict[str, list[float]] = {"engine": [], "bare": []}
+    cpu: dict[str, list[float]] = {"engine": [], "bare": []}  # the gunicorn workers' CPU ms per request
     try:
         token = login(servers["engine"][1])
         for name in results:  # warm both up (connection pools, imports)
             load(servers[name][1], 1, args.clients, token)
         for round_no in range(args.rounds):
             for name in ("bare", "engine") if round_no % 2 == 0 else ("engine", "bare"):
-                results[name].append(load(servers[name][1], args.seconds, args.clients, token))
-                print(f"round {round_no + 1}: {name:<6} {results[name][-1]:8.1f} req/s", flush=True)
+                cpu_before = worker_cpu_seconds(servers[name][0])
+                rate, served = load(servers[name][1], args.seconds, args.clients, token)
+                cpu[name].append((worker_cpu_seconds(servers[name][0]) - cpu_before) * 1000 / max(served, 1))
+                results[name].append(rate)
+                print(f"round {round_no + 1}: {name:<6} {rate:8.1f} req/s, workers' CPU {cpu[name][-1]:.2f} ms a "
+                      f"request (load average {os.getloadavg()[0]:.1f})", flush=True)
     finally:
         for proc, _ in servers.values():
             os.killpg(proc.pid, signal.SIGTERM)
@@ -158,6 +179,8 @@ def main() -> None:
     print(f"command submissions: {engine:.1f} req/s (median of {args.rounds})")
     print(f"bare Flask route:    {bare:.1f} req/s (median of {args.rounds})")
     print(f"ratio engine/bare:   {engine / bare:.2f}")
+    print(f"workers' CPU a request: engine {statistics.median(cpu['engine']):.2f} ms, "
+          f"bare {statistics.median(cpu['bare']):.2f} ms (medians)")
 
 
 if __name__ == "__main__":

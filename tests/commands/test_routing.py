@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import importlib
+import json
 import uuid
 
 import pytest
@@ -78,3 +80,35 @@ def test_a_kind_nobody_declares_is_routed_nowhere(redis_url: str, kind: str) -> 
     with pytest.raises(commands.UnknownCommand):
         enqueuer(redis_url)(uuid.uuid4(), kind)
     assert queue_lengths(client) == dict.fromkeys(commands.QUEUES, 0)
+
+
+def test_the_direct_redis_publish_writes_the_message_celery_would(redis_url: str) -> None:
+    # The enqueuer writes the task message itself (one LPUSH, workers.app.RedisPublisher) rather than
+    # through Celery's send_task: the two messages must differ only in their fresh ids.
+    from ombaro import logs
+
+    client = redis.Redis.from_url(redis_url)
+    client.delete(*commands.QUEUES)
+    job_id = uuid.uuid4()
+    token = logs.request_id.set("req-1")
+    try:
+        _producer(redis_url).send_task("system.ping", args=[str(job_id)], queue="maintenance", retry=False,
+                                       headers={"ombaro_request_id": "req-1"})
+        enqueuer(redis_url)(job_id, "system.ping")
+    finally:
+        logs.request_id.reset(token)
+    celerys, ours = (json.loads(raw) for raw in reversed(client.lrange("maintenance", 0, -1)))
+    client.delete(*commands.QUEUES)
+
+    def fresh_ids_masked(message: dict) -> dict:
+        headers, properties = message["headers"], message["properties"]
+        assert headers["root_id"] == headers["id"] == properties["correlation_id"]
+        for name in ("id", "root_id", "origin"):
+            headers[name] = "*"
+        for name in ("correlation_id", "reply_to", "delivery_tag"):
+            properties[name] = "*"
+        message["body"] = json.loads(base64.b64decode(message["body"]))
+        return message
+
+    assert fresh_ids_masked(ours) == fresh_ids_masked(celerys)
+    assert ours["body"][0] == [str(job_id)] and ours["headers"]["ombaro_request_id"] == "req-1"
