@@ -24,8 +24,10 @@ from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from ombaro.access import permissions
 from ombaro.access.roles import STAFF_ROLES
-from web.auth import CurrentUser, NotAuthenticated, PermissionDenied, may, user_from_token
+from ombaro.identity import tokens
+from web.auth import CurrentUser, NotAuthenticated, PermissionDenied, user_from_token
 from web.console import api_client, bp, charts
 from web.console.api_client import Answer
 from web.extension import Ombaro
@@ -102,7 +104,10 @@ def api(method: str, path: str, *, json: Any = None, query: Mapping[str, Any] | 
     """Call /api/v1 in-process as the signed-in user: same validation, permissions, row-level
     security and audit as any other client (`api_client.call` runs the app's whole WSGI stack). A
     fresh app context keeps the call's `g` (its user, its database session) apart from the page's.
-    `token=""` calls without a bearer token."""
+    `token=""` calls without a bearer token.
+
+    The first call of a page whose signed-in user is not looked up yet (`load_user`) hands the page
+    the principal the API looked up for it (`_adopt`), or refuses the page there."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     bearer = session.get("access") if token is None else token  # "": no Authorization header at all
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
@@ -113,8 +118,15 @@ def api(method: str, path: str, *, json: Any = None, query: Mapping[str, Any] | 
     # As if the page's own client sent it, to the host and root the page was served from.
     base_url, remote_addr = request.root_url, request.remote_addr or "127.0.0.1"
     with app.app_context():
-        return api_client.call(app, method, path, json=json, query=query, headers=headers,
-                               base_url=base_url, remote_addr=remote_addr)
+        answer = api_client.call(app, method, path, json=json, query=query, headers=headers,
+                                 base_url=base_url, remote_addr=remote_addr)
+        principal: CurrentUser | None = g.get("user")  # whom the API found the bearer to be, just now
+    if token is None and g.get("console_pending"):
+        _adopt(principal)
+        if answer.status == 401 and method == "GET" and session.get("access") != bearer:
+            # The access token expired in between and was rotated: the read is made again with the new one.
+            return api(method, path, json=json, query=query)
+    return answer
 
 
 def download(answer: Answer) -> Response:
@@ -137,6 +149,10 @@ def flash_answer(answer: Answer, success: str) -> bool:
 
 
 def console_user() -> CurrentUser | None:
+    """The signed-in user as the database says now (looked up on first use in this request)."""
+    if g.get("console_pending"):
+        g.console_pending = False
+        _look_up()
     user: CurrentUser | None = g.get("console_user")
     return user
 
@@ -144,6 +160,8 @@ def console_user() -> CurrentUser | None:
 @bp.before_request
 def load_user() -> ResponseReturnValue | None:
     g.console_user = None
+    g.console_pending = False
+    g.console_page = None
     if request.method == "POST":  # the login form too: login CSRF signs a victim in as the attacker
         try:
             check_csrf()
@@ -154,6 +172,24 @@ def load_user() -> ResponseReturnValue | None:
             return render_template("console/login.html", next=""), 403
     if "access" not in session:
         return None
+    if request.method == "GET":
+        try:
+            g.console_claims = tokens.verify_access_token(Ombaro.get().settings, session["access"])
+        except tokens.TokenError:
+            pass  # expired: looked up (and rotated) below
+        else:
+            # A page reads through the API, which looks the account and its login up anyway (the
+            # request's principal): the page takes that one (`api`) instead of a look-up of its own.
+            # Until then the user counts as not looked up; whatever asks first looks them up.
+            g.console_pending = True
+            return None
+    _look_up()
+    return None
+
+
+def _look_up() -> None:
+    """The signed-in user from the database: a suspended account, or a login that has ended, is
+    signed out at once; an expired access token (15 minutes) is rotated with the refresh token once."""
     try:
         g.console_user = user_from_token(session["access"])
     except PermissionDenied:  # suspended: signed out at once
@@ -163,10 +199,28 @@ def load_user() -> ResponseReturnValue | None:
         answer = api("POST", "/api/v1/auth/refresh", json={"refresh_token": session.get("refresh", "")}, token="")
         if not answer.ok:
             session.clear()
-            return None
+            return
         session["access"], session["refresh"] = answer.body["access_token"], answer.body["refresh_token"]
         g.console_user = user_from_token(session["access"])
-    return None
+
+
+class PageRefused(Exception):
+    """The signed-in user, once looked up, may not see the page being drawn: signed out, or no
+    longer of a role that may (`page` answers with the login page or the 403 page)."""
+
+
+def _adopt(principal: CurrentUser | None) -> None:
+    """Take the principal the page's first API call looked up as the page's user; where the API
+    found none (a suspended account, an ended login, an expired token), look up as before."""
+    g.console_pending = False
+    claims = g.get("console_claims")
+    if principal is not None and principal.is_authenticated and claims is not None and principal.id == claims.user_id \
+            and principal.session_id == claims.session_id:
+        g.console_user = principal
+    else:
+        _look_up()
+    if (needs := g.get("console_page")) is not None and not allowed(*needs):
+        raise PageRefused()
 
 
 def check_csrf() -> None:
@@ -186,17 +240,47 @@ def csrf_token() -> str:
     return str(session["csrf"])
 
 
+def _grants() -> dict[str, dict[str, frozenset[str]]]:
+    """The permission matrix (cached for a few seconds, `permissions.GRANTS_CACHE`), read once a
+    request: the navigation and a page's buttons ask it a dozen times."""
+    grants: dict[str, dict[str, frozenset[str]]] | None = g.get("console_grants")
+    if grants is None:
+        with Ombaro.get().sessions() as db:
+            grants = g.console_grants = permissions.GRANTS_CACHE.get(db)
+    return grants
+
+
 def allowed(module: str, action: str = "read") -> bool:
+    """What `web.auth.may` answers for the signed-in user."""
     user = console_user()
-    return user is not None and may(module, action, user)
+    return user is not None and user.is_authenticated and permissions.allowed_by(_grants(), user.role, module, action)
 
 
 def page(module: str, action: str = "read") -> Callable[[F], F]:
     """A console page: signed-in staff whose role holds `module:action`; anyone else is sent to
-    sign in or shown a 403 page (the API behind the page would refuse them too)."""
+    sign in or shown a 403 page (the API behind the page would refuse them too).
+
+    A page read (GET) whose access token is sound starts without a look-up of its own when the
+    token's role holds the permission: its first API call looks the user up (`_adopt`) and the
+    page is refused there, before it uses what the call answered, if the account or its login is
+    no longer active or its role no longer may; what the page drew is then thrown away."""
     def decorate(view: F) -> F:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
+            claims = g.get("console_claims")
+            if g.get("console_pending") and claims is not None \
+                    and permissions.allowed_by(_grants(), claims.role, module, action):
+                g.console_page = (module, action)
+                try:
+                    drawn = view(*args, **kwargs)
+                except PageRefused:
+                    drawn = None
+                # Looked up by the page's API call by now, or here if it made none.
+                if console_user() is None:
+                    return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
+                if not allowed(module, action):
+                    return render_template("console/denied.html", module=module, action=action), 403
+                return drawn
             if console_user() is None:
                 return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
             if not allowed(module, action):
