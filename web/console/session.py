@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import os
@@ -22,6 +23,7 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ombaro.access import permissions
@@ -88,7 +90,13 @@ class SealedCookieSessionInterface(SecureCookieSessionInterface):
         if not app.secret_key:
             return None
         key = app.secret_key if isinstance(app.secret_key, bytes) else str(app.secret_key).encode()
-        return SealedCookie(key)
+        return _sealer(key)
+
+
+@functools.lru_cache(maxsize=8)
+def _sealer(key: bytes) -> SealedCookie:
+    """One sealer a key, not one a request (the cipher's key schedule and the HMAC once)."""
+    return SealedCookie(key)
 
 
 @bp.record_once
@@ -234,26 +242,33 @@ def check_csrf() -> None:
         raise PermissionDenied("the form has expired or did not come from the console; reload the page")
 
 
+@bp.app_template_global("csrf_token")  # a global, not context: macros.html is imported without context
 def csrf_token() -> str:
     if "csrf" not in session:
         session["csrf"] = secrets.token_urlsafe(24)
     return str(session["csrf"])
 
 
-def _grants() -> dict[str, dict[str, frozenset[str]]]:
-    """The permission matrix (cached for a few seconds, `permissions.GRANTS_CACHE`), read once a
-    request: the navigation and a page's buttons ask it a dozen times."""
-    grants: dict[str, dict[str, frozenset[str]]] | None = g.get("console_grants")
-    if grants is None:
-        with Ombaro.get().sessions() as db:
-            grants = g.console_grants = permissions.GRANTS_CACHE.get(db)
-    return grants
-
-
 def allowed(module: str, action: str = "read") -> bool:
-    """What `web.auth.may` answers for the signed-in user."""
+    """What `web.auth.may` answers for the signed-in user, asked of the permission matrix (cached for
+    a few seconds, `permissions.GRANTS_CACHE`) once a request: the navigation, a page's buttons and
+    a list's rows ask it dozens of times."""
     user = console_user()
-    return user is not None and user.is_authenticated and permissions.allowed_by(_grants(), user.role, module, action)
+    if user is None or not user.is_authenticated:
+        return False
+    return _role_may(user.role, module, action)
+
+
+def _role_may(role: str | None, module: str, action: str) -> bool:
+    answers: dict[tuple[str | None, str, str], bool] | None = g.get("console_answers")
+    if answers is None:
+        with Ombaro.get().sessions() as db:
+            g.console_grants = permissions.GRANTS_CACHE.get(db)
+        answers = g.console_answers = {}
+    key = (role, module, action)
+    if key not in answers:
+        answers[key] = permissions.allowed_by(g.console_grants, role, module, action)
+    return answers[key]
 
 
 def page(module: str, action: str = "read") -> Callable[[F], F]:
@@ -268,8 +283,7 @@ def page(module: str, action: str = "read") -> Callable[[F], F]:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             claims = g.get("console_claims")
-            if g.get("console_pending") and claims is not None \
-                    and permissions.allowed_by(_grants(), claims.role, module, action):
+            if g.get("console_pending") and claims is not None and _role_may(claims.role, module, action):
                 g.console_page = (module, action)
                 try:
                     drawn = view(*args, **kwargs)
@@ -295,11 +309,31 @@ bp.add_app_template_global(charts.meter, "meter")
 bp.add_app_template_global(charts.swatch, "swatch")
 
 
+@bp.app_template_global("status")
+def status(value: object) -> Markup:
+    """A status as a label (`in_progress` reads "in progress"), its class the raw value. A function,
+    not a macro: a list page draws hundreds of them and a macro call costs ten times as much."""
+    text = str(escape(value))
+    return Markup(f'<span class="status {text}">{text.replace("_", " ")}</span>')
+
+
+@bp.app_template_global("money")
+def money(value: object) -> Markup:
+    """An amount from the API (a decimal string) in rupees with grouping and paise; "—" for none."""
+    if value is None:
+        return Markup("—")
+    try:
+        amount = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        amount = 0.0
+    return Markup(f"₹{amount:,.2f}")
+
+
 @bp.context_processor
 def console_context() -> dict[str, Any]:
     user = console_user()
     nav = [(endpoint, label) for endpoint, label, module, action in SECTIONS if user and allowed(module, action)]
-    return {"user": user, "nav": nav, "csrf_token": csrf_token, "allowed": allowed,
+    return {"user": user, "nav": nav, "allowed": allowed,
             "zone": Ombaro.get().settings.timezone}
 
 
