@@ -28,6 +28,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ombaro.access import permissions
 from ombaro.access.roles import STAFF_ROLES
+from ombaro.config import Settings
 from ombaro.identity import tokens
 from web.auth import CurrentUser, NotAuthenticated, PermissionDenied, user_from_token
 from web.console import api_client, bp, charts
@@ -182,17 +183,35 @@ def load_user() -> ResponseReturnValue | None:
         return None
     if request.method == "GET":
         try:
-            g.console_claims = tokens.verify_access_token(Ombaro.get().settings, session["access"])
+            claims = _verified(Ombaro.get().settings, session["access"])
         except tokens.TokenError:
-            pass  # expired: looked up (and rotated) below
-        else:
+            claims = None  # not a token of ours
+        if claims is not None and claims.expires_at > dt.datetime.now(dt.UTC):  # expired: rotated below
             # A page reads through the API, which looks the account and its login up anyway (the
             # request's principal): the page takes that one (`api`) instead of a look-up of its own.
             # Until then the user counts as not looked up; whatever asks first looks them up.
+            g.console_claims = claims
             g.console_pending = True
             return None
     _look_up()
     return None
+
+
+# Claims of access tokens already verified, keyed by the whole token and what verifying it depends on.
+_VERIFIED: dict[tuple[str, str, str, str], tokens.Claims] = {}
+
+
+def _verified(settings: Settings, token: str) -> tokens.Claims:
+    """An access token's claims, its signature checked once a process, not once a page: a token is
+    immutable (the caller checks the expiry every time)."""
+    key = (settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, token)
+    claims = _VERIFIED.get(key)
+    if claims is None:
+        claims = tokens.verify_access_token(settings, token)
+        if len(_VERIFIED) >= 4096:  # bounded: tokens live 15 minutes
+            _VERIFIED.clear()
+        _VERIFIED[key] = claims
+    return claims
 
 
 def _look_up() -> None:
@@ -332,9 +351,28 @@ def money(value: object) -> Markup:
 @bp.context_processor
 def console_context() -> dict[str, Any]:
     user = console_user()
-    nav = [(endpoint, label) for endpoint, label, module, action in SECTIONS if user and allowed(module, action)]
+    nav = [(endpoint, label, href(endpoint)) for endpoint, label, module, action in SECTIONS
+           if user and allowed(module, action)]
     return {"user": user, "nav": nav, "allowed": allowed,
             "zone": Ombaro.get().settings.timezone}
+
+
+# The addresses every page links to (its sections, sign-out, the console's files), per host and root.
+_HREFS: dict[tuple[str, str, str, str], str] = {}
+
+
+@bp.app_template_global("console_href")
+def href(endpoint: str, filename: str = "") -> str:
+    """`url_for(endpoint)` (or a static `filename`), built once a process instead of a dozen times
+    a page: without arguments an address depends only on the host and the root it is served under."""
+    key = (request.host, request.script_root, endpoint, filename)
+    address = _HREFS.get(key)
+    if address is None:
+        address = url_for(endpoint, filename=filename) if filename else url_for(endpoint)
+        if len(_HREFS) >= 1024:  # any Host header may arrive: bounded
+            _HREFS.clear()
+        _HREFS[key] = address
+    return address
 
 
 @bp.app_template_filter("when")
