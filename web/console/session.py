@@ -132,7 +132,7 @@ def api(method: str, path: str, *, json: Any = None, query: Mapping[str, Any] | 
         principal: CurrentUser | None = g.get("user")  # whom the API found the bearer to be, just now
     if token is None and g.get("console_pending"):
         _adopt(principal)
-        if answer.status == 401 and method == "GET" and session.get("access") != bearer:
+        if answer.status == 401 and method == "GET" and session.get("access") not in (None, bearer):
             # The access token expired in between and was rotated: the read is made again with the new one.
             return api(method, path, json=json, query=query)
     return answer
