@@ -1,5 +1,5 @@
 """The console's in-process API call builds the very environ werkzeug's EnvironBuilder builds (the
-console made its calls with it before; building it by hand costs a tenth of the time)."""
+console made its calls with it before; building it by hand costs a third of the time)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The console's in-process call to /api/v1: a request built as a client would send it, run through
 the app's whole WSGI stack (sanitation, authentication, permissions, row-level security, audit,
 error handlers), its answer read back. No test tooling: `wsgi_environ` builds the environ werkzeug's
-`EnvironBuilder` would (tests/console/test_api_client.py compares them), in a tenth of the time."""
+`EnvironBuilder` would (tests/console/test_api_client.py compares them), in a third of the time."""
 
 from __future__ import annotations
 
