@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import os
@@ -22,10 +23,14 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from ombaro.access import permissions
 from ombaro.access.roles import STAFF_ROLES
-from web.auth import CurrentUser, NotAuthenticated, PermissionDenied, may, user_from_token
+from ombaro.config import Settings
+from ombaro.identity import tokens
+from web.auth import CurrentUser, NotAuthenticated, PermissionDenied, user_from_token
 from web.console import api_client, bp, charts
 from web.console.api_client import Answer
 from web.extension import Ombaro
@@ -86,7 +91,13 @@ class SealedCookieSessionInterface(SecureCookieSessionInterface):
         if not app.secret_key:
             return None
         key = app.secret_key if isinstance(app.secret_key, bytes) else str(app.secret_key).encode()
-        return SealedCookie(key)
+        return _sealer(key)
+
+
+@functools.lru_cache(maxsize=8)
+def _sealer(key: bytes) -> SealedCookie:
+    """One sealer a key, not one a request (the cipher's key schedule and the HMAC once)."""
+    return SealedCookie(key)
 
 
 @bp.record_once
@@ -102,7 +113,10 @@ def api(method: str, path: str, *, json: Any = None, query: Mapping[str, Any] | 
     """Call /api/v1 in-process as the signed-in user: same validation, permissions, row-level
     security and audit as any other client (`api_client.call` runs the app's whole WSGI stack). A
     fresh app context keeps the call's `g` (its user, its database session) apart from the page's.
-    `token=""` calls without a bearer token."""
+    `token=""` calls without a bearer token.
+
+    The first call of a page whose signed-in user is not looked up yet (`load_user`) hands the page
+    the principal the API looked up for it (`_adopt`), or refuses the page there."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     bearer = session.get("access") if token is None else token  # "": no Authorization header at all
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
@@ -113,8 +127,15 @@ def api(method: str, path: str, *, json: Any = None, query: Mapping[str, Any] | 
     # As if the page's own client sent it, to the host and root the page was served from.
     base_url, remote_addr = request.root_url, request.remote_addr or "127.0.0.1"
     with app.app_context():
-        return api_client.call(app, method, path, json=json, query=query, headers=headers,
-                               base_url=base_url, remote_addr=remote_addr)
+        answer = api_client.call(app, method, path, json=json, query=query, headers=headers,
+                                 base_url=base_url, remote_addr=remote_addr)
+        principal: CurrentUser | None = g.get("user")  # whom the API found the bearer to be, just now
+    if token is None and g.get("console_pending"):
+        _adopt(principal)
+        if answer.status == 401 and method == "GET" and session.get("access") not in (None, bearer):
+            # The access token expired in between and was rotated: the read is made again with the new one.
+            return api(method, path, json=json, query=query)
+    return answer
 
 
 def download(answer: Answer) -> Response:
@@ -137,6 +158,10 @@ def flash_answer(answer: Answer, success: str) -> bool:
 
 
 def console_user() -> CurrentUser | None:
+    """The signed-in user as the database says now (looked up on first use in this request)."""
+    if g.get("console_pending"):
+        g.console_pending = False
+        _look_up()
     user: CurrentUser | None = g.get("console_user")
     return user
 
@@ -144,6 +169,8 @@ def console_user() -> CurrentUser | None:
 @bp.before_request
 def load_user() -> ResponseReturnValue | None:
     g.console_user = None
+    g.console_pending = False
+    g.console_page = None
     if request.method == "POST":  # the login form too: login CSRF signs a victim in as the attacker
         try:
             check_csrf()
@@ -154,6 +181,42 @@ def load_user() -> ResponseReturnValue | None:
             return render_template("console/login.html", next=""), 403
     if "access" not in session:
         return None
+    if request.method == "GET":
+        try:
+            claims = _verified(Ombaro.get().settings, session["access"])
+        except tokens.TokenError:
+            claims = None  # not a token of ours
+        if claims is not None and claims.expires_at > dt.datetime.now(dt.UTC):  # expired: rotated below
+            # A page reads through the API, which looks the account and its login up anyway (the
+            # request's principal): the page takes that one (`api`) instead of a look-up of its own.
+            # Until then the user counts as not looked up; whatever asks first looks them up.
+            g.console_claims = claims
+            g.console_pending = True
+            return None
+    _look_up()
+    return None
+
+
+# Claims of access tokens already verified, keyed by the whole token and what verifying it depends on.
+_VERIFIED: dict[tuple[str, str, str, str], tokens.Claims] = {}
+
+
+def _verified(settings: Settings, token: str) -> tokens.Claims:
+    """An access token's claims, its signature checked once a process, not once a page: a token is
+    immutable (the caller checks the expiry every time)."""
+    key = (settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, token)
+    claims = _VERIFIED.get(key)
+    if claims is None:
+        claims = tokens.verify_access_token(settings, token)
+        if len(_VERIFIED) >= 4096:  # bounded: tokens live 15 minutes
+            _VERIFIED.clear()
+        _VERIFIED[key] = claims
+    return claims
+
+
+def _look_up() -> None:
+    """The signed-in user from the database: a suspended account, or a login that has ended, is
+    signed out at once; an expired access token (15 minutes) is rotated with the refresh token once."""
     try:
         g.console_user = user_from_token(session["access"])
     except PermissionDenied:  # suspended: signed out at once
@@ -163,10 +226,28 @@ def load_user() -> ResponseReturnValue | None:
         answer = api("POST", "/api/v1/auth/refresh", json={"refresh_token": session.get("refresh", "")}, token="")
         if not answer.ok:
             session.clear()
-            return None
+            return
         session["access"], session["refresh"] = answer.body["access_token"], answer.body["refresh_token"]
         g.console_user = user_from_token(session["access"])
-    return None
+
+
+class PageRefused(Exception):
+    """The signed-in user, once looked up, may not see the page being drawn: signed out, or no
+    longer of a role that may (`page` answers with the login page or the 403 page)."""
+
+
+def _adopt(principal: CurrentUser | None) -> None:
+    """Take the principal the page's first API call looked up as the page's user; where the API
+    found none (a suspended account, an ended login, an expired token), look up as before."""
+    g.console_pending = False
+    claims = g.get("console_claims")
+    if principal is not None and principal.is_authenticated and claims is not None and principal.id == claims.user_id \
+            and principal.session_id == claims.session_id:
+        g.console_user = principal
+    else:
+        _look_up()
+    if (needs := g.get("console_page")) is not None and not allowed(*needs):
+        raise PageRefused()
 
 
 def check_csrf() -> None:
@@ -180,6 +261,7 @@ def check_csrf() -> None:
         raise PermissionDenied("the form has expired or did not come from the console; reload the page")
 
 
+@bp.app_template_global("csrf_token")  # a global, not context: macros.html is imported without context
 def csrf_token() -> str:
     if "csrf" not in session:
         session["csrf"] = secrets.token_urlsafe(24)
@@ -187,16 +269,51 @@ def csrf_token() -> str:
 
 
 def allowed(module: str, action: str = "read") -> bool:
+    """What `web.auth.may` answers for the signed-in user, asked of the permission matrix (cached for
+    a few seconds, `permissions.GRANTS_CACHE`) once a request: the navigation, a page's buttons and
+    a list's rows ask it dozens of times."""
     user = console_user()
-    return user is not None and may(module, action, user)
+    if user is None or not user.is_authenticated:
+        return False
+    return _role_may(user.role, module, action)
+
+
+def _role_may(role: str | None, module: str, action: str) -> bool:
+    answers: dict[tuple[str | None, str, str], bool] | None = g.get("console_answers")
+    if answers is None:
+        with Ombaro.get().sessions() as db:
+            g.console_grants = permissions.GRANTS_CACHE.get(db)
+        answers = g.console_answers = {}
+    key = (role, module, action)
+    if key not in answers:
+        answers[key] = permissions.allowed_by(g.console_grants, role, module, action)
+    return answers[key]
 
 
 def page(module: str, action: str = "read") -> Callable[[F], F]:
     """A console page: signed-in staff whose role holds `module:action`; anyone else is sent to
-    sign in or shown a 403 page (the API behind the page would refuse them too)."""
+    sign in or shown a 403 page (the API behind the page would refuse them too).
+
+    A page read (GET) whose access token is sound starts without a look-up of its own when the
+    token's role holds the permission: its first API call looks the user up (`_adopt`) and the
+    page is refused there, before it uses what the call answered, if the account or its login is
+    no longer active or its role no longer may; what the page drew is then thrown away."""
     def decorate(view: F) -> F:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
+            claims = g.get("console_claims")
+            if g.get("console_pending") and claims is not None and _role_may(claims.role, module, action):
+                g.console_page = (module, action)
+                try:
+                    drawn = view(*args, **kwargs)
+                except PageRefused:
+                    drawn = None
+                # Looked up by the page's API call by now, or here if it made none.
+                if console_user() is None:
+                    return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
+                if not allowed(module, action):
+                    return render_template("console/denied.html", module=module, action=action), 403
+                return drawn
             if console_user() is None:
                 return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
             if not allowed(module, action):
@@ -211,12 +328,51 @@ bp.add_app_template_global(charts.meter, "meter")
 bp.add_app_template_global(charts.swatch, "swatch")
 
 
+@bp.app_template_global("status")
+def status(value: object) -> Markup:
+    """A status as a label (`in_progress` reads "in progress"), its class the raw value. A function,
+    not a macro: a list page draws hundreds of them and a macro call costs ten times as much."""
+    text = str(escape(value))
+    return Markup(f'<span class="status {text}">{text.replace("_", " ")}</span>')
+
+
+@bp.app_template_global("money")
+def money(value: object) -> Markup:
+    """An amount from the API (a decimal string) in rupees with grouping and paise; "—" for none."""
+    if value is None:
+        return Markup("—")
+    try:
+        amount = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        amount = 0.0
+    return Markup(f"₹{amount:,.2f}")
+
+
 @bp.context_processor
 def console_context() -> dict[str, Any]:
     user = console_user()
-    nav = [(endpoint, label) for endpoint, label, module, action in SECTIONS if user and allowed(module, action)]
-    return {"user": user, "nav": nav, "csrf_token": csrf_token, "allowed": allowed,
+    nav = [(endpoint, label, href(endpoint)) for endpoint, label, module, action in SECTIONS
+           if user and allowed(module, action)]
+    return {"user": user, "nav": nav, "allowed": allowed,
             "zone": Ombaro.get().settings.timezone}
+
+
+# The addresses every page links to (its sections, sign-out, the console's files), per host and root.
+_HREFS: dict[tuple[str, str, str, str], str] = {}
+
+
+@bp.app_template_global("console_href")
+def href(endpoint: str, filename: str = "") -> str:
+    """`url_for(endpoint)` (or a static `filename`), built once a process instead of a dozen times
+    a page: without arguments an address depends only on the host and the root it is served under."""
+    key = (request.host, request.script_root, endpoint, filename)
+    address = _HREFS.get(key)
+    if address is None:
+        address = url_for(endpoint, filename=filename) if filename else url_for(endpoint)
+        if len(_HREFS) >= 1024:  # any Host header may arrive: bounded
+            _HREFS.clear()
+        _HREFS[key] = address
+    return address
 
 
 @bp.app_template_filter("when")
