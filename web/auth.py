@@ -185,8 +185,10 @@ def may(module: str, action: str, user: CurrentUser | None = None) -> bool:
     user = user or current_user()
     if not user.is_authenticated:
         return False
-    with Ombaro.get().sessions() as session:
-        grants = permissions.GRANTS_CACHE.get(session)
+    grants = permissions.GRANTS_CACHE.fresh()
+    if grants is None:  # read again (every few seconds): only then is a session needed
+        with Ombaro.get().sessions() as session:
+            grants = permissions.GRANTS_CACHE.get(session)
     return permissions.allowed_by(grants, user.role, module, action)
 
 
