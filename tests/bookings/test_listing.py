@@ -23,7 +23,7 @@ from tests.factories.accounts import Account, client_for, make_account
 from tests.factories.bookings import Shop, promotion
 from web.api.bookings import LISTED, BookingSchema
 from web.auth import current_user, resolve_user
-from web.extension import caller_rows, db_session
+from web.extension import Ombaro, caller_rows, db_session
 from web.plain import PlainDump
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
@@ -156,3 +156,21 @@ def test_row_level_security_still_decides_which_rows_the_listing_sees(app: Any, 
         rows = caller_rows(queries.row_listing(("id", "customer_id"), None, False), {"limit": 200})
     assert [customer_id for _id, customer_id in rows] == [booked["other"].id]
     assert client_for(app).get("/api/v1/bookings").status_code == 401
+
+
+def test_a_connection_the_server_ended_costs_at_most_one_503_then_the_listing_answers(
+    app: Any, engine: Engine, booked: dict[str, Account],
+) -> None:
+    """The listing runs on the pooled driver connection (web/extension.caller_rows): a disconnect
+    there is a 503 (retry), and it drops the pool as SQLAlchemy would, so the next request works."""
+    customer = client_for(app, booked["customer"])
+    assert customer.get("/api/v1/bookings").status_code == 200
+    with app.app_context():
+        pooled = Ombaro.get().engine.raw_connection()
+        pid = pooled.driver_connection.info.backend_pid  # the connection the listing just used
+        pooled.close()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+    statuses = [customer.get("/api/v1/bookings").status_code for _ in range(3)]
+    assert statuses in ([503, 200, 200], [200, 200, 200]), statuses
+    assert statuses[-1] == 200
