@@ -171,6 +171,7 @@ def test_a_connection_the_server_ended_costs_at_most_one_503_then_the_listing_an
         pooled.close()
     with engine.connect() as conn:
         assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
-    statuses = [customer.get("/api/v1/bookings").status_code for _ in range(3)]
-    assert statuses in ([503, 200, 200], [200, 200, 200]), statuses
-    assert statuses[-1] == 200
+    # The engine's pool may hold other connections from earlier tests (handed out first in turn):
+    # enough requests to reach the ended one; it fails once (or its ping catches it), then none do.
+    statuses = [customer.get("/api/v1/bookings").status_code for _ in range(8)]
+    assert set(statuses) <= {200, 503} and statuses.count(503) <= 1 and statuses[-1] == 200, statuses
