@@ -117,6 +117,22 @@ def load(port: int, path: str, headers: dict[str, str], seconds: float, connecti
     return len(every) / (time.monotonic() - began), every
 
 
+def worker_cpu_seconds(master: int) -> float:
+    """User + system CPU so far of gunicorn's workers (the master's children), from /proc: the
+    steadier figure on a shared machine, where requests a second follow the share of the cores."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master:  # ppid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))]
 
@@ -160,18 +176,22 @@ def main() -> None:
     paths = {"healthz": ("/healthz", {}), "bookings": ("/api/v1/bookings", {})}
     rates: dict[str, list[float]] = {name: [] for name in paths}
     latencies: dict[str, list[float]] = {name: [] for name in paths}
+    cpu: dict[str, list[float]] = {name: [] for name in paths}  # worker CPU ms per request, each round
     try:
         paths["bookings"] = ("/api/v1/bookings", {"Authorization": f"Bearer {login(port, email)}"})
         for path, headers in paths.values():  # warm up (connection pools, imports)
             load(port, path, headers, 1, args.connections)
         for round_no in range(args.rounds):
             for name in ("healthz", "bookings") if round_no % 2 == 0 else ("bookings", "healthz"):
+                used = worker_cpu_seconds(proc.pid)
                 rate, every = load(port, *paths[name], args.seconds, args.connections)
+                cpu[name].append((worker_cpu_seconds(proc.pid) - used) * 1000 / len(every))
                 rates[name].append(rate)
                 latencies[name].extend(every)
                 print(f"round {round_no + 1}: {name:<8} {rate:8.1f} req/s  "
-                      f"median {statistics.median(every) * 1000:6.1f} ms  p99 {percentile(every, 0.99) * 1000:6.1f} ms",
-                      flush=True)
+                      f"median {statistics.median(every) * 1000:6.1f} ms  "
+                      f"p99 {percentile(every, 0.99) * 1000:6.1f} ms  worker CPU {cpu[name][-1]:.2f} ms a request  "
+                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
@@ -183,9 +203,12 @@ def main() -> None:
     for name in paths:
         every = sorted(latencies[name])
         print(f"{name:<9} {statistics.median(rates[name]):8.1f} req/s (median)  "
-              f"p50 {percentile(every, 0.5) * 1000:6.1f} ms  p99 {percentile(every, 0.99) * 1000:6.1f} ms")
+              f"p50 {percentile(every, 0.5) * 1000:6.1f} ms  p99 {percentile(every, 0.99) * 1000:6.1f} ms  "
+              f"worker CPU {statistics.median(cpu[name]):.2f} ms a request (median)")
     ratio = statistics.median(rates["bookings"]) / statistics.median(rates["healthz"])
-    print(f"ratio bookings/healthz: {ratio:.2f}")
+    print(f"ratio bookings/healthz: {ratio:.2f} (worker CPU a request: "
+          f"{statistics.median(cpu['healthz']) / statistics.median(cpu['bookings']):.2f}); "
+          f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

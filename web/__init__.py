@@ -54,15 +54,14 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     api = openapi.init_app(app)
     register_error_handlers(app)
 
-    from web import observability
+    from web import auth, observability
     from web.api import blueprints, docs, health
     from web.audit import record_staff_changes
-    from web.auth import resolve_user
     from web.sanitize import check_request
 
     observability.init_app(app, settings.redis_url)  # first: a request refused by auth still has its id
     app.before_request(check_request)  # before anything parses the request (docs/architecture.md)
-    app.before_request(resolve_user)
+    auth.init_app(app)  # resolve_user, and the principal cache
     app.after_request(record_staff_changes)
     for blueprint in blueprints():
         api.register_blueprint(blueprint)

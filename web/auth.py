@@ -3,13 +3,14 @@ decorators with which every endpoint declares, in one line, the permission it ne
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import Flask, current_app, g, request
 
 from ombaro.access import permissions
 from ombaro.identity import accounts, tokens
@@ -93,8 +94,59 @@ def resolve_user() -> None:
     g.user = user_from_token(token.strip())
 
 
+# How long a process trusts an account look-up it made for a token: a suspension, a sign-out or a
+# role change made in another process (or straight in the database) applies within this bound;
+# made through this process's API or console, at once (forget_changed_principals).
+PRINCIPAL_TTL_SECONDS = 1.0
+PRINCIPAL_CACHE_LIMIT = 10_000  # tokens remembered per process; beyond, the cache starts over
+# Requests that may end a login or change an account (logout, refresh with a reused token, password,
+# status, role): after any of them, in any outcome, this process forgets every cached principal.
+IDENTITY_BLUEPRINTS = frozenset({"auth", "users", "console"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class PrincipalCache:
+    """Access token -> the caller it spoke for, for PRINCIPAL_TTL_SECONDS (and never past the
+    token's expiry). Saves the token check and the account look-up (a pooled connection and a
+    query) on the requests that follow within that second (docs/security.md)."""
+
+    def __init__(self, ttl: float = PRINCIPAL_TTL_SECONDS, limit: int = PRINCIPAL_CACHE_LIMIT) -> None:
+        self.ttl = ttl
+        self.limit = limit
+        # token -> (user, monotonic deadline, wall-clock expiry of the token); plain dict operations
+        # are atomic under the GIL, and a race at worst looks the account up once more.
+        self._entries: dict[str, tuple[CurrentUser, float, float]] = {}
+
+    def get(self, token: str) -> CurrentUser | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        user, deadline, expires = entry
+        if time.monotonic() >= deadline or time.time() >= expires:
+            self._entries.pop(token, None)
+            return None
+        return user
+
+    def put(self, token: str, user: CurrentUser, expires: float) -> None:
+        if len(self._entries) >= self.limit:
+            self._entries.clear()
+        self._entries[token] = (user, time.monotonic() + self.ttl, expires)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def principals() -> PrincipalCache:
+    cache: PrincipalCache = current_app.extensions["ombaro.principals"]
+    return cache
+
+
 def user_from_token(token: str) -> CurrentUser:
     """The active account an access token speaks for (the API's bearer header, the console's cookie)."""
+    cache = principals()
+    cached = cache.get(token)
+    if cached is not None:
+        return cached
     ombaro = Ombaro.get()
     try:
         claims = tokens.verify_access_token(ombaro.settings, token)
@@ -110,15 +162,33 @@ def user_from_token(token: str) -> CurrentUser:
         raise PermissionDenied(f"this account is {principal.status}")
     if not principal.session_live:  # signed out, suspended, password changed, or a copied refresh token
         raise NotAuthenticated("this session has ended; sign in again")
-    return CurrentUser(principal.user_id, principal.role, claims.session_id)
+    user = CurrentUser(principal.user_id, principal.role, claims.session_id)
+    cache.put(token, user, claims.expires_at.timestamp())
+    return user
+
+
+def forget_changed_principals(_exc: BaseException | None = None) -> None:
+    """teardown_request: a state-changing request to the accounts' endpoints (whatever its answer:
+    a replayed refresh token is refused and still revokes its login) empties this process's cache."""
+    if request.method not in SAFE_METHODS and request.blueprint in IDENTITY_BLUEPRINTS:
+        principals().clear()
+
+
+def init_app(app: Flask) -> None:
+    """The principal cache of this app, and the hooks that fill and empty it."""
+    app.extensions["ombaro.principals"] = PrincipalCache()
+    app.before_request(resolve_user)
+    app.teardown_request(forget_changed_principals)
 
 
 def may(module: str, action: str, user: CurrentUser | None = None) -> bool:
     user = user or current_user()
     if not user.is_authenticated:
         return False
-    with Ombaro.get().sessions() as session:
-        grants = permissions.GRANTS_CACHE.get(session)
+    grants = permissions.GRANTS_CACHE.fresh()
+    if grants is None:  # read again (every few seconds): only then is a session needed
+        with Ombaro.get().sessions() as session:
+            grants = permissions.GRANTS_CACHE.get(session)
     return permissions.allowed_by(grants, user.role, module, action)
 
 

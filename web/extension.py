@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 
+import psycopg
 import redis
 from flask import current_app, g
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import ClauseElement, Connection, Engine, event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from ombaro.commands import Enqueue
@@ -51,3 +55,44 @@ def db_session() -> Session:
         g.db_session = session
     request_session: Session = g.db_session
     return request_session
+
+
+# act_as's statement (ombaro.db), as the driver takes it.
+_ACT_AS = "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)"
+_COMPILED: dict[int, tuple[ClauseElement, str]] = {}  # id(statement) -> (statement, its SQL)
+
+
+def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of `statement` as the request role with the caller's claims, as db_session's
+    transactions run (row-level security decides which rows exist), for the hot listings
+    (docs/benchmarks.md, issue 16): BEGIN, the role and claims, the statement and COMMIT go to
+    PostgreSQL in one round trip (psycopg's pipeline mode) on a pooled connection, with no Session
+    and no SQLAlchemy result around it. `statement` must be one long-lived object (it is compiled
+    here once) whose parameters are all named in `params`."""
+    from web.auth import current_user
+
+    engine = Ombaro.get().engine
+    compiled = _COMPILED.get(id(statement))
+    if compiled is None or compiled[0] is not statement:
+        compiled = _COMPILED[id(statement)] = (statement, str(statement.compile(dialect=engine.dialect)))
+    claims = current_user().claims()
+    pooled = engine.raw_connection()
+    try:
+        driver = cast(psycopg.Connection[Any], pooled.driver_connection)  # the engine's driver
+        with driver.pipeline():
+            driver.cursor().execute(_ACT_AS, (API_ROLE, json.dumps(claims, default=str) if claims else ""))
+            cursor = driver.cursor()
+            cursor.execute(compiled[1], params)
+            driver.commit()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
+    except engine.dialect.loaded_dbapi.Error as error:
+        if engine.dialect.is_disconnect(error, pooled.dbapi_connection, None):
+            # As SQLAlchemy does on a disconnect: this connection is dropped, and so are the others
+            # pooled beside it (the server went away under all of them), not handed out to fail one by one.
+            pooled.invalidate(error)
+            engine.dispose(close=False)
+        raise
+    finally:
+        pooled.close()
+

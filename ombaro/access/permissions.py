@@ -172,6 +172,13 @@ class GrantsCache:
                 self._loaded = time.monotonic()
             return self._grants
 
+    def fresh(self) -> dict[str, dict[str, frozenset[str]]] | None:
+        """The matrix if it was read less than `ttl` seconds ago (no session needed), else None."""
+        grants = self._grants
+        if grants is None or time.monotonic() - self._loaded > self.ttl:
+            return None
+        return grants
+
     def invalidate(self) -> None:
         with self._lock:
             self._grants = None

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import url_for
+from flask import jsonify, url_for
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy.orm import Session
@@ -20,8 +20,9 @@ from ombaro.models.bookings import BOOKING_STATUSES, BOOKING_TYPES, Booking, Boo
 from web.auth import current_user, current_user_id, requires
 from web.commanding import idempotency_key
 from web.errors import NotFound
-from web.extension import Ombaro, db_session
+from web.extension import Ombaro, caller_rows, db_session
 from web.openapi import idempotent
+from web.plain import PlainDump
 from web.schemas import GENDERS, Integer, JobSchema
 
 blp = Blueprint("bookings", __name__, url_prefix="/api/v1/bookings", description="Bookings")
@@ -50,6 +51,11 @@ class BookingSchema(Schema):
         "description": "the latest dispatch attempt: the therapist chosen, or how many candidates each rule "
                        "excluded"})
     created_at = fields.DateTime()
+
+
+# The listing's rows go straight to JSON values (docs/benchmarks.md, issue 16): no ORM objects, no
+# marshmallow per row; the same answer as BookingSchema's dump.
+LISTED = PlainDump(BookingSchema())
 
 
 class BookingItemSchema(Schema):
@@ -143,7 +149,9 @@ def _detail(booking: Booking, items: list[BookingItem], job_id: uuid.UUID | None
 def list_bookings(status: list[str], limit: int) -> Any:
     """The caller's bookings (a customer's own, a vendor's, a therapist's assigned ones; all for
     the desks that serve customers), newest first."""
-    return queries.list_bookings(db_session(), role=current_user().role, statuses=status, limit=limit)
+    query = queries.row_listing(LISTED.columns, current_user().role, bool(status))
+    rows = caller_rows(query, {"limit": limit, "statuses": status} if status else {"limit": limit})
+    return jsonify(LISTED.many(rows))  # what BookingSchema(many=True) dumps (tests/bookings/test_listing.py)
 
 
 @blp.get("/<uuid:booking_id>")

@@ -1,0 +1,177 @@
+"""The hot listing (`GET /api/v1/bookings`) builds its JSON from plain rows (web/plain.py), not from
+ORM objects through BookingSchema: its answer must be byte for byte what the schema's dump of the
+ORM listing gives, for every field type, NULLs, every role's rows and the filters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from flask import jsonify
+from marshmallow import Schema, fields
+from sqlalchemy import Engine, text
+
+from ombaro.bookings import queries
+from tests.factories import dispatch as factory
+from tests.factories.accounts import Account, client_for, make_account
+from tests.factories.bookings import Shop, promotion
+from web.api.bookings import LISTED, BookingSchema
+from web.auth import current_user, resolve_user
+from web.extension import Ombaro, caller_rows, db_session
+from web.plain import PlainDump
+
+IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
+
+
+def varied_values(n: int) -> dict[str, Any]:
+    """A booking's listed fields with the n-th of several shapes: NULLs, money that needs rounding
+    or has an exponent, microseconds, offsets, nested and non-ASCII JSON."""
+    money = [Decimal("1770.00"), Decimal("0"), Decimal("12.345"), Decimal("12.355"), Decimal("1E+3"),
+             Decimal("-0.005"), Decimal("99999999.99"), Decimal("0.1")]
+    return {
+        "id": uuid.uuid4(), "booking_number": f"OBO-{n:04d}", "customer_id": uuid.uuid4(), "vendor_id": uuid.uuid4(),
+        "booking_type": "home_service", "service_location": {"address": "12 Koregaon Park, पुणे", "city": "Pune",
+                                                             "latitude": 18.5 + n / 1000, "nested": {"b": [1, None]}},
+        "booking_date": dt.date(2026, 1 + n % 12, 1 + n % 28),
+        "booking_time": dt.time(9 + n % 12, (n * 7) % 60, 0, (n % 3) * 250_000),
+        "status": "confirmed", "payment_status": "pending",
+        "subtotal_amount": money[n % len(money)], "discount_amount": money[(n + 1) % len(money)],
+        "tax_amount": money[(n + 2) % len(money)], "total_amount": money[(n + 3) % len(money)],
+        "promotion_id": uuid.uuid4() if n % 2 else None,
+        "special_instructions": None if n % 3 == 0 else "ring twice \u2014 \"quietly\"",
+        "cancellation_reason": None if n % 4 else "changed plans",
+        "cancelled_at": None if n % 4 else dt.datetime(2026, 3, 1, 10, 0, n % 60, n * 1001 % 1_000_000,
+                                                          tzinfo=dt.UTC if n % 8 else IST),
+        "dispatch_note": None if n % 5 else {"chosen": None, "excluded": {"gender": n}},
+        "created_at": dt.datetime(2026, 2, 1, 8, 30, tzinfo=dt.UTC) + dt.timedelta(microseconds=n),
+    }
+
+
+def test_the_plain_dump_is_the_schemas_dump_for_every_field_type_and_null() -> None:
+    rows = [varied_values(n) for n in range(40)]
+    plain = LISTED.many(tuple(row[name] for name in LISTED.columns) for row in rows)
+    assert plain == BookingSchema(many=True).dump([SimpleNamespace(**row) for row in rows])
+    assert json.dumps(plain, sort_keys=True) == json.dumps(
+        BookingSchema(many=True).dump([SimpleNamespace(**row) for row in rows]), sort_keys=True)
+
+
+def test_the_plain_dump_names_the_rounding_it_was_given() -> None:
+    class Rounded(Schema):
+        amount = fields.Decimal(as_string=True, places=2, rounding=decimal.ROUND_HALF_UP)
+
+    values = [Decimal("0.125"), Decimal("-0.125"), None, Decimal("7")]
+    assert PlainDump(Rounded()).many((v,) for v in values) == Rounded(many=True).dump(
+        [SimpleNamespace(amount=v) for v in values])
+
+
+def test_a_field_without_a_plain_dump_is_refused_when_the_dumper_is_built() -> None:
+    class Unknown(Schema):
+        amount = fields.Float()
+
+    class Renamed(Schema):
+        name = fields.String(attribute="other")
+
+    with pytest.raises(TypeError, match="amount"):
+        PlainDump(Unknown())
+    with pytest.raises(TypeError):
+        PlainDump(Renamed())
+
+
+def schema_listing(app: Any, account: Account, query: str) -> bytes:
+    """What the endpoint answered before issue 16: the ORM listing dumped through BookingSchema."""
+    with app.test_request_context(f"/api/v1/bookings{query}", headers=account.headers):
+        resolve_user()
+        args = dict(status=[v for k, v in _pairs(query) if k == "status"],
+                    limit=int(dict(_pairs(query)).get("limit", 50)))
+        found = queries.list_bookings(db_session(), role=current_user().role, statuses=args["status"],
+                                      limit=args["limit"])
+        body: bytes = jsonify(BookingSchema(many=True).dump(found)).get_data()
+        db_session().close()
+        return body
+
+
+def _pairs(query: str) -> list[tuple[str, str]]:
+    return [tuple(part.split("=", 1)) for part in query.lstrip("?").split("&") if part]  # type: ignore[misc]
+
+
+@pytest.fixture(scope="module")
+def booked(engine: Engine, shop: Shop, marketer: Account) -> dict[str, Account]:
+    """A customer with 30 bookings of varied values at the shop, one other customer's booking; no two
+    at the same date and time (the listing's order leaves ties to PostgreSQL)."""
+    customer = make_account(engine, "customer")
+    other = make_account(engine, "customer")
+    factory.customer(engine, customer_id=customer.id)
+    factory.customer(engine, customer_id=other.id)
+    code = promotion(engine, marketer)
+    with engine.connect() as conn:
+        promotion_id = conn.execute(text("SELECT id FROM promotions WHERE code = :c"), {"c": code}).scalar_one()
+    for n in range(30):
+        booking_id = factory.booking(engine, vendor_id=shop.vendor.id, customer_id=customer.id,
+                                     day=factory.today() + dt.timedelta(days=n % 9),
+                                     at=f"{9 + n % 10:02d}:{n % 4 * 15:02d}",
+                                     service_id=shop.service_id, status=("confirmed", "pending", "cancelled")[n % 3])
+        values = varied_values(n)
+        with engine.begin() as conn:
+            conn.execute(text(
+                "UPDATE bookings SET subtotal_amount = :s, discount_amount = :d, tax_amount = :t, total_amount = :tot, "
+                "promotion_id = :p, special_instructions = :si, cancellation_reason = :cr, cancelled_at = :ca, "
+                "dispatch_note = CAST(:dn AS jsonb), service_location = CAST(:sl AS jsonb) WHERE id = :id"),
+                {"s": abs(values["subtotal_amount"]), "d": abs(values["discount_amount"]),
+                 "t": abs(values["tax_amount"]), "tot": abs(values["total_amount"]),
+                 "p": promotion_id if n % 2 else None, "si": values["special_instructions"],
+                 "cr": values["cancellation_reason"], "ca": values["cancelled_at"],
+                 "dn": json.dumps(values["dispatch_note"]) if values["dispatch_note"] else None,
+                 "sl": json.dumps(values["service_location"]), "id": booking_id})
+    factory.booking(engine, vendor_id=shop.vendor.id, customer_id=other.id, day=factory.today(), at="10:00",
+                    service_id=shop.service_id)
+    return {"customer": customer, "other": other, "vendor": shop.vendor}
+
+
+@pytest.mark.parametrize("query", ["", "?limit=200", "?limit=7", "?status=cancelled",
+                                   "?status=pending&status=confirmed&limit=3"])
+def test_the_listing_answers_byte_for_byte_what_the_schema_dumps(
+    app: Any, booked: dict[str, Account], query: str,
+) -> None:
+    for who in ("customer", "other", "vendor"):
+        answer = client_for(app, booked[who]).get(f"/api/v1/bookings{query}")
+        assert answer.status_code == 200, answer.json
+        assert answer.get_data() == schema_listing(app, booked[who], query), who
+    mine = client_for(app, booked["customer"]).get("/api/v1/bookings?limit=200").json
+    assert len(mine) == 30 and {b["customer_id"] for b in mine} == {str(booked["customer"].id)}
+    assert {b["total_amount"] for b in mine} >= {"0.00", "0.10", "1000.00", "12.36", "99999999.99"}
+    assert any(b["cancelled_at"] is None for b in mine) and any(b["cancelled_at"] for b in mine)
+
+
+def test_row_level_security_still_decides_which_rows_the_listing_sees(app: Any, booked: dict[str, Account]) -> None:
+    """The statement names the caller's rows (for the index), but the policies decide: the same
+    listing without that condition (as for a desk role) still gives a customer only their own."""
+    with app.test_request_context("/api/v1/bookings", headers=booked["other"].headers):
+        resolve_user()
+        rows = caller_rows(queries.row_listing(("id", "customer_id"), None, False), {"limit": 200})
+    assert [customer_id for _id, customer_id in rows] == [booked["other"].id]
+    assert client_for(app).get("/api/v1/bookings").status_code == 401
+
+
+def test_a_connection_the_server_ended_costs_at_most_one_503_then_the_listing_answers(
+    app: Any, engine: Engine, booked: dict[str, Account],
+) -> None:
+    """The listing runs on the pooled driver connection (web/extension.caller_rows): a disconnect
+    there is a 503 (retry), and it drops the pool as SQLAlchemy would, so the next request works."""
+    customer = client_for(app, booked["customer"])
+    assert customer.get("/api/v1/bookings").status_code == 200
+    with app.app_context():
+        pooled = Ombaro.get().engine.raw_connection()
+        pid = pooled.driver_connection.info.backend_pid  # the connection the listing just used
+        pooled.close()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+    # The engine's pool may hold other connections from earlier tests (handed out first in turn):
+    # enough requests to reach the ended one; it fails once (or its ping catches it), then none do.
+    statuses = [customer.get("/api/v1/bookings").status_code for _ in range(8)]
+    assert set(statuses) <= {200, 503} and statuses.count(503) <= 1 and statuses[-1] == 200, statuses
