@@ -76,23 +76,29 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
     if compiled is None or compiled[0] is not statement:
         compiled = _COMPILED[id(statement)] = (statement, str(statement.compile(dialect=engine.dialect)))
     claims = current_user().claims()
-    pooled = engine.raw_connection()
-    try:
-        driver = cast(psycopg.Connection[Any], pooled.driver_connection)  # the engine's driver
-        with driver.pipeline():
-            driver.cursor().execute(_ACT_AS, (API_ROLE, json.dumps(claims, default=str) if claims else ""))
-            cursor = driver.cursor()
-            cursor.execute(compiled[1], params)
-            driver.commit()
-        rows: list[tuple[Any, ...]] = cursor.fetchall()
-        return rows
-    except engine.dialect.loaded_dbapi.Error as error:
-        if engine.dialect.is_disconnect(error, pooled.dbapi_connection, None):
+    for attempt in (1, 2):
+        pooled = engine.raw_connection()
+        try:
+            driver = cast(psycopg.Connection[Any], pooled.driver_connection)  # the engine's driver
+            with driver.pipeline():
+                driver.cursor().execute(_ACT_AS, (API_ROLE, json.dumps(claims, default=str) if claims else ""))
+                cursor = driver.cursor()
+                cursor.execute(compiled[1], params)
+                driver.commit()
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            return rows
+        except engine.dialect.loaded_dbapi.Error as error:
+            if not engine.dialect.is_disconnect(error, pooled.dbapi_connection, None):
+                raise
             # As SQLAlchemy does on a disconnect: this connection is dropped, and so are the others
-            # pooled beside it (the server went away under all of them), not handed out to fail one by one.
+            # pooled beside it (the server went away under all of them), not handed out to fail one
+            # by one. A read changes nothing, so it is tried once more on a new connection; a second
+            # disconnect is the error (a 503).
             pooled.invalidate(error)
             engine.dispose(close=False)
-        raise
-    finally:
-        pooled.close()
+            if attempt == 2:
+                raise
+        finally:
+            pooled.close()
+    raise AssertionError("unreachable")
 
