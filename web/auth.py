@@ -82,8 +82,9 @@ def current_user() -> CurrentUser:
 
 def resolve_user() -> None:
     """before_request: verify the bearer token (signature, expiry, issuer, audience) and look the
-    account and its login up, so a suspended or signed-out user is refused at once and a role
-    change applies at once."""
+    account and its login up (or take this process's look-up of the last PRINCIPAL_TTL_SECONDS),
+    so a suspended or signed-out user is refused and a role change applies within that bound; at
+    once for the console's calls (FRESH_PRINCIPAL)."""
     g.user = ANONYMOUS
     header = request.headers.get("Authorization")
     if header is None or request.routing_exception is not None:
@@ -91,13 +92,16 @@ def resolve_user() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("the Authorization header must be 'Bearer <access token>'")
-    g.user = user_from_token(token.strip())
+    g.user = user_from_token(token.strip(), fresh=bool(request.environ.get(FRESH_PRINCIPAL)))
 
 
 # How long a process trusts an account look-up it made for a token: a suspension, a sign-out or a
 # role change made in another process (or straight in the database) applies within this bound;
 # made through this process's API or console, at once (forget_changed_principals).
 PRINCIPAL_TTL_SECONDS = 1.0
+# A WSGI environ key (no HTTP client can set one: headers arrive as HTTP_*) by which the console's
+# in-process API calls ask for a look-up of their own, never the cache's.
+FRESH_PRINCIPAL = "ombaro.fresh_principal"
 PRINCIPAL_CACHE_LIMIT = 10_000  # tokens remembered per process; beyond, the cache starts over
 # Requests that may end a login or change an account (logout, refresh with a reused token, password,
 # status, role): after any of them, in any outcome, this process forgets every cached principal.
@@ -141,10 +145,11 @@ def principals() -> PrincipalCache:
     return cache
 
 
-def user_from_token(token: str) -> CurrentUser:
-    """The active account an access token speaks for (the API's bearer header, the console's cookie)."""
+def user_from_token(token: str, *, fresh: bool = False) -> CurrentUser:
+    """The active account an access token speaks for (the API's bearer header, the console's cookie);
+    `fresh`: looked up now, not taken from the principal cache (which the look-up then refreshes)."""
     cache = principals()
-    cached = cache.get(token)
+    cached = None if fresh else cache.get(token)
     if cached is not None:
         return cached
     ombaro = Ombaro.get()

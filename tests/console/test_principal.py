@@ -20,9 +20,9 @@ def look_ups(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     counts = {"console": 0, "api": 0}
 
     def counted(where: str, real: Any) -> Any:
-        def look_up(token: str) -> Any:
+        def look_up(token: str, **options: Any) -> Any:
             counts[where] += 1
-            return real(token)
+            return real(token, **options)
         return look_up
 
     monkeypatch.setattr(web.console.session, "user_from_token", counted("console", web.console.session.user_from_token))

@@ -18,6 +18,8 @@ from werkzeug.datastructures import Headers, iter_multi_items
 from werkzeug.urls import iri_to_uri
 from werkzeug.utils import get_content_type
 
+from web.auth import FRESH_PRINCIPAL
+
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 
 
@@ -106,6 +108,9 @@ def call(app: Flask, method: str, path: str, *, base_url: str, remote_addr: str,
     body = None if json is None else app.json.dumps(json).encode()
     environ = wsgi_environ(method, path, base_url=base_url, remote_addr=remote_addr, headers=headers, body=body,
                            content_type=None if json is None else "application/json", query=query)
+    # The page's only identity check is its first call's (web/console/session.py): a role change or
+    # an ended login applies to the very next page, not within the principal cache's second.
+    environ[FRESH_PRINCIPAL] = True
     status_line = "500 INTERNAL SERVER ERROR"
     response_headers: list[tuple[str, str]] = []
     chunks: list[bytes] = []

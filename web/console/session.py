@@ -218,7 +218,7 @@ def _look_up() -> None:
     """The signed-in user from the database: a suspended account, or a login that has ended, is
     signed out at once; an expired access token (15 minutes) is rotated with the refresh token once."""
     try:
-        g.console_user = user_from_token(session["access"])
+        g.console_user = user_from_token(session["access"], fresh=True)
     except PermissionDenied:  # suspended: signed out at once
         session.clear()
     except NotAuthenticated:  # expired (15 minutes): rotate the refresh token once
@@ -228,7 +228,7 @@ def _look_up() -> None:
             session.clear()
             return
         session["access"], session["refresh"] = answer.body["access_token"], answer.body["refresh_token"]
-        g.console_user = user_from_token(session["access"])
+        g.console_user = user_from_token(session["access"], fresh=True)
 
 
 class PageRefused(Exception):
