@@ -43,6 +43,8 @@ def _exact_decimal(value: Fraction, step: Decimal, mode: str) -> Decimal:
 def round_money(value: Exact, rule: str = "paisa") -> Decimal:
     """`value` rounded once by `rule`, always with two decimals (1800 is 1800.00). A `Fraction` is
     rounded exactly: 36500 * 2 / 208 * 15.99 is 5611.875 and becomes 5611.88."""
+    if rule == "paisa" and type(value) is Decimal:  # the common case: one quantize (the second is a no-op)
+        return value.quantize(PAISA, rounding=ROUND_HALF_UP)
     step, mode = ROUNDINGS[rule]
     if isinstance(value, Fraction):
         return _exact_decimal(value, step, mode).quantize(PAISA)

@@ -179,10 +179,10 @@ class IncomeTaxRegime:
             return tax - (income - self.rebate_upto), income - self.rebate_upto
         return Decimal(0), tax
 
-    def _surcharged(self, income: Decimal) -> tuple[Decimal, Decimal]:
+    def _surcharged(self, income: Decimal, slab_tax: Decimal | None = None) -> tuple[Decimal, Decimal]:
         """(tax after rebate, surcharge) with marginal relief: crossing a surcharge threshold never
-        costs more than the income above it."""
-        _, tax = self._after_rebate(income, self.slab_tax(income))
+        costs more than the income above it. `slab_tax`: the slab tax on `income`, when known."""
+        _, tax = self._after_rebate(income, self.slab_tax(income) if slab_tax is None else slab_tax)
         band = pick(self.surcharge, income)
         if band is None:
             return tax, Decimal(0)
@@ -195,7 +195,7 @@ class IncomeTaxRegime:
         taxable = max(Decimal(0), taxable)
         slab_tax = self.slab_tax(taxable)
         rebate, _ = self._after_rebate(taxable, slab_tax)
-        tax, surcharge = self._surcharged(taxable)
+        tax, surcharge = self._surcharged(taxable, slab_tax)
         cess = (tax + surcharge) * self.cess_rate / HUNDRED
         return TaxWorking(taxable, slab_tax, rebate, tax, surcharge, cess)
 

@@ -215,7 +215,7 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
     window = {"ids": todo_ids, "start": period.start, "end": period.end}
 
     structures: dict[uuid.UUID, list[Structure]] = defaultdict(list)
-    for row in session.execute(STRUCTURES, window):
+    for row in session.execute(STRUCTURES, window).all():  # all(): one fetch, not one per row
         structures[row.employee_id].append(Structure(
             row.effective_from, row.basic, row.hra, row.transport, row.medical, row.special, row.other,
             row.pf_applicable, row.esi_applicable, row.pt_state, row.overtime_eligible))
@@ -225,7 +225,7 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
     except MissingRate:
         standard_hours = Decimal(24)  # no policy: every employee fails on it below; count no overtime
     attendance = {row.employee_id: row for row in session.execute(
-        ATTENDANCE, {**window, "standard_hours": standard_hours})}
+        ATTENDANCE, {**window, "standard_hours": standard_hours}).all()}
     approved = arrears.approved_months(session, period, todo)
     if approved:  # their structures and attendance from the earliest such month on
         earlier = {"ids": id_array(approved), "start": min(m.period.start for ms in approved.values() for m in ms),
@@ -240,24 +240,24 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
             ATTENDANCE, {**earlier, "standard_hours": standard_hours})})
 
     adjustments: dict[uuid.UUID, dict[str, Decimal]] = defaultdict(dict)
-    for row in session.execute(ADJUSTMENTS, {"ids": todo_ids, "year": period.year, "month": period.month}):
+    for row in session.execute(ADJUSTMENTS, {"ids": todo_ids, "year": period.year, "month": period.month}).all():
         adjustments[row.employee_id][row.kind] = row.amount
 
     histories = _histories(session, period, todo)
     declarations = {row.employee_id: TaxDeclaration(row.regime, row.previous_income, row.previous_tds)
                     for row in session.execute(DECLARATIONS, {"ids": todo_ids,
-                                                              "financial_year": period.fy_start.year})}
+                                                              "financial_year": period.fy_start.year}).all()}
+    none: dict[str, Decimal] = {}
     employees = [EmployeeMonth(
         employee_id=p.id, code=p.employee_code, name=p.name, gender=p.gender, department=p.department,
         designation=p.designation, joining_date=p.joining_date, last_working_date=p.last_working_date,
         structures=tuple(structures.get(p.id, ())), lop=_by_date(attendance.get(p.id), "lop"),
-        overtime=_by_date(attendance.get(p.id), "ot"), bonus=adjustments[p.id].get("bonus", Decimal(0)),
-        incentive=adjustments[p.id].get("incentive", Decimal(0)),
-        loan_emi=adjustments[p.id].get("loan_emi", Decimal(0)),
-        salary_advance=adjustments[p.id].get("salary_advance", Decimal(0)),
-        cooperative_dues=adjustments[p.id].get("cooperative_dues", Decimal(0)),
+        overtime=_by_date(attendance.get(p.id), "ot"), bonus=adjusted.get("bonus", Decimal(0)),
+        incentive=adjusted.get("incentive", Decimal(0)), loan_emi=adjusted.get("loan_emi", Decimal(0)),
+        salary_advance=adjusted.get("salary_advance", Decimal(0)),
+        cooperative_dues=adjusted.get("cooperative_dues", Decimal(0)),
         history=histories.get(p.id, History()), tax=declarations.get(p.id), approved=approved.get(p.id, ()),
-    ) for p in people]
+    ) for p in people for adjusted in (adjustments.get(p.id, none),)]
     return Loaded(employees, kept)
 
 
@@ -271,7 +271,7 @@ def _by_date(row: Row[Any] | None, which: str) -> dict[dt.date, Decimal]:
 def _histories(session: Session, period: Period, ids: list[uuid.UUID]) -> dict[uuid.UUID, History]:
     months: dict[uuid.UUID, list[PastMonth]] = defaultdict(list)
     for row in session.execute(HISTORY, {"ids": id_array(ids), "from_index": period.index - 12,
-                                         "before_index": period.index - 1}):
+                                         "before_index": period.index - 1}).all():
         months[row.employee_id].append(PastMonth(row.month_index, row.gross_salary, row.tds, row.esi))
     return {e: History(tuple(m)) for e, m in months.items()}
 
@@ -357,7 +357,7 @@ def write_batch(session: Session, period: Period, run_id: uuid.UUID, outcome: Ba
     if outcome.payslips:
         rows = [{"employee_id": e.employee_id, **p.record_values()} for e, p in outcome.payslips]
         changed = {row.employee_id: row.id for row in session.execute(
-            UPSERT_RECORDS, {"rows": _json(rows), "year": period.year, "month": period.month})}
+            UPSERT_RECORDS, {"rows": _json(rows), "year": period.year, "month": period.month}).all()}
     if changed:
         by_employee = {e.employee_id: (e, p) for e, p in outcome.payslips}
         details = []
