@@ -138,12 +138,16 @@ SNAPSHOT = [
     "CREATE INDEX ON floor_details (salary_record_id)",
     "ANALYZE floor_records, floor_details",
 ]
-# What each round must have written, the same every round.
+# What each round must have written, the same every round: counts, totals, and an md5 over every
+# column of every record and line but the generated ids and the run (to compare runs to the byte).
 WRITTEN = text(f"""
 SELECT count(*) AS records, count(d.id) AS lines, sum(r.gross_salary) AS gross,
        sum(r.total_deductions) AS deductions, sum(r.net_salary) AS net, sum(d.paid_days) AS paid_days,
-       (SELECT count(*) FROM payroll_arrears) AS arrears
+       (SELECT count(*) FROM payroll_arrears) AS arrears,
+       md5(string_agg(row_to_json(x)::text, '|' ORDER BY x.employee_id)) AS digest
 FROM salary_records AS r LEFT JOIN salary_record_details AS d ON d.salary_record_id = r.id
+CROSS JOIN LATERAL (SELECT {", ".join("r." + c for c in RECORD_COLUMNS[1:])},
+                           {", ".join("d." + c for c in DETAIL_COLUMNS[2:])}) AS x
 WHERE r.year = {YEAR} AND r.month = {MONTH}
 """)
 
@@ -302,9 +306,9 @@ def main() -> None:
         with engine.connect() as conn:
             failures = conn.execute(text("SELECT count(*) FROM payroll_failures")).scalar_one()
             run = conn.execute(text("SELECT batches_total, status FROM payroll_runs")).one()
-        records, lines, gross, deductions, net, paid_days, arrears = expected
+        records, lines, gross, deductions, net, paid_days, arrears, digest = expected
         print(f"each round wrote {records} records and {lines} lines ({arrears} arrears lines): gross {gross}, "
-              f"deductions {deductions}, net {net}, paid days {paid_days}; engine and floor alike")
+              f"deductions {deductions}, net {net}, paid days {paid_days}, md5 {digest}; engine and floor alike")
         print(f"floor (per batch: one attendance aggregate, COPY of the records and lines, commit): "
               f"median {floor:.2f} s of {', '.join(f'{f:.2f}' for f in floors)}")
         print(f"payroll run: median {seconds:.2f} s of {', '.join(f'{r:.2f}' for r in runs_s)} for {records} records, "
