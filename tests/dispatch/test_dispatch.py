@@ -206,7 +206,8 @@ def test_a_dispatch_refused_by_the_exclusion_constraint_moves_on_and_writes_noth
         waiting = 0
         for _ in range(200):
             waiting = row(engine, "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
-                                  "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO therapist_assignments%'")["n"]
+                                  "AND wait_event_type = 'Lock' "
+                                  "AND query LIKE 'INSERT INTO therapist_assignments%'")["n"]
             if waiting:
                 break
             thread.join(0.05)
