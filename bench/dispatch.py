@@ -12,6 +12,9 @@ migrated here, dropped after unless --keep) on the configured PostgreSQL server,
 of the configured server (its live-location keys deleted before and after).
 Usage: python bench/dispatch.py [--scale 1.0] [--samples 200] [--batch 2000] [--keep]
   --scale 0.02 builds 1,000 therapists and a 40-booking batch: a quick run.
+  --batch 0 times single dispatch only (no batch is built or run).
+Each single dispatch's statements (cursor executes and commits) are counted and timed: the
+per-dispatch count and the statements taking the most time are printed with the latency.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 
 import psycopg
 import redis
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, Pool, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -191,6 +194,63 @@ def forget_positions(client: redis.Redis) -> None:
             client.delete(*keys[start:start + 1000])
 
 
+class StatementLog:
+    """Every statement a single dispatch sends (SQLAlchemy cursor executes, and commits), counted
+    and timed per dispatch, on every engine of the process (the worker's own included)."""
+
+    def __init__(self) -> None:
+        self.dispatches: list[list[tuple[str, float]]] = []
+        self._began: dict[int, float] = {}
+        self._commit_at: float | None = None
+
+    def next_dispatch(self) -> None:
+        self.dispatches.append([])
+
+    def _before(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        self._began[id(cursor)] = time.perf_counter()
+
+    def _after(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        began = self._began.pop(id(cursor), None)
+        if began is not None and self.dispatches:
+            self.dispatches[-1].append((" ".join(statement.split())[:90], (time.perf_counter() - began) * 1000))
+
+    def _commit_began(self, conn: Any) -> None:
+        self._commit_at = time.perf_counter()
+
+    def _returned(self, *_: Any) -> None:
+        # A transaction's connection goes back to the pool right after its COMMIT: that is its time.
+        began, self._commit_at = self._commit_at, None
+        if began is not None and self.dispatches:
+            self.dispatches[-1].append(("COMMIT", (time.perf_counter() - began) * 1000))
+
+    def __enter__(self) -> StatementLog:
+        event.listen(Engine, "before_cursor_execute", self._before)
+        event.listen(Engine, "after_cursor_execute", self._after)
+        event.listen(Engine, "commit", self._commit_began)
+        event.listen(Pool, "checkin", self._returned)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        event.remove(Engine, "before_cursor_execute", self._before)
+        event.remove(Engine, "after_cursor_execute", self._after)
+        event.remove(Engine, "commit", self._commit_began)
+        event.remove(Pool, "checkin", self._returned)
+
+    def report(self, *, skip: int) -> None:
+        measured = self.dispatches[skip:]
+        if not measured:
+            return
+        counts = [len(d) for d in measured]
+        totals: dict[str, list[float]] = {}
+        for dispatch in measured:
+            for statement, ms in dispatch:
+                totals.setdefault(statement, []).append(ms)
+        print(f"  statements a dispatch: median {statistics.median(counts):g} (min {min(counts)}, max {max(counts)}); "
+              f"the most time over {len(measured)} dispatches (count, median ms, total ms):")
+        for statement, times in sorted(totals.items(), key=lambda kv: -sum(kv[1]))[:25]:
+            print(f"    {len(times):5d} {statistics.median(times):6.2f} {sum(times):8.1f}  {statement}")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -206,7 +266,7 @@ def main() -> None:
 
     therapists = max(PER_VENDOR * 5, round(50_000 * args.scale))
     vendors = therapists // PER_VENDOR
-    batch = max(10, round(args.batch * args.scale))
+    batch = max(10, round(args.batch * args.scale)) if args.batch else 0
     samples = args.samples
     settings = load_settings()
     url = make_url(settings.database_url)
@@ -255,29 +315,34 @@ def main() -> None:
             jobs = [commands.submit(session, "dispatch.booking", {"booking_id": str(b)}, enqueue=lambda *_: None,
                                     key=str(uuid.uuid4())).job.id for b in sample_ids]
         timings: list[float] = []
-        for job_id in jobs:
-            began = time.perf_counter()
-            ran = dispatch_booking.run(str(job_id))
-            timings.append((time.perf_counter() - began) * 1000)
-            if ran != "succeeded":
-                with psycopg.connect(plain_url) as conn:
-                    error = conn.execute("SELECT error FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]
-                print(f"  job {job_id}: {ran}: {error}", flush=True)
+        cpu: list[float] = []  # this process's CPU a dispatch: steadier than wall time on a shared machine
+        with StatementLog() as statements:
+            for job_id in jobs:
+                statements.next_dispatch()
+                began, cpu_began = time.perf_counter(), time.process_time()
+                ran = dispatch_booking.run(str(job_id))
+                timings.append((time.perf_counter() - began) * 1000)
+                cpu.append((time.process_time() - cpu_began) * 1000)
+                if ran != "succeeded":
+                    with psycopg.connect(plain_url) as conn:
+                        error = conn.execute("SELECT error FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]
+                    print(f"  job {job_id}: {ran}: {error}", flush=True)
         with psycopg.connect(plain_url) as conn:
             outcomes = dict(conn.execute("SELECT result ->> 'outcome', count(*) FROM jobs WHERE kind = "
                                          "'dispatch.booking' GROUP BY 1").fetchall())
             publish_positions(conn, client)  # fresh again for the batch
         measured = timings[5:] if len(timings) > 20 else timings  # the first few warm the caches
-
-        with Session(engine) as session, session.begin():
-            batch_job = commands.submit(session, "dispatch.batch", {"date": params["last_day"].isoformat(),
-                                                                    "city": "Pune", "vendor_id": None},
-                                        enqueue=lambda *_: None, key=str(uuid.uuid4())).job.id
-        began = time.perf_counter()
-        assert dispatch_batch.run(str(batch_job)) == "succeeded"
-        batch_seconds = time.perf_counter() - began
-        with psycopg.connect(plain_url) as conn:
-            result: dict[str, Any] = conn.execute("SELECT result FROM jobs WHERE id = %s", (batch_job,)).fetchone()[0]
+        result: dict[str, Any] | None = None
+        if batch:
+            with Session(engine) as session, session.begin():
+                batch_job = commands.submit(session, "dispatch.batch", {"date": params["last_day"].isoformat(),
+                                                                        "city": "Pune", "vendor_id": None},
+                                            enqueue=lambda *_: None, key=str(uuid.uuid4())).job.id
+            began = time.perf_counter()
+            assert dispatch_batch.run(str(batch_job)) == "succeeded"
+            batch_seconds = time.perf_counter() - began
+            with psycopg.connect(plain_url) as conn:
+                result = conn.execute("SELECT result FROM jobs WHERE id = %s", (batch_job,)).fetchone()[0]
         engine.dispose()
     finally:
         forget_positions(client)
@@ -288,19 +353,22 @@ def main() -> None:
     print(f"\nsingle dispatch, {len(measured)} bookings among {therapists:,} therapists with live positions:")
     print(f"  median {statistics.median(measured):7.1f} ms   p99 {percentile(measured, 0.99):7.1f} ms   "
           f"(outcomes: {outcomes})")
-    greedy, chosen = result["greedy_total_travel_km"], result["total_travel_km"]
-    print(f"batch matching, {result['bookings']:,} Pune bookings, {result['therapists']:,} therapists:")
-    print(f"  {batch_seconds:7.2f} s for the job (solve {result['solve_ms']} ms); plan: {result['plan']}; "
-          f"assigned {result['assigned']:,}, unassigned {result['unassigned']:,} "
-          f"(greedy would leave {result['greedy']['unassigned']:,})")
-    print(f"  total travel {chosen:,.1f} km vs greedy {greedy:,.1f} km: "
-          f"ratio batch/greedy {chosen / greedy if greedy else 1:.3f}, saved {greedy - chosen:,.1f} km")
-    waves = result["waves"]["total_travel_km"]
-    print(f"  the waves alone (before the exact chains or local search): {waves:,.1f} km, ratio waves/greedy "
-          f"{waves / greedy if greedy else 1:.3f}")
-    bound = result["travel_lower_bound_km"]
-    print(f"  lower bound {bound:,.1f} km (chain relaxation, or origins assignment): ratio batch/bound "
-          f"{chosen / bound if bound else 1:.3f}, greedy/bound {greedy / bound if bound else 1:.3f}")
+    print(f"  process CPU a dispatch: median {statistics.median(cpu[len(timings) - len(measured):]):.1f} ms")
+    statements.report(skip=len(timings) - len(measured))
+    if result is not None:
+        greedy, chosen = result["greedy_total_travel_km"], result["total_travel_km"]
+        print(f"batch matching, {result['bookings']:,} Pune bookings, {result['therapists']:,} therapists:")
+        print(f"  {batch_seconds:7.2f} s for the job (solve {result['solve_ms']} ms); plan: {result['plan']}; "
+              f"assigned {result['assigned']:,}, unassigned {result['unassigned']:,} "
+              f"(greedy would leave {result['greedy']['unassigned']:,})")
+        print(f"  total travel {chosen:,.1f} km vs greedy {greedy:,.1f} km: "
+              f"ratio batch/greedy {chosen / greedy if greedy else 1:.3f}, saved {greedy - chosen:,.1f} km")
+        waves = result["waves"]["total_travel_km"]
+        print(f"  the waves alone (before the exact chains or local search): {waves:,.1f} km, ratio waves/greedy "
+              f"{waves / greedy if greedy else 1:.3f}")
+        bound = result["travel_lower_bound_km"]
+        print(f"  lower bound {bound:,.1f} km (chain relaxation, or origins assignment): ratio batch/bound "
+              f"{chosen / bound if bound else 1:.3f}, greedy/bound {greedy / bound if bound else 1:.3f}")
 
 
 if __name__ == "__main__":

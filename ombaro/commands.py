@@ -369,8 +369,9 @@ def _execute(job_id: uuid.UUID, handler: Handler, *, engine: Engine, lease_secon
 
 
 def _claim(engine: Engine, job_id: uuid.UUID, lease_seconds: int) -> Any:
-    with engine.begin() as conn:
-        return conn.execute(
+    # One statement is its own transaction: in autocommit it is one round trip, not BEGIN, UPDATE, COMMIT.
+    with engine.connect() as conn:
+        return conn.execution_options(isolation_level="AUTOCOMMIT").execute(
             update(Job)
             .where(Job.id == job_id, Job.run_after <= func.now(), Job.attempts < Job.max_attempts)
             .where((Job.status == "queued")

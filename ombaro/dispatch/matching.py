@@ -18,7 +18,7 @@ import datetime as dt
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,6 +111,15 @@ def _by_vendor(candidates: Iterable[Candidate]) -> dict[uuid.UUID, list[Candidat
     grouped: dict[uuid.UUID, list[Candidate]] = defaultdict(list)
     for candidate in candidates:
         grouped[candidate.vendor_id].append(candidate)
+    return grouped
+
+
+def _placed_by_vendor(needs: Iterable[Need], placed: Container[uuid.UUID]) -> dict[uuid.UUID, list[Need]]:
+    """The needs whose booking is in `placed`, grouped by vendor (in the order given)."""
+    grouped: dict[uuid.UUID, list[Need]] = defaultdict(list)
+    for need in needs:
+        if need.booking_id in placed:
+            grouped[need.vendor_id].append(need)
     return grouped
 
 
@@ -252,10 +261,7 @@ def optimise_chains(plan: Plan, needs: Iterable[Need], candidates: Iterable[Cand
     needs, pool = list(needs), list(candidates)
     preferable = _preferable(needs, pool)
     pools = _by_vendor(pool)
-    by_vendor: dict[uuid.UUID, list[Need]] = defaultdict(list)
-    for need in needs:
-        if need.booking_id in plan.picks:
-            by_vendor[need.vendor_id].append(need)
+    by_vendor = _placed_by_vendor(needs, plan.picks)
     owner = {p.booking_id: p.therapist_id for p in plan.picks.values()}
     spent = 0.0
     bound: float | None = 0.0
@@ -291,12 +297,8 @@ def chain_lower_bound(needs: Iterable[Need], candidates: Iterable[Candidate],
     `placed`: the linear relaxation of the chain model (`chains`), per vendor; None when some
     vendor's bookings cannot all be placed at all."""
     needs, pool = list(needs), list(candidates)
-    wanted = set(placed)
     pools = _by_vendor(pool)
-    by_vendor: dict[uuid.UUID, list[Need]] = defaultdict(list)
-    for need in needs:
-        if need.booking_id in wanted:
-            by_vendor[need.vendor_id].append(need)
+    by_vendor = _placed_by_vendor(needs, set(placed))
     total = 0.0
     for vendor_id, rows in by_vendor.items():
         model = chains.chain_model(rows, pools.get(vendor_id, []), set())
@@ -591,12 +593,8 @@ def travel_lower_bound(needs: Iterable[Need], candidates: Iterable[Candidate], p
     some therapist may take both; eligibility along a chain and the chains of one therapist
     overlapping dropped) is a linear assignment whose optimum, solved exactly per vendor, no plan
     can beat."""
-    wanted = set(placed)
     pools = _by_vendor(candidates)
-    by_vendor: dict[uuid.UUID, list[Need]] = defaultdict(list)
-    for need in needs:
-        if need.booking_id in wanted:
-            by_vendor[need.vendor_id].append(need)
+    by_vendor = _placed_by_vendor(needs, set(placed))
     return sum(_origins(rows, pools.get(vendor_id, [])) for vendor_id, rows in by_vendor.items())
 
 

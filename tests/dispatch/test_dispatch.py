@@ -187,6 +187,39 @@ def test_the_database_refuses_a_second_overlapping_assignment_from_a_concurrent_
                t=therapist)["n"] == 1
 
 
+def test_a_dispatch_refused_by_the_exclusion_constraint_moves_on_and_writes_nothing(
+    engine: Engine, db_url: str, shop: dict,
+) -> None:
+    # A writer outside dispatch (no advisory lock) holds an overlapping assignment of the only
+    # therapist, uncommitted: dispatch's re-check under its lock cannot see it, its INSERT waits on
+    # the constraint and, once the writer commits, is refused: the booking stays unassigned.
+    only = factory.therapist(engine, shop["vendor"], codes=[shop["code"]])
+    first, second = _overlapping_pair(engine, shop)
+    results: dict[str, dict] = {}
+    with psycopg.connect(_plain(db_url)) as writer:
+        writer.execute("INSERT INTO therapist_assignments (booking_id, therapist_id, vendor_id, customer_id, "
+                       "service_id, assignment_date, assignment_time, location_address, estimated_duration) "
+                       "SELECT b.id, %s, b.vendor_id, b.customer_id, %s, b.booking_date, b.booking_time, 'x', 60 "
+                       "FROM bookings AS b WHERE b.id = %s", (only, shop["service"], first))
+        thread = threading.Thread(target=lambda: results.setdefault("second", dispatch(engine, second)))
+        thread.start()
+        waiting = 0
+        for _ in range(200):
+            waiting = row(engine, "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+                                  "AND wait_event_type = 'Lock' "
+                                  "AND query LIKE 'INSERT INTO therapist_assignments%'")["n"]
+            if waiting:
+                break
+            thread.join(0.05)
+        writer.commit()
+        thread.join(10)
+    assert waiting == 1, "dispatch's INSERT must have waited on the writer's assignment"
+    assert results["second"]["outcome"] == "unassigned" and results["second"]["taken_meanwhile"] == 1
+    assert row(engine, "SELECT count(*) AS n FROM therapist_assignments WHERE therapist_id = :t",
+               t=only)["n"] == 1
+    assert row(engine, "SELECT count(*) AS n FROM therapist_assignments WHERE booking_id = :b", b=second)["n"] == 0
+
+
 def _overlapping_pair(engine: Engine, shop: dict) -> tuple[uuid.UUID, uuid.UUID]:
     first = factory.booking(engine, vendor_id=shop["vendor"], customer_id=shop["customer"], day=shop["day"],
                             at="10:00", service_id=shop["service"])
