@@ -45,9 +45,14 @@ def claimed_role_in(*roles: str) -> str:
     return f"{CLAIMED_ROLE} IN ({', '.join(repr(r) for r in roles)})"
 
 
+# A vendor account listing its own bookings: bookings.vendor_id is NOT NULL and references vendors,
+# so vendor_id = uid means a vendor with that id exists, and auth.vendor_id() returns uid. The arm
+# shows no row the next one does not, and spares the vendor's own listing that lookup.
+VENDOR_ITSELF = f"(select CASE WHEN {CLAIMS} ->> 'role' = 'vendor' THEN nullif({CLAIMS} ->> 'sub', '')::uuid END)"
+
 SELECT_VISIBLE = (
     f"CREATE POLICY select_visible ON bookings AS PERMISSIVE FOR SELECT TO {API}\n"
-    f"    USING (customer_id = {CLAIMED_UID} OR vendor_id = (select auth.vendor_id())\n"
+    f"    USING (customer_id = {CLAIMED_UID} OR vendor_id = {VENDOR_ITSELF} OR vendor_id = (select auth.vendor_id())\n"
     f"           OR {claimed_role_in(*STAFF_READERS)} OR id IN (SELECT auth.assigned_booking_ids()))"
 )
 SUPER_ADMIN = f"{CLAIMED_ROLE} = 'super_admin'"
