@@ -621,10 +621,11 @@ def _bookings_seen(conn: Connection, who: dict[str, Any] | None) -> tuple[set[uu
 
 def test_bookings_select_policy_shows_what_the_four_policies_of_0003_showed(seeded: Seeded, world: World) -> None:
     """0026 merged select_own, select_own_vendor, select_staff and select_assigned_therapist into one
-    policy (a cheaper order, the therapist arm through auth.assigned_booking_ids()). Every kind of
+    policy (a cheaper order, the therapist arm through auth.assigned_booking_ids()); 0027 reads the
+    claims in it and in bookings' super_admin_all without auth.uid() / auth.role(). Every kind of
     caller, and callers whose claims do not fit their account, must read and update the same rows
-    under both."""
-    from migrations.rls import STAFF, policy_sql
+    under these and under 0003's policies."""
+    from migrations.rls import STAFF, everywhere, policy_sql
 
     with seeded.engine.connect() as conn:
         vendor_staff = conn.execute(text(
@@ -647,7 +648,8 @@ def test_bookings_select_policy_shows_what_the_four_policies_of_0003_showed(seed
     with seeded.engine.connect() as conn, conn.begin() as transaction:
         now = [_bookings_seen(conn, who) for who in callers]
         conn.execute(text("DROP POLICY select_visible ON bookings"))
-        for policy in old:
+        conn.execute(text("DROP POLICY super_admin_all ON bookings"))
+        for policy in [*old, everywhere()[1]]:
             conn.execute(text(policy_sql("bookings", policy)))
         before = [_bookings_seen(conn, who) for who in callers]
         transaction.rollback()
