@@ -8,7 +8,8 @@
    identical, unpartitioned table holding the same rows.
 
 Scratch database `<db>_locations_bench` (migrated here, dropped after unless --keep) on the
-configured PostgreSQL server, Redis database 7 (its live-location keys deleted before and after).
+configured PostgreSQL server, the configured Redis database (REDIS_URL; its live-location keys deleted
+before and after).
 Rows are generated with set-based SQL (generate_series), an hour of pings per statement.
 Usage: python bench/locations.py [--scale 1.0] [--seconds 10] [--clients 8] [--batch 100] [--rounds 3] [--keep]
   --scale 0.01 prunes 100,000 pings: a quick run.
@@ -230,7 +231,7 @@ def main() -> None:
     admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
     bench_url = url.set(database=bench_db).render_as_string(hide_password=False)
     plain_url = make_url(bench_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + "/7"
+    redis_url = settings.redis_url  # the caller's own database: the machine is shared
     forget_positions(redis.Redis.from_url(redis_url))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
