@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,19 @@ def check_pings(pings: Sequence[Mapping[str, Any]], *, therapist: TherapistRef, 
     window (ranges and the batch size are the schema's business). Raises PingsRejected."""
     errors: dict[str, Any] = {}
     if claimed is not None and claimed != therapist.id:
-        errors["therapist_id"] = ["A therapist posts only their own locations."]
+        errors["therapist_id"] = [NOT_YOURS]
+    if per_ping := timestamp_errors(pings, now=now, retention=retention):
+        errors["pings"] = per_ping
+    if errors:
+        raise PingsRejected(errors)
+
+
+NOT_YOURS = "A therapist posts only their own locations."
+
+
+def timestamp_errors(pings: Sequence[Mapping[str, Any]], *, now: dt.datetime, retention: dt.timedelta = RETENTION
+                     ) -> dict[int, dict[str, list[str]]]:
+    """The fixes from the future or older than the retention window, by index (check_pings' "pings")."""
     per_ping: dict[int, dict[str, list[str]]] = {}
     for index, ping in enumerate(pings):
         stamp = ping["timestamp"]
@@ -64,21 +76,18 @@ def check_pings(pings: Sequence[Mapping[str, Any]], *, therapist: TherapistRef, 
         elif stamp < now - retention:
             per_ping[index] = {"timestamp": [f"Is older than the {int(retention.total_seconds() // 3600)}-hour "
                                              "retention window."]}
-    if per_ping:
-        errors["pings"] = per_ping
-    if errors:
-        raise PingsRejected(errors)
+    return per_ping
 
 
 # One statement for the whole batch, its shape independent of the batch size (prepared once): the
 # last-position trigger then runs once per batch. psycopg placeholders: it runs on the driver's
 # connection, in a pipeline with the two statements below.
-INSERT_PINGS = (
-    "INSERT INTO therapist_locations (therapist_id, latitude, longitude, accuracy, altitude, speed, heading, "
-    "battery_level, is_moving, timestamp) "
-    "SELECT %(therapist)s, * FROM unnest(%(latitude)s::numeric[], %(longitude)s::numeric[], "
-    "%(accuracy)s::numeric[], %(altitude)s::numeric[], %(speed)s::numeric[], %(heading)s::numeric[], "
-    "%(battery_level)s::integer[], %(is_moving)s::boolean[], %(timestamp)s::timestamptz[])")
+_PING_ROWS = ("unnest(%(latitude)s::numeric[], %(longitude)s::numeric[], %(accuracy)s::numeric[], "
+              "%(altitude)s::numeric[], %(speed)s::numeric[], %(heading)s::numeric[], %(battery_level)s::integer[], "
+              "%(is_moving)s::boolean[], %(timestamp)s::timestamptz[])")
+_INSERT_INTO = ("INSERT INTO therapist_locations (therapist_id, latitude, longitude, accuracy, altitude, speed, "
+                "heading, battery_level, is_moving, timestamp) ")
+INSERT_PINGS = f"{_INSERT_INTO}SELECT %(therapist)s, * FROM {_PING_ROWS}"
 PING_FIELDS = ("latitude", "longitude", "accuracy", "altitude", "speed", "heading", "battery_level")
 # Pings are telemetry kept 24 hours: a commit need not wait for the WAL flush (the PostgreSQL manual's
 # own example of where asynchronous commit fits). A server crash may lose the last fraction of a
@@ -99,9 +108,7 @@ def record_pings(session: Session, therapist: TherapistRef, pings: Sequence[Mapp
     The asynchronous commit, the insert and the read of the last position go to PostgreSQL in one
     pipeline (one round trip instead of three, issue 16), inside the session's transaction and so
     under its role and claims."""
-    columns: dict[str, Any] = {name: [p.get(name) for p in pings] for name in PING_FIELDS}
-    columns["is_moving"] = [p.get("is_moving", bool(p.get("speed") and p["speed"] >= 1)) for p in pings]
-    columns["timestamp"] = [p["timestamp"] for p in pings]
+    columns = _columns(pings)
     driver = session.connection().connection.driver_connection
     assert isinstance(driver, psycopg.Connection), "the engine runs on psycopg 3"
     try:
@@ -114,4 +121,50 @@ def record_pings(session: Session, therapist: TherapistRef, pings: Sequence[Mapp
         # Raised as the session would have raised it (IntegrityError, DataError, ProgrammingError...),
         # so the API maps a refused row to the same problem as before (web/errors.py).
         raise sa_exc.DBAPIError.instance(INSERT_PINGS, None, exc, psycopg.Error) from exc
-    return None if row is None else TherapistLastPosition(**dict(zip(LAST_POSITION_COLUMNS, row, strict=True)))
+    return None if row is None else _last_position(row)
+
+
+def _columns(pings: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """A batch as the insert's arrays, one a column."""
+    columns: dict[str, list[Any]] = {name: [p.get(name) for p in pings] for name in PING_FIELDS}
+    columns["is_moving"] = [p.get("is_moving", bool(p.get("speed") and p["speed"] >= 1)) for p in pings]
+    columns["timestamp"] = [p["timestamp"] for p in pings]
+    return columns
+
+
+def _last_position(row: Sequence[Any]) -> TherapistLastPosition:
+    return TherapistLastPosition(**dict(zip(LAST_POSITION_COLUMNS, row, strict=True)))
+
+
+# The caller's own therapist row, as therapist_of reads it (row-level security shows a therapist only theirs).
+_OWN_THERAPIST = ("SELECT id FROM therapists WHERE user_id = %(user)s ORDER BY created_at, id LIMIT 1")
+# The batch for the caller's own therapist, and only when the therapist id it names (if any) is theirs:
+# otherwise it inserts nothing, and the read below says why.
+INSERT_OWN_PINGS = (f"{_INSERT_INTO}SELECT me.id, p.* FROM ({_OWN_THERAPIST}) AS me, {_PING_ROWS} AS p "
+                    "WHERE %(claimed)s::uuid IS NULL OR me.id = %(claimed)s::uuid")
+READ_OWN_POSITION = (f"SELECT me.id, {', '.join('lp.' + c for c in LAST_POSITION_COLUMNS)} "
+                     f"FROM ({_OWN_THERAPIST}) AS me LEFT JOIN therapist_last_positions AS lp ON lp.id = me.id")
+
+
+def queue_own_pings(driver: psycopg.Connection[Any], user_id: uuid.UUID, pings: Sequence[Mapping[str, Any]], *,
+                    claimed: uuid.UUID | None) -> Callable[[], TherapistLastPosition | None]:
+    """record_pings for the caller's own therapist without a look-up first (issue 16): queues the
+    asynchronous commit, the insert and the read of the last position on `driver`, inside a
+    transaction already running as the request role with the caller's claims (in a pipeline: the
+    caller sends them with its BEGIN and COMMIT in one round trip). Returns what reads the answer
+    once they ran: the latest position, or NotATherapist / PingsRejected (therapist_id) for a batch
+    that stored nothing. The fixes' timestamps are checked before (timestamp_errors)."""
+    cursor = driver.cursor()
+    cursor.execute(ASYNC_COMMIT)
+    cursor.execute(INSERT_OWN_PINGS, {"user": user_id, "claimed": claimed, **_columns(pings)})
+    cursor.execute(READ_OWN_POSITION, {"user": user_id})
+
+    def latest() -> TherapistLastPosition | None:
+        row = cursor.fetchone()
+        if row is None:
+            raise NotATherapist("only a therapist posts locations, and only their own")
+        if claimed is not None and claimed != row[0]:
+            raise PingsRejected({"therapist_id": [NOT_YOURS]})
+        return None if row[1] is None else _last_position(row[1:])
+
+    return latest

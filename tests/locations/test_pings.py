@@ -238,3 +238,34 @@ def test_a_row_the_database_refuses_raises_as_the_session_would(engine: Engine, 
         session.rollback()
     assert getattr(refused.value.orig, "sqlstate", None) == "42501"
     assert stored(engine, colleague.therapist_id) == before
+
+
+def test_a_batch_naming_another_therapist_stores_none_of_its_fixes(
+    app: Any, engine: Engine, crew: dict[str, Account],
+) -> None:
+    """The one-round-trip path looks the therapist up inside the insert: a batch that names someone
+    else's id is refused with the field error and stores nothing, not even as the caller's own."""
+    me, colleague = crew["therapist"], crew["colleague"]
+    mine, theirs = stored(engine, me.therapist_id), stored(engine, colleague.therapist_id)
+    response = post(app, me, {"therapist_id": str(colleague.therapist_id), "pings": [ping(), ping(3)]})
+    assert response.status_code == 422, response.json
+    assert response.json["errors"] == {"therapist_id": ["A therapist posts only their own locations."]}
+    assert (stored(engine, me.therapist_id), stored(engine, colleague.therapist_id)) == (mine, theirs)
+    named = post(app, me, {"therapist_id": str(me.therapist_id), "pings": [ping(2)]})
+    assert named.status_code == 201, named.json
+    assert stored(engine, me.therapist_id) == mine + 1
+
+
+def test_a_batch_leaves_its_pooled_connection_as_it_found_it(app: Any, crew: dict[str, Account]) -> None:
+    """The role, the claims and the asynchronous commit of a batch's transaction are transaction-local:
+    the next user of the app's pooled connection is the owner again, durable, with no claims."""
+    from web.extension import Ombaro
+
+    assert post(app, crew["therapist"], {"pings": [ping(1)]}).status_code == 201
+    with app.app_context():
+        engine = Ombaro.get().engine
+        assert engine.pool.checkedout() == 0
+        with engine.connect() as conn:
+            seen = conn.execute(text("SELECT current_user, current_setting('synchronous_commit'), "
+                                     "coalesce(current_setting('request.jwt.claims', true), '')")).one()
+    assert seen[0] != API_ROLE and seen[1:] == ("on", "")
