@@ -25,6 +25,7 @@ import os
 import random
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -39,7 +40,7 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.api import serve  # noqa: E402
+from bench.api import serve, worker_cpu_seconds  # noqa: E402
 from bench.dispatch import forget_positions  # noqa: E402
 from cli import alembic_config  # noqa: E402
 from ombaro import locations  # noqa: E402
@@ -145,21 +146,26 @@ def copy_rows(plain_url: str, rows: list[tuple]) -> float:
         return len(rows) / (time.perf_counter() - began)
 
 
-def ingestion_rounds(port: int, plain_url: str, logins: list[tuple[str, str]], *, seconds: float, batch: int,
-                     rounds: int) -> tuple[float, float, float, int]:
+def ingestion_rounds(server: tuple[subprocess.Popen[bytes], int], plain_url: str, logins: list[tuple[str, str]], *,
+                     seconds: float, batch: int, rounds: int) -> tuple[float, float, float, int]:
     """Alternating rounds (the API for `seconds`, then one COPY of the rows it stored), so both see the
-    same load: the medians of the API's and COPY's rates and of the per-round ratios, and the rows."""
+    same load: the medians of the API's and COPY's rates and of the per-round ratios, and the rows.
+    Each round also prints the gunicorn workers' CPU a request, the steadier figure on a shared machine."""
+    proc, port = server
     post_pings(port, 1, logins, batch)  # warm up
     api_rates, copy_rates, ratios, total = [], [], [], 0
     for n in range(rounds):
+        cpu = worker_cpu_seconds(proc)
         api_rate, rows = post_pings(port, seconds, logins, batch)
+        cpu_ms = (worker_cpu_seconds(proc) - cpu) * 1000 / max(1, len(rows) // batch)
         copy_rate = copy_rows(plain_url, rows)
         api_rates.append(api_rate)
         copy_rates.append(copy_rate)
         ratios.append(api_rate / copy_rate)
         total += len(rows)
         print(f"ingestion round {n + 1}/{rounds}: {len(rows):,} pings through the API at {api_rate:,.0f}/s; the same "
-              f"rows by COPY at {copy_rate:,.0f}/s; ratio {api_rate / copy_rate:.3f} (load {os.getloadavg()[0]:.1f})",
+              f"rows by COPY at {copy_rate:,.0f}/s; ratio {api_rate / copy_rate:.3f}; worker CPU {cpu_ms:.2f} ms a "
+              f"request (load {os.getloadavg()[0]:.1f})",
               flush=True)
     return statistics.median(api_rates), statistics.median(copy_rates), statistics.median(ratios), total
 
@@ -260,7 +266,7 @@ def main() -> None:
         if args.only != "pruning":
             logins = therapist_logins(args.clients)
             server = serve("web:create_app()", env)
-            api_rate, copy_rate, ratio, ingested = ingestion_rounds(server[1], plain_url, logins,
+            api_rate, copy_rate, ratio, ingested = ingestion_rounds(server, plain_url, logins,
                                                                     seconds=args.seconds, batch=args.batch,
                                                                     rounds=args.rounds)
         if args.only != "ingestion":
