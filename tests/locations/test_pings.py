@@ -269,3 +269,24 @@ def test_a_batch_leaves_its_pooled_connection_as_it_found_it(app: Any, crew: dic
             seen = conn.execute(text("SELECT current_user, current_setting('synchronous_commit'), "
                                      "coalesce(current_setting('request.jwt.claims', true), '')")).one()
     assert seen[0] != API_ROLE and seen[1:] == ("on", "")
+
+
+def test_a_batch_is_stored_exactly_as_sent_and_moving_from_1_kmh(app: Any, engine: Engine,
+                                                                 crew: dict[str, Account]) -> None:
+    """The batch travels to PostgreSQL as one JSON text: numbers keep their exact digits (no float on
+    the way), offsets are honoured, and a fix without is_moving is moving from 1 km/h."""
+    me = make_account(engine, "therapist", vendor_id=crew["vendor"].id)
+    stamp = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=9)).replace(microsecond=123456)
+    in_ist = stamp.astimezone(dt.timezone(dt.timedelta(hours=5, minutes=30)))
+    response = post(app, me, {"pings": [
+        {"latitude": 18.1234567, "longitude": 73.7654321, "speed": 0.5, "timestamp": in_ist.isoformat()},
+        ping(4, speed=1, accuracy=12.25, battery=3),
+        ping(2, speed=30, is_moving=False)]})
+    assert response.status_code == 201, response.json
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT latitude, longitude, speed, accuracy, battery_level, is_moving, timestamp "
+                                 "FROM therapist_locations WHERE therapist_id = :t ORDER BY timestamp"),
+                            {"t": me.therapist_id}).all()
+    assert rows[0] == (Decimal("18.1234567"), Decimal("73.7654321"), Decimal("0.5"), None, None, False, stamp)
+    assert rows[1][2:6] == (Decimal("1"), Decimal("12.25"), 3, True)
+    assert rows[2][2] == Decimal("30") and rows[2][5] is False
