@@ -106,7 +106,6 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
     raise AssertionError("unreachable")
 
 
-
 def caller_write(queue: Callable[[psycopg.Connection[Any]], Callable[[], T]]) -> T:
     """One transaction as the request role with the caller's claims, as db_session's run, sent in
     one round trip (issue 16): BEGIN, the role and claims, the statements `queue` puts on the

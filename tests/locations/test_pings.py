@@ -290,3 +290,30 @@ def test_a_batch_is_stored_exactly_as_sent_and_moving_from_1_kmh(app: Any, engin
     assert rows[0] == (Decimal("18.1234567"), Decimal("73.7654321"), Decimal("0.5"), None, None, False, stamp)
     assert rows[1][2:6] == (Decimal("1"), Decimal("12.25"), 3, True)
     assert rows[2][2] == Decimal("30") and rows[2][5] is False
+
+
+def test_a_refused_statement_in_the_one_round_trip_undoes_the_whole_transaction(
+        app: Any, engine: Engine, crew: dict[str, Account]) -> None:
+    """web.extension.caller_write runs as the request role under row-level security: a row for
+    another therapist is refused (42501) and raised as the session would raise it (so web/errors.py
+    answers the same problem), and the caller's own row queued before it is not stored either."""
+    from flask import g
+
+    from web.auth import CurrentUser
+    from web.extension import caller_write
+
+    me, colleague = crew["therapist"], crew["colleague"]
+    before = (stored(engine, me.therapist_id), stored(engine, colleague.therapist_id))
+    insert = ("INSERT INTO therapist_locations (therapist_id, latitude, longitude, timestamp) "
+              "VALUES (%s, 18.52, 73.87, now() - interval '3 seconds')")
+
+    def queue(driver: Any) -> Callable[[], None]:
+        driver.cursor().execute(insert, (me.therapist_id,))
+        driver.cursor().execute(insert, (colleague.therapist_id,))
+        return lambda: None
+
+    with app.test_request_context(), pytest.raises(sa_exc.ProgrammingError) as refused:
+        g.user = CurrentUser(me.id, "therapist")
+        caller_write(queue)
+    assert getattr(refused.value.orig, "sqlstate", None) == "42501"
+    assert (stored(engine, me.therapist_id), stored(engine, colleague.therapist_id)) == before
