@@ -8,7 +8,8 @@
    identical, unpartitioned table holding the same rows.
 
 Scratch database `<db>_locations_bench` (migrated here, dropped after unless --keep) on the
-configured PostgreSQL server, Redis database 7 (its live-location keys deleted before and after).
+configured PostgreSQL server, the configured Redis database (REDIS_URL; its live-location keys deleted
+before and after).
 Rows are generated with set-based SQL (generate_series), an hour of pings per statement.
 Usage: python bench/locations.py [--scale 1.0] [--seconds 10] [--clients 8] [--batch 100] [--rounds 3] [--keep]
   --scale 0.01 prunes 100,000 pings: a quick run.
@@ -24,6 +25,7 @@ import os
 import random
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -38,7 +40,7 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.api import serve  # noqa: E402
+from bench.api import serve, worker_cpu_seconds  # noqa: E402
 from bench.dispatch import forget_positions  # noqa: E402
 from cli import alembic_config  # noqa: E402
 from ombaro import locations  # noqa: E402
@@ -144,21 +146,26 @@ def copy_rows(plain_url: str, rows: list[tuple]) -> float:
         return len(rows) / (time.perf_counter() - began)
 
 
-def ingestion_rounds(port: int, plain_url: str, logins: list[tuple[str, str]], *, seconds: float, batch: int,
-                     rounds: int) -> tuple[float, float, float, int]:
+def ingestion_rounds(server: tuple[subprocess.Popen[bytes], int], plain_url: str, logins: list[tuple[str, str]], *,
+                     seconds: float, batch: int, rounds: int) -> tuple[float, float, float, int]:
     """Alternating rounds (the API for `seconds`, then one COPY of the rows it stored), so both see the
-    same load: the medians of the API's and COPY's rates and of the per-round ratios, and the rows."""
+    same load: the medians of the API's and COPY's rates and of the per-round ratios, and the rows.
+    Each round also prints the gunicorn workers' CPU a request, the steadier figure on a shared machine."""
+    proc, port = server
     post_pings(port, 1, logins, batch)  # warm up
     api_rates, copy_rates, ratios, total = [], [], [], 0
     for n in range(rounds):
+        cpu = worker_cpu_seconds(proc)
         api_rate, rows = post_pings(port, seconds, logins, batch)
+        cpu_ms = (worker_cpu_seconds(proc) - cpu) * 1000 / max(1, len(rows) // batch)
         copy_rate = copy_rows(plain_url, rows)
         api_rates.append(api_rate)
         copy_rates.append(copy_rate)
         ratios.append(api_rate / copy_rate)
         total += len(rows)
         print(f"ingestion round {n + 1}/{rounds}: {len(rows):,} pings through the API at {api_rate:,.0f}/s; the same "
-              f"rows by COPY at {copy_rate:,.0f}/s; ratio {api_rate / copy_rate:.3f} (load {os.getloadavg()[0]:.1f})",
+              f"rows by COPY at {copy_rate:,.0f}/s; ratio {api_rate / copy_rate:.3f}; worker CPU {cpu_ms:.2f} ms a "
+              f"request (load {os.getloadavg()[0]:.1f})",
               flush=True)
     return statistics.median(api_rates), statistics.median(copy_rates), statistics.median(ratios), total
 
@@ -230,7 +237,7 @@ def main() -> None:
     admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
     bench_url = url.set(database=bench_db).render_as_string(hide_password=False)
     plain_url = make_url(bench_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + "/7"
+    redis_url = settings.redis_url  # the caller's own database: the machine is shared
     forget_positions(redis.Redis.from_url(redis_url))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
@@ -259,7 +266,7 @@ def main() -> None:
         if args.only != "pruning":
             logins = therapist_logins(args.clients)
             server = serve("web:create_app()", env)
-            api_rate, copy_rate, ratio, ingested = ingestion_rounds(server[1], plain_url, logins,
+            api_rate, copy_rate, ratio, ingested = ingestion_rounds(server, plain_url, logins,
                                                                     seconds=args.seconds, batch=args.batch,
                                                                     rounds=args.rounds)
         if args.only != "ingestion":

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import psycopg
 import redis
 from flask import current_app, g
 from sqlalchemy import ClauseElement, Connection, Engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from ombaro.commands import Enqueue
 from ombaro.config import Settings
 from ombaro.db import API_ROLE, act_as
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -102,3 +105,31 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
             pooled.close()
     raise AssertionError("unreachable")
 
+
+def caller_write(queue: Callable[[psycopg.Connection[Any]], Callable[[], T]]) -> T:
+    """One transaction as the request role with the caller's claims, as db_session's run, sent in
+    one round trip (issue 16): BEGIN, the role and claims, the statements `queue` puts on the
+    driver's connection and COMMIT go in one psycopg pipeline on a pooled connection; then the
+    function `queue` returned reads their results. A statement that fails rolls the whole
+    transaction back and raises as the session would (SQLAlchemy's exception classes, which
+    web/errors.py maps). Not retried on a lost connection: a write may have committed."""
+    from web.auth import current_user
+
+    engine = Ombaro.get().engine
+    claims = current_user().claims()
+    pooled = engine.raw_connection()
+    try:
+        driver = cast(psycopg.Connection[Any], pooled.driver_connection)  # the engine's driver
+        try:
+            with driver.pipeline():
+                driver.cursor().execute(_ACT_AS, (API_ROLE, json.dumps(claims, default=str) if claims else ""))
+                answer = queue(driver)
+                driver.commit()
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, pooled.dbapi_connection, None):
+                pooled.invalidate(error)  # as caller_rows: the server went away under the whole pool
+                engine.dispose(close=False)
+            raise sa_exc.DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error) from error
+        return answer()
+    finally:
+        pooled.close()

@@ -14,8 +14,10 @@ from ombaro.locations.pings import (
     PingsRejected,
     TherapistRef,
     check_pings,
+    queue_own_pings,
     record_pings,
     therapist_of,
+    timestamp_errors,
 )
 from ombaro.locations.positions import (
     LIVE_TTL_SECONDS,
@@ -64,9 +66,11 @@ __all__ = [
     "partitions",
     "prune",
     "publish",
+    "queue_own_pings",
     "record_pings",
     "redis_client",
     "retention_status",
     "therapist_of",
+    "timestamp_errors",
     "track_booking",
 ]

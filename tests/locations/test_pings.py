@@ -238,3 +238,82 @@ def test_a_row_the_database_refuses_raises_as_the_session_would(engine: Engine, 
         session.rollback()
     assert getattr(refused.value.orig, "sqlstate", None) == "42501"
     assert stored(engine, colleague.therapist_id) == before
+
+
+def test_a_batch_naming_another_therapist_stores_none_of_its_fixes(
+    app: Any, engine: Engine, crew: dict[str, Account],
+) -> None:
+    """The one-round-trip path looks the therapist up inside the insert: a batch that names someone
+    else's id is refused with the field error and stores nothing, not even as the caller's own."""
+    me, colleague = crew["therapist"], crew["colleague"]
+    mine, theirs = stored(engine, me.therapist_id), stored(engine, colleague.therapist_id)
+    response = post(app, me, {"therapist_id": str(colleague.therapist_id), "pings": [ping(), ping(3)]})
+    assert response.status_code == 422, response.json
+    assert response.json["errors"] == {"therapist_id": ["A therapist posts only their own locations."]}
+    assert (stored(engine, me.therapist_id), stored(engine, colleague.therapist_id)) == (mine, theirs)
+    named = post(app, me, {"therapist_id": str(me.therapist_id), "pings": [ping(2)]})
+    assert named.status_code == 201, named.json
+    assert stored(engine, me.therapist_id) == mine + 1
+
+
+def test_a_batch_leaves_its_pooled_connection_as_it_found_it(app: Any, crew: dict[str, Account]) -> None:
+    """The role, the claims and the asynchronous commit of a batch's transaction are transaction-local:
+    the next user of the app's pooled connection is the owner again, durable, with no claims."""
+    from web.extension import Ombaro
+
+    assert post(app, crew["therapist"], {"pings": [ping(1)]}).status_code == 201
+    with app.app_context():
+        engine = Ombaro.get().engine
+        assert engine.pool.checkedout() == 0
+        with engine.connect() as conn:
+            seen = conn.execute(text("SELECT current_user, current_setting('synchronous_commit'), "
+                                     "coalesce(current_setting('request.jwt.claims', true), '')")).one()
+    assert seen[0] != API_ROLE and seen[1:] == ("on", "")
+
+
+def test_a_batch_is_stored_exactly_as_sent_and_moving_from_1_kmh(app: Any, engine: Engine,
+                                                                 crew: dict[str, Account]) -> None:
+    """The batch travels to PostgreSQL as one JSON text: numbers keep their exact digits (no float on
+    the way), offsets are honoured, and a fix without is_moving is moving from 1 km/h."""
+    me = make_account(engine, "therapist", vendor_id=crew["vendor"].id)
+    stamp = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=9)).replace(microsecond=123456)
+    in_ist = stamp.astimezone(dt.timezone(dt.timedelta(hours=5, minutes=30)))
+    response = post(app, me, {"pings": [
+        {"latitude": 18.1234567, "longitude": 73.7654321, "speed": 0.5, "timestamp": in_ist.isoformat()},
+        ping(4, speed=1, accuracy=12.25, battery=3),
+        ping(2, speed=30, is_moving=False)]})
+    assert response.status_code == 201, response.json
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT latitude, longitude, speed, accuracy, battery_level, is_moving, timestamp "
+                                 "FROM therapist_locations WHERE therapist_id = :t ORDER BY timestamp"),
+                            {"t": me.therapist_id}).all()
+    assert rows[0] == (Decimal("18.1234567"), Decimal("73.7654321"), Decimal("0.5"), None, None, False, stamp)
+    assert rows[1][2:6] == (Decimal("1"), Decimal("12.25"), 3, True)
+    assert rows[2][2] == Decimal("30") and rows[2][5] is False
+
+
+def test_a_refused_statement_in_the_one_round_trip_undoes_the_whole_transaction(
+        app: Any, engine: Engine, crew: dict[str, Account]) -> None:
+    """web.extension.caller_write runs as the request role under row-level security: a row for
+    another therapist is refused (42501) and raised as the session would raise it (so web/errors.py
+    answers the same problem), and the caller's own row queued before it is not stored either."""
+    from flask import g
+
+    from web.auth import CurrentUser
+    from web.extension import caller_write
+
+    me, colleague = crew["therapist"], crew["colleague"]
+    before = (stored(engine, me.therapist_id), stored(engine, colleague.therapist_id))
+    insert = ("INSERT INTO therapist_locations (therapist_id, latitude, longitude, timestamp) "
+              "VALUES (%s, 18.52, 73.87, now() - interval '3 seconds')")
+
+    def queue(driver: Any) -> Callable[[], None]:
+        driver.cursor().execute(insert, (me.therapist_id,))
+        driver.cursor().execute(insert, (colleague.therapist_id,))
+        return lambda: None
+
+    with app.test_request_context(), pytest.raises(sa_exc.ProgrammingError) as refused:
+        g.user = CurrentUser(me.id, "therapist")
+        caller_write(queue)
+    assert getattr(refused.value.orig, "sqlstate", None) == "42501"
+    assert (stored(engine, me.therapist_id), stored(engine, colleague.therapist_id)) == before

@@ -6,15 +6,16 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from functools import partial
 from typing import Any, NamedTuple
 
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
 from ombaro import locations
-from web.auth import current_user, requires
+from web.auth import current_user, current_user_id, requires
 from web.errors import NotFound
-from web.extension import Ombaro, db_session
+from web.extension import Ombaro, caller_write, db_session
 from web.schemas import Boolean, Integer
 
 blp = Blueprint("locations", __name__, url_prefix="/api/v1/locations", description="Live therapist locations")
@@ -160,14 +161,18 @@ def post_pings(body: dict[str, Any]) -> Any:
     caller's own therapist id."""
     now = dt.datetime.now(dt.UTC)
     ombaro = Ombaro.get()
-    session = db_session()
-    with session.begin():
-        therapist = locations.therapist_of(session, current_user().id)
-        try:
-            locations.check_pings(body["pings"], therapist=therapist, claimed=body.get("therapist_id"), now=now)
-        except locations.PingsRejected as exc:
-            abort(422, message=str(exc), messages={"json": exc.errors})
-        latest = locations.record_pings(session, therapist, body["pings"])
+    pings, claimed = body["pings"], body.get("therapist_id")
+    try:
+        if locations.timestamp_errors(pings, now=now):  # refused: the session's path names every error
+            with db_session().begin() as transaction:
+                therapist = locations.therapist_of(transaction.session, current_user().id)
+                locations.check_pings(pings, therapist=therapist, claimed=claimed, now=now)
+            raise AssertionError("check_pings refuses a batch with timestamp errors")
+        # The whole transaction in one round trip; the therapist is looked up inside it (issue 16).
+        latest = caller_write(partial(locations.queue_own_pings, user_id=current_user_id(), pings=pings,
+                                      claimed=claimed))
+    except locations.PingsRejected as exc:
+        abort(422, message=str(exc), messages={"json": exc.errors})
     live = latest is not None and locations.publish(ombaro.redis, latest, now=now)
     shown = None if latest is None else {"latitude": float(latest.latitude), "longitude": float(latest.longitude),
                                          "recorded_at": latest.recorded_at}
