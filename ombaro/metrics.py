@@ -11,9 +11,11 @@ recording pauses for a few seconds, so a dead Redis costs one timeout, not one p
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -149,12 +151,66 @@ def hold() -> contextvars.Token[list[tuple[str, str, float]] | None]:
     return _held.set([])
 
 
-def release(token: contextvars.Token[list[tuple[str, str, float]] | None]) -> None:
-    """Write what was kept since `hold`, in one round trip, and stop keeping."""
+def release(token: contextvars.Token[list[tuple[str, str, float]] | None], *, deferred: bool = False) -> None:
+    """Write what was kept since `hold`, in one round trip, and stop keeping; `deferred`: add it to
+    this process's pending sums instead, written within FLUSH_SECONDS (the web requests')."""
     held = _held.get()
     _held.reset(token)
     if held:
-        _send(held)
+        if deferred:
+            _pending.add(held)
+        else:
+            _send(held)
+
+
+# The web process's requests are many and small: each one's figures are summed here per hash
+# field and written in one round trip at most every FLUSH_SECONDS (by the request that finds them
+# due, else by a flusher thread), and before this process serves a scrape; so one Redis round trip
+# serves hundreds of requests (docs/observability.md). The totals are the same; another process's
+# scrape sees them up to FLUSH_SECONDS late, and a process killed outright loses at most that long.
+FLUSH_SECONDS = 0.5
+
+
+class _Pending:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sums: dict[tuple[str, str], float] = {}
+        self.flushed = time.monotonic()
+        self.flusher_pid = 0  # the process whose flusher thread runs (a forked child starts its own)
+
+    def add(self, commands: Iterable[tuple[str, str, float]]) -> None:
+        with self.lock:
+            sums = self.sums
+            for key, field, amount in commands:
+                sums[(key, field)] = sums.get((key, field), 0.0) + amount
+            due = time.monotonic() - self.flushed >= FLUSH_SECONDS
+            if self.flusher_pid != os.getpid():
+                self.flusher_pid = os.getpid()
+                threading.Thread(target=self._run, name="metrics-flusher", daemon=True).start()
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending sums now (one round trip; nothing when there are none)."""
+        with self.lock:
+            taken, self.sums, self.flushed = self.sums, {}, time.monotonic()
+        if taken:
+            _write([(key, field, amount) for (key, field), amount in taken.items()])
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            if time.monotonic() - self.flushed >= FLUSH_SECONDS:
+                self.flush()
+
+
+_pending = _Pending()
+atexit.register(_pending.flush)
+
+
+def flush_pending() -> None:
+    """Write this process's deferred figures now (before a scrape: it then sees its own at once)."""
+    _pending.flush()
 
 
 def _send(commands: Iterable[tuple[str, str, float]]) -> None:
@@ -162,6 +218,10 @@ def _send(commands: Iterable[tuple[str, str, float]]) -> None:
     if held is not None:
         held.extend(commands)
         return
+    _write(commands)
+
+
+def _write(commands: Iterable[tuple[str, str, float]]) -> None:
     if time.monotonic() < _store.paused_until:
         return
     client = _store.get()

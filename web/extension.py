@@ -60,36 +60,50 @@ def db_session() -> Session:
     return request_session
 
 
-# act_as's statement (ombaro.db), as the driver takes it.
-_ACT_AS = "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true)"
-_COMPILED: dict[int, tuple[ClauseElement, str]] = {}  # id(statement) -> (statement, its SQL)
+# act_as's statement (ombaro.db), as the driver takes it; the caller's statement follows it.
+_ACT_AS = "SELECT set_config('role', %(_role)s, true), set_config('request.jwt.claims', %(_claims)s, true)"
+_COMPILED: dict[int, tuple[ClauseElement, str]] = {}  # id(statement) -> (statement, the SQL sent)
+
+
+def _act_as_values() -> dict[str, str]:
+    """_ACT_AS's values for the request: the request role and the caller's claims."""
+    from web.auth import current_user
+
+    claims = current_user().claims()
+    return {"_role": API_ROLE, "_claims": json.dumps(claims, default=str) if claims else ""}
 
 
 def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """The rows of `statement` as the request role with the caller's claims, as db_session's
     transactions run (row-level security decides which rows exist), for the hot listings
     (docs/benchmarks.md, issue 16): BEGIN, the role and claims, the statement and COMMIT go to
-    PostgreSQL in one round trip (psycopg's pipeline mode) on a pooled connection, with no Session
-    and no SQLAlchemy result around it. `statement` must be one long-lived object (it is compiled
-    here once) whose parameters are all named in `params`."""
-    from web.auth import current_user
-
+    PostgreSQL as one simple query (one round trip, the values bound and quoted by psycopg's
+    client-side cursor) on a pooled connection, with no Session and no SQLAlchemy result around
+    it. `statement` must be one long-lived object (it is compiled here once) whose parameters are
+    all named in `params`."""
     engine = Ombaro.get().engine
     compiled = _COMPILED.get(id(statement))
     if compiled is None or compiled[0] is not statement:
-        compiled = _COMPILED[id(statement)] = (statement, str(statement.compile(dialect=engine.dialect)))
-    claims = current_user().claims()
+        sql = f"BEGIN; {_ACT_AS}; {statement.compile(dialect=engine.dialect)}; COMMIT"
+        compiled = _COMPILED[id(statement)] = (statement, sql)
+    values = {**params, **_act_as_values()}
     for attempt in (1, 2):
         pooled = engine.raw_connection()
         try:
             driver = cast(psycopg.Connection[Any], pooled.driver_connection)  # the engine's driver
-            with driver.pipeline():
-                driver.cursor().execute(_ACT_AS, (API_ROLE, json.dumps(claims, default=str) if claims else ""))
-                cursor = driver.cursor()
-                cursor.execute(compiled[1], params)
-                driver.commit()
-            rows: list[tuple[Any, ...]] = cursor.fetchall()
-            return rows
+            driver.autocommit = True  # the query brings its own BEGIN and COMMIT (psycopg would add one)
+            try:
+                cursor = psycopg.ClientCursor(driver)
+                cursor.execute(compiled[1], values)
+                cursor.nextset()  # past BEGIN's result
+                cursor.nextset()  # past set_config's: the statement's rows
+                rows: list[tuple[Any, ...]] = cursor.fetchall()
+                return rows
+            finally:
+                if driver.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                    driver.rollback()  # a statement failed: its transaction ends here
+                if driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    driver.autocommit = False  # back to the pool as SQLAlchemy left it
         except engine.dialect.loaded_dbapi.Error as error:
             if not engine.dialect.is_disconnect(error, pooled.dbapi_connection, None):
                 raise
@@ -102,6 +116,9 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
             if attempt == 2:
                 raise
         finally:
+            driver_left = pooled.driver_connection if pooled.dbapi_connection is not None else None
+            if driver_left is not None and driver_left.autocommit:
+                pooled.invalidate()  # could not be reset (a broken connection): never pooled in autocommit
             pooled.close()
     raise AssertionError("unreachable")
 
@@ -113,16 +130,14 @@ def caller_write(queue: Callable[[psycopg.Connection[Any]], Callable[[], T]]) ->
     function `queue` returned reads their results. A statement that fails rolls the whole
     transaction back and raises as the session would (SQLAlchemy's exception classes, which
     web/errors.py maps). Not retried on a lost connection: a write may have committed."""
-    from web.auth import current_user
-
     engine = Ombaro.get().engine
-    claims = current_user().claims()
+    act_as_values = _act_as_values()
     pooled = engine.raw_connection()
     try:
         driver = cast(psycopg.Connection[Any], pooled.driver_connection)  # the engine's driver
         try:
             with driver.pipeline():
-                driver.cursor().execute(_ACT_AS, (API_ROLE, json.dumps(claims, default=str) if claims else ""))
+                driver.cursor().execute(_ACT_AS, act_as_values)
                 answer = queue(driver)
                 driver.commit()
         except engine.dialect.loaded_dbapi.Error as error:

@@ -33,7 +33,7 @@ def begin_request() -> None:
     rid = logs.sane_request_id(request.headers.get(HEADER)) or logs.new_request_id()
     g.request_id = rid
     g.request_id_token = logs.request_id.set(rid)
-    g.metrics_token = metrics.hold()  # written in one round trip when the request ends
+    g.metrics_token = metrics.hold()  # added to the process's pending sums when the request ends
 
 
 def end_request(response: Response) -> Response:
@@ -55,7 +55,7 @@ def reset_context(_exc: BaseException | None = None) -> None:
     held = g.pop("metrics_token", None)
     if held is not None:
         try:
-            metrics.release(held)
+            metrics.release(held, deferred=True)  # summed in-process, written within FLUSH_SECONDS
         except ValueError:  # set in another context (cannot happen under Flask's request handling)
             log.warning("metrics held in another context were not written")
     token = g.pop("request_id_token", None)

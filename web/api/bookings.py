@@ -77,6 +77,11 @@ class BookingQuerySchema(Schema):
     limit = Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
+# One instance for every listing: given the class, webargs builds the schema (and deep-copies its
+# fields) on each request (docs/benchmarks.md, issue 16 session 3); a load keeps no state in it.
+LISTING_QUERY = BookingQuerySchema()
+
+
 class ServiceLocationSchema(Schema):
     address = fields.String(validate=validate.Length(min=3, max=500))
     city = fields.String(validate=validate.Length(min=2, max=100))
@@ -144,7 +149,7 @@ def _detail(booking: Booking, items: list[BookingItem], job_id: uuid.UUID | None
 
 @blp.get("")
 @requires("bookings", "read")
-@blp.arguments(BookingQuerySchema, location="query", as_kwargs=True)
+@blp.arguments(LISTING_QUERY, location="query", as_kwargs=True)
 @blp.response(200, BookingSchema(many=True))
 def list_bookings(status: list[str], limit: int) -> Any:
     """The caller's bookings (a customer's own, a vendor's, a therapist's assigned ones; all for

@@ -88,5 +88,6 @@ def scheduler_status(client: redis.Redis) -> dict[str, object]:
 def prometheus_metrics() -> Response:
     """Prometheus text exposition. Unauthenticated like /healthz, for scrapers on the internal network;
     its labels are endpoint names, job kinds, schedule, queue and provider names: no personal data."""
+    metrics.flush_pending()  # this process's own requests so far, not FLUSH_SECONDS late
     body = generate_latest(current_app.extensions["ombaro.metrics"])
     return Response(body, mimetype=None, headers={"Content-Type": CONTENT_TYPE_LATEST})

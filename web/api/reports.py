@@ -21,6 +21,10 @@ class RefreshSchema(reporting_commands.RefreshReportsSchema):
     """The `reports.refresh` params."""
 
 
+# One instance for every submit (as LISTING_QUERY in web/api/bookings.py): not built per request.
+REFRESH_PARAMS = RefreshSchema()
+
+
 class DashboardStatsSchema(Schema):
     confirmed_bookings = fields.Integer()
     completed_bookings = fields.Integer()
@@ -82,7 +86,7 @@ class TrendSchema(Schema):
 @blp.post("/refresh")
 @requires("reports", "create")
 @idempotent
-@blp.arguments(RefreshSchema, required=False)
+@blp.arguments(REFRESH_PARAMS, required=False)
 @blp.response(202, JobSchema)
 def refresh(params: reporting_commands.RefreshReports | None) -> Any:
     """Refresh the reporting views (all, or the ones named) without blocking readers."""
