@@ -177,7 +177,17 @@ RESET_PERIOD = [
 CHECK = ("SELECT count(*), sum(net_settlement_amount), (SELECT count(*) FROM settlement_items), "
          "(SELECT sum(net_amount) FROM settlement_items), "
          "(SELECT sum(cgst + sgst + igst) FROM settlement_tax_documents), "
-         "(SELECT md5(string_agg(vendor_id || number, ',' ORDER BY vendor_id)) FROM settlement_tax_documents) "
+         "(SELECT md5(string_agg(vendor_id || number, ',' ORDER BY vendor_id)) FROM settlement_tax_documents), "
+         # the period's rows themselves, column by column (the columns both sides write; status and
+         # notes differ by design: the floor leaves every settlement pending)
+         "(SELECT md5(string_agg(concat_ws('|', vendor_id, total_bookings, gross_amount, commission_amount, "
+         "tds_amount, adjustment_amount, net_settlement_amount, commission_gst_amount), ',' ORDER BY vendor_id)) "
+         "FROM payment_settlements WHERE settlement_period_start = DATE '2025-03-03'), "
+         "(SELECT md5(string_agg(concat_ws('|', s.vendor_id, i.vendor_id, i.payment_id, i.refund_id, i.booking_id, "
+         "i.kind, i.item_date, i.collected_by, i.sale_amount, i.gross_amount, i.commission_rate, i.commission_amount, "
+         "i.tds_section, i.tds_rate, i.tds_amount, i.net_amount, i.tds_base, i.tds_rule), ',' "
+         "ORDER BY i.payment_id, i.refund_id NULLS FIRST)) FROM settlement_items AS i JOIN payment_settlements AS s "
+         "ON s.id = i.settlement_id AND s.settlement_period_start = DATE '2025-03-03') "
          "FROM payment_settlements")
 
 
@@ -286,7 +296,7 @@ def measure(engine: Engine, payments: int, vendors: int, rounds: int, batch: int
             timings[f"{name}_cpu"].append(CPU[-1])
             results[name] = check(engine)
             print(f"  round {round_no + 1}: {name:<6} {timings[name][-1]:7.2f} s (backend CPU {CPU[-1]:6.2f} s)  "
-                  f"settlements, net, items, items net = {results[name]}", flush=True)
+                  f"settlements, net, items, items net, GST, documents, md5 of the rows = {results[name]}", flush=True)
     if results["floor"] != results["engine"]:
         raise SystemExit(f"the run and the floor wrote different things: {results}")
     return {name: statistics.median(values) for name, values in timings.items()} | {

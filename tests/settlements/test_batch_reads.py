@@ -1,0 +1,73 @@
+"""What one batch reads: its vendors not yet settled for the period (read once, not per vendor or
+per payment) and, for each of their payments, the payment's own booking (a probe, not every
+booking ever made)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import Engine, text
+
+from ombaro.settlements import runs
+from tests.factories import settlements as f
+from tests.settlements.helpers import as_worker
+
+ZONE = "Asia/Kolkata"
+WEEK = runs.Period(dt.date(2025, 5, 5), dt.date(2025, 5, 11))
+
+
+def settle(engine: Engine, vendors: list[uuid.UUID]) -> int:
+    result = as_worker(
+        engine,
+        lambda s: runs.settle_batch(
+            s, run_id=None, period=WEEK, vendor_ids=vendors, requested_by=None, zone=ZONE, lookback_days=92
+        ),
+    )
+    return int(result["settlements_created"])
+
+
+def settled(engine: Engine) -> dict[uuid.UUID, uuid.UUID]:
+    with engine.connect() as conn:
+        return dict(conn.execute(text("SELECT payment_id, vendor_id FROM settlement_items")).tuples().all())
+
+
+def test_a_batch_skips_vendors_settled_for_the_period_and_bookings_not_completed(settle_engine: Engine) -> None:
+    with settle_engine.begin() as conn:
+        first, second, customer = f.vendor(conn), f.vendor(conn), f.user(conn)
+        early = f.payment(
+            conn,
+            f.booking(conn, first, customer, total=Decimal("500.00"), day=dt.date(2025, 5, 6)),
+            amount=Decimal("500.00"),
+            at=f.ist(2025, 5, 6, 10),
+        )
+    assert settle(settle_engine, [first]) == 1
+
+    with settle_engine.begin() as conn:
+        # paid after the first vendor's settlement for the week: it waits for the next period
+        late = f.payment(
+            conn,
+            f.booking(conn, first, customer, total=Decimal("700.00"), day=dt.date(2025, 5, 7)),
+            amount=Decimal("700.00"),
+            at=f.ist(2025, 5, 7, 11),
+        )
+        done = f.payment(
+            conn,
+            f.booking(conn, second, customer, total=Decimal("800.00"), day=dt.date(2025, 5, 8)),
+            amount=Decimal("800.00"),
+            at=f.ist(2025, 5, 8, 12),
+        )
+        for status, day in (("confirmed", dt.date(2025, 5, 9)), ("completed", dt.date(2025, 5, 12))):
+            # not completed, or completed after the period: not this week's
+            f.payment(
+                conn,
+                f.booking(conn, second, customer, total=Decimal("300.00"), day=day, status=status),
+                amount=Decimal("300.00"),
+                at=f.ist(2025, 5, 9, 9),
+            )
+
+    assert settle(settle_engine, [first, second]) == 1
+    assert settled(settle_engine) == {early: first, done: second}
+    assert late not in settled(settle_engine)
+    assert settle(settle_engine, [first, second]) == 0
