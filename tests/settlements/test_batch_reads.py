@@ -1,6 +1,6 @@
-"""What one batch reads: its vendors not yet settled for the period (read once, not per vendor or
-per payment) and, for each of their payments, the payment's own booking (a probe, not every
-booking ever made)."""
+"""What one batch settles: its vendors not yet settled for the period (the settled ones are read
+once per batch, not once per vendor or per payment) and, of theirs, the payments whose booking is
+completed by the period's end."""
 
 from __future__ import annotations
 
@@ -28,9 +28,16 @@ def settle(engine: Engine, vendors: list[uuid.UUID]) -> int:
     return int(result["settlements_created"])
 
 
-def settled(engine: Engine) -> dict[uuid.UUID, uuid.UUID]:
+def settled(engine: Engine, vendors: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
     with engine.connect() as conn:
-        return dict(conn.execute(text("SELECT payment_id, vendor_id FROM settlement_items")).tuples().all())
+        return dict(
+            conn.execute(
+                text("SELECT payment_id, vendor_id FROM settlement_items WHERE vendor_id = ANY (:vendors)"),
+                {"vendors": vendors},
+            )
+            .tuples()
+            .all()
+        )
 
 
 def test_a_batch_skips_vendors_settled_for_the_period_and_bookings_not_completed(settle_engine: Engine) -> None:
@@ -68,6 +75,6 @@ def test_a_batch_skips_vendors_settled_for_the_period_and_bookings_not_completed
             )
 
     assert settle(settle_engine, [first, second]) == 1
-    assert settled(settle_engine) == {early: first, done: second}
-    assert late not in settled(settle_engine)
+    assert settled(settle_engine, [first, second]) == {early: first, done: second}
+    assert late not in settled(settle_engine, [first, second])
     assert settle(settle_engine, [first, second]) == 0
