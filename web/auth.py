@@ -81,10 +81,10 @@ def current_user() -> CurrentUser:
 
 
 def resolve_user() -> None:
-    """before_request: verify the bearer token (signature, expiry, issuer, audience) and look the
-    account and its login up (or take this process's look-up of the last PRINCIPAL_TTL_SECONDS),
-    so a suspended or signed-out user is refused and a role change applies within that bound; at
-    once for the console's calls (FRESH_PRINCIPAL)."""
+    """Run before every handler (web.before_request): verify the bearer token (signature, expiry,
+    issuer, audience) and look the account and its login up (or take this process's look-up of
+    the last PRINCIPAL_TTL_SECONDS), so a suspended or signed-out user is refused and a role
+    change applies within that bound; at once for the console's calls (FRESH_PRINCIPAL)."""
     g.user = ANONYMOUS
     header = request.headers.get("Authorization")
     if header is None or request.routing_exception is not None:
@@ -180,9 +180,9 @@ def forget_changed_principals(_exc: BaseException | None = None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """The principal cache of this app, and the hooks that fill and empty it."""
+    """The principal cache of this app, and the hook that empties it (resolve_user, which fills it,
+    runs from web.before_request)."""
     app.extensions["ombaro.principals"] = PrincipalCache()
-    app.before_request(resolve_user)
     app.teardown_request(forget_changed_principals)
 
 

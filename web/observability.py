@@ -28,7 +28,8 @@ def queue_keys(queue: str) -> list[str]:
 
 
 def begin_request() -> None:
-    """before_request, registered first so that even a request refused by authentication has its id."""
+    """The first step of every request (web.before_request), so that even a request refused by
+    the sanitation or by authentication has its id."""
     g.request_started = time.perf_counter()
     rid = logs.sane_request_id(request.headers.get(HEADER)) or logs.new_request_id()
     g.request_id = rid
@@ -112,8 +113,8 @@ def registry_for(client: redis.Redis) -> CollectorRegistry:
 
 
 def init_app(app: Flask, redis_url: str) -> None:
+    """The metrics and the hooks that end a request; begin_request runs from web.before_request."""
     metrics.configure(redis_url)
-    app.before_request(begin_request)
     app.after_request(end_request)
     app.teardown_request(reset_context)
     app.extensions["ombaro.metrics"] = registry_for(

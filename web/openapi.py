@@ -18,13 +18,15 @@ marshmallow schemas, written here once for every operation (docs/api-contract.md
 
 from __future__ import annotations
 
+import copy
 import decimal
 import re
 from collections.abc import Callable
+from functools import wraps
 from typing import Any, TypeVar
 
 from apispec import APISpec, BasePlugin
-from flask import Flask
+from flask import Flask, request
 from flask_smorest import Api
 from marshmallow import Schema, fields, validate
 
@@ -96,6 +98,27 @@ def idempotent(view: F) -> F:
     """Declare that a command endpoint honours the Idempotency-Key header (documented here)."""
     view.honours_idempotency_key = True  # type: ignore[attr-defined]
     return view
+
+
+def defaults_without_query(schema: Schema) -> Callable[[F], F]:
+    """Place right above `blp.arguments(schema, location="query", as_kwargs=True)`: a request with
+    no query string skips webargs and gets the schema's defaults, loaded once here (issue 16: the
+    parse cost a hot listing ~0.1 ms of CPU for nothing). Any query string is parsed as before."""
+    defaults = schema.load({})
+
+    def decorate(view: F) -> F:
+        parsed_view: Callable[..., Any] = view.__wrapped__  # type: ignore[attr-defined]  # under webargs
+
+        @wraps(view)
+        def choose(*args: Any, **kwargs: Any) -> Any:
+            if request.query_string:
+                return view(*args, **kwargs)
+            fresh = {name: copy.copy(value) for name, value in defaults.items()}  # a list default is not shared
+            return parsed_view(*args, **fresh, **kwargs)
+
+        return choose  # type: ignore[return-value]
+
+    return decorate
 
 
 def _declared(view: Callable[..., Any] | None, name: str) -> bool:

@@ -176,3 +176,20 @@ def test_a_connection_the_server_ended_is_dropped_and_the_listing_answers(
     # enough requests to reach the ended one; none of them fails.
     statuses = [customer.get("/api/v1/bookings").status_code for _ in range(8)]
     assert statuses == [200] * 8, statuses
+
+
+def test_without_a_query_string_the_listing_takes_the_schemas_defaults_and_a_query_is_still_checked(
+    app: Any, booked: dict[str, Account],
+) -> None:
+    """An empty query string skips webargs (web/openapi.defaults_without_query): the answer is the
+    one for the schema's defaults spelled out; any query string is parsed and refused as before."""
+    customer = client_for(app, booked["customer"])
+    bare = customer.get("/api/v1/bookings")
+    assert bare.status_code == 200
+    assert bare.get_data() == customer.get("/api/v1/bookings?limit=50").get_data()
+    assert bare.get_data() == customer.get("/api/v1/bookings?").get_data()
+    assert len(bare.json) == 30  # every status, up to 50
+    for refused in ("?limit=0", "?limit=201", "?limit=x", "?status=nope"):
+        answer = customer.get(f"/api/v1/bookings{refused}")
+        assert answer.status_code == 422, (refused, answer.json)
+    assert client_for(app).get("/api/v1/bookings").status_code == 401  # the permission still comes first

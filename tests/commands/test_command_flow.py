@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ombaro import commands
+from ombaro.models.jobs import Job
 from tests.factories.accounts import Account, client_for
 from tests.helpers import count_jobs, job_row, wait_for_status, wait_until
 from tests.services import Process, start_worker
@@ -220,3 +221,16 @@ def port_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
+
+
+def test_the_submitted_job_is_the_stored_row(engine: Engine, clean_jobs: None) -> None:
+    """submit makes its Job from the INSERT's RETURNING row (no ORM load): every column, the
+    database's defaults included, is what the table holds."""
+    with Session(engine) as session, session.begin():
+        submitted = commands.submit(session, "system.ping", {"steps": 1}, enqueue=no_broker, key="k-1", scope="s")
+    with Session(engine) as session:
+        stored = session.get(Job, submitted.job.id)
+        assert stored is not None
+        columns = [column.key for column in Job.__table__.columns]
+        assert {c: getattr(submitted.job, c) for c in columns} == {c: getattr(stored, c) for c in columns}
+    assert submitted.created and submitted.job.status == "queued" and submitted.job.attempts == 0

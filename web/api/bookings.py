@@ -21,7 +21,7 @@ from web.auth import current_user, current_user_id, requires
 from web.commanding import idempotency_key
 from web.errors import NotFound
 from web.extension import Ombaro, caller_rows, db_session
-from web.openapi import idempotent
+from web.openapi import defaults_without_query, idempotent
 from web.plain import PlainDump
 from web.schemas import GENDERS, Integer, JobSchema
 
@@ -149,6 +149,7 @@ def _detail(booking: Booking, items: list[BookingItem], job_id: uuid.UUID | None
 
 @blp.get("")
 @requires("bookings", "read")
+@defaults_without_query(LISTING_QUERY)
 @blp.arguments(LISTING_QUERY, location="query", as_kwargs=True)
 @blp.response(200, BookingSchema(many=True))
 def list_bookings(status: list[str], limit: int) -> Any:
