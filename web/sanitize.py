@@ -6,8 +6,9 @@ unpaired surrogates, JSON nested too deeply, integers too long to be numbers, no
 A refused request gets a 400 problem+json whose `errors` names the place (a query or form
 parameter by its name, a place in a JSON body by its JSON pointer such as `/items/0/name`, `_body`
 for the body as a whole, `_path` for the path) before any handler, any authentication or any
-transaction runs, so it changes nothing. What passes is safe for every parser after it: webargs
-reads the same body again with plain `json.loads`, which can no longer raise or hand back `inf`."""
+transaction runs, so it changes nothing. What passes is safe for every parser after it: the
+blueprints' webargs parser (`Blueprint` below) takes the document decoded here, and anything else
+reading the body again with plain `json.loads` can no longer fail or be handed `inf`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import math
 import re
 from typing import Any
 
-from flask import g, request
+import flask_smorest
+from flask import Request, g, request
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import RequestURITooLarge
 
 # The longest path and query string read (gunicorn runs with --limit-request-line 8190, so a longer
@@ -169,3 +172,19 @@ def check_request() -> None:
         body = request.get_data(cache=True)  # cached: webhooks read the same bytes for signatures
         if body.strip():
             g.json_body = parse_json(body)
+
+
+class SanitizedParser(FlaskParser):
+    """webargs' Flask parser, reading a JSON body as check_request already decoded it (issue 16):
+    the same document (plain `json.loads` of the same text), without a second decode per request."""
+
+    def _raw_load_json(self, req: Request) -> Any:  # webargs' hook behind load_json
+        if "json_body" in g and is_json_request(req):
+            return g.json_body
+        return super()._raw_load_json(req)
+
+
+class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest is untyped
+    """flask-smorest's Blueprint whose `@arguments` read the body through SanitizedParser."""
+
+    ARGUMENTS_PARSER = SanitizedParser()

@@ -52,3 +52,36 @@ def test_an_overflowing_number_and_depth_are_refused_where_they_are(body: str, w
 ])
 def test_plain_documents_up_to_the_depth_limit_pass_unchanged(body: str, document: Any) -> None:
     assert parse_json(body.encode()) == document
+
+
+def test_the_blueprints_arguments_are_the_document_the_sanitation_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The body is decoded once (issue 16): `@arguments` of our Blueprint load what check_request
+    parsed, and a body check_request left alone (empty) still gets webargs' own answer."""
+    import webargs.core
+    from flask import Flask
+    from marshmallow import Schema, fields
+
+    from web.sanitize import Blueprint, check_request
+
+    class Pair(Schema):
+        a = fields.Float(required=True)
+        b = fields.List(fields.Integer())
+
+    app = Flask(__name__)
+    app.before_request(check_request)
+    blp = Blueprint("pair", __name__)
+
+    @blp.post("/pair")
+    @blp.arguments(Pair)
+    def pair(loaded: dict[str, Any]) -> Any:
+        return loaded
+
+    app.register_blueprint(blp)
+    decoded: list[Any] = []
+    real = webargs.core.parse_json
+    monkeypatch.setattr(webargs.core, "parse_json", lambda body: decoded.append(body) or real(body))
+    client = app.test_client()
+    answer = client.post("/pair", data=b'{"a": 1.5, "b": [1, 2]}', content_type="application/json")
+    assert (answer.status_code, answer.json, decoded) == (200, {"a": 1.5, "b": [1, 2]}, [])
+    assert client.post("/pair", data=b" ", content_type="application/json").status_code == 400
+    assert decoded == [b" "]  # webargs' own path for what check_request does not decode

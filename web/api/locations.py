@@ -10,13 +10,14 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, NamedTuple
 
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
 from ombaro import locations
 from web.auth import current_user, current_user_id, requires
 from web.errors import NotFound
 from web.extension import Ombaro, caller_write, db_session
+from web.sanitize import Blueprint
 from web.schemas import Boolean, Integer
 
 blp = Blueprint("locations", __name__, url_prefix="/api/v1/locations", description="Live therapist locations")
