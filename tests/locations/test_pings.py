@@ -173,9 +173,10 @@ def test_the_fast_path_loads_exactly_what_the_schema_loads() -> None:
 
     now = dt.datetime.now(dt.UTC)
     values: dict[str, list[Any]] = {
-        "latitude": [0, 18.5, 90, 90.0000001, -90, -91, "18.5", None, True, float("inf"), 10**30],
-        "longitude": [73.8, 180, -180.0001],
-        "heading": [0, 359.99, 360, 360.0, -0.0, "x"],
+        "latitude": [0, 18.5, 90, 90.0000001, -90, -91, "18.5", None, True, float("inf"), 10**30,
+                     float("nan"), 89.99999999999999, 90.00000000000001, -90.00000000000001],
+        "longitude": [73.8, 180, -180.0001, 180.00000000000003, -179.99999999999997],
+        "heading": [0, 359.99, 360, 360.0, -0.0, "x", 359.99999999999994, -5e-324],
         "battery": [0, 100, 101, 50.0, True, "5", -1],
         "is_moving": [True, False, 0, 1, "true", None],
         "timestamp": [now.isoformat(), now.replace(tzinfo=None).isoformat(), "2026-12-06T10:00:00Z",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from flask_smorest import Blueprint
+from web.sanitize import Blueprint
 
 
 def blueprints() -> list[Blueprint]:

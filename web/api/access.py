@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from ombaro.access import permissions
@@ -14,6 +13,7 @@ from web.audit import audit_target
 from web.auth import current_user, requires
 from web.errors import NotFound
 from web.extension import Ombaro
+from web.sanitize import Blueprint
 
 blp = Blueprint("access", __name__, url_prefix="/api/v1/access", description="Roles and permissions")
 

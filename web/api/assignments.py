@@ -7,7 +7,6 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from ombaro import commands
@@ -17,6 +16,7 @@ from ombaro.models.bookings import TherapistAssignment
 from web.auth import current_user, requires
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
+from web.sanitize import Blueprint
 from web.schemas import Integer
 
 blp = Blueprint("assignments", __name__, url_prefix="/api/v1/assignments", description="Therapist assignments")

@@ -7,13 +7,13 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from ombaro import attendance
 from ombaro.models.hr import ATTENDANCE_STATUSES
 from web.auth import current_user, requires
 from web.extension import Ombaro, db_session
+from web.sanitize import Blueprint
 from web.schemas import Integer
 
 blp = Blueprint("attendance", __name__, url_prefix="/api/v1/attendance", description="Attendance")

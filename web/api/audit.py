@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from ombaro import audit
 from web.auth import requires
 from web.extension import db_session
+from web.sanitize import Blueprint
 from web.schemas import Integer
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="Who changed what, when, from where")

@@ -10,7 +10,6 @@ from typing import Any, TypedDict
 
 import redis
 from flask import request
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from werkzeug.exceptions import ServiceUnavailable
 
@@ -19,6 +18,7 @@ from ombaro.identity import accounts, queries, tokens
 from web.auth import authenticated, current_user, current_user_id, public
 from web.errors import RETRY_AFTER_SECONDS
 from web.extension import Ombaro, db_session
+from web.sanitize import Blueprint
 from web.schemas import GENDERS, MOBILE, PASSWORD
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens")

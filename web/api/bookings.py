@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import jsonify, url_for
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from web.errors import NotFound
 from web.extension import Ombaro, caller_rows, db_session
 from web.openapi import defaults_without_query, idempotent
 from web.plain import PlainDump
+from web.sanitize import Blueprint
 from web.schemas import GENDERS, Integer, JobSchema
 
 blp = Blueprint("bookings", __name__, url_prefix="/api/v1/bookings", description="Bookings")

@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 from flask import url_for
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy.orm import Session
 
@@ -29,6 +28,7 @@ from web.auth import current_user, current_user_id, requires
 from web.commanding import idempotency_key
 from web.extension import Ombaro, db_session
 from web.openapi import idempotent
+from web.sanitize import Blueprint
 from web.schemas import Integer, JobSchema, Money, MoneyAmount
 
 blp = Blueprint("campaigns", __name__, url_prefix="/api/v1/campaigns", description="Marketing campaigns")

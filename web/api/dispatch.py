@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any
 
 from flask import url_for
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from ombaro import commands
@@ -18,6 +17,7 @@ from web.auth import current_user, current_user_id, requires
 from web.commanding import idempotency_key
 from web.extension import Ombaro, db_session
 from web.openapi import idempotent
+from web.sanitize import Blueprint
 from web.schemas import Integer, JobSchema
 
 blp = Blueprint("dispatch", __name__, url_prefix="/api/v1/dispatch", description="Dispatch matching")

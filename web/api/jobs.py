@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from ombaro import commands
 from ombaro.access.permissions import job_permission
 from web.auth import PermissionDenied, current_user, requires
 from web.extension import Ombaro, db_session
+from web.sanitize import Blueprint
 from web.schemas import JobQuerySchema, JobSchema
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs", description="Commands and their progress")

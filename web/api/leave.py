@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
@@ -14,6 +13,7 @@ from ombaro import leave
 from ombaro.models.hr import LEAVE_REQUEST_STATUSES, LEAVE_TYPES
 from web.auth import current_user, requires
 from web.extension import db_session
+from web.sanitize import Blueprint
 from web.schemas import Integer
 
 blp = Blueprint("leave", __name__, url_prefix="/api/v1/leave", description="Leave requests")

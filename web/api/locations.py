@@ -4,18 +4,20 @@ the way; operations see whether pruning keeps up."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from decimal import Decimal
 from functools import partial
 from typing import Any, NamedTuple
 
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
 from ombaro import locations
 from web.auth import current_user, current_user_id, requires
 from web.errors import NotFound
 from web.extension import Ombaro, caller_write, db_session
+from web.sanitize import Blueprint
 from web.schemas import Boolean, Integer
 
 blp = Blueprint("locations", __name__, url_prefix="/api/v1/locations", description="Live therapist locations")
@@ -39,8 +41,8 @@ class PingSchema(Schema):
 class _Rule(NamedTuple):
     attribute: str
     kind: str  # "number", "integer", "boolean" or "datetime"
-    low: Any
-    high: Any
+    low: int | None
+    high: int | None
     high_inclusive: bool
 
 
@@ -52,6 +54,9 @@ def _rules(schema: Schema) -> dict[str, _Rule]:
         kind = next(k for cls, k in kinds if isinstance(field, cls))
         bounds = [v for v in field.validators if isinstance(v, validate.Range)]
         assert len(bounds) <= 1 and all(b.min_inclusive for b in bounds), name
+        # Integer bounds (issue 16): a JSON float compares with them exactly as the Decimal of its
+        # shortest repr does (no decimal that rounds to the float lies across an integer it is not).
+        assert all(type(b.min) is int and type(b.max) is int for b in bounds), name
         low, high, inclusive = (bounds[0].min, bounds[0].max, bounds[0].max_inclusive) if bounds else (None, None, True)
         rules[field.data_key or name] = _Rule(name, kind, low, high, inclusive)
     return rules
@@ -74,41 +79,44 @@ class PingList(fields.List[dict[str, Any]]):
         return fast if fast is not None else super()._deserialize(value, attr, data, **kwargs)
 
     # Typed as marshmallow types what a List loads (its items could be None): here they never are.
+    # Exact types (the JSON decoder makes no subclasses; anything else takes the schema's path), and
+    # numbers checked against the bounds before the one conversion to Decimal (issue 16, session 4).
     def _fast(self, value: Any) -> list[dict[str, Any] | None] | None:
-        if not isinstance(value, list):
+        if type(value) is not list:
             return None
-        rules = self._rules
+        rules, required = self._rules, self._required
         loaded: list[dict[str, Any] | None] = []
         for ping in value:
-            if not isinstance(ping, dict) or not self._required <= ping.keys():
+            if type(ping) is not dict or not required <= ping.keys():
                 return None
             out: dict[str, Any] = {}
             for key, raw in ping.items():
                 rule = rules.get(key)
-                if rule is None or raw is None or raw is True or raw is False:
-                    if rule is not None and rule.kind == "boolean" and (raw is True or raw is False):
-                        out[rule.attribute] = raw
-                        continue
+                if rule is None:
                     return None
-                if rule.kind == "number" and isinstance(raw, (int, float)):
-                    item: Any = Decimal(str(raw))
-                    if not item.is_finite():
+                attribute, kind, low, high, inclusive = rule
+                given = type(raw)
+                if (kind == "number" and (given is float or given is int)) or (kind == "integer" and given is int):
+                    if low is None:
+                        if given is float and not math.isfinite(raw):
+                            return None
+                    elif not low <= raw <= high or (raw == high and not inclusive):  # NaN fails too
                         return None
-                elif rule.kind == "integer" and isinstance(raw, int):
-                    item = raw
-                elif rule.kind == "datetime" and isinstance(raw, str):
+                    out[attribute] = raw if kind == "integer" else Decimal(str(raw))
+                elif kind == "boolean" and given is bool:
+                    out[attribute] = raw
+                elif kind == "datetime" and given is str:
                     try:
-                        item = dt.datetime.fromisoformat(raw)
+                        stamp = dt.datetime.fromisoformat(raw)
                     except ValueError:
                         return None
-                    if item.tzinfo is None or item.utcoffset() is None:
+                    if stamp.tzinfo is None or stamp.utcoffset() is None:
                         return None
+                    if low is not None:  # no datetime field has a Range; the schema would judge one
+                        return None
+                    out[attribute] = stamp
                 else:
                     return None
-                if rule.low is not None and (item < rule.low or item > rule.high
-                                             or (item == rule.high and not rule.high_inclusive)):
-                    return None
-                out[rule.attribute] = item
             loaded.append(out)
         return loaded
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from ombaro import notifications
@@ -15,6 +14,7 @@ from ombaro.models.support import Notification
 from web.auth import current_user_id, requires
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
+from web.sanitize import Blueprint
 from web.schemas import Boolean, Integer
 
 blp = Blueprint("notifications", __name__, url_prefix="/api/v1/notifications", description="In-app notifications")

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from ombaro.models.campaigns import CHANNELS
 from ombaro.providers import outbox
 from web.auth import requires
 from web.extension import db_session
+from web.sanitize import Blueprint
 from web.schemas import BIGINT_MAX, Integer
 
 blp = Blueprint("outbox", __name__, url_prefix="/api/v1/outbox", description="Development outbox")

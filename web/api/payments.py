@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 from flask import url_for
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from ombaro import commands, payments
@@ -20,6 +19,7 @@ from web.commanding import idempotency_key
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
 from web.openapi import idempotent
+from web.sanitize import Blueprint
 from web.schemas import Integer, JobSchema, Money, MoneyAmount
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1/payments", description="Payments and refunds")

@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Response, stream_with_context
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ombaro.models.hr import SalaryRecord
@@ -30,6 +29,7 @@ from web.auth import current_user, current_user_id, requires
 from web.commanding import submit
 from web.extension import Ombaro, db_session
 from web.openapi import idempotent
+from web.sanitize import Blueprint
 from web.schemas import Boolean, Integer, JobSchema, JsonObject, Money
 
 blp = Blueprint("payroll", __name__, url_prefix="/api/v1/payroll", description="Payroll runs, payslips and inputs")

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
 from ombaro.payroll import commands as payroll_commands
@@ -18,6 +18,7 @@ from web.auth import current_user_id, requires
 from web.commanding import submit
 from web.extension import Ombaro, db_session
 from web.openapi import idempotent
+from web.sanitize import Blueprint
 from web.schemas import JobSchema, Money, MoneyAmount
 
 blp = Blueprint("payroll_settlements", __name__, url_prefix="/api/v1/payroll/final-settlements",

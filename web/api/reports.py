@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ombaro import reporting, reporting_commands
@@ -12,6 +11,7 @@ from web.auth import requires
 from web.commanding import submit
 from web.extension import db_session
 from web.openapi import idempotent
+from web.sanitize import Blueprint
 from web.schemas import JobSchema
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="Dashboards and their refresh")

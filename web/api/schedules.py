@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import url_for
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.orm import Session
 
@@ -19,6 +18,7 @@ from ombaro import schedules
 from ombaro.models.jobs import Schedule
 from web.auth import current_user, requires
 from web.extension import Ombaro, db_session
+from web.sanitize import Blueprint
 from web.schemas import Integer, JobSchema, JsonObject
 
 blp = Blueprint("schedules", __name__, url_prefix="/api/v1/schedules", description="Periodic commands")

@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from ombaro.settlements import reports
 from web.auth import requires
 from web.extension import db_session
+from web.sanitize import Blueprint
 from web.schemas import Integer, MoneyAmount
 
 blp = Blueprint("settlement_reports", __name__, url_prefix="/api/v1/settlements/reports",

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask import Response, url_for
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy.orm import Session
 
@@ -23,6 +22,7 @@ from web.commanding import idempotency_key, submit
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
 from web.openapi import idempotent
+from web.sanitize import Blueprint
 from web.schemas import Boolean, Integer, JobSchema, Money, MoneyAmount
 
 blp = Blueprint("settlements", __name__, url_prefix="/api/v1/settlements", description="Vendor settlements")

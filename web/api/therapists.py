@@ -6,7 +6,6 @@ import logging
 import uuid
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from ombaro.access.roles import STAFF_ROLES
@@ -15,6 +14,7 @@ from ombaro.models.vendors import Therapist
 from web.auth import current_user, may, requires
 from web.errors import NotFound
 from web.extension import Ombaro, db_session
+from web.sanitize import Blueprint
 from web.schemas import GENDERS, MOBILE, PASSWORD, BankDetailsSchema, Integer
 
 log = logging.getLogger(__name__)

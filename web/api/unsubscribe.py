@@ -11,12 +11,12 @@ import html
 from typing import Any
 
 from flask import Response, request
-from flask_smorest import Blueprint
 
 from ombaro.campaigns import unsubscribe
 from ombaro.db import WORKER_ROLE, act_as
 from web.auth import public
 from web.extension import Ombaro
+from web.sanitize import Blueprint
 
 blp = Blueprint("unsubscribe", __name__, url_prefix="/api/v1/unsubscribe", description="One-click unsubscribe")
 

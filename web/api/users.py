@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from ombaro.access import permissions
@@ -18,6 +17,7 @@ from web.audit import audit_target
 from web.auth import current_user, requires
 from web.errors import NotFound
 from web.extension import Ombaro
+from web.sanitize import Blueprint
 from web.schemas import MOBILE, PASSWORD, BankDetailsSchema
 
 blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Staff, vendor and therapist accounts")

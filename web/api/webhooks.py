@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 from flask import jsonify, request
-from flask_smorest import Blueprint
 
 from ombaro import commands
 from ombaro.payments import webhooks as payment_webhooks
@@ -16,6 +15,7 @@ from ombaro.providers import payment_provider
 from web.auth import public
 from web.errors import problem
 from web.extension import Ombaro
+from web.sanitize import Blueprint
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks", description="Provider callbacks")
 

@@ -18,7 +18,6 @@ import json
 from typing import Any
 
 from flask import jsonify, request
-from flask_smorest import Blueprint
 from sendgrid.helpers.eventwebhook import EventWebhook
 from twilio.request_validator import RequestValidator
 
@@ -27,6 +26,7 @@ from ombaro.db import WORKER_ROLE, act_as
 from web.auth import public
 from web.errors import problem
 from web.extension import Ombaro
+from web.sanitize import Blueprint
 
 blp = Blueprint("webhooks_messaging", __name__, url_prefix="/api/v1/webhooks",
                 description="Messaging provider callbacks")
