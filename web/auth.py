@@ -3,6 +3,7 @@ decorators with which every endpoint declares, in one line, the permission it ne
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
@@ -92,7 +93,10 @@ def resolve_user() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("the Authorization header must be 'Bearer <access token>'")
-    g.user = user_from_token(token.strip(), fresh=bool(request.environ.get(FRESH_PRINCIPAL)))
+    token = token.strip()
+    verified = request.environ.get(VERIFIED_CLAIMS)
+    claims = verified[1] if verified is not None and verified[0] == token else None
+    g.user = user_from_token(token, fresh=bool(request.environ.get(FRESH_PRINCIPAL)), claims=claims)
 
 
 # How long a process trusts an account look-up it made for a token: a suspension, a sign-out or a
@@ -102,6 +106,10 @@ PRINCIPAL_TTL_SECONDS = 1.0
 # A WSGI environ key (no HTTP client can set one: headers arrive as HTTP_*) by which the console's
 # in-process API calls ask for a look-up of their own, never the cache's.
 FRESH_PRINCIPAL = "ombaro.fresh_principal"
+# A WSGI environ key by which the console hands its in-process API calls the claims of the token it
+# already verified for the page, as (token, claims): the call takes them for that very token only,
+# checks their expiry, and still looks the account and its login up.
+VERIFIED_CLAIMS = "ombaro.verified_claims"
 PRINCIPAL_CACHE_LIMIT = 10_000  # tokens remembered per process; beyond, the cache starts over
 # Requests that may end a login or change an account (logout, refresh with a reused token, password,
 # status, role): after any of them, in any outcome, this process forgets every cached principal.
@@ -145,18 +153,22 @@ def principals() -> PrincipalCache:
     return cache
 
 
-def user_from_token(token: str, *, fresh: bool = False) -> CurrentUser:
+def user_from_token(token: str, *, fresh: bool = False, claims: tokens.Claims | None = None) -> CurrentUser:
     """The active account an access token speaks for (the API's bearer header, the console's cookie);
-    `fresh`: looked up now, not taken from the principal cache (which the look-up then refreshes)."""
+    `fresh`: looked up now, not taken from the principal cache (which the look-up then refreshes);
+    `claims`: the token's claims as this process verified them already (only the expiry is checked)."""
     cache = principals()
     cached = None if fresh else cache.get(token)
     if cached is not None:
         return cached
     ombaro = Ombaro.get()
-    try:
-        claims = tokens.verify_access_token(ombaro.settings, token)
-    except tokens.TokenError as exc:
-        raise NotAuthenticated("the access token is invalid or expired") from exc
+    if claims is None:
+        try:
+            claims = tokens.verify_access_token(ombaro.settings, token)
+        except tokens.TokenError as exc:
+            raise NotAuthenticated("the access token is invalid or expired") from exc
+    elif claims.expires_at <= dt.datetime.now(dt.UTC):  # as PyJWT: expired at `exp`
+        raise NotAuthenticated("the access token is invalid or expired")
     # One statement outside a transaction (no BEGIN and ROLLBACK round trips): a consistent read of
     # the account's status and its login.
     with ombaro.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as connection:

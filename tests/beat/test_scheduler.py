@@ -195,6 +195,22 @@ def test_latest_fire_time_follows_the_schedules_zone() -> None:
     assert latest_fire_time(interval, after=now - dt.timedelta(hours=1), now=now + dt.timedelta(seconds=299)) == now
 
 
+def test_next_fire_times_from_the_shared_trigger_are_those_of_a_new_one() -> None:
+    weekly = Schedule(name="weekly", kind="x", cron="0 2 * * 1", timezone="Asia/Kolkata", enabled=True)
+    edited = Schedule(name="weekly", kind="x", cron="0 3 * * 1", timezone="Asia/Kolkata", enabled=True)
+    elsewhere = Schedule(name="weekly", kind="x", cron="0 2 * * 1", timezone="Europe/London", enabled=True)
+    assert schedules.shared_trigger(weekly) is schedules.shared_trigger(weekly)  # built once
+    assert schedules.shared_trigger(weekly) is not schedules.trigger_for(weekly)  # the scheduler's are its own
+    now = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+    for schedule in (weekly, edited, elsewhere, weekly):  # a changed cron or zone is a trigger of its own
+        for step in range(0, 24 * 14, 5):
+            at = now + dt.timedelta(hours=step)
+            fresh = schedules.trigger_for(schedule)
+            assert schedules.next_fire_time(schedule, at) == fresh.get_next_fire_time(None, at)
+    assert schedules.next_fire_time(weekly, now) == dt.datetime(2026, 11, 29, 20, 30, tzinfo=dt.UTC)
+    assert schedules.next_fire_time(edited, now) == dt.datetime(2026, 11, 29, 21, 30, tzinfo=dt.UTC)
+
+
 @pytest.mark.parametrize(("field", "expected"), [
     ("1", "mon"), ("0", "sun"), ("7", "sun"), ("1-5", "mon-fri"), ("*", "*"), ("*/2", "*/2"), ("1,3,5", "mon,wed,fri"),
 ])

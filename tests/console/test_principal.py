@@ -4,6 +4,8 @@ an ended login still applies to the very next page."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -11,6 +13,9 @@ from sqlalchemy import Engine, text
 
 import web.auth
 import web.console.session
+from ombaro.config import load_settings
+from ombaro.identity import tokens
+from tests.factories.accounts import client_for, make_account
 from tests.factories.console import signed_in
 
 
@@ -67,3 +72,37 @@ def test_a_copied_cookie_of_an_ended_login_reaches_no_page_data(app: Any, engine
     for path in ("/console/schedules", "/console/jobs", "/console/dashboard"):
         answer = browser.get(path)
         assert answer.status_code == 302 and "/console/login" in answer.headers["Location"], path
+
+
+def test_a_page_read_checks_its_token_signature_once_for_the_page_and_its_calls(
+        app: Any, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    browser = signed_in(app, engine, "directors")
+    assert browser.get("/console/dashboard").status_code == 200  # the console's claims cache is warm
+    checks: list[str] = []
+    real = web.auth.tokens.verify_access_token
+
+    def counted(settings: Any, token: str) -> Any:
+        checks.append(token)
+        return real(settings, token)
+
+    monkeypatch.setattr(web.auth.tokens, "verify_access_token", counted)
+    page = browser.get("/console/dashboard")  # two API calls, each still looking the account up
+    assert page.status_code == 200 and not checks
+
+
+def test_claims_handed_to_the_api_serve_only_their_own_token_and_only_until_they_expire(app: Any,
+                                                                                          engine: Engine) -> None:
+    owner, other = make_account(engine, "it_department"), make_account(engine, "marketing_department")
+    owner_claims = tokens.verify_access_token(load_settings(), owner.token)
+    client = client_for(app)
+    # Another token with the owner's claims beside it is verified as itself: the owner's rights do not follow.
+    client.environ_base.update({"HTTP_AUTHORIZATION": f"Bearer {other.token}",
+                                web.auth.VERIFIED_CLAIMS: (owner.token, owner_claims)})
+    assert client.get("/api/v1/schedules").status_code == 403  # marketing may not read schedules
+    client.environ_base["HTTP_AUTHORIZATION"] = "Bearer not-a-token"
+    assert client.get("/api/v1/schedules").status_code == 401
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {owner.token}"
+    assert client.get("/api/v1/schedules").status_code == 200
+    expired = dataclasses.replace(owner_claims, expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    client.environ_base.update({web.auth.VERIFIED_CLAIMS: (owner.token, expired), web.auth.FRESH_PRINCIPAL: True})
+    assert client.get("/api/v1/schedules").status_code == 401

@@ -18,7 +18,8 @@ from werkzeug.datastructures import Headers, iter_multi_items
 from werkzeug.urls import iri_to_uri
 from werkzeug.utils import get_content_type
 
-from web.auth import FRESH_PRINCIPAL
+from ombaro.identity.tokens import Claims
+from web.auth import FRESH_PRINCIPAL, VERIFIED_CLAIMS
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 
@@ -99,8 +100,10 @@ def wsgi_environ(method: str, path: str, *, base_url: str, remote_addr: str, hea
 
 
 def call(app: Flask, method: str, path: str, *, base_url: str, remote_addr: str, headers: Mapping[str, str],
-         json: Any = None, query: Mapping[str, Any] | None = None) -> Answer:
-    """One request to `app` as if it came from `remote_addr` to `base_url`, answered in full.
+         json: Any = None, query: Mapping[str, Any] | None = None,
+         verified: tuple[str, Claims] | None = None) -> Answer:
+    """One request to `app` as if it came from `remote_addr` to `base_url`, answered in full;
+    `verified`: a bearer token and its claims as the caller verified them (`VERIFIED_CLAIMS`).
 
     The caller gives it a fresh app context: a request context pushed inside the page's would share
     the page's `g` (its user, its database session)."""
@@ -111,6 +114,8 @@ def call(app: Flask, method: str, path: str, *, base_url: str, remote_addr: str,
     # The page's only identity check is its first call's (web/console/session.py): a role change or
     # an ended login applies to the very next page, not within the principal cache's second.
     environ[FRESH_PRINCIPAL] = True
+    if verified is not None:
+        environ[VERIFIED_CLAIMS] = verified
     status_line = "500 INTERNAL SERVER ERROR"
     response_headers: list[tuple[str, str]] = []
     chunks: list[bytes] = []

@@ -126,9 +126,12 @@ def api(method: str, path: str, *, json: Any = None, query: Mapping[str, Any] | 
         headers["User-Agent"] = agent
     # As if the page's own client sent it, to the host and root the page was served from.
     base_url, remote_addr = request.root_url, request.remote_addr or "127.0.0.1"
+    # The page checked its token's signature already (`load_user`): the call takes those claims for
+    # that token (a rotated one is verified afresh) and looks the account up as any call does.
+    verified = g.get("console_verified") if token is None else None
     with app.app_context():
         answer = api_client.call(app, method, path, json=json, query=query, headers=headers,
-                                 base_url=base_url, remote_addr=remote_addr)
+                                 base_url=base_url, remote_addr=remote_addr, verified=verified)
         principal: CurrentUser | None = g.get("user")  # whom the API found the bearer to be, just now
     if token is None and g.get("console_pending"):
         _adopt(principal)
@@ -191,6 +194,7 @@ def load_user() -> ResponseReturnValue | None:
             # request's principal): the page takes that one (`api`) instead of a look-up of its own.
             # Until then the user counts as not looked up; whatever asks first looks them up.
             g.console_claims = claims
+            g.console_verified = (session["access"], claims)
             g.console_pending = True
             return None
     _look_up()
