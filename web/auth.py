@@ -3,7 +3,6 @@ decorators with which every endpoint declares, in one line, the permission it ne
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
@@ -167,7 +166,7 @@ def user_from_token(token: str, *, fresh: bool = False, claims: tokens.Claims | 
             claims = tokens.verify_access_token(ombaro.settings, token)
         except tokens.TokenError as exc:
             raise NotAuthenticated("the access token is invalid or expired") from exc
-    elif claims.expires_at <= dt.datetime.now(dt.UTC):  # as PyJWT: expired at `exp`
+    elif claims.expired():  # as verify_access_token judges `exp`
         raise NotAuthenticated("the access token is invalid or expired")
     # One statement outside a transaction (no BEGIN and ROLLBACK round trips): a consistent read of
     # the account's status and its login.

@@ -26,6 +26,8 @@ from ombaro.config import Settings
 from ombaro.models.access import RefreshToken
 
 ALGORITHM = "HS256"
+# The clock skew tolerated on `exp`, for verify_access_token and Claims.expired alike (none today).
+LEEWAY = dt.timedelta(0)
 
 
 class TokenError(Exception):
@@ -38,6 +40,11 @@ class Claims:
     role: str
     expires_at: dt.datetime
     session_id: uuid.UUID | None = None  # the refresh-token family (login) the token belongs to
+
+    def expired(self, now: dt.datetime | None = None) -> bool:
+        """`exp` judged as verify_access_token judges it (PyJWT: expired once exp <= now - leeway),
+        for claims this process verified earlier."""
+        return self.expires_at <= (now or dt.datetime.now(dt.UTC)) - LEEWAY
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ def verify_access_token(settings: Settings, token: str) -> Claims:
     """Signature, algorithm (never `none`), expiry, issuer and audience, every time."""
     try:
         payload = jwt.decode(token, settings.jwt_secret, algorithms=[ALGORITHM], audience=settings.jwt_audience,
-                             issuer=settings.jwt_issuer,
+                             issuer=settings.jwt_issuer, leeway=LEEWAY,
                              options={"require": ["exp", "iat", "sub", "iss", "aud"]})
         return Claims(uuid.UUID(payload["sub"]), str(payload["role"]),
                       dt.datetime.fromtimestamp(payload["exp"], dt.UTC),
