@@ -70,6 +70,13 @@ def payment(conn: Connection, booking_id: uuid.UUID, *, amount: Decimal, at: dt.
     return pid
 
 
+def paid_booking(conn: Connection, vendor_id: uuid.UUID, customer_id: uuid.UUID, amount: Decimal, *,
+                 day: dt.date, at: dt.datetime, status: str = "completed") -> uuid.UUID:
+    """A booking of `amount` on `day` (in `status`) paid in full at `at`: the payment's id."""
+    return payment(conn, booking(conn, vendor_id, customer_id, total=amount, day=day, status=status),
+                   amount=amount, at=at)
+
+
 def refund(conn: Connection, payment_id: uuid.UUID, *, amount: Decimal, at: dt.datetime,
            status: str = "processed") -> uuid.UUID:
     row = conn.execute(text("SELECT booking_id, vendor_id, total_amount, coalesce(refund_amount, 0) AS refunded "

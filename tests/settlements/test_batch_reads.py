@@ -43,36 +43,22 @@ def settled(engine: Engine, vendors: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UU
 def test_a_batch_skips_vendors_settled_for_the_period_and_bookings_not_completed(settle_engine: Engine) -> None:
     with settle_engine.begin() as conn:
         first, second, customer = f.vendor(conn), f.vendor(conn), f.user(conn)
-        early = f.payment(
-            conn,
-            f.booking(conn, first, customer, total=Decimal("500.00"), day=dt.date(2025, 5, 6)),
-            amount=Decimal("500.00"),
-            at=f.ist(2025, 5, 6, 10),
+        early = f.paid_booking(
+            conn, first, customer, Decimal("500.00"), day=dt.date(2025, 5, 6), at=f.ist(2025, 5, 6, 10)
         )
     assert settle(settle_engine, [first]) == 1
 
     with settle_engine.begin() as conn:
         # paid after the first vendor's settlement for the week: it waits for the next period
-        late = f.payment(
-            conn,
-            f.booking(conn, first, customer, total=Decimal("700.00"), day=dt.date(2025, 5, 7)),
-            amount=Decimal("700.00"),
-            at=f.ist(2025, 5, 7, 11),
+        late = f.paid_booking(
+            conn, first, customer, Decimal("700.00"), day=dt.date(2025, 5, 7), at=f.ist(2025, 5, 7, 11)
         )
-        done = f.payment(
-            conn,
-            f.booking(conn, second, customer, total=Decimal("800.00"), day=dt.date(2025, 5, 8)),
-            amount=Decimal("800.00"),
-            at=f.ist(2025, 5, 8, 12),
+        done = f.paid_booking(
+            conn, second, customer, Decimal("800.00"), day=dt.date(2025, 5, 8), at=f.ist(2025, 5, 8, 12)
         )
         for status, day in (("confirmed", dt.date(2025, 5, 9)), ("completed", dt.date(2025, 5, 12))):
             # not completed, or completed after the period: not this week's
-            f.payment(
-                conn,
-                f.booking(conn, second, customer, total=Decimal("300.00"), day=day, status=status),
-                amount=Decimal("300.00"),
-                at=f.ist(2025, 5, 9, 9),
-            )
+            f.paid_booking(conn, second, customer, Decimal("300.00"), day=day, at=f.ist(2025, 5, 9, 9), status=status)
 
     assert settle(settle_engine, [first, second]) == 1
     assert settled(settle_engine, [first, second]) == {early: first, done: second}

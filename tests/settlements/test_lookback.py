@@ -46,25 +46,16 @@ def settled_payments(engine: Engine, vendor: uuid.UUID) -> set[uuid.UUID]:
 def test_a_payment_older_than_the_look_back_is_flagged_never_dropped(settle_engine: Engine) -> None:
     with settle_engine.begin() as conn:
         vendor, customer = f.vendor(conn), f.user(conn)
-        recent = f.payment(
-            conn,
-            f.booking(conn, vendor, customer, total=Decimal("900.00"), day=dt.date(2025, 5, 6)),
-            amount=Decimal("900.00"),
-            at=f.ist(2025, 5, 6, 10),
+        recent = f.paid_booking(
+            conn, vendor, customer, Decimal("900.00"), day=dt.date(2025, 5, 6), at=f.ist(2025, 5, 6, 10)
         )
         # paid in January for a visit in May: older than the bound, eligible this week
-        early = f.payment(
-            conn,
-            f.booking(conn, vendor, customer, total=Decimal("1234.56"), day=dt.date(2025, 5, 7)),
-            amount=Decimal("1234.56"),
-            at=f.ist(2025, 1, 10, 9),
+        early = f.paid_booking(
+            conn, vendor, customer, Decimal("1234.56"), day=dt.date(2025, 5, 7), at=f.ist(2025, 1, 10, 9)
         )
         # just inside the bound
-        edge = f.payment(
-            conn,
-            f.booking(conn, vendor, customer, total=Decimal("100.00"), day=dt.date(2025, 5, 8)),
-            amount=Decimal("100.00"),
-            at=f.ist(2025, 4, 5, 0),
+        edge = f.paid_booking(
+            conn, vendor, customer, Decimal("100.00"), day=dt.date(2025, 5, 8), at=f.ist(2025, 4, 5, 0)
         )
 
     dry = as_worker(settle_engine, lambda s: runs.dry_run(s, WEEK, [vendor], zone=ZONE, lookback_days=LOOKBACK))
@@ -96,11 +87,8 @@ def test_a_payment_older_than_the_look_back_is_flagged_never_dropped(settle_engi
 def test_settled_or_ineligible_history_behind_the_bound_is_not_flagged(settle_engine: Engine) -> None:
     with settle_engine.begin() as conn:
         vendor, customer = f.vendor(conn), f.user(conn)
-        old = f.payment(
-            conn,
-            f.booking(conn, vendor, customer, total=Decimal("500.00"), day=dt.date(2024, 11, 5)),
-            amount=Decimal("500.00"),
-            at=f.ist(2024, 11, 5, 10),
+        old = f.paid_booking(
+            conn, vendor, customer, Decimal("500.00"), day=dt.date(2024, 11, 5), at=f.ist(2024, 11, 5, 10)
         )
         f.payment(
             conn,
