@@ -13,6 +13,7 @@ of the configured server (its live-location keys deleted before and after).
 Usage: python bench/dispatch.py [--scale 1.0] [--samples 200] [--batch 2000] [--keep]
   --scale 0.02 builds 1,000 therapists and a 40-booking batch: a quick run.
   --batch 0 times single dispatch only (no batch is built or run).
+  --profile PATH writes a cProfile (process CPU clock) of the timed single dispatches to PATH.
 Each single dispatch's statements (cursor executes and commits) are counted and timed: the
 per-dispatch count and the statements taking the most time are printed with the latency.
 """
@@ -20,6 +21,7 @@ per-dispatch count and the statements taking the most time are printed with the 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import json
 import os
@@ -262,6 +264,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="single dispatches timed")
     parser.add_argument("--batch", type=int, default=2000, help="bookings in the batch at scale 1.0")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--profile", metavar="PATH", help="write a cProfile of the single dispatches to PATH")
     args = parser.parse_args()
 
     therapists = max(PER_VENDOR * 5, round(50_000 * args.scale))
@@ -316,8 +319,11 @@ def main() -> None:
                                     key=str(uuid.uuid4())).job.id for b in sample_ids]
         timings: list[float] = []
         cpu: list[float] = []  # this process's CPU a dispatch: steadier than wall time on a shared machine
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
         with StatementLog() as statements:
             for job_id in jobs:
+                if profiler is not None and len(timings) == 5:  # after the warm-up
+                    profiler.enable()
                 statements.next_dispatch()
                 began, cpu_began = time.perf_counter(), time.process_time()
                 ran = dispatch_booking.run(str(job_id))
@@ -327,6 +333,9 @@ def main() -> None:
                     with psycopg.connect(plain_url) as conn:
                         error = conn.execute("SELECT error FROM jobs WHERE id = %s", (job_id,)).fetchone()[0]
                     print(f"  job {job_id}: {ran}: {error}", flush=True)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
         with psycopg.connect(plain_url) as conn:
             outcomes = dict(conn.execute("SELECT result ->> 'outcome', count(*) FROM jobs WHERE kind = "
                                          "'dispatch.booking' GROUP BY 1").fetchall())

@@ -4,6 +4,7 @@ query per kind of data for however many bookings and therapists, never a query p
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from collections import defaultdict
@@ -118,7 +119,9 @@ def load_candidates(session: Session, vendor_ids: Iterable[uuid.UUID], day: dt.d
         "        AND :day BETWEEN l.start_date AND l.end_date) AS on_leave, "
         "(SELECT count(*) FROM therapist_assignments AS a WHERE a.therapist_id = t.id "
         " AND a.assignment_date = :day AND a.status <> 'cancelled') AS assignments_today, "
-        "p.latitude AS live_latitude, p.longitude AS live_longitude, p.recorded_at, v.business_address "
+        # The vendor's address as text, decoded once per vendor below, not once per therapist.
+        "p.latitude AS live_latitude, p.longitude AS live_longitude, p.recorded_at, "
+        "v.business_address::text AS business_address "
         "FROM therapists AS t JOIN vendors AS v ON v.id = t.vendor_id "
         "LEFT JOIN therapist_schedules AS s ON s.therapist_id = t.id AND s.day_of_week = :weekday "
         "LEFT JOIN therapist_last_positions AS p ON p.id = t.id "
@@ -142,13 +145,17 @@ def load_candidates(session: Session, vendor_ids: Iterable[uuid.UUID], day: dt.d
         engagements[row.therapist_id].append(Engagement(
             row.starts_at, row.starts_at + dt.timedelta(minutes=row.estimated_duration), row.busy_until, place, row.id))
     fresh_after = now - dt.timedelta(seconds=fresh_seconds)
+    addresses: dict[uuid.UUID, Point | None] = {}
     candidates = []
     for row in rows:
         position, source = None, "live"
         if row.recorded_at is not None and row.recorded_at >= fresh_after:
             position = Point(float(row.live_latitude), float(row.live_longitude))
         if position is None:
-            position, source = point_of(row.business_address), "vendor_address"
+            if row.vendor_id not in addresses:
+                address = row.business_address
+                addresses[row.vendor_id] = point_of(None if address is None else json.loads(address))
+            position, source = addresses[row.vendor_id], "vendor_address"
         candidates.append(Candidate(
             therapist_id=row.id, vendor_id=row.vendor_id, name=row.name, status=row.status,
             codes=frozenset(row.specialization or ()), rating=float(row.rating or Decimal(0)), gender=row.gender,

@@ -17,8 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from ombaro.bookings import DISPATCHABLE
@@ -40,6 +39,20 @@ log = logging.getLogger(__name__)
 
 LOOKAROUND = dt.timedelta(hours=12)  # assignments this close to the window can clash with it
 EXCLUSION_CONSTRAINT = "ex_therapist_assignments_busy_period"  # (therapist, busy period) of live ones
+
+
+_ASSIGNED = TherapistAssignment.__table__.c
+_WRITTEN = ("booking_id", "therapist_id", "vendor_id", "customer_id", "service_id", "assignment_date",
+            "assignment_time", "status", "location_address", "location_latitude", "location_longitude",
+            "estimated_duration", "travel_time", "travel_buffer_minutes", "dispatch_decision")
+# The assignment's INSERT as one fixed statement, as commands._SUBMIT: SQLAlchemy's PostgreSQL
+# insert() has no cache key and was compiled on every assignment (issue 16: single dispatch). ON
+# CONFLICT on the exclusion constraint alone, instead of a savepoint around the INSERT (two round
+# trips fewer): a refusal inserts nothing and returns no row; any other error still raises.
+_INSERT_ASSIGNMENT = select(TherapistAssignment).from_statement(text(
+    f"INSERT INTO therapist_assignments ({', '.join(_WRITTEN)}) VALUES ({', '.join(':' + c for c in _WRITTEN)}) "
+    f"ON CONFLICT ON CONSTRAINT {EXCLUSION_CONSTRAINT} DO NOTHING RETURNING {', '.join(c.name for c in _ASSIGNED)}"
+).bindparams(*(bindparam(c, type_=_ASSIGNED[c].type) for c in _WRITTEN)).columns(*_ASSIGNED))
 
 
 def _zone_setting(zone: str) -> ColumnElement[str]:
@@ -79,18 +92,15 @@ def assign(session: Session, need: Need, candidate: Candidate, chosen: Score, de
     _lock_therapist(session, candidate.therapist_id)
     if clash(need, engagements_of(session, candidate.therapist_id, _window(need))) is not None:
         return None  # another dispatch committed an assignment for them after we loaded
-    # ON CONFLICT on the exclusion constraint alone, instead of a savepoint around the INSERT (two
-    # round trips fewer): a refusal inserts nothing and returns no row; any other error still raises.
-    assignment = session.scalars(insert(TherapistAssignment).values(
-        booking_id=need.booking_id, therapist_id=candidate.therapist_id, vendor_id=need.vendor_id,
-        customer_id=need.customer_id, service_id=need.service_id, assignment_date=need.local_date,
-        assignment_time=dt.time(need.start_minute // 60, need.start_minute % 60), status="assigned",
-        location_address=need.address or need.booking_number,
-        location_latitude=None if need.location is None else round(need.location.latitude, 8),
-        location_longitude=None if need.location is None else round(need.location.longitude, 8),
-        estimated_duration=need.minutes, travel_time=chosen.travel_minutes,
-        travel_buffer_minutes=TURNAROUND_MINUTES, dispatch_decision=decision,
-    ).on_conflict_do_nothing(constraint=EXCLUSION_CONSTRAINT).returning(TherapistAssignment)).first()
+    assignment: TherapistAssignment | None = session.scalars(_INSERT_ASSIGNMENT, {
+        "booking_id": need.booking_id, "therapist_id": candidate.therapist_id, "vendor_id": need.vendor_id,
+        "customer_id": need.customer_id, "service_id": need.service_id, "assignment_date": need.local_date,
+        "assignment_time": dt.time(need.start_minute // 60, need.start_minute % 60), "status": "assigned",
+        "location_address": need.address or need.booking_number,
+        "location_latitude": None if need.location is None else round(need.location.latitude, 8),
+        "location_longitude": None if need.location is None else round(need.location.longitude, 8),
+        "estimated_duration": need.minutes, "travel_time": chosen.travel_minutes,
+        "travel_buffer_minutes": TURNAROUND_MINUTES, "dispatch_decision": decision}).first()
     if assignment is None:
         log.info("therapist %s refused by the exclusion constraint for %s", candidate.therapist_id,
                  need.booking_number)

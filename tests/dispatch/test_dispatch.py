@@ -11,7 +11,8 @@ from decimal import Decimal
 import psycopg
 import pytest
 import redis
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
+from sqlalchemy.engine.interfaces import CacheStats
 
 from ombaro import locations
 from ombaro.dispatch import service
@@ -143,6 +144,28 @@ def test_without_a_fresh_fix_distance_is_from_the_vendor(engine: Engine, shop: d
                               at="12:00", service_id=shop["service"], point=factory.km_east(factory.PUNE, 3))
     winner = dispatch(engine, booking)["decision"]["winner"]
     assert winner["origin"] == "vendor_address" and winner["distance_km"] == pytest.approx(3, abs=0.1)
+
+
+def test_the_assignment_insert_is_compiled_once_and_reused(engine: Engine, shop: dict) -> None:
+    """SQLAlchemy's PostgreSQL insert() has no cache key: compiled again on every assignment
+    (issue 16: single dispatch). The fixed statement is taken from the compiled cache."""
+    seen: list[object] = []
+
+    def record(_conn: object, _cursor: object, statement: str, _params: object, context: object, _many: bool) -> None:
+        if statement.lstrip().startswith("INSERT INTO therapist_assignments"):
+            seen.append(getattr(context, "cache_hit", None))
+
+    event.listen(Engine, "after_cursor_execute", record)
+    try:
+        for days in range(3):
+            factory.therapist(engine, shop["vendor"], codes=[shop["code"]])
+            booking = factory.booking(engine, vendor_id=shop["vendor"], customer_id=shop["customer"],
+                                      day=shop["day"] + dt.timedelta(days=days), at="10:00",
+                                      service_id=shop["service"])
+            assert dispatch(engine, booking)["outcome"] == "assigned"
+    finally:
+        event.remove(Engine, "after_cursor_execute", record)
+    assert len(seen) == 3 and seen[1:] == [CacheStats.CACHE_HIT] * 2
 
 
 # --- no double booking, ever -----------------------------------------------------------------------
