@@ -5,12 +5,13 @@ bare `http.client` loop to the same server in the same run; and the peak memory 
 processes, which must stay flat as the audience grows.
 
 Each audience size runs on a scratch database (`<db>_campaigns_bench`, migrated here, dropped
-after) on the configured PostgreSQL server and Redis database 3 of the configured server. The
+after) on the configured PostgreSQL server and a Redis database of the configured server (3 unless
+--redis-db says otherwise; it is flushed before and after). The
 customers live where it is early afternoon now (their profile's zone), so quiet hours never
 apply whatever the time of the run.
 
 Usage: python bench/campaigns.py [--audience 10000] [--audience 100000 ...] [--workers 2]
-       [--threads 8] [--chunk 5000]
+       [--threads 8] [--chunk 5000] [--redis-db 3]
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     admin_url = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
     bench_url = url.set(database=bench_db).render_as_string(hide_password=False)
     plain_url = make_url(bench_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + "/3"
+    redis_url = settings.redis_url.rsplit("/", 1)[0] + f"/{args.redis_db}"
     redis.Redis.from_url(redis_url).flushdb()
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
@@ -275,6 +276,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="provider calls in parallel per process")
     parser.add_argument("--chunk", type=int, default=sending.CHUNK_SIZE)
     parser.add_argument("--timeout", type=float, default=4 * 3600)
+    parser.add_argument("--redis-db", type=int, default=3, help="the Redis database flushed and used (default 3)")
     args = parser.parse_args()
     results = [run_size(n, args) for n in (args.audience or [10_000])]
     print("\naudience   messages  engine msg/s  bare msg/s  ratio  worker peak MiB")
