@@ -224,18 +224,21 @@ class Loaded:
 
 
 def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book: RateBook) -> Loaded:
-    """Everything the calculation needs for these employees, in seven set-based statements."""
-    ids = list(ids)
-    kept = {row.employee_id: row.status for row in session.execute(
-        select(SalaryRecord.employee_id, SalaryRecord.status).where(
-            SalaryRecord.employee_id == _ids(ids), _month_of(period), SalaryRecord.status.in_(FINAL_STATUSES)))}
-    todo = [i for i in ids if i not in kept]
+    """Everything the calculation needs for these employees, in seven set-based statements (more
+    for employees with approved months a backdated change may reach)."""
+    # The employees with the status of a final record of the month they may have: one statement.
+    rows = session.execute(
+        select(Employee.id, Employee.employee_code, Employee.name, Employee.gender, Employee.department,
+               Employee.designation, Employee.joining_date, Employee.last_working_date,
+               SalaryRecord.status.label("final_status"))
+        .outerjoin(SalaryRecord, (SalaryRecord.employee_id == Employee.id) & _month_of(period)
+                   & SalaryRecord.status.in_(FINAL_STATUSES))
+        .where(Employee.id == _ids(list(ids))).order_by(Employee.id)).all()
+    kept = {row.id: row.final_status for row in rows if row.final_status is not None}
+    people = [row for row in rows if row.final_status is None]
+    todo = [p.id for p in people]
     if not todo:
         return Loaded([], kept)
-    people = session.execute(
-        select(Employee.id, Employee.employee_code, Employee.name, Employee.gender, Employee.department,
-               Employee.designation, Employee.joining_date, Employee.last_working_date)
-        .where(Employee.id == _ids(todo)).order_by(Employee.id)).all()
     todo_ids = id_array(todo)
     window = {"ids": todo_ids, "start": period.start, "end": period.end}
 

@@ -8,7 +8,7 @@ import datetime as dt
 from dataclasses import replace
 from decimal import Decimal as D
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from ombaro.payroll import runs
@@ -56,3 +56,25 @@ def test_attendance_is_summed_per_span_and_pays_what_every_day_would(engine: Eng
     assert by_span.record_values() == by_day.record_values()
     assert by_span.explanation == by_day.explanation
     assert (by_span.paid_days, by_span.lop_days) == (by_day.paid_days, by_day.lop_days)
+
+
+def test_a_batch_loads_in_seven_statements_and_keeps_final_records(engine: Engine) -> None:
+    # The employees and their final records of the month come in one statement, not two.
+    paid, pending = (new_employee(engine, joining=dt.date(2025, 1, 1)) for _ in range(2))
+    for employee in (paid, pending):
+        add_structure(engine, employee, dt.date(2025, 1, 1), basic="30000")
+        mark(engine, employee, day(3), "present", "9.00")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO salary_records (employee_id, year, month, status, basic_salary, gross_salary, "
+            "total_deductions, net_salary) VALUES (%(e)s, 2026, 3, 'paid', 1, 1, 0, 1)", {"e": paid})
+    statements: list[str] = []
+    with Session(engine) as session, session.begin():
+        book = RateBook.load(session)
+        connection = session.connection()
+        event.listen(connection, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        loaded = runs.load_batch(session, MARCH, [paid, pending], book)
+    assert loaded.kept == {paid: "paid"}
+    assert [e.employee_id for e in loaded.employees] == [pending]
+    assert len(loaded.employees[0].overtime) == 1
+    assert len(statements) == 7, statements
