@@ -178,7 +178,7 @@ FROM (
                                  AND (c.until IS NULL OR r.date < c.until)
         WHERE r.employee_id = ANY(:ids) AND e.id = ANY(:ids) AND r.date BETWEEN :start AND :end
     ) AS a
-    GROUP BY a.employee_id, date_trunc('month', a.date), a.structure_from, a.before_joining, a.after_leaving
+    GROUP BY a.employee_id, date_trunc('month', a.date::timestamp), a.structure_from, a.before_joining, a.after_leaving
 ) AS s
 GROUP BY s.employee_id
 """)
