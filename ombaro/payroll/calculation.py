@@ -182,8 +182,11 @@ class EmployeeMonth:
     joining_date: dt.date
     last_working_date: dt.date | None
     structures: tuple[Structure, ...]
-    lop: Mapping[dt.date, Decimal] = field(default_factory=dict)  # 1 absent / unpaid leave, 0.5 half day
-    overtime: Mapping[dt.date, Decimal] = field(default_factory=dict)  # hours beyond the standard day
+    # Per day: 1 absent / unpaid leave, 0.5 half day; overtime: hours beyond the standard day. Only
+    # ever summed over a part's days (`_earnings`), so a value may also be the sum of a span of days
+    # lying within one part, keyed by one of its days (the run's loader sends such sums).
+    lop: Mapping[dt.date, Decimal] = field(default_factory=dict)
+    overtime: Mapping[dt.date, Decimal] = field(default_factory=dict)
     gender: str | None = None
     department: str | None = None
     designation: str | None = None

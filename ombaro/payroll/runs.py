@@ -72,8 +72,15 @@ def _month_of(period: Period) -> Any:
 def no_jit(session: Session) -> None:
     """The batch's attendance statement and the preflight checks look costly enough to the planner
     to be JIT-compiled, for every batch: measured, 23 of the attendance statement's 49 ms per batch
-    of 500 went to LLVM. Off for this transaction only (as in ombaro/settlements/runs.py)."""
-    session.execute(text("SET LOCAL jit = off"))
+    of 500 went to LLVM. Off for this transaction only (as in ombaro/settlements/runs.py).
+
+    Also custom plans only, in this transaction: a statement psycopg has prepared gets, from its
+    sixth execution on, PostgreSQL's generic plan, which guesses ten elements for `= ANY(:ids)`; for
+    the attendance statement's joins that guess chose a nested loop of every attendance row against
+    every employee of the batch (530 ms a batch of 500 instead of 40). Planning with the batch's
+    actual ids costs a millisecond or so a statement. Both settings in one statement."""
+    session.execute(text("SELECT set_config('jit', 'off', true), "
+                         "set_config('plan_cache_mode', 'force_custom_plan', true)"))
 
 
 def _noop(percent: float, message: str | None = None) -> None:
@@ -130,32 +137,50 @@ def batch_employee_ids(session: Session, period: Period, params: dict[str, Any])
 
 # --- loading a batch (one statement per input) --------------------------------------------------------
 
-# The arrays pair dates with values element by element (one aggregate's input order serves both of a
-# pair); the calculation reads them as a mapping date -> value, so no ORDER BY (a sort per employee
-# per array, half the statement's time).
+# A batch's attendance, summed in SQL per span that lies within one part of the calculation's month:
+# the days of one month under one compensation structure, split at the joining and the last working
+# date. The calculation only ever sums the weights and hours of a part's days (`_earnings`), so one
+# sum per span, keyed by the span's first day, gives it the same figures to the paisa and the same
+# decimal text (exact numeric sums) as every day's value did, with a row or two an employee instead
+# of every overtime day (which psycopg parsed into Decimals and dates, and Python summed again).
+# The arrays pair days with sums element by element (one aggregate's input order serves both).
 ATTENDANCE = text("""
-SELECT a.employee_id,
-       coalesce(array_agg(a.date) FILTER (WHERE a.lop > 0), '{}') AS lop_dates,
-       coalesce(array_agg(a.lop) FILTER (WHERE a.lop > 0), '{}') AS lop_weights,
-       coalesce(array_agg(a.date) FILTER (WHERE a.ot > 0), '{}') AS ot_dates,
-       coalesce(array_agg(a.ot) FILTER (WHERE a.ot > 0), '{}') AS ot_hours
+WITH structures AS (
+    SELECT employee_id, effective_from,
+           lead(effective_from) OVER (PARTITION BY employee_id ORDER BY effective_from) AS until
+    FROM compensation_structures WHERE employee_id = ANY(:ids)
+)
+SELECT s.employee_id,
+       coalesce(array_agg(s.day) FILTER (WHERE s.lop > 0), '{}') AS lop_dates,
+       coalesce(array_agg(s.lop) FILTER (WHERE s.lop > 0), '{}') AS lop_weights,
+       coalesce(array_agg(s.day) FILTER (WHERE s.ot > 0), '{}') AS ot_dates,
+       coalesce(array_agg(s.ot) FILTER (WHERE s.ot > 0), '{}') AS ot_hours
 FROM (
-    SELECT r.employee_id, r.date,
-           CASE r.status
-               WHEN 'absent' THEN 1.0
-               WHEN 'half_day' THEN 0.5
-               WHEN 'leave' THEN CASE WHEN EXISTS (
-                   SELECT 1 FROM leave_requests AS l
-                   WHERE l.employee_id = r.employee_id AND l.status = 'approved' AND l.leave_type = 'unpaid'
-                     AND r.date BETWEEN l.from_date AND l.to_date) THEN 1.0 ELSE 0 END
-               ELSE 0
-           END AS lop,
-           CASE WHEN r.status IN ('present', 'late', 'work_from_home')
-                THEN greatest(coalesce(r.work_hours, 0) - :standard_hours, 0) ELSE 0 END AS ot
-    FROM attendance_records AS r
-    WHERE r.employee_id = ANY(:ids) AND r.date BETWEEN :start AND :end
-) AS a
-GROUP BY a.employee_id
+    SELECT a.employee_id, min(a.date) AS day, sum(a.lop) FILTER (WHERE a.lop > 0) AS lop,
+           sum(a.ot) FILTER (WHERE a.ot > 0) AS ot
+    FROM (
+        SELECT r.employee_id, r.date, c.effective_from AS structure_from,
+               r.date < e.joining_date AS before_joining, r.date > e.last_working_date AS after_leaving,
+               CASE r.status
+                   WHEN 'absent' THEN 1.0
+                   WHEN 'half_day' THEN 0.5
+                   WHEN 'leave' THEN CASE WHEN EXISTS (
+                       SELECT 1 FROM leave_requests AS l
+                       WHERE l.employee_id = r.employee_id AND l.status = 'approved' AND l.leave_type = 'unpaid'
+                         AND r.date BETWEEN l.from_date AND l.to_date) THEN 1.0 ELSE 0 END
+                   ELSE 0
+               END AS lop,
+               CASE WHEN r.status IN ('present', 'late', 'work_from_home')
+                    THEN greatest(coalesce(r.work_hours, 0) - :standard_hours, 0) ELSE 0 END AS ot
+        FROM attendance_records AS r
+        JOIN employees AS e ON e.id = r.employee_id
+        LEFT JOIN structures AS c ON c.employee_id = r.employee_id AND r.date >= c.effective_from
+                                 AND (c.until IS NULL OR r.date < c.until)
+        WHERE r.employee_id = ANY(:ids) AND e.id = ANY(:ids) AND r.date BETWEEN :start AND :end
+    ) AS a
+    GROUP BY a.employee_id, date_trunc('month', a.date::timestamp), a.structure_from, a.before_joining, a.after_leaving
+) AS s
+GROUP BY s.employee_id
 """)
 
 STRUCTURES = text("""
@@ -199,18 +224,21 @@ class Loaded:
 
 
 def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book: RateBook) -> Loaded:
-    """Everything the calculation needs for these employees, in seven set-based statements."""
-    ids = list(ids)
-    kept = {row.employee_id: row.status for row in session.execute(
-        select(SalaryRecord.employee_id, SalaryRecord.status).where(
-            SalaryRecord.employee_id == _ids(ids), _month_of(period), SalaryRecord.status.in_(FINAL_STATUSES)))}
-    todo = [i for i in ids if i not in kept]
+    """Everything the calculation needs for these employees, in seven set-based statements (more
+    for employees with approved months a backdated change may reach)."""
+    # The employees with the status of a final record of the month they may have: one statement.
+    rows = session.execute(
+        select(Employee.id, Employee.employee_code, Employee.name, Employee.gender, Employee.department,
+               Employee.designation, Employee.joining_date, Employee.last_working_date,
+               SalaryRecord.status.label("final_status"))
+        .outerjoin(SalaryRecord, (SalaryRecord.employee_id == Employee.id) & _month_of(period)
+                   & SalaryRecord.status.in_(FINAL_STATUSES))
+        .where(Employee.id == _ids(list(ids))).order_by(Employee.id)).all()
+    kept = {row.id: row.final_status for row in rows if row.final_status is not None}
+    people = [row for row in rows if row.final_status is None]
+    todo = [p.id for p in people]
     if not todo:
         return Loaded([], kept)
-    people = session.execute(
-        select(Employee.id, Employee.employee_code, Employee.name, Employee.gender, Employee.department,
-               Employee.designation, Employee.joining_date, Employee.last_working_date)
-        .where(Employee.id == _ids(todo)).order_by(Employee.id)).all()
     todo_ids = id_array(todo)
     window = {"ids": todo_ids, "start": period.start, "end": period.end}
 
@@ -262,6 +290,7 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
 
 
 def _by_date(row: Row[Any] | None, which: str) -> dict[dt.date, Decimal]:
+    """The employee's lop weights or overtime hours, summed per span (ATTENDANCE), keyed by its first day."""
     if row is None:
         return {}
     dates, values = (row.lop_dates, row.lop_weights) if which == "lop" else (row.ot_dates, row.ot_hours)
