@@ -1,0 +1,102 @@
+"""What the console's pages spend their own time on (issue 16): the template functions that replace
+macros write what the macros wrote, and the permission answers kept between pages follow the matrix."""
+
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from markupsafe import Markup
+from sqlalchemy import Engine, text
+
+from ombaro.access import permissions
+from web.console import session as console_session
+from tests.console.test_console import nav
+from tests.factories.console import signed_in
+
+# The macros `button` and `csrf` as web/console/templates/console/macros.html had them (no text between).
+MACROS = """{% macro csrf() %}<input type="hidden" name="csrf" value="{{ csrf_token() }}">{% endmacro %}\
+{% macro button(action, label, class='', confirm=None, fields={}) %}
+<form class="inline" method="post" action="{{ action }}"{% if confirm %} data-confirm="{{ confirm }}"{% endif %}>
+  <input type="hidden" name="csrf" value="{{ csrf_token() }}">
+  {% for name, value in fields.items() %}<input type="hidden" name="{{ name }}" value="{{ value }}">{% endfor %}
+  <button type="submit" class="{{ class }}">{{ label }}</button>
+</form>
+{% endmacro %}"""
+
+ACTIONS = ["/console/schedules/0b5c1e6a-8d7e-4f5e-9a55-2d1f0f0f0f0f/run", '/console/x?a=1&b="2"<>']
+LABELS = ["Run now", Markup("<b>Approve</b>"), "Fire \"nightly\" <now> & then?", 7]
+CLASSES = ["", "secondary", 'danger" onclick="x']
+CONFIRMS = [None, "", "Fire backup&restore <now>?", Markup("Sure <i>now</i>?")]
+FIELDS: list[dict[str, Any]] = [{}, {"back": "/console/payroll/runs/1?a=1&b=2"},
+                                {"allow_failures": "1", "note": '"quoted" <tag>', "n": 3}]
+
+
+@pytest.mark.parametrize("token", ["plain-token_1", 'odd"<token>&'])
+def test_the_button_and_csrf_functions_write_what_the_macros_wrote(app: Any, token: str) -> None:
+    with app.test_request_context("/console/schedules"):
+        from flask import session
+
+        session["csrf"] = token
+        old = app.jinja_env.from_string(MACROS + "{{ button(*args) }}|{{ csrf() }}")
+        new = app.jinja_env.from_string("{{ button(*args) }}|{{ csrf() }}")
+        cases = 0
+        for args in itertools.product(ACTIONS, LABELS, CLASSES, CONFIRMS, FIELDS):
+            for arity in (2, 3, 4, 5):
+                assert new.render(args=args[:arity]) == old.render(args=args[:arity]), args[:arity]
+                cases += 1
+        assert cases == 2 * 4 * 3 * 4 * 3 * 4
+
+
+def test_a_second_page_asks_the_matrix_nothing_it_answered_before(
+        app: Any, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    browser = signed_in(app, engine, "it_department")
+    assert browser.get("/console/schedules").status_code == 200
+    asked: list[tuple[Any, ...]] = []
+    real = permissions.allowed_by
+
+    def counting(*args: Any) -> bool:
+        asked.append(args)
+        return real(*args)
+
+    # The console's questions only (the API call behind the page asks its own, web.auth.may).
+    monkeypatch.setattr(console_session, "permissions",
+                        SimpleNamespace(GRANTS_CACHE=permissions.GRANTS_CACHE, allowed_by=counting))
+    permissions.GRANTS_CACHE.ttl = 3600.0  # the same read of the matrix for both pages
+    try:
+        page = browser.get("/console/schedules")
+    finally:
+        permissions.GRANTS_CACHE.ttl = 5.0
+    assert page.status_code == 200 and "Schedules" in nav(page)
+    assert asked == []
+
+
+@pytest.mark.parametrize("reload", ["edited in this process", "read again after its seconds"])
+def test_a_matrix_edit_applies_to_the_next_page(app: Any, engine: Engine, reload: str) -> None:
+    """Answers are kept only beside the read of the matrix they came from: an edit made here (the
+    cache forgets the matrix) or elsewhere (read again after `ttl`) applies to the next page."""
+    browser = signed_in(app, engine, "it_department")
+    first = browser.get("/console/schedules")
+    assert first.status_code == 200 and "Schedules" in nav(first)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE role_permissions SET permissions = ARRAY['update'] "
+                          "WHERE role_id = 'it_department' AND module_id = 'schedules'"))
+    if reload == "edited in this process":
+        permissions.GRANTS_CACHE.invalidate()
+    else:
+        permissions.GRANTS_CACHE.ttl = 0.0
+    try:
+        refused = browser.get("/console/schedules")
+        assert refused.status_code == 403
+        jobs = browser.get("/console/jobs")
+        assert jobs.status_code == 200 and "Schedules" not in nav(jobs)
+    finally:
+        permissions.GRANTS_CACHE.ttl = 5.0
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE role_permissions SET permissions = ARRAY['read', 'update'] "
+                              "WHERE role_id = 'it_department' AND module_id = 'schedules'"))
+        permissions.GRANTS_CACHE.invalidate()
+    again = browser.get("/console/schedules")
+    assert again.status_code == 200 and "Schedules" in nav(again)
