@@ -100,3 +100,36 @@ def test_a_matrix_edit_applies_to_the_next_page(app: Any, engine: Engine, reload
         permissions.GRANTS_CACHE.invalidate()
     again = browser.get("/console/schedules")
     assert again.status_code == 200 and "Schedules" in nav(again)
+
+
+def test_the_blank_campaign_form_is_the_one_rendered_afresh_with_each_session_s_token(app: Any, engine: Engine) -> None:
+    """The blank new-campaign form is kept per host and root with its CSRF token left out: each
+    page gets its own session's token, and the form reads as one rendered afresh."""
+    from werkzeug.datastructures import MultiDict
+
+    from web.console import campaigns
+
+    pages = []
+    for _ in range(2):
+        browser = signed_in(app, engine, "marketing_department")
+        page = browser.get("/console/campaigns")
+        assert page.status_code == 200
+        html = page.get_data(as_text=True)
+        form = html.split('<div class="card" id="new-campaign">')[1].split("</form>")[0]
+        assert f'<input type="hidden" name="csrf" value="{browser.csrf}">' in form
+        pages.append((browser.csrf, form))
+    (token_a, form_a), (token_b, form_b) = pages
+    assert token_a != token_b and form_a.replace(token_a, "T") == form_b.replace(token_b, "T")
+    assert campaigns.CSRF_SLOT not in form_a
+    with app.test_request_context("/console/campaigns"):
+        from flask import session
+
+        session["csrf"] = 'a"<token>&'
+        kept = campaigns.new_campaign_form(campaigns.BLANK_FORM, {})
+        kept_again = campaigns.new_campaign_form(campaigns.BLANK_FORM, {})
+        afresh = campaigns.new_campaign_form(MultiDict({"type": "email"}), {})  # not the blank form: rendered
+        assert kept == kept_again == afresh
+        assert 'value="a&#34;&lt;token&gt;&amp;"' in str(kept)
+        typed = campaigns.new_campaign_form(MultiDict({"type": "sms", "name": "Diwali <b>"}), {"name": "too long"})
+        assert 'value="Diwali &lt;b&gt;"' in str(typed) and "too long" in str(typed)
+        assert '<option value="sms" selected>' in str(typed)
