@@ -133,3 +133,24 @@ def test_the_blank_campaign_form_is_the_one_rendered_afresh_with_each_session_s_
         typed = campaigns.new_campaign_form(MultiDict({"type": "sms", "name": "Diwali <b>"}), {"name": "too long"})
         assert 'value="Diwali &lt;b&gt;"' in str(typed) and "too long" in str(typed)
         assert '<option value="sms" selected>' in str(typed)
+
+
+def test_a_row_s_address_is_url_for_s_on_every_host_and_root(app: Any) -> None:
+    import uuid
+
+    from flask import url_for
+
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    for base in ("http://localhost/", "https://ops.example.in/", "http://10.0.0.5:8080/behind/a/proxy/"):
+        for _ in range(2):  # built, then kept
+            with app.test_request_context("/console/schedules", base_url=base):
+                for schedule_id in ids:
+                    for action in ("enable", "disable"):
+                        assert console_session.href("console.toggle_schedule", schedule_id=schedule_id,
+                                                    action=action) == url_for(
+                            "console.toggle_schedule", schedule_id=schedule_id, action=action)
+                    assert console_session.href("console.run_schedule", schedule_id=schedule_id) == url_for(
+                        "console.run_schedule", schedule_id=schedule_id)
+                assert console_session.href("console.static", "console.css") == url_for(
+                    "console.static", filename="console.css")
+                assert console_session.href("console.schedules") == url_for("console.schedules")

@@ -395,18 +395,20 @@ def console_context() -> dict[str, Any]:
             "zone": Ombaro.get().settings.timezone}
 
 
-# The addresses every page links to (its sections, sign-out, the console's files), per host and root.
-_HREFS: dict[tuple[str, str, str, str], str] = {}
+# The addresses every page links to (its sections, sign-out, the console's files) and a list's rows
+# link or post to, per host and root.
+_HREFS: dict[tuple[str, str, str, str, tuple[tuple[str, Any], ...]], str] = {}
 
 
 @bp.app_template_global("console_href")
-def href(endpoint: str, filename: str = "") -> str:
-    """`url_for(endpoint)` (or a static `filename`), built once a process instead of a dozen times
-    a page: without arguments an address depends only on the host and the root it is served under."""
-    key = (request.host, request.script_root, endpoint, filename)
+def href(endpoint: str, filename: str = "", **values: Any) -> str:
+    """`url_for(endpoint, **values)` (or a static `filename`), built once a process instead of a
+    dozen times a page: an address depends only on the host, the root it is served under and its
+    values (a row's id: the schedules' three forms a row)."""
+    key = (request.host, request.script_root, endpoint, filename, tuple(sorted(values.items())))
     address = _HREFS.get(key)
     if address is None:
-        address = url_for(endpoint, filename=filename) if filename else url_for(endpoint)
+        address = url_for(endpoint, filename=filename) if filename else url_for(endpoint, **values)
         if len(_HREFS) >= 1024:  # any Host header may arrive: bounded
             _HREFS.clear()
         _HREFS[key] = address
