@@ -12,9 +12,9 @@ from markupsafe import Markup
 from sqlalchemy import Engine, text
 
 from ombaro.access import permissions
-from web.console import session as console_session
 from tests.console.test_console import nav
 from tests.factories.console import signed_in
+from web.console import session as console_session
 
 # The macros `button` and `csrf` as web/console/templates/console/macros.html had them (no text between).
 MACROS = """{% macro csrf() %}<input type="hidden" name="csrf" value="{{ csrf_token() }}">{% endmacro %}\
