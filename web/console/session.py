@@ -282,12 +282,25 @@ def allowed(module: str, action: str = "read") -> bool:
     return _role_may(user.role, module, action)
 
 
+# The answers given for one read of the matrix: `permissions.GRANTS_CACHE` hands out a new dict at
+# every read of the table (and none after an edit in this process), so answers kept beside the very
+# dict they came from are exactly as fresh as the matrix, and a new read starts them over.
+_ANSWERS: tuple[object, dict[tuple[str | None, str, str], bool]] = (None, {})
+
+
 def _role_may(role: str | None, module: str, action: str) -> bool:
+    global _ANSWERS
     answers: dict[tuple[str | None, str, str], bool] | None = g.get("console_answers")
-    if answers is None:
-        with Ombaro.get().sessions() as db:
-            g.console_grants = permissions.GRANTS_CACHE.get(db)
-        answers = g.console_answers = {}
+    if answers is None:  # once a request: one matrix for the whole page
+        grants = permissions.GRANTS_CACHE.fresh()
+        if grants is None:  # read again (every few seconds): only then is a session needed
+            with Ombaro.get().sessions() as db:
+                grants = permissions.GRANTS_CACHE.get(db)
+        read, answers = _ANSWERS
+        if read is not grants:
+            answers = {}
+            _ANSWERS = (grants, answers)
+        g.console_grants, g.console_answers = grants, answers
     key = (role, module, action)
     if key not in answers:
         answers[key] = permissions.allowed_by(g.console_grants, role, module, action)
@@ -340,6 +353,27 @@ def status(value: object) -> Markup:
     return Markup(f'<span class="status {text}">{text.replace("_", " ")}</span>')
 
 
+@bp.app_template_global("csrf")
+def csrf() -> Markup:
+    """A form's hidden CSRF field. A function, not a macro (as `button`): a list draws one a row."""
+    return Markup(f'<input type="hidden" name="csrf" value="{escape(csrf_token())}">')
+
+
+@bp.app_template_global("button")
+def button(action: object, label: object, class_: object = "", confirm: object = None,
+           fields: Mapping[str, object] | None = None) -> Markup:
+    """A one-button form posting to `action` (with `fields` as hidden inputs; `confirm`: the
+    question console.js asks first), byte for byte what the macro it replaces wrote."""
+    asks = f' data-confirm="{escape(confirm)}"' if confirm else ""
+    hidden = "".join(f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
+                     for name, value in (fields or {}).items())
+    return Markup(f'\n<form class="inline" method="post" action="{escape(action)}"{asks}>\n'
+                  f'  <input type="hidden" name="csrf" value="{escape(csrf_token())}">\n'
+                  f'  {hidden}\n'
+                  f'  <button type="submit" class="{escape(class_)}">{escape(label)}</button>\n'
+                  '</form>\n')
+
+
 @bp.app_template_global("money")
 def money(value: object) -> Markup:
     """An amount from the API (a decimal string) in rupees with grouping and paise; "—" for none."""
@@ -361,18 +395,20 @@ def console_context() -> dict[str, Any]:
             "zone": Ombaro.get().settings.timezone}
 
 
-# The addresses every page links to (its sections, sign-out, the console's files), per host and root.
-_HREFS: dict[tuple[str, str, str, str], str] = {}
+# The addresses every page links to (its sections, sign-out, the console's files) and a list's rows
+# link or post to, per host and root.
+_HREFS: dict[tuple[str, str, str, str, tuple[tuple[str, Any], ...]], str] = {}
 
 
 @bp.app_template_global("console_href")
-def href(endpoint: str, filename: str = "") -> str:
-    """`url_for(endpoint)` (or a static `filename`), built once a process instead of a dozen times
-    a page: without arguments an address depends only on the host and the root it is served under."""
-    key = (request.host, request.script_root, endpoint, filename)
+def href(endpoint: str, filename: str = "", **values: Any) -> str:
+    """`url_for(endpoint, **values)` (or a static `filename`), built once a process instead of a
+    dozen times a page: an address depends only on the host, the root it is served under and its
+    values (a row's id: the schedules' three forms a row)."""
+    key = (request.host, request.script_root, endpoint, filename, tuple(sorted(values.items())))
     address = _HREFS.get(key)
     if address is None:
-        address = url_for(endpoint, filename=filename) if filename else url_for(endpoint)
+        address = url_for(endpoint, filename=filename) if filename else url_for(endpoint, **values)
         if len(_HREFS) >= 1024:  # any Host header may arrive: bounded
             _HREFS.clear()
         _HREFS[key] = address

@@ -1,0 +1,156 @@
+"""What the console's pages spend their own time on (issue 16): the template functions that replace
+macros write what the macros wrote, and the permission answers kept between pages follow the matrix."""
+
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from markupsafe import Markup
+from sqlalchemy import Engine, text
+
+from ombaro.access import permissions
+from tests.console.test_console import nav
+from tests.factories.console import signed_in
+from web.console import session as console_session
+
+# The macros `button` and `csrf` as web/console/templates/console/macros.html had them (no text between).
+MACROS = """{% macro csrf() %}<input type="hidden" name="csrf" value="{{ csrf_token() }}">{% endmacro %}\
+{% macro button(action, label, class='', confirm=None, fields={}) %}
+<form class="inline" method="post" action="{{ action }}"{% if confirm %} data-confirm="{{ confirm }}"{% endif %}>
+  <input type="hidden" name="csrf" value="{{ csrf_token() }}">
+  {% for name, value in fields.items() %}<input type="hidden" name="{{ name }}" value="{{ value }}">{% endfor %}
+  <button type="submit" class="{{ class }}">{{ label }}</button>
+</form>
+{% endmacro %}"""
+
+ACTIONS = ["/console/schedules/0b5c1e6a-8d7e-4f5e-9a55-2d1f0f0f0f0f/run", '/console/x?a=1&b="2"<>']
+LABELS = ["Run now", Markup("<b>Approve</b>"), "Fire \"nightly\" <now> & then?", 7]
+CLASSES = ["", "secondary", 'danger" onclick="x']
+CONFIRMS = [None, "", "Fire backup&restore <now>?", Markup("Sure <i>now</i>?")]
+FIELDS: list[dict[str, Any]] = [{}, {"back": "/console/payroll/runs/1?a=1&b=2"},
+                                {"allow_failures": "1", "note": '"quoted" <tag>', "n": 3}]
+
+
+@pytest.mark.parametrize("token", ["plain-token_1", 'odd"<token>&'])
+def test_the_button_and_csrf_functions_write_what_the_macros_wrote(app: Any, token: str) -> None:
+    with app.test_request_context("/console/schedules"):
+        from flask import session
+
+        session["csrf"] = token
+        old = app.jinja_env.from_string(MACROS + "{{ button(*args) }}|{{ csrf() }}")
+        new = app.jinja_env.from_string("{{ button(*args) }}|{{ csrf() }}")
+        cases = 0
+        for args in itertools.product(ACTIONS, LABELS, CLASSES, CONFIRMS, FIELDS):
+            for arity in (2, 3, 4, 5):
+                assert new.render(args=args[:arity]) == old.render(args=args[:arity]), args[:arity]
+                cases += 1
+        assert cases == 2 * 4 * 3 * 4 * 3 * 4
+
+
+def test_a_second_page_asks_the_matrix_nothing_it_answered_before(
+        app: Any, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    browser = signed_in(app, engine, "it_department")
+    assert browser.get("/console/schedules").status_code == 200
+    asked: list[tuple[Any, ...]] = []
+    real = permissions.allowed_by
+
+    def counting(*args: Any) -> bool:
+        asked.append(args)
+        return real(*args)
+
+    # The console's questions only (the API call behind the page asks its own, web.auth.may).
+    monkeypatch.setattr(console_session, "permissions",
+                        SimpleNamespace(GRANTS_CACHE=permissions.GRANTS_CACHE, allowed_by=counting))
+    permissions.GRANTS_CACHE.ttl = 3600.0  # the same read of the matrix for both pages
+    try:
+        page = browser.get("/console/schedules")
+    finally:
+        permissions.GRANTS_CACHE.ttl = 5.0
+    assert page.status_code == 200 and "Schedules" in nav(page)
+    assert asked == []
+
+
+@pytest.mark.parametrize("reload", ["edited in this process", "read again after its seconds"])
+def test_a_matrix_edit_applies_to_the_next_page(app: Any, engine: Engine, reload: str) -> None:
+    """Answers are kept only beside the read of the matrix they came from: an edit made here (the
+    cache forgets the matrix) or elsewhere (read again after `ttl`) applies to the next page."""
+    browser = signed_in(app, engine, "it_department")
+    first = browser.get("/console/schedules")
+    assert first.status_code == 200 and "Schedules" in nav(first)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE role_permissions SET permissions = ARRAY['update'] "
+                          "WHERE role_id = 'it_department' AND module_id = 'schedules'"))
+    if reload == "edited in this process":
+        permissions.GRANTS_CACHE.invalidate()
+    else:
+        permissions.GRANTS_CACHE.ttl = 0.0
+    try:
+        refused = browser.get("/console/schedules")
+        assert refused.status_code == 403
+        jobs = browser.get("/console/jobs")
+        assert jobs.status_code == 200 and "Schedules" not in nav(jobs)
+    finally:
+        permissions.GRANTS_CACHE.ttl = 5.0
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE role_permissions SET permissions = ARRAY['read', 'update'] "
+                              "WHERE role_id = 'it_department' AND module_id = 'schedules'"))
+        permissions.GRANTS_CACHE.invalidate()
+    again = browser.get("/console/schedules")
+    assert again.status_code == 200 and "Schedules" in nav(again)
+
+
+def test_the_blank_campaign_form_is_the_one_rendered_afresh_with_each_session_s_token(app: Any, engine: Engine) -> None:
+    """The blank new-campaign form is kept per host and root with its CSRF token left out: each
+    page gets its own session's token, and the form reads as one rendered afresh."""
+    from werkzeug.datastructures import MultiDict
+
+    from web.console import campaigns
+
+    pages = []
+    for _ in range(2):
+        browser = signed_in(app, engine, "marketing_department")
+        page = browser.get("/console/campaigns")
+        assert page.status_code == 200
+        html = page.get_data(as_text=True)
+        form = html.split('<div class="card" id="new-campaign">')[1].split("</form>")[0]
+        assert f'<input type="hidden" name="csrf" value="{browser.csrf}">' in form
+        pages.append((browser.csrf, form))
+    (token_a, form_a), (token_b, form_b) = pages
+    assert token_a != token_b and form_a.replace(token_a, "T") == form_b.replace(token_b, "T")
+    assert campaigns.CSRF_SLOT not in form_a
+    with app.test_request_context("/console/campaigns"):
+        from flask import session
+
+        session["csrf"] = 'a"<token>&'
+        kept = campaigns.new_campaign_form(campaigns.BLANK_FORM, {})
+        kept_again = campaigns.new_campaign_form(campaigns.BLANK_FORM, {})
+        afresh = campaigns.new_campaign_form(MultiDict({"type": "email"}), {})  # not the blank form: rendered
+        assert kept == kept_again == afresh
+        assert 'value="a&#34;&lt;token&gt;&amp;"' in str(kept)
+        typed = campaigns.new_campaign_form(MultiDict({"type": "sms", "name": "Diwali <b>"}), {"name": "too long"})
+        assert 'value="Diwali &lt;b&gt;"' in str(typed) and "too long" in str(typed)
+        assert '<option value="sms" selected>' in str(typed)
+
+
+def test_a_row_s_address_is_url_for_s_on_every_host_and_root(app: Any) -> None:
+    import uuid
+
+    from flask import url_for
+
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    for base in ("http://localhost/", "https://ops.example.in/", "http://10.0.0.5:8080/behind/a/proxy/"):
+        for _ in range(2):  # built, then kept
+            with app.test_request_context("/console/schedules", base_url=base):
+                for schedule_id in ids:
+                    for action in ("enable", "disable"):
+                        assert console_session.href("console.toggle_schedule", schedule_id=schedule_id,
+                                                    action=action) == url_for(
+                            "console.toggle_schedule", schedule_id=schedule_id, action=action)
+                    assert console_session.href("console.run_schedule", schedule_id=schedule_id) == url_for(
+                        "console.run_schedule", schedule_id=schedule_id)
+                assert console_session.href("console.static", "console.css") == url_for(
+                    "console.static", filename="console.css")
+                assert console_session.href("console.schedules") == url_for("console.schedules")
