@@ -318,3 +318,67 @@ def test_a_refused_statement_in_the_one_round_trip_undoes_the_whole_transaction(
         caller_write(queue)
     assert getattr(refused.value.orig, "sqlstate", None) == "42501"
     assert (stored(engine, me.therapist_id), stored(engine, colleague.therapist_id)) == before
+
+
+def test_a_batch_is_one_round_trip_and_leaves_its_connection_as_it_found_it(
+        app: Any, engine: Engine, crew: dict[str, Account], tmp_path: Any) -> None:
+    """web.extension.caller_write sends BEGIN, the claims, the queued statements and COMMIT with one
+    Sync and reads one ReadyForQuery (issue 16, session 5: psycopg's own transaction in a pipeline
+    synced after BEGIN, after commit() and at the pipeline's exit); the connection goes back to the
+    pool out of autocommit and idle, after a commit and after a refused statement alike."""
+    from flask import g
+    from sqlalchemy import event
+
+    from web.auth import CurrentUser
+    from web.extension import Ombaro, caller_write
+
+    me, colleague = crew["therapist"], crew["colleague"]
+    insert = ("INSERT INTO therapist_locations (therapist_id, latitude, longitude, timestamp) "
+              "VALUES (%s, 18.52, 73.87, now() - interval '3 seconds')")
+    before = stored(engine, me.therapist_id)
+
+    def queue_for(therapist_id: uuid.UUID) -> Callable[[Any], Callable[[], None]]:
+        def queue(driver: Any) -> Callable[[], None]:
+            driver.cursor().execute(insert, (therapist_id,))
+            return lambda: None
+        return queue
+
+    def traced(path: Any, call: Callable[[], None]) -> list[str]:
+        """libpq's trace of the messages on the connection `call` checks out, from checkout to checkin."""
+        pool = Ombaro.get().engine.pool
+        with path.open("w") as out:
+            def start(dbapi_connection: Any, *_: Any) -> None:
+                dbapi_connection.pgconn.trace(out.fileno())
+
+            def stop(dbapi_connection: Any, *_: Any) -> None:
+                dbapi_connection.pgconn.untrace()
+
+            event.listen(pool, "checkout", start)
+            event.listen(pool, "checkin", stop)
+            try:
+                call()
+            finally:
+                event.remove(pool, "checkout", start)
+                event.remove(pool, "checkin", stop)
+        return path.read_text().splitlines()
+
+    def refused() -> None:
+        with pytest.raises(sa_exc.ProgrammingError):
+            caller_write(queue_for(colleague.therapist_id))
+
+    with app.test_request_context():
+        g.user = CurrentUser(me.id, "therapist")
+        written = traced(tmp_path / "written.trace", lambda: caller_write(queue_for(me.therapist_id)))
+        undone = traced(tmp_path / "refused.trace", refused)
+        assert Ombaro.get().engine.pool.checkedout() == 0
+        pooled = Ombaro.get().engine.raw_connection()
+        try:
+            assert pooled.driver_connection.autocommit is False
+            assert pooled.driver_connection.info.transaction_status == 0  # IDLE
+        finally:
+            pooled.close()
+    for sent in (written, undone):
+        assert sum("\tF\t" in line and "\tSync" in line for line in sent) == 1, sent
+    assert sum("\tB\t" in line and "\tReadyForQuery" in line for line in written) == 1, written
+    assert any("\tF\t" in line and "ROLLBACK" in line for line in undone), undone  # the aborted transaction ended
+    assert stored(engine, me.therapist_id) == before + 1
