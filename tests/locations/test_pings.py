@@ -202,6 +202,40 @@ def test_the_fast_path_loads_exactly_what_the_schema_loads() -> None:
     assert 300 < fast_taken < 2900  # both paths were exercised
 
 
+def test_a_batch_of_pings_with_the_same_keys_is_judged_a_column_at_a_time_as_ping_by_ping() -> None:
+    """PingList._fast takes a batch whose pings all have the same keys a column at a time (issue 16,
+    session 5); for every mix of good and bad values in any ping it loads what the ping-by-ping path
+    loads, or refuses it to the schema alike."""
+    import random
+
+    from web.api.locations import PingBatchSchema
+
+    now = dt.datetime.now(dt.UTC)
+    bad: dict[str, list[Any]] = {
+        "latitude": [90, 90.0000001, -91, "18.5", None, True, float("inf"), float("nan"), 10**30, -90.00000000000001],
+        "heading": [0, 360, 360.0, 359.99999999999994, -5e-324, False],
+        "battery": [0, 100, 101, 50.0, True, -1], "is_moving": [True, False, 0, None],
+        "timestamp": [now.replace(tzinfo=None).isoformat(), "2026-12-06T10:00:00Z", "garbage", 12345],
+        "speed": [0, 300, 300.5, float("-inf")], "accuracy": [10000, 10001, float("nan")]}
+    field = PingBatchSchema().fields["pings"]
+    rng, by_column = random.Random(5), 0
+    for _ in range(2000):
+        keys = rng.sample(sorted(bad), rng.randint(0, 3))
+        batch = [ping(k, is_moving=True) for k in range(rng.randint(1, 6))]
+        for one in rng.sample(batch, rng.randint(1, len(batch))):
+            for key in keys:
+                one[key] = rng.choice(bad[key])
+        if rng.random() < 0.05:
+            missing = rng.choice(sorted(batch[0]))
+            for one in batch:
+                del one[missing]
+        assert all(one.keys() == batch[0].keys() for one in batch)
+        loaded = field._fast(batch)
+        assert loaded == field._fast_rows(batch), batch
+        by_column += loaded is not None
+    assert 200 < by_column < 1800  # both outcomes were seen
+
+
 def test_a_batch_commits_without_waiting_for_the_wal_flush_and_only_its_own_transaction(
         engine: Engine, crew: dict[str, Account]) -> None:
     """Pings are 24-hour telemetry: their transaction commits asynchronously (issue 16), and the
