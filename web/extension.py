@@ -126,25 +126,41 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
 def caller_write(queue: Callable[[psycopg.Connection[Any]], Callable[[], T]]) -> T:
     """One transaction as the request role with the caller's claims, as db_session's run, sent in
     one round trip (issue 16): BEGIN, the role and claims, the statements `queue` puts on the
-    driver's connection and COMMIT go in one psycopg pipeline on a pooled connection; then the
-    function `queue` returned reads their results. A statement that fails rolls the whole
-    transaction back and raises as the session would (SQLAlchemy's exception classes, which
-    web/errors.py maps). Not retried on a lost connection: a write may have committed."""
+    driver's connection and COMMIT go in one psycopg pipeline on a pooled connection, with one Sync
+    at its end; then the function `queue` returned reads their results. A statement that fails rolls
+    the whole transaction back and raises as the session would (SQLAlchemy's exception classes, which
+    web/errors.py maps). Not retried on a lost connection: a write may have committed.
+
+    BEGIN and COMMIT are queued as statements, the connection in autocommit meanwhile: psycopg's
+    own transaction handling in a pipeline syncs after its BEGIN and after commit(), and the
+    pipeline's exit syncs again, three round trips where one does (issue 16, session 5)."""
     engine = Ombaro.get().engine
     act_as_values = _act_as_values()
     pooled = engine.raw_connection()
     try:
         driver = cast(psycopg.Connection[Any], pooled.driver_connection)  # the engine's driver
+        driver.autocommit = True  # the pipeline brings its own BEGIN and COMMIT
         try:
             with driver.pipeline():
-                driver.cursor().execute(_ACT_AS, act_as_values)
+                cursor = driver.cursor()
+                cursor.execute("BEGIN")
+                cursor.execute(_ACT_AS, act_as_values)
                 answer = queue(driver)
-                driver.commit()
+                cursor.execute("COMMIT")
         except engine.dialect.loaded_dbapi.Error as error:
             if engine.dialect.is_disconnect(error, pooled.dbapi_connection, None):
                 pooled.invalidate(error)  # as caller_rows: the server went away under the whole pool
                 engine.dispose(close=False)
             raise sa_exc.DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error) from error
+        finally:
+            if pooled.dbapi_connection is not None:
+                if driver.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                    driver.rollback()  # a statement failed: the pipeline leaves its transaction aborted
+                if driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    driver.autocommit = False  # back to the pool as SQLAlchemy left it
         return answer()
     finally:
+        driver_left = pooled.driver_connection if pooled.dbapi_connection is not None else None
+        if driver_left is not None and driver_left.autocommit:
+            pooled.invalidate()  # could not be reset (a broken connection): never pooled in autocommit
         pooled.close()

@@ -202,6 +202,40 @@ def test_the_fast_path_loads_exactly_what_the_schema_loads() -> None:
     assert 300 < fast_taken < 2900  # both paths were exercised
 
 
+def test_a_batch_of_pings_with_the_same_keys_is_judged_a_column_at_a_time_as_ping_by_ping() -> None:
+    """PingList._fast takes a batch whose pings all have the same keys a column at a time (issue 16,
+    session 5); for every mix of good and bad values in any ping it loads what the ping-by-ping path
+    loads, or refuses it to the schema alike."""
+    import random
+
+    from web.api.locations import PingBatchSchema
+
+    now = dt.datetime.now(dt.UTC)
+    bad: dict[str, list[Any]] = {
+        "latitude": [90, 90.0000001, -91, "18.5", None, True, float("inf"), float("nan"), 10**30, -90.00000000000001],
+        "heading": [0, 360, 360.0, 359.99999999999994, -5e-324, False],
+        "battery": [0, 100, 101, 50.0, True, -1], "is_moving": [True, False, 0, None],
+        "timestamp": [now.replace(tzinfo=None).isoformat(), "2026-12-06T10:00:00Z", "garbage", 12345],
+        "speed": [0, 300, 300.5, float("-inf")], "accuracy": [10000, 10001, float("nan")]}
+    field = PingBatchSchema().fields["pings"]
+    rng, by_column = random.Random(5), 0
+    for _ in range(2000):
+        keys = rng.sample(sorted(bad), rng.randint(0, 3))
+        batch = [ping(k, is_moving=True) for k in range(rng.randint(1, 6))]
+        for one in rng.sample(batch, rng.randint(1, len(batch))):
+            for key in keys:
+                one[key] = rng.choice(bad[key])
+        if rng.random() < 0.05:
+            missing = rng.choice(sorted(batch[0]))
+            for one in batch:
+                del one[missing]
+        assert all(one.keys() == batch[0].keys() for one in batch)
+        loaded = field._fast(batch)
+        assert loaded == field._fast_rows(batch), batch
+        by_column += loaded is not None
+    assert 200 < by_column < 1800  # both outcomes were seen
+
+
 def test_a_batch_commits_without_waiting_for_the_wal_flush_and_only_its_own_transaction(
         engine: Engine, crew: dict[str, Account]) -> None:
     """Pings are 24-hour telemetry: their transaction commits asynchronously (issue 16), and the
@@ -318,3 +352,67 @@ def test_a_refused_statement_in_the_one_round_trip_undoes_the_whole_transaction(
         caller_write(queue)
     assert getattr(refused.value.orig, "sqlstate", None) == "42501"
     assert (stored(engine, me.therapist_id), stored(engine, colleague.therapist_id)) == before
+
+
+def test_a_batch_is_one_round_trip_and_leaves_its_connection_as_it_found_it(
+        app: Any, engine: Engine, crew: dict[str, Account], tmp_path: Any) -> None:
+    """web.extension.caller_write sends BEGIN, the claims, the queued statements and COMMIT with one
+    Sync and reads one ReadyForQuery (issue 16, session 5: psycopg's own transaction in a pipeline
+    synced after BEGIN, after commit() and at the pipeline's exit); the connection goes back to the
+    pool out of autocommit and idle, after a commit and after a refused statement alike."""
+    from flask import g
+    from sqlalchemy import event
+
+    from web.auth import CurrentUser
+    from web.extension import Ombaro, caller_write
+
+    me, colleague = crew["therapist"], crew["colleague"]
+    insert = ("INSERT INTO therapist_locations (therapist_id, latitude, longitude, timestamp) "
+              "VALUES (%s, 18.52, 73.87, now() - interval '3 seconds')")
+    before = stored(engine, me.therapist_id)
+
+    def queue_for(therapist_id: uuid.UUID) -> Callable[[Any], Callable[[], None]]:
+        def queue(driver: Any) -> Callable[[], None]:
+            driver.cursor().execute(insert, (therapist_id,))
+            return lambda: None
+        return queue
+
+    def traced(path: Any, call: Callable[[], None]) -> list[str]:
+        """libpq's trace of the messages on the connection `call` checks out, from checkout to checkin."""
+        pool = Ombaro.get().engine.pool
+        with path.open("w") as out:
+            def start(dbapi_connection: Any, *_: Any) -> None:
+                dbapi_connection.pgconn.trace(out.fileno())
+
+            def stop(dbapi_connection: Any, *_: Any) -> None:
+                dbapi_connection.pgconn.untrace()
+
+            event.listen(pool, "checkout", start)
+            event.listen(pool, "checkin", stop)
+            try:
+                call()
+            finally:
+                event.remove(pool, "checkout", start)
+                event.remove(pool, "checkin", stop)
+        return path.read_text().splitlines()
+
+    def refused() -> None:
+        with pytest.raises(sa_exc.ProgrammingError):
+            caller_write(queue_for(colleague.therapist_id))
+
+    with app.test_request_context():
+        g.user = CurrentUser(me.id, "therapist")
+        written = traced(tmp_path / "written.trace", lambda: caller_write(queue_for(me.therapist_id)))
+        undone = traced(tmp_path / "refused.trace", refused)
+        assert Ombaro.get().engine.pool.checkedout() == 0
+        pooled = Ombaro.get().engine.raw_connection()
+        try:
+            assert pooled.driver_connection.autocommit is False
+            assert pooled.driver_connection.info.transaction_status == 0  # IDLE
+        finally:
+            pooled.close()
+    for sent in (written, undone):
+        assert sum("\tF\t" in line and "\tSync" in line for line in sent) == 1, sent
+    assert sum("\tB\t" in line and "\tReadyForQuery" in line for line in written) == 1, written
+    assert any("\tF\t" in line and "ROLLBACK" in line for line in undone), undone  # the aborted transaction ended
+    assert stored(engine, me.therapist_id) == before + 1

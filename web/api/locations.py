@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from functools import partial
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from flask_smorest import abort
@@ -62,6 +66,13 @@ def _rules(schema: Schema) -> dict[str, _Rule]:
     return rules
 
 
+# The exact types a whole column may hold on PingList's fast path (the JSON decoder makes no subclasses).
+_NUMBERS, _INTEGERS = frozenset((float, int)), frozenset((int,))
+_BOOLEANS, _STRINGS = frozenset((bool,)), frozenset((str,))
+_AT_MOST: Callable[[Any, Any], bool] = operator.le
+_BELOW: Callable[[Any, Any], bool] = operator.lt
+
+
 class PingList(fields.List[dict[str, Any]]):
     """`fields.List(fields.Nested(PingSchema))` with a fast path (issue 16): marshmallow spends
     about 0.5 ms a ping in its generic machinery, most of a request's time. A batch whose every
@@ -84,6 +95,53 @@ class PingList(fields.List[dict[str, Any]]):
     def _fast(self, value: Any) -> list[dict[str, Any] | None] | None:
         if type(value) is not list:
             return None
+        if value and type(value[0]) is dict:
+            keys = value[0].keys()
+            if all(type(ping) is dict and ping.keys() == keys for ping in value):
+                return self._fast_columns(value, list(keys))
+        return self._fast_rows(value)
+
+    def _fast_columns(self, value: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any] | None] | None:
+        """_fast_rows for a batch whose pings all have the same keys (what phones send), a column at a
+        time: the type and bound checks and the conversions run in C over each column (issue 16,
+        session 5), with the same outcome as ping by ping."""
+        rules = self._rules
+        if not self._required <= value[0].keys():
+            return None
+        attributes, columns = [], []
+        for key in keys:
+            rule = rules.get(key)
+            if rule is None:
+                return None
+            attribute, kind, low, high, inclusive = rule
+            raws = list(map(itemgetter(key), value))
+            loaded: list[Any]
+            given = set(map(type, raws))
+            if (kind == "number" and given <= _NUMBERS) or (kind == "integer" and given == _INTEGERS):
+                if low is None:
+                    if float in given and not all(map(math.isfinite, raws)):
+                        return None
+                elif not (all(map(operator.le, repeat(low), raws))  # NaN fails too
+                          and all(map(_AT_MOST if inclusive else _BELOW, raws, repeat(high)))):
+                    return None
+                loaded = raws if kind == "integer" else list(map(Decimal, map(str, raws)))
+            elif kind == "boolean" and given == _BOOLEANS:
+                loaded = raws
+            elif kind == "datetime" and given == _STRINGS and low is None:
+                try:
+                    stamps = list(map(dt.datetime.fromisoformat, raws))
+                except ValueError:
+                    return None
+                if not all(stamp.tzinfo is not None and stamp.utcoffset() is not None for stamp in stamps):
+                    return None
+                loaded = stamps
+            else:
+                return None
+            attributes.append(attribute)
+            columns.append(loaded)
+        return [dict(zip(attributes, row, strict=True)) for row in zip(*columns, strict=True)]
+
+    def _fast_rows(self, value: list[Any]) -> list[dict[str, Any] | None] | None:
         rules, required = self._rules, self._required
         loaded: list[dict[str, Any] | None] = []
         for ping in value:
