@@ -3,7 +3,6 @@ and the dashboard, jobs and schedules pages acting through the API."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -11,13 +10,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from tests.factories.accounts import PASSWORD, make_account
-from tests.factories.console import Browser, signed_in
+from tests.factories.console import Browser, nav, signed_in
 from tests.helpers import count_jobs, job_row
-
-
-def nav(page: Any) -> list[str]:
-    header = page.get_data(as_text=True).split("<nav>")[1].split("</nav>")[0]
-    return re.findall(r">([A-Za-z]+)</a>", header)
 
 
 def test_signing_in_lands_on_the_first_section_and_pages_need_a_session(app: Any, engine: Engine) -> None:

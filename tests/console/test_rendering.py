@@ -12,8 +12,7 @@ from markupsafe import Markup
 from sqlalchemy import Engine, text
 
 from ombaro.access import permissions
-from tests.console.test_console import nav
-from tests.factories.console import signed_in
+from tests.factories.console import nav, signed_in
 from web.console import session as console_session
 
 # The macros `button` and `csrf` as web/console/templates/console/macros.html had them (no text between).

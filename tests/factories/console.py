@@ -13,6 +13,12 @@ from tests.factories.accounts import PASSWORD, Account, make_account
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
+def nav(page: Any) -> list[str]:
+    """The section names of a console page's navigation."""
+    header = page.get_data(as_text=True).split("<nav>")[1].split("</nav>")[0]
+    return re.findall(r">([A-Za-z]+)</a>", header)
+
+
 _ADDRESSES = itertools.count(1)
 
 
