@@ -3,6 +3,7 @@ statuses never moving backwards, opt-outs honoured."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine, text
 from twilio.request_validator import RequestValidator
 
+from ombaro.campaigns.webhooks import signature_age_problem
 from tests.campaigns.helpers import PUBLIC_BASE, TWILIO_TOKEN, sign_sendgrid
 from tests.factories.campaigns import a_city, add_campaign, add_customers
 
@@ -235,7 +237,10 @@ def test_sendgrid_events_signed_outside_the_freshness_window_are_refused(
         anon: Any, camp_engine: Engine, sendgrid_key: ec.EllipticCurvePrivateKey) -> None:
     d = sent_delivery(camp_engine)
     now = int(time.time())
-    for stamp in (now - 30 * 86400, now - 601, now + 601):
+    # A minute beyond the 600 s window either side: the server judges the stamp a request's time
+    # after `now` (truncated), which at +601 s made "ahead" 599.x s under load and let it through.
+    # The exact edges (600 s in, 601 s out) are pinned with a fixed clock in the next test.
+    for stamp in (now - 30 * 86400, now - 660, now + 660):
         answer = post_sendgrid(anon, sendgrid_key, [sg_event(d["id"], "delivered")], timestamp=str(stamp))
         assert answer.status_code == 400 and answer.content_type == "application/problem+json", stamp
         assert SG_TIMESTAMP in answer.json["errors"]
@@ -244,6 +249,18 @@ def test_sendgrid_events_signed_outside_the_freshness_window_are_refused(
     assert delivery(camp_engine, d["id"])["status"] == "sent"
     recent = post_sendgrid(anon, sendgrid_key, [sg_event(d["id"], "delivered")], timestamp=str(now - 300))
     assert recent.status_code == 200 and recent.json["moved"] == 1
+
+
+@pytest.mark.parametrize(("offset", "refused"), [(-601, "old"), (-600, None), (0, None), (600, None),
+                                                 (601, "ahead")])
+def test_the_freshness_window_edges_with_a_fixed_clock(offset: int, refused: str | None) -> None:
+    """The window's edges exactly: a stamp 600 s either side of now is taken, 601 s is refused."""
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    problem = signature_age_problem(str(int(now.timestamp()) + offset), now=now, max_age_seconds=600)
+    if refused is None:
+        assert problem is None
+    else:
+        assert problem is not None and ("seconds old" if refused == "old" else "in the future") in problem
 
 
 def test_sendgrid_freshness_window_is_tunable(
