@@ -16,10 +16,10 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ombaro.db import fixed_insert
 from ombaro.models.hr import ATTENDANCE_STATUSES, AttendanceRecord, Employee
 from ombaro.money import round_money
 from ombaro.payroll.errors import refused_by_policy  # a write RLS refuses is a 403, as in payroll
@@ -66,25 +66,28 @@ def _policy(session: Session, day: dt.date) -> AttendancePolicy:
     return RateBook.load(session).attendance(day)
 
 
+# A day HR marked beforehand (leave, holiday) becomes a worked day; a second check-in is refused
+# (no row comes back).
+_CHECK_IN = select(AttendanceRecord).from_statement(fixed_insert(
+    AttendanceRecord.__table__, ("employee_id", "date", "check_in_time", "status", "check_in_location"),
+    "ON CONFLICT (employee_id, date) DO UPDATE SET check_in_time = EXCLUDED.check_in_time, "
+    "check_in_location = EXCLUDED.check_in_location, status = EXCLUDED.status, updated_at = EXCLUDED.check_in_time "
+    "WHERE attendance_records.check_in_time IS NULL"))
+
+
 def check_in(session: Session, employee_id: uuid.UUID, *, at: dt.datetime, zone: str,
              location: dict[str, Any] | None = None) -> AttendanceRecord:
     local = at.astimezone(ZoneInfo(zone))
     day = local.date()
     _employee_on(session, employee_id, day)
     status = "late" if local.time() > _policy(session, day).late_after else "present"
-    table = AttendanceRecord.__table__
-    assert isinstance(table, Table)  # a mapped class's table (typed as any FromClause by SQLAlchemy)
-    statement = pg_insert(table).values(employee_id=employee_id, date=day, check_in_time=at, status=status,
-                                        check_in_location=location)
     with refused_by_policy("record attendance"):
-        # A day HR marked beforehand (leave, holiday) becomes a worked day; a second check-in is refused.
-        row = session.execute(statement.on_conflict_do_update(
-            index_elements=["employee_id", "date"],
-            set_={"check_in_time": at, "check_in_location": location, "status": status, "updated_at": at},
-            where=table.c.check_in_time.is_(None)).returning(table.c.id)).one_or_none()
+        row: AttendanceRecord | None = session.scalars(_CHECK_IN, {
+            "employee_id": employee_id, "date": day, "check_in_time": at, "status": status,
+            "check_in_location": location}, execution_options={"populate_existing": True}).one_or_none()
     if row is None:
         raise AttendanceConflict(f"already checked in on {day.isoformat()}")
-    return session.get_one(AttendanceRecord, row.id, populate_existing=True)
+    return row
 
 
 def check_out(session: Session, employee_id: uuid.UUID, *, at: dt.datetime, zone: str,

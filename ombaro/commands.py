@@ -42,12 +42,10 @@ from sqlalchemy import (
     CursorResult,
     Engine,
     Text,
-    bindparam,
     cast,
     event,
     func,
     select,
-    text,
     true,
     union_all,
     update,
@@ -57,7 +55,7 @@ from sqlalchemy.orm import Session, aliased
 
 from ombaro import logs, metrics
 from ombaro.config import Settings
-from ombaro.db import WORKER_ROLE, act_as
+from ombaro.db import WORKER_ROLE, act_as, fixed_insert
 from ombaro.models.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -116,22 +114,14 @@ def fingerprint(kind: str, params: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-# The submit's INSERT as one fixed statement: SQLAlchemy compiles it once (its PostgreSQL
-# `insert().on_conflict_do_nothing()` has no cache key and was compiled on every submit, ~1 ms of
-# CPU), and psycopg prepares it on the server after a few uses.
-_JOB_COLUMNS = Job.__table__.c
-_SUBMIT = text("""
-    INSERT INTO jobs (kind, params, requested_by, idempotency_scope, idempotency_key, request_hash, schedule_id,
-                      scheduled_for, max_attempts, enqueued_at, request_id)
-    VALUES (:kind, :params, :requested_by, :scope, :key, :digest, :schedule_id, :scheduled_for, :max_attempts,
-            now(), :request_id)
-    ON CONFLICT (kind, idempotency_scope, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING """ + ", ".join(column.name for column in _JOB_COLUMNS)).bindparams(
-    bindparam("params", type_=_JOB_COLUMNS.params.type),
-    bindparam("requested_by", type_=_JOB_COLUMNS.requested_by.type),
-    bindparam("schedule_id", type_=_JOB_COLUMNS.schedule_id.type),
-    bindparam("scheduled_for", type_=_JOB_COLUMNS.scheduled_for.type),
-).columns(*_JOB_COLUMNS)
+# The submit's INSERT as one fixed statement (ombaro.db.fixed_insert: SQLAlchemy's PostgreSQL
+# `insert().on_conflict_do_nothing()` has no cache key and was compiled on every submit, ~1 ms of CPU).
+_SUBMIT = fixed_insert(
+    Job.__table__,
+    ("kind", "params", "requested_by", "idempotency_scope", "idempotency_key", "request_hash", "schedule_id",
+     "scheduled_for", "max_attempts", "request_id"),
+    "ON CONFLICT (kind, idempotency_scope, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+    computed={"enqueued_at": "now()"})
 
 
 def submit(
@@ -167,8 +157,8 @@ def submit(
     # loading of it (instance processor, identity map) cost a submit ~0.3 ms of CPU (issue 16). The
     # job is therefore not in the session (nothing writes it later in the same transaction).
     inserted = session.execute(_SUBMIT, {
-        "kind": kind, "params": stored, "requested_by": requested_by, "scope": scope, "key": key,
-        "digest": digest, "schedule_id": schedule_id, "scheduled_for": scheduled_for,
+        "kind": kind, "params": stored, "requested_by": requested_by, "idempotency_scope": scope,
+        "idempotency_key": key, "request_hash": digest, "schedule_id": schedule_id, "scheduled_for": scheduled_for,
         "max_attempts": max_attempts, "request_id": request_id or logs.request_id.get()}).one_or_none()
     if inserted is None:
         existing = session.scalars(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc, text
+from sqlalchemy import Connection, Engine, Table, TextualSelect, bindparam, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import FromClause
 
 from ombaro.config import DatabaseSettings, Settings, load_database_settings
 
@@ -83,6 +84,29 @@ def transaction(engine: Engine | None = None) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception."""
     with session_factory(engine)() as session, session.begin():
         yield session
+
+
+def fixed_insert(table: FromClause, written: Sequence[str], conflict: str = "", *,
+                 computed: Mapping[str, str] | None = None) -> TextualSelect:
+    """`INSERT INTO table (written...) VALUES (:written...) <conflict> RETURNING <every column>` as one
+    fixed statement, its binds named and typed after the written columns.
+
+    SQLAlchemy 2.0's PostgreSQL insert() has no cache key (`inherit_cache = False`): a statement built
+    with it, its ON CONFLICT above all, is compiled again on every execution (about 1 ms of CPU; issue
+    16). This text is compiled once, and psycopg prepares it on the server after a few uses.
+    `conflict` is the ON CONFLICT clause as written (with DO UPDATE's SET and WHERE); `computed`
+    names columns set by an SQL expression instead of a bind (`{"enqueued_at": "now()"}`). The result
+    is typed by the table's columns: a Core row, or an entity through
+    `select(Entity).from_statement(fixed_insert(...))`."""
+    assert isinstance(table, Table)  # a mapped class's __table__ is typed as any FromClause
+    columns = table.c
+    extra = dict(computed or {})
+    names = [*written, *extra]
+    values = [*(f":{name}" for name in written), *extra.values()]
+    statement = (f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(values)}) {conflict} "
+                 f"RETURNING {', '.join(column.name for column in columns)}")
+    return (text(statement).bindparams(*(bindparam(name, type_=columns[name].type) for name in written))
+            .columns(*columns))
 
 
 API_ROLE = "ombaro_api"

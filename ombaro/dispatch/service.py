@@ -17,10 +17,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, select, text
+from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.orm import Session
 
 from ombaro.bookings import DISPATCHABLE
+from ombaro.db import fixed_insert
 from ombaro.dispatch.candidates import (
     LIVE,
     apply_live,
@@ -41,18 +42,16 @@ LOOKAROUND = dt.timedelta(hours=12)  # assignments this close to the window can 
 EXCLUSION_CONSTRAINT = "ex_therapist_assignments_busy_period"  # (therapist, busy period) of live ones
 
 
-_ASSIGNED = TherapistAssignment.__table__.c
-_WRITTEN = ("booking_id", "therapist_id", "vendor_id", "customer_id", "service_id", "assignment_date",
-            "assignment_time", "status", "location_address", "location_latitude", "location_longitude",
-            "estimated_duration", "travel_time", "travel_buffer_minutes", "dispatch_decision")
-# The assignment's INSERT as one fixed statement, as commands._SUBMIT: SQLAlchemy's PostgreSQL
-# insert() has no cache key and was compiled on every assignment (issue 16: single dispatch). ON
+# The assignment's INSERT as one fixed statement (ombaro.db.fixed_insert: SQLAlchemy's PostgreSQL
+# insert() has no cache key and was compiled on every assignment; issue 16, single dispatch). ON
 # CONFLICT on the exclusion constraint alone, instead of a savepoint around the INSERT (two round
 # trips fewer): a refusal inserts nothing and returns no row; any other error still raises.
-_INSERT_ASSIGNMENT = select(TherapistAssignment).from_statement(text(
-    f"INSERT INTO therapist_assignments ({', '.join(_WRITTEN)}) VALUES ({', '.join(':' + c for c in _WRITTEN)}) "
-    f"ON CONFLICT ON CONSTRAINT {EXCLUSION_CONSTRAINT} DO NOTHING RETURNING {', '.join(c.name for c in _ASSIGNED)}"
-).bindparams(*(bindparam(c, type_=_ASSIGNED[c].type) for c in _WRITTEN)).columns(*_ASSIGNED))
+_INSERT_ASSIGNMENT = select(TherapistAssignment).from_statement(fixed_insert(
+    TherapistAssignment.__table__,
+    ("booking_id", "therapist_id", "vendor_id", "customer_id", "service_id", "assignment_date", "assignment_time",
+     "status", "location_address", "location_latitude", "location_longitude", "estimated_duration", "travel_time",
+     "travel_buffer_minutes", "dispatch_decision"),
+    f"ON CONFLICT ON CONSTRAINT {EXCLUSION_CONSTRAINT} DO NOTHING"))
 
 
 def _zone_setting(zone: str) -> ColumnElement[str]:

@@ -41,10 +41,10 @@ from typing import Any
 
 from sqlalchemy import event as orm_event
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from ombaro import metrics
+from ombaro.db import fixed_insert
 from ombaro.models.payments import Payment
 from ombaro.models.settlements import PaymentRefund, WebhookEvent
 from ombaro.money import from_paise, to_paise
@@ -94,14 +94,17 @@ def signed_key_of(body: bytes, event: dict[str, Any]) -> str:
     return "content:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# Once per event id and once per signed content: ON CONFLICT on either unique index.
+_RECORD_EVENT = select(WebhookEvent).from_statement(fixed_insert(
+    WebhookEvent.__table__, ("provider", "event_id", "event_type", "payload", "signed_key"), "ON CONFLICT DO NOTHING"))
+
+
 def record_event(session: Session, *, provider: str, event_id: str, event_type: str,
                  payload: dict[str, Any], signed_key: str | None = None) -> WebhookEvent | None:
     """Keep a delivery once per event id and once per signed content; None when it was seen
     before (a replay, Razorpay's retry, or the same signed body under another event id)."""
-    return session.scalars(
-        pg_insert(WebhookEvent).values(provider=provider, event_id=event_id, event_type=event_type, payload=payload,
-                                       signed_key=signed_key)
-        .on_conflict_do_nothing().returning(WebhookEvent)).one_or_none()
+    return session.scalars(_RECORD_EVENT, {"provider": provider, "event_id": event_id, "event_type": event_type,
+                                           "payload": payload, "signed_key": signed_key}).one_or_none()
 
 
 # --- applying --------------------------------------------------------------------------------------

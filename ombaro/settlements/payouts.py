@@ -33,6 +33,7 @@ from sqlalchemy import func, select, text, true
 from sqlalchemy.orm import Session
 
 from ombaro.commands import RetryLater
+from ombaro.db import fixed_insert
 from ombaro.identity.administration import made_by
 from ombaro.models.jobs import Job
 from ombaro.models.payments import PaymentSettlement
@@ -102,15 +103,18 @@ def _check_checker(session: Session, *, maker: uuid.UUID | None, approver: uuid.
                                     "(or by an account they created); ask another finance officer")
 
 
+_SET_PAYOUT_ACCOUNT = select(VendorPayoutAccount).from_statement(fixed_insert(
+    VendorPayoutAccount.__table__, ("vendor_id", "account_id", "created_by"),
+    "ON CONFLICT (vendor_id) DO UPDATE SET account_id = EXCLUDED.account_id, created_by = EXCLUDED.created_by, "
+    "updated_at = now()"))
+
+
 def set_payout_account(session: Session, *, vendor_id: uuid.UUID, account_id: str,
                        created_by: uuid.UUID | None) -> VendorPayoutAccount:
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-    return session.scalars(
-        pg_insert(VendorPayoutAccount).values(vendor_id=vendor_id, account_id=account_id, created_by=created_by)
-        .on_conflict_do_update(index_elements=["vendor_id"],
-                               set_={"account_id": account_id, "created_by": created_by, "updated_at": func.now()})
-        .returning(VendorPayoutAccount)).one()
+    account: VendorPayoutAccount = session.scalars(
+        _SET_PAYOUT_ACCOUNT, {"vendor_id": vendor_id, "account_id": account_id, "created_by": created_by},
+        execution_options={"populate_existing": True}).one()
+    return account
 
 
 def request_payout(session: Session, settlement_id: uuid.UUID, *, provider: str,

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ombaro import commands
+from ombaro.db import fixed_insert
 from ombaro.models.settlements import SettlementAdjustment, SettlementRun
 from ombaro.models.vendors import Vendor
 from ombaro.settlements.calculation import (
@@ -306,6 +307,12 @@ def run_summary(session: Session, run_id: uuid.UUID) -> dict[str, Any]:
             "batch_jobs": jobs, "totals": dict(totals), "created_at": run.created_at, "finished_at": run.finished_at}
 
 
+# One adjustment per creator's Idempotency-Key.
+_ADD_ADJUSTMENT = select(SettlementAdjustment).from_statement(fixed_insert(
+    SettlementAdjustment.__table__, ("vendor_id", "amount", "kind", "reason", "created_by", "idempotency_key"),
+    "ON CONFLICT (created_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"))
+
+
 def add_adjustment(session: Session, *, vendor_id: uuid.UUID, amount: Decimal, reason: str,
                    created_by: uuid.UUID | None,
                    idempotency_key: str | None = None) -> tuple[SettlementAdjustment, bool]:
@@ -319,8 +326,6 @@ def add_adjustment(session: Session, *, vendor_id: uuid.UUID, amount: Decimal, r
         raise InvalidRequest("an adjustment needs a reason")
     if session.get(Vendor, vendor_id) is None:
         raise SettlementNotFound(f"no vendor {vendor_id}")
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
     values = {"vendor_id": vendor_id, "amount": amount, "kind": "manual", "reason": reason.strip(),
               "created_by": created_by, "idempotency_key": idempotency_key}
     if idempotency_key is None:
@@ -328,9 +333,7 @@ def add_adjustment(session: Session, *, vendor_id: uuid.UUID, amount: Decimal, r
         session.add(adjustment)
         session.flush()
         return adjustment, True
-    made = session.scalars(pg_insert(SettlementAdjustment).values(**values).on_conflict_do_nothing(
-        index_elements=["created_by", "idempotency_key"], index_where=text("idempotency_key IS NOT NULL"))
-        .returning(SettlementAdjustment)).one_or_none()
+    made = session.scalars(_ADD_ADJUSTMENT, values).one_or_none()
     if made is not None:
         return made, True
     first = session.scalars(select(SettlementAdjustment).where(
