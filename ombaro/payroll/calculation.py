@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 from ombaro.money import HUNDRED, PAISA, round_money
@@ -62,7 +63,7 @@ class Period:
         if not 1 <= self.month <= 12 or not 2000 <= self.year <= 2100:
             raise ValueError(f"not a payroll month: {self.year}-{self.month}")
 
-    @property
+    @cached_property
     def start(self) -> dt.date:
         return dt.date(self.year, self.month, 1)
 
@@ -70,21 +71,21 @@ class Period:
     def days(self) -> int:
         return calendar.monthrange(self.year, self.month)[1]
 
-    @property
+    @cached_property
     def end(self) -> dt.date:
         return dt.date(self.year, self.month, self.days)
 
-    @property
+    @cached_property
     def index(self) -> int:
         """Months since year 0: consecutive months differ by one."""
         return self.year * 12 + self.month - 1
 
-    @property
+    @cached_property
     def fy_start(self) -> dt.date:
         """1 April of the financial year this month belongs to."""
         return dt.date(self.year if self.month >= 4 else self.year - 1, 4, 1)
 
-    @property
+    @cached_property
     def fy_end_index(self) -> int:
         return Period(self.fy_start.year + 1, 3).index
 
@@ -111,11 +112,21 @@ class Structure:
     pt_state: str | None = None
     overtime_eligible: bool = True
 
-    def monthly(self) -> dict[str, Decimal]:
-        return {c: getattr(self, c) for c in COMPONENTS}
+    def monthly(self) -> Mapping[str, Decimal]:
+        """Each component's monthly amount (read-only: computed once per structure, as a payslip's
+        explanation and its TDS and ESI blocks all ask for it)."""
+        return self._monthly
 
     def monthly_gross(self) -> Decimal:
-        return sum(self.monthly().values(), ZERO)
+        return self._monthly_gross
+
+    @cached_property
+    def _monthly(self) -> Mapping[str, Decimal]:
+        return MappingProxyType({c: getattr(self, c) for c in COMPONENTS})
+
+    @cached_property
+    def _monthly_gross(self) -> Decimal:
+        return sum(self._monthly.values(), ZERO)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
@@ -160,10 +161,14 @@ class IncomeTaxRegime:
     cess_rate: Decimal
     rounding: str
 
+    @cached_property
+    def _slab_uppers(self) -> tuple[Decimal | None, ...]:
+        """Each slab's upper bound (the next one's start; none for the last): once per regime."""
+        return (*(s.over for s in self.slabs[1:]), None)
+
     def slab_tax(self, income: Decimal) -> Decimal:
         tax = Decimal(0)
-        bounds = [s.over for s in self.slabs[1:]] + [None]
-        for slab, upper in zip(self.slabs, bounds, strict=True):
+        for slab, upper in zip(self.slabs, self._slab_uppers, strict=True):
             if income <= slab.over:
                 break
             top = income if upper is None else min(income, upper)
