@@ -19,9 +19,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from ombaro.db import fixed_insert
 from ombaro.models.hr import Employee, SalaryRecord
 from ombaro.models.payroll import FinalSettlement, SalaryRecordDetail, TaxDeclaration
 from ombaro.money import round_money
@@ -253,6 +253,18 @@ def check_leaver(session: Session, employee_id: uuid.UUID, resignation_date: dt.
         raise NotALeaver("resignation_date", "the resignation date is after the last working day")
 
 
+_SETTLED = ("last_working_date", "resignation_date", "earned_leave_days", "service_years", "service_days",
+            "counted_years", "last_wage", "gratuity", "leave_encashment", "notice_shortfall_days", "notice_recovery",
+            "net_amount", "gratuity_exempt", "gratuity_taxable", "encashment_exempt", "encashment_taxable", "tds",
+            "ledger_leave_days", "leave_override_reason", "explanation", "job_id", "computed_by")
+# Recomputing an approved settlement sends it back for approval; a paid one is final (no row back).
+_SETTLE = select(FinalSettlement).from_statement(fixed_insert(
+    FinalSettlement.__table__, ("employee_id", *_SETTLED),
+    "ON CONFLICT (employee_id) DO UPDATE SET " + ", ".join(f"{name} = EXCLUDED.{name}" for name in _SETTLED)
+    + ", status = 'computed', approved_by = NULL, approved_at = NULL, updated_at = now() "
+    "WHERE final_settlements.status IN ('computed', 'approved')"))
+
+
 def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_days: Decimal | None = None,
                     resignation_date: dt.date | None, leave_override_reason: str | None = None,
                     job_id: uuid.UUID | None = None, computed_by: uuid.UUID | None = None) -> dict[str, Any]:
@@ -313,15 +325,12 @@ def settle_employee(session: Session, employee_id: uuid.UUID, *, earned_leave_da
                         "employee": {"name": employee.name, "code": employee.employee_code}},
         "job_id": job_id, "computed_by": computed_by,
     }
-    statement = pg_insert(FinalSettlement).values(employee_id=employee_id, **values)
-    # Recomputing an approved settlement sends it back for approval; a paid one is final.
-    row = session.execute(statement.on_conflict_do_update(
-        index_elements=["employee_id"],
-        set_={**values, "status": "computed", "approved_by": None, "approved_at": None, "updated_at": func.now()},
-        where=FinalSettlement.status.in_(("computed", "approved"))).returning(FinalSettlement.id)).one_or_none()
+    assert values.keys() == set(_SETTLED)
+    row: FinalSettlement | None = session.scalars(_SETTLE, {"employee_id": employee_id, **values},
+                                                  execution_options={"populate_existing": True}).one_or_none()
     if row is None:
         raise PayrollConflict("the full and final settlement was already paid")
-    return as_result(session.get_one(FinalSettlement, row.id, populate_existing=True))
+    return as_result(row)
 
 
 def as_result(row: FinalSettlement) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from ombaro.db import fixed_insert
 from ombaro.models.hr import SalaryRecord
 from ombaro.models.payroll import CompensationStructure, Holiday, PayrollAdjustment, StatutoryRate, TaxDeclaration
 from ombaro.payroll import rates
@@ -45,6 +46,13 @@ def list_compensation(session: Session, employee_id: uuid.UUID | None, limit: in
     return session.scalars(query).all()
 
 
+_DECLARED = ("regime", "previous_income", "previous_tds", "notes", "created_by")
+_DECLARE_TAX = select(TaxDeclaration).from_statement(fixed_insert(
+    TaxDeclaration.__table__, ("employee_id", "financial_year", *_DECLARED),
+    "ON CONFLICT (employee_id, financial_year) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _DECLARED) + ", updated_at = now()"))
+
+
 def set_tax_declaration(session: Session, *, employee_id: uuid.UUID, financial_year: int, regime: str,
                         previous_income: Decimal, previous_tds: Decimal, notes: str | None = None,
                         created_by: uuid.UUID | None) -> TaxDeclaration:
@@ -53,11 +61,11 @@ def set_tax_declaration(session: Session, *, employee_id: uuid.UUID, financial_y
     spreads the year's tax, as now declared, over the months left."""
     values = {"regime": regime, "previous_income": previous_income, "previous_tds": previous_tds, "notes": notes,
               "created_by": created_by}
-    statement = pg_insert(TaxDeclaration).values(employee_id=employee_id, financial_year=financial_year, **values)
     with refused_by_policy("declare income tax"):
-        return session.scalars(statement.on_conflict_do_update(
-            index_elements=["employee_id", "financial_year"], set_={**values, "updated_at": func.now()},
-        ).returning(TaxDeclaration), execution_options={"populate_existing": True}).one()
+        declared: TaxDeclaration = session.scalars(
+            _DECLARE_TAX, {"employee_id": employee_id, "financial_year": financial_year, **values},
+            execution_options={"populate_existing": True}).one()
+    return declared
 
 
 def list_tax_declarations(session: Session, *, financial_year: int | None, employee_id: uuid.UUID | None,

@@ -24,10 +24,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import CursorResult, Row, any_, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from ombaro import commands
+from ombaro.db import fixed_insert
 from ombaro.identity.administration import made_by
 from ombaro.models.hr import Employee, SalaryRecord
 from ombaro.models.payroll import PayrollFailure, PayrollRun
@@ -418,6 +418,11 @@ def write_batch(session: Session, period: Period, run_id: uuid.UUID, outcome: Ba
 # --- the commands ----------------------------------------------------------------------------------------
 
 
+# The month's run, made or found; the row lock of the upsert serialises concurrent starts for one month.
+_START_RUN = select(PayrollRun).from_statement(fixed_insert(
+    PayrollRun.__table__, ("year", "month", "status"), "ON CONFLICT (year, month) DO UPDATE SET updated_at = now()"))
+
+
 def start_run(session: Session, params: dict[str, Any], *, job_id: uuid.UUID | None,
               requested_by: uuid.UUID | None, scheduled_for: dt.datetime | None, zone: str,
               enqueue: commands.Enqueue, today: dt.date | None = None, batch_size: int = BATCH_SIZE,
@@ -433,10 +438,8 @@ def start_run(session: Session, params: dict[str, Any], *, job_id: uuid.UUID | N
     if params.get("dry_run"):
         return dry_run(session, period, book, checks, only=only, batch_size=batch_size, progress=progress)
 
-    run = session.scalars(
-        pg_insert(PayrollRun).values(year=period.year, month=period.month, status="computing")
-        .on_conflict_do_update(index_elements=["year", "month"], set_={"updated_at": func.now()})
-        .returning(PayrollRun)).one()  # the row lock serialises concurrent starts for one month
+    run: PayrollRun = session.scalars(_START_RUN, {"year": period.year, "month": period.month, "status": "computing"},
+                                      execution_options={"populate_existing": True}).one()
     if only is None:
         ranges: list[dict[str, Any]] = [{"after": a, "through": t}
                                         for a, t in batch_ranges(session, period, batch_size)]

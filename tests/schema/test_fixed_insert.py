@@ -22,6 +22,7 @@ from ombaro import attendance, commands
 from ombaro.db import fixed_insert
 from ombaro.models.jobs import Job
 from ombaro.payments import webhooks
+from ombaro.payroll import records
 from ombaro.settlements import payouts, runs
 from tests.factories import payroll as hr
 from tests.factories import settlements as money
@@ -83,9 +84,19 @@ def _payout_account(session: Session, n: int) -> None:
                                       ).account_id == f"acc_{n}"
 
 
+def _tax_declaration(session: Session, n: int) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    employee = hr.new_employee(session.get_bind().engine, joining=today - dt.timedelta(days=400))
+    year = today.year if today.month >= 4 else today.year - 1  # the financial year running now
+    declared = records.set_tax_declaration(session, employee_id=employee, financial_year=year, regime="new",
+                                           previous_income=Decimal(n), previous_tds=Decimal("0"), created_by=None)
+    assert declared.previous_income == Decimal(n)
+
+
 @pytest.mark.parametrize(("write", "table"), [
     (_webhook, "webhook_events"), (_submit, "jobs"), (_check_in, "attendance_records"),
     (_adjustment, "settlement_adjustments"), (_payout_account, "vendor_payout_accounts"),
+    (_tax_declaration, "tax_declarations"),
 ])
 def test_each_fixed_insert_is_compiled_once_and_reused(
     engine: Engine, inserts_seen: list[tuple[str, object]], write: Callable[[Session, int], None], table: str,
