@@ -135,6 +135,24 @@ def post_pings(port: int, seconds: float, logins: list[tuple[str, str]], batch: 
     return len(rows) / (time.monotonic() - began), rows
 
 
+def cpu_by_worker(proc: subprocess.Popen[bytes]) -> dict[str, float]:
+    """utime + stime of each gunicorn worker (a child of the arbiter `proc`) by pid, from /proc: how the
+    phones' keep-alive connections fell on the workers (each connection stays on the worker that
+    accepted it for the whole round; docs/benchmarks.md, issue 16 session 6)."""
+    spent = {}
+    try:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    except OSError:
+        return {}
+    for child in children:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        spent[child] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return spent
+
+
 def copy_rows(plain_url: str, rows: list[tuple]) -> float:
     """Rows per second for one COPY of `rows` into therapist_locations (same table, same trigger)."""
     with psycopg.connect(plain_url) as conn:
@@ -155,9 +173,10 @@ def ingestion_rounds(server: tuple[subprocess.Popen[bytes], int], plain_url: str
     post_pings(port, 1, logins, batch)  # warm up
     api_rates, copy_rates, ratios, total = [], [], [], 0
     for n in range(rounds):
-        cpu = worker_cpu_seconds(proc)
+        cpu, by_worker = worker_cpu_seconds(proc), cpu_by_worker(proc)
         api_rate, rows = post_pings(port, seconds, logins, batch)
         cpu_ms = (worker_cpu_seconds(proc) - cpu) * 1000 / max(1, len(rows) // batch)
+        split = sorted((cpu_by_worker(proc).get(pid, 0.0) - spent for pid, spent in by_worker.items()), reverse=True)
         copy_rate = copy_rows(plain_url, rows)
         api_rates.append(api_rate)
         copy_rates.append(copy_rate)
@@ -165,7 +184,8 @@ def ingestion_rounds(server: tuple[subprocess.Popen[bytes], int], plain_url: str
         total += len(rows)
         print(f"ingestion round {n + 1}/{rounds}: {len(rows):,} pings through the API at {api_rate:,.0f}/s; the same "
               f"rows by COPY at {copy_rate:,.0f}/s; ratio {api_rate / copy_rate:.3f}; worker CPU {cpu_ms:.2f} ms a "
-              f"request (load {os.getloadavg()[0]:.1f})",
+              f"request (load {os.getloadavg()[0]:.1f}); the workers' CPU in the round "
+              f"{' / '.join(f'{spent:.2f}' for spent in split)} s",
               flush=True)
     return statistics.median(api_rates), statistics.median(copy_rates), statistics.median(ratios), total
 

@@ -123,30 +123,36 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
     raise AssertionError("unreachable")
 
 
-def caller_write(queue: Callable[[psycopg.Connection[Any]], Callable[[], T]]) -> T:
+def caller_write(queue: Callable[[psycopg.Connection[Any]], Callable[[], T]], *,
+                 settings: Mapping[str, str] | None = None) -> T:
     """One transaction as the request role with the caller's claims, as db_session's run, sent in
-    one round trip (issue 16): BEGIN, the role and claims, the statements `queue` puts on the
-    driver's connection and COMMIT go in one psycopg pipeline on a pooled connection, with one Sync
-    at its end; then the function `queue` returned reads their results. A statement that fails rolls
-    the whole transaction back and raises as the session would (SQLAlchemy's exception classes, which
-    web/errors.py maps). Not retried on a lost connection: a write may have committed.
+    one round trip (issue 16): the role and claims (and `settings`, transaction-local
+    configuration such as synchronous_commit, in the same statement) and the statements `queue`
+    puts on the driver's connection go in one psycopg pipeline on a pooled connection, with one
+    Sync at its end; then the function `queue` returned reads their results. A statement that
+    fails rolls the whole transaction back and raises as the session would (SQLAlchemy's exception
+    classes, which web/errors.py maps). Not retried on a lost connection: a write may have committed.
 
-    BEGIN and COMMIT are queued as statements, the connection in autocommit meanwhile: psycopg's
-    own transaction handling in a pipeline syncs after its BEGIN and after commit(), and the
-    pipeline's exit syncs again, three round trips where one does (issue 16, session 5)."""
+    The transaction is the pipeline's own: with no BEGIN, PostgreSQL runs every statement up to a
+    Sync in one transaction and ends it at the Sync, committed if they all succeeded and rolled
+    back otherwise (the protocol's "Pipelining" section). The connection is in autocommit
+    meanwhile, so that psycopg adds no BEGIN of its own (its transaction handling in a pipeline
+    syncs after BEGIN and after commit(): three round trips where one does, issue 16, session 5);
+    no BEGIN and COMMIT statements either (two statements of five fewer, session 6)."""
     engine = Ombaro.get().engine
     act_as_values = _act_as_values()
+    act_as = _ACT_AS
+    for n, (name, value) in enumerate((settings or {}).items()):
+        act_as += f", set_config(%(_setting{n})s, %(_value{n})s, true)"
+        act_as_values |= {f"_setting{n}": name, f"_value{n}": value}
     pooled = engine.raw_connection()
     try:
         driver = cast(psycopg.Connection[Any], pooled.driver_connection)  # the engine's driver
-        driver.autocommit = True  # the pipeline brings its own BEGIN and COMMIT
+        driver.autocommit = True  # the pipeline is the transaction
         try:
             with driver.pipeline():
-                cursor = driver.cursor()
-                cursor.execute("BEGIN")
-                cursor.execute(_ACT_AS, act_as_values)
+                driver.cursor().execute(act_as, act_as_values)
                 answer = queue(driver)
-                cursor.execute("COMMIT")
         except engine.dialect.loaded_dbapi.Error as error:
             if engine.dialect.is_disconnect(error, pooled.dbapi_connection, None):
                 pooled.invalidate(error)  # as caller_rows: the server went away under the whole pool
@@ -155,7 +161,7 @@ def caller_write(queue: Callable[[psycopg.Connection[Any]], Callable[[], T]]) ->
         finally:
             if pooled.dbapi_connection is not None:
                 if driver.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
-                    driver.rollback()  # a statement failed: the pipeline leaves its transaction aborted
+                    driver.rollback()  # only if `queue` opened a transaction block of its own
                 if driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
                     driver.autocommit = False  # back to the pool as SQLAlchemy left it
         return answer()

@@ -8,6 +8,7 @@ what it exports here; its modules are private to it (the import contracts in set
 """
 
 from ombaro.locations.pings import (
+    BATCH_SETTINGS,
     MAX_CLOCK_SKEW,
     MAX_PINGS_PER_BATCH,
     NotATherapist,
@@ -43,6 +44,7 @@ from ombaro.locations.retention import (
 from ombaro.locations.tracking import NotOnTheWay, Tracking, track_booking
 
 __all__ = [
+    "BATCH_SETTINGS",
     "HOURS_AHEAD",
     "LIVE_TTL_SECONDS",
     "MAX_CLOCK_SKEW",

@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import psycopg
@@ -100,6 +101,9 @@ INSERT_PINGS = f"{_INSERT_INTO}SELECT %(therapist)s, {_PING_VALUES} FROM {_PING_
 # Transaction-local, so nothing else on the pooled connection is affected (docs/dispatch.md,
 # "Live locations").
 ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
+# The same as transaction-local settings, for a caller that sets them with its role and claims in one
+# statement (web.extension.caller_write's `settings`, queue_own_pings' caller; issue 16, session 6).
+BATCH_SETTINGS: Mapping[str, str] = MappingProxyType({"synchronous_commit": "off"})
 LAST_POSITION_COLUMNS = ("id", "vendor_id", "latitude", "longitude", "accuracy", "speed", "heading", "battery_level",
                          "is_moving", "recorded_at")
 READ_LAST_POSITION = f"SELECT {', '.join(LAST_POSITION_COLUMNS)} FROM therapist_last_positions WHERE id = %s"
@@ -150,13 +154,12 @@ READ_OWN_POSITION = (f"SELECT me.id, {', '.join('lp.' + c for c in LAST_POSITION
 def queue_own_pings(driver: psycopg.Connection[Any], user_id: uuid.UUID, pings: Sequence[Mapping[str, Any]], *,
                     claimed: uuid.UUID | None) -> Callable[[], TherapistLastPosition | None]:
     """record_pings for the caller's own therapist without a look-up first (issue 16): queues the
-    asynchronous commit, the insert and the read of the last position on `driver`, inside a
-    transaction already running as the request role with the caller's claims (in a pipeline: the
-    caller sends them with its BEGIN and COMMIT in one round trip). Returns what reads the answer
+    insert and the read of the last position on `driver`, inside a transaction already running as
+    the request role with the caller's claims and BATCH_SETTINGS (the asynchronous commit), all in
+    one pipeline: one round trip (web.extension.caller_write). Returns what reads the answer
     once they ran: the latest position, or NotATherapist / PingsRejected (therapist_id) for a batch
     that stored nothing. The fixes' timestamps are checked before (timestamp_errors)."""
     cursor = driver.cursor()
-    cursor.execute(ASYNC_COMMIT)
     cursor.execute(INSERT_OWN_PINGS, {"user": user_id, "claimed": claimed, "pings": _batch(pings)})
     cursor.execute(READ_OWN_POSITION, {"user": user_id})
 

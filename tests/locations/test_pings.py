@@ -354,14 +354,34 @@ def test_a_refused_statement_in_the_one_round_trip_undoes_the_whole_transaction(
     assert (stored(engine, me.therapist_id), stored(engine, colleague.therapist_id)) == before
 
 
+def traced(pool: Any, path: Any, call: Callable[[], Any]) -> list[str]:
+    """libpq's trace of the messages on the connection `call` checks out of `pool`, from checkout to checkin."""
+    from sqlalchemy import event
+
+    with path.open("w") as out:
+        def start(dbapi_connection: Any, *_: Any) -> None:
+            dbapi_connection.pgconn.trace(out.fileno())
+
+        def stop(dbapi_connection: Any, *_: Any) -> None:
+            dbapi_connection.pgconn.untrace()
+
+        event.listen(pool, "checkout", start)
+        event.listen(pool, "checkin", stop)
+        try:
+            call()
+        finally:
+            event.remove(pool, "checkout", start)
+            event.remove(pool, "checkin", stop)
+    return path.read_text().splitlines()
+
+
 def test_a_batch_is_one_round_trip_and_leaves_its_connection_as_it_found_it(
         app: Any, engine: Engine, crew: dict[str, Account], tmp_path: Any) -> None:
-    """web.extension.caller_write sends BEGIN, the claims, the queued statements and COMMIT with one
-    Sync and reads one ReadyForQuery (issue 16, session 5: psycopg's own transaction in a pipeline
-    synced after BEGIN, after commit() and at the pipeline's exit); the connection goes back to the
-    pool out of autocommit and idle, after a commit and after a refused statement alike."""
+    """web.extension.caller_write sends the claims and the queued statements with one Sync and reads
+    one ReadyForQuery (issue 16, session 5: psycopg's own transaction in a pipeline synced after
+    BEGIN, after commit() and at the pipeline's exit); the connection goes back to the pool out of
+    autocommit and idle, after a commit and after a refused statement alike."""
     from flask import g
-    from sqlalchemy import event
 
     from web.auth import CurrentUser
     from web.extension import Ombaro, caller_write
@@ -377,33 +397,15 @@ def test_a_batch_is_one_round_trip_and_leaves_its_connection_as_it_found_it(
             return lambda: None
         return queue
 
-    def traced(path: Any, call: Callable[[], None]) -> list[str]:
-        """libpq's trace of the messages on the connection `call` checks out, from checkout to checkin."""
-        pool = Ombaro.get().engine.pool
-        with path.open("w") as out:
-            def start(dbapi_connection: Any, *_: Any) -> None:
-                dbapi_connection.pgconn.trace(out.fileno())
-
-            def stop(dbapi_connection: Any, *_: Any) -> None:
-                dbapi_connection.pgconn.untrace()
-
-            event.listen(pool, "checkout", start)
-            event.listen(pool, "checkin", stop)
-            try:
-                call()
-            finally:
-                event.remove(pool, "checkout", start)
-                event.remove(pool, "checkin", stop)
-        return path.read_text().splitlines()
-
     def refused() -> None:
         with pytest.raises(sa_exc.ProgrammingError):
             caller_write(queue_for(colleague.therapist_id))
 
     with app.test_request_context():
         g.user = CurrentUser(me.id, "therapist")
-        written = traced(tmp_path / "written.trace", lambda: caller_write(queue_for(me.therapist_id)))
-        undone = traced(tmp_path / "refused.trace", refused)
+        pool = Ombaro.get().engine.pool
+        written = traced(pool, tmp_path / "written.trace", lambda: caller_write(queue_for(me.therapist_id)))
+        undone = traced(pool, tmp_path / "refused.trace", refused)
         assert Ombaro.get().engine.pool.checkedout() == 0
         pooled = Ombaro.get().engine.raw_connection()
         try:
@@ -414,5 +416,57 @@ def test_a_batch_is_one_round_trip_and_leaves_its_connection_as_it_found_it(
     for sent in (written, undone):
         assert sum("\tF\t" in line and "\tSync" in line for line in sent) == 1, sent
     assert sum("\tB\t" in line and "\tReadyForQuery" in line for line in written) == 1, written
-    assert any("\tF\t" in line and "ROLLBACK" in line for line in undone), undone  # the aborted transaction ended
+    # The aborted transaction ended at the Sync: the server's ReadyForQuery says idle ("I"), not failed ("E").
+    assert [line.split()[-1] for line in undone if "\tB\t" in line and "\tReadyForQuery" in line] == ["I"], undone
     assert stored(engine, me.therapist_id) == before + 1
+
+
+def test_a_batch_is_three_statements_in_the_pipelines_own_transaction(
+        app: Any, engine: Engine, tmp_path: Any, crew: dict[str, Account]) -> None:
+    """A batch's round trip carries three statements (issue 16, session 6): the role, the claims and
+    the asynchronous commit in one, the insert, the read of the latest position. No BEGIN or COMMIT:
+    the statements up to the Sync are one transaction, committed there (the refusals that roll it
+    back: test_a_refused_statement_in_the_one_round_trip_undoes_the_whole_transaction)."""
+    from web.extension import Ombaro
+
+    me = make_account(engine, "therapist", vendor_id=crew["vendor"].id)
+    with app.app_context():
+        pool = Ombaro.get().engine.pool
+    sent = traced(pool, tmp_path / "batch.trace",
+                  lambda: post(app, me, {"pings": [ping(3), ping(2)]}).status_code == 201 or pytest.fail("refused"))
+    to_server = [line for line in sent if "\tF\t" in line]
+    # From the statement that takes the request role on (authentication's own look-up comes first).
+    to_server = to_server[next(n for n, line in enumerate(to_server) if "\tBind\t" in line and API_ROLE in line):]
+    assert sum("\tExecute\t" in line for line in to_server) == 3, to_server
+    assert sum("\tSync" in line for line in to_server) == 1, to_server
+    assert not [line for line in to_server if "BEGIN" in line or "COMMIT" in line], to_server
+    settings = [line for line in to_server if "\tBind\t" in line and "'synchronous_commit' 3 'off'" in line]
+    assert len(settings) == 1 and "request.jwt.claims" not in settings[0], to_server
+    assert stored(engine, me.therapist_id) == 2
+
+
+def test_a_transaction_sets_its_settings_with_the_callers_role(
+        app: Any, crew: dict[str, Account]) -> None:
+    """caller_write's `settings` are transaction-local settings sent in the statement that sets the
+    role and claims: the queued statements see them, the next user of the connection does not."""
+    from flask import g
+
+    from web.auth import CurrentUser
+    from web.extension import Ombaro, caller_write
+
+    seen = "SELECT current_user, current_setting('synchronous_commit'), current_setting('lock_timeout')"
+
+    def queue(driver: Any) -> Callable[[], Any]:
+        cursor = driver.cursor()
+        cursor.execute(seen)
+        return cursor.fetchone
+
+    with app.test_request_context():
+        g.user = CurrentUser(crew["therapist"].id, "therapist")
+        inside = caller_write(queue, settings={"synchronous_commit": "off", "lock_timeout": "2s"})
+        plain = caller_write(queue)
+        with Ombaro.get().engine.connect() as conn:
+            after = conn.execute(text(seen)).one()
+    assert inside == (API_ROLE, "off", "2s")
+    assert plain == (API_ROLE, "on", after[2])
+    assert after[0] != API_ROLE and after[1:] == ("on", after[2]) and after[2] != "2s"

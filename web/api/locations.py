@@ -236,7 +236,7 @@ def post_pings(body: dict[str, Any]) -> Any:
             raise AssertionError("check_pings refuses a batch with timestamp errors")
         # The whole transaction in one round trip; the therapist is looked up inside it (issue 16).
         latest = caller_write(partial(locations.queue_own_pings, user_id=current_user_id(), pings=pings,
-                                      claimed=claimed))
+                                      claimed=claimed), settings=locations.BATCH_SETTINGS)
     except locations.PingsRejected as exc:
         abort(422, message=str(exc), messages={"json": exc.errors})
     live = latest is not None and locations.publish(ombaro.redis, latest, now=now)
