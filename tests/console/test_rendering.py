@@ -153,3 +153,61 @@ def test_a_row_s_address_is_url_for_s_on_every_host_and_root(app: Any) -> None:
                 assert console_session.href("console.static", "console.css") == url_for(
                     "console.static", filename="console.css")
                 assert console_session.href("console.schedules") == url_for("console.schedules")
+
+
+def test_a_render_reads_the_session_s_csrf_token_once(
+        app: Any, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schedules page draws three forms a row, each with the CSRF field: the token is read from
+    the session once a render (`console_context`), not once a form."""
+    browser = signed_in(app, engine, "it_department")
+    reads: list[str] = []
+    real = console_session.csrf_token
+
+    def counting() -> str:
+        reads.append(real())
+        return reads[-1]
+
+    monkeypatch.setattr(console_session, "csrf_token", counting)
+    page = browser.get("/console/schedules").get_data(as_text=True)
+    rows = page.count("<tr data-schedule=")
+    assert rows >= 2 and page.count('name="csrf"') >= 3 * rows
+    assert reads == [browser.csrf]
+
+
+def test_a_render_s_functions_answer_as_the_template_globals(app: Any) -> None:
+    """What `console_context` hands a template (the request's values read once) answers as the
+    app-wide template globals, which read them on every call: addresses on three hosts and roots,
+    the CSRF token (set on first use when the session has none), buttons, fields, permissions."""
+    import uuid
+
+    from flask import g, session
+
+    from web.auth import CurrentUser
+
+    ids = [str(uuid.uuid4()) for _ in range(2)]
+    for base in ("http://localhost/", "https://ops.example.in/", "http://10.0.0.5:8080/behind/a/proxy/"):
+        for role, token in (("it_department", 'odd"<token>&'), ("finance_department", None), ("customer", "t")):
+            with app.test_request_context("/console/schedules", base_url=base):
+                g.console_user, g.console_pending = CurrentUser(uuid.uuid4(), role), False
+                if token is not None:
+                    session["csrf"] = token
+                context = console_session.console_context()
+                assert context["csrf_token"]() == console_session.csrf_token() == session["csrf"]
+                assert context["csrf"]() == console_session.csrf()
+                for args in itertools.product(ACTIONS, LABELS, CLASSES, CONFIRMS, FIELDS):
+                    assert context["button"](*args) == console_session.button(*args), args
+                for schedule_id in ids:
+                    assert context["console_href"]("console.run_schedule", schedule_id=schedule_id) == \
+                        console_session.href("console.run_schedule", schedule_id=schedule_id)
+                    assert context["console_href"]("console.toggle_schedule", schedule_id=schedule_id,
+                                                   action="enable") == console_session.href(
+                        "console.toggle_schedule", schedule_id=schedule_id, action="enable")
+                assert context["console_href"]("console.static", "console.css") == console_session.href(
+                    "console.static", "console.css")
+                for module, action in itertools.product(permissions.MODULES, permissions.ACTIONS):
+                    assert context["allowed"](module, action) == console_session.allowed(module, action)
+                assert [address for _e, _l, address, _a in context["nav"]] == [
+                    console_session.href(endpoint) for endpoint, _l, module, action in console_session.SECTIONS
+                    if console_session.allowed(module, action)]
+                assert [endpoint for endpoint, _l, _a, active in context["nav"] if active] == (
+                    ["console.schedules"] if role == "it_department" else [])
