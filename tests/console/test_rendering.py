@@ -211,3 +211,44 @@ def test_a_render_s_functions_answer_as_the_template_globals(app: Any) -> None:
                     if console_session.allowed(module, action)]
                 assert [endpoint for endpoint, _l, _a, active in context["nav"] if active] == (
                     ["console.schedules"] if role == "it_department" else [])
+
+
+def _security_headers_as_before(response: Any) -> Any:
+    """web/console/session.py's `security_headers` before issue 16's session 6: one setdefault a name."""
+    from flask import request
+
+    if not (request.path == "/console" or request.path.startswith("/console/")):
+        return response
+    for name, value in console_session.SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint != "console.static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def test_the_security_headers_are_the_ones_setdefault_gave(app: Any) -> None:
+    """The answer's header names are read once instead of a `setdefault` a name: the same headers, in
+    the same order, whichever of them (in any case) the answer had already, on every kind of path."""
+    import random
+
+    from flask import Response
+
+    names = [*console_session.SECURITY_HEADERS, "Cache-Control", "X-Request-ID", "Content-Type"]
+    rng = random.Random(16)
+    paths = ["/console", "/console/", "/console/schedules", "/console/static/console.css", "/console/nope",
+             "/consoles", "/api/v1/jobs", "/"]
+    cases = 0
+    for path in paths:
+        for _ in range(40):
+            own = [(rng.choice([str.lower, str.upper, str])(name), f"own-{rng.randrange(9)}")
+                   for name in rng.sample(names, rng.randrange(len(names)))]
+            answers = []
+            with app.test_request_context(path):
+                for hook in (console_session.security_headers, _security_headers_as_before):
+                    response = Response("x")
+                    for name, value in own:
+                        response.headers.add(name, value)
+                    answers.append(list(hook(response).headers.items()))
+            assert answers[0] == answers[1], (path, own)
+            cases += 1
+    assert cases == len(paths) * 40

@@ -496,12 +496,18 @@ SECURITY_HEADERS = {
 
 @bp.after_app_request  # app-wide hook: a console URL that matches no page (404) gets them too
 def security_headers(response: Response) -> Response:
-    if not (request.path == "/console" or request.path.startswith("/console/")):
+    """`SECURITY_HEADERS` (and `Cache-Control: no-store` but for the console's files) on every console
+    answer, each where the answer has none of its own: what `headers.setdefault` did name by name, with
+    the answer's header names read once (a `setdefault` for an absent name costs a raised KeyError)."""
+    path = request.path
+    if not (path == "/console" or path.startswith("/console/")):
         return response
+    present = {name.lower() for name, _value in response.headers}
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if request.endpoint != "console.static":  # pages carry tokens and personal data: never cached
-        response.headers.setdefault("Cache-Control", "no-store")
+        if name.lower() not in present:
+            response.headers.add(name, value)
+    if "cache-control" not in present and request.endpoint != "console.static":
+        response.headers.add("Cache-Control", "no-store")  # pages carry tokens and personal data: never cached
     return response
 
 
