@@ -252,3 +252,34 @@ def test_the_security_headers_are_the_ones_setdefault_gave(app: Any) -> None:
             assert answers[0] == answers[1], (path, own)
             cases += 1
     assert cases == len(paths) * 40
+
+
+def test_a_timestamp_is_shown_as_computed_afresh_and_worked_out_once(
+        app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`when` keeps its answers (a list shows the same times page after page): each is what
+    fromisoformat/astimezone/strftime give for that timestamp, flag and zone; another zone in the
+    settings gives that zone's time, not a kept one."""
+    import dataclasses
+    import datetime as dt
+    import random
+    from zoneinfo import ZoneInfo
+
+    rng = random.Random(16)
+    stamps = [(dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=rng.randrange(10**8),
+                                                                     microseconds=rng.randrange(10**6)))
+              for _ in range(60)]
+    texts = [s.isoformat() for s in stamps] + [s.astimezone(ZoneInfo("Asia/Tokyo")).isoformat() for s in stamps]
+    with app.app_context():
+        ombaro = app.extensions["ombaro"]
+        for zone in ("Asia/Kolkata", "America/New_York", "UTC"):
+            settings = dataclasses.replace(ombaro.settings, timezone=zone)
+            monkeypatch.setitem(app.extensions, "ombaro", dataclasses.replace(ombaro, settings=settings))
+            for text_ in texts:
+                for seconds in (False, True):
+                    fresh = dt.datetime.fromisoformat(text_).astimezone(ZoneInfo(zone)).strftime(
+                        "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+                    hits = console_session._local_time.cache_info().hits
+                    assert console_session.when(text_, seconds) == fresh
+                    assert console_session.when(text_, seconds) == fresh
+                    assert console_session._local_time.cache_info().hits == hits + 1
+        assert console_session.when(None) == console_session.when("") == "—"
