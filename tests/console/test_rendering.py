@@ -283,3 +283,28 @@ def test_a_timestamp_is_shown_as_computed_afresh_and_worked_out_once(
                     assert console_session.when(text_, seconds) == fresh
                     assert console_session._local_time.cache_info().hits == hits + 1
         assert console_session.when(None) == console_session.when("") == "—"
+
+
+def test_the_list_pages_addresses_are_url_for_s(app: Any) -> None:
+    """The list pages' forms and rows link through `console_href` (kept per host, root and values)
+    instead of `url_for` a row: the same addresses on three hosts and roots, built and then kept."""
+    import uuid
+
+    from flask import url_for
+
+    one = str(uuid.uuid4())
+    addresses: list[tuple[str, dict[str, Any]]] = [
+        ("console.campaigns", {}), ("console.campaign", {"campaign_id": one}), ("console.dispatch", {}),
+        ("console.batch_dispatch", {}), ("console.run_payroll", {}), ("console.payroll_run", {"run_id": one}),
+        ("console.run_settlements", {}), ("console.settlement", {"settlement_id": one}),
+        ("console.job", {"job_id": one}), ("console.retry", {"job_id": one}), ("console.refresh_dashboard", {})]
+    for base in ("http://localhost/", "https://ops.example.in/", "http://10.0.0.5:8080/behind/a/proxy/"):
+        for _ in range(2):  # built, then kept
+            with app.test_request_context("/console/jobs", base_url=base):
+                from flask import g
+
+                g.console_user, g.console_pending = None, False
+                kept = console_session.console_context()["console_href"]
+                for endpoint, values in addresses:
+                    assert kept(endpoint, **values) == console_session.href(endpoint, **values) == url_for(
+                        endpoint, **values), (base, endpoint)
