@@ -153,3 +153,158 @@ def test_a_row_s_address_is_url_for_s_on_every_host_and_root(app: Any) -> None:
                 assert console_session.href("console.static", "console.css") == url_for(
                     "console.static", filename="console.css")
                 assert console_session.href("console.schedules") == url_for("console.schedules")
+
+
+def test_a_render_reads_the_session_s_csrf_token_once(
+        app: Any, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schedules page draws three forms a row, each with the CSRF field: the token is read from
+    the session once a render (`console_context`), not once a form."""
+    browser = signed_in(app, engine, "it_department")
+    reads: list[str] = []
+    real = console_session.csrf_token
+
+    def counting() -> str:
+        reads.append(real())
+        return reads[-1]
+
+    monkeypatch.setattr(console_session, "csrf_token", counting)
+    page = browser.get("/console/schedules").get_data(as_text=True)
+    rows = page.count("<tr data-schedule=")
+    assert rows >= 1 and page.count('name="csrf"') == 3 * rows + 1  # three a row and the sign-out form
+    assert reads == [browser.csrf]
+
+
+def test_a_render_s_functions_answer_as_the_template_globals(app: Any) -> None:
+    """What `console_context` hands a template (the request's values read once) answers as the
+    app-wide template globals, which read them on every call: addresses on three hosts and roots,
+    the CSRF token (set on first use when the session has none), buttons, fields, permissions."""
+    import uuid
+
+    from flask import g, session
+
+    from web.auth import CurrentUser
+
+    ids = [str(uuid.uuid4()) for _ in range(2)]
+    for base in ("http://localhost/", "https://ops.example.in/", "http://10.0.0.5:8080/behind/a/proxy/"):
+        for role, token in (("it_department", 'odd"<token>&'), ("finance_department", None), ("customer", "t")):
+            with app.test_request_context("/console/schedules", base_url=base):
+                g.console_user, g.console_pending = CurrentUser(uuid.uuid4(), role), False
+                if token is not None:
+                    session["csrf"] = token
+                context = console_session.console_context()
+                assert context["csrf_token"]() == console_session.csrf_token() == session["csrf"]
+                assert context["csrf"]() == console_session.csrf()
+                for args in itertools.product(ACTIONS, LABELS, CLASSES, CONFIRMS, FIELDS):
+                    assert context["button"](*args) == console_session.button(*args), args
+                for schedule_id in ids:
+                    assert context["console_href"]("console.run_schedule", schedule_id=schedule_id) == \
+                        console_session.href("console.run_schedule", schedule_id=schedule_id)
+                    assert context["console_href"]("console.toggle_schedule", schedule_id=schedule_id,
+                                                   action="enable") == console_session.href(
+                        "console.toggle_schedule", schedule_id=schedule_id, action="enable")
+                assert context["console_href"]("console.static", "console.css") == console_session.href(
+                    "console.static", "console.css")
+                for module, action in itertools.product(permissions.MODULES, permissions.ACTIONS):
+                    assert context["allowed"](module, action) == console_session.allowed(module, action)
+                assert [address for _e, _l, address, _a in context["nav"]] == [
+                    console_session.href(endpoint) for endpoint, _l, module, action in console_session.SECTIONS
+                    if console_session.allowed(module, action)]
+                assert [endpoint for endpoint, _l, _a, active in context["nav"] if active] == (
+                    ["console.schedules"] if role == "it_department" else [])
+
+
+def _security_headers_as_before(response: Any) -> Any:
+    """web/console/session.py's `security_headers` before issue 16's session 6: one setdefault a name."""
+    from flask import request
+
+    if not (request.path == "/console" or request.path.startswith("/console/")):
+        return response
+    for name, value in console_session.SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint != "console.static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def test_the_security_headers_are_the_ones_setdefault_gave(app: Any) -> None:
+    """The answer's header names are read once instead of a `setdefault` a name: the same headers, in
+    the same order, whichever of them (in any case) the answer had already, on every kind of path."""
+    import random
+
+    from flask import Response
+
+    names = [*console_session.SECURITY_HEADERS, "Cache-Control", "X-Request-ID", "Content-Type"]
+    rng = random.Random(16)
+    paths = ["/console", "/console/", "/console/schedules", "/console/static/console.css", "/console/nope",
+             "/consoles", "/api/v1/jobs", "/"]
+    cases = 0
+    for path in paths:
+        for _ in range(40):
+            own = [(rng.choice([str.lower, str.upper, str])(name), f"own-{rng.randrange(9)}")
+                   for name in rng.sample(names, rng.randrange(len(names)))]
+            answers = []
+            with app.test_request_context(path):
+                for hook in (console_session.security_headers, _security_headers_as_before):
+                    response = Response("x")
+                    for name, value in own:
+                        response.headers.add(name, value)
+                    answers.append(list(hook(response).headers.items()))
+            assert answers[0] == answers[1], (path, own)
+            cases += 1
+    assert cases == len(paths) * 40
+
+
+def test_a_timestamp_is_shown_as_computed_afresh_and_worked_out_once(
+        app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`when` keeps its answers (a list shows the same times page after page): each is what
+    fromisoformat/astimezone/strftime give for that timestamp, flag and zone; another zone in the
+    settings gives that zone's time, not a kept one."""
+    import dataclasses
+    import datetime as dt
+    import random
+    from zoneinfo import ZoneInfo
+
+    rng = random.Random(16)
+    stamps = [(dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=rng.randrange(10**8),
+                                                                     microseconds=rng.randrange(10**6)))
+              for _ in range(60)]
+    texts = [s.isoformat() for s in stamps] + [s.astimezone(ZoneInfo("Asia/Tokyo")).isoformat() for s in stamps]
+    with app.app_context():
+        ombaro = app.extensions["ombaro"]
+        for zone in ("Asia/Kolkata", "America/New_York", "UTC"):
+            settings = dataclasses.replace(ombaro.settings, timezone=zone)
+            monkeypatch.setitem(app.extensions, "ombaro", dataclasses.replace(ombaro, settings=settings))
+            for text_ in texts:
+                for seconds in (False, True):
+                    fresh = dt.datetime.fromisoformat(text_).astimezone(ZoneInfo(zone)).strftime(
+                        "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+                    hits = console_session._local_time.cache_info().hits
+                    assert console_session.when(text_, seconds) == fresh
+                    assert console_session.when(text_, seconds) == fresh
+                    assert console_session._local_time.cache_info().hits == hits + 1
+        assert console_session.when(None) == console_session.when("") == "—"
+
+
+def test_the_list_pages_addresses_are_url_for_s(app: Any) -> None:
+    """The list pages' forms and rows link through `console_href` (kept per host, root and values)
+    instead of `url_for` a row: the same addresses on three hosts and roots, built and then kept."""
+    import uuid
+
+    from flask import url_for
+
+    one = str(uuid.uuid4())
+    addresses: list[tuple[str, dict[str, Any]]] = [
+        ("console.campaigns", {}), ("console.campaign", {"campaign_id": one}), ("console.dispatch", {}),
+        ("console.batch_dispatch", {}), ("console.run_payroll", {}), ("console.payroll_run", {"run_id": one}),
+        ("console.run_settlements", {}), ("console.settlement", {"settlement_id": one}),
+        ("console.job", {"job_id": one}), ("console.retry", {"job_id": one}), ("console.refresh_dashboard", {})]
+    for base in ("http://localhost/", "https://ops.example.in/", "http://10.0.0.5:8080/behind/a/proxy/"):
+        for _ in range(2):  # built, then kept
+            with app.test_request_context("/console/jobs", base_url=base):
+                from flask import g
+
+                g.console_user, g.console_pending = None, False
+                kept = console_session.console_context()["console_href"]
+                for endpoint, values in addresses:
+                    assert kept(endpoint, **values) == console_session.href(endpoint, **values) == url_for(
+                        endpoint, **values), (base, endpoint)

@@ -207,3 +207,44 @@ def test_the_console_calls_the_api_without_test_tooling(tmp_path: Path) -> None:
     used = [hit for package in ("web", "ombaro", "workers", "beat", "cli")
             for path in sorted((PROJECT_ROOT / package).rglob("*.py")) for hit in _test_tooling_used(path)]
     assert not used, used
+
+
+def test_a_cookie_opened_before_is_not_opened_again_and_still_ages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same cookie page after page is opened (base64, the cipher, the tagged JSON) once; its sealed
+    age is checked every time, each caller gets a dict of its own, a tampered cookie never opens, and a
+    session holding a list (flashed messages) is opened afresh each time (a shared list would leak)."""
+    import time
+
+    from itsdangerous import BadSignature
+
+    from web.console.session import SealedCookie
+
+    sealer = SealedCookie(b"k" * 32)
+    opened: list[str] = []
+    real = sealer._open
+
+    def counting(cookie: str) -> Any:
+        opened.append(cookie)
+        return real(cookie)
+
+    monkeypatch.setattr(sealer, "_open", counting)
+    cookie = sealer.dumps({"access": "a.b.c", "refresh": "r", "csrf": "t", "n": 3, "none": None})
+    first, second = sealer.loads(cookie, 60), sealer.loads(cookie, 60)
+    assert first == second == {"access": "a.b.c", "refresh": "r", "csrf": "t", "n": 3, "none": None}
+    first["csrf"] = "changed"
+    assert sealer.loads(cookie, 60)["csrf"] == "t" and opened == [cookie]
+
+    monkeypatch.setattr(time, "time", lambda: 10**10)  # long after it was sealed
+    with pytest.raises(BadSignature, match="too old"):
+        sealer.loads(cookie, 60)
+    monkeypatch.undo()
+
+    tampered = base64.urlsafe_b64encode(bytes([base64.urlsafe_b64decode(cookie)[0] ^ 1])
+                                        + base64.urlsafe_b64decode(cookie)[1:]).decode()
+    for _ in range(2):
+        with pytest.raises(BadSignature, match="does not open"):
+            sealer.loads(tampered)
+
+    flashed = sealer.dumps({"csrf": "t", "_flashes": [("ok", "Saved.")]})
+    sealer.loads(flashed)["_flashes"].append(("error", "leaked"))
+    assert sealer.loads(flashed)["_flashes"] == [("ok", "Saved.")]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -69,6 +70,11 @@ class SealedCookie:
     def __init__(self, secret: bytes) -> None:
         self._aead = AESGCM(hmac.new(secret, COOKIE_CONTEXT, hashlib.sha256).digest())
         self._json = TaggedJSONSerializer()
+        # Cookies opened before, by their exact text: a browser sends the same cookie page after page
+        # (it changes only when the session does), and opening it (base64, the cipher, the tagged JSON)
+        # costs 20 us a page. Only sessions of immutable values (strings, numbers): the caller gets a
+        # copy of the dict, and a list in it (flashed messages) would be shared.
+        self._opened: dict[str, tuple[int, dict[str, Any]]] = {}
 
     def dumps(self, value: dict[str, Any]) -> str:
         nonce = os.urandom(12)
@@ -76,14 +82,25 @@ class SealedCookie:
         return base64.urlsafe_b64encode(nonce + self._aead.encrypt(nonce, plaintext, COOKIE_CONTEXT)).decode()
 
     def loads(self, cookie: str, max_age: int | None = None) -> dict[str, Any]:
+        opened = self._opened.get(cookie)
+        if opened is None:
+            opened = self._open(cookie)
+            if all(isinstance(value, str | int | float | None) for value in opened[1].values()):
+                if len(self._opened) >= 4096:  # bounded: a session's cookie changes with it
+                    self._opened.clear()
+                self._opened[cookie] = opened
+        at, data = opened
+        if max_age is not None and time.time() - at > max_age:
+            raise BadSignature("the console cookie is too old")
+        return dict(data)
+
+    def _open(self, cookie: str) -> tuple[int, dict[str, Any]]:
         try:
             raw = base64.urlsafe_b64decode(cookie.encode())
             sealed = self._json.loads(self._aead.decrypt(raw[:12], raw[12:], COOKIE_CONTEXT).decode())
         except (InvalidTag, ValueError, TypeError) as exc:
             raise BadSignature("the console cookie does not open") from exc
-        if max_age is not None and time.time() - sealed["at"] > max_age:
-            raise BadSignature("the console cookie is too old")
-        return dict(sealed["data"])
+        return sealed["at"], dict(sealed["data"])
 
 
 class SealedCookieSessionInterface(SecureCookieSessionInterface):
@@ -285,13 +302,17 @@ def allowed(module: str, action: str = "read") -> bool:
 # The answers given for one read of the matrix: `permissions.GRANTS_CACHE` hands out a new dict at
 # every read of the table (and none after an edit in this process), so answers kept beside the very
 # dict they came from are exactly as fresh as the matrix, and a new read starts them over.
-_ANSWERS: tuple[object, dict[tuple[str | None, str, str], bool]] = (None, {})
+Grants = Mapping[str, Mapping[str, frozenset[str]]]
+Answers = dict[tuple[str | None, str, str], bool]
+_ANSWERS: tuple[object, Answers] = (None, {})
 
 
-def _role_may(role: str | None, module: str, action: str) -> bool:
+def _answers() -> tuple[Grants, Answers]:
+    """The matrix this request reads (once a request: one matrix for the whole page) and the answers
+    kept beside it."""
     global _ANSWERS
-    answers: dict[tuple[str | None, str, str], bool] | None = g.get("console_answers")
-    if answers is None:  # once a request: one matrix for the whole page
+    answers: Answers | None = g.get("console_answers")
+    if answers is None:
         grants = permissions.GRANTS_CACHE.fresh()
         if grants is None:  # read again (every few seconds): only then is a session needed
             with Ombaro.get().sessions() as db:
@@ -301,10 +322,18 @@ def _role_may(role: str | None, module: str, action: str) -> bool:
             answers = {}
             _ANSWERS = (grants, answers)
         g.console_grants, g.console_answers = grants, answers
+    return g.console_grants, answers
+
+
+def _may(grants: Grants, answers: Answers, role: str | None, module: str, action: str) -> bool:
     key = (role, module, action)
     if key not in answers:
-        answers[key] = permissions.allowed_by(g.console_grants, role, module, action)
+        answers[key] = permissions.allowed_by(grants, role, module, action)
     return answers[key]
+
+
+def _role_may(role: str | None, module: str, action: str) -> bool:
+    return _may(*_answers(), role, module, action)
 
 
 def page(module: str, action: str = "read") -> Callable[[F], F]:
@@ -356,7 +385,11 @@ def status(value: object) -> Markup:
 @bp.app_template_global("csrf")
 def csrf() -> Markup:
     """A form's hidden CSRF field. A function, not a macro (as `button`): a list draws one a row."""
-    return Markup(f'<input type="hidden" name="csrf" value="{escape(csrf_token())}">')
+    return _csrf_field(csrf_token())
+
+
+def _csrf_field(token: str) -> Markup:
+    return Markup(f'<input type="hidden" name="csrf" value="{escape(token)}">')
 
 
 @bp.app_template_global("button")
@@ -364,11 +397,16 @@ def button(action: object, label: object, class_: object = "", confirm: object =
            fields: Mapping[str, object] | None = None) -> Markup:
     """A one-button form posting to `action` (with `fields` as hidden inputs; `confirm`: the
     question console.js asks first), byte for byte what the macro it replaces wrote."""
+    return _button(csrf_token(), action, label, class_, confirm, fields)
+
+
+def _button(token: str, action: object, label: object, class_: object = "", confirm: object = None,
+            fields: Mapping[str, object] | None = None) -> Markup:
     asks = f' data-confirm="{escape(confirm)}"' if confirm else ""
     hidden = "".join(f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
                      for name, value in (fields or {}).items())
     return Markup(f'\n<form class="inline" method="post" action="{escape(action)}"{asks}>\n'
-                  f'  <input type="hidden" name="csrf" value="{escape(csrf_token())}">\n'
+                  f'  <input type="hidden" name="csrf" value="{escape(token)}">\n'
                   f'  {hidden}\n'
                   f'  <button type="submit" class="{escape(class_)}">{escape(label)}</button>\n'
                   '</form>\n')
@@ -388,11 +426,41 @@ def money(value: object) -> Markup:
 
 @bp.context_processor
 def console_context() -> dict[str, Any]:
+    """What a console template reads, with the request's values read once a render: the user, the
+    matrix's answers, the host and root of its addresses, the session's CSRF token (on first use).
+    The functions here stand in for the app-wide template globals of the same names (which read
+    Flask's request, session and `g` on every call: a list page calls them a dozen times a row)."""
     user = console_user()
-    nav = [(endpoint, label, href(endpoint)) for endpoint, label, module, action in SECTIONS
-           if user and allowed(module, action)]
-    return {"user": user, "nav": nav, "allowed": allowed,
-            "zone": Ombaro.get().settings.timezone}
+    signed_in = user is not None and user.is_authenticated
+    role = user.role if user is not None else None
+    grants, answers = _answers() if signed_in else ({}, {})
+    host, root, current = request.host, request.script_root, request.endpoint
+    token = ""
+
+    def allowed_here(module: str, action: str = "read") -> bool:
+        return signed_in and _may(grants, answers, role, module, action)
+
+    def token_here() -> str:
+        nonlocal token
+        if not token:
+            token = csrf_token()
+        return token
+
+    def href_here(endpoint: str, filename: str = "", **values: Any) -> str:
+        return _href(host, root, endpoint, filename, values)
+
+    def csrf_here() -> Markup:
+        return _csrf_field(token_here())
+
+    def button_here(action: object, label: object, class_: object = "", confirm: object = None,
+                    fields: Mapping[str, object] | None = None) -> Markup:
+        return _button(token_here(), action, label, class_, confirm, fields)
+
+    # (endpoint, label, address, whether it is the page's section)
+    nav = [(endpoint, label, href_here(endpoint), bool(current and current.startswith(endpoint)))
+           for endpoint, label, module, action in SECTIONS if user and allowed_here(module, action)]
+    return {"user": user, "nav": nav, "allowed": allowed_here, "zone": Ombaro.get().settings.timezone,
+            "console_href": href_here, "csrf_token": token_here, "csrf": csrf_here, "button": button_here}
 
 
 # The addresses every page links to (its sections, sign-out, the console's files) and a list's rows
@@ -405,7 +473,11 @@ def href(endpoint: str, filename: str = "", **values: Any) -> str:
     """`url_for(endpoint, **values)` (or a static `filename`), built once a process instead of a
     dozen times a page: an address depends only on the host, the root it is served under and its
     values (a row's id: the schedules' three forms a row)."""
-    key = (request.host, request.script_root, endpoint, filename, tuple(sorted(values.items())))
+    return _href(request.host, request.script_root, endpoint, filename, values)
+
+
+def _href(host: str, root: str, endpoint: str, filename: str, values: dict[str, Any]) -> str:
+    key = (host, root, endpoint, filename, tuple(sorted(values.items())) if values else ())
     address = _HREFS.get(key)
     if address is None:
         address = url_for(endpoint, filename=filename) if filename else url_for(endpoint, **values)
@@ -420,7 +492,14 @@ def when(value: str | None, seconds: bool = False) -> str:
     """An API timestamp (ISO 8601, UTC) in the platform's zone, as staff read times: 2026-11-27 10:00."""
     if not value:
         return "—"
-    moment = dt.datetime.fromisoformat(value).astimezone(Ombaro.get().settings.zone)
+    return _local_time(value, seconds, Ombaro.get().settings.timezone)
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_time(value: str, seconds: bool, zone: str) -> str:
+    """`when`'s text, once a process per timestamp and zone (5 us a call; a list draws one or two a row,
+    and the same rows page after page): a function of its arguments alone."""
+    moment = dt.datetime.fromisoformat(value).astimezone(ZoneInfo(zone))
     return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
@@ -441,12 +520,18 @@ SECURITY_HEADERS = {
 
 @bp.after_app_request  # app-wide hook: a console URL that matches no page (404) gets them too
 def security_headers(response: Response) -> Response:
-    if not (request.path == "/console" or request.path.startswith("/console/")):
+    """`SECURITY_HEADERS` (and `Cache-Control: no-store` but for the console's files) on every console
+    answer, each where the answer has none of its own: what `headers.setdefault` did name by name, with
+    the answer's header names read once (a `setdefault` for an absent name costs a raised KeyError)."""
+    path = request.path
+    if not (path == "/console" or path.startswith("/console/")):
         return response
+    present = {name.lower() for name, _value in response.headers}
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if request.endpoint != "console.static":  # pages carry tokens and personal data: never cached
-        response.headers.setdefault("Cache-Control", "no-store")
+        if name.lower() not in present:
+            response.headers.add(name, value)
+    if "cache-control" not in present and request.endpoint != "console.static":
+        response.headers.add("Cache-Control", "no-store")  # pages carry tokens and personal data: never cached
     return response
 
 
