@@ -67,6 +67,7 @@ _ACT_AS = "SELECT set_config('role', %(_role)s, true), set_config('request.jwt.c
 # Names of caller_rows' statements prepared on a pooled connection (its `info`, which lives and is
 # cleared with the driver's connection).
 _PREPARED = "ombaro.prepared_rows"
+_CURSOR = "ombaro.rows_cursor"  # and the client-side cursor that reads them
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
 
 
@@ -148,7 +149,9 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
             driver = cast(psycopg.Connection[Any], pooled.driver_connection)  # the engine's driver
             driver.autocommit = True  # the query brings its own BEGIN and COMMIT (psycopg would add one)
             try:
-                cursor = psycopg.ClientCursor(driver)
+                cursor = pooled.info.get(_CURSOR)
+                if cursor is None:  # one a connection: a new cursor looks its 20 columns' loaders up again
+                    cursor = pooled.info[_CURSOR] = psycopg.ClientCursor(driver)
                 if prepares:
                     prepared: set[str] = pooled.info.setdefault(_PREPARED, set())
                     if compiled.name not in prepared:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
 from flask import jsonify
 from marshmallow import Schema, fields
@@ -241,18 +242,26 @@ def prepared_executions(app: Any) -> int:
 
 
 def test_the_listing_is_planned_once_a_connection_and_the_policies_still_decide(
-    app: Any, booked: dict[str, Account],
+    app: Any, booked: dict[str, Account], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The listing's statement is prepared on each pooled connection and run by name (web/extension
-    .caller_rows): every read runs the prepared statement, not a newly planned one. Once PostgreSQL
+    .caller_rows), by a cursor kept with the connection: every read runs the prepared statement,
+    not a newly planned one, and makes no new cursor on a connection that has one. Once PostgreSQL
     uses its generic plan (after five runs), another customer and the vendor still get exactly
     their own rows."""
     customer = client_for(app, booked["customer"])
     assert customer.get("/api/v1/bookings").status_code == 200
     before = prepared_executions(app)
+    with app.app_context():
+        connections = Ombaro.get().engine.pool.checkedin()  # type: ignore[attr-defined]
+    cursors: list[object] = []
+    make_cursor = psycopg.ClientCursor
+    monkeypatch.setattr(psycopg, "ClientCursor", lambda connection: cursors.append(connection) or make_cursor(connection))
     for _ in range(10):
         assert len(customer.get("/api/v1/bookings").json) == 30
+    monkeypatch.undo()
     assert prepared_executions(app) - before == 10
+    assert len(cursors) < connections, cursors  # at most one for each connection that had served no listing
     for who in ("other", "vendor"):
         answer = client_for(app, booked[who]).get("/api/v1/bookings")
         assert answer.get_data() == schema_listing(app, booked[who], ""), who
