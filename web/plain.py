@@ -111,7 +111,7 @@ def _json_row(keys: Sequence[str], converters: Sequence[Convert]) -> Callable[[S
                for column, key in sorted(enumerate(keys), key=lambda pair: pair[1])]
     source = f"def json_row(row):\n    return '{{' + ','.join(({', '.join(members)},)) + '}}'\n"
     namespace: dict[str, Any] = {"_string": encode_basestring_ascii, "_nested": _NESTED, "_converters": converters}
-    exec(source, namespace)  # noqa: S102 - the source is built above from the schema's field names only
+    exec(source, namespace)  # the source is built above from the schema's field names only
     row: Callable[[Sequence[Any]], str] = namespace["json_row"]
     return row
 

@@ -78,13 +78,14 @@ def test_the_plain_json_is_the_text_jsonify_sends_for_the_schemas_dump(app: Any)
     for n, row in enumerate(rows):
         if n % 2:
             row["special_instructions"] = awkward_text(rng)
-            row["service_location"] = {awkward_text(rng): awkward_text(rng), "z": [rng.random() * 10 ** rng.randrange(-9, 23),
-                                       -0.0, 10 ** 30, True, None, {"b": 1, "a": [awkward_text(rng)]}]}
+            number = rng.random() * 10 ** rng.randrange(-9, 23)
+            row["service_location"] = {awkward_text(rng): awkward_text(rng),
+                                       "z": [number, -0.0, 10 ** 30, True, None, {"b": 1, "a": [awkward_text(rng)]}]}
     tuples = [tuple(row[name] for name in LISTED.columns) for row in rows]
     with app.app_context():
         for some in (tuples, tuples[:1], []):
-            count = len(some)
-            expected = jsonify(BookingSchema(many=True).dump([SimpleNamespace(**row) for row in rows[:count]])).get_data()
+            dumped = BookingSchema(many=True).dump([SimpleNamespace(**row) for row in rows[:len(some)]])
+            expected = jsonify(dumped).get_data()
             assert LISTED.json(some).encode() == expected
             answer = json_response(LISTED, some)
             assert (answer.get_data(), answer.mimetype) == (expected, "application/json")
@@ -256,7 +257,8 @@ def test_the_listing_is_planned_once_a_connection_and_the_policies_still_decide(
         connections = Ombaro.get().engine.pool.checkedin()  # type: ignore[attr-defined]
     cursors: list[object] = []
     make_cursor = psycopg.ClientCursor
-    monkeypatch.setattr(psycopg, "ClientCursor", lambda connection: cursors.append(connection) or make_cursor(connection))
+    monkeypatch.setattr(psycopg, "ClientCursor",
+                        lambda connection: cursors.append(connection) or make_cursor(connection))
     for _ in range(10):
         assert len(customer.get("/api/v1/bookings").json) == 30
     monkeypatch.undo()
