@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -10,7 +12,7 @@ from typing import Any, TypeVar, cast
 import psycopg
 import redis
 from flask import current_app, g
-from sqlalchemy import ClauseElement, Connection, Engine, event
+from sqlalchemy import ClauseElement, Connection, Dialect, Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
@@ -62,7 +64,52 @@ def db_session() -> Session:
 
 # act_as's statement (ombaro.db), as the driver takes it; the caller's statement follows it.
 _ACT_AS = "SELECT set_config('role', %(_role)s, true), set_config('request.jwt.claims', %(_claims)s, true)"
-_COMPILED: dict[int, tuple[ClauseElement, str]] = {}  # id(statement) -> (statement, the SQL sent)
+# Names of caller_rows' statements prepared on a pooled connection (its `info`, which lives and is
+# cleared with the driver's connection).
+_PREPARED = "ombaro.prepared_rows"
+_CURSOR = "ombaro.rows_cursor"  # and the client-side cursor that reads them
+_PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A caller_rows statement as sent: `simple` carries the statement's text (planned by the server
+    on every read), `execute` runs it as `name`, prepared on the connection by `prepare`."""
+
+    statement: ClauseElement
+    simple: str
+    name: str
+    prepare: str
+    execute: str
+
+
+_COMPILED: dict[int, _Compiled] = {}  # id(statement) -> the statement as sent
+_NAMES = itertools.count(1)
+
+
+def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
+    sql = str(statement.compile(dialect=dialect))
+    names: list[str] = []
+
+    def positional(match: re.Match[str]) -> str:  # %(name)s -> $n; %% -> % (PREPARE is sent unbound)
+        if match.group(1) is None:
+            return "%"
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    name = f"ombaro_rows_{next(_NAMES)}"  # never reused in the process: a connection may hold older ones
+    prepare = f"PREPARE {name} AS {_PLACEHOLDER.sub(positional, sql)}"
+    arguments = f"({', '.join(f'%({n})s' for n in names)})" if names else ""
+    return _Compiled(statement, simple=f"BEGIN; {_ACT_AS}; {sql}; COMMIT", name=name, prepare=prepare,
+                     execute=f"BEGIN; {_ACT_AS}; EXECUTE {name}{arguments}; COMMIT")
+
+
+def _stale_prepared(error: Exception) -> bool:
+    """The connection's prepared statement is gone (DISCARD, DEALLOCATE) or no longer fits its
+    table (a migration changed the columns under a running process)."""
+    return isinstance(error, psycopg.errors.InvalidSqlStatementName) or (
+        isinstance(error, psycopg.errors.FeatureNotSupported) and "cached plan" in str(error))
 
 
 def _act_as_values() -> dict[str, str]:
@@ -80,12 +127,21 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
     PostgreSQL as one simple query (one round trip, the values bound and quoted by psycopg's
     client-side cursor) on a pooled connection, with no Session and no SQLAlchemy result around
     it. `statement` must be one long-lived object (it is compiled here once) whose parameters are
-    all named in `params`."""
-    engine = Ombaro.get().engine
+    all named in `params`.
+
+    The statement is prepared once on each pooled connection (SQL PREPARE, sent alone the first
+    time) and the query names it (EXECUTE): PostgreSQL then plans it once a connection, not on
+    every read, where planning it with the row-level security policies cost more than running it
+    (issue 16, session 6). The policies still decide at each EXECUTE: the server re-plans a
+    prepared statement for another role, and the caller's claims are read when it runs. Behind a
+    transaction pooler (OMBARO_DATABASE_POOLER=transaction) nothing is prepared: the statement's
+    text goes in the query as before."""
+    ombaro = Ombaro.get()
+    engine = ombaro.engine
     compiled = _COMPILED.get(id(statement))
-    if compiled is None or compiled[0] is not statement:
-        sql = f"BEGIN; {_ACT_AS}; {statement.compile(dialect=engine.dialect)}; COMMIT"
-        compiled = _COMPILED[id(statement)] = (statement, sql)
+    if compiled is None or compiled.statement is not statement:
+        compiled = _COMPILED[id(statement)] = _compile(statement, engine.dialect)
+    prepares = ombaro.settings.database_pooler != "transaction"
     values = {**params, **_act_as_values()}
     for attempt in (1, 2):
         pooled = engine.raw_connection()
@@ -93,8 +149,15 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
             driver = cast(psycopg.Connection[Any], pooled.driver_connection)  # the engine's driver
             driver.autocommit = True  # the query brings its own BEGIN and COMMIT (psycopg would add one)
             try:
-                cursor = psycopg.ClientCursor(driver)
-                cursor.execute(compiled[1], values)
+                cursor = pooled.info.get(_CURSOR)
+                if cursor is None:  # one a connection: a new cursor looks its 20 columns' loaders up again
+                    cursor = pooled.info[_CURSOR] = psycopg.ClientCursor(driver)
+                if prepares:
+                    prepared: set[str] = pooled.info.setdefault(_PREPARED, set())
+                    if compiled.name not in prepared:
+                        cursor.execute(compiled.prepare)
+                        prepared.add(compiled.name)
+                cursor.execute(compiled.execute if prepares else compiled.simple, values)
                 cursor.nextset()  # past BEGIN's result
                 cursor.nextset()  # past set_config's: the statement's rows
                 rows: list[tuple[Any, ...]] = cursor.fetchall()
@@ -105,6 +168,9 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
                 if driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
                     driver.autocommit = False  # back to the pool as SQLAlchemy left it
         except engine.dialect.loaded_dbapi.Error as error:
+            if prepares and attempt == 1 and _stale_prepared(error):
+                pooled.invalidate(error)  # this connection only: a new one prepares the statement afresh
+                continue
             if not engine.dialect.is_disconnect(error, pooled.dbapi_connection, None):
                 raise
             # As SQLAlchemy does on a disconnect: this connection is dropped, and so are the others

@@ -7,11 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import random
 import uuid
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
 from flask import jsonify
 from marshmallow import Schema, fields
@@ -24,7 +26,7 @@ from tests.factories.bookings import Shop, promotion
 from web.api.bookings import LISTED, BookingSchema
 from web.auth import current_user, resolve_user
 from web.extension import Ombaro, caller_rows, db_session
-from web.plain import PlainDump
+from web.plain import PlainDump, json_response
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
@@ -59,6 +61,37 @@ def test_the_plain_dump_is_the_schemas_dump_for_every_field_type_and_null() -> N
     assert plain == BookingSchema(many=True).dump([SimpleNamespace(**row) for row in rows])
     assert json.dumps(plain, sort_keys=True) == json.dumps(
         BookingSchema(many=True).dump([SimpleNamespace(**row) for row in rows]), sort_keys=True)
+
+
+def awkward_text(rng: random.Random) -> str:
+    """Quotes, backslashes, control characters, line separators, non-ASCII and astral characters."""
+    return "".join(rng.choice(['"', "\\", "\x00", "\x1f", "\n", "\u2028", "\x7f", "é", "पुणे", "\U0001f600", "a", "/"])
+                   for _ in range(rng.randrange(12)))
+
+
+def test_the_plain_json_is_the_text_jsonify_sends_for_the_schemas_dump(app: Any) -> None:
+    """web/plain.PlainDump.json writes the listing's JSON without the dicts: the same text, byte for
+    byte, as Flask's jsonify of BookingSchema's dump, for the varied rows and random awkward strings,
+    nested values and numbers; in debug mode (jsonify indents) json_response gives jsonify's text."""
+    rng = random.Random(16)
+    rows = [varied_values(n) for n in range(40)]
+    for n, row in enumerate(rows):
+        if n % 2:
+            row["special_instructions"] = awkward_text(rng)
+            number = rng.random() * 10 ** rng.randrange(-9, 23)
+            row["service_location"] = {awkward_text(rng): awkward_text(rng),
+                                       "z": [number, -0.0, 10 ** 30, True, None, {"b": 1, "a": [awkward_text(rng)]}]}
+    tuples = [tuple(row[name] for name in LISTED.columns) for row in rows]
+    with app.app_context():
+        for some in (tuples, tuples[:1], []):
+            dumped = BookingSchema(many=True).dump([SimpleNamespace(**row) for row in rows[:len(some)]])
+            expected = jsonify(dumped).get_data()
+            assert LISTED.json(some).encode() == expected
+            answer = json_response(LISTED, some)
+            assert (answer.get_data(), answer.mimetype) == (expected, "application/json")
+        app.debug = True
+        assert json_response(LISTED, tuples).get_data() == jsonify(LISTED.many(tuples)).get_data()
+        assert b"\n  " in json_response(LISTED, tuples).get_data()
 
 
 def test_the_plain_dump_names_the_rounding_it_was_given() -> None:
@@ -193,3 +226,78 @@ def test_without_a_query_string_the_listing_takes_the_schemas_defaults_and_a_que
         answer = customer.get(f"/api/v1/bookings{refused}")
         assert answer.status_code == 422, (refused, answer.json)
     assert client_for(app).get("/api/v1/bookings").status_code == 401  # the permission still comes first
+
+
+def prepared_executions(app: Any) -> int:
+    """How often the caller_rows statements prepared on the app's idle pooled connections ran."""
+    with app.app_context():
+        engine = Ombaro.get().engine
+        held = [engine.raw_connection() for _ in range(engine.pool.checkedin())]  # type: ignore[attr-defined]
+        try:
+            return sum(pooled.driver_connection.execute(  # type: ignore[union-attr]
+                "SELECT coalesce(sum(generic_plans + custom_plans), 0) FROM pg_prepared_statements "
+                "WHERE name LIKE 'ombaro_rows_%'").fetchone()[0] for pooled in held)
+        finally:
+            for pooled in held:
+                pooled.close()
+
+
+def test_the_listing_is_planned_once_a_connection_and_the_policies_still_decide(
+    app: Any, booked: dict[str, Account], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The listing's statement is prepared on each pooled connection and run by name (web/extension
+    .caller_rows), by a cursor kept with the connection: every read runs the prepared statement,
+    not a newly planned one, and makes no new cursor on a connection that has one. Once PostgreSQL
+    uses its generic plan (after five runs), another customer and the vendor still get exactly
+    their own rows."""
+    customer = client_for(app, booked["customer"])
+    assert customer.get("/api/v1/bookings").status_code == 200
+    before = prepared_executions(app)
+    with app.app_context():
+        connections = Ombaro.get().engine.pool.checkedin()  # type: ignore[attr-defined]
+    cursors: list[object] = []
+    make_cursor = psycopg.ClientCursor
+    monkeypatch.setattr(psycopg, "ClientCursor",
+                        lambda connection: cursors.append(connection) or make_cursor(connection))
+    for _ in range(10):
+        assert len(customer.get("/api/v1/bookings").json) == 30
+    monkeypatch.undo()
+    assert prepared_executions(app) - before == 10
+    assert len(cursors) < connections, cursors  # at most one for each connection that had served no listing
+    for who in ("other", "vendor"):
+        answer = client_for(app, booked[who]).get("/api/v1/bookings")
+        assert answer.get_data() == schema_listing(app, booked[who], ""), who
+    assert [b["customer_id"] for b in client_for(app, booked["other"]).get("/api/v1/bookings").json] == [
+        str(booked["other"].id)]
+
+
+def test_a_prepared_statement_the_connection_lost_is_prepared_again(app: Any, booked: dict[str, Account]) -> None:
+    """A pooled connection whose prepared listing is gone (DEALLOCATE, DISCARD ALL) is dropped and
+    the read answered on a new connection, which prepares it afresh."""
+    customer = client_for(app, booked["customer"])
+    expected = customer.get("/api/v1/bookings").get_data()
+    with app.app_context():
+        engine = Ombaro.get().engine
+        held = [engine.raw_connection() for _ in range(engine.pool.checkedin())]  # type: ignore[attr-defined]
+        for pooled in held:
+            driver = pooled.driver_connection
+            names = [name for (name,) in driver.execute(  # type: ignore[union-attr]
+                "SELECT name FROM pg_prepared_statements WHERE name LIKE 'ombaro_rows_%'")]
+            for name in names:
+                driver.execute(f"DEALLOCATE {name}")  # type: ignore[union-attr]
+            driver.commit()  # type: ignore[union-attr]
+            pooled.close()
+    assert sum(1 for pooled in held) >= 1
+    for _ in range(4):
+        assert customer.get("/api/v1/bookings").get_data() == expected
+    assert prepared_executions(app) >= 1
+
+
+def test_behind_a_transaction_pooler_nothing_is_prepared(app_factory: Any, booked: dict[str, Account]) -> None:
+    """OMBARO_DATABASE_POOLER=transaction: a prepared statement would not follow the client to the
+    next server connection, so the listing sends its statement's text, as before."""
+    pooled_app = app_factory(OMBARO_DATABASE_POOLER="transaction")
+    customer = client_for(pooled_app, booked["customer"])
+    for _ in range(3):
+        assert customer.get("/api/v1/bookings").get_data() == schema_listing(pooled_app, booked["customer"], "")
+    assert prepared_executions(pooled_app) == 0

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import jsonify, url_for
+from flask import url_for
 from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from web.commanding import idempotency_key
 from web.errors import NotFound
 from web.extension import Ombaro, caller_rows, db_session
 from web.openapi import defaults_without_query, idempotent
-from web.plain import PlainDump
+from web.plain import PlainDump, json_response
 from web.sanitize import Blueprint
 from web.schemas import GENDERS, Integer, JobSchema
 
@@ -158,7 +158,7 @@ def list_bookings(status: list[str], limit: int) -> Any:
     the desks that serve customers), newest first."""
     query = queries.row_listing(LISTED.columns, current_user().role, bool(status))
     rows = caller_rows(query, {"limit": limit, "statuses": status} if status else {"limit": limit})
-    return jsonify(LISTED.many(rows))  # what BookingSchema(many=True) dumps (tests/bookings/test_listing.py)
+    return json_response(LISTED, rows)  # what BookingSchema(many=True) dumps (tests/bookings/test_listing.py)
 
 
 @blp.get("/<uuid:booking_id>")
