@@ -4,7 +4,8 @@ lives in `ombaro`, the work in `workers`."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import redis
 from flask import Flask
@@ -16,6 +17,31 @@ from web import auth, observability
 from web.errors import register_error_handlers
 from web.extension import Ombaro
 from web.sanitize import check_request
+
+
+class OmbaroFlask(Flask):
+    """Flask, with `ensure_sync`'s answer kept per function (issue 16): Flask asks it of every hook,
+    view and handler on every request (a dozen times a console page, and again for each API call the
+    page makes), and each time `inspect.iscoroutinefunction` works it out afresh, though whether a
+    function is `async def` never changes. Only plain functions are remembered; anything else goes
+    to Flask's own `ensure_sync` every time."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._synchronous: set[Callable[..., Any]] = set()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            if func in self._synchronous:
+                return func
+        except TypeError:  # an unhashable callable: asked afresh
+            return super().ensure_sync(func)
+        answer = super().ensure_sync(func)
+        if answer is func:  # synchronous as it is
+            if len(self._synchronous) >= 4096:  # bounded: bound methods are new objects
+                self._synchronous.clear()
+            self._synchronous.add(func)
+        return answer
 
 
 def before_request() -> None:
@@ -32,7 +58,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     """Build the app. `test_config` overrides environment variables (DATABASE_URL, REDIS_URL, ...)."""
     settings = load_settings({**os.environ, **(test_config or {})})
     logs.configure(level=settings.log_level, fmt=settings.log_format, process="web")
-    app = Flask(__name__)
+    app = OmbaroFlask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         API_TITLE="OMBARO Ops",

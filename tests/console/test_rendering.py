@@ -308,3 +308,98 @@ def test_the_list_pages_addresses_are_url_for_s(app: Any) -> None:
                 for endpoint, values in addresses:
                     assert kept(endpoint, **values) == console_session.href(endpoint, **values) == url_for(
                         endpoint, **values), (base, endpoint)
+
+
+# The schedules' and campaigns' row loops as the templates had them before issue 16's session 7.
+SCHEDULE_LOOP = """
+  {% for s in schedules %}
+  <tr data-schedule="{{ s.name }}">
+    <td>{{ s.name }}</td><td>{{ s.kind }}</td>
+    <td>{% if can_edit %}
+      <form class="row" method="post" action="{{ console_href('console.edit_schedule', schedule_id=s.id) }}">{{ csrf() }}
+        {% if s.cron %}<input name="cron" value="{{ s.cron }}" size="14" aria-label="cron for {{ s.name }}">
+        {% else %}<input name="interval_seconds" value="{{ s.interval_seconds }}" size="6" aria-label="interval for {{ s.name }}"> s{% endif %}
+        <button type="submit" class="secondary">Save</button></form>
+      {% else %}{{ s.cron or ('every %s s' % s.interval_seconds) }}{% endif %}
+      <span class="muted">{{ s.timezone }}</span></td>
+    <td>{{ s.next_fire_time | when }}</td>
+    <td>{{ s.last_fired_for | when }}</td>
+    <td><span class="status {{ 'active' if s.enabled else 'paused' }}">{{ 'enabled' if s.enabled else 'disabled' }}</span></td>
+    <td>{% if can_edit %}
+      {{ button(console_href('console.toggle_schedule', schedule_id=s.id, action='disable' if s.enabled else 'enable'), 'Disable' if s.enabled else 'Enable', 'secondary') }}
+      {{ button(console_href('console.run_schedule', schedule_id=s.id), 'Run now', '', 'Fire ' ~ s.name ~ ' now?') }}
+    {% endif %}</td>
+  </tr>
+  {% endfor %}
+"""  # noqa: E501  (the template's lines as they were)
+CAMPAIGN_LOOP = """
+  {% for c in campaigns %}{% set m = c.metrics or {} %}
+  <tr>
+    <td><a href="{{ console_href('console.campaign', campaign_id=c.id) }}">{{ c.name }}</a></td>
+    <td>{{ c.type | replace('_', ' ') }}</td>
+    <td>{{ status(c.status) }}</td>
+    <td>{{ c.start_date | when }}</td>
+    <td class="num">{{ money(c.budget) }}</td>
+    <td class="num">{{ m.sent or 0 }}</td><td class="num">{{ m.delivered or 0 }}</td>
+    <td class="num">{{ m.opened or 0 }}</td><td class="num">{{ (m.failed or 0) + (m.bounced or 0) }}</td>
+  </tr>
+  {% else %}<tr><td colspan="9" class="muted">No campaigns yet.</td></tr>{% endfor %}
+"""
+HOSTILE = ['<script>alert("x")</script>', "a & b 'quoted' \"double\"", "plain", "", "ünïcode ₹ — \u2028 line",
+           "x\" onmouseover=\"alert(1)", "&amp; already", "{{ 7*7 }}", None]
+
+
+def test_the_schedule_and_campaign_rows_are_what_the_template_loops_wrote(app: Any) -> None:
+    """The rows are written by Python functions (web/console/schedules.py, campaigns.py) instead of
+    the templates' loops: byte for byte the same, hostile strings escaped, on three hosts and roots,
+    with and without the right to edit, every kind of trigger, state and missing figure."""
+    import uuid
+
+    from flask import g, session
+
+    from web.auth import CurrentUser
+    from web.console.campaigns import campaign_rows
+    from web.console.schedules import schedule_rows
+
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    times = ["2026-03-31T18:29:30+00:00", None, "2026-12-07T13:35:00.123456+00:00", ""]
+    schedules = [{"id": ids[n % 3], "name": name, "kind": HOSTILE[(n + 1) % len(HOSTILE)],
+                  "cron": (None, "*/5 * * * *", name)[n % 3], "interval_seconds": (30, None, 3600)[n % 3],
+                  "timezone": (HOSTILE[(n + 2) % len(HOSTILE)], "Asia/Kolkata")[n % 2],
+                  "next_fire_time": times[n % 4], "last_fired_for": times[(n + 1) % 4],
+                  "enabled": (True, False, None)[n % 3]}
+                 for n, name in enumerate(HOSTILE)]
+    campaigns = [{"id": ids[n % 3], "name": name, "type": ("email_and_sms", name, "push")[n % 3],
+                  "status": HOSTILE[(n + 3) % len(HOSTILE)], "start_date": times[n % 4],
+                  "budget": ("5000.00", None, "12.5", name)[n % 4],
+                  "metrics": ({"sent": 3, "delivered": 2, "opened": 1, "failed": 1, "bounced": 2}, None, {},
+                              {"sent": None, "failed": 4})[n % 4]} for n, name in enumerate(HOSTILE)]
+    old_schedules = app.jinja_env.from_string(SCHEDULE_LOOP)
+    old_campaigns = app.jinja_env.from_string(CAMPAIGN_LOOP)
+    new_schedules = app.jinja_env.from_string(
+        "\n  {{ schedule_rows(schedules, can_edit, console_href, csrf, button) }}\n")
+    new_campaigns = app.jinja_env.from_string("\n  {{ campaign_rows(campaigns, console_href) }}\n")
+    cases = 0
+    for base in ("http://localhost/", "https://ops.example.in/", "http://10.0.0.5:8080/behind/a/proxy/"):
+        with app.test_request_context("/console/schedules", base_url=base):
+            g.console_user, g.console_pending = CurrentUser(uuid.uuid4(), "super_admin"), False
+            session["csrf"] = 'odd"<token>&'
+            context = console_session.console_context()
+            for can_edit in (True, False):
+                for rows in (schedules, schedules[:1], []):
+                    values = {**context, "schedules": rows, "can_edit": can_edit, "schedule_rows": schedule_rows}
+                    drawn = new_schedules.render(values)
+                    assert drawn == old_schedules.render(values)
+                    cases += 1
+                    if rows:
+                        assert "<script>" not in drawn and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in drawn
+                        assert 'x" onmouseover' not in drawn
+                        assert ('value="odd&#34;&lt;token&gt;&amp;"' in drawn) == can_edit
+            for rows in (campaigns, campaigns[:2], []):
+                values = {**context, "campaigns": rows, "campaign_rows": campaign_rows}
+                drawn = new_campaigns.render(values)
+                assert drawn == old_campaigns.render(values)
+                cases += 1
+                if rows:
+                    assert "<script>" not in drawn and "&lt;script&gt;" in drawn and 'x" onmouseover' not in drawn
+    assert cases == 3 * (6 + 3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from sqlalchemy import Engine
 
@@ -110,3 +112,34 @@ def test_docs_page_is_served_without_a_cdn(anon_client) -> None:
     assert "/openapi.json" in page.get_data(as_text=True)
     assert "http" not in page.get_data(as_text=True).replace("/openapi.json", "")
     assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_whether_a_hook_or_view_is_async_is_worked_out_once_a_function(app, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ensure_sync` keeps its answer for plain functions (web.OmbaroFlask): a second request asks
+    `iscoroutinefunction` nothing; an `async def` function is still handed to Flask every time."""
+    import flask.app
+
+    asked: list[object] = []
+    real = flask.app.iscoroutinefunction
+
+    def counting(func: object) -> bool:
+        asked.append(func)
+        return real(func)
+
+    monkeypatch.setattr(flask.app, "iscoroutinefunction", counting)
+    anonymous = app.test_client()
+    assert anonymous.get("/healthz").status_code == 200
+    first = len(asked)
+    assert anonymous.get("/healthz").status_code == 200 and anonymous.get("/console/login").status_code == 200
+    assert first >= 5  # the hooks and the view
+    again = len(asked)
+    assert anonymous.get("/console/login").status_code == 200
+    assert len(asked) == again  # nothing asked again
+
+    async def view() -> None:
+        return None
+
+    for _ in range(2):
+        with contextlib.suppress(RuntimeError):  # without Flask's async extra: "Install Flask with ..."
+            assert app.ensure_sync(view) is not view  # wrapped
+    assert asked[-2:] == [view, view]

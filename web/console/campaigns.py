@@ -4,7 +4,7 @@ and a campaign's page with its approval and sending buttons and a live delivery 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
@@ -16,7 +16,7 @@ from ombaro.models.marketing import CAMPAIGN_STATUSES, CAMPAIGN_TYPES
 from web.console import bp
 from web.console.api_client import Answer
 from web.console.charts import bar_chart
-from web.console.session import api, csrf_token, flash_answer, page
+from web.console.session import api, csrf_token, flash_answer, money, page, status, when
 from web.extension import Ombaro
 
 # Per channel: the content fields the form offers (the API validates which are required).
@@ -102,8 +102,31 @@ def _list_page(form: MultiDict[str, str], preview: Answer | None = None, created
     listing = api("GET", "/api/v1/campaigns", query=query)
     return render_template(
         "console/campaigns.html", campaigns=listing.body if listing.ok else [], listing=listing, query=query,
-        statuses=CAMPAIGN_STATUSES, new_campaign_form=new_campaign_form,
+        statuses=CAMPAIGN_STATUSES, new_campaign_form=new_campaign_form, campaign_rows=campaign_rows,
         form=form, preview=preview, errors=field_errors(preview) or field_errors(created)), status
+
+
+def campaign_rows(campaigns: Iterable[Mapping[str, Any]], href: Callable[..., str]) -> Markup:
+    """The campaigns' table rows (or the row saying there are none), byte for byte what the
+    template's loop wrote (issue 16: 45 us a row in Jinja's escape, Markup, filter and attribute
+    calls; this writes a row with one escape a value). `href` is the render's `console_href`; a
+    key the answer lacks is written as Jinja writes an undefined value (nothing, or 0 for a figure)."""
+    rows = []
+    for c in campaigns:
+        m = c.get("metrics") or {}
+        address = href("console.campaign", campaign_id=c.get("id", ""))
+        failed = (m.get("failed") or 0) + (m.get("bounced") or 0)
+        rows.append(
+            f'\n  <tr>\n    <td><a href="{escape(address)}">{escape(c.get("name", ""))}</a></td>\n'
+            f'    <td>{escape(str(c.get("type", "")).replace("_", " "))}</td>\n'
+            f'    <td>{status(c.get("status", ""))}</td>\n'
+            f'    <td>{escape(when(c.get("start_date")))}</td>\n'
+            f'    <td class="num">{money(c.get("budget", ""))}</td>\n'
+            f'    <td class="num">{escape(m.get("sent") or 0)}</td>'
+            f'<td class="num">{escape(m.get("delivered") or 0)}</td>\n'
+            f'    <td class="num">{escape(m.get("opened") or 0)}</td><td class="num">{escape(failed)}</td>\n'
+            '  </tr>\n  ')
+    return Markup("".join(rows) or '<tr><td colspan="9" class="muted">No campaigns yet.</td></tr>')
 
 
 # The form as a GET shows it: nothing typed in yet, email preselected.
