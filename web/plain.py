@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from json.encoder import encode_basestring_ascii
@@ -116,12 +117,19 @@ class PlainDump:
 _NESTED = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":")).encode
 
 
+@functools.lru_cache(maxsize=4096)
+def _nested_text(text: str) -> str:
+    """_NESTED of a json(b) column's server text as loaded: a function of the text alone, kept for
+    the rows a hot listing sends again and again (issue 16, session 7; a few MB at most)."""
+    return _NESTED(json.loads(text))
+
+
 def _json_value(column: int, convert: Convert, as_text: bool) -> str:
     """An expression of `row` (the row's tuple) giving the JSON text of the converted value; `as_text`:
     the column is the server's text of a uuid, a numeric of the field's scale or a json(b)."""
     value = f"row[{column}]"
     if as_text and convert is _mapping_text:
-        text = f"_nested(_loads({value}))"
+        text = f"_nested_text({value})"
     elif as_text:  # a uuid's or a numeric's text is the field's string
         text = f"_string({value})"
     elif convert is _text:
@@ -142,7 +150,7 @@ def _json_row(keys: Sequence[str], converters: Sequence[Convert],
     members = [f"{encode_basestring_ascii(key) + ':'!r} + {_json_value(column, converters[column], texts[column])}"
                for column, key in sorted(enumerate(keys), key=lambda pair: pair[1])]
     source = f"def json_row(row):\n    return '{{' + ','.join(({', '.join(members)},)) + '}}'\n"
-    namespace: dict[str, Any] = {"_string": encode_basestring_ascii, "_nested": _NESTED, "_loads": json.loads,
+    namespace: dict[str, Any] = {"_string": encode_basestring_ascii, "_nested": _NESTED, "_nested_text": _nested_text,
                                  "_converters": converters}
     exec(source, namespace)  # the source is built above from the schema's field names only
     row: Callable[[Sequence[Any]], str] = namespace["json_row"]

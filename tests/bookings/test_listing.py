@@ -24,6 +24,7 @@ from ombaro.bookings import queries
 from tests.factories import dispatch as factory
 from tests.factories.accounts import Account, client_for, make_account
 from tests.factories.bookings import Shop, promotion
+from web import plain
 from web.api.bookings import LISTED, SERVED, BookingSchema
 from web.auth import current_user, resolve_user
 from web.extension import Ombaro, caller_rows, db_session
@@ -145,6 +146,9 @@ def test_the_served_listing_takes_uuids_money_and_json_as_the_servers_text() -> 
                                                       ref=uuid.UUID(row[2]), note={"b": 1, "a": "é"}, other=None)])
     assert dump.many([row]) == expected
     assert dump.json([row]) == json.dumps(expected, sort_keys=True, separators=(",", ":")) + "\n"
+    encoded = plain._nested_text.cache_info()
+    assert dump.json([row, row]) == "[" + dump.json([row])[1:-2] + "," + dump.json([row])[1:-2] + "]\n"
+    assert plain._nested_text.cache_info().misses == encoded.misses  # a JSON text is encoded once, then kept
 
 
 @pytest.fixture(scope="module")
