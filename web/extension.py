@@ -69,12 +69,6 @@ _ACT_AS = "SELECT set_config('role', %(_role)s, true), set_config('request.jwt.c
 _PREPARED = "ombaro.prepared_rows"
 _CURSOR = "ombaro.rows_cursor"  # and the client-side cursor that reads them
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
-# _ACT_AS prepared beside them (its text is fixed), so that PostgreSQL does not plan it on every read
-# either (issue 16, session 7).
-_ACT_AS_NAME = "ombaro_act_as"
-_PREPARE_ACT_AS = (f"PREPARE {_ACT_AS_NAME} (text, text) AS "
-                   "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)")
-_EXECUTE_ACT_AS = f"EXECUTE {_ACT_AS_NAME}(%(_role)s, %(_claims)s)"
 
 
 @dataclass(frozen=True)
@@ -108,7 +102,7 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     prepare = f"PREPARE {name} AS {_PLACEHOLDER.sub(positional, sql)}"
     arguments = f"({', '.join(f'%({n})s' for n in names)})" if names else ""
     return _Compiled(statement, simple=f"BEGIN; {_ACT_AS}; {sql}; COMMIT", name=name, prepare=prepare,
-                     execute=f"BEGIN; {_EXECUTE_ACT_AS}; EXECUTE {name}{arguments}; COMMIT")
+                     execute=f"BEGIN; {_ACT_AS}; EXECUTE {name}{arguments}; COMMIT")
 
 
 def _stale_prepared(error: Exception) -> bool:
@@ -160,9 +154,6 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
                     cursor = pooled.info[_CURSOR] = psycopg.ClientCursor(driver)
                 if prepares:
                     prepared: set[str] = pooled.info.setdefault(_PREPARED, set())
-                    if _ACT_AS_NAME not in prepared:
-                        cursor.execute(_PREPARE_ACT_AS)
-                        prepared.add(_ACT_AS_NAME)
                     if compiled.name not in prepared:
                         cursor.execute(compiled.prepare)
                         prepared.add(compiled.name)
