@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from json.encoder import encode_basestring_ascii
@@ -16,6 +17,7 @@ from typing import Any
 from flask import Response, current_app, jsonify
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, fields
+from sqlalchemy import JSON, FromClause, Numeric, Uuid
 
 Convert = Callable[[Any], Any]
 
@@ -30,6 +32,10 @@ def _date(value: dt.date | None) -> str | None:  # fields.Date, fields.Time, fie
 
 def _mapping(value: Any) -> Any:  # fields.Dict without key or value fields: a copy of the mapping
     return None if value is None else dict(value)
+
+
+def _mapping_text(value: str | None) -> Any:  # the same from the server's text of a json(b) column
+    return None if value is None else dict(json.loads(value))
 
 
 def _decimal_string(places: decimal.Decimal, rounding: str | None) -> Convert:
@@ -61,18 +67,39 @@ def _converter(name: str, field: fields.Field[Any]) -> Convert:
     raise TypeError(f"no plain dump for {name}: {kind.__name__} ({field!r})")
 
 
+def _same_as_text(field: fields.Field[Any], column: Any) -> bool:
+    """Whether the server's text of `column` gives the field's JSON value as the typed value does:
+    a uuid's text is str(UUID); a numeric's of the field's scale is the quantized decimal's (a
+    numeric column holds no exponent or negative zero); a json(b)'s text is what psycopg's loader
+    reads with the same json.loads."""
+    kind = type(field)
+    if kind is fields.UUID:
+        return isinstance(column.type, Uuid)
+    if kind is fields.Decimal:
+        places = field.places  # type: ignore[attr-defined]  # checked by _converter: a Decimal here
+        return isinstance(column.type, Numeric) and column.type.scale == -places.as_tuple().exponent
+    return kind is fields.Dict and isinstance(column.type, JSON)
+
+
 class PlainDump:
     """`schema.dump(rows, many=True)` for rows (tuples) whose columns are the schema's dumped
-    fields, in `columns` order."""
+    fields, in `columns` order. Given the table the rows come from, `as_text` names the columns
+    whose server text gives the same answer for less work (no UUID, Decimal or JSON object made
+    to be written again, issue 16 session 7): select those as text."""
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, table: FromClause | None = None) -> None:
         dumped = [(field.data_key or name, name, field) for name, field in schema.dump_fields.items()]
         if any(field.attribute not in (None, name) for _key, name, field in dumped):
             raise TypeError("a field with another attribute name has no plain dump")
         self.keys = tuple(key for key, _name, _field in dumped)
         self.columns: tuple[str, ...] = tuple(name for _key, name, _field in dumped)
-        self._converters = tuple(_converter(name, field) for _key, name, field in dumped)
-        self._json_row = _json_row(self.keys, self._converters)
+        converters = [_converter(name, field) for _key, name, field in dumped]
+        self.as_text: tuple[str, ...] = () if table is None else tuple(
+            name for _key, name, field in dumped if _same_as_text(field, table.c[name]))
+        texts = [name in self.as_text for name in self.columns]
+        self._converters = tuple(_mapping_text if text and convert is _mapping else convert
+                                 for convert, text in zip(converters, texts, strict=True))
+        self._json_row = _json_row(self.keys, self._converters, texts)
 
     def many(self, rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
         keys, converters = self.keys, self._converters
@@ -90,10 +117,22 @@ class PlainDump:
 _NESTED = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":")).encode
 
 
-def _json_value(column: int, convert: Convert) -> str:
-    """An expression of `row` (the row's tuple) giving the JSON text of the converted value."""
+@functools.lru_cache(maxsize=4096)
+def _nested_text(text: str) -> str:
+    """_NESTED of a json(b) column's server text as loaded: a function of the text alone, kept for
+    the rows a hot listing sends again and again (issue 16, session 7; a few MB at most)."""
+    return _NESTED(json.loads(text))
+
+
+def _json_value(column: int, convert: Convert, as_text: bool) -> str:
+    """An expression of `row` (the row's tuple) giving the JSON text of the converted value; `as_text`:
+    the column is the server's text of a uuid, a numeric of the field's scale or a json(b)."""
     value = f"row[{column}]"
-    if convert is _text:
+    if as_text and convert is _mapping_text:
+        text = f"_nested_text({value})"
+    elif as_text:  # a uuid's or a numeric's text is the field's string
+        text = f"_string({value})"
+    elif convert is _text:
         text = f"_string(str({value}))"
     elif convert is _date:  # ISO dates and times need no escaping
         text = f"'\"' + {value}.isoformat() + '\"'"
@@ -104,13 +143,15 @@ def _json_value(column: int, convert: Convert) -> str:
     return f"('null' if {value} is None else {text})"
 
 
-def _json_row(keys: Sequence[str], converters: Sequence[Convert]) -> Callable[[Sequence[Any]], str]:
+def _json_row(keys: Sequence[str], converters: Sequence[Convert],
+              texts: Sequence[bool]) -> Callable[[Sequence[Any]], str]:
     """One function (its source made here, as `dataclasses` does) that writes a row's JSON object,
     members in sorted key order, with no call per value but the escaping and the conversions."""
-    members = [f"{encode_basestring_ascii(key) + ':'!r} + {_json_value(column, converters[column])}"
+    members = [f"{encode_basestring_ascii(key) + ':'!r} + {_json_value(column, converters[column], texts[column])}"
                for column, key in sorted(enumerate(keys), key=lambda pair: pair[1])]
     source = f"def json_row(row):\n    return '{{' + ','.join(({', '.join(members)},)) + '}}'\n"
-    namespace: dict[str, Any] = {"_string": encode_basestring_ascii, "_nested": _NESTED, "_converters": converters}
+    namespace: dict[str, Any] = {"_string": encode_basestring_ascii, "_nested": _NESTED, "_nested_text": _nested_text,
+                                 "_converters": converters}
     exec(source, namespace)  # the source is built above from the schema's field names only
     row: Callable[[Sequence[Any]], str] = namespace["json_row"]
     return row

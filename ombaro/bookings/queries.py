@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, Select, String, any_, bindparam, func, select
+from sqlalchemy import ARRAY, Integer, Select, String, Text, any_, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
 from ombaro.models.bookings import Booking, BookingItem, TherapistAssignment
@@ -43,12 +43,16 @@ def list_bookings(session: Session, *, role: str | None, statuses: Sequence[str]
 
 
 @functools.lru_cache(maxsize=64)
-def row_listing(columns: tuple[str, ...], role: str | None, by_status: bool) -> Select[Any]:
+def row_listing(columns: tuple[str, ...], role: str | None, by_status: bool,
+                as_text: tuple[str, ...] = ()) -> Select[Any]:
     """list_bookings as plain rows of `columns` (attribute names of Booking), for the hot listing:
-    no ORM objects. Parameters `limit` and, `by_status`, `statuses` (a list). One statement object
-    per shape, built once: run again, it needs no building, cache key or result matching (a third
-    of the listing's CPU went there). Run it as the caller: row-level security still decides."""
-    query = own_rows(select(*(Booking.__table__.c[name] for name in columns))
+    no ORM objects; the columns named in `as_text` as the server's text. Parameters `limit` and,
+    `by_status`, `statuses` (a list). One statement object per shape, built once: run again, it
+    needs no building, cache key or result matching (a third of the listing's CPU went there). Run
+    it as the caller: row-level security still decides."""
+    table = Booking.__table__
+    query = own_rows(select(*(cast(table.c[name], Text).label(name) if name in as_text else table.c[name]
+                              for name in columns))
                      .order_by(Booking.booking_date.desc(), Booking.booking_time.desc())
                      .limit(bindparam("limit", type_=Integer)), role)
     if by_status:

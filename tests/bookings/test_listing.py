@@ -17,13 +17,15 @@ import psycopg
 import pytest
 from flask import jsonify
 from marshmallow import Schema, fields
-from sqlalchemy import Engine, text
+from sqlalchemy import Column, Engine, MetaData, Numeric, Table, Uuid, text
+from sqlalchemy.dialects.postgresql import JSONB
 
 from ombaro.bookings import queries
 from tests.factories import dispatch as factory
 from tests.factories.accounts import Account, client_for, make_account
 from tests.factories.bookings import Shop, promotion
-from web.api.bookings import LISTED, BookingSchema
+from web import plain
+from web.api.bookings import LISTED, SERVED, BookingSchema
 from web.auth import current_user, resolve_user
 from web.extension import Ombaro, caller_rows, db_session
 from web.plain import PlainDump, json_response
@@ -114,6 +116,82 @@ def test_a_field_without_a_plain_dump_is_refused_when_the_dumper_is_built() -> N
         PlainDump(Unknown())
     with pytest.raises(TypeError):
         PlainDump(Renamed())
+
+
+def test_the_served_listing_takes_uuids_money_and_json_as_the_servers_text() -> None:
+    """SERVED (issue 16, session 7) selects the columns whose server text gives the schema's value
+    as text; the listing's statement casts exactly those; a numeric of another scale than the
+    field's places, or a column of another type, stays typed (quantized and written as before)."""
+    assert set(SERVED.as_text) == {"id", "customer_id", "vendor_id", "promotion_id", "subtotal_amount",
+                                   "discount_amount", "tax_amount", "total_amount", "service_location",
+                                   "dispatch_note"}
+    statement = str(queries.row_listing(SERVED.columns, "customer", False, SERVED.as_text))
+    assert statement.count("AS TEXT)") == len(SERVED.as_text)
+    assert "CAST(bookings.total_amount AS TEXT) AS total_amount" in statement
+    assert "CAST" not in str(queries.row_listing(LISTED.columns, "customer", False))
+
+    class Mixed(Schema):
+        amount = fields.Decimal(as_string=True, places=2)
+        rate = fields.Decimal(as_string=True, places=2)
+        ref = fields.UUID()
+        note = fields.Dict()
+        other = fields.UUID()
+
+    table = Table("mixed", MetaData(), Column("amount", Numeric(10, 2)), Column("rate", Numeric(10, 3)),
+                  Column("ref", Uuid), Column("note", JSONB), Column("other", Numeric(10, 2)))
+    dump = PlainDump(Mixed(), table)
+    assert dump.as_text == ("amount", "ref", "note")
+    row = ("12.30", Decimal("0.125"), "5f0c1e9e-2f61-4c7a-9d55-0d1f0d3c2b1a", '{"b": 1, "a": "\u00e9"}', None)
+    expected = Mixed(many=True).dump([SimpleNamespace(amount=Decimal("12.30"), rate=Decimal("0.125"),
+                                                      ref=uuid.UUID(row[2]), note={"b": 1, "a": "é"}, other=None)])
+    assert dump.many([row]) == expected
+    assert dump.json([row]) == json.dumps(expected, sort_keys=True, separators=(",", ":")) + "\n"
+    encoded = plain._nested_text.cache_info()
+    assert dump.json([row, row]) == "[" + dump.json([row])[1:-2] + "," + dump.json([row])[1:-2] + "]\n"
+    assert plain._nested_text.cache_info().misses == encoded.misses  # a JSON text is encoded once, then kept
+
+
+@pytest.fixture(scope="module")
+def awkward(engine: Engine, shop: Shop) -> Account:
+    """A customer with 16 bookings whose texts, JSON and money are random awkward values stored in
+    PostgreSQL (quotes, backslashes, control characters, U+2028, DEL, non-ASCII, astral; nested JSON
+    with numbers of every size; amounts from 0.00 to 99999999.99)."""
+    rng = random.Random(7)
+    customer = make_account(engine, "customer")
+    factory.customer(engine, customer_id=customer.id)
+
+    def db_text() -> str:  # PostgreSQL's text and jsonb hold no NUL
+        return awkward_text(rng).replace("\x00", "")
+
+    def money() -> Decimal:
+        return Decimal(rng.randrange(10 ** rng.randrange(1, 11))).scaleb(-2)
+
+    for n in range(16):
+        booking_id = factory.booking(engine, vendor_id=shop.vendor.id, customer_id=customer.id,
+                                     day=factory.today() + dt.timedelta(days=n), at="10:00",
+                                     service_id=shop.service_id)
+        location = {db_text(): db_text(), "city": db_text(), "latitude": rng.random() * 10 ** rng.randrange(-9, 23),
+                    "z": [-0.0, 10 ** 30, True, None, 1.5e-7, {"b": 1, "a": [db_text()], "é": {}}]}
+        with engine.begin() as conn:
+            conn.execute(text(
+                "UPDATE bookings SET subtotal_amount = :s, discount_amount = :d, tax_amount = :t, total_amount = :tot, "
+                "special_instructions = :si, cancellation_reason = :cr, dispatch_note = CAST(:dn AS jsonb), "
+                "service_location = CAST(:sl AS jsonb) WHERE id = :id"),
+                {"s": money(), "d": money(), "t": money(), "tot": money(), "si": db_text(),
+                 "cr": db_text() if n % 2 else None,
+                 "dn": (None, "null", json.dumps({db_text(): [n, db_text()]}), "{}")[n % 4],
+                 "sl": json.dumps(location, ensure_ascii=bool(n % 2)), "id": booking_id})
+    return customer
+
+
+def test_the_listing_of_awkward_stored_values_is_byte_for_byte_the_schemas(app: Any, awkward: Account) -> None:
+    """The served listing (uuids, money and JSON as the server's text) answers what BookingSchema's
+    dump of the ORM rows gives, byte for byte, for random awkward values read back from PostgreSQL."""
+    answer = client_for(app, awkward).get("/api/v1/bookings")
+    assert answer.status_code == 200, answer.json
+    assert len(answer.json) == 16
+    assert answer.get_data() == schema_listing(app, awkward, "")
+    assert answer.get_data() == client_for(app, awkward).get("/api/v1/bookings?limit=16").get_data()
 
 
 def schema_listing(app: Any, account: Account, query: str) -> bytes:

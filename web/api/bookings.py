@@ -55,8 +55,10 @@ class BookingSchema(Schema):
 
 
 # The listing's rows go straight to JSON values (docs/benchmarks.md, issue 16): no ORM objects, no
-# marshmallow per row; the same answer as BookingSchema's dump.
+# marshmallow per row; the same answer as BookingSchema's dump. LISTED writes typed rows; SERVED,
+# what the endpoint sends, the rows with their uuid, money and JSON columns as the server's text.
 LISTED = PlainDump(BookingSchema())
+SERVED = PlainDump(BookingSchema(), Booking.__table__)
 
 
 class BookingItemSchema(Schema):
@@ -156,9 +158,9 @@ def _detail(booking: Booking, items: list[BookingItem], job_id: uuid.UUID | None
 def list_bookings(status: list[str], limit: int) -> Any:
     """The caller's bookings (a customer's own, a vendor's, a therapist's assigned ones; all for
     the desks that serve customers), newest first."""
-    query = queries.row_listing(LISTED.columns, current_user().role, bool(status))
+    query = queries.row_listing(SERVED.columns, current_user().role, bool(status), SERVED.as_text)
     rows = caller_rows(query, {"limit": limit, "statuses": status} if status else {"limit": limit})
-    return json_response(LISTED, rows)  # what BookingSchema(many=True) dumps (tests/bookings/test_listing.py)
+    return json_response(SERVED, rows)  # what BookingSchema(many=True) dumps (tests/bookings/test_listing.py)
 
 
 @blp.get("/<uuid:booking_id>")
