@@ -136,6 +136,24 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
     prepared statement for another role, and the caller's claims are read when it runs. Behind a
     transaction pooler (OMBARO_DATABASE_POOLER=transaction) nothing is prepared: the statement's
     text goes in the query as before."""
+    return _one_query(statement, params, writes=False)
+
+
+def caller_changes(statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """caller_rows for a statement that writes, and the rows it returns (a command's job and audit
+    line, web.commanding; issue 16, session 7): the same one simple query on a pooled connection,
+    prepared once a connection, so its COMMIT (synchronous: durable) has happened when this
+    returns. Never sent twice: on a lost connection the write may have committed, so that is the
+    error. A refused statement raises as the session would (SQLAlchemy's exception classes, which
+    web/errors.py maps) and its transaction is rolled back."""
+    driver_error = Ombaro.get().engine.dialect.loaded_dbapi.Error
+    try:
+        return _one_query(statement, params, writes=True)
+    except driver_error as error:
+        raise sa_exc.DBAPIError.instance(None, None, error, driver_error) from error
+
+
+def _one_query(statement: ClauseElement, params: Mapping[str, Any], *, writes: bool) -> list[tuple[Any, ...]]:
     ombaro = Ombaro.get()
     engine = ombaro.engine
     compiled = _COMPILED.get(id(statement))
@@ -176,10 +194,10 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
             # As SQLAlchemy does on a disconnect: this connection is dropped, and so are the others
             # pooled beside it (the server went away under all of them), not handed out to fail one
             # by one. A read changes nothing, so it is tried once more on a new connection; a second
-            # disconnect is the error (a 503).
+            # disconnect is the error (a 503), and so is the first for a write.
             pooled.invalidate(error)
             engine.dispose(close=False)
-            if attempt == 2:
+            if attempt == 2 or writes:
                 raise
         finally:
             driver_left = pooled.driver_connection if pooled.dbapi_connection is not None else None
