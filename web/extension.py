@@ -136,24 +136,6 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
     prepared statement for another role, and the caller's claims are read when it runs. Behind a
     transaction pooler (OMBARO_DATABASE_POOLER=transaction) nothing is prepared: the statement's
     text goes in the query as before."""
-    return _one_query(statement, params, writes=False)
-
-
-def caller_changes(statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    """caller_rows for a statement that writes, and the rows it returns (a command's job and audit
-    line, web.commanding; issue 16, session 7): the same one simple query on a pooled connection,
-    prepared once a connection, so its COMMIT (synchronous: durable) has happened when this
-    returns. Never sent twice: on a lost connection the write may have committed, so that is the
-    error. A refused statement raises as the session would (SQLAlchemy's exception classes, which
-    web/errors.py maps) and its transaction is rolled back."""
-    driver_error = Ombaro.get().engine.dialect.loaded_dbapi.Error
-    try:
-        return _one_query(statement, params, writes=True)
-    except driver_error as error:
-        raise sa_exc.DBAPIError.instance(None, None, error, driver_error) from error
-
-
-def _one_query(statement: ClauseElement, params: Mapping[str, Any], *, writes: bool) -> list[tuple[Any, ...]]:
     ombaro = Ombaro.get()
     engine = ombaro.engine
     compiled = _COMPILED.get(id(statement))
@@ -194,10 +176,10 @@ def _one_query(statement: ClauseElement, params: Mapping[str, Any], *, writes: b
             # As SQLAlchemy does on a disconnect: this connection is dropped, and so are the others
             # pooled beside it (the server went away under all of them), not handed out to fail one
             # by one. A read changes nothing, so it is tried once more on a new connection; a second
-            # disconnect is the error (a 503), and so is the first for a write.
+            # disconnect is the error (a 503).
             pooled.invalidate(error)
             engine.dispose(close=False)
-            if attempt == 2 or writes:
+            if attempt == 2:
                 raise
         finally:
             driver_left = pooled.driver_connection if pooled.dbapi_connection is not None else None
@@ -205,6 +187,29 @@ def _one_query(statement: ClauseElement, params: Mapping[str, Any], *, writes: b
                 pooled.invalidate()  # could not be reset (a broken connection): never pooled in autocommit
             pooled.close()
     raise AssertionError("unreachable")
+
+
+def caller_changes(statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of `statement`, a statement that writes, run with caller_write: the caller's role
+    and claims and the statement in one pipeline, one round trip, in the pipeline's own transaction,
+    committed (synchronously: durable) at its Sync before this returns (a command's job and audit
+    line, web.commanding; issue 16, session 7). `params` go to psycopg as they are; `statement`
+    must be one long-lived object (compiled here once). Never sent twice; a refused statement
+    raises SQLAlchemy's exception classes, as the session would (web/errors.py maps them)."""
+    sql = _DRIVER_SQL.get(id(statement))
+    if sql is None or sql[0] is not statement:
+        sql = _DRIVER_SQL[id(statement)] = (statement, str(statement.compile(dialect=Ombaro.get().engine.dialect)))
+    text = sql[1]
+
+    def queue(driver: psycopg.Connection[Any]) -> Callable[[], list[tuple[Any, ...]]]:
+        cursor = driver.cursor()
+        cursor.execute(text, params)
+        return cursor.fetchall
+
+    return caller_write(queue)
+
+
+_DRIVER_SQL: dict[int, tuple[ClauseElement, str]] = {}  # id(statement) -> the statement, its text as sent
 
 
 def caller_write(queue: Callable[[psycopg.Connection[Any]], Callable[[], T]], *,
