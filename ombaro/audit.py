@@ -9,9 +9,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, text
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.orm import Session
 
 from ombaro.models.access import AuditLog
+
+_DIALECT = PGDialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's dialects are not annotated
 
 
 def record(engine: Engine, *, actor_id: uuid.UUID | None, actor_role: str | None, method: str, path: str,
@@ -28,10 +31,32 @@ def append(conn: Session | Connection, *, actor_id: uuid.UUID | None, actor_role
            request_id: str | None, details: dict[str, Any] | None = None) -> None:
     """One line in the caller's transaction: it commits with the change it describes (a command's
     submission writes its line with its job, so one commit instead of two)."""
-    conn.execute(_APPEND, {
-        "actor_id": actor_id, "actor_role": actor_role, "method": method, "path": path[:500], "endpoint": endpoint,
-        "status": status, "ip": ip, "user_agent": (user_agent or "")[:300] or None, "request_id": request_id,
-        "details": details or {}})
+    conn.execute(_APPEND, values(actor_id=actor_id, actor_role=actor_role, method=method, path=path, endpoint=endpoint,
+                                 status=status, ip=ip, user_agent=user_agent, request_id=request_id, details=details))
+
+
+def values(*, actor_id: uuid.UUID | None, actor_role: str | None, method: str, path: str, endpoint: str | None,
+           status: int, ip: str | None, user_agent: str | None, request_id: str | None,
+           details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A line's column values as it is stored (the path and user agent cut to their bounds)."""
+    return {"actor_id": actor_id, "actor_role": actor_role, "method": method, "path": path[:500], "endpoint": endpoint,
+            "status": status, "ip": ip, "user_agent": (user_agent or "")[:300] or None, "request_id": request_id,
+            "details": details or {}}
+
+
+COLUMNS = ("actor_id", "actor_role", "method", "path", "endpoint", "status", "ip", "user_agent", "request_id",
+           "details")
+
+
+def insert_per_row(source: str, prefix: str) -> str:
+    """The INSERT of one line per row of `source` (a query, or a WITH query's name), as SQL text for
+    a statement that writes the line only if its change happened (a submit's line only with a new
+    job, ombaro.commands.insert_job). Its values are bound parameters (`:name`) named `prefix` +
+    the column (`values`' keys; the statement around it may use the same names), each cast to its
+    column's type (a parameter in a SELECT list would be text)."""
+    table = AuditLog.__table__.c
+    casts = ", ".join(f"CAST(:{prefix}{name} AS {table[name].type.compile(dialect=_DIALECT)})" for name in COLUMNS)
+    return f"INSERT INTO audit_log ({', '.join(COLUMNS)}) SELECT {casts} FROM {source}"
 
 
 # No RETURNING (SQLAlchemy's insert() would return the id): a request role may append to the log

@@ -37,15 +37,18 @@ from decimal import Decimal
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from marshmallow import Schema, ValidationError, post_load
+from psycopg.types.json import Jsonb
 from sqlalchemy import (
     ARRAY,
     CursorResult,
     Engine,
     Text,
+    TextualSelect,
     cast,
     event,
     func,
     select,
+    text,
     true,
     union_all,
     update,
@@ -53,7 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased
 
-from ombaro import logs, metrics
+from ombaro import audit, logs, metrics
 from ombaro.config import Settings
 from ombaro.db import WORKER_ROLE, act_as, fixed_insert
 from ombaro.models.jobs import Job
@@ -124,6 +127,29 @@ _SUBMIT = fixed_insert(
     computed={"enqueued_at": "now()"})
 
 
+def job_values(
+    kind: str,
+    params: Mapping[str, Any] | Params,
+    *,
+    key: str | None = None,
+    scope: str = "anonymous",
+    requested_by: uuid.UUID | None = None,
+    schedule_id: uuid.UUID | None = None,
+    scheduled_for: dt.datetime | None = None,
+    max_attempts: int | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """The job row `submit` writes (the values of _SUBMIT), or UnknownCommand / InvalidParams before
+    anything is written: the params as the kind's schema loaded and stores them, their fingerprint,
+    the declaration's attempts unless given, the request id (the caller's, else the context's)."""
+    command = command_of(kind)
+    stored = command.store(command.load(params))
+    attempts = command.max_attempts if max_attempts is None else max_attempts
+    return {"kind": kind, "params": stored, "requested_by": requested_by, "idempotency_scope": scope,
+            "idempotency_key": key, "request_hash": fingerprint(kind, stored), "schedule_id": schedule_id,
+            "scheduled_for": scheduled_for, "max_attempts": attempts, "request_id": request_id or logs.request_id.get()}
+
+
 def submit(
     session: Session,
     kind: str,
@@ -149,22 +175,17 @@ def submit(
     unique index and then finds the first one's job (IETF Idempotency-Key draft semantics).
     The request id (the caller's, else the current context's) goes with the job to its worker.
     """
-    command = command_of(kind)
-    stored = command.store(command.load(params))
-    digest = fingerprint(kind, stored)
-    max_attempts = command.max_attempts if max_attempts is None else max_attempts
+    values = job_values(kind, params, key=key, scope=scope, requested_by=requested_by, schedule_id=schedule_id,
+                        scheduled_for=scheduled_for, max_attempts=max_attempts, request_id=request_id)
     # RETURNING the row: no second round trip. A Core statement, its row made a Job by hand: the ORM's
     # loading of it (instance processor, identity map) cost a submit ~0.3 ms of CPU (issue 16). The
     # job is therefore not in the session (nothing writes it later in the same transaction).
-    inserted = session.execute(_SUBMIT, {
-        "kind": kind, "params": stored, "requested_by": requested_by, "idempotency_scope": scope,
-        "idempotency_key": key, "request_hash": digest, "schedule_id": schedule_id, "scheduled_for": scheduled_for,
-        "max_attempts": max_attempts, "request_id": request_id or logs.request_id.get()}).one_or_none()
+    inserted = session.execute(_SUBMIT, values).one_or_none()
     if inserted is None:
         existing = session.scalars(
             select(Job).where(Job.kind == kind, Job.idempotency_scope == scope, Job.idempotency_key == key)
         ).one()
-        if existing.request_hash != digest:
+        if existing.request_hash != values["request_hash"]:
             raise IdempotencyConflict(
                 f"Idempotency-Key {key!r} was already used for a different {kind} request"
             )
@@ -173,6 +194,40 @@ def submit(
     session.info.setdefault("ombaro.submitted", []).append(kind)  # counted once committed
     enqueue_after_commit(session, job.id, kind, enqueue)
     return Submitted(job, created=True)
+
+
+# _SUBMIT with the request's audit line (ombaro.audit), which it writes only if the job is new: a
+# known key's request is answered by `submit`, which writes its own line (insert_job).
+_JOB_COLUMNS = tuple(column.name for column in _SUBMIT.selected_columns)
+_SUBMIT_AUDITED = text(f"WITH job AS ({_SUBMIT.element.text}), line AS ({audit.insert_per_row('job', 'line_')}) "
+                       f"SELECT {', '.join(_JOB_COLUMNS)} FROM job").columns(*_SUBMIT.selected_columns)
+
+# Runs a statement with values the driver takes as they are, in a transaction of its own committed
+# before it returns, and gives its rows (web.extension.caller_changes).
+RunStatement = Callable[[TextualSelect, Mapping[str, Any]], Sequence[Sequence[Any]]]
+
+
+def insert_job(run: RunStatement, values: Mapping[str, Any], *,
+               audit_line: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """`submit`'s INSERT of `values` (job_values) as one statement run by `run`, with the request's
+    audit line (ombaro.audit.values) when one is given, written only if the job is new: no Session,
+    and with web.extension.caller_changes the caller's role and claims, the statement and the
+    commit in one round trip (issue 16, session 7). Returns the new job's row as a mapping of its
+    columns, or None where the key was known (nothing was written: `submit` answers such a request,
+    a replay or a refusal). Then `submitted`, once it committed."""
+    row = {**values, "params": Jsonb(values["params"])}
+    if audit_line is None:
+        rows = run(_SUBMIT, row)
+    else:
+        line = {**audit_line, "details": Jsonb(audit_line["details"])}
+        rows = run(_SUBMIT_AUDITED, row | {f"line_{name}": value for name, value in line.items()})
+    return dict(zip(_JOB_COLUMNS, rows[0], strict=True)) if rows else None
+
+
+def submitted(engine: Engine, job_id: uuid.UUID, kind: str, enqueue: Enqueue) -> None:
+    """After insert_job's job committed: counted and handed to the broker, as `submit`'s are
+    after their session's commit (left to the relay if the broker cannot take it)."""
+    _after_commit(engine, [(job_id, kind, enqueue)], [kind])
 
 
 def enqueue_after_commit(session: Session, job_id: uuid.UUID, kind: str, enqueue: Enqueue) -> None:
@@ -194,13 +249,17 @@ def _send_pending(session: Session) -> None:
     if "ombaro.enqueue" not in session.info and "ombaro.submitted" not in session.info:
         return
     pending = session.info.pop("ombaro.enqueue", [])
-    for kind in session.info.pop("ombaro.submitted", []):
+    # A new transaction if a send fails, also when the session is bound to a connection.
+    _after_commit(session.get_bind().engine, pending, session.info.pop("ombaro.submitted", []))
+
+
+def _after_commit(engine: Engine, pending: Sequence[tuple[uuid.UUID, str, Enqueue]], kinds: Sequence[str]) -> None:
+    for kind in kinds:
         metrics.inc(metrics.JOBS_SUBMITTED, kind)
     failed = [job_id for job_id, kind, enqueue in pending if not _try_enqueue(job_id, kind, enqueue)]
     if failed:
         # Jobs were inserted as enqueued (the common case costs no second write); undo that so the
         # relay hands them over at its next tick instead of after the stale period.
-        engine = session.get_bind().engine  # a new transaction, also when the session is bound to a connection
         with engine.begin() as conn:
             conn.execute(update(Job).where(Job.id.in_(failed)).values(enqueued_at=None))
 

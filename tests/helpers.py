@@ -37,3 +37,22 @@ def count_jobs(engine: Engine, where: str = "true", **params: Any) -> int:
         return conn.execute(text(f"SELECT count(*) FROM jobs WHERE {where}"), params).scalar_one()
 
 
+def traced(pool: Any, path: Any, call: Callable[[], Any]) -> list[str]:
+    """libpq's trace of the messages on the connection `call` checks out of `pool`, from checkout to checkin."""
+    from sqlalchemy import event
+
+    with path.open("w") as out:
+        def start(dbapi_connection: Any, *_: Any) -> None:
+            dbapi_connection.pgconn.trace(out.fileno())
+
+        def stop(dbapi_connection: Any, *_: Any) -> None:
+            dbapi_connection.pgconn.untrace()
+
+        event.listen(pool, "checkout", start)
+        event.listen(pool, "checkin", stop)
+        try:
+            call()
+        finally:
+            event.remove(pool, "checkout", start)
+            event.remove(pool, "checkin", stop)
+    return path.read_text().splitlines()

@@ -60,6 +60,14 @@ def record_with(session: Session, status: int) -> None:
         g.audit_recorded = True
 
 
+def line_for(status: int) -> dict[str, Any] | None:
+    """This request's audit line as it is stored (ombaro.audit.values) if it answers `status`, or
+    None if such a request gets none: for a statement that writes it with the change (a command's
+    202, web.commanding). The caller marks it written (`g.audit_recorded`) once that committed."""
+    user = g.get("user")
+    return audit.values(**_line(user, status)) if _should_record(user, status) else None
+
+
 def record_staff_changes(response: Response) -> Response:
     user = g.get("user")
     if g.get("audit_recorded") or not _should_record(user, response.status_code):

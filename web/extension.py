@@ -189,6 +189,29 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
     raise AssertionError("unreachable")
 
 
+def caller_changes(statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of `statement`, a statement that writes, run with caller_write: the caller's role
+    and claims and the statement in one pipeline, one round trip, in the pipeline's own transaction,
+    committed (synchronously: durable) at its Sync before this returns (a command's job and audit
+    line, web.commanding; issue 16, session 7). `params` go to psycopg as they are; `statement`
+    must be one long-lived object (compiled here once). Never sent twice; a refused statement
+    raises SQLAlchemy's exception classes, as the session would (web/errors.py maps them)."""
+    sql = _DRIVER_SQL.get(id(statement))
+    if sql is None or sql[0] is not statement:
+        sql = _DRIVER_SQL[id(statement)] = (statement, str(statement.compile(dialect=Ombaro.get().engine.dialect)))
+    text = sql[1]
+
+    def queue(driver: psycopg.Connection[Any]) -> Callable[[], list[tuple[Any, ...]]]:
+        cursor = driver.cursor()
+        cursor.execute(text, params)
+        return cursor.fetchall
+
+    return caller_write(queue)
+
+
+_DRIVER_SQL: dict[int, tuple[ClauseElement, str]] = {}  # id(statement) -> the statement, its text as sent
+
+
 def caller_write(queue: Callable[[psycopg.Connection[Any]], Callable[[], T]], *,
                  settings: Mapping[str, str] | None = None) -> T:
     """One transaction as the request role with the caller's claims, as db_session's run, sent in

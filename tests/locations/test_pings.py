@@ -20,6 +20,7 @@ from ombaro import locations
 from ombaro.db import API_ROLE, act_as
 from tests.factories import dispatch as factory
 from tests.factories.accounts import Account, client_for, make_account
+from tests.helpers import traced
 
 
 @pytest.fixture(scope="module")
@@ -352,27 +353,6 @@ def test_a_refused_statement_in_the_one_round_trip_undoes_the_whole_transaction(
         caller_write(queue)
     assert getattr(refused.value.orig, "sqlstate", None) == "42501"
     assert (stored(engine, me.therapist_id), stored(engine, colleague.therapist_id)) == before
-
-
-def traced(pool: Any, path: Any, call: Callable[[], Any]) -> list[str]:
-    """libpq's trace of the messages on the connection `call` checks out of `pool`, from checkout to checkin."""
-    from sqlalchemy import event
-
-    with path.open("w") as out:
-        def start(dbapi_connection: Any, *_: Any) -> None:
-            dbapi_connection.pgconn.trace(out.fileno())
-
-        def stop(dbapi_connection: Any, *_: Any) -> None:
-            dbapi_connection.pgconn.untrace()
-
-        event.listen(pool, "checkout", start)
-        event.listen(pool, "checkin", stop)
-        try:
-            call()
-        finally:
-            event.remove(pool, "checkout", start)
-            event.remove(pool, "checkin", stop)
-    return path.read_text().splitlines()
 
 
 def test_a_batch_is_one_round_trip_and_leaves_its_connection_as_it_found_it(
