@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -15,6 +16,7 @@ from flask import current_app, g
 from sqlalchemy import ClauseElement, Connection, Dialect, Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 
 from ombaro.commands import Enqueue
 from ombaro.config import Settings
@@ -105,11 +107,10 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
                      execute=f"BEGIN; {_ACT_AS}; EXECUTE {name}{arguments}; COMMIT")
 
 
-def _stale_prepared(error: Exception) -> bool:
-    """The connection's prepared statement is gone (DISCARD, DEALLOCATE) or no longer fits its
-    table (a migration changed the columns under a running process)."""
-    return isinstance(error, psycopg.errors.InvalidSqlStatementName) or (
-        isinstance(error, psycopg.errors.FeatureNotSupported) and "cached plan" in str(error))
+def _plan_changed(error: Exception) -> bool:
+    """The connection's prepared statement no longer fits its table (a migration changed the
+    columns under a running process)."""
+    return isinstance(error, psycopg.errors.FeatureNotSupported) and "cached plan" in str(error)
 
 
 def _act_as_values() -> dict[str, str]:
@@ -135,7 +136,9 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
     (issue 16, session 6). The policies still decide at each EXECUTE: the server re-plans a
     prepared statement for another role, and the caller's claims are read when it runs. Behind a
     transaction pooler (OMBARO_DATABASE_POOLER=transaction) nothing is prepared: the statement's
-    text goes in the query as before."""
+    text goes in the query as before. A connection that lost its prepared statements (psycopg's
+    DEALLOCATE ALL on a rollback, a DISCARD ALL) prepares them again and the read is run once more
+    on it; one whose statement no longer fits the table is dropped and the read run on another."""
     ombaro = Ombaro.get()
     engine = ombaro.engine
     compiled = _COMPILED.get(id(statement))
@@ -143,50 +146,80 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
         compiled = _COMPILED[id(statement)] = _compile(statement, engine.dialect)
     prepares = ombaro.settings.database_pooler != "transaction"
     values = {**params, **_act_as_values()}
-    for attempt in (1, 2):
-        pooled = engine.raw_connection()
-        try:
-            driver = cast(psycopg.Connection[Any], pooled.driver_connection)  # the engine's driver
-            driver.autocommit = True  # the query brings its own BEGIN and COMMIT (psycopg would add one)
+    pooled: PoolProxiedConnection | None = engine.raw_connection()
+    try:
+        for attempt in (1, 2):
+            assert pooled is not None
             try:
-                cursor = pooled.info.get(_CURSOR)
-                if cursor is None:  # one a connection: a new cursor looks its 20 columns' loaders up again
-                    cursor = pooled.info[_CURSOR] = psycopg.ClientCursor(driver)
-                if prepares:
-                    prepared: set[str] = pooled.info.setdefault(_PREPARED, set())
-                    if compiled.name not in prepared:
-                        cursor.execute(compiled.prepare)
-                        prepared.add(compiled.name)
-                cursor.execute(compiled.execute if prepares else compiled.simple, values)
-                cursor.nextset()  # past BEGIN's result
-                cursor.nextset()  # past set_config's: the statement's rows
-                rows: list[tuple[Any, ...]] = cursor.fetchall()
-                return rows
-            finally:
-                if driver.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
-                    driver.rollback()  # a statement failed: its transaction ends here
-                if driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-                    driver.autocommit = False  # back to the pool as SQLAlchemy left it
-        except engine.dialect.loaded_dbapi.Error as error:
-            if prepares and attempt == 1 and _stale_prepared(error):
-                pooled.invalidate(error)  # this connection only: a new one prepares the statement afresh
-                continue
-            if not engine.dialect.is_disconnect(error, pooled.dbapi_connection, None):
-                raise
-            # As SQLAlchemy does on a disconnect: this connection is dropped, and so are the others
-            # pooled beside it (the server went away under all of them), not handed out to fail one
-            # by one. A read changes nothing, so it is tried once more on a new connection; a second
-            # disconnect is the error (a 503).
-            pooled.invalidate(error)
-            engine.dispose(close=False)
-            if attempt == 2:
-                raise
-        finally:
-            driver_left = pooled.driver_connection if pooled.dbapi_connection is not None else None
-            if driver_left is not None and driver_left.autocommit:
-                pooled.invalidate()  # could not be reset (a broken connection): never pooled in autocommit
-            pooled.close()
-    raise AssertionError("unreachable")
+                return _read(pooled, compiled, values, prepares=prepares)
+            except engine.dialect.loaded_dbapi.Error as error:
+                if attempt == 2:
+                    raise
+                if prepares and isinstance(error, psycopg.errors.InvalidSqlStatementName):
+                    # The connection is fine, its prepared statements are gone: psycopg sends
+                    # DEALLOCATE ALL when it rolls back a connection on which it prepared statements
+                    # of its own (any statement run five times; SQLAlchemy rolls back each session
+                    # that ends without a commit), and a DISCARD ALL takes them too. Prepared again,
+                    # on this connection.
+                    pooled.info.pop(_PREPARED, None)
+                    continue
+                if prepares and _plan_changed(error):
+                    pooled.invalidate(error)  # this connection only: a new one prepares the statement afresh
+                elif engine.dialect.is_disconnect(error, pooled.dbapi_connection, None):
+                    # As SQLAlchemy does on a disconnect: this connection is dropped, and so are the
+                    # others pooled beside it (the server went away under all of them), not handed
+                    # out to fail one by one. A read changes nothing, so it is tried once more on a
+                    # new connection; a second disconnect is the error (a 503).
+                    pooled.invalidate(error)
+                    engine.dispose(close=False)
+                else:
+                    raise
+                _release(pooled)
+                pooled = None
+                pooled = engine.raw_connection()
+        raise AssertionError("unreachable")
+    finally:
+        if pooled is not None:
+            _release(pooled)
+
+
+def _read(pooled: PoolProxiedConnection, compiled: _Compiled, values: Mapping[str, Any], *,
+          prepares: bool) -> list[tuple[Any, ...]]:
+    """caller_rows' one query on `pooled`, in autocommit meanwhile (the query brings its own BEGIN
+    and COMMIT; psycopg would add one); the connection is left idle and out of autocommit, as
+    SQLAlchemy pools it, unless it broke."""
+    driver = cast(psycopg.Connection[Any], pooled.driver_connection)  # the engine's driver
+    driver.autocommit = True
+    try:
+        cursor = pooled.info.get(_CURSOR)
+        if cursor is None:  # one a connection: a new cursor looks its 20 columns' loaders up again
+            cursor = pooled.info[_CURSOR] = psycopg.ClientCursor(driver)
+        if prepares:
+            prepared: set[str] = pooled.info.setdefault(_PREPARED, set())
+            if compiled.name not in prepared:
+                with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
+                    # still there if the names were forgotten but it was not deallocated (a name is never reused)
+                    cursor.execute(compiled.prepare)
+                prepared.add(compiled.name)
+        cursor.execute(compiled.execute if prepares else compiled.simple, values)
+        cursor.nextset()  # past BEGIN's result
+        cursor.nextset()  # past set_config's: the statement's rows
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
+    finally:
+        if driver.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            driver.rollback()  # a statement failed: its transaction ends here
+            pooled.info.pop(_PREPARED, None)  # and psycopg's ROLLBACK may have deallocated them all
+        if driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            driver.autocommit = False  # back to the pool as SQLAlchemy left it
+
+
+def _release(pooled: PoolProxiedConnection) -> None:
+    """A connection caller_rows or caller_write used, back to the pool (or dropped if broken)."""
+    driver_left = pooled.driver_connection if pooled.dbapi_connection is not None else None
+    if driver_left is not None and driver_left.autocommit:
+        pooled.invalidate()  # could not be reset (a broken connection): never pooled in autocommit
+    pooled.close()
 
 
 def caller_changes(statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -255,7 +288,4 @@ def caller_write(queue: Callable[[psycopg.Connection[Any]], Callable[[], T]], *,
                     driver.autocommit = False  # back to the pool as SQLAlchemy left it
         return answer()
     finally:
-        driver_left = pooled.driver_connection if pooled.dbapi_connection is not None else None
-        if driver_left is not None and driver_left.autocommit:
-            pooled.invalidate()  # could not be reset (a broken connection): never pooled in autocommit
-        pooled.close()
+        _release(pooled)

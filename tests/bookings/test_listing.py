@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from flask import jsonify
 from marshmallow import Schema, fields
-from sqlalchemy import Column, Engine, MetaData, Numeric, Table, Uuid, text
+from sqlalchemy import Column, Engine, MetaData, Numeric, Table, Uuid, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from ombaro.bookings import queries
@@ -379,3 +379,49 @@ def test_behind_a_transaction_pooler_nothing_is_prepared(app_factory: Any, booke
     for _ in range(3):
         assert customer.get("/api/v1/bookings").get_data() == schema_listing(pooled_app, booked["customer"], "")
     assert prepared_executions(pooled_app) == 0
+
+
+def test_a_listing_survives_psycopg_deallocating_every_statement_on_a_rollback(
+    app: Any, booked: dict[str, Account],
+) -> None:
+    """psycopg sends DEALLOCATE ALL when it rolls back a connection on which it prepared statements
+    of its own (any statement run five times; SQLAlchemy rolls back every session that ends
+    without a commit), and that takes the listing's prepared statement too. However many pooled
+    connections lost it, every read answers, each connection prepares it again, and none is
+    dropped (on each, the read is run once more after preparing). Before, the read moved to the
+    next connection, which had lost it too: a 500."""
+    customer = client_for(app, booked["customer"])
+    expected = customer.get("/api/v1/bookings").get_data()
+    with app.app_context():
+        engine = Ombaro.get().engine
+        for pooled in [engine.raw_connection() for _ in range(3)]:
+            pooled.close()  # at least three pooled connections (the pool keeps up to five)
+        pooled_count = engine.pool.checkedin()  # type: ignore[attr-defined]
+        for _ in range(pooled_count):  # the pool hands them out in turn: each prepares the listing
+            assert customer.get("/api/v1/bookings").get_data() == expected
+        held = [engine.raw_connection() for _ in range(pooled_count)]
+        for pooled in held:
+            driver = pooled.driver_connection
+            assert driver.execute(  # type: ignore[union-attr]
+                "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'ombaro_rows_%'").fetchone()[0] >= 1
+            for n in range(6):
+                driver.execute("SELECT %s::int", (n,))  # type: ignore[union-attr]  # psycopg prepares it
+            driver.rollback()  # type: ignore[union-attr]  # psycopg: ROLLBACK, then DEALLOCATE ALL
+            assert driver.execute(  # type: ignore[union-attr]
+                "SELECT count(*) FROM pg_prepared_statements").fetchone()[0] == 0
+            driver.rollback()  # type: ignore[union-attr]
+            pooled.close()
+        connects: list[object] = []
+
+        def connected(*args: object) -> None:
+            connects.append(args)
+
+        event.listen(engine, "connect", connected)
+        try:
+            for _ in range(2 * pooled_count):
+                assert customer.get("/api/v1/bookings").get_data() == expected
+        finally:
+            event.remove(engine, "connect", connected)
+    assert pooled_count >= 3
+    assert connects == []  # no connection dropped and made again
+    assert prepared_executions(app) >= pooled_count  # each prepared it again and ran it
