@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar, Unpack
 
 from marshmallow import Schema, ValidationError, post_load
 from psycopg.types.json import Jsonb
@@ -127,43 +127,34 @@ _SUBMIT = fixed_insert(
     computed={"enqueued_at": "now()"})
 
 
-def job_values(
-    kind: str,
-    params: Mapping[str, Any] | Params,
-    *,
-    key: str | None = None,
-    scope: str = "anonymous",
-    requested_by: uuid.UUID | None = None,
-    schedule_id: uuid.UUID | None = None,
-    scheduled_for: dt.datetime | None = None,
-    max_attempts: int | None = None,
-    request_id: str | None = None,
-) -> dict[str, Any]:
+class JobOptions(TypedDict, total=False):
+    """What a job is submitted with besides its kind and params (job_values, submit)."""
+    key: str | None  # the Idempotency-Key; one job per (kind, scope, key)
+    scope: str  # whose keys these are (default "anonymous")
+    requested_by: uuid.UUID | None
+    schedule_id: uuid.UUID | None
+    scheduled_for: dt.datetime | None
+    max_attempts: int | None  # the declaration's unless given
+    request_id: str | None  # the caller's, else the current context's
+
+
+def job_values(kind: str, params: Mapping[str, Any] | Params, **options: Unpack[JobOptions]) -> dict[str, Any]:
     """The job row `submit` writes (the values of _SUBMIT), or UnknownCommand / InvalidParams before
     anything is written: the params as the kind's schema loaded and stores them, their fingerprint,
     the declaration's attempts unless given, the request id (the caller's, else the context's)."""
     command = command_of(kind)
     stored = command.store(command.load(params))
-    attempts = command.max_attempts if max_attempts is None else max_attempts
-    return {"kind": kind, "params": stored, "requested_by": requested_by, "idempotency_scope": scope,
-            "idempotency_key": key, "request_hash": fingerprint(kind, stored), "schedule_id": schedule_id,
-            "scheduled_for": scheduled_for, "max_attempts": attempts, "request_id": request_id or logs.request_id.get()}
+    attempts = options.get("max_attempts")
+    return {"kind": kind, "params": stored, "requested_by": options.get("requested_by"),
+            "idempotency_scope": options.get("scope", "anonymous"), "idempotency_key": options.get("key"),
+            "request_hash": fingerprint(kind, stored), "schedule_id": options.get("schedule_id"),
+            "scheduled_for": options.get("scheduled_for"),
+            "max_attempts": command.max_attempts if attempts is None else attempts,
+            "request_id": options.get("request_id") or logs.request_id.get()}
 
 
-def submit(
-    session: Session,
-    kind: str,
-    params: Mapping[str, Any] | Params,
-    *,
-    enqueue: Enqueue,
-    key: str | None = None,
-    scope: str = "anonymous",
-    requested_by: uuid.UUID | None = None,
-    schedule_id: uuid.UUID | None = None,
-    scheduled_for: dt.datetime | None = None,
-    max_attempts: int | None = None,
-    request_id: str | None = None,
-) -> Submitted:
+def submit(session: Session, kind: str, params: Mapping[str, Any] | Params, *, enqueue: Enqueue,
+           **options: Unpack[JobOptions]) -> Submitted:
     """Record a command in the caller's transaction; it is handed to the broker after commit.
 
     The kind must be declared (UnknownCommand) and its params must pass the kind's schema
@@ -175,8 +166,13 @@ def submit(
     unique index and then finds the first one's job (IETF Idempotency-Key draft semantics).
     The request id (the caller's, else the current context's) goes with the job to its worker.
     """
-    values = job_values(kind, params, key=key, scope=scope, requested_by=requested_by, schedule_id=schedule_id,
-                        scheduled_for=scheduled_for, max_attempts=max_attempts, request_id=request_id)
+    return submit_values(session, job_values(kind, params, **options), enqueue=enqueue)
+
+
+def submit_values(session: Session, values: Mapping[str, Any], *, enqueue: Enqueue) -> Submitted:
+    """`submit` of a job's checked values (job_values): where they were made already, as for a
+    request whose one-statement insert found its key known (web.commanding)."""
+    kind, scope, key = values["kind"], values["idempotency_scope"], values["idempotency_key"]
     # RETURNING the row: no second round trip. A Core statement, its row made a Job by hand: the ORM's
     # loading of it (instance processor, identity map) cost a submit ~0.3 ms of CPU (issue 16). The
     # job is therefore not in the session (nothing writes it later in the same transaction).
