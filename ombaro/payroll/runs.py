@@ -153,7 +153,11 @@ def batch_employee_ids(session: Session, period: Period, params: dict[str, Any])
 # for every attendance row) and a day's span is `width_bucket(day, starts)`: one hash join of the
 # batch's rows to 500 small rows and a two-key grouping, where joining every row to the employee
 # and to the structure in force (with `lead()`) and grouping by five keys took twice the time
-# (docs/benchmarks.md, session 8). The same days go into the same sums either way.
+# (docs/benchmarks.md, session 8). The same days go into the same sums either way. The sums now
+# take a span's zero weights and hours too (paid leave, short days); a zero is the literal 0 (no
+# decimal places) or hours less the standard day (the places of the non-zero hours beside it), so
+# it changes neither a sum's value nor its decimal text, and a span of zeros only is still left out
+# by `> 0` (tests/payroll/test_attendance_spans.py compares the two statements).
 ATTENDANCE = text("""
 WITH starts AS MATERIALIZED (
     SELECT e.id AS employee_id,
