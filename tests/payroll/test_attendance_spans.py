@@ -5,10 +5,13 @@ day's value; and the payslip computed from those sums is the one every day's val
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal as D
+from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, Row, event, text
 from sqlalchemy.orm import Session
 
 from ombaro.payroll import runs
@@ -78,3 +81,85 @@ def test_a_batch_loads_in_seven_statements_and_keeps_final_records(engine: Engin
     assert [e.employee_id for e in loaded.employees] == [pending]
     assert len(loaded.employees[0].overtime) == 1
     assert len(statements) == 7, statements
+
+
+# The statement as it was before session 8 (every attendance row joined to its employee and to the
+# structure in force, grouped by five keys): the reference the faster one must match to the digit.
+JOINED_PER_ROW = text("""
+WITH structures AS (
+    SELECT employee_id, effective_from,
+           lead(effective_from) OVER (PARTITION BY employee_id ORDER BY effective_from) AS until
+    FROM compensation_structures WHERE employee_id = ANY(:ids)
+)
+SELECT s.employee_id,
+       coalesce(array_agg(s.day) FILTER (WHERE s.lop > 0), '{}') AS lop_dates,
+       coalesce(array_agg(s.lop) FILTER (WHERE s.lop > 0), '{}') AS lop_weights,
+       coalesce(array_agg(s.day) FILTER (WHERE s.ot > 0), '{}') AS ot_dates,
+       coalesce(array_agg(s.ot) FILTER (WHERE s.ot > 0), '{}') AS ot_hours
+FROM (
+    SELECT a.employee_id, min(a.date) AS day, sum(a.lop) FILTER (WHERE a.lop > 0) AS lop,
+           sum(a.ot) FILTER (WHERE a.ot > 0) AS ot
+    FROM (
+        SELECT r.employee_id, r.date, c.effective_from AS structure_from,
+               r.date < e.joining_date AS before_joining, r.date > e.last_working_date AS after_leaving,
+               CASE r.status
+                   WHEN 'absent' THEN 1.0
+                   WHEN 'half_day' THEN 0.5
+                   WHEN 'leave' THEN CASE WHEN EXISTS (
+                       SELECT 1 FROM leave_requests AS l
+                       WHERE l.employee_id = r.employee_id AND l.status = 'approved' AND l.leave_type = 'unpaid'
+                         AND r.date BETWEEN l.from_date AND l.to_date) THEN 1.0 ELSE 0 END
+                   ELSE 0
+               END AS lop,
+               CASE WHEN r.status IN ('present', 'late', 'work_from_home')
+                    THEN greatest(coalesce(r.work_hours, 0) - :standard_hours, 0) ELSE 0 END AS ot
+        FROM attendance_records AS r
+        JOIN employees AS e ON e.id = r.employee_id
+        LEFT JOIN structures AS c ON c.employee_id = r.employee_id AND r.date >= c.effective_from
+                                 AND (c.until IS NULL OR r.date < c.until)
+        WHERE r.employee_id = ANY(:ids) AND e.id = ANY(:ids) AND r.date BETWEEN :start AND :end
+    ) AS a
+    GROUP BY a.employee_id, date_trunc('month', a.date::timestamp), a.structure_from, a.before_joining, a.after_leaving
+) AS s
+GROUP BY s.employee_id
+""")
+
+
+def _spans(rows: Sequence[Row[Any]]) -> dict[uuid.UUID, tuple[dict[dt.date, str], dict[dt.date, str]]]:
+    """Each employee's spans as {first day: the sum's decimal text}, for weights and hours (the order
+    of the arrays' elements is not part of the answer)."""
+    return {r.employee_id: ({d: str(v) for d, v in zip(r.lop_dates, r.lop_weights, strict=True)},
+                            {d: str(v) for d, v in zip(r.ot_dates, r.ot_hours, strict=True)}) for r in rows}
+
+
+def test_spans_by_start_days_are_the_spans_of_the_per_row_join_to_the_digit(engine: Engine) -> None:
+    # Over February and March (the arrears path's window crosses months): a joiner with a raise, a
+    # leaver, days before the first structure, one structure only, a paid and an unpaid leave, a day
+    # of exactly the standard hours, an employee with no structure at all, none marked at all.
+    joiner = new_employee(engine, joining=dt.date(2026, 2, 10))
+    add_structure(engine, joiner, dt.date(2026, 2, 10), basic="30000")
+    add_structure(engine, joiner, day(15), basic="33000")
+    leaver = new_employee(engine, joining=dt.date(2024, 1, 1), last_day=day(20))
+    add_structure(engine, leaver, dt.date(2024, 1, 1), basic="40000")
+    late_structure = new_employee(engine, joining=dt.date(2025, 1, 1))
+    add_structure(engine, late_structure, dt.date(2026, 2, 20), basic="25000")
+    unstructured = new_employee(engine, joining=dt.date(2025, 1, 1))
+    unmarked = new_employee(engine, joining=dt.date(2025, 1, 1))
+    add_structure(engine, unmarked, dt.date(2025, 1, 1), basic="25000")
+    add_leave(engine, leaver, day(3), day(4), leave_type="unpaid")
+    add_leave(engine, leaver, day(5), day(5), leave_type="casual")
+    statuses = ("present", "late", "absent", "half_day", "work_from_home", "leave", "holiday")
+    hours = ("10.25", "8.00", "9.50", "7.75", "11.00")
+    for n, when in enumerate([dt.date(2026, 2, d) for d in range(1, 29)] + [day(d) for d in range(1, 32)]):
+        for k, employee in enumerate((joiner, leaver, late_structure, unstructured)):
+            status = statuses[(n + k) % len(statuses)]
+            mark(engine, employee, when, status, hours[(n * 3 + k) % len(hours)] if status != "absent" else None)
+    ids = [joiner, leaver, late_structure, unstructured, unmarked]
+    params = {"ids": ids, "start": dt.date(2026, 2, 1), "end": MARCH.end, "standard_hours": D("8.00")}
+
+    with Session(engine) as session, session.begin():
+        runs.no_jit(session)
+        expected = _spans(session.execute(JOINED_PER_ROW, params).all())
+        got = _spans(session.execute(runs.ATTENDANCE, params).all())
+    assert got == expected
+    assert len(expected[joiner][1]) >= 3 and len(expected[leaver][0]) >= 3  # months and structures split
