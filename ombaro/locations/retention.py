@@ -209,8 +209,8 @@ def reclaim(engine: Engine, *, lock_timeout_ms: int = 2000,
                 conn.exec_driver_sql(f"DROP TABLE {quoted}")
             spent["drop"] = time.perf_counter() - began
             reclaimed = names
-        except DBAPIError as exc:
-            if _sqlstate(exc) not in LOCK_TROUBLE:
+        except DBAPIError as exc:  # 42P01: a reclaim running at the same time dropped them first
+            if _sqlstate(exc) not in LOCK_TROUBLE and _sqlstate(exc) != "42P01":
                 raise
             log.info("reclaim area not emptied (%s): the next reclaim finishes it", exc.orig)
     with engine.connect() as conn:
