@@ -151,9 +151,9 @@ def _detach_for_reclaim(engine: Engine, names: list[str], *, lock_timeout_ms: in
         with engine.begin() as conn:
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
             rows, estimated = _rows_of(conn, names)
-            for name in names:
-                conn.exec_driver_sql(f'ALTER TABLE {PARENT} DETACH PARTITION "{name}"')
-                conn.exec_driver_sql(f'ALTER TABLE "{name}" RENAME TO "{_reclaim_name(name)}"')
+            conn.exec_driver_sql("; ".join(  # one round trip: the parent's lock is held from the first
+                f'ALTER TABLE {PARENT} DETACH PARTITION "{name}"; '
+                f'ALTER TABLE "{name}" RENAME TO "{_reclaim_name(name)}"' for name in names))
     except DBAPIError as exc:
         if _sqlstate(exc) not in LOCK_TROUBLE:
             raise
@@ -270,14 +270,19 @@ def _drop_detached(engine: Engine, name: str, *, lock_timeout_ms: int, spent: di
     return rows, estimated
 
 
+def _detached(conn: Any) -> list[str]:
+    """Hours detached concurrently by an earlier run but not dropped (its DROP timed out)."""
+    return list(conn.execute(text(
+        "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
+        "AND c.relname ~ :pattern ORDER BY 1"), {"pattern": DETACHED_NAME}).scalars())
+
+
 def _leftovers(engine: Engine) -> tuple[list[str], str | None]:
     """Hours detached by an earlier run but not dropped (its DROP timed out), and the partition
     left pending detach, if any (PostgreSQL allows one per table)."""
     with engine.connect() as conn:
-        detached = list(conn.execute(text(
-            "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
-            "AND c.relname ~ :pattern ORDER BY 1"), {"pattern": DETACHED_NAME}).scalars())
+        detached = _detached(conn)
         pending = conn.execute(text(
             "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = CAST(:parent AS regclass) AND i.inhdetachpending"), {"parent": PARENT}).scalar()
@@ -306,9 +311,26 @@ def _delete_edge(engine: Engine, lower: dt.datetime | None, upper: dt.datetime, 
             return removed
 
 
-def retention_status(conn: Any, *, now: dt.datetime | None = None) -> dict[str, Any]:
-    """The oldest stored ping and whether pruning is keeping up (older than 25 hours: stale)."""
-    oldest, current = conn.execute(text("SELECT min(timestamp), now() FROM therapist_locations")).one()
+def _oldest_ping(conn: Any, names: list[str]) -> dt.datetime | None:
+    """The oldest ping of the partitions `names` (in the order of their bounds): the first one's
+    that holds any. One small index read, usually, instead of planning a read of every hour (the
+    whole table's min(timestamp) cost more than the rest of a prune, issue 16)."""
+    for name in names:
+        oldest: dt.datetime | None = conn.execute(text(f'SELECT min(timestamp) FROM "{name}"')).scalar()
+        if oldest is not None:
+            return oldest
+    return None
+
+
+def retention_status(conn: Any, *, now: dt.datetime | None = None,
+                     in_order: list[str] | None = None) -> dict[str, Any]:
+    """The oldest stored ping and whether pruning is keeping up (older than 25 hours: stale).
+    `in_order`: the table's partitions in the order of their bounds, when the caller knows them."""
+    if in_order is None:
+        oldest, current = conn.execute(text("SELECT min(timestamp), now() FROM therapist_locations")).one()
+    else:
+        oldest = _oldest_ping(conn, in_order)
+        current = now if now is not None else conn.execute(select(func.now())).scalar_one()
     now = now or current
     age = None if oldest is None else max(0, int((now - oldest).total_seconds()))
     return {"oldest_ping_at": oldest, "oldest_ping_age_seconds": age,
@@ -353,7 +375,7 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
 
     with engine.connect() as conn, conn.begin():
         found = partitions(conn)
-    detached, _ = _leftovers(engine)
+        detached = _detached(conn)
     # Pending-detach partitions first: while one is pending, no other can be detached.
     expired = sorted((p for p in found if p.lower is not None and p.upper is not None and p.upper <= cutoff),
                      key=lambda p: (not p.detach_pending, p.lower))
@@ -431,8 +453,19 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
             geo_removed = forget_stale_members(redis)
         except Exception as exc:
             log.warning("could not clean the GEO index: %s", exc)
+    gone = set(dropped)
+    kept = sorted((p for p in found if p.name not in gone and not p.detach_pending),
+                  key=lambda p: (p.lower is not None, p.lower or cutoff))  # the catch-all (MINVALUE) first
+    in_order = None if any(p.lower is None and p.upper is None for p in kept) else [p.name for p in kept]
+    try:  # a DEFAULT partition (none is made) holds any hour: then the whole table is read
+        with engine.connect() as conn:
+            status = retention_status(conn, now=now, in_order=in_order)
+    except DBAPIError as exc:  # 42P01: another prune (a manual one) removed a partition meanwhile
+        if _sqlstate(exc) != "42P01":
+            raise
+        with engine.connect() as conn:
+            status = retention_status(conn, now=now)
     with engine.connect() as conn:
-        status = retention_status(conn, now=now)
         left = to_reclaim(conn)
     if status["stale"]:
         log.warning("the oldest stored ping is %s seconds old: pruning is behind", status["oldest_ping_age_seconds"])

@@ -96,6 +96,7 @@ def test_pruning_removes_exactly_the_expired_pings_while_inserts_go_on(private: 
     assert report["partitions_dropped"] >= 1 and report["rows_in_dropped_partitions"] >= len(expired) + 1
     assert report["rows_deleted_at_edge"] >= len(ancient)  # the catch-all's, and the cutoff hour's older part
     assert report["stale"] is False and report["deferred"] == []
+    assert report["oldest_ping_at"] == min(edge_after).isoformat()  # read partition by partition
     with engine.connect() as conn:  # pruning never forgets where a therapist was last seen
         kept = set(conn.execute(text("SELECT id FROM therapist_last_positions")).scalars())
     assert {therapist, gone_quiet} <= kept
@@ -318,6 +319,9 @@ def test_expired_hours_leave_the_table_at_once_and_their_files_are_freed_by_the_
     assert count(engine, "timestamp < :c", c=later - locations.RETENTION) == 0
     assert count(engine, "timestamp >= :c", c=later - locations.RETENTION) == kept
     assert _reclaim_area(engine) == names
+    with engine.connect() as conn:  # read partition by partition, the same as the whole table's
+        oldest = conn.execute(text("SELECT min(timestamp) FROM therapist_locations")).scalar_one()
+    assert report["oldest_ping_at"] == (oldest.isoformat() if oldest else None)
 
     reclaimed = locations.reclaim(engine)
 
