@@ -181,9 +181,10 @@ def reclaim(engine: Engine, *, lock_timeout_ms: int = 2000,
 
     1. TRUNCATE them all: the file system frees their bytes at this commit (the slow part, in
        proportion to the bytes on a disk mounted with `discard`), locking only these tables;
-    2. DROP them all, their files now empty: each still carries the copied foreign key, so this
-       takes ACCESS EXCLUSIVE on therapists, under `exclusive_lock_timeout_ms`. A lock not had in
-       time leaves the empty tables for the next reclaim (reported in `left_to_reclaim`).
+    2. DROP them, their files now empty, one short transaction each: each still carries the
+       copied foreign key, so its DROP takes ACCESS EXCLUSIVE on therapists (which the pings'
+       foreign-key checks wait for), under `exclusive_lock_timeout_ms`. A lock not had in time
+       leaves the rest, empty, for the next reclaim (reported in `left_to_reclaim`).
 
     Rows are not counted here: the prune that took them out of the table reported them."""
     spent: dict[str, float] = {}
@@ -204,11 +205,13 @@ def reclaim(engine: Engine, *, lock_timeout_ms: int = 2000,
             spent["truncate"] = time.perf_counter() - began
             freed = size
             began = time.perf_counter()
-            with engine.begin() as conn:
-                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(min(exclusive_lock_timeout_ms, lock_timeout_ms))}")
-                conn.exec_driver_sql(f"DROP TABLE {quoted}")
+            short = int(min(exclusive_lock_timeout_ms, lock_timeout_ms))
+            for name in names:  # one at a time: each holds therapists (and so the pings' key checks) a few ms
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {short}")
+                    conn.exec_driver_sql(f'DROP TABLE "{name}"')
+                reclaimed.append(name)
             spent["drop"] = time.perf_counter() - began
-            reclaimed = names
         except DBAPIError as exc:  # 42P01: a reclaim running at the same time dropped them first
             if _sqlstate(exc) not in LOCK_TROUBLE and _sqlstate(exc) != "42P01":
                 raise
