@@ -3,9 +3,10 @@
 1. ingestion: pings per second posted through the API (POST /api/v1/locations under gunicorn, several
    therapists' phones at once, batches of pings: validation, row-level security, the last-position
    trigger, Redis) against a COPY of the same rows straight into PostgreSQL;
-2. pruning: 10 million expired pings removed by the hourly job (drop the expired hour partitions,
-   delete the edge in batches) against a plain `DELETE ... WHERE timestamp < <now - 24 hours>` on an
-   identical, unpartitioned table holding the same rows.
+2. pruning: 10 million expired pings removed by the hourly job (take the expired hour partitions
+   out, delete the edge in batches), then their files freed by the follow-up reclaim, each timed,
+   against a plain `DELETE ... WHERE timestamp < <now - 24 hours>` on an identical, unpartitioned
+   table holding the same rows.
 
 Scratch database `<db>_locations_bench` (migrated here, dropped after unless --keep) on the
 configured PostgreSQL server, the configured Redis database (REDIS_URL; its live-location keys deleted
@@ -327,10 +328,16 @@ def main() -> None:
             inserter.start()
             time.sleep(0.2)
             began = time.perf_counter()
+            reclaim_seconds = 0.0
             try:
                 report = locations.prune(engine, now=now)
-            finally:
                 prune_seconds = time.perf_counter() - began
+                # The follow-up job's work: free the files of the hours the prune took out. Timed
+                # apart, inserts still running alongside.
+                began = time.perf_counter()
+                reclaimed = locations.reclaim(engine)
+                reclaim_seconds = time.perf_counter() - began
+            finally:
                 stop.set()
                 inserter.join()
             with psycopg.connect(plain_url, autocommit=True) as conn:
@@ -364,12 +371,18 @@ def main() -> None:
     print(f"  prune job {prune_seconds:8.2f} s: {report['partitions_dropped']} partitions dropped "
           f"({report['rows_in_dropped_partitions']:,} rows), {report['rows_deleted_at_edge']:,} rows deleted at the "
           f"edge, {left:,} expired left ({steps})")
+    freed = ", ".join(f"{step} {ms / 1000:.2f} s" for step, ms in reclaimed["durations_ms"].items())
+    print(f"  reclaim   {reclaim_seconds:8.2f} s: {reclaimed['tables_reclaimed']} tables, "
+          f"{reclaimed['bytes_freed'] / 2**20:,.0f} MiB freed, {len(reclaimed['left_to_reclaim'])} left ({freed})")
     waits.sort()
-    print(f"  inserts alongside the prune: {len(waits)}, median {waits[len(waits) // 2] * 1000:.1f} ms, "
+    print(f"  inserts alongside the prune and reclaim: {len(waits)}, median {waits[len(waits) // 2] * 1000:.1f} ms, "
           f"longest {waits[-1] * 1000:.0f} ms")
     print(f"  DELETE    {delete_seconds:8.2f} s: {deleted:,} rows; then VACUUM {vacuum_seconds:.2f} s to reclaim them")
+    both = prune_seconds + reclaim_seconds
     print(f"  ratio DELETE/prune {delete_seconds / prune_seconds:.1f}; (DELETE + VACUUM)/prune "
           f"{(delete_seconds + vacuum_seconds) / prune_seconds:.1f}")
+    print(f"  ratio DELETE/(prune + reclaim) {delete_seconds / both:.1f}; (DELETE + VACUUM)/(prune + reclaim) "
+          f"{(delete_seconds + vacuum_seconds) / both:.1f}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ from ombaro.locations.retention import (
     ensure_partitions,
     partitions,
     prune,
+    reclaim,
     retention_status,
+    to_reclaim,
 )
 from ombaro.locations.tracking import NotOnTheWay, Tracking, track_booking
 
@@ -69,10 +71,12 @@ __all__ = [
     "prune",
     "publish",
     "queue_own_pings",
+    "reclaim",
     "record_pings",
     "redis_client",
     "retention_status",
     "therapist_of",
     "timestamp_errors",
+    "to_reclaim",
     "track_booking",
 ]

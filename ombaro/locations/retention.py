@@ -85,6 +85,8 @@ def ensure_partitions(engine: Engine, *, now: dt.datetime, hours_ahead: int = HO
 LOCK_TROUBLE = {"55P03": "lock timeout", "57014": "statement timeout", "40P01": "deadlock",
                 "55000": "another partition is still being detached"}
 DETACHED_NAME = r"^therapist_locations_p[0-9]{8}T[0-9]{2}$"
+RECLAIM_PREFIX = "therapist_locations_reclaim_"  # expired hours detached, their files not yet freed
+RECLAIM_NAME = r"^therapist_locations_reclaim_p[0-9]{8}T[0-9]{2}$"
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
@@ -128,6 +130,97 @@ def _rows_of(conn: Any, names: list[str]) -> tuple[int, bool]:
         counts = " + ".join(f'(SELECT count(*) FROM "{name}")' for name in small)
         rows += int(conn.execute(text(f"SELECT {counts}")).scalar_one())
     return rows, bool(large)
+
+
+def _reclaim_name(name: str) -> str:
+    return RECLAIM_PREFIX + name.removeprefix(f"{PARENT}_")
+
+
+def _detach_for_reclaim(engine: Engine, names: list[str], *, lock_timeout_ms: int, spent: dict[str, float],
+                        removed: list[int]) -> bool:
+    """Take the expired partitions `names` out of the table in one short transaction that frees no
+    file: count (or estimate) their rows, DETACH each (not concurrently: ACCESS EXCLUSIVE on the
+    parent, hence the short `lock_timeout_ms`) and rename it into the reclaim area
+    (therapist_locations_reclaim_pYYYYMMDDTHH, which nothing reads). `reclaim` frees the files
+    later, off the prune's path. DETACH copies the foreign key onto each table, which creates its
+    triggers on therapists under SHARE ROW EXCLUSIVE: an open write on therapists makes this give
+    up within the timeout like a busy parent does. Returns whether it was done (all or nothing);
+    the rows go into `removed` once it commits."""
+    began = time.perf_counter()
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+            rows, estimated = _rows_of(conn, names)
+            conn.exec_driver_sql("; ".join(  # one round trip: the parent's lock is held from the first
+                f'ALTER TABLE {PARENT} DETACH PARTITION "{name}"; '
+                f'ALTER TABLE "{name}" RENAME TO "{_reclaim_name(name)}"' for name in names))
+    except DBAPIError as exc:
+        if _sqlstate(exc) not in LOCK_TROUBLE:
+            raise
+        log.info("expired partitions not detached for reclaim (%s): dropping them in place", exc.orig)
+        return False
+    finally:
+        spent["detach"] = time.perf_counter() - began
+    removed[:] = [rows, int(estimated)]
+    return True
+
+
+def to_reclaim(conn: Any) -> list[str]:
+    """The tables in the reclaim area: expired hours taken out of the table, files not yet freed."""
+    return list(conn.execute(text(
+        "SELECT c.relname FROM pg_class AS c WHERE c.relnamespace = CAST(current_schema() AS regnamespace) "
+        "AND c.relkind = 'r' AND NOT c.relispartition AND c.relname ~ :pattern ORDER BY 1"),
+        {"pattern": RECLAIM_NAME}).scalars())
+
+
+def reclaim(engine: Engine, *, lock_timeout_ms: int = 2000,
+            exclusive_lock_timeout_ms: int = EXCLUSIVE_LOCK_TIMEOUT_MS) -> dict[str, Any]:
+    """Free the files of the expired hours `prune` moved into the reclaim area (and of any an
+    earlier reclaim left, e.g. after a crash), in two transactions that lock nothing the
+    application uses for longer than a few milliseconds:
+
+    1. TRUNCATE them all: the file system frees their bytes at this commit (the slow part, in
+       proportion to the bytes on a disk mounted with `discard`), locking only these tables;
+    2. DROP them, their files now empty, one short transaction each: each still carries the
+       copied foreign key, so its DROP takes ACCESS EXCLUSIVE on therapists (which the pings'
+       foreign-key checks wait for), under `exclusive_lock_timeout_ms`. A lock not had in time
+       leaves the rest, empty, for the next reclaim (reported in `left_to_reclaim`).
+
+    Rows are not counted here: the prune that took them out of the table reported them."""
+    spent: dict[str, float] = {}
+    with engine.connect() as conn:
+        names = to_reclaim(conn)
+        size = int(conn.execute(text(
+            "SELECT coalesce(sum(pg_total_relation_size(CAST(quote_ident(n) AS regclass))), 0) "
+            "FROM unnest(CAST(:names AS text[])) AS n"), {"names": names}).scalar_one()) if names else 0
+    reclaimed: list[str] = []
+    freed = 0
+    if names:
+        quoted = ", ".join(f'"{name}"' for name in names)
+        began = time.perf_counter()
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+                conn.exec_driver_sql(f"TRUNCATE {quoted}")
+            spent["truncate"] = time.perf_counter() - began
+            freed = size
+            began = time.perf_counter()
+            short = int(min(exclusive_lock_timeout_ms, lock_timeout_ms))
+            for name in names:  # one at a time: each holds therapists (and so the pings' key checks) a few ms
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {short}")
+                    conn.exec_driver_sql(f'DROP TABLE "{name}"')
+                reclaimed.append(name)
+            spent["drop"] = time.perf_counter() - began
+        except DBAPIError as exc:  # 42P01: a reclaim running at the same time dropped them first
+            if _sqlstate(exc) not in LOCK_TROUBLE and _sqlstate(exc) != "42P01":
+                raise
+            log.info("reclaim area not emptied (%s): the next reclaim finishes it", exc.orig)
+    with engine.connect() as conn:
+        left = to_reclaim(conn)
+    return {"reclaimed": reclaimed, "tables_reclaimed": len(reclaimed),
+            "bytes_freed": freed, "left_to_reclaim": left,
+            "durations_ms": {step: round(seconds * 1000) for step, seconds in spent.items()}}
 
 
 def _drop_at_once(engine: Engine, names: list[str], *, lock_timeout_ms: int, exclusive_lock_timeout_ms: int,
@@ -180,14 +273,19 @@ def _drop_detached(engine: Engine, name: str, *, lock_timeout_ms: int, spent: di
     return rows, estimated
 
 
+def _detached(conn: Any) -> list[str]:
+    """Hours detached concurrently by an earlier run but not dropped (its DROP timed out)."""
+    return list(conn.execute(text(
+        "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
+        "AND c.relname ~ :pattern ORDER BY 1"), {"pattern": DETACHED_NAME}).scalars())
+
+
 def _leftovers(engine: Engine) -> tuple[list[str], str | None]:
     """Hours detached by an earlier run but not dropped (its DROP timed out), and the partition
     left pending detach, if any (PostgreSQL allows one per table)."""
     with engine.connect() as conn:
-        detached = list(conn.execute(text(
-            "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
-            "AND c.relname ~ :pattern ORDER BY 1"), {"pattern": DETACHED_NAME}).scalars())
+        detached = _detached(conn)
         pending = conn.execute(text(
             "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = CAST(:parent AS regclass) AND i.inhdetachpending"), {"parent": PARENT}).scalar()
@@ -216,9 +314,26 @@ def _delete_edge(engine: Engine, lower: dt.datetime | None, upper: dt.datetime, 
             return removed
 
 
-def retention_status(conn: Any, *, now: dt.datetime | None = None) -> dict[str, Any]:
-    """The oldest stored ping and whether pruning is keeping up (older than 25 hours: stale)."""
-    oldest, current = conn.execute(text("SELECT min(timestamp), now() FROM therapist_locations")).one()
+def _oldest_ping(conn: Any, names: list[str]) -> dt.datetime | None:
+    """The oldest ping of the partitions `names` (in the order of their bounds): the first one's
+    that holds any. One small index read, usually, instead of planning a read of every hour (the
+    whole table's min(timestamp) cost more than the rest of a prune, issue 16)."""
+    for name in names:
+        oldest: dt.datetime | None = conn.execute(text(f'SELECT min(timestamp) FROM "{name}"')).scalar()
+        if oldest is not None:
+            return oldest
+    return None
+
+
+def retention_status(conn: Any, *, now: dt.datetime | None = None,
+                     in_order: list[str] | None = None) -> dict[str, Any]:
+    """The oldest stored ping and whether pruning is keeping up (older than 25 hours: stale).
+    `in_order`: the table's partitions in the order of their bounds, when the caller knows them."""
+    if in_order is None:
+        oldest, current = conn.execute(text("SELECT min(timestamp), now() FROM therapist_locations")).one()
+    else:
+        oldest = _oldest_ping(conn, in_order)
+        current = now if now is not None else conn.execute(select(func.now())).scalar_one()
     now = now or current
     age = None if oldest is None else max(0, int((now - oldest).total_seconds()))
     return {"oldest_ping_at": oldest, "oldest_ping_age_seconds": age,
@@ -229,16 +344,20 @@ def retention_status(conn: Any, *, now: dt.datetime | None = None) -> dict[str, 
 def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timedelta = RETENTION,
           batch_rows: int = 50_000, lock_timeout_ms: int = 2000, hours_ahead: int = HOURS_AHEAD,
           exclusive_lock_timeout_ms: int = EXCLUSIVE_LOCK_TIMEOUT_MS, redis: Any = None,
-          job_id: uuid.UUID | None = None,
+          job_id: uuid.UUID | None = None, reclaim_later: bool = True,
           progress: Callable[[float, str | None], None] | None = None) -> dict[str, Any]:
     """The hourly maintenance (`locations.prune`): create partitions ahead, drop the hours that
     are wholly older than the retention, delete the older part of the hour that straddles the
     cutoff (and of the catch-all partition) in bounded batches, and report.
 
-    The expired hours are emptied (TRUNCATE, which locks only them) and then dropped by one
-    statement in a short transaction when the table's lock can be had within
-    `exclusive_lock_timeout_ms` (at most `lock_timeout_ms`); when it cannot (a long reader, a held
-    lock), each is detached CONCURRENTLY and dropped instead, which blocks no insert or read.
+    With `reclaim_later` (the default) the expired hours are detached and moved into the reclaim
+    area in one short transaction (`_detach_for_reclaim`), which frees no file: `reclaim` (the
+    follow-up job) frees them, so the prune's time does not grow with the bytes. When that cannot
+    be done within `exclusive_lock_timeout_ms` (a busy parent, an open write on therapists), the
+    expired hours are emptied (TRUNCATE, which locks only them) and then dropped by one statement
+    in a short transaction when the table's lock can be had within `exclusive_lock_timeout_ms` (at
+    most `lock_timeout_ms`); when it cannot (a long reader, a held lock), each is detached
+    CONCURRENTLY and dropped instead, which blocks no insert or read.
     Runs DDL on the owner's connections (partitions are the owner's; DETACH CONCURRENTLY needs
     autocommit) and the deletes as the workers' role. A partition whose lock cannot be had within
     `lock_timeout_ms` is left for the next run and does not stop the others. Never touches
@@ -259,7 +378,7 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
 
     with engine.connect() as conn, conn.begin():
         found = partitions(conn)
-    detached, _ = _leftovers(engine)
+        detached = _detached(conn)
     # Pending-detach partitions first: while one is pending, no other can be detached.
     expired = sorted((p for p in found if p.lower is not None and p.upper is not None and p.upper <= cutoff),
                      key=lambda p: (not p.detach_pending, p.lower))
@@ -276,13 +395,21 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
             if _sqlstate(exc) not in LOCK_TROUBLE:
                 raise
             deferred.append({"partition": name, "reason": LOCK_TROUBLE[_sqlstate(exc) or ""]})
-    at_once = False
-    if expired:
+    at_once = for_reclaim = False
+    exclusive_ms = min(exclusive_lock_timeout_ms, lock_timeout_ms)
+    if expired and reclaim_later and not any(p.detach_pending for p in expired):
+        taken: list[int] = []
+        if _detach_for_reclaim(engine, [p.name for p in expired], lock_timeout_ms=exclusive_ms, spent=spent,
+                               removed=taken):
+            for_reclaim = at_once = True
+            rows_dropped, estimated = rows_dropped + taken[0], estimated or bool(taken[1])
+            dropped.extend(p.name for p in expired)
+            report(60, f"took {len(expired)} partitions out in one transaction, their files left to reclaim")
+    if expired and not at_once:
         removed: list[int] = []
         try:
             at_once = _drop_at_once(engine, [p.name for p in expired], spent=spent, removed=removed,
-                                    lock_timeout_ms=lock_timeout_ms,
-                                    exclusive_lock_timeout_ms=min(exclusive_lock_timeout_ms, lock_timeout_ms))
+                                    lock_timeout_ms=lock_timeout_ms, exclusive_lock_timeout_ms=exclusive_ms)
         except DBAPIError as exc:
             if _sqlstate(exc) not in LOCK_TROUBLE:
                 raise
@@ -310,7 +437,8 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
             blocked_by = _leftovers(engine)[1]
         report(10 + 50 * number / max(1, len(expired)), f"dropped {len(dropped)} of {len(expired)} partitions")
 
-    spent["drop"] = time.perf_counter() - began - spent.get("count", 0.0) - spent.get("truncate", 0.0)
+    spent["drop"] = (time.perf_counter() - began - spent.get("count", 0.0) - spent.get("truncate", 0.0)
+                     - spent.get("detach", 0.0))
     began = time.perf_counter()
     claims = {"role": "worker", "job": str(job_id) if job_id else None, "sub": None}
     edges = [p for p in found if p not in expired and not p.detach_pending
@@ -328,8 +456,20 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
             geo_removed = forget_stale_members(redis)
         except Exception as exc:
             log.warning("could not clean the GEO index: %s", exc)
+    gone = set(dropped)
+    kept = sorted((p for p in found if p.name not in gone and not p.detach_pending),
+                  key=lambda p: (p.lower is not None, p.lower or cutoff))  # the catch-all (MINVALUE) first
+    in_order = None if any(p.lower is None and p.upper is None for p in kept) else [p.name for p in kept]
+    try:  # a DEFAULT partition (none is made) holds any hour: then the whole table is read
+        with engine.connect() as conn:
+            status = retention_status(conn, now=now, in_order=in_order)
+    except DBAPIError as exc:  # 42P01: another prune (a manual one) removed a partition meanwhile
+        if _sqlstate(exc) != "42P01":
+            raise
+        with engine.connect() as conn:
+            status = retention_status(conn, now=now)
     with engine.connect() as conn:
-        status = retention_status(conn, now=now)
+        left = to_reclaim(conn)
     if status["stale"]:
         log.warning("the oldest stored ping is %s seconds old: pruning is behind", status["oldest_ping_age_seconds"])
     return {
@@ -339,6 +479,8 @@ def prune(engine: Engine, *, now: dt.datetime | None = None, retention: dt.timed
         "partitions_dropped": len(dropped),
         "dropped": dropped,
         "dropped_in_one_transaction": at_once,
+        "files_left_to_reclaim": for_reclaim,
+        "to_reclaim": left,
         "rows_in_dropped_partitions": rows_dropped,
         "rows_in_dropped_partitions_estimated": estimated,
         "rows_deleted_at_edge": rows_deleted,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -95,6 +96,7 @@ def test_pruning_removes_exactly_the_expired_pings_while_inserts_go_on(private: 
     assert report["partitions_dropped"] >= 1 and report["rows_in_dropped_partitions"] >= len(expired) + 1
     assert report["rows_deleted_at_edge"] >= len(ancient)  # the catch-all's, and the cutoff hour's older part
     assert report["stale"] is False and report["deferred"] == []
+    assert report["oldest_ping_at"] == min(edge_after).isoformat()  # read partition by partition
     with engine.connect() as conn:  # pruning never forgets where a therapist was last seen
         kept = set(conn.execute(text("SELECT id FROM therapist_last_positions")).scalars())
     assert {therapist, gone_quiet} <= kept
@@ -281,3 +283,159 @@ def test_a_prune_that_meets_a_held_table_lock_detaches_concurrently_and_still_dr
     assert report["rows_in_dropped_partitions"] == len(stamps)
     assert count(engine, "timestamp < :c", c=later - locations.RETENTION) == 0
     assert count(engine, "timestamp >= :c", c=later - locations.RETENTION) == kept + 1
+
+
+def _reclaim_area(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return locations.to_reclaim(conn)
+
+
+def _reclaim_name(partition: locations.Partition) -> str:
+    return locations.retention.RECLAIM_PREFIX + partition.name.removeprefix("therapist_locations_")
+
+
+def test_expired_hours_leave_the_table_at_once_and_their_files_are_freed_by_the_reclaim(
+        private: tuple[Engine, str]) -> None:
+    """The prune detaches the expired hours into the reclaim area in one transaction (no file
+    freed on its path, issue 16); the reclaim truncates and drops them. Rows are counted once,
+    by the prune; nothing expired is visible in between, nothing unexpired goes."""
+    engine, _ = private
+    locations.reclaim(engine)  # what earlier tests left
+    vendor = factory.vendor(engine)
+    therapist = factory.therapist(engine, vendor, codes=["SWD"])
+    later, expired = _three_hours_expired(engine)
+    stamps = [p.lower + dt.timedelta(minutes=m) for p in expired if p.lower is not None for m in (1, 2)]
+    insert(engine, therapist, stamps)
+    kept = count(engine, "timestamp >= :c", c=later - locations.RETENTION)
+    in_hours = count(engine, "timestamp >= :a AND timestamp < :b", a=expired[0].lower, b=expired[-1].upper)
+
+    report = locations.prune(engine, now=later)
+
+    names = [_reclaim_name(p) for p in expired]
+    assert report["files_left_to_reclaim"] is True and report["dropped_in_one_transaction"] is True
+    assert report["dropped"] == [p.name for p in expired] and report["to_reclaim"] == names
+    assert report["rows_in_dropped_partitions"] == in_hours >= len(stamps)
+    assert report["rows_in_dropped_partitions_estimated"] is False
+    assert count(engine, "timestamp < :c", c=later - locations.RETENTION) == 0
+    assert count(engine, "timestamp >= :c", c=later - locations.RETENTION) == kept
+    assert _reclaim_area(engine) == names
+    with engine.connect() as conn:  # read partition by partition, the same as the whole table's
+        oldest = conn.execute(text("SELECT min(timestamp) FROM therapist_locations")).scalar_one()
+    assert report["oldest_ping_at"] == (oldest.isoformat() if oldest else None)
+
+    reclaimed = locations.reclaim(engine)
+
+    assert reclaimed["reclaimed"] == names and reclaimed["tables_reclaimed"] == 3
+    assert reclaimed["bytes_freed"] > 0 and reclaimed["left_to_reclaim"] == []
+    assert _reclaim_area(engine) == [] and "rows_removed" not in reclaimed  # counted by the prune, once
+    assert locations.reclaim(engine)["tables_reclaimed"] == 0  # nothing left: a second reclaim does nothing
+
+
+def test_a_crash_between_prune_and_reclaim_leaves_the_hours_for_the_next_reclaim(
+        private: tuple[Engine, str]) -> None:
+    """No reclaim ran after a prune (the worker died): the next prune takes its own hours out and
+    says what is waiting; one reclaim then frees both runs' hours. Each row is reported once."""
+    engine, _ = private
+    locations.reclaim(engine)
+    vendor = factory.vendor(engine)
+    therapist = factory.therapist(engine, vendor, codes=["SWD"])
+    later, expired = _three_hours_expired(engine)
+    insert(engine, therapist, [p.lower + dt.timedelta(minutes=3) for p in expired if p.lower is not None])
+    expired_rows = count(engine, "timestamp < :c", c=later - locations.RETENTION)
+    first = locations.prune(engine, now=later - dt.timedelta(hours=1))  # two of the three hours
+    # ... the worker is gone here: no reclaim ...
+    second = locations.prune(engine, now=later)
+
+    assert first["rows_removed"] + second["rows_removed"] == expired_rows >= 3
+    assert first["to_reclaim"] == [_reclaim_name(p) for p in expired[:2]]
+    assert second["to_reclaim"] == [_reclaim_name(p) for p in expired]  # its own and the one left
+    assert count(engine, "timestamp < :c", c=later - locations.RETENTION) == 0
+
+    reclaimed = locations.reclaim(engine)
+    assert reclaimed["reclaimed"] == [_reclaim_name(p) for p in expired] and _reclaim_area(engine) == []
+
+
+def test_a_reclaim_whose_drop_cannot_lock_therapists_in_time_frees_the_files_and_finishes_later(
+        private: tuple[Engine, str]) -> None:
+    """Dropping a detached hour takes ACCESS EXCLUSIVE on therapists (its copied foreign key): a
+    reader of therapists is kept waiting at most the short lock timeout, the files are freed
+    anyway (TRUNCATE locks only the hours), and the next reclaim drops the empty tables."""
+    engine, url = private
+    locations.reclaim(engine)
+    vendor = factory.vendor(engine)
+    therapist = factory.therapist(engine, vendor, codes=["SWD"])
+    later, expired = _three_hours_expired(engine)
+    insert(engine, therapist, [p.lower + dt.timedelta(minutes=4) for p in expired if p.lower is not None])
+    assert locations.prune(engine, now=later)["files_left_to_reclaim"] is True
+    names = [_reclaim_name(p) for p in expired]
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as reader:
+        reader.execute("SELECT count(*) FROM therapists")  # ACCESS SHARE on therapists, held
+        began = time.perf_counter()
+        held = locations.reclaim(engine, exclusive_lock_timeout_ms=150)
+        waited = time.perf_counter() - began
+        reader.rollback()
+
+    assert held["reclaimed"] == [] and held["left_to_reclaim"] == names and held["bytes_freed"] > 0
+    assert waited < 1.5  # the DROP gave up after its 150 ms, not the 2 s lock timeout
+    with engine.connect() as conn:
+        assert conn.execute(text(f'SELECT count(*) FROM "{names[0]}"')).scalar_one() == 0  # emptied
+    again = locations.reclaim(engine)
+    assert again["reclaimed"] == names and again["left_to_reclaim"] == [] and _reclaim_area(engine) == []
+
+
+def test_a_prune_that_cannot_detach_in_time_drops_in_place_and_leaves_nothing_to_reclaim(
+        private: tuple[Engine, str]) -> None:
+    """An open write on therapists: detaching (which copies the foreign key, SHARE ROW EXCLUSIVE
+    on therapists) gives up within the short lock timeout and the hours are dropped in place, the
+    parent's inserts having waited no longer than that."""
+    engine, url = private
+    locations.reclaim(engine)
+    vendor = factory.vendor(engine)
+    therapist = factory.therapist(engine, vendor, codes=["SWD"])
+    later, expired = _three_hours_expired(engine)
+    insert(engine, therapist, [p.lower + dt.timedelta(minutes=5) for p in expired if p.lower is not None])
+    in_hours = count(engine, "timestamp >= :a AND timestamp < :b", a=expired[0].lower, b=expired[-1].upper)
+    locations.ensure_partitions(engine, now=later)
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as writer:
+        writer.execute("UPDATE therapists SET name = name WHERE id = %s", (therapist,))
+        report = locations.prune(engine, now=later, lock_timeout_ms=300)
+        writer.rollback()
+
+    assert report["files_left_to_reclaim"] is False and report["to_reclaim"] == []
+    assert report["dropped_in_one_transaction"] is True and report["dropped"] == [p.name for p in expired]
+    assert report["rows_in_dropped_partitions"] == in_hours >= 3 and report["durations_ms"]["detach"] < 1500
+    assert count(engine, "timestamp < :c", c=later - locations.RETENTION) == 0
+
+
+def test_the_prune_job_submits_the_reclaim_as_a_job_of_its_own(
+        private: tuple[Engine, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import workers.tasks  # noqa: F401  (registers one task per declared kind)
+    from workers.app import celery
+
+    engine, url = private
+    monkeypatch.setenv("DATABASE_URL", url)
+    locations.reclaim(engine)
+    vendor = factory.vendor(engine)
+    therapist = factory.therapist(engine, vendor, codes=["SWD"])
+    later, expired = _three_hours_expired(engine)
+    insert(engine, therapist, [p.lower + dt.timedelta(minutes=6) for p in expired if p.lower is not None])
+    with engine.connect() as conn:  # the job's clock is the database's: a retention that puts its cutoff at `later`'s
+        now = conn.execute(text("SELECT now()")).scalar_one()
+    monkeypatch.setattr(locations, "RETENTION", now - (later - locations.RETENTION))
+    with factory.as_worker(engine) as session:
+        job = commands.submit(session, "locations.prune", {}, enqueue=lambda *_: None,
+                              key=str(uuid.uuid4()), scope="scheduler").job
+    assert celery.tasks["locations.prune"].run(str(job.id)) == "succeeded"
+    with engine.connect() as conn:
+        result = conn.execute(text("SELECT result FROM jobs WHERE id = :j"), {"j": job.id}).scalar_one()
+        follow_up = conn.execute(text("SELECT kind, params, status FROM jobs WHERE id = :j"),
+                                 {"j": result["reclaim_job_id"]}).one()
+    assert result["to_reclaim"] and result["rows_removed"] >= 3
+    assert follow_up == ("locations.prune", {"reclaim_only": True}, "queued")
+
+    assert celery.tasks["locations.prune"].run(result["reclaim_job_id"]) == "succeeded"
+    with engine.connect() as conn:
+        reclaimed = conn.execute(text("SELECT result FROM jobs WHERE id = :j"),
+                                 {"j": result["reclaim_job_id"]}).scalar_one()
+    assert reclaimed["reclaimed"] == result["to_reclaim"] and reclaimed["left_to_reclaim"] == []
+    assert _reclaim_area(engine) == []
