@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ombaro import commands
 from ombaro.models.jobs import Job
 from web.audit import line_for, record_with
-from web.auth import CurrentUser, current_user
+from web.auth import current_user
 from web.errors import BadRequestHeader
 from web.extension import Ombaro, caller_changes, db_session
 
@@ -44,14 +44,16 @@ def submit(kind: str, params: Mapping[str, Any] | commands.Params
     a known Idempotency-Key, where that writes nothing, is answered by the session's path below."""
     key = idempotency_key()
     user = current_user()
+    # Checked and fingerprinted once (UnknownCommand / InvalidParams before anything is written),
+    # whichever path below writes them.
+    values = commands.job_values(kind, params, key=key, scope=user.idempotency_scope, requested_by=user.id)
     if _nothing_pending():
-        job = _submit_alone(kind, params, key, user)
+        job = _submit_alone(kind, values)
         if job is not None:
             return job, 202, {"Location": url_for("jobs.get_job", job_id=job["id"])}
     session = db_session()
     with session.begin():
-        submitted = commands.submit(session, kind, params, enqueue=Ombaro.get().enqueue, key=key,
-                                    scope=user.idempotency_scope, requested_by=user.id)
+        submitted = commands.submit_values(session, values, enqueue=Ombaro.get().enqueue)
         record_with(session, 202)  # the audit line commits with the job: one commit, not two
     headers = {"Location": url_for("jobs.get_job", job_id=submitted.job.id)}
     if not submitted.created:
@@ -66,14 +68,12 @@ def _nothing_pending() -> bool:
     return session is None or not session.in_transaction()
 
 
-def _submit_alone(kind: str, params: Mapping[str, Any] | commands.Params, key: str | None,
-                  user: CurrentUser) -> dict[str, Any] | None:
+def _submit_alone(kind: str, values: Mapping[str, Any]) -> dict[str, Any] | None:
     """The job as a new row, written with the request's audit line in one transaction of its own
     as the caller (caller_changes: the role and claims and the INSERT with the line in one pipeline,
     one round trip, committed at its Sync, durable before the 202), then counted and handed to the broker;
     None if the key was known and nothing was written (issue 16, session 7: the Session, its
     BEGIN, the ORM's statements and the separate COMMIT cost a submit more than its Flask request)."""
-    values = commands.job_values(kind, params, key=key, scope=user.idempotency_scope, requested_by=user.id)
     line = line_for(202)
     job = commands.insert_job(caller_changes, values, audit_line=line)
     if job is None:

@@ -99,3 +99,23 @@ def test_a_key_reused_with_another_body_writes_no_line_of_a_202(
     assert conflict.status_code == 422
     assert [line["status"] for line in audit_lines(engine, operator)[before:]] == [202, 422]
     assert count_jobs(engine) == 1
+
+
+def test_a_replay_checks_and_fingerprints_its_params_once(
+        app: Any, engine: Engine, operator: Account, clean_jobs: None, monkeypatch: Any) -> None:
+    """A known key's request is answered by the session's path with the values the first statement
+    was sent with: the params are loaded and fingerprinted once a request, not again there."""
+    from ombaro import commands
+
+    fingerprints: list[str] = []
+    real = commands.fingerprint
+    monkeypatch.setattr(commands, "fingerprint", lambda kind, params: fingerprints.append(kind) or real(kind, params))
+    client = client_for(app, operator)
+    headers = {"Idempotency-Key": "once-1"}
+    first = client.post("/api/v1/reports/refresh", json={}, headers=headers)
+    assert first.status_code == 202 and fingerprints == ["reports.refresh"]
+    again = client.post("/api/v1/reports/refresh", json={}, headers=headers)
+    assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.data == first.data
+    assert fingerprints == ["reports.refresh"] * 2
+    assert count_jobs(engine) == 1
