@@ -71,6 +71,12 @@ _ACT_AS = "SELECT set_config('role', %(_role)s, true), set_config('request.jwt.c
 _PREPARED = "ombaro.prepared_rows"
 _CURSOR = "ombaro.rows_cursor"  # and the client-side cursor that reads them
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
+# _ACT_AS prepared too (issue 16, session 8: PostgreSQL parses and plans it on every read otherwise);
+# one text, so one name for the process.
+_ACT_AS_NAME = "ombaro_act_as"
+_PREPARE_ACT_AS = (f"PREPARE {_ACT_AS_NAME}(text, text) AS "
+                   "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)")
+_EXECUTE_ACT_AS = f"EXECUTE {_ACT_AS_NAME}(%(_role)s, %(_claims)s)"
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,7 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     prepare = f"PREPARE {name} AS {_PLACEHOLDER.sub(positional, sql)}"
     arguments = f"({', '.join(f'%({n})s' for n in names)})" if names else ""
     return _Compiled(statement, simple=f"BEGIN; {_ACT_AS}; {sql}; COMMIT", name=name, prepare=prepare,
-                     execute=f"BEGIN; {_ACT_AS}; EXECUTE {name}{arguments}; COMMIT")
+                     execute=f"BEGIN; {_EXECUTE_ACT_AS}; EXECUTE {name}{arguments}; COMMIT")
 
 
 def _plan_changed(error: Exception) -> bool:
@@ -133,7 +139,7 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
     The statement is prepared once on each pooled connection (SQL PREPARE, sent alone the first
     time) and the query names it (EXECUTE): PostgreSQL then plans it once a connection, not on
     every read, where planning it with the row-level security policies cost more than running it
-    (issue 16, session 6). The policies still decide at each EXECUTE: the server re-plans a
+    (issue 16, session 6); so is the role-and-claims statement (session 8). The policies still decide at each EXECUTE: the server re-plans a
     prepared statement for another role, and the caller's claims are read when it runs. Behind a
     transaction pooler (OMBARO_DATABASE_POOLER=transaction) nothing is prepared: the statement's
     text goes in the query as before. A connection that lost its prepared statements (psycopg's
@@ -196,11 +202,12 @@ def _read(pooled: PoolProxiedConnection, compiled: _Compiled, values: Mapping[st
             cursor = pooled.info[_CURSOR] = psycopg.ClientCursor(driver)
         if prepares:
             prepared: set[str] = pooled.info.setdefault(_PREPARED, set())
-            if compiled.name not in prepared:
-                with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
-                    # still there if the names were forgotten but it was not deallocated (a name is never reused)
-                    cursor.execute(compiled.prepare)
-                prepared.add(compiled.name)
+            for name, prepare in ((_ACT_AS_NAME, _PREPARE_ACT_AS), (compiled.name, compiled.prepare)):
+                if name not in prepared:
+                    with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
+                        # still there if the names were forgotten but it was not deallocated (a name is never reused)
+                        cursor.execute(prepare)
+                    prepared.add(name)
         cursor.execute(compiled.execute if prepares else compiled.simple, values)
         cursor.nextset()  # past BEGIN's result
         cursor.nextset()  # past set_config's: the statement's rows
