@@ -139,8 +139,9 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
     The statement is prepared once on each pooled connection (SQL PREPARE, sent alone the first
     time) and the query names it (EXECUTE): PostgreSQL then plans it once a connection, not on
     every read, where planning it with the row-level security policies cost more than running it
-    (issue 16, session 6); so is the role-and-claims statement (session 8). The policies still decide at each EXECUTE: the server re-plans a
-    prepared statement for another role, and the caller's claims are read when it runs. Behind a
+    (issue 16, session 6); so is the role-and-claims statement (session 8). The policies still
+    decide at each EXECUTE: the server re-plans a prepared statement for another role, and the
+    caller's claims are read when it runs. Behind a
     transaction pooler (OMBARO_DATABASE_POOLER=transaction) nothing is prepared: the statement's
     text goes in the query as before. A connection that lost its prepared statements (psycopg's
     DEALLOCATE ALL on a rollback, a DISCARD ALL) prepares them again and the read is run once more
