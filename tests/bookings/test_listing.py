@@ -367,6 +367,21 @@ def test_the_role_and_claims_are_set_by_a_prepared_statement_and_still_decide(
         app, booked["vendor"], "")
 
 
+def test_the_claims_sent_are_the_users_claims_as_json() -> None:
+    """caller_rows and caller_write send the claims' JSON kept for each user (web/extension
+    ._claims_text): the text act_as would send, another user's or role's own, none for anonymous."""
+    from web.auth import ANONYMOUS, CurrentUser
+    from web.extension import _claims_text
+
+    user_id = uuid.uuid4()
+    for user in (CurrentUser(id=user_id, role="customer"), CurrentUser(id=user_id, role="vendor"),
+                 CurrentUser(id=uuid.uuid4(), role="customer", session_id=uuid.uuid4())):
+        assert _claims_text(user) == json.dumps(user.claims(), default=str)
+        assert _claims_text(user) == _claims_text(CurrentUser(user.id, user.role, user.session_id))
+        assert json.loads(_claims_text(user)) == {"sub": str(user.id), "role": user.role}
+    assert _claims_text(ANONYMOUS) == ""
+
+
 @pytest.mark.parametrize("lost", ["ombaro_rows_%", "ombaro_act_as"])
 def test_a_prepared_statement_the_connection_lost_is_prepared_again(
     app: Any, booked: dict[str, Account], lost: str,
