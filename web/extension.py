@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import psycopg
 import redis
@@ -21,6 +22,9 @@ from sqlalchemy.pool import PoolProxiedConnection
 from ombaro.commands import Enqueue
 from ombaro.config import Settings
 from ombaro.db import API_ROLE, act_as
+
+if TYPE_CHECKING:
+    from web.auth import CurrentUser
 
 T = TypeVar("T")
 
@@ -71,6 +75,12 @@ _ACT_AS = "SELECT set_config('role', %(_role)s, true), set_config('request.jwt.c
 _PREPARED = "ombaro.prepared_rows"
 _CURSOR = "ombaro.rows_cursor"  # and the client-side cursor that reads them
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
+# _ACT_AS prepared too (issue 16, session 8: PostgreSQL parses and plans it on every read otherwise);
+# one text, so one name for the process.
+_ACT_AS_NAME = "ombaro_act_as"
+_PREPARE_ACT_AS = (f"PREPARE {_ACT_AS_NAME}(text, text) AS "
+                   "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)")
+_EXECUTE_ACT_AS = f"EXECUTE {_ACT_AS_NAME}(%(_role)s, %(_claims)s)"
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,7 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     prepare = f"PREPARE {name} AS {_PLACEHOLDER.sub(positional, sql)}"
     arguments = f"({', '.join(f'%({n})s' for n in names)})" if names else ""
     return _Compiled(statement, simple=f"BEGIN; {_ACT_AS}; {sql}; COMMIT", name=name, prepare=prepare,
-                     execute=f"BEGIN; {_ACT_AS}; EXECUTE {name}{arguments}; COMMIT")
+                     execute=f"BEGIN; {_EXECUTE_ACT_AS}; EXECUTE {name}{arguments}; COMMIT")
 
 
 def _plan_changed(error: Exception) -> bool:
@@ -117,8 +127,16 @@ def _act_as_values() -> dict[str, str]:
     """_ACT_AS's values for the request: the request role and the caller's claims."""
     from web.auth import current_user
 
-    claims = current_user().claims()
-    return {"_role": API_ROLE, "_claims": json.dumps(claims, default=str) if claims else ""}
+    return {"_role": API_ROLE, "_claims": _claims_text(current_user())}
+
+
+@functools.lru_cache(maxsize=4096)
+def _claims_text(user: CurrentUser) -> str:
+    """The caller's claims as act_as sends them (ombaro.db.act_as): a function of the frozen user
+    alone, kept for the callers a worker serves again and again (issue 16, session 8: the
+    json.dumps was 5-13 us of every listing and submit)."""
+    claims = user.claims()
+    return json.dumps(claims, default=str) if claims else ""
 
 
 def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -133,8 +151,9 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
     The statement is prepared once on each pooled connection (SQL PREPARE, sent alone the first
     time) and the query names it (EXECUTE): PostgreSQL then plans it once a connection, not on
     every read, where planning it with the row-level security policies cost more than running it
-    (issue 16, session 6). The policies still decide at each EXECUTE: the server re-plans a
-    prepared statement for another role, and the caller's claims are read when it runs. Behind a
+    (issue 16, session 6); so is the role-and-claims statement (session 8). The policies still
+    decide at each EXECUTE: the server re-plans a prepared statement for another role, and the
+    caller's claims are read when it runs. Behind a
     transaction pooler (OMBARO_DATABASE_POOLER=transaction) nothing is prepared: the statement's
     text goes in the query as before. A connection that lost its prepared statements (psycopg's
     DEALLOCATE ALL on a rollback, a DISCARD ALL) prepares them again and the read is run once more
@@ -196,11 +215,12 @@ def _read(pooled: PoolProxiedConnection, compiled: _Compiled, values: Mapping[st
             cursor = pooled.info[_CURSOR] = psycopg.ClientCursor(driver)
         if prepares:
             prepared: set[str] = pooled.info.setdefault(_PREPARED, set())
-            if compiled.name not in prepared:
-                with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
-                    # still there if the names were forgotten but it was not deallocated (a name is never reused)
-                    cursor.execute(compiled.prepare)
-                prepared.add(compiled.name)
+            for name, prepare in ((_ACT_AS_NAME, _PREPARE_ACT_AS), (compiled.name, compiled.prepare)):
+                if name not in prepared:
+                    with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
+                        # still there if the names were forgotten but it was not deallocated (a name is never reused)
+                        cursor.execute(prepare)
+                    prepared.add(name)
         cursor.execute(compiled.execute if prepares else compiled.simple, values)
         cursor.nextset()  # past BEGIN's result
         cursor.nextset()  # past set_config's: the statement's rows

@@ -306,15 +306,15 @@ def test_without_a_query_string_the_listing_takes_the_schemas_defaults_and_a_que
     assert client_for(app).get("/api/v1/bookings").status_code == 401  # the permission still comes first
 
 
-def prepared_executions(app: Any) -> int:
-    """How often the caller_rows statements prepared on the app's idle pooled connections ran."""
+def prepared_executions(app: Any, like: str = "ombaro_rows_%") -> int:
+    """How often the caller_rows statements (named `like`) prepared on the app's idle pooled connections ran."""
     with app.app_context():
         engine = Ombaro.get().engine
         held = [engine.raw_connection() for _ in range(engine.pool.checkedin())]  # type: ignore[attr-defined]
         try:
             return sum(pooled.driver_connection.execute(  # type: ignore[union-attr]
                 "SELECT coalesce(sum(generic_plans + custom_plans), 0) FROM pg_prepared_statements "
-                "WHERE name LIKE 'ombaro_rows_%'").fetchone()[0] for pooled in held)
+                "WHERE name LIKE %s", (like,)).fetchone()[0] for pooled in held)
         finally:
             for pooled in held:
                 pooled.close()
@@ -349,9 +349,45 @@ def test_the_listing_is_planned_once_a_connection_and_the_policies_still_decide(
         str(booked["other"].id)]
 
 
-def test_a_prepared_statement_the_connection_lost_is_prepared_again(app: Any, booked: dict[str, Account]) -> None:
-    """A pooled connection whose prepared listing is gone (DEALLOCATE, DISCARD ALL) is dropped and
-    the read answered on a new connection, which prepares it afresh."""
+def test_the_role_and_claims_are_set_by_a_prepared_statement_and_still_decide(
+    app: Any, booked: dict[str, Account],
+) -> None:
+    """The role-and-claims statement a listing runs first is prepared on each pooled connection as
+    well (issue 16, session 8): every read runs it by name, and the claims it sets are the caller's
+    of that read: customers read in turn, past PostgreSQL's five custom plans, each get exactly
+    their own rows, and so does the vendor."""
+    customer, other = client_for(app, booked["customer"]), client_for(app, booked["other"])
+    assert customer.get("/api/v1/bookings").status_code == 200
+    before = prepared_executions(app, "ombaro_act_as")
+    for _ in range(6):
+        assert customer.get("/api/v1/bookings").get_data() == schema_listing(app, booked["customer"], "")
+        assert other.get("/api/v1/bookings").get_data() == schema_listing(app, booked["other"], "")
+    assert prepared_executions(app, "ombaro_act_as") - before == 12
+    assert client_for(app, booked["vendor"]).get("/api/v1/bookings").get_data() == schema_listing(
+        app, booked["vendor"], "")
+
+
+def test_the_claims_sent_are_the_users_claims_as_json() -> None:
+    """caller_rows and caller_write send the claims' JSON kept for each user (web/extension
+    ._claims_text): the text act_as would send, another user's or role's own, none for anonymous."""
+    from web.auth import ANONYMOUS, CurrentUser
+    from web.extension import _claims_text
+
+    user_id = uuid.uuid4()
+    for user in (CurrentUser(id=user_id, role="customer"), CurrentUser(id=user_id, role="vendor"),
+                 CurrentUser(id=uuid.uuid4(), role="customer", session_id=uuid.uuid4())):
+        assert _claims_text(user) == json.dumps(user.claims(), default=str)
+        assert _claims_text(user) == _claims_text(CurrentUser(user.id, user.role, user.session_id))
+        assert json.loads(_claims_text(user)) == {"sub": str(user.id), "role": user.role}
+    assert _claims_text(ANONYMOUS) == ""
+
+
+@pytest.mark.parametrize("lost", ["ombaro_rows_%", "ombaro_act_as"])
+def test_a_prepared_statement_the_connection_lost_is_prepared_again(
+    app: Any, booked: dict[str, Account], lost: str,
+) -> None:
+    """A pooled connection whose prepared listing (or role-and-claims statement) is gone
+    (DEALLOCATE, DISCARD ALL) prepares it again and answers."""
     customer = client_for(app, booked["customer"])
     expected = customer.get("/api/v1/bookings").get_data()
     with app.app_context():
@@ -360,7 +396,7 @@ def test_a_prepared_statement_the_connection_lost_is_prepared_again(app: Any, bo
         for pooled in held:
             driver = pooled.driver_connection
             names = [name for (name,) in driver.execute(  # type: ignore[union-attr]
-                "SELECT name FROM pg_prepared_statements WHERE name LIKE 'ombaro_rows_%'")]
+                "SELECT name FROM pg_prepared_statements WHERE name LIKE %s", (lost,))]
             for name in names:
                 driver.execute(f"DEALLOCATE {name}")  # type: ignore[union-attr]
             driver.commit()  # type: ignore[union-attr]
@@ -378,7 +414,7 @@ def test_behind_a_transaction_pooler_nothing_is_prepared(app_factory: Any, booke
     customer = client_for(pooled_app, booked["customer"])
     for _ in range(3):
         assert customer.get("/api/v1/bookings").get_data() == schema_listing(pooled_app, booked["customer"], "")
-    assert prepared_executions(pooled_app) == 0
+    assert prepared_executions(pooled_app, "ombaro_%") == 0
 
 
 def test_a_listing_survives_psycopg_deallocating_every_statement_on_a_rollback(
