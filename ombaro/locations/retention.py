@@ -165,12 +165,17 @@ def _detach_for_reclaim(engine: Engine, names: list[str], *, lock_timeout_ms: in
     return True
 
 
-def to_reclaim(conn: Any) -> list[str]:
-    """The tables in the reclaim area: expired hours taken out of the table, files not yet freed."""
+def _standalone_tables(conn: Any, pattern: str) -> list[str]:
+    """The plain tables (not partitions) of the current schema whose names match `pattern`, by name."""
     return list(conn.execute(text(
         "SELECT c.relname FROM pg_class AS c WHERE c.relnamespace = CAST(current_schema() AS regnamespace) "
         "AND c.relkind = 'r' AND NOT c.relispartition AND c.relname ~ :pattern ORDER BY 1"),
-        {"pattern": RECLAIM_NAME}).scalars())
+        {"pattern": pattern}).scalars())
+
+
+def to_reclaim(conn: Any) -> list[str]:
+    """The tables in the reclaim area: expired hours taken out of the table, files not yet freed."""
+    return _standalone_tables(conn, RECLAIM_NAME)
 
 
 def reclaim(engine: Engine, *, lock_timeout_ms: int = 2000,
@@ -275,10 +280,7 @@ def _drop_detached(engine: Engine, name: str, *, lock_timeout_ms: int, spent: di
 
 def _detached(conn: Any) -> list[str]:
     """Hours detached concurrently by an earlier run but not dropped (its DROP timed out)."""
-    return list(conn.execute(text(
-        "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
-        "AND c.relname ~ :pattern ORDER BY 1"), {"pattern": DETACHED_NAME}).scalars())
+    return _standalone_tables(conn, DETACHED_NAME)
 
 
 def _leftovers(engine: Engine) -> tuple[list[str], str | None]:
