@@ -178,7 +178,8 @@ def test_the_hourly_schedule_is_seeded(private: tuple[Engine, str]) -> None:
     assert (kind, cron, enabled) == ("locations.prune", "0 * * * *", True)
 
 
-def test_the_prune_task_runs_as_a_job(private: tuple[Engine, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_prune_task_runs_as_a_job(private: tuple[Engine, str], service_env: dict[str, str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import workers.tasks  # noqa: F401  (registers one task per declared kind)
     from workers.app import celery
 
@@ -408,7 +409,7 @@ def test_a_prune_that_cannot_detach_in_time_drops_in_place_and_leaves_nothing_to
 
 
 def test_the_prune_job_submits_the_reclaim_as_a_job_of_its_own(
-        private: tuple[Engine, str], monkeypatch: pytest.MonkeyPatch) -> None:
+        private: tuple[Engine, str], service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     import workers.tasks  # noqa: F401  (registers one task per declared kind)
     from workers.app import celery
 
