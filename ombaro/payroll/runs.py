@@ -3,10 +3,10 @@
 `start_run` (command `payroll.run`) records the month's run, bumps its generation, and fans the
 employees out in keyset ranges of `batch_size` as `payroll.compute_batch` commands. Each batch loads
 its employees with one set-based statement per input (attendance aggregated in one statement),
-computes each employee in Python (Decimal) and upserts the records
-and their lines a chunk at a time (one statement a chunk, the chunks in one pipeline), touching only
-`pending` ones; a failing employee is recorded with the reason and never fails the batch. The batch
-that completes the generation writes the run's summary. A batch killed midway rolls back alone and
+computes each employee in Python (Decimal) and upserts the records and their lines a chunk at a
+time (one statement a chunk, the chunks in one pipeline), touching only `pending` ones; a failing
+employee is recorded with the reason and never fails the batch. The batch that completes the
+generation writes the run's summary. A batch killed midway rolls back alone and
 its job is run again by the relay; the unique (employee, month, year) key keeps one record per
 employee whatever runs overlap. `dry_run` computes the same way and writes nothing.
 """
