@@ -3,9 +3,10 @@
 `start_run` (command `payroll.run`) records the month's run, bumps its generation, and fans the
 employees out in keyset ranges of `batch_size` as `payroll.compute_batch` commands. Each batch loads
 its employees with one set-based statement per input (attendance aggregated in one statement),
-computes each employee in Python (Decimal) and upserts the records in one statement, touching only
-`pending` ones; a failing employee is recorded with the reason and never fails the batch. The batch
-that completes the generation writes the run's summary. A batch killed midway rolls back alone and
+computes each employee in Python (Decimal) and upserts the records and their lines a chunk at a
+time (one statement a chunk, the chunks in one pipeline), touching only `pending` ones; a failing
+employee is recorded with the reason and never fails the batch. The batch that completes the
+generation writes the run's summary. A batch killed midway rolls back alone and
 its job is run again by the relay; the unique (employee, month, year) key keeps one record per
 employee whatever runs overlap. `dry_run` computes the same way and writes nothing.
 """
@@ -24,7 +25,9 @@ from decimal import Decimal
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+import psycopg
 from sqlalchemy import CursorResult, Row, any_, bindparam, delete, func, select, text, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Session
 
@@ -341,42 +344,48 @@ def compute_employees(session: Session, period: Period, ids: Sequence[uuid.UUID]
 
 RECORD_COLUMNS = ("status", "notes", "basic_salary", "allowances", "deductions", "overtime_hours",
                   "overtime_amount", "bonus", "gross_salary", "total_deductions", "net_salary")
+DETAIL_COLUMNS = ("employee_code", "employee_name", "department", "designation", "paid_days", "lop_days",
+                  "explanation", "employer_contributions")
+# Per upsert statement of a batch: a batch of 500 goes as four statements in one pipeline (below).
+WRITE_CHUNK = 125
 
-# A batch's rows travel as one JSON parameter, so each statement is one short cached text, whatever
-# the batch size (a multi-row VALUES of 500 rows costs more to compile than to run). Money goes as
-# decimal strings: jsonb_to_recordset reads them into numeric exactly. A record whose deductions
-# exceed the Payment of Wages Act limit is written as `hold` with the reason in `notes` (and, being
-# final, stays so until HR releases it). Rows go in employee order,
-# so concurrent batches over the same employees lock their records in the same order.
-UPSERT_RECORDS = text(f"""
-INSERT INTO salary_records (employee_id, year, month, {", ".join(RECORD_COLUMNS)})
-SELECT r.employee_id, :year, :month, {", ".join("r." + c for c in RECORD_COLUMNS)}
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-    employee_id uuid, status text, notes text, basic_salary numeric, allowances jsonb, deductions jsonb,
-    overtime_hours numeric, overtime_amount numeric, bonus numeric, gross_salary numeric, total_deductions numeric,
-    net_salary numeric)
-ORDER BY r.employee_id
-ON CONFLICT (employee_id, month, year) DO UPDATE
-SET {", ".join(f"{c} = EXCLUDED.{c}" for c in RECORD_COLUMNS)}, updated_at = now()
-WHERE salary_records.status = 'pending'
-  AND ({", ".join("salary_records." + c for c in RECORD_COLUMNS)})
-      IS DISTINCT FROM ({", ".join("EXCLUDED." + c for c in RECORD_COLUMNS)})
-RETURNING id, employee_id
-""")
-
-DETAIL_COLUMNS = ("run_id", "employee_code", "employee_name", "department", "designation", "days_in_month",
-                  "paid_days", "lop_days", "explanation", "employer_contributions")
-UPSERT_DETAILS = text(f"""
-INSERT INTO salary_record_details (salary_record_id, {", ".join(DETAIL_COLUMNS)})
-SELECT r.salary_record_id, {", ".join("r." + c for c in DETAIL_COLUMNS)}
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-    salary_record_id uuid, run_id uuid, employee_code text, employee_name text, department text,
-    designation text, days_in_month int, paid_days numeric, lop_days numeric, explanation jsonb,
-    employer_contributions jsonb)
-ORDER BY r.salary_record_id
-ON CONFLICT (salary_record_id) DO UPDATE
-SET {", ".join(f"{c} = EXCLUDED.{c}" for c in DETAIL_COLUMNS)}, computed_at = now()
-""")
+# A chunk's records and their lines in one statement. Rows travel as one JSON parameter each, so the
+# statement is one short cached text whatever the chunk (a multi-row VALUES of 500 rows costs more to
+# compile than to run). Money goes as decimal strings: jsonb_to_recordset reads them into numeric
+# exactly. A record whose deductions exceed the Payment of Wages Act limit is written as `hold` with
+# the reason in `notes` (and, being final, stays so until HR releases it). Only `pending` records
+# whose figures changed are written (a re-run that changes nothing writes nothing, not even
+# `updated_at`), and a record's lines are written when it is. Rows go in employee order, so
+# concurrent batches over the same employees lock their records in the same order.
+UPSERT = f"""
+WITH records AS (
+    INSERT INTO salary_records (employee_id, year, month, {", ".join(RECORD_COLUMNS)})
+    SELECT r.employee_id, %(year)s, %(month)s, {", ".join("r." + c for c in RECORD_COLUMNS)}
+    FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS r(
+        employee_id uuid, status text, notes text, basic_salary numeric, allowances jsonb, deductions jsonb,
+        overtime_hours numeric, overtime_amount numeric, bonus numeric, gross_salary numeric,
+        total_deductions numeric, net_salary numeric)
+    ORDER BY r.employee_id
+    ON CONFLICT (employee_id, month, year) DO UPDATE
+    SET {", ".join(f"{c} = EXCLUDED.{c}" for c in RECORD_COLUMNS)}, updated_at = now()
+    WHERE salary_records.status = 'pending'
+      AND ({", ".join("salary_records." + c for c in RECORD_COLUMNS)})
+          IS DISTINCT FROM ({", ".join("EXCLUDED." + c for c in RECORD_COLUMNS)})
+    RETURNING id, employee_id
+), details AS (
+    INSERT INTO salary_record_details (salary_record_id, run_id, days_in_month, {", ".join(DETAIL_COLUMNS)})
+    SELECT records.id, %(run_id)s, %(days)s, {", ".join("d." + c for c in DETAIL_COLUMNS)}
+    FROM records JOIN jsonb_to_recordset(CAST(%(details)s AS jsonb)) AS d(
+        employee_id uuid, employee_code text, employee_name text, department text, designation text,
+        paid_days numeric, lop_days numeric, explanation jsonb, employer_contributions jsonb)
+      ON d.employee_id = records.employee_id
+    ORDER BY records.id
+    ON CONFLICT (salary_record_id) DO UPDATE
+    SET run_id = EXCLUDED.run_id, days_in_month = EXCLUDED.days_in_month,
+        {", ".join(f"{c} = EXCLUDED.{c}" for c in DETAIL_COLUMNS)}, computed_at = now()
+)
+SELECT employee_id FROM records
+"""
 
 INSERT_FAILURES = text("""
 INSERT INTO payroll_failures (run_id, employee_id, employee_code, employee_name, error_type, reason)
@@ -390,29 +399,42 @@ def _json(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, default=str)
 
 
+def _upsert_records(session: Session, period: Period, run_id: uuid.UUID,
+                    payslips: Sequence[tuple[EmployeeMonth, Payslip]]) -> int:
+    """UPSERT, chunk by chunk, in one pipeline on the session's connection (inside its transaction):
+    each chunk's statement goes to the server as soon as its JSON is built, so PostgreSQL writes one
+    chunk while Python builds the next, where one statement for the batch left the server idle while
+    Python built it and Python idle while the server wrote it. Returns how many records changed."""
+    driver = session.connection().connection.driver_connection
+    assert isinstance(driver, psycopg.Connection), "the engine runs on psycopg 3"
+    common = {"year": period.year, "month": period.month, "run_id": run_id, "days": period.days}
+    cursors = []
+    try:
+        with driver.pipeline():
+            for first in range(0, len(payslips), WRITE_CHUNK):
+                chunk = payslips[first:first + WRITE_CHUNK]
+                records = [{"employee_id": e.employee_id, **p.record_values()} for e, p in chunk]
+                details = [{"employee_id": e.employee_id, "employee_code": e.code, "employee_name": e.name,
+                            "department": e.department, "designation": e.designation, "paid_days": p.paid_days,
+                            "lop_days": p.lop_days, "explanation": p.explanation, "employer_contributions": p.employer}
+                           for e, p in chunk]
+                cursor = driver.cursor()
+                cursor.execute(UPSERT, {**common, "rows": _json(records), "details": _json(details)})
+                cursors.append(cursor)
+        return sum(cursor.rowcount for cursor in cursors)
+    except psycopg.Error as exc:
+        # Raised as the session would have raised it, so the command path treats it as before.
+        raise sa_exc.DBAPIError.instance(UPSERT, None, exc, psycopg.Error) from exc
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
 def write_batch(session: Session, period: Period, run_id: uuid.UUID, outcome: BatchOutcome,
                 ids: Sequence[uuid.UUID]) -> dict[str, int]:
     """Upsert the computed records (pending ones only, and only when a figure changed), their lines,
     and the failures; a failed employee's stale pending record is removed so it cannot be approved."""
-    changed: dict[uuid.UUID, uuid.UUID] = {}
-    if outcome.payslips:
-        rows = [{"employee_id": e.employee_id, **p.record_values()} for e, p in outcome.payslips]
-        changed = {row.employee_id: row.id for row in session.execute(
-            UPSERT_RECORDS, {"rows": _json(rows), "year": period.year, "month": period.month}).all()}
-    if changed:
-        by_employee = {e.employee_id: (e, p) for e, p in outcome.payslips}
-        details = []
-        for employee_id, record_id in changed.items():
-            employee, payslip = by_employee[employee_id]
-            details.append({
-                "salary_record_id": record_id, "run_id": run_id, "employee_code": employee.code,
-                "employee_name": employee.name, "department": employee.department,
-                "designation": employee.designation, "days_in_month": period.days,
-                "paid_days": payslip.paid_days, "lop_days": payslip.lop_days, "explanation": payslip.explanation,
-                "employer_contributions": payslip.employer,
-            })
-        session.execute(UPSERT_DETAILS, {"rows": _json(details)})
-
+    changed = _upsert_records(session, period, run_id, outcome.payslips) if outcome.payslips else 0
     arrears.write_lines(session, period, [p for _, p in outcome.payslips])
     session.execute(delete(PayrollFailure).where(PayrollFailure.run_id == run_id,
                                                  PayrollFailure.employee_id == _ids(ids)))
@@ -423,7 +445,7 @@ def write_batch(session: Session, period: Period, run_id: uuid.UUID, outcome: Ba
         session.execute(INSERT_FAILURES, {"run_id": run_id, "rows": _json([
             {"employee_id": e.employee_id, "employee_code": e.code, "employee_name": e.name, "error_type": kind,
              "reason": reason[:2000]} for e, kind, reason in outcome.failures])})
-    return {"computed": len(outcome.payslips), "changed": len(changed), "failed": len(outcome.failures),
+    return {"computed": len(outcome.payslips), "changed": changed, "failed": len(outcome.failures),
             "kept": len(outcome.kept), "held": sum(1 for _, p in outcome.payslips if p.hold_reason)}
 
 
