@@ -166,7 +166,8 @@ def _json_row(keys: Sequence[str], converters: Sequence[Convert],
               texts: Sequence[bool], given: Sequence[bool]) -> Callable[[Sequence[Any]], str]:
     """One function (its source made here, as `dataclasses` does) that writes a row's JSON object,
     members in sorted key order, with no call per value but the escaping and the conversions."""
-    members = [f"{encode_basestring_ascii(key) + ':'!r} + {_json_value(column, converters[column], texts[column], given[column])}"
+    members = [f"{encode_basestring_ascii(key) + ':'!r} + "
+               f"{_json_value(column, converters[column], texts[column], given[column])}"
                for column, key in sorted(enumerate(keys), key=lambda pair: pair[1])]
     source = f"def json_row(row):\n    return '{{' + ','.join(({', '.join(members)},)) + '}}'\n"
     namespace: dict[str, Any] = {"_string": encode_basestring_ascii, "_nested": _NESTED, "_nested_text": _nested_text,
