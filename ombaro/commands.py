@@ -113,7 +113,13 @@ def _json_default(value: Any) -> Any:
 
 
 def fingerprint(kind: str, params: dict[str, Any]) -> str:
-    canonical = json.dumps({"kind": kind, "params": to_json(params)}, sort_keys=True, separators=(",", ":"))
+    return stored_fingerprint(kind, to_json(params))
+
+
+def stored_fingerprint(kind: str, params: dict[str, Any]) -> str:
+    """`fingerprint` of params that are JSON already (as `Command.store` gives them): the same text
+    hashed, without to_json's round trip again (issue 16, session 9)."""
+    canonical = json.dumps({"kind": kind, "params": params}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -147,7 +153,7 @@ def job_values(kind: str, params: Mapping[str, Any] | Params, **options: Unpack[
     attempts = options.get("max_attempts")
     return {"kind": kind, "params": stored, "requested_by": options.get("requested_by"),
             "idempotency_scope": options.get("scope", "anonymous"), "idempotency_key": options.get("key"),
-            "request_hash": fingerprint(kind, stored), "schedule_id": options.get("schedule_id"),
+            "request_hash": stored_fingerprint(kind, stored), "schedule_id": options.get("schedule_id"),
             "scheduled_for": options.get("scheduled_for"),
             "max_attempts": command.max_attempts if attempts is None else attempts,
             "request_id": options.get("request_id") or logs.request_id.get()}
@@ -759,7 +765,9 @@ def registry() -> dict[str, Command[Any]]:
 
 
 def command_of(kind: str) -> Command[Any]:
-    found = registry().get(kind)
+    if not _LOADED:
+        registry()
+    found = _REGISTRY.get(kind)  # not registry()'s sorted copy: every submit asks
     if found is None:
         raise UnknownCommand(f"no command kind {kind!r}")
     return found

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ombaro import audit
 from ombaro.access.roles import STAFF_ROLES
-from web.extension import Ombaro
+from web.extension import Ombaro, request_globals, this_request
 
 log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -27,18 +27,20 @@ def audit_target(**about: str) -> None:
 
 
 def _should_record(user: Any, status: int) -> bool:
-    if request.method in SAFE_METHODS:
+    req = this_request()
+    if req.method in SAFE_METHODS:
         return False
     signed_in = user is not None and user.is_authenticated
     if signed_in and user.role in STAFF_ROLES:
         return True
-    return status in REFUSED and (signed_in or request.path.startswith(ADMINISTRATION))
+    return status in REFUSED and (signed_in or req.path.startswith(ADMINISTRATION))
 
 
 def _line(user: Any, status: int, response: Response | None = None) -> dict[str, Any]:
+    req = this_request()
     details: dict[str, Any] = {}
-    if request.args:
-        details["query"] = request.args.to_dict(flat=False)
+    if req.args:
+        details["query"] = req.args.to_dict(flat=False)
     if target := g.get("audit_target"):
         details["target"] = target
     if response is not None and status in REFUSED:
@@ -46,9 +48,9 @@ def _line(user: Any, status: int, response: Response | None = None) -> dict[str,
         details["refused"] = str((problem or {}).get("detail") or response.status)[:500]
     signed_in = user is not None and user.is_authenticated
     return {"actor_id": user.id if signed_in else None, "actor_role": user.role if signed_in else None,
-            "method": request.method, "path": request.path, "endpoint": request.endpoint, "status": status,
-            "ip": request.remote_addr, "user_agent": request.user_agent.string,
-            "request_id": request.headers.get("X-Request-Id"), "details": details}
+            "method": req.method, "path": req.path, "endpoint": req.endpoint, "status": status,
+            "ip": req.remote_addr, "user_agent": req.user_agent.string,
+            "request_id": req.headers.get("X-Request-Id"), "details": details}
 
 
 def record_with(session: Session, status: int) -> None:
@@ -69,8 +71,9 @@ def line_for(status: int) -> dict[str, Any] | None:
 
 
 def record_staff_changes(response: Response) -> Response:
-    user = g.get("user")
-    if g.get("audit_recorded") or not _should_record(user, response.status_code):
+    here = request_globals()
+    user = here.get("user")
+    if here.get("audit_recorded") or not _should_record(user, response.status_code):
         return response
     try:
         audit.record(Ombaro.get().engine, **_line(user, response.status_code, response))

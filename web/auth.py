@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g
 
 from ombaro.access import permissions
 from ombaro.identity import accounts, tokens
-from web.extension import Ombaro
+from web.extension import Ombaro, request_globals, this_request
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,17 +85,18 @@ def resolve_user() -> None:
     issuer, audience) and look the account and its login up (or take this process's look-up of
     the last PRINCIPAL_TTL_SECONDS), so a suspended or signed-out user is refused and a role
     change applies within that bound; at once for the console's calls (FRESH_PRINCIPAL)."""
-    g.user = ANONYMOUS
-    header = request.headers.get("Authorization")
-    if header is None or request.routing_exception is not None:
+    here, req = request_globals(), this_request()
+    here.user = ANONYMOUS
+    header = req.headers.get("Authorization")
+    if header is None or req.routing_exception is not None:
         return  # no route (404) or not this method (405, with Allow): the same answer whoever asks
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("the Authorization header must be 'Bearer <access token>'")
     token = token.strip()
-    verified = request.environ.get(VERIFIED_CLAIMS)
+    verified = req.environ.get(VERIFIED_CLAIMS)
     claims = verified[1] if verified is not None and verified[0] == token else None
-    g.user = user_from_token(token, fresh=bool(request.environ.get(FRESH_PRINCIPAL)), claims=claims)
+    here.user = user_from_token(token, fresh=bool(req.environ.get(FRESH_PRINCIPAL)), claims=claims)
 
 
 # How long a process trusts an account look-up it made for a token: a suspension, a sign-out or a
@@ -186,7 +187,8 @@ def user_from_token(token: str, *, fresh: bool = False, claims: tokens.Claims | 
 def forget_changed_principals(_exc: BaseException | None = None) -> None:
     """teardown_request: a state-changing request to the accounts' endpoints (whatever its answer:
     a replayed refresh token is refused and still revokes its login) empties this process's cache."""
-    if request.method not in SAFE_METHODS and request.blueprint in IDENTITY_BLUEPRINTS:
+    req = this_request()
+    if req.method not in SAFE_METHODS and req.blueprint in IDENTITY_BLUEPRINTS:
         principals().clear()
 
 

@@ -8,11 +8,12 @@ import time
 from collections.abc import Iterator
 
 import redis
-from flask import Flask, Response, g, request
+from flask import Flask, Response
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ombaro import logs, metrics
+from web.extension import request_globals, this_request
 from workers.app import QUEUES
 
 log = logging.getLogger("web.requests")
@@ -30,36 +31,40 @@ def queue_keys(queue: str) -> list[str]:
 def begin_request() -> None:
     """The first step of every request (web.before_request), so that even a request refused by
     the sanitation or by authentication has its id."""
-    g.request_started = time.perf_counter()
-    rid = logs.sane_request_id(request.headers.get(HEADER)) or logs.new_request_id()
-    g.request_id = rid
-    g.request_id_token = logs.request_id.set(rid)
-    g.metrics_token = metrics.hold()  # added to the process's pending sums when the request ends
+    here = request_globals()
+    here.request_started = time.perf_counter()
+    rid = logs.sane_request_id(this_request().headers.get(HEADER)) or logs.new_request_id()
+    here.request_id = rid
+    here.request_id_token = logs.request_id.set(rid)
+    here.metrics_token = metrics.hold()  # added to the process's pending sums when the request ends
 
 
 def end_request(response: Response) -> Response:
     """after_request (also runs for error responses): echo the id, count and time the request."""
-    rid = g.get("request_id")
+    here = request_globals()
+    rid = here.get("request_id")
     if rid:
         response.headers[HEADER] = rid
-    started = g.get("request_started")
+    started = here.get("request_started")
     if started is not None:
         seconds = time.perf_counter() - started
+        req = this_request()
         # The url rule's endpoint name: bounded cardinality, and no ids or personal data from the path.
-        endpoint = request.url_rule.endpoint if request.url_rule is not None else "unmatched"
-        metrics.http_request(endpoint, request.method, response.status_code, seconds)
-        log.info("%s %s %s %.1fms", request.method, endpoint, response.status_code, seconds * 1000)
+        endpoint = req.url_rule.endpoint if req.url_rule is not None else "unmatched"
+        metrics.http_request(endpoint, req.method, response.status_code, seconds)
+        log.info("%s %s %s %.1fms", req.method, endpoint, response.status_code, seconds * 1000)
     return response
 
 
 def reset_context(_exc: BaseException | None = None) -> None:
-    held = g.pop("metrics_token", None)
+    here = request_globals()
+    held = here.pop("metrics_token", None)
     if held is not None:
         try:
             metrics.release(held, deferred=True)  # summed in-process, written within FLUSH_SECONDS
         except ValueError:  # set in another context (cannot happen under Flask's request handling)
             log.warning("metrics held in another context were not written")
-    token = g.pop("request_id_token", None)
+    token = here.pop("request_id_token", None)
     if token is not None:
         try:
             logs.request_id.reset(token)

@@ -10,7 +10,7 @@ import datetime as dt
 import decimal
 import functools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -32,6 +32,14 @@ def _date(value: dt.date | None) -> str | None:  # fields.Date, fields.Time, fie
 
 def _mapping(value: Any) -> Any:  # fields.Dict without key or value fields: a copy of the mapping
     return None if value is None else dict(value)
+
+
+def _integer(value: Any) -> int | None:  # fields.Integer
+    return None if value is None else int(value)
+
+
+def _float(value: Any) -> float | None:  # fields.Float
+    return None if value is None else float(value)
 
 
 def _mapping_text(value: str | None) -> Any:  # the same from the server's text of a json(b) column
@@ -57,6 +65,10 @@ def _converter(name: str, field: fields.Field[Any]) -> Convert:
     kind = type(field)
     if kind in (fields.String, fields.UUID):
         return _text
+    if kind is fields.Integer and not field.as_string:  # type: ignore[attr-defined]
+        return _integer
+    if kind is fields.Float and not field.as_string:  # type: ignore[attr-defined]
+        return _float
     if kind in (fields.Date, fields.Time, fields.DateTime) and getattr(field, "format", None) in (None, "iso"):
         return _date
     if isinstance(field, fields.Dict) and kind is fields.Dict and field.key_field is None and field.value_field is None:
@@ -85,21 +97,25 @@ class PlainDump:
     """`schema.dump(rows, many=True)` for rows (tuples) whose columns are the schema's dumped
     fields, in `columns` order. Given the table the rows come from, `as_text` names the columns
     whose server text gives the same answer for less work (no UUID, Decimal or JSON object made
-    to be written again, issue 16 session 7): select those as text."""
+    to be written again, issue 16 session 7): select those as text. `converters` gives the value of
+    a field by its name where its type says nothing this knows (a `fields.Method`): a function of
+    the column of that name."""
 
-    def __init__(self, schema: Schema, table: FromClause | None = None) -> None:
+    def __init__(self, schema: Schema, table: FromClause | None = None, *,
+                 converters: Mapping[str, Convert] | None = None) -> None:
         dumped = [(field.data_key or name, name, field) for name, field in schema.dump_fields.items()]
         if any(field.attribute not in (None, name) for _key, name, field in dumped):
             raise TypeError("a field with another attribute name has no plain dump")
         self.keys = tuple(key for key, _name, _field in dumped)
         self.columns: tuple[str, ...] = tuple(name for _key, name, _field in dumped)
-        converters = [_converter(name, field) for _key, name, field in dumped]
+        given = converters or {}
+        chosen = [given[name] if name in given else _converter(name, field) for _key, name, field in dumped]
         self.as_text: tuple[str, ...] = () if table is None else tuple(
             name for _key, name, field in dumped if _same_as_text(field, table.c[name]))
         texts = [name in self.as_text for name in self.columns]
         self._converters = tuple(_mapping_text if text and convert is _mapping else convert
-                                 for convert, text in zip(converters, texts, strict=True))
-        self._json_row = _json_row(self.keys, self._converters, texts)
+                                 for convert, text in zip(chosen, texts, strict=True))
+        self._json_row = _json_row(self.keys, self._converters, texts, [name in given for name in self.columns])
 
     def many(self, rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
         keys, converters = self.keys, self._converters
@@ -124,9 +140,10 @@ def _nested_text(text: str) -> str:
     return _NESTED(json.loads(text))
 
 
-def _json_value(column: int, convert: Convert, as_text: bool) -> str:
+def _json_value(column: int, convert: Convert, as_text: bool, given: bool) -> str:
     """An expression of `row` (the row's tuple) giving the JSON text of the converted value; `as_text`:
-    the column is the server's text of a uuid, a numeric of the field's scale or a json(b)."""
+    the column is the server's text of a uuid, a numeric of the field's scale or a json(b); `given`:
+    `convert` was given to PlainDump (any JSON value)."""
     value = f"row[{column}]"
     if as_text and convert is _mapping_text:
         text = f"_nested_text({value})"
@@ -138,16 +155,19 @@ def _json_value(column: int, convert: Convert, as_text: bool) -> str:
         text = f"'\"' + {value}.isoformat() + '\"'"
     elif convert is _mapping:
         text = f"_nested({value})"
+    elif convert in (_integer, _float) or given:  # a number, or what a given converter made
+        text = f"_nested(_converters[{column}]({value}))"
     else:  # the decimals: a string
         text = f"_string(_converters[{column}]({value}))"
     return f"('null' if {value} is None else {text})"
 
 
 def _json_row(keys: Sequence[str], converters: Sequence[Convert],
-              texts: Sequence[bool]) -> Callable[[Sequence[Any]], str]:
+              texts: Sequence[bool], given: Sequence[bool]) -> Callable[[Sequence[Any]], str]:
     """One function (its source made here, as `dataclasses` does) that writes a row's JSON object,
     members in sorted key order, with no call per value but the escaping and the conversions."""
-    members = [f"{encode_basestring_ascii(key) + ':'!r} + {_json_value(column, converters[column], texts[column])}"
+    members = [f"{encode_basestring_ascii(key) + ':'!r} + "
+               f"{_json_value(column, converters[column], texts[column], given[column])}"
                for column, key in sorted(enumerate(keys), key=lambda pair: pair[1])]
     source = f"def json_row(row):\n    return '{{' + ','.join(({', '.join(members)},)) + '}}'\n"
     namespace: dict[str, Any] = {"_string": encode_basestring_ascii, "_nested": _NESTED, "_nested_text": _nested_text,

@@ -18,9 +18,11 @@ import re
 from typing import Any
 
 import flask_smorest
-from flask import Request, g, request
+from flask import Request, g
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import RequestURITooLarge
+
+from web.extension import this_request
 
 # The longest path and query string read (gunicorn runs with --limit-request-line 8190, so a longer
 # URI up to that size gets this 414 as problem+json; beyond it gunicorn's own 414 answers).
@@ -159,17 +161,18 @@ def _check_parameters(pairs: Any) -> None:
 
 def check_request() -> None:
     """before_request, registered once in create_app ahead of authentication and every handler."""
-    size = len(request.environ.get("PATH_INFO", "")) + len(request.environ.get("QUERY_STRING", ""))
+    req = this_request()
+    size = len(req.environ.get("PATH_INFO", "")) + len(req.environ.get("QUERY_STRING", ""))
     if size > MAX_URI_BYTES:
         raise RequestURITooLarge(f"the path and query string are {size} bytes; at most {MAX_URI_BYTES} are read")
-    problem = _string_problem(request.path)
+    problem = _string_problem(req.path)
     if problem:
         raise RefusedInput("_path", f"the path {problem}")
-    _check_parameters(request.args)
-    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        _check_parameters(request.form)
-    elif request.is_json:
-        body = request.get_data(cache=True)  # cached: webhooks read the same bytes for signatures
+    _check_parameters(req.args)
+    if req.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        _check_parameters(req.form)
+    elif req.is_json:
+        body = req.get_data(cache=True)  # cached: webhooks read the same bytes for signatures
         if body.strip():
             g.json_body = parse_json(body)
 

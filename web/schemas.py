@@ -6,7 +6,9 @@ both ends inside their column's type; tests/web/test_schema_bounds.py holds ever
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -15,6 +17,7 @@ from webargs.multidictproxy import MultiDictProxy
 
 from ombaro import money
 from ombaro.models.jobs import JOB_STATUSES
+from web.plain import PlainDump
 
 CENT = Decimal("0.01")
 # What numeric(10,2), the default money column (ombaro/models/base.py), holds.
@@ -111,6 +114,10 @@ BIGINT_MAX = 2**63 - 1
 
 
 class JobSchema(Schema):
+    """A job as every command endpoint's 202, GET /api/v1/jobs and their replays answer it. Dumped
+    by `web.plain.PlainDump` from the job's columns (issue 16, session 9: marshmallow's per-field
+    dump was about a tenth of a submit's CPU); tests/web/test_job_dump.py compares the two."""
+
     id = fields.UUID(dump_only=True)
     kind = fields.String(dump_only=True)
     status = fields.String(dump_only=True, metadata={"enum": list(JOB_STATUSES)})
@@ -132,12 +139,33 @@ class JobSchema(Schema):
     started_at = fields.DateTime(dump_only=True, allow_none=True)
     finished_at = fields.DateTime(dump_only=True, allow_none=True)
 
-
     def _error(self, job: Any) -> dict[str, Any] | None:
-        error = job["error"] if isinstance(job, dict) else job.error
-        if error is None:
-            return None
-        return {key: value for key, value in error.items() if key != "trace"}
+        return public_error(job["error"] if isinstance(job, Mapping) else job.error)
+
+    @functools.cached_property
+    def _plain(self) -> PlainDump:
+        return PlainDump(self, converters={"error": public_error})
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        """marshmallow's dump, the same values in the same order: a job (`Job`) or its row's
+        mapping with every column, or a list of them with `many`; anything else (a mapping that
+        lacks a column) goes to marshmallow."""
+        plain = self._plain
+        jobs = obj if (self.many if many is None else many) else (obj,)
+        try:
+            rows = [tuple(job[name] for name in plain.columns) if isinstance(job, Mapping)
+                    else tuple(getattr(job, name) for name in plain.columns) for job in jobs]
+        except (KeyError, AttributeError):
+            return super().dump(obj, many=many)
+        dumped = plain.many(rows)
+        return dumped if jobs is obj else dumped[0]
+
+
+def public_error(error: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A job's error as the API shows it: without the traceback (operators read it in the logs)."""
+    if error is None:
+        return None
+    return {key: value for key, value in error.items() if key != "trace"}
 
 
 class JobQuerySchema(Schema):

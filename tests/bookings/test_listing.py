@@ -107,7 +107,7 @@ def test_the_plain_dump_names_the_rounding_it_was_given() -> None:
 
 def test_a_field_without_a_plain_dump_is_refused_when_the_dumper_is_built() -> None:
     class Unknown(Schema):
-        amount = fields.Float()
+        amount = fields.Float(as_string=True)  # a plain Float is known (JobSchema's progress)
 
     class Renamed(Schema):
         name = fields.String(attribute="other")

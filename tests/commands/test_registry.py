@@ -195,3 +195,13 @@ def test_the_payroll_api_accepts_the_first_month_a_run_serves(app: Any, engine: 
     answer = client.post("/api/v1/payroll/runs", json={"year": 2000, "month": 4, "dry_run": True})
     assert answer.status_code == 202, answer.json
     assert answer.json["params"] == {"year": 2000, "month": 4, "dry_run": True}
+
+
+def test_the_stored_fingerprint_is_the_fingerprint_of_the_params_as_given() -> None:
+    """A job's request_hash (job_values, hashed from the params as stored) is `fingerprint` of the
+    params as the caller gave them, for every kind: a key used before still finds its job."""
+    for kind, command in commands.registry().items():
+        given = dict(command.example)
+        values = commands.job_values(kind, given, key="k")
+        assert values["request_hash"] == commands.fingerprint(kind, values["params"])
+        assert values["request_hash"] == commands.fingerprint(kind, commands.validate_params(kind, given)), kind

@@ -108,8 +108,9 @@ def test_a_replay_checks_and_fingerprints_its_params_once(
     from ombaro import commands
 
     fingerprints: list[str] = []
-    real = commands.fingerprint
-    monkeypatch.setattr(commands, "fingerprint", lambda kind, params: fingerprints.append(kind) or real(kind, params))
+    real = commands.stored_fingerprint  # what every fingerprint is hashed by (commands.fingerprint too)
+    monkeypatch.setattr(commands, "stored_fingerprint",
+                        lambda kind, params: fingerprints.append(kind) or real(kind, params))
     client = client_for(app, operator)
     headers = {"Idempotency-Key": "once-1"}
     first = client.post("/api/v1/reports/refresh", json={}, headers=headers)
