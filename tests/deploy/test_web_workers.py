@@ -80,25 +80,31 @@ def test_a_burst_of_new_connections_is_shared_by_the_workers(spawn: Callable[...
     connection only while one of its 4 threads is free, so each of the 2 workers answers 8 (two waves
     of 4), where gthread as shipped lets whichever worker wakes first take most of them."""
     web, port = serve(spawn, "tests.deploy.slow_app:app")
-    clients = 16
-    start = threading.Barrier(clients)
-    served_by: list[int] = []
 
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        start.wait()
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        assert response.status == 200
-        served_by.append(int(response.read()))
-        conn.close()
+    def burst(clients: int) -> list[int]:
+        """The pids that answered `clients` requests sent at once, each on a new connection."""
+        start = threading.Barrier(clients)
+        served_by: list[int] = []
 
+        def client() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            start.wait()
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            assert response.status == 200
+            served_by.append(int(response.read()))
+            conn.close()
+
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return served_by
+
+    wait_until(lambda: len(set(burst(5))) == 2, "both workers serving the application")
     began = time.monotonic()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    served_by = burst(16)
     took = time.monotonic() - began
     assert set(served_by) == workers_of(web.proc.pid)
     assert sorted(Counter(served_by).values()) == [8, 8]
