@@ -232,6 +232,17 @@ def _three_hours_expired(engine: Engine) -> tuple[dt.datetime, list[locations.Pa
     return last + locations.RETENTION + dt.timedelta(minutes=1), hours[:3]
 
 
+def _a_ping_in_each_of_three_expired_hours(engine: Engine, *, minute: int
+                                           ) -> tuple[uuid.UUID, dt.datetime, list[locations.Partition]]:
+    """The reclaim area emptied of what earlier tests left, and a new therapist's ping `minute` minutes
+    into each of the three hours `_three_hours_expired` gives: the therapist, its `now` and those hours."""
+    locations.reclaim(engine)
+    therapist = factory.therapist(engine, factory.vendor(engine), codes=["SWD"])
+    later, expired = _three_hours_expired(engine)
+    insert(engine, therapist, [p.lower + dt.timedelta(minutes=minute) for p in expired if p.lower is not None])
+    return therapist, later, expired
+
+
 def test_expired_hours_go_in_one_transaction_while_therapists_are_being_written(
         private: tuple[Engine, str]) -> None:
     """Dropping the hours while attached never touches `therapists`: detaching them first copied
@@ -337,11 +348,7 @@ def test_a_crash_between_prune_and_reclaim_leaves_the_hours_for_the_next_reclaim
     """No reclaim ran after a prune (the worker died): the next prune takes its own hours out and
     says what is waiting; one reclaim then frees both runs' hours. Each row is reported once."""
     engine, _ = private
-    locations.reclaim(engine)
-    vendor = factory.vendor(engine)
-    therapist = factory.therapist(engine, vendor, codes=["SWD"])
-    later, expired = _three_hours_expired(engine)
-    insert(engine, therapist, [p.lower + dt.timedelta(minutes=3) for p in expired if p.lower is not None])
+    _, later, expired = _a_ping_in_each_of_three_expired_hours(engine, minute=3)
     expired_rows = count(engine, "timestamp < :c", c=later - locations.RETENTION)
     first = locations.prune(engine, now=later - dt.timedelta(hours=1))  # two of the three hours
     # ... the worker is gone here: no reclaim ...
@@ -362,11 +369,7 @@ def test_a_reclaim_whose_drop_cannot_lock_therapists_in_time_frees_the_files_and
     reader of therapists is kept waiting at most the short lock timeout, the files are freed
     anyway (TRUNCATE locks only the hours), and the next reclaim drops the empty tables."""
     engine, url = private
-    locations.reclaim(engine)
-    vendor = factory.vendor(engine)
-    therapist = factory.therapist(engine, vendor, codes=["SWD"])
-    later, expired = _three_hours_expired(engine)
-    insert(engine, therapist, [p.lower + dt.timedelta(minutes=4) for p in expired if p.lower is not None])
+    _, later, expired = _a_ping_in_each_of_three_expired_hours(engine, minute=4)
     assert locations.prune(engine, now=later)["files_left_to_reclaim"] is True
     names = [_reclaim_name(p) for p in expired]
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as reader:
@@ -390,11 +393,7 @@ def test_a_prune_that_cannot_detach_in_time_drops_in_place_and_leaves_nothing_to
     on therapists) gives up within the short lock timeout and the hours are dropped in place, the
     parent's inserts having waited no longer than that."""
     engine, url = private
-    locations.reclaim(engine)
-    vendor = factory.vendor(engine)
-    therapist = factory.therapist(engine, vendor, codes=["SWD"])
-    later, expired = _three_hours_expired(engine)
-    insert(engine, therapist, [p.lower + dt.timedelta(minutes=5) for p in expired if p.lower is not None])
+    therapist, later, expired = _a_ping_in_each_of_three_expired_hours(engine, minute=5)
     in_hours = count(engine, "timestamp >= :a AND timestamp < :b", a=expired[0].lower, b=expired[-1].upper)
     locations.ensure_partitions(engine, now=later)
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as writer:
@@ -415,11 +414,7 @@ def test_the_prune_job_submits_the_reclaim_as_a_job_of_its_own(
 
     engine, url = private
     monkeypatch.setenv("DATABASE_URL", url)
-    locations.reclaim(engine)
-    vendor = factory.vendor(engine)
-    therapist = factory.therapist(engine, vendor, codes=["SWD"])
-    later, expired = _three_hours_expired(engine)
-    insert(engine, therapist, [p.lower + dt.timedelta(minutes=6) for p in expired if p.lower is not None])
+    _, later, _ = _a_ping_in_each_of_three_expired_hours(engine, minute=6)
     with engine.connect() as conn:  # the job's clock is the database's: a retention that puts its cutoff at `later`'s
         now = conn.execute(text("SELECT now()")).scalar_one()
     monkeypatch.setattr(locations, "RETENTION", now - (later - locations.RETENTION))
