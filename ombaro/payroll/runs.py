@@ -14,11 +14,12 @@ employee whatever runs overlap. `dry_run` computes the same way and writes nothi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gc
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,9 +27,11 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import psycopg
-from sqlalchemy import CursorResult, Row, any_, bindparam, delete, func, select, text, update
+from psycopg.rows import namedtuple_row
+from sqlalchemy import CursorResult, TextClause, any_, bindparam, delete, func, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
 from ombaro import commands
@@ -257,18 +260,31 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
     todo_ids = id_array(todo)
     window = {"ids": todo_ids, "start": period.start, "end": period.end}
 
-    structures: dict[uuid.UUID, list[Structure]] = defaultdict(list)
-    for row in session.execute(STRUCTURES, window).all():  # all(): one fetch, not one per row
-        structures[row.employee_id].append(Structure(
-            row.effective_from, row.basic, row.hra, row.transport, row.medical, row.special, row.other,
-            row.pf_applicable, row.esi_applicable, row.pt_state, row.overtime_eligible))
-
     try:
         standard_hours = book.overtime(period.start).standard_hours_per_day
     except MissingRate:
         standard_hours = Decimal(24)  # no policy: every employee fails on it below; count no overtime
-    attendance = {row.employee_id: row for row in session.execute(
-        ATTENDANCE, {**window, "standard_hours": standard_hours}).all()}
+    # The inputs in one pipeline: one round trip for the five statements instead of five.
+    with _pipelined(session) as fetch:
+        structure_rows = fetch(STRUCTURES, window)
+        adjustment_rows = fetch(ADJUSTMENTS, {"ids": todo_ids, "year": period.year, "month": period.month})
+        history_rows = fetch(HISTORY, {"ids": todo_ids, "from_index": period.index - 12,
+                                       "before_index": period.index - 1})
+        declaration_rows = fetch(DECLARATIONS, {"ids": todo_ids, "financial_year": period.fy_start.year})
+        attendance_rows = fetch(ATTENDANCE, {**window, "standard_hours": standard_hours})
+
+        structures: dict[uuid.UUID, list[Structure]] = defaultdict(list)
+        for row in structure_rows():
+            structures[row.employee_id].append(Structure(
+                row.effective_from, row.basic, row.hra, row.transport, row.medical, row.special, row.other,
+                row.pf_applicable, row.esi_applicable, row.pt_state, row.overtime_eligible))
+        adjustments: dict[uuid.UUID, dict[str, Decimal]] = defaultdict(dict)
+        for row in adjustment_rows():
+            adjustments[row.employee_id][row.kind] = row.amount
+        histories = _histories(history_rows())
+        declarations = {row.employee_id: TaxDeclaration(row.regime, row.previous_income, row.previous_tds)
+                        for row in declaration_rows()}
+        attendance = {row.employee_id: row for row in attendance_rows()}
     approved = arrears.approved_months(session, period, todo)
     if approved:  # their structures and attendance from the earliest such month on
         earlier = {"ids": id_array(approved), "start": min(m.period.start for ms in approved.values() for m in ms),
@@ -282,14 +298,6 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
         attendance.update({row.employee_id: row for row in session.execute(
             ATTENDANCE, {**earlier, "standard_hours": standard_hours})})
 
-    adjustments: dict[uuid.UUID, dict[str, Decimal]] = defaultdict(dict)
-    for row in session.execute(ADJUSTMENTS, {"ids": todo_ids, "year": period.year, "month": period.month}).all():
-        adjustments[row.employee_id][row.kind] = row.amount
-
-    histories = _histories(session, period, todo)
-    declarations = {row.employee_id: TaxDeclaration(row.regime, row.previous_income, row.previous_tds)
-                    for row in session.execute(DECLARATIONS, {"ids": todo_ids,
-                                                              "financial_year": period.fy_start.year}).all()}
     none: dict[str, Decimal] = {}
     employees = [EmployeeMonth(
         employee_id=p.id, code=p.employee_code, name=p.name, gender=p.gender, department=p.department,
@@ -304,7 +312,7 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
     return Loaded(employees, kept)
 
 
-def _by_date(row: Row[Any] | None, which: str) -> dict[dt.date, Decimal]:
+def _by_date(row: Any, which: str) -> dict[dt.date, Decimal]:
     """The employee's lop weights or overtime hours, summed per span (ATTENDANCE), keyed by its first day."""
     if row is None:
         return {}
@@ -312,12 +320,48 @@ def _by_date(row: Row[Any] | None, which: str) -> dict[dt.date, Decimal]:
     return dict(zip(dates, values, strict=True))  # numeric[]: psycopg gives Decimals already
 
 
-def _histories(session: Session, period: Period, ids: list[uuid.UUID]) -> dict[uuid.UUID, History]:
+def _histories(rows: Sequence[Any]) -> dict[uuid.UUID, History]:
     months: dict[uuid.UUID, list[PastMonth]] = defaultdict(list)
-    for row in session.execute(HISTORY, {"ids": id_array(ids), "from_index": period.index - 12,
-                                         "before_index": period.index - 1}).all():
+    for row in rows:
         months[row.employee_id].append(PastMonth(row.month_index, row.gross_salary, row.tds, row.esi))
     return {e: History(tuple(m)) for e, m in months.items()}
+
+
+@functools.cache
+def _pyformat(statement: TextClause) -> str:
+    """A `text()` statement as psycopg's own text (`:ids` as `%(ids)s`), compiled once."""
+    return str(statement.compile(dialect=PGDialect_psycopg()))  # type: ignore[no-untyped-call]
+
+
+Fetch = Callable[[TextClause, dict[str, Any]], Callable[[], list[Any]]]
+
+
+@contextmanager
+def _pipelined(session: Session) -> Iterator[Fetch]:
+    """Statements sent together in one pipeline on the session's connection (inside its transaction):
+    `fetch(statement, params)` sends one and returns what reads its rows (named tuples, the values
+    as psycopg gives them, as through the session). The server runs them back to back: one round
+    trip for all (the first read waits for every statement sent before it), where each statement
+    through the session was one, and under load each costs a wake-up of this process."""
+    driver = session.connection().connection.driver_connection
+    assert isinstance(driver, psycopg.Connection), "the engine runs on psycopg 3"
+    cursors: list[psycopg.Cursor[Any]] = []
+
+    def fetch(statement: TextClause, params: dict[str, Any]) -> Callable[[], list[Any]]:
+        cursor = driver.cursor(row_factory=namedtuple_row)
+        cursor.execute(_pyformat(statement), params)
+        cursors.append(cursor)
+        return cursor.fetchall
+
+    try:
+        with driver.pipeline():
+            yield fetch
+    except psycopg.Error as exc:
+        # Raised as the session would have raised it, so the command path treats it as before.
+        raise sa_exc.DBAPIError.instance(None, None, exc, psycopg.Error) from exc
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 # --- computing and writing a batch --------------------------------------------------------------------
