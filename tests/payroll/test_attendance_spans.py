@@ -11,7 +11,9 @@ from dataclasses import replace
 from decimal import Decimal as D
 from typing import Any
 
-from sqlalchemy import Engine, Row, event, text
+import psycopg
+import pytest
+from sqlalchemy import Engine, Row, text
 from sqlalchemy.orm import Session
 
 from ombaro.payroll import runs
@@ -61,8 +63,11 @@ def test_attendance_is_summed_per_span_and_pays_what_every_day_would(engine: Eng
     assert (by_span.paid_days, by_span.lop_days) == (by_day.paid_days, by_day.lop_days)
 
 
-def test_a_batch_loads_in_seven_statements_and_keeps_final_records(engine: Engine) -> None:
-    # The employees and their final records of the month come in one statement, not two.
+def test_a_batch_loads_in_seven_statements_and_keeps_final_records(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The employees and their final records of the month come in one statement, not two. Counted at
+    # the driver (every psycopg cursor's `execute`), not by SQLAlchemy's cursor events: five of the
+    # seven go in one psycopg pipeline on the session's connection, which those events do not see.
     paid, pending = (new_employee(engine, joining=dt.date(2025, 1, 1)) for _ in range(2))
     for employee in (paid, pending):
         add_structure(engine, employee, dt.date(2025, 1, 1), basic="30000")
@@ -71,12 +76,19 @@ def test_a_batch_loads_in_seven_statements_and_keeps_final_records(engine: Engin
         conn.exec_driver_sql(
             "INSERT INTO salary_records (employee_id, year, month, status, basic_salary, gross_salary, "
             "total_deductions, net_salary) VALUES (%(e)s, 2026, 3, 'paid', 1, 1, 0, 1)", {"e": paid})
-    statements: list[str] = []
+    statements: list[object] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> psycopg.Cursor[Any]:
+        statements.append(query)
+        return execute(self, query, *args, **kwargs)
+
     with Session(engine) as session, session.begin():
         book = RateBook.load(session)
-        connection = session.connection()
-        event.listen(connection, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        session.connection()
+        monkeypatch.setattr(psycopg.Cursor, "execute", counted)
         loaded = runs.load_batch(session, MARCH, [paid, pending], book)
+        monkeypatch.undo()
     assert loaded.kept == {paid: "paid"}
     assert [e.employee_id for e in loaded.employees] == [pending]
     assert len(loaded.employees[0].overtime) == 1
