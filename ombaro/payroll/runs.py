@@ -3,12 +3,12 @@
 `start_run` (command `payroll.run`) records the month's run, bumps its generation, and fans the
 employees out in keyset ranges of `batch_size` as `payroll.compute_batch` commands. Each batch loads
 its employees with one set-based statement per input (attendance aggregated in one statement),
-computes each employee in Python (Decimal) and upserts the records and their lines a chunk at a
-time (one statement a chunk, the chunks in one pipeline), touching only `pending` ones; a failing
-employee is recorded with the reason and never fails the batch. The batch that completes the
-generation writes the run's summary. A batch killed midway rolls back alone and
-its job is run again by the relay; the unique (employee, month, year) key keeps one record per
-employee whatever runs overlap. `dry_run` computes the same way and writes nothing.
+computes its employees in Python (Decimal) a chunk at a time, upserting each chunk's records and
+their lines while the next chunk is computed (one statement a chunk, the chunks in one pipeline),
+touching only `pending` ones; a failing employee is recorded with the reason and never fails the
+batch. The batch that completes the generation writes the run's summary. A batch killed midway
+rolls back alone and its job is run again by the relay; the unique (employee, month, year) key
+keeps one record per employee whatever runs overlap. `dry_run` computes the same way and writes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import gc
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -375,15 +375,32 @@ class BatchOutcome:
 
 
 def compute_employees(session: Session, period: Period, ids: Sequence[uuid.UUID], book: RateBook) -> BatchOutcome:
+    """The batch loaded and computed whole (a dry run, the preflight, a settlement: nothing written)."""
     loaded = load_batch(session, period, ids, book)
-    payslips, failures = [], []
-    for employee in loaded.employees:
-        outcome = compute_or_reason(employee, period, book)
-        if isinstance(outcome, Payslip):
-            payslips.append((employee, outcome))
+    outcome = BatchOutcome([], [], loaded.kept)
+    _compute_into(outcome, loaded.employees, period, book)
+    return outcome
+
+
+def _compute_into(outcome: BatchOutcome, employees: Sequence[EmployeeMonth], period: Period, book: RateBook) -> None:
+    """Each employee's payslip, or the reason it could not be computed, added to `outcome`."""
+    for employee in employees:
+        result = compute_or_reason(employee, period, book)
+        if isinstance(result, Payslip):
+            outcome.payslips.append((employee, result))
         else:
-            failures.append((employee, *outcome))
-    return BatchOutcome(payslips, failures, loaded.kept)
+            outcome.failures.append((employee, *result))
+
+
+def _computed_chunks(outcome: BatchOutcome, employees: Sequence[EmployeeMonth], period: Period,
+                     book: RateBook) -> Iterator[list[tuple[EmployeeMonth, Payslip]]]:
+    """The employees computed WRITE_CHUNK at a time into `outcome`, each chunk's payslips yielded as
+    soon as they are computed (in employee order), so the write of one overlaps the computing of
+    the next (`_upsert_records`)."""
+    for first in range(0, len(employees), WRITE_CHUNK):
+        done = len(outcome.payslips)
+        _compute_into(outcome, employees[first:first + WRITE_CHUNK], period, book)
+        yield outcome.payslips[done:]
 
 
 RECORD_COLUMNS = ("status", "notes", "basic_salary", "allowances", "deductions", "overtime_hours",
@@ -444,19 +461,23 @@ def _json(rows: list[dict[str, Any]]) -> str:
 
 
 def _upsert_records(session: Session, period: Period, run_id: uuid.UUID,
-                    payslips: Sequence[tuple[EmployeeMonth, Payslip]]) -> int:
+                    chunks: Iterable[Sequence[tuple[EmployeeMonth, Payslip]]]) -> int:
     """UPSERT, chunk by chunk, in one pipeline on the session's connection (inside its transaction):
-    each chunk's statement goes to the server as soon as its JSON is built, so PostgreSQL writes one
-    chunk while Python builds the next, where one statement for the batch left the server idle while
-    Python built it and Python idle while the server wrote it. Returns how many records changed."""
+    each chunk's statement goes to the server as soon as the chunk is computed and its JSON built,
+    so PostgreSQL writes one chunk while Python computes the next, where computing the batch, then
+    writing it, left each side idle while the other worked. `chunks` is consumed inside the
+    pipeline: an error computing a chunk, or the server refusing one, leaves the pipeline and the
+    batch's transaction rolls back whole (chunks sent before it included). Returns how many records
+    changed."""
     driver = session.connection().connection.driver_connection
     assert isinstance(driver, psycopg.Connection), "the engine runs on psycopg 3"
     common = {"year": period.year, "month": period.month, "run_id": run_id, "days": period.days}
     cursors = []
     try:
         with driver.pipeline():
-            for first in range(0, len(payslips), WRITE_CHUNK):
-                chunk = payslips[first:first + WRITE_CHUNK]
+            for chunk in chunks:
+                if not chunk:
+                    continue
                 records = [{"employee_id": e.employee_id, **p.record_values()} for e, p in chunk]
                 details = [{"employee_id": e.employee_id, "employee_code": e.code, "employee_name": e.name,
                             "department": e.department, "designation": e.designation, "paid_days": p.paid_days,
@@ -474,11 +495,21 @@ def _upsert_records(session: Session, period: Period, run_id: uuid.UUID,
             cursor.close()
 
 
-def write_batch(session: Session, period: Period, run_id: uuid.UUID, outcome: BatchOutcome,
-                ids: Sequence[uuid.UUID]) -> dict[str, int]:
-    """Upsert the computed records (pending ones only, and only when a figure changed), their lines,
-    and the failures; a failed employee's stale pending record is removed so it cannot be approved."""
-    changed = _upsert_records(session, period, run_id, outcome.payslips) if outcome.payslips else 0
+def compute_and_write(session: Session, period: Period, run_id: uuid.UUID, ids: Sequence[uuid.UUID],
+                      book: RateBook) -> dict[str, int]:
+    """A batch loaded, then computed and upserted chunk by chunk (the writes overlapping the
+    computing, `_upsert_records`), then its lines and failures written (`_write_rest`)."""
+    loaded = load_batch(session, period, ids, book)
+    outcome = BatchOutcome([], [], loaded.kept)
+    changed = _upsert_records(session, period, run_id, _computed_chunks(outcome, loaded.employees, period, book))
+    return _write_rest(session, period, run_id, outcome, ids, changed=changed)
+
+
+def _write_rest(session: Session, period: Period, run_id: uuid.UUID, outcome: BatchOutcome,
+               ids: Sequence[uuid.UUID], *, changed: int) -> dict[str, int]:
+    """After the computed records (pending ones only, and only when a figure changed, `changed` of
+    them): their arrears lines, and the failures; a failed employee's stale pending record is
+    removed so it cannot be approved. The batch's counts."""
     arrears.write_lines(session, period, [p for _, p in outcome.payslips])
     session.execute(delete(PayrollFailure).where(PayrollFailure.run_id == run_id,
                                                  PayrollFailure.employee_id == _ids(ids)))
@@ -567,10 +598,8 @@ def _compute_and_write(session: Session, period: Period, run_id: uuid.UUID, ids:
                        book: RateBook, progress: commands.Progress) -> dict[str, int]:
     """A batch's computing and writing; its payslips are freed on return (before the collector is
     back on, so none of them is ever traced)."""
-    progress(10, f"computing {len(ids)} employees")
-    outcome = compute_employees(session, period, ids, book)
-    progress(60, f"writing {len(ids)} employees")
-    return write_batch(session, period, run_id, outcome, ids)
+    progress(10, f"computing and writing {len(ids)} employees")
+    return compute_and_write(session, period, run_id, ids, book)
 
 
 def run_batch(session: Session, params: dict[str, Any], *, progress: commands.Progress = _noop) -> dict[str, Any]:

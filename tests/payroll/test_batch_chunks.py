@@ -9,11 +9,13 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
 from ombaro.payroll import runs
-from ombaro.payroll.calculation import Payslip
+from ombaro.payroll.calculation import EmployeeMonth, Payslip, Period
+from ombaro.payroll.rates import RateBook
 from tests.factories.payroll import add_structure, new_employee
 from tests.payroll.helpers import Driver
 
@@ -85,3 +87,70 @@ def test_a_chunk_that_fails_rolls_back_the_chunks_written_before_it(
     assert driver.execute(driver.queued.pop()) != "succeeded"
     assert len(made) == 5  # the first two chunks were built and sent before the third failed
     assert _written(engine, five) == []
+
+
+# Session 10: a batch computes a chunk, sends its upsert, and computes the next while the server
+# writes it (runs._computed_chunks, runs._upsert_records).
+def test_each_chunk_is_sent_before_the_next_is_computed(
+        engine: Engine, driver: Driver, five: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch) -> None:
+    order: list[str] = []
+    compute, execute = runs.compute_or_reason, psycopg.Cursor.execute
+
+    def computing(employee: EmployeeMonth, period: Period, book: RateBook) -> Payslip | tuple[str, str]:
+        order.append("compute")
+        return compute(employee, period, book)
+
+    def executing(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> psycopg.Cursor[Any]:
+        if query is runs.UPSERT:
+            order.append("write")
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "compute_or_reason", computing)
+    monkeypatch.setattr(psycopg.Cursor, "execute", executing)
+    job = driver.run(YEAR, MONTH, employee_ids=five)
+    assert job["status"] == "succeeded"
+    assert order == ["compute", "compute", "write", "compute", "compute", "write", "compute", "write"]
+    assert len(_written(engine, five)) == 5
+
+
+def test_an_error_computing_a_middle_chunk_leaves_nothing_of_the_batch(
+        engine: Engine, driver: Driver, five: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch) -> None:
+    compute, execute = runs.compute_or_reason, psycopg.Cursor.execute
+    computed: list[int] = []
+    sent: list[int] = []
+
+    def third_breaks(employee: EmployeeMonth, period: Period, book: RateBook) -> Payslip | tuple[str, str]:
+        computed.append(1)
+        if len(computed) == 3:
+            raise RuntimeError("a bug in the calculation")
+        return compute(employee, period, book)
+
+    def executing(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> psycopg.Cursor[Any]:
+        if query is runs.UPSERT:
+            sent.append(1)
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "compute_or_reason", third_breaks)
+    monkeypatch.setattr(psycopg.Cursor, "execute", executing)
+    submitted = driver.submit({"year": YEAR, "month": MONTH, "employee_ids": [str(p) for p in five]})
+    assert driver.execute(submitted) == "succeeded"
+    assert driver.execute(driver.queued.pop()) != "succeeded"
+    assert sent == [1]  # the first chunk was sent to the server before the second broke
+    assert _written(engine, five) == []
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM payroll_failures WHERE employee_id = ANY(:ids)"),
+                            {"ids": five}).scalar_one() == 0
+
+
+def test_a_chunk_of_failures_only_sends_nothing_and_the_failure_is_recorded(
+        engine: Engine, driver: Driver, five: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runs, "WRITE_CHUNK", 1)
+    unpaid = new_employee(engine, joining=dt.date(2025, 4, 1), name="No structure")  # fails: nothing to pay
+    job = driver.run(YEAR, MONTH, employee_ids=[*five, unpaid])
+    assert job["status"] == "succeeded"
+    assert len(_written(engine, five)) == 5 and _written(engine, [unpaid]) == []
+    result = _batch_results(engine, job)[-1]
+    assert (result["computed"], result["changed"], result["failed"]) == (5, 5, 1)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT employee_id FROM payroll_failures WHERE employee_id = ANY(:ids)"),
+                            {"ids": [*five, unpaid]}).scalars().all() == [unpaid]

@@ -7,24 +7,28 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from ombaro.payroll import runs
-from ombaro.payroll.calculation import Period
+from ombaro.payroll.calculation import EmployeeMonth, Payslip, Period
 from ombaro.payroll.rates import RateBook
 from tests.factories.payroll import add_structure, new_employee
 from tests.payroll.helpers import Driver, record_of
 
 
 @pytest.fixture
-def employee(engine: Engine) -> uuid.UUID:
-    person = new_employee(engine, joining=dt.date(2025, 4, 1))
-    add_structure(engine, person, dt.date(2025, 4, 1), basic="25000", hra="10000")
-    return person
+def employees(engine: Engine) -> list[uuid.UUID]:
+    people = []
+    for basic in ("25000", "26000"):
+        person = new_employee(engine, joining=dt.date(2025, 4, 1))
+        add_structure(engine, person, dt.date(2025, 4, 1), basic=basic, hra="10000")
+        people.append(person)
+    return people
 
 
 @pytest.fixture
@@ -36,38 +40,50 @@ def collector_on() -> Iterator[None]:
         gc.disable()
 
 
+# Restated in session 10: a batch no longer computes everyone, then writes everyone; it computes a
+# chunk of runs.WRITE_CHUNK employees and sends its upsert while it computes the next. The intent is
+# the same: every computation and every write of the batch with the collector off, on again after.
 def test_a_batch_computes_and_writes_with_the_collector_off_and_turns_it_back_on(
-        engine: Engine, driver: Driver, employee: uuid.UUID, collector_on: None,
+        engine: Engine, driver: Driver, employees: list[uuid.UUID], collector_on: None,
         monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, bool]] = []
-    compute, write = runs.compute_employees, runs.write_batch
+    compute, execute, rest = runs.compute_or_reason, psycopg.Cursor.execute, runs._write_rest
 
-    def computing(session: Session, period: Period, ids: Sequence[uuid.UUID], book: RateBook) -> runs.BatchOutcome:
+    def computing(employee: EmployeeMonth, period: Period, book: RateBook) -> Payslip | tuple[str, str]:
         seen.append(("compute", gc.isenabled()))
-        return compute(session, period, ids, book)
+        return compute(employee, period, book)
 
-    def writing(*args: object, **kwargs: object) -> dict[str, int]:
-        seen.append(("write", gc.isenabled()))
-        return write(*args, **kwargs)  # type: ignore[arg-type]
+    def executing(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> psycopg.Cursor[Any]:
+        if query is runs.UPSERT:
+            seen.append(("write", gc.isenabled()))
+        return execute(self, query, *args, **kwargs)
 
-    monkeypatch.setattr(runs, "compute_employees", computing)
-    monkeypatch.setattr(runs, "write_batch", writing)
-    job = driver.run(2026, 5, employee_ids=[employee])
+    def writing_the_rest(*args: Any, **kwargs: Any) -> dict[str, int]:
+        seen.append(("write the rest", gc.isenabled()))
+        return rest(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "WRITE_CHUNK", 1)
+    monkeypatch.setattr(runs, "compute_or_reason", computing)
+    monkeypatch.setattr(psycopg.Cursor, "execute", executing)
+    monkeypatch.setattr(runs, "_write_rest", writing_the_rest)
+    job = driver.run(2026, 5, employee_ids=employees)
     assert job["status"] == "succeeded"
-    assert seen == [("compute", False), ("write", False)]
+    assert seen == [("compute", False), ("write", False), ("compute", False), ("write", False),
+                    ("write the rest", False)]
     assert gc.isenabled()
-    record = record_of(engine, employee, 2026, 5)
-    assert record is not None and record["status"] == "pending"
+    for employee in employees:
+        record = record_of(engine, employee, 2026, 5)
+        assert record is not None and record["status"] == "pending"
 
 
 def test_the_collector_comes_back_when_a_batch_fails(
-        driver: Driver, employee: uuid.UUID, collector_on: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing(*args: object, **kwargs: object) -> runs.BatchOutcome:
+        driver: Driver, employees: list[uuid.UUID], collector_on: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*args: object, **kwargs: object) -> Payslip:
         assert not gc.isenabled()
         raise RuntimeError("the batch breaks")
 
-    monkeypatch.setattr(runs, "compute_employees", failing)
-    job = driver.submit({"year": 2026, "month": 5, "employee_ids": [str(employee)]})
+    monkeypatch.setattr(runs, "compute_or_reason", failing)
+    job = driver.submit({"year": 2026, "month": 5, "employee_ids": [str(e) for e in employees]})
     driver.execute(job)
     assert len(driver.queued) == 1
     assert driver.execute(driver.queued.pop()) != "succeeded"
