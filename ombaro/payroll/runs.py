@@ -8,7 +8,8 @@ their lines while the next chunk is computed (one statement a chunk, the chunks 
 touching only `pending` ones; a failing employee is recorded with the reason and never fails the
 batch. The batch that completes the generation writes the run's summary. A batch killed midway
 rolls back alone and its job is run again by the relay; the unique (employee, month, year) key
-keeps one record per employee whatever runs overlap. `dry_run` computes the same way and writes nothing.
+keeps one record per employee whatever runs overlap. `dry_run` computes the same way and writes
+nothing.
 """
 
 from __future__ import annotations
@@ -498,16 +499,6 @@ def _upsert_records(session: Session, period: Period, run_id: uuid.UUID,
             cursor.close()
 
 
-def compute_and_write(session: Session, period: Period, run_id: uuid.UUID, ids: Sequence[uuid.UUID],
-                      book: RateBook) -> dict[str, int]:
-    """A batch loaded, then computed and upserted chunk by chunk (the writes overlapping the
-    computing, `_upsert_records`), then its lines and failures written (`_write_rest`)."""
-    loaded = load_batch(session, period, ids, book)
-    outcome = BatchOutcome([], [], loaded.kept)
-    changed = _upsert_records(session, period, run_id, _computed_chunks(outcome, loaded.employees, period, book))
-    return _write_rest(session, period, run_id, outcome, ids, changed=changed)
-
-
 def _write_rest(session: Session, period: Period, run_id: uuid.UUID, outcome: BatchOutcome,
                ids: Sequence[uuid.UUID], *, changed: int) -> dict[str, int]:
     """After the computed records (pending ones only, and only when a figure changed, `changed` of
@@ -599,10 +590,14 @@ def no_cyclic_gc() -> Iterator[None]:
 
 def _compute_and_write(session: Session, period: Period, run_id: uuid.UUID, ids: Sequence[uuid.UUID],
                        book: RateBook, progress: commands.Progress) -> dict[str, int]:
-    """A batch's computing and writing; its payslips are freed on return (before the collector is
-    back on, so none of them is ever traced)."""
+    """A batch loaded, then computed and upserted chunk by chunk (the writes overlapping the
+    computing, `_upsert_records`), then its lines and failures written (`_write_rest`); its
+    payslips are freed on return (before the collector is back on, so none of them is ever traced)."""
     progress(10, f"computing and writing {len(ids)} employees")
-    return compute_and_write(session, period, run_id, ids, book)
+    loaded = load_batch(session, period, ids, book)
+    outcome = BatchOutcome([], [], loaded.kept)
+    changed = _upsert_records(session, period, run_id, _computed_chunks(outcome, loaded.employees, period, book))
+    return _write_rest(session, period, run_id, outcome, ids, changed=changed)
 
 
 def run_batch(session: Session, params: dict[str, Any], *, progress: commands.Progress = _noop) -> dict[str, Any]:
