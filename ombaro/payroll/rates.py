@@ -484,6 +484,9 @@ class RateBook:
             versions.sort(key=lambda v: v[0])
         self._parsed: dict[tuple[str, str, dt.date], Rate] = {}
         self._answers: dict[tuple[str, str, dt.date], Rate] = {}
+        # The calculation's rates per month (calculation.MonthRates by its Period): derived from this
+        # book's rows only, so they are kept as long as the book and never shared with another book.
+        self.per_month: dict[Any, Any] = {}
 
     @classmethod
     def load(cls, session: Session) -> RateBook:
