@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import operator
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -278,10 +279,13 @@ class _Segment:
         return self.start <= day <= self.end
 
 
+_effective_from = operator.attrgetter("effective_from")
+
+
 def segments(structures: tuple[Structure, ...], start: dt.date, end: dt.date) -> list[_Segment]:
     """The parts of [start, end] each structure was in force for (a structure lasts until the next
     one starts); days before the first structure belong to none."""
-    ordered = sorted(structures, key=lambda s: s.effective_from)
+    ordered = sorted(structures, key=_effective_from)
     found = []
     for i, structure in enumerate(ordered):
         until = ordered[i + 1].effective_from - dt.timedelta(days=1) if i + 1 < len(ordered) else end
@@ -632,7 +636,10 @@ def _arrears(w: _Working) -> None:
     earned = sum((a.amount for a in w.arrears_due if a.component in ARREARS_EARNINGS), ZERO)
     w.earnings["arrears"] = max(ZERO, earned)
     w.gross = sum(w.earnings.values(), ZERO)
-    pf = {c: sum((a.amount for a in w.arrears_due if a.component == c), ZERO) for c in ARREARS_PF}
+    pf = dict.fromkeys(ARREARS_PF, ZERO)
+    for line in w.arrears_due:
+        if line.component in pf:
+            pf[line.component] += line.amount
     w.deductions["pf_arrears"] = pf["pf"]
     if pf["pf_eps"] or pf["pf_epf"]:
         w.employer["pf_arrears_eps"] = pf["pf_eps"]
@@ -690,8 +697,9 @@ def compute(employee: EmployeeMonth, period: Period, book: RateBook) -> Payslip:
                       w.explanation, w.employer, _deduction_limit(w), tuple(w.arrears_paid))
     if payslip.net < 0:
         raise NegativeNet(f"deductions ({payslip.total_deductions}) exceed gross pay ({payslip.gross})")
-    too_large = [k for k, v in (*w.earnings.items(), *deductions.items()) if v > MAX_AMOUNT]
-    if too_large or payslip.gross > MAX_AMOUNT or w.overtime_hours > MAX_HOURS:
+    if max(*w.earnings.values(), *deductions.values()) > MAX_AMOUNT or payslip.gross > MAX_AMOUNT \
+            or w.overtime_hours > MAX_HOURS:
+        too_large = [k for k, v in (*w.earnings.items(), *deductions.items()) if v > MAX_AMOUNT]
         raise PayrollComputationError(f"amounts beyond what a salary record holds: {too_large or 'gross or hours'}")
     return payslip
 
