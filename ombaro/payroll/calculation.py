@@ -25,11 +25,20 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from ombaro.money import HUNDRED, PAISA, round_money
-from ombaro.payroll.rates import (COMPONENTS, DeductionLimit, ESIRate, IncomeTaxRegime, MissingRate, OvertimePolicy,
-                                  PFRate, ProfessionalTax, RateBook)
+from ombaro.payroll.rates import (
+    COMPONENTS,
+    DeductionLimit,
+    ESIRate,
+    IncomeTaxRegime,
+    MissingRate,
+    OvertimePolicy,
+    PFRate,
+    ProfessionalTax,
+    RateBook,
+)
 
 ALLOWANCES = (*COMPONENTS[1:], "incentive", "arrears")  # salary_records.allowances keys
 DEDUCTIONS = ("pf", "esi", "professional_tax", "tds", "loan_emi", "salary_advance", "cooperative_dues",
@@ -265,8 +274,7 @@ class Payslip:
         }
 
 
-@dataclass(frozen=True)
-class _Segment:
+class _Segment(NamedTuple):  # a tuple: one is built per employee and month
     start: dt.date
     end: dt.date
     structure: Structure
@@ -385,6 +393,7 @@ class _Working:
     book: RateBook
     rates: MonthRates  # the book's rates for `period`
     parts: list[_Segment]
+    latest: Structure  # flags and state in force at the end of the month's employment: parts[-1]'s
     earnings: dict[str, Decimal] = field(default_factory=dict)
     deductions: dict[str, Decimal] = field(default_factory=dict)
     employer: dict[str, Decimal] = field(default_factory=dict)
@@ -394,11 +403,6 @@ class _Working:
     gross: Decimal = ZERO  # set with the earnings
     arrears_due: list[ArrearsLine] = field(default_factory=list)  # every difference found
     arrears_paid: list[ArrearsLine] = field(default_factory=list)  # what this month pays or recovers of them
-
-    @property
-    def latest(self) -> Structure:
-        """Flags and state in force at the end of the month's employment."""
-        return self.parts[-1].structure
 
 
 def _earnings(w: _Working) -> None:
@@ -420,7 +424,7 @@ def _earnings(w: _Working) -> None:
         hours, ordinary = ZERO, Decimal(0)
         if part.structure.overtime_eligible:
             hours = sum((h for day, h in w.employee.overtime.items() if start <= day <= end), ZERO)
-            ordinary = sum((getattr(part.structure, c) for c in policy.basis), Decimal(0))
+            ordinary = sum((monthly_lines[c] for c in policy.basis), Decimal(0))
             overtime += hours * policy.multiplier * ordinary
             w.overtime_hours += hours
         w.paid_days += paid
@@ -586,7 +590,7 @@ def _working(employee: EmployeeMonth, period: Period, book: RateBook) -> _Workin
     parts = segments(employee.structures, employed_from, employed_to)
     if not parts:
         raise NoCompensation(f"no compensation structure in force in {period.label()}")
-    return _Working(employee, period, book, month_rates(book, period), parts, explanation={
+    return _Working(employee, period, book, month_rates(book, period), parts, parts[-1].structure, explanation={
         "rounding": "earnings to the paisa half-up; deductions by their rate's rule; totals are sums",
         "days_in_month": period.days,
         "employed": {"from": employed_from.isoformat(), "to": employed_to.isoformat()},

@@ -171,7 +171,7 @@ class IncomeTaxRegime:
         would (the same additions in the same order, so the same figure): once per regime."""
         below: list[Decimal] = []
         tax = Decimal(0)
-        for slab, upper in zip(self.slabs, self._slab_overs[1:]):
+        for slab, upper in zip(self.slabs[:-1], self._slab_overs[1:], strict=True):
             below.append(tax)
             tax += (upper - slab.over) * slab.rate / HUNDRED
         return (*below, tax)
