@@ -18,16 +18,27 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import operator
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from ombaro.money import HUNDRED, PAISA, round_money
-from ombaro.payroll.rates import COMPONENTS, MissingRate, RateBook
+from ombaro.payroll.rates import (
+    COMPONENTS,
+    DeductionLimit,
+    ESIRate,
+    IncomeTaxRegime,
+    MissingRate,
+    OvertimePolicy,
+    PFRate,
+    ProfessionalTax,
+    RateBook,
+)
 
 ALLOWANCES = (*COMPONENTS[1:], "incentive", "arrears")  # salary_records.allowances keys
 DEDUCTIONS = ("pf", "esi", "professional_tax", "tds", "loan_emi", "salary_advance", "cooperative_dues",
@@ -84,6 +95,10 @@ class Period:
     def fy_start(self) -> dt.date:
         """1 April of the financial year this month belongs to."""
         return dt.date(self.year if self.month >= 4 else self.year - 1, 4, 1)
+
+    @cached_property
+    def fy_start_index(self) -> int:
+        return Period(self.fy_start.year, 4).index
 
     @cached_property
     def fy_end_index(self) -> int:
@@ -259,8 +274,7 @@ class Payslip:
         }
 
 
-@dataclass(frozen=True)
-class _Segment:
+class _Segment(NamedTuple):  # a tuple: one is built per employee and month
     start: dt.date
     end: dt.date
     structure: Structure
@@ -273,10 +287,13 @@ class _Segment:
         return self.start <= day <= self.end
 
 
+_effective_from = operator.attrgetter("effective_from")
+
+
 def segments(structures: tuple[Structure, ...], start: dt.date, end: dt.date) -> list[_Segment]:
     """The parts of [start, end] each structure was in force for (a structure lasts until the next
     one starts); days before the first structure belong to none."""
-    ordered = sorted(structures, key=lambda s: s.effective_from)
+    ordered = sorted(structures, key=_effective_from)
     found = []
     for i, structure in enumerate(ordered):
         until = ordered[i + 1].effective_from - dt.timedelta(days=1) if i + 1 < len(ordered) else end
@@ -302,6 +319,71 @@ def _percent(amount: Decimal, rate: Decimal) -> Decimal:
     return amount * rate / HUNDRED
 
 
+class MonthRates:
+    """The rates in force in one month and what follows from them alone, looked up once per rate book
+    and month and shared by every employee's computation (`month_rates`). Each is looked up when first
+    asked for, and a missing one is not kept: an employee who needs no PF rate, say, never fails on its
+    absence, and every one who does fails with the same MissingRate."""
+
+    def __init__(self, book: RateBook, period: Period) -> None:
+        self.book, self.period = book, period
+        self._income_tax: dict[str, IncomeTaxRegime] = {}
+        self._professional_tax: dict[str, ProfessionalTax] = {}
+        self._pt_half_year_start: dict[str, int] = {}
+
+    @cached_property
+    def overtime(self) -> OvertimePolicy:
+        return self.book.overtime(self.period.start)
+
+    @cached_property
+    def overtime_divisor(self) -> Decimal:
+        """Days per month x hours per day: the divisor of the ordinary rate of wages."""
+        return self.overtime.days_per_month * self.overtime.standard_hours_per_day
+
+    @cached_property
+    def pf(self) -> PFRate:
+        return self.book.pf(self.period.start)
+
+    @cached_property
+    def esi(self) -> ESIRate:
+        return self.book.esi(self.period.start)
+
+    @cached_property
+    def esi_period_start(self) -> int:
+        """Period.index of the month the ESI contribution period containing this month starts in."""
+        return Period(*self.esi.period_start(self.period.year, self.period.month)).index
+
+    @cached_property
+    def deduction_limit(self) -> DeductionLimit:
+        return self.book.deduction_limit(self.period.start)
+
+    def income_tax(self, regime: str) -> IncomeTaxRegime:
+        """The regime's rates for the financial year this month belongs to."""
+        if regime not in self._income_tax:
+            self._income_tax[regime] = self.book.income_tax(self.period.fy_start, regime)
+        return self._income_tax[regime]
+
+    def professional_tax(self, state: str) -> ProfessionalTax:
+        if state not in self._professional_tax:
+            self._professional_tax[state] = self.book.professional_tax(state, self.period.start)
+        return self._professional_tax[state]
+
+    def pt_half_year_start(self, state: str) -> int:
+        """Period.index of the month the state's professional-tax half year containing this month starts in."""
+        if state not in self._pt_half_year_start:
+            pt = self.professional_tax(state)
+            self._pt_half_year_start[state] = Period(*pt.half_year_start(self.period.year, self.period.month)).index
+        return self._pt_half_year_start[state]
+
+
+def month_rates(book: RateBook, period: Period) -> MonthRates:
+    """The book's MonthRates for `period`, kept on the book (which never changes once read)."""
+    rates = book.per_month.get(period)
+    if rates is None:
+        rates = book.per_month[period] = MonthRates(book, period)
+    return rates
+
+
 @dataclass
 class _Working:
     """What the blocks of one computation share: the lines so far and their explanation."""
@@ -309,7 +391,9 @@ class _Working:
     employee: EmployeeMonth
     period: Period
     book: RateBook
+    rates: MonthRates  # the book's rates for `period`
     parts: list[_Segment]
+    latest: Structure  # flags and state in force at the end of the month's employment: parts[-1]'s
     earnings: dict[str, Decimal] = field(default_factory=dict)
     deductions: dict[str, Decimal] = field(default_factory=dict)
     employer: dict[str, Decimal] = field(default_factory=dict)
@@ -320,19 +404,14 @@ class _Working:
     arrears_due: list[ArrearsLine] = field(default_factory=list)  # every difference found
     arrears_paid: list[ArrearsLine] = field(default_factory=list)  # what this month pays or recovers of them
 
-    @property
-    def latest(self) -> Structure:
-        """Flags and state in force at the end of the month's employment."""
-        return self.parts[-1].structure
-
 
 def _earnings(w: _Working) -> None:
     """Each component: (sum over segments of monthly x paid days) / days in the month; overtime: (sum
     of hours x multiplier x the ordinary rate of wages) / (days per month x hours per day). Exact
     numerators, one division each, rounded once."""
-    policy = w.book.overtime(w.period.start)
-    per_hour = policy.days_per_month * policy.standard_hours_per_day  # the divisor of the ordinary rate
-    lines: dict[str, Decimal] = {c: Decimal(0) for c in COMPONENTS}
+    policy = w.rates.overtime
+    per_hour = w.rates.overtime_divisor  # the divisor of the ordinary rate
+    lines: dict[str, Decimal] = dict.fromkeys(COMPONENTS, Decimal(0))
     overtime, days = Decimal(0), w.period.days
     explained = []
     for part in w.parts:
@@ -345,7 +424,7 @@ def _earnings(w: _Working) -> None:
         hours, ordinary = ZERO, Decimal(0)
         if part.structure.overtime_eligible:
             hours = sum((h for day, h in w.employee.overtime.items() if start <= day <= end), ZERO)
-            ordinary = sum((getattr(part.structure, c) for c in policy.basis), Decimal(0))
+            ordinary = sum((monthly_lines[c] for c in policy.basis), Decimal(0))
             overtime += hours * policy.multiplier * ordinary
             w.overtime_hours += hours
         w.paid_days += paid
@@ -381,7 +460,7 @@ def _pf(w: _Working) -> None:
     w.deductions["pf"] = ZERO
     if not w.latest.pf_applicable:
         return
-    pf = w.book.pf(w.period.start)
+    pf = w.rates.pf
     wage = pf_wage(w.earnings, pf.definition, pf.wage_components, pf.excluded, pf.excluded_limit)
     ceiling = pf.wage_ceiling
     contributory = min(wage, ceiling) if pf.cap_wages else wage
@@ -401,10 +480,9 @@ def _esi(w: _Working) -> None:
     w.deductions["esi"] = ZERO
     if not w.latest.esi_applicable:
         return
-    esi = w.book.esi(w.period.start)
+    esi = w.rates.esi
     rate_of_wages = w.latest.monthly_gross()
-    period_start = Period(*esi.period_start(w.period.year, w.period.month)).index
-    continued = any(m.esi > 0 for m in w.employee.history.since(period_start))
+    continued = any(m.esi > 0 for m in w.employee.history.since(w.rates.esi_period_start))
     covered = rate_of_wages <= esi.wage_threshold or continued
     wage = w.gross - w.earnings["bonus"]
     # average daily wage = wage / paid days <= the limit, compared without dividing
@@ -428,13 +506,13 @@ def _professional_tax(w: _Working) -> None:
     w.deductions["professional_tax"] = ZERO
     if not w.latest.pt_state:
         return
-    pt = w.book.professional_tax(w.latest.pt_state, w.period.start)
+    pt = w.rates.professional_tax(w.latest.pt_state)
     amount = ZERO
     if pt.period == "monthly":
         base = w.gross
         amount = pt.amount(base, w.employee.gender, february=w.period.month == 2)
     else:
-        half_start = Period(*pt.half_year_start(w.period.year, w.period.month)).index
+        half_start = w.rates.pt_half_year_start(w.latest.pt_state)
         base = sum((m.gross for m in w.employee.history.since(half_start)), ZERO) + w.gross
         if w.period.month in pt.deduct_in_months:
             amount = pt.amount(base, w.employee.gender)
@@ -451,9 +529,9 @@ def _tds(w: _Working) -> None:
     current structure for the months left."""
     employee, period = w.employee, w.period
     declared = employee.tax
-    regime = w.book.income_tax(period.fy_start, declared.regime if declared else "new")
+    regime = w.rates.income_tax(declared.regime if declared else "new")
     after = months_left_after(period, employee.last_working_date)
-    fy_first = Period(period.fy_start.year, 4).index
+    fy_first = period.fy_start_index
     this_year = employee.history.since(fy_first)
     recorded = {m.index for m in this_year}
     joined = employee.joining_date.year * 12 + employee.joining_date.month - 1  # as Period.index, any year
@@ -491,7 +569,7 @@ def _tds(w: _Working) -> None:
 def _deduction_limit(w: _Working) -> str | None:
     """Payment of Wages Act s.7(3): the reason to hold the record when its deductions exceed the
     limit (of the wages: everything but the annual bonus), else None."""
-    limit = w.book.deduction_limit(w.period.start)
+    limit = w.rates.deduction_limit
     cooperative = w.deductions["cooperative_dues"] > 0
     percent = limit.percent_with_cooperative if cooperative else limit.percent
     wages = w.gross - w.earnings["bonus"]
@@ -512,7 +590,7 @@ def _working(employee: EmployeeMonth, period: Period, book: RateBook) -> _Workin
     parts = segments(employee.structures, employed_from, employed_to)
     if not parts:
         raise NoCompensation(f"no compensation structure in force in {period.label()}")
-    return _Working(employee, period, book, parts, explanation={
+    return _Working(employee, period, book, month_rates(book, period), parts, parts[-1].structure, explanation={
         "rounding": "earnings to the paisa half-up; deductions by their rate's rule; totals are sums",
         "days_in_month": period.days,
         "employed": {"from": employed_from.isoformat(), "to": employed_to.isoformat()},
@@ -562,7 +640,10 @@ def _arrears(w: _Working) -> None:
     earned = sum((a.amount for a in w.arrears_due if a.component in ARREARS_EARNINGS), ZERO)
     w.earnings["arrears"] = max(ZERO, earned)
     w.gross = sum(w.earnings.values(), ZERO)
-    pf = {c: sum((a.amount for a in w.arrears_due if a.component == c), ZERO) for c in ARREARS_PF}
+    pf = dict.fromkeys(ARREARS_PF, ZERO)
+    for line in w.arrears_due:
+        if line.component in pf:
+            pf[line.component] += line.amount
     w.deductions["pf_arrears"] = pf["pf"]
     if pf["pf_eps"] or pf["pf_epf"]:
         w.employer["pf_arrears_eps"] = pf["pf_eps"]
@@ -578,7 +659,7 @@ def _arrears_recovery(w: _Working) -> None:
     if earned >= 0:
         w.arrears_paid = list(w.arrears_due)
         return
-    limit = w.book.deduction_limit(w.period.start)
+    limit = w.rates.deduction_limit
     percent = limit.percent_with_cooperative if w.deductions["cooperative_dues"] > 0 else limit.percent
     room_exact = _percent(w.gross - w.earnings["bonus"], percent) - sum(w.deductions.values(), ZERO)
     room = round_money(room_exact)
@@ -620,8 +701,9 @@ def compute(employee: EmployeeMonth, period: Period, book: RateBook) -> Payslip:
                       w.explanation, w.employer, _deduction_limit(w), tuple(w.arrears_paid))
     if payslip.net < 0:
         raise NegativeNet(f"deductions ({payslip.total_deductions}) exceed gross pay ({payslip.gross})")
-    too_large = [k for k, v in (*w.earnings.items(), *deductions.items()) if v > MAX_AMOUNT]
-    if too_large or payslip.gross > MAX_AMOUNT or w.overtime_hours > MAX_HOURS:
+    if max(*w.earnings.values(), *deductions.values()) > MAX_AMOUNT or payslip.gross > MAX_AMOUNT \
+            or w.overtime_hours > MAX_HOURS:
+        too_large = [k for k, v in (*w.earnings.items(), *deductions.items()) if v > MAX_AMOUNT]
         raise PayrollComputationError(f"amounts beyond what a salary record holds: {too_large or 'gross or hours'}")
     return payslip
 

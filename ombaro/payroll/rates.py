@@ -162,18 +162,27 @@ class IncomeTaxRegime:
     rounding: str
 
     @cached_property
-    def _slab_uppers(self) -> tuple[Decimal | None, ...]:
-        """Each slab's upper bound (the next one's start; none for the last): once per regime."""
-        return (*(s.over for s in self.slabs[1:]), None)
+    def _slab_overs(self) -> list[Decimal]:
+        return [s.over for s in self.slabs]
+
+    @cached_property
+    def _tax_below(self) -> tuple[Decimal, ...]:
+        """The tax on the slabs below each slab, summed slab by slab from Decimal(0) as `slab_tax`
+        would (the same additions in the same order, so the same figure): once per regime."""
+        below: list[Decimal] = []
+        tax = Decimal(0)
+        for slab, upper in zip(self.slabs[:-1], self._slab_overs[1:], strict=True):
+            below.append(tax)
+            tax += (upper - slab.over) * slab.rate / HUNDRED
+        return (*below, tax)
 
     def slab_tax(self, income: Decimal) -> Decimal:
-        tax = Decimal(0)
-        for slab, upper in zip(self.slabs, self._slab_uppers, strict=True):
-            if income <= slab.over:
-                break
-            top = income if upper is None else min(income, upper)
-            tax += (top - slab.over) * slab.rate / HUNDRED
-        return tax
+        """The sum over the slabs below `income` of the part of it in each, at the slab's rate."""
+        top = bisect.bisect_left(self._slab_overs, income) - 1  # the highest slab `income` exceeds the start of
+        if top < 0:
+            return Decimal(0)
+        slab = self.slabs[top]
+        return self._tax_below[top] + (income - slab.over) * slab.rate / HUNDRED
 
     def _after_rebate(self, income: Decimal, tax: Decimal) -> tuple[Decimal, Decimal]:
         """(rebate, tax after it): section 87A, with the new regime's marginal relief above the limit."""
@@ -484,6 +493,9 @@ class RateBook:
             versions.sort(key=lambda v: v[0])
         self._parsed: dict[tuple[str, str, dt.date], Rate] = {}
         self._answers: dict[tuple[str, str, dt.date], Rate] = {}
+        # The calculation's rates per month (calculation.MonthRates by its Period): derived from this
+        # book's rows only, so they are kept as long as the book and never shared with another book.
+        self.per_month: dict[Any, Any] = {}
 
     @classmethod
     def load(cls, session: Session) -> RateBook:
