@@ -44,7 +44,8 @@ def round_money(value: Exact, rule: str = "paisa") -> Decimal:
     """`value` rounded once by `rule`, always with two decimals (1800 is 1800.00). A `Fraction` is
     rounded exactly: 36500 * 2 / 208 * 15.99 is 5611.875 and becomes 5611.88."""
     if rule == "paisa" and type(value) is Decimal:  # the common case: one quantize (the second is a no-op)
-        return value.quantize(PAISA, rounding=ROUND_HALF_UP)
+        # The mode positional: the same call, without a keyword's cost (~20 roundings a payslip).
+        return value.quantize(PAISA, ROUND_HALF_UP)
     step, mode = ROUNDINGS[rule]
     if isinstance(value, Fraction):
         return _exact_decimal(value, step, mode).quantize(PAISA)
