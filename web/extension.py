@@ -15,6 +15,8 @@ import psycopg
 import redis
 from flask import Request, current_app, g, request
 from flask.ctx import _AppCtxGlobals
+from psycopg import generators
+from psycopg.adapt import Transformer
 from sqlalchemy import ClauseElement, Connection, Dialect, Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
@@ -88,8 +90,9 @@ _ACT_AS = "SELECT set_config('role', %(_role)s, true), set_config('request.jwt.c
 # Names of caller_rows' statements prepared on a pooled connection (its `info`, which lives and is
 # cleared with the driver's connection).
 _PREPARED = "ombaro.prepared_rows"
-_CURSOR = "ombaro.rows_cursor"  # and the client-side cursor that reads them
+_READER = "ombaro.rows_reader"  # and what sends them and reads their rows (_Reader)
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
+_SUCCEEDED = (psycopg.pq.ExecStatus.COMMAND_OK, psycopg.pq.ExecStatus.TUPLES_OK)  # a statement's result, not its error
 # _ACT_AS prepared too (issue 16, session 8: PostgreSQL parses and plans it on every read otherwise);
 # one text, so one name for the process.
 _ACT_AS_NAME = "ombaro_act_as"
@@ -219,34 +222,66 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
 
 def _read(pooled: PoolProxiedConnection, compiled: _Compiled, values: Mapping[str, Any], *,
           prepares: bool) -> list[tuple[Any, ...]]:
-    """caller_rows' one query on `pooled`, in autocommit meanwhile (the query brings its own BEGIN
-    and COMMIT; psycopg would add one); the connection is left idle and out of autocommit, as
-    SQLAlchemy pools it, unless it broke."""
+    """caller_rows' one query on `pooled`, sent with libpq's simple query as psycopg's client-side
+    cursor would send it (the values quoted by the cursor's mogrify) and its rows loaded by the
+    connection's types, without the cursor's execute and its bookkeeping of the query's four results
+    (issue 16, session 10). psycopg adds no BEGIN of its own here, so the connection stays out of
+    autocommit, as SQLAlchemy pools it (no switching in and out of autocommit either); a failed
+    statement raises psycopg's error for it (as the cursor would) and its transaction is rolled back
+    here. A connection left in any other state (a read cut off midway) fails SQLAlchemy's reset on
+    return to the pool and is dropped there."""
     driver = cast(psycopg.Connection[Any], pooled.driver_connection)  # the engine's driver
-    driver.autocommit = True
+    reader = pooled.info.get(_READER)
+    if reader is None:  # one a connection: a new one looks its 20 columns' loaders up again
+        reader = pooled.info[_READER] = _Reader(driver)
     try:
-        cursor = pooled.info.get(_CURSOR)
-        if cursor is None:  # one a connection: a new cursor looks its 20 columns' loaders up again
-            cursor = pooled.info[_CURSOR] = psycopg.ClientCursor(driver)
         if prepares:
             prepared: set[str] = pooled.info.setdefault(_PREPARED, set())
             for name, prepare in ((_ACT_AS_NAME, _PREPARE_ACT_AS), (compiled.name, compiled.prepare)):
                 if name not in prepared:
                     with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
                         # still there if the names were forgotten but it was not deallocated (a name is never reused)
-                        cursor.execute(prepare)
+                        reader.run(prepare)
                     prepared.add(name)
-        cursor.execute(compiled.execute if prepares else compiled.simple, values)
-        cursor.nextset()  # past BEGIN's result
-        cursor.nextset()  # past set_config's: the statement's rows
-        rows: list[tuple[Any, ...]] = cursor.fetchall()
-        return rows
+        return reader.rows(compiled.execute if prepares else compiled.simple, values)
     finally:
         if driver.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
             driver.rollback()  # a statement failed: its transaction ends here
             pooled.info.pop(_PREPARED, None)  # and psycopg's ROLLBACK may have deallocated them all
-        if driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            driver.autocommit = False  # back to the pool as SQLAlchemy left it
+
+
+class _Reader:
+    """caller_rows' queries on one connection: the client-side cursor quotes the values into the
+    text (its mogrify), libpq sends it as one simple query and the last result's rows are loaded
+    by a Transformer kept for the connection (the loaders of its columns looked up once)."""
+
+    def __init__(self, driver: psycopg.Connection[Any]) -> None:
+        self.driver = driver
+        self.quoting = psycopg.ClientCursor(driver)
+        self.loading = Transformer.from_context(driver)
+
+    def run(self, sql: str, values: Mapping[str, Any] | None = None) -> list[psycopg.pq.abc.PGresult]:
+        """The results of `sql`, a simple query of one or more statements, with `values` quoted into
+        it; the first failed statement's error raised (PostgreSQL runs none after it)."""
+        driver = self.driver
+        encoding = driver.info.encoding
+        text = sql if values is None else self.quoting.mogrify(sql, values)
+        pgconn = driver.pgconn
+        with driver.lock:
+            pgconn.send_query(text.encode(encoding))
+            results: list[psycopg.pq.abc.PGresult] = driver.wait(generators.execute(pgconn))
+        for result in results:
+            if result.status not in _SUCCEEDED:
+                raise psycopg.errors.error_from_result(result, encoding=encoding)
+        return results
+
+    def rows(self, sql: str, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of `sql`'s statement before its last (the COMMIT)."""
+        result = self.run(sql, values)[-2]
+        loading = self.loading
+        loading.set_pgresult(result)
+        rows: list[tuple[Any, ...]] = loading.load_rows(0, result.ntuples, tuple)
+        return rows
 
 
 def _release(pooled: PoolProxiedConnection) -> None:

@@ -165,11 +165,13 @@ def _json_value(column: int, convert: Convert, as_text: bool, given: bool) -> st
 def _json_row(keys: Sequence[str], converters: Sequence[Convert],
               texts: Sequence[bool], given: Sequence[bool]) -> Callable[[Sequence[Any]], str]:
     """One function (its source made here, as `dataclasses` does) that writes a row's JSON object,
-    members in sorted key order, with no call per value but the escaping and the conversions."""
-    members = [f"{encode_basestring_ascii(key) + ':'!r} + "
-               f"{_json_value(column, converters[column], texts[column], given[column])}"
-               for column, key in sorted(enumerate(keys), key=lambda pair: pair[1])]
-    source = f"def json_row(row):\n    return '{{' + ','.join(({', '.join(members)},)) + '}}'\n"
+    members in sorted key order, with no call per value but the escaping and the conversions: the
+    object's text with a `%s` for each value, filled by one `%` (issue 16, session 10: a quarter
+    less than joining the members)."""
+    ordered = sorted(enumerate(keys), key=lambda pair: pair[1])
+    template = "{" + ",".join(f"{encode_basestring_ascii(key).replace('%', '%%')}:%s" for _column, key in ordered) + "}"
+    values = [_json_value(column, converters[column], texts[column], given[column]) for column, _key in ordered]
+    source = f"def json_row(row):\n    return {template!r} % ({', '.join(values)},)\n"
     namespace: dict[str, Any] = {"_string": encode_basestring_ascii, "_nested": _NESTED, "_nested_text": _nested_text,
                                  "_converters": converters}
     exec(source, namespace)  # the source is built above from the schema's field names only

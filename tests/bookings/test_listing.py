@@ -461,3 +461,49 @@ def test_a_listing_survives_psycopg_deallocating_every_statement_on_a_rollback(
     assert pooled_count >= 3
     assert connects == []  # no connection dropped and made again
     assert prepared_executions(app) >= pooled_count  # each prepared it again and ran it
+
+
+@pytest.mark.parametrize("pooler", ["", "transaction"])
+def test_a_read_the_server_refuses_raises_its_error_and_the_connection_reads_on(
+    app_factory: Any, booked: dict[str, Account], pooler: str,
+) -> None:
+    """caller_rows sends its one query through libpq itself, not a psycopg cursor (issue 16, session
+    10): a statement the server refuses still raises psycopg's error for it, its transaction is
+    rolled back, and every pooled connection is left idle and out of autocommit, as SQLAlchemy pools
+    it, and reads on: the next reads on the same connections give the caller exactly their rows."""
+    reading = app_factory(OMBARO_DATABASE_POOLER=pooler) if pooler else app_factory()
+    statement = queries.row_listing(("id", "customer_id"), None, False)
+    for _ in range(3):
+        with reading.test_request_context("/api/v1/bookings", headers=booked["other"].headers):
+            resolve_user()
+            with pytest.raises(psycopg.errors.InvalidRowCountInLimitClause):
+                caller_rows(statement, {"limit": -1})
+            rows = caller_rows(statement, {"limit": 200})
+        assert [customer_id for _id, customer_id in rows] == [booked["other"].id]
+    with reading.app_context():
+        engine = Ombaro.get().engine
+        held = [engine.raw_connection() for _ in range(engine.pool.checkedin())]  # type: ignore[attr-defined]
+        try:
+            assert held
+            for pooled in held:
+                driver = pooled.driver_connection
+                assert driver.autocommit is False  # type: ignore[union-attr]
+                assert driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # type: ignore[union-attr]
+        finally:
+            for pooled in held:
+                pooled.close()
+    customer = client_for(reading, booked["customer"])
+    for _ in range(3):
+        assert customer.get("/api/v1/bookings").get_data() == schema_listing(reading, booked["customer"], "")
+
+
+def test_the_plain_json_writes_a_key_with_a_percent_sign_as_it_is() -> None:
+    """The row writer fills one text with a `%s` for each value (issue 16, session 10): a `%` in a
+    field's name is written as it is, not taken for a placeholder."""
+    class Odd(Schema):
+        share = fields.String(data_key="share %s 100%")
+        more = fields.Integer(data_key="%d")
+
+    rows = [("a%sb", 7), (None, None)]
+    dumped = Odd(many=True).dump([SimpleNamespace(share=s, more=m) for s, m in rows])
+    assert PlainDump(Odd()).json(rows) == json.dumps(dumped, sort_keys=True, separators=(",", ":")) + "\n"
