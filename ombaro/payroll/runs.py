@@ -68,7 +68,7 @@ def _ids(ids: Iterable[uuid.UUID]) -> Any:
     batch size, which psycopg parses and PostgreSQL prepares once, where `IN (...)` of 500
     parameters was a new text to parse per batch (0.6 s of CPU in a 10,000-employee run). The
     array goes as one untyped literal cast by the server (`arrears.id_array`, as the batch's text
-    statements do): psycopg dumping a list of UUIDs element by element cost ~5 ms a batch."""
+    statements do): psycopg dumped a list of UUIDs element by element, ~1 ms a statement of 500."""
     return any_(bindparam(None, id_array(ids), type_=NullType()).cast(ARRAY(UUID(as_uuid=True))))
 
 
