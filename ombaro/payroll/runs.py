@@ -34,6 +34,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from ombaro import commands
 from ombaro.db import fixed_insert
@@ -62,11 +63,13 @@ BATCH_SIZE = 500
 KEY_SCOPE = "payroll"
 FINAL_STATUSES = ("processed", "paid", "hold")  # a run never touches these
 
-def _ids(ids: Sequence[uuid.UUID]) -> Any:
+def _ids(ids: Iterable[uuid.UUID]) -> Any:
     """A batch's ids as one array parameter (`= ANY(...)`): one short statement text whatever the
     batch size, which psycopg parses and PostgreSQL prepares once, where `IN (...)` of 500
-    parameters was a new text to parse per batch (0.6 s of CPU in a 10,000-employee run)."""
-    return any_(bindparam(None, list(ids), type_=ARRAY(UUID(as_uuid=True))))
+    parameters was a new text to parse per batch (0.6 s of CPU in a 10,000-employee run). The
+    array goes as one untyped literal cast by the server (`arrears.id_array`, as the batch's text
+    statements do): psycopg dumped a list of UUIDs element by element, ~1 ms a statement of 500."""
+    return any_(bindparam(None, id_array(ids), type_=NullType()).cast(ARRAY(UUID(as_uuid=True))))
 
 
 def _month_of(period: Period) -> Any:
@@ -252,7 +255,7 @@ def load_batch(session: Session, period: Period, ids: Sequence[uuid.UUID], book:
                SalaryRecord.status.label("final_status"))
         .outerjoin(SalaryRecord, (SalaryRecord.employee_id == Employee.id) & _month_of(period)
                    & SalaryRecord.status.in_(FINAL_STATUSES))
-        .where(Employee.id == _ids(list(ids))).order_by(Employee.id)).tuples().all()
+        .where(Employee.id == _ids(ids)).order_by(Employee.id)).tuples().all()
     # Plain tuples, unpacked by position below: a Row's attribute costs ~0.4 us, some 15 an employee.
     kept = {row[0]: row[-1] for row in rows if row[-1] is not None}
     people = [row[:-1] for row in rows if row[-1] is None]
