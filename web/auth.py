@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app
 
 from ombaro.access import permissions
 from ombaro.identity import accounts, tokens
@@ -76,7 +76,7 @@ AUTHENTICATED = Permission(None, None)
 
 
 def current_user() -> CurrentUser:
-    user: CurrentUser = g.get("user", ANONYMOUS)
+    user: CurrentUser = request_globals().get("user", ANONYMOUS)  # g itself: one proxy look-up less
     return user
 
 
@@ -207,7 +207,7 @@ def may(module: str, action: str, user: CurrentUser | None = None) -> bool:
     if grants is None:  # read again (every few seconds): only then is a session needed
         with Ombaro.get().sessions() as session:
             grants = permissions.GRANTS_CACHE.get(session)
-    return permissions.allowed_by(grants, user.role, module, action)
+    return permissions.allowed_in(grants, user.role, module, action)
 
 
 def _declare(permission: Permission, check: Callable[[], None] | None) -> Callable[[F], F]:

@@ -12,9 +12,9 @@ import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import Any, cast
 
-from flask import Response, current_app, jsonify
+from flask import Flask, Response, current_app, jsonify
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, fields
 from sqlalchemy import JSON, FromClause, Numeric, Uuid
@@ -126,7 +126,7 @@ class PlainDump:
         """`json.dumps(self.many(rows), ensure_ascii=True, sort_keys=True, separators=(",", ":"))`
         and a newline, the text Flask's `jsonify` sends outside debug mode, written row by row
         without the dicts (issue 16, session 6). tests/bookings/test_listing.py compares the two."""
-        return f"[{','.join([self._json_row(row) for row in rows])}]\n"
+        return f"[{','.join(map(self._json_row, rows))}]\n"
 
 
 # The nested mappings (fields.Dict) as the whole document's encoder writes them.
@@ -182,10 +182,9 @@ def _json_row(keys: Sequence[str], converters: Sequence[Convert],
 def json_response(dump: PlainDump, rows: Iterable[Sequence[Any]]) -> Response:
     """`jsonify(dump.many(rows))`: the same response, its text written by `dump.json` when the app's
     JSON provider is Flask's own with its defaults (ASCII, sorted keys, compact outside debug)."""
-    app = current_app
+    app: Flask = cast(Any, current_app)._get_current_object()  # the app itself: one proxy look-up
     provider = app.json
-    if (isinstance(provider, DefaultJSONProvider) and type(provider) is DefaultJSONProvider
-            and provider.ensure_ascii and provider.sort_keys
+    if (type(provider) is DefaultJSONProvider and provider.ensure_ascii and provider.sort_keys
             and (provider.compact or (provider.compact is None and not app.debug))):
         return app.response_class(dump.json(rows), mimetype=provider.mimetype)
     return jsonify(dump.many(rows))
