@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app
 
 from ombaro.access import permissions
 from ombaro.identity import accounts, tokens
@@ -76,7 +76,7 @@ AUTHENTICATED = Permission(None, None)
 
 
 def current_user() -> CurrentUser:
-    user: CurrentUser = g.get("user", ANONYMOUS)
+    user: CurrentUser = request_globals().get("user", ANONYMOUS)  # g itself: one proxy look-up less
     return user
 
 
@@ -87,16 +87,17 @@ def resolve_user() -> None:
     change applies within that bound; at once for the console's calls (FRESH_PRINCIPAL)."""
     here, req = request_globals(), this_request()
     here.user = ANONYMOUS
-    header = req.headers.get("Authorization")
+    environ = req.environ
+    header = environ.get("HTTP_AUTHORIZATION")  # the Authorization header (req.headers' own key for it)
     if header is None or req.routing_exception is not None:
         return  # no route (404) or not this method (405, with Allow): the same answer whoever asks
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated("the Authorization header must be 'Bearer <access token>'")
     token = token.strip()
-    verified = req.environ.get(VERIFIED_CLAIMS)
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthenticated("the Authorization header must be 'Bearer <access token>'")
+    verified = environ.get(VERIFIED_CLAIMS)
     claims = verified[1] if verified is not None and verified[0] == token else None
-    here.user = user_from_token(token, fresh=bool(req.environ.get(FRESH_PRINCIPAL)), claims=claims)
+    here.user = user_from_token(token, fresh=bool(environ.get(FRESH_PRINCIPAL)), claims=claims)
 
 
 # How long a process trusts an account look-up it made for a token: a suspension, a sign-out or a
@@ -207,7 +208,7 @@ def may(module: str, action: str, user: CurrentUser | None = None) -> bool:
     if grants is None:  # read again (every few seconds): only then is a session needed
         with Ombaro.get().sessions() as session:
             grants = permissions.GRANTS_CACHE.get(session)
-    return permissions.allowed_by(grants, user.role, module, action)
+    return permissions.allowed_in(grants, user.role, module, action)
 
 
 def _declare(permission: Permission, check: Callable[[], None] | None) -> Callable[[F], F]:

@@ -83,6 +83,29 @@ def allowed_by(grants: Mapping[str, Mapping[str, frozenset[str]]], role: str | N
     return action in effective(grants, role).get(module, frozenset())
 
 
+# The answers given for one read of the matrix (allowed_in): GRANTS_CACHE hands out a new dict at every
+# read of the table (and none after an edit in this process), so answers kept beside the very dict
+# they came from are exactly as fresh as it, and a new read starts them over.
+_ANSWERS: tuple[object, dict[tuple[str | None, str, str], bool]] = (None, {})
+
+
+def allowed_in(grants: Mapping[str, Mapping[str, frozenset[str]]], role: str | None, module: str,
+               action: str) -> bool:
+    """allowed_by, its answer kept beside `grants` (a matrix GRANTS_CACHE handed out, never changed
+    in place): every permission-checked request asks it, and merging the role's hierarchy each time
+    was most of the check (issue 16, session 10). Plain dict operations, atomic under the GIL."""
+    global _ANSWERS
+    read, answers = _ANSWERS
+    if read is not grants:
+        answers = {}
+        _ANSWERS = (grants, answers)
+    key = (role, module, action)
+    answer = answers.get(key)
+    if answer is None:
+        answer = answers[key] = allowed_by(grants, role, module, action)
+    return answer
+
+
 def module_of_kind(kind: str) -> str:
     """The module a job kind belongs to: `settlements.run` to settlements; kinds of no module
     (system.*, locations.prune) to `jobs`."""
