@@ -4,7 +4,6 @@ macros write what the macros wrote, and the permission answers kept between page
 from __future__ import annotations
 
 import itertools
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -60,9 +59,9 @@ def test_a_second_page_asks_the_matrix_nothing_it_answered_before(
         asked.append(args)
         return real(*args)
 
-    # The console's questions only (the API call behind the page asks its own, web.auth.may).
-    monkeypatch.setattr(console_session, "permissions",
-                        SimpleNamespace(GRANTS_CACHE=permissions.GRANTS_CACHE, allowed_by=counting))
+    # Every question the matrix is asked afresh: the console's and the API call's behind the page
+    # (web.auth.may), which keep their answers in one place (permissions.allowed_in).
+    monkeypatch.setattr(permissions, "allowed_by", counting)
     permissions.GRANTS_CACHE.ttl = 3600.0  # the same read of the matrix for both pages
     try:
         page = browser.get("/console/schedules")

@@ -299,41 +299,25 @@ def allowed(module: str, action: str = "read") -> bool:
     return _role_may(user.role, module, action)
 
 
-# The answers given for one read of the matrix: `permissions.GRANTS_CACHE` hands out a new dict at
-# every read of the table (and none after an edit in this process), so answers kept beside the very
-# dict they came from are exactly as fresh as the matrix, and a new read starts them over.
 Grants = Mapping[str, Mapping[str, frozenset[str]]]
-Answers = dict[tuple[str | None, str, str], bool]
-_ANSWERS: tuple[object, Answers] = (None, {})
 
 
-def _answers() -> tuple[Grants, Answers]:
-    """The matrix this request reads (once a request: one matrix for the whole page) and the answers
-    kept beside it."""
-    global _ANSWERS
-    answers: Answers | None = g.get("console_answers")
-    if answers is None:
+def _grants() -> Grants:
+    """The matrix this request reads (once a request: one matrix for the whole page); the answers
+    asked of it are kept beside it by `permissions.allowed_in`, as the API's `web.auth.may` keeps
+    them."""
+    grants: Grants | None = g.get("console_grants")
+    if grants is None:
         grants = permissions.GRANTS_CACHE.fresh()
         if grants is None:  # read again (every few seconds): only then is a session needed
             with Ombaro.get().sessions() as db:
                 grants = permissions.GRANTS_CACHE.get(db)
-        read, answers = _ANSWERS
-        if read is not grants:
-            answers = {}
-            _ANSWERS = (grants, answers)
-        g.console_grants, g.console_answers = grants, answers
-    return g.console_grants, answers
-
-
-def _may(grants: Grants, answers: Answers, role: str | None, module: str, action: str) -> bool:
-    key = (role, module, action)
-    if key not in answers:
-        answers[key] = permissions.allowed_by(grants, role, module, action)
-    return answers[key]
+        g.console_grants = grants
+    return grants
 
 
 def _role_may(role: str | None, module: str, action: str) -> bool:
-    return _may(*_answers(), role, module, action)
+    return permissions.allowed_in(_grants(), role, module, action)
 
 
 def page(module: str, action: str = "read") -> Callable[[F], F]:
@@ -433,12 +417,12 @@ def console_context() -> dict[str, Any]:
     user = console_user()
     signed_in = user is not None and user.is_authenticated
     role = user.role if user is not None else None
-    grants, answers = _answers() if signed_in else ({}, {})
+    grants = _grants() if signed_in else {}
     host, root, current = request.host, request.script_root, request.endpoint
     token = ""
 
     def allowed_here(module: str, action: str = "read") -> bool:
-        return signed_in and _may(grants, answers, role, module, action)
+        return signed_in and permissions.allowed_in(grants, role, module, action)
 
     def token_here() -> str:
         nonlocal token
