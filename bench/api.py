@@ -1,6 +1,9 @@
 """Command submissions per second through POST /api/v1/reports/refresh (distinct Idempotency-Keys)
-under gunicorn, against a bare Flask route returning the same JSON shape under the same gunicorn
-settings, in the same run. Prints the median of several alternating rounds and the ratio.
+under gunicorn, against two floors under the same gunicorn settings, in the same run: a bare Flask
+route returning the same JSON shape (issue 16's floor), and a bare Flask route doing the same work
+(the token verified, the job and its audit line written by the same statement and committed, the
+task message published; bench/bare_app.py). Prints the median of several rounds, the order of the
+three rotating every round, and the ratios.
 
 Runs against a scratch database (`<db>_bench`, migrated here, dropped after) on the configured
 PostgreSQL server (DATABASE_URL or the embedded one) and the configured Redis database (REDIS_URL), which it
@@ -149,20 +152,22 @@ def main() -> None:
     engine.dispose()
     env = {**os.environ, "DATABASE_URL": bench_url, "REDIS_URL": redis_url, "OMBARO_LOG_LEVEL": "WARNING"}
 
-    servers = {"engine": serve("web:create_app()", env), "bare": serve("bench.bare_app:create_app()", env)}
-    results: dict[str, list[float]] = {"engine": [], "bare": []}
-    cpu: dict[str, list[float]] = {"engine": [], "bare": []}  # the gunicorn workers' CPU ms per request
+    servers = {"engine": serve("web:create_app()", env), "bare": serve("bench.bare_app:create_app()", env),
+               "writing": serve("bench.bare_app:create_writing_app()", env)}
+    results: dict[str, list[float]] = {name: [] for name in servers}
+    cpu: dict[str, list[float]] = {name: [] for name in servers}  # the gunicorn workers' CPU ms per request
     try:
         token = login(servers["engine"][1])
         for name in results:  # warm both up (connection pools, imports)
             load(servers[name][1], 1, args.clients, token)
         for round_no in range(args.rounds):
-            for name in ("bare", "engine") if round_no % 2 == 0 else ("engine", "bare"):
+            names = list(servers)
+            for name in names[round_no % 3:] + names[:round_no % 3]:
                 cpu_before = worker_cpu_seconds(servers[name][0])
                 rate, served = load(servers[name][1], args.seconds, args.clients, token)
                 cpu[name].append((worker_cpu_seconds(servers[name][0]) - cpu_before) * 1000 / max(served, 1))
                 results[name].append(rate)
-                print(f"round {round_no + 1}: {name:<6} {rate:8.1f} req/s, workers' CPU {cpu[name][-1]:.2f} ms a "
+                print(f"round {round_no + 1}: {name:<7} {rate:8.1f} req/s, workers' CPU {cpu[name][-1]:.2f} ms a "
                       f"request (load average {os.getloadavg()[0]:.1f})", flush=True)
     finally:
         for proc, _ in servers.values():
@@ -174,13 +179,16 @@ def main() -> None:
                                    .render_as_string(hide_password=False)).execute(
                 "SELECT count(*) FROM jobs").fetchone()
             conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
-    engine, bare = statistics.median(results["engine"]), statistics.median(results["bare"])
+    submits, bare, writing = (statistics.median(results[name]) for name in ("engine", "bare", "writing"))
     print(f"\njobs recorded: {jobs[0] if jobs else '?'}")
-    print(f"command submissions: {engine:.1f} req/s (median of {args.rounds})")
+    print(f"command submissions: {submits:.1f} req/s (median of {args.rounds})")
     print(f"bare Flask route:    {bare:.1f} req/s (median of {args.rounds})")
-    print(f"ratio engine/bare:   {engine / bare:.2f}")
+    print(f"same work, bare:     {writing:.1f} req/s (median of {args.rounds})")
+    print(f"ratio engine/bare:   {submits / bare:.2f}")
+    print(f"ratio engine/same work: {submits / writing:.2f}")
     print(f"workers' CPU a request: engine {statistics.median(cpu['engine']):.2f} ms, "
-          f"bare {statistics.median(cpu['bare']):.2f} ms (medians)")
+          f"bare {statistics.median(cpu['bare']):.2f} ms, same work {statistics.median(cpu['writing']):.2f} ms "
+          "(medians)")
 
 
 if __name__ == "__main__":
