@@ -401,8 +401,11 @@ RECORD_COLUMNS = ("status", "notes", "basic_salary", "allowances", "deductions",
                   "overtime_amount", "bonus", "gross_salary", "total_deductions", "net_salary")
 DETAIL_COLUMNS = ("employee_code", "employee_name", "department", "designation", "paid_days", "lop_days",
                   "explanation", "employer_contributions")
-# Per upsert statement of a batch: a batch of 500 goes as four statements in one pipeline (below).
-WRITE_CHUNK = 125
+# Per upsert statement of a batch: a batch of 500 goes as ten statements in one pipeline (below). The
+# server writes each chunk while the next is computed, so only the last chunk's write is waited for:
+# with 125 a chunk that wait was ~8 ms a batch, with 50 ~3.5 ms, for no more CPU (docs/benchmarks.md,
+# session 11).
+WRITE_CHUNK = 50
 
 # A chunk's records and their lines in one statement. Rows travel as one JSON parameter each, so the
 # statement is one short cached text whatever the chunk (a multi-row VALUES of 500 rows costs more to
