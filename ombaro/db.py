@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg.rows import RowFactory
 from sqlalchemy import Connection, Engine, Table, TextualSelect, bindparam, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import FromClause
@@ -107,6 +109,50 @@ def fixed_insert(table: FromClause, written: Sequence[str], conflict: str = "", 
                  f"RETURNING {', '.join(column.name for column in columns)}")
     return (text(statement).bindparams(*(bindparam(name, type_=columns[name].type) for name in written))
             .columns(*columns))
+
+
+class DriverPipeline:
+    """The session's psycopg connection in pipeline mode, as `driver_pipeline` hands it out."""
+
+    def __init__(self, driver: psycopg.Connection[Any], pipeline: psycopg.Pipeline) -> None:
+        self.driver = driver
+        self._pipeline = pipeline
+        self._cursors: list[psycopg.Cursor[Any]] = []
+
+    def cursor(self, row_factory: RowFactory[Any] | None = None) -> psycopg.Cursor[Any]:
+        """A cursor on the pipeline's connection, closed when the pipeline ends."""
+        cursor = self.driver.cursor() if row_factory is None else self.driver.cursor(row_factory=row_factory)
+        self._cursors.append(cursor)
+        return cursor
+
+    def sync(self) -> None:
+        """Wait for every statement sent so far: their results (a rowcount, say) are then read."""
+        self._pipeline.sync()
+
+    def close(self) -> None:
+        for cursor in self._cursors:
+            cursor.close()
+
+
+@contextmanager
+def driver_pipeline(session: Session, statement: str | None = None) -> Iterator[DriverPipeline]:
+    """Statements sent together in one psycopg pipeline on the session's connection, inside its
+    transaction (its role and claims): one round trip for all, where each through the session is one
+    (issue 16). The cursors handed out are closed at the end; a psycopg.Error is raised as the
+    session would have raised it (IntegrityError, DataError, ...: SQLAlchemy's DBAPIError, naming
+    `statement`), so callers and the API's error mapping treat it as before."""
+    driver = session.connection().connection.driver_connection
+    assert isinstance(driver, psycopg.Connection), "the engine runs on psycopg 3"
+    pipe: DriverPipeline | None = None
+    try:
+        with driver.pipeline() as pipeline:
+            pipe = DriverPipeline(driver, pipeline)
+            yield pipe
+    except psycopg.Error as error:
+        raise exc.DBAPIError.instance(statement, None, error, psycopg.Error) from error
+    finally:
+        if pipe is not None:
+            pipe.close()
 
 
 API_ROLE = "ombaro_api"

@@ -12,10 +12,10 @@ from types import MappingProxyType
 from typing import Any
 
 import psycopg
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ombaro.db import driver_pipeline
 from ombaro.locations.retention import RETENTION
 from ombaro.models.dispatch import TherapistLastPosition
 from ombaro.models.vendors import Therapist
@@ -117,18 +117,14 @@ def record_pings(session: Session, therapist: TherapistRef, pings: Sequence[Mapp
     The asynchronous commit, the insert and the read of the last position go to PostgreSQL in one
     pipeline (one round trip instead of three, issue 16), inside the session's transaction and so
     under its role and claims."""
-    driver = session.connection().connection.driver_connection
-    assert isinstance(driver, psycopg.Connection), "the engine runs on psycopg 3"
-    try:
-        with driver.pipeline(), driver.cursor() as cursor:
-            cursor.execute(ASYNC_COMMIT)
-            cursor.execute(INSERT_PINGS, {"therapist": therapist.id, "pings": _batch(pings)})
-            cursor.execute(READ_LAST_POSITION, (therapist.id,))
-            row = cursor.fetchone()
-    except psycopg.Error as exc:
-        # Raised as the session would have raised it (IntegrityError, DataError, ProgrammingError...),
-        # so the API maps a refused row to the same problem as before (web/errors.py).
-        raise sa_exc.DBAPIError.instance(INSERT_PINGS, None, exc, psycopg.Error) from exc
+    # A refused row is raised as the session would have raised it (IntegrityError, DataError...), so
+    # the API maps it to the same problem as before (web/errors.py).
+    with driver_pipeline(session, INSERT_PINGS) as pipe:
+        cursor = pipe.cursor()
+        cursor.execute(ASYNC_COMMIT)
+        cursor.execute(INSERT_PINGS, {"therapist": therapist.id, "pings": _batch(pings)})
+        cursor.execute(READ_LAST_POSITION, (therapist.id,))
+        row = cursor.fetchone()
     return None if row is None else _last_position(row)
 
 

@@ -27,17 +27,15 @@ from decimal import Decimal
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import CursorResult, TextClause, any_, bindparam, delete, func, select, text, update
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
 from ombaro import commands
-from ombaro.db import fixed_insert
+from ombaro.db import driver_pipeline, fixed_insert
 from ombaro.identity.administration import made_by
 from ombaro.models.hr import Employee, SalaryRecord
 from ombaro.models.payroll import PayrollFailure, PayrollRun
@@ -350,25 +348,14 @@ def _pipelined(session: Session) -> Iterator[Fetch]:
     as psycopg gives them, as through the session). The server runs them back to back: one round
     trip for all (the first read waits for every statement sent before it), where each statement
     through the session was one, and under load each costs a wake-up of this process."""
-    driver = session.connection().connection.driver_connection
-    assert isinstance(driver, psycopg.Connection), "the engine runs on psycopg 3"
-    cursors: list[psycopg.Cursor[Any]] = []
+    with driver_pipeline(session) as pipe:  # an error raised as the session would have raised it
 
-    def fetch(statement: TextClause, params: dict[str, Any]) -> Callable[[], list[Any]]:
-        cursor = driver.cursor(row_factory=namedtuple_row)
-        cursor.execute(_pyformat(statement), params)
-        cursors.append(cursor)
-        return cursor.fetchall
+        def fetch(statement: TextClause, params: dict[str, Any]) -> Callable[[], list[Any]]:
+            cursor = pipe.cursor(row_factory=namedtuple_row)
+            cursor.execute(_pyformat(statement), params)
+            return cursor.fetchall
 
-    try:
-        with driver.pipeline():
-            yield fetch
-    except psycopg.Error as exc:
-        # Raised as the session would have raised it, so the command path treats it as before.
-        raise sa_exc.DBAPIError.instance(None, None, exc, psycopg.Error) from exc
-    finally:
-        for cursor in cursors:
-            cursor.close()
+        yield fetch
 
 
 # --- computing and writing a batch --------------------------------------------------------------------
@@ -414,8 +401,11 @@ RECORD_COLUMNS = ("status", "notes", "basic_salary", "allowances", "deductions",
                   "overtime_amount", "bonus", "gross_salary", "total_deductions", "net_salary")
 DETAIL_COLUMNS = ("employee_code", "employee_name", "department", "designation", "paid_days", "lop_days",
                   "explanation", "employer_contributions")
-# Per upsert statement of a batch: a batch of 500 goes as four statements in one pipeline (below).
-WRITE_CHUNK = 125
+# Per upsert statement of a batch: a batch of 500 goes as ten statements in one pipeline (below). The
+# server writes each chunk while the next is computed, so only the last chunk's write is waited for:
+# with 125 a chunk that wait was ~8 ms a batch, with 50 ~3.5 ms, for no more CPU (docs/benchmarks.md,
+# session 11).
+WRITE_CHUNK = 50
 
 # A chunk's records and their lines in one statement. Rows travel as one JSON parameter each, so the
 # statement is one short cached text whatever the chunk (a multi-row VALUES of 500 rows costs more to
@@ -476,30 +466,22 @@ def _upsert_records(session: Session, period: Period, run_id: uuid.UUID,
     pipeline: an error computing a chunk, or the server refusing one, leaves the pipeline and the
     batch's transaction rolls back whole (chunks sent before it included). Returns how many records
     changed."""
-    driver = session.connection().connection.driver_connection
-    assert isinstance(driver, psycopg.Connection), "the engine runs on psycopg 3"
     common = {"year": period.year, "month": period.month, "run_id": run_id, "days": period.days}
-    cursors = []
-    try:
-        with driver.pipeline():
-            for chunk in chunks:
-                if not chunk:
-                    continue
-                records = [{"employee_id": e.employee_id, **p.record_values()} for e, p in chunk]
-                details = [{"employee_id": e.employee_id, "employee_code": e.code, "employee_name": e.name,
-                            "department": e.department, "designation": e.designation, "paid_days": p.paid_days,
-                            "lop_days": p.lop_days, "explanation": p.explanation, "employer_contributions": p.employer}
-                           for e, p in chunk]
-                cursor = driver.cursor()
-                cursor.execute(UPSERT, {**common, "rows": _json(records), "details": _json(details)})
-                cursors.append(cursor)
+    with driver_pipeline(session, UPSERT) as pipe:
+        cursors = []
+        for chunk in chunks:
+            if not chunk:
+                continue
+            records = [{"employee_id": e.employee_id, **p.record_values()} for e, p in chunk]
+            details = [{"employee_id": e.employee_id, "employee_code": e.code, "employee_name": e.name,
+                        "department": e.department, "designation": e.designation, "paid_days": p.paid_days,
+                        "lop_days": p.lop_days, "explanation": p.explanation, "employer_contributions": p.employer}
+                       for e, p in chunk]
+            cursor = pipe.cursor()
+            cursor.execute(UPSERT, {**common, "rows": _json(records), "details": _json(details)})
+            cursors.append(cursor)
+        pipe.sync()  # the rowcounts are known once the statements ran
         return sum(cursor.rowcount for cursor in cursors)
-    except psycopg.Error as exc:
-        # Raised as the session would have raised it, so the command path treats it as before.
-        raise sa_exc.DBAPIError.instance(UPSERT, None, exc, psycopg.Error) from exc
-    finally:
-        for cursor in cursors:
-            cursor.close()
 
 
 def _write_rest(session: Session, period: Period, run_id: uuid.UUID, outcome: BatchOutcome,
