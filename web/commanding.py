@@ -70,8 +70,8 @@ def _nothing_pending() -> bool:
 
 def _submit_alone(kind: str, values: Mapping[str, Any]) -> dict[str, Any] | None:
     """The job as a new row, written with the request's audit line in one transaction of its own
-    as the caller (caller_changes: the role and claims and the INSERT with the line in one pipeline,
-    one round trip, committed at its Sync, durable before the 202), then counted and handed to the broker;
+    as the caller (caller_changes: BEGIN, the role and claims, the INSERT with the line and COMMIT as
+    one query, one round trip, durable before the 202), then counted and handed to the broker;
     None if the key was known and nothing was written (issue 16, session 7: the Session, its
     BEGIN, the ORM's statements and the separate COMMIT cost a submit more than its Flask request)."""
     line = line_for(202)

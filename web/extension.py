@@ -176,6 +176,15 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
     text goes in the query as before. A connection that lost its prepared statements (psycopg's
     DEALLOCATE ALL on a rollback, a DISCARD ALL) prepares them again and the read is run once more
     on it; one whose statement no longer fits the table is dropped and the read run on another."""
+    return _run_as_caller(statement, params, writes=False)
+
+
+def _run_as_caller(statement: ClauseElement, params: Mapping[str, Any], *, writes: bool) -> list[tuple[Any, ...]]:
+    """caller_rows' and caller_changes' one query: `statement` between BEGIN and COMMIT as the
+    caller, prepared once a pooled connection (see caller_rows). A statement whose prepared form was
+    lost or no longer fits its table failed before it ran (its transaction rolled back), so it is
+    run once more, a read or a write; after a disconnect only a read is (a write may have committed
+    before the connection went)."""
     ombaro = Ombaro.get()
     engine = ombaro.engine
     compiled = _COMPILED.get(id(statement))
@@ -190,9 +199,20 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
             try:
                 return _read(pooled, compiled, values, prepares=prepares)
             except engine.dialect.loaded_dbapi.Error as error:
-                if attempt == 2:
+                disconnected = engine.dialect.is_disconnect(error, pooled.dbapi_connection, None)
+                if disconnected:
+                    # As SQLAlchemy does on a disconnect: this connection is dropped, and so are the
+                    # others pooled beside it (the server went away under all of them), not handed
+                    # out to fail one by one.
+                    pooled.invalidate(error)
+                    engine.dispose(close=False)
+                lost = prepares and isinstance(error, psycopg.errors.InvalidSqlStatementName)
+                changed = prepares and _plan_changed(error)
+                if attempt == 2 or not (lost or changed or (disconnected and not writes)):
+                    if writes:
+                        raise _as_sqlalchemy(error, engine) from error
                     raise
-                if prepares and isinstance(error, psycopg.errors.InvalidSqlStatementName):
+                if lost:
                     # The connection is fine, its prepared statements are gone: psycopg sends
                     # DEALLOCATE ALL when it rolls back a connection on which it prepared statements
                     # of its own (any statement run five times; SQLAlchemy rolls back each session
@@ -200,17 +220,8 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
                     # on this connection.
                     pooled.info.pop(_PREPARED, None)
                     continue
-                if prepares and _plan_changed(error):
+                if changed:
                     pooled.invalidate(error)  # this connection only: a new one prepares the statement afresh
-                elif engine.dialect.is_disconnect(error, pooled.dbapi_connection, None):
-                    # As SQLAlchemy does on a disconnect: this connection is dropped, and so are the
-                    # others pooled beside it (the server went away under all of them), not handed
-                    # out to fail one by one. A read changes nothing, so it is tried once more on a
-                    # new connection; a second disconnect is the error (a 503).
-                    pooled.invalidate(error)
-                    engine.dispose(close=False)
-                else:
-                    raise
                 _release(pooled)
                 pooled = None
                 pooled = engine.raw_connection()
@@ -218,6 +229,11 @@ def caller_rows(statement: ClauseElement, params: Mapping[str, Any]) -> list[tup
     finally:
         if pooled is not None:
             _release(pooled)
+
+
+def _as_sqlalchemy(error: Exception, engine: Engine) -> sa_exc.StatementError:
+    """The driver's `error` as SQLAlchemy's exception class for it, as a Session raises it (web/errors.py maps them)."""
+    return sa_exc.DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error)
 
 
 def _read(pooled: PoolProxiedConnection, compiled: _Compiled, values: Mapping[str, Any], *,
@@ -293,26 +309,15 @@ def _release(pooled: PoolProxiedConnection) -> None:
 
 
 def caller_changes(statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    """The rows of `statement`, a statement that writes, run with caller_write: the caller's role
-    and claims and the statement in one pipeline, one round trip, in the pipeline's own transaction,
-    committed (synchronously: durable) at its Sync before this returns (a command's job and audit
-    line, web.commanding; issue 16, session 7). `params` go to psycopg as they are; `statement`
-    must be one long-lived object (compiled here once). Never sent twice; a refused statement
-    raises SQLAlchemy's exception classes, as the session would (web/errors.py maps them)."""
-    sql = _DRIVER_SQL.get(id(statement))
-    if sql is None or sql[0] is not statement:
-        sql = _DRIVER_SQL[id(statement)] = (statement, str(statement.compile(dialect=Ombaro.get().engine.dialect)))
-    text = sql[1]
-
-    def queue(driver: psycopg.Connection[Any]) -> Callable[[], list[tuple[Any, ...]]]:
-        cursor = driver.cursor()
-        cursor.execute(text, params)
-        return cursor.fetchall
-
-    return caller_write(queue)
-
-
-_DRIVER_SQL: dict[int, tuple[ClauseElement, str]] = {}  # id(statement) -> the statement, its text as sent
+    """The rows of `statement`, a statement that writes, as caller_rows reads: BEGIN, the caller's
+    role and claims, the statement and COMMIT as one simple query (one round trip; committed, and
+    synchronously so, durable, before this returns), the statement prepared once a pooled
+    connection and EXECUTEd (not behind a transaction pooler). A command's job and audit line
+    (web.commanding; issue 16, sessions 7 and 11). `params` are quoted by psycopg as they are;
+    `statement` must be one long-lived object (compiled here once). Never sent twice once it may
+    have committed (a disconnect is the error, not a retry); a refused statement raises
+    SQLAlchemy's exception classes, as the session would (web/errors.py maps them)."""
+    return _run_as_caller(statement, params, writes=True)
 
 
 def caller_write(queue: Callable[[psycopg.Connection[Any]], Callable[[], T]], *,
@@ -349,7 +354,7 @@ def caller_write(queue: Callable[[psycopg.Connection[Any]], Callable[[], T]], *,
             if engine.dialect.is_disconnect(error, pooled.dbapi_connection, None):
                 pooled.invalidate(error)  # as caller_rows: the server went away under the whole pool
                 engine.dispose(close=False)
-            raise sa_exc.DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error) from error
+            raise _as_sqlalchemy(error, engine) from error
         finally:
             if pooled.dbapi_connection is not None:
                 if driver.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
